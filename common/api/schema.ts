@@ -1,0 +1,486 @@
+// The one source of truth for the kubenova API. `npm run gen` turns these definitions
+// into the CRD manifests in crds/ and the TypeScript types in types.generated.ts; a test
+// regenerates both and fails when the committed files drift from this file.
+//
+// The schemas are plain OpenAPI v3 (structural, as CRDs require). `title` names the
+// TypeScript type an object becomes; the generator keeps it out of nothing — the API
+// server accepts `title` — so the CRDs stay valid as written here.
+
+export const GROUP = 'compute.kubenova.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface JSONSchema {
+  type?: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
+  title?: string;
+  description?: string;
+  properties?: Record<string, JSONSchema>;
+  required?: string[];
+  items?: JSONSchema;
+  additionalProperties?: JSONSchema;
+  enum?: (string | number)[];
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  maxItems?: number;
+  maxProperties?: number;
+  pattern?: string;
+  format?: string;
+  nullable?: boolean;
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+  'x-kubernetes-validations'?: { rule: string; message?: string; messageExpression?: string; reason?: string; fieldPath?: string }[];
+}
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  scope: 'Namespaced' | 'Cluster';
+  description: string;
+  printerColumns: PrinterColumn[];
+  spec: JSONSchema;
+  status: JSONSchema;
+  /** Rules on the whole object, for checks that need both spec and status. */
+  rootValidations?: JSONSchema['x-kubernetes-validations'];
+}
+
+// Kubernetes object names in the API are DNS-1123 subdomains; checking the shape here
+// gives the user the error at apply time instead of a NoValidHost later.
+const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
+const name = (description: string): JSONSchema => ({
+  type: 'string',
+  description,
+  maxLength: 253,
+  pattern: DNS_SUBDOMAIN,
+});
+
+const time = (description: string): JSONSchema => ({ type: 'string', format: 'date-time', description });
+
+const count = (description: string, minimum = 0): JSONSchema => ({ type: 'integer', minimum, description });
+
+const conditions: JSONSchema = {
+  type: 'array',
+  description: 'Observations of the object\'s state, in the Kubernetes API-conventions form.',
+  maxItems: 16,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+  items: {
+    type: 'object',
+    title: 'Condition',
+    required: ['type', 'status', 'reason', 'lastTransitionTime'],
+    properties: {
+      type: { type: 'string', maxLength: 64, description: 'Condition type, e.g. Ready or Scheduled.' },
+      status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+      reason: { type: 'string', maxLength: 128, description: 'CamelCase machine-readable reason.' },
+      message: { type: 'string', maxLength: 4096, description: 'Human-readable details.' },
+      lastTransitionTime: time('When status last changed.'),
+      observedGeneration: count('The .metadata.generation the condition was set from.'),
+    },
+  },
+};
+
+const fault: JSONSchema = {
+  type: 'object',
+  title: 'Fault',
+  description: 'The last failure, as Nova records instance faults.',
+  required: ['reason', 'message'],
+  properties: {
+    reason: { type: 'string', maxLength: 128, description: 'CamelCase reason, e.g. NoValidHost, ClaimFailed, FlavorNotFound.' },
+    message: { type: 'string', maxLength: 8192, description: 'What went wrong and what to do about it.' },
+    time: time('When the fault was recorded.'),
+  },
+};
+
+const flavorSnapshot = (description: string): JSONSchema => ({
+  type: 'object',
+  title: 'FlavorSnapshot',
+  description,
+  required: ['name', 'vcpus', 'memoryMiB', 'rootDiskGiB', 'ephemeralDiskGiB'],
+  properties: {
+    name: { type: 'string', maxLength: 253 },
+    vcpus: count('Virtual CPUs.', 1),
+    memoryMiB: count('Memory in MiB.', 64),
+    rootDiskGiB: count('Root disk in GiB.'),
+    ephemeralDiskGiB: count('Ephemeral disk in GiB.'),
+    extraSpecs: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+});
+
+const scheduling = (description: string): JSONSchema => ({
+  type: 'object',
+  title: 'SchedulingStatus',
+  description,
+  properties: {
+    attempts: count('Placement attempts made so far (Nova\'s retry count).'),
+    triedHosts: {
+      type: 'array',
+      description: 'Hosts already tried; the scheduler does not pick them again.',
+      maxItems: 64,
+      'x-kubernetes-list-type': 'atomic',
+      items: { type: 'string', maxLength: 253 },
+    },
+    selectedHost: {
+      type: 'string',
+      maxLength: 253,
+      description: 'The host the scheduler chose for the current attempt; that host\'s agent claims it.',
+    },
+    claimFailure: {
+      type: 'object',
+      title: 'ClaimFailure',
+      description: 'Written by the agent of selectedHost when its claim failed; the conductor then reschedules.',
+      required: ['host', 'attempt', 'message'],
+      properties: {
+        host: { type: 'string', maxLength: 253 },
+        attempt: count('The attempt whose claim failed.'),
+        message: { type: 'string', maxLength: 4096 },
+      },
+    },
+  },
+});
+
+const resources = (title: string, description: string): JSONSchema => ({
+  type: 'object',
+  title,
+  description,
+  properties: {
+    vcpus: { type: 'integer', minimum: 0 },
+    memoryMiB: { type: 'integer', minimum: 0 },
+    diskGiB: { type: 'integer', minimum: 0 },
+  },
+});
+
+export const flavor: KindDefinition = {
+  kind: 'Flavor',
+  plural: 'flavors',
+  singular: 'flavor',
+  shortNames: ['flv'],
+  scope: 'Cluster',
+  description: 'A Flavor is a virtual hardware template (Nova flavor): vCPUs, memory and disks. Flavors are immutable; make a new one to change sizes.',
+  printerColumns: [
+    { name: 'VCPUS', type: 'integer', jsonPath: '.spec.vcpus' },
+    { name: 'MEMORY', type: 'integer', jsonPath: '.spec.memoryMiB', description: 'Memory in MiB' },
+    { name: 'DISK', type: 'integer', jsonPath: '.spec.rootDiskGiB', description: 'Root disk in GiB' },
+    { name: 'DISABLED', type: 'boolean', jsonPath: '.spec.disabled', priority: 1 },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  spec: {
+    type: 'object',
+    title: 'FlavorSpec',
+    required: ['vcpus', 'memoryMiB', 'rootDiskGiB'],
+    'x-kubernetes-validations': [
+      {
+        rule: 'self == oldSelf',
+        message: 'Flavor spec is immutable, as Nova flavors are: create a new Flavor with the sizes you want and resize instances to it.',
+      },
+    ],
+    properties: {
+      vcpus: count('Virtual CPUs, at least 1.', 1),
+      memoryMiB: count('Memory in MiB, at least 64.', 64),
+      rootDiskGiB: count('Root disk in GiB; 0 means the image size (no resize to 0 from a sized disk).'),
+      ephemeralDiskGiB: { ...count('Ephemeral disk in GiB.'), default: 0 },
+      extraSpecs: {
+        type: 'object',
+        description: 'Extra specs. "node:<label>": "<value>" places instances only on ComputeNodes with that label value.',
+        maxProperties: 64,
+        additionalProperties: { type: 'string', maxLength: 1024 },
+      },
+      disabled: { type: 'boolean', default: false, description: 'A disabled flavor cannot be booted or resized to.' },
+    },
+  },
+  status: { type: 'object', title: 'FlavorStatus', properties: {} },
+};
+
+const VM_STATES = ['building', 'active', 'stopped', 'resized', 'error', 'deleted'] as const;
+const TASK_STATES = [
+  '',
+  'scheduling',
+  'spawning',
+  'resize_prep',
+  'resize_migrating',
+  'resize_migrated',
+  'resize_finish',
+  'resize_reverting',
+  'resize_confirming',
+  'powering_off',
+  'powering_on',
+  'deleting',
+] as const;
+const POWER_STATES = ['running', 'shutdown', 'nostate', 'crashed'] as const;
+
+export const instance: KindDefinition = {
+  kind: 'Instance',
+  plural: 'instances',
+  singular: 'instance',
+  shortNames: ['inst'],
+  scope: 'Namespaced',
+  description: 'An Instance is a virtual machine (Nova server). Change spec.flavor to resize it, spec.powerState to stop or start it.',
+  printerColumns: [
+    { name: 'STATUS', type: 'string', jsonPath: '.status.vmState' },
+    { name: 'TASK', type: 'string', jsonPath: '.status.taskState' },
+    { name: 'FLAVOR', type: 'string', jsonPath: '.status.flavor.name' },
+    { name: 'HOST', type: 'string', jsonPath: '.status.host' },
+    { name: 'POWER', type: 'string', jsonPath: '.status.powerState' },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  rootValidations: [
+    {
+      rule:
+        "!has(oldSelf.status) || !has(oldSelf.status.taskState) || oldSelf.status.taskState == '' || self.spec.flavor == oldSelf.spec.flavor",
+      messageExpression:
+        "'spec.flavor cannot change while task ' + oldSelf.status.taskState + ' is running; wait until status.taskState is empty (kubectl get inst ' + self.metadata.name + ') and try again'",
+      reason: 'FieldValueForbidden',
+    },
+  ],
+  spec: {
+    type: 'object',
+    title: 'InstanceSpec',
+    required: ['flavor', 'image'],
+    properties: {
+      flavor: name('Name of the Flavor wanted. Change it to request a resize.'),
+      image: { type: 'string', minLength: 1, maxLength: 1024, description: 'Image reference, interpreted by the driver (e.g. cirros, tiny).' },
+      powerState: {
+        type: 'string',
+        enum: ['Running', 'Stopped'],
+        default: 'Running',
+        description: 'Desired power state: Running or Stopped.',
+        'x-kubernetes-validations': [
+          { rule: "self in ['Running', 'Stopped']", message: 'spec.powerState must be Running or Stopped' },
+        ],
+      },
+      availabilityZone: {
+        type: 'string',
+        maxLength: 63,
+        description: 'Place only on ComputeNodes labelled topology.kubernetes.io/zone=<this>.',
+      },
+      host: {
+        type: 'string',
+        maxLength: 253,
+        description: 'Forced host (admin): bypasses the scheduler filters but not the host\'s claim.',
+      },
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'InstanceStatus',
+    properties: {
+      vmState: { type: 'string', enum: [...VM_STATES], description: 'Stable state (Nova vm_state).' },
+      taskState: { type: 'string', enum: [...TASK_STATES], description: 'The task in progress, empty when none (Nova task_state).' },
+      powerState: { type: 'string', enum: [...POWER_STATES], description: 'Power state observed by the driver.' },
+      host: { type: 'string', maxLength: 253, description: 'Where the instance runs; set only after a successful claim.' },
+      flavor: flavorSnapshot('The flavor applied to the instance.'),
+      oldFlavor: flavorSnapshot('The previous flavor while a resize awaits confirm or revert.'),
+      migration: { type: 'string', maxLength: 253, description: 'The active Migration, if any.' },
+      launchedAt: time('When the guest was first started.'),
+      fault: fault,
+      scheduling: scheduling('Placement attempts for the current boot.'),
+      guest: {
+        type: 'object',
+        title: 'GuestReport',
+        description: 'What the guest itself reports about its hardware.',
+        properties: {
+          vcpus: { type: 'integer', minimum: 0 },
+          memoryKiB: { type: 'integer', minimum: 0 },
+          diskBytes: { type: 'integer', minimum: 0 },
+          marker: { type: 'string', maxLength: 256 },
+          reportedAt: time('When the guest reported.'),
+        },
+      },
+      conditions,
+      observedGeneration: count('The .metadata.generation last acted on.'),
+    },
+  },
+};
+
+const MIGRATION_STATUSES = [
+  'pre-migrating',
+  'migrating',
+  'post-migrating',
+  'finished',
+  'confirming',
+  'confirmed',
+  'reverting',
+  'reverted',
+  'error',
+] as const;
+
+export const migration: KindDefinition = {
+  kind: 'Migration',
+  plural: 'migrations',
+  singular: 'migration',
+  shortNames: ['mig'],
+  scope: 'Namespaced',
+  description:
+    'A Migration moves an Instance to another host (cold migration) or to another flavor (resize). Patch spec.decision to Confirm or Revert once status is finished.',
+  printerColumns: [
+    { name: 'INSTANCE', type: 'string', jsonPath: '.spec.instance' },
+    { name: 'TYPE', type: 'string', jsonPath: '.status.type' },
+    { name: 'STATUS', type: 'string', jsonPath: '.status.status' },
+    { name: 'SOURCE', type: 'string', jsonPath: '.status.sourceHost' },
+    { name: 'DEST', type: 'string', jsonPath: '.status.destHost' },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  spec: {
+    type: 'object',
+    title: 'MigrationSpec',
+    required: ['instance'],
+    'x-kubernetes-validations': [
+      { rule: 'self.instance == oldSelf.instance', message: 'spec.instance is immutable: create a new Migration for another instance' },
+      {
+        rule: "(has(self.flavor) ? self.flavor : '') == (has(oldSelf.flavor) ? oldSelf.flavor : '')",
+        message: 'spec.flavor is immutable: change the Instance\'s spec.flavor to request another resize',
+      },
+      {
+        rule: "(has(self.targetHost) ? self.targetHost : '') == (has(oldSelf.targetHost) ? oldSelf.targetHost : '')",
+        message: 'spec.targetHost is immutable: create a new Migration to aim at another host',
+      },
+      {
+        rule: "!has(oldSelf.decision) || oldSelf.decision == '' || (has(self.decision) && self.decision == oldSelf.decision)",
+        message: 'spec.decision is final once set: a resize that is being confirmed or reverted cannot be decided again',
+      },
+    ],
+    properties: {
+      instance: name('Name of the Instance to move, in this namespace.'),
+      flavor: {
+        type: 'string',
+        maxLength: 253,
+        default: '',
+        description: 'New flavor for a resize; empty for a cold migration (flavor kept).',
+      },
+      targetHost: { type: 'string', maxLength: 253, description: 'Forced destination host (still claimed there).' },
+      decision: {
+        type: 'string',
+        default: '',
+        description: 'Confirm or Revert a finished resize or migration; empty until decided.',
+        'x-kubernetes-validations': [
+          { rule: "self in ['', 'Confirm', 'Revert']", message: 'spec.decision must be "", Confirm or Revert' },
+        ],
+      },
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'MigrationStatus',
+    properties: {
+      type: { type: 'string', enum: ['resize', 'migration'] },
+      status: { type: 'string', enum: [...MIGRATION_STATUSES] },
+      sourceHost: { type: 'string', maxLength: 253 },
+      destHost: { type: 'string', maxLength: 253 },
+      oldFlavor: flavorSnapshot('The flavor before the move.'),
+      newFlavor: flavorSnapshot('The flavor after the move (same as oldFlavor for a cold migration).'),
+      confirmDeadline: time('When the operator confirms automatically (resizeConfirmWindow).'),
+      scheduling: scheduling('Placement attempts for the destination.'),
+      fault: fault,
+      conditions,
+      startedAt: time('When the migration started.'),
+      finishedAt: time('When it reached finished, confirmed, reverted or error.'),
+    },
+  },
+};
+
+export const computeNode: KindDefinition = {
+  kind: 'ComputeNode',
+  plural: 'computenodes',
+  singular: 'computenode',
+  shortNames: ['cn'],
+  scope: 'Cluster',
+  description: 'A ComputeNode is a host that runs instances, registered and kept by its node agent (Nova compute service and node record).',
+  printerColumns: [
+    { name: 'ZONE', type: 'string', jsonPath: ".metadata.labels['topology\\.kubernetes\\.io/zone']" },
+    { name: 'VCPUS', type: 'string', jsonPath: '.status.usage.vcpus', description: 'allocated/allocatable' },
+    { name: 'MEMORY', type: 'string', jsonPath: '.status.usage.memory', description: 'allocated/allocatable MiB' },
+    { name: 'DISK', type: 'string', jsonPath: '.status.usage.disk', description: 'allocated/allocatable GiB' },
+    { name: 'READY', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+    { name: 'DISABLED', type: 'boolean', jsonPath: '.spec.disabled', priority: 1 },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  spec: {
+    type: 'object',
+    title: 'ComputeNodeSpec',
+    default: {},
+    properties: {
+      disabled: { type: 'boolean', default: false, description: 'No new instances land here (nova service-disable).' },
+      disabledReason: { type: 'string', maxLength: 1024 },
+      allocationRatio: {
+        type: 'object',
+        title: 'AllocationRatio',
+        default: {},
+        description: 'Overcommit ratios: allocatable = (capacity - reserved) * ratio.',
+        properties: {
+          cpu: { type: 'number', minimum: 0.01, maximum: 1000, default: 4.0 },
+          memory: { type: 'number', minimum: 0.01, maximum: 1000, default: 1.0 },
+          disk: { type: 'number', minimum: 0.01, maximum: 1000, default: 1.0 },
+        },
+      },
+      reserved: {
+        type: 'object',
+        title: 'ReservedResources',
+        default: {},
+        description: 'Kept back for the host itself.',
+        properties: {
+          vcpus: { type: 'integer', minimum: 0, default: 0 },
+          memoryMiB: { type: 'integer', minimum: 0, default: 512 },
+          diskGiB: { type: 'integer', minimum: 0, default: 0 },
+        },
+      },
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'ComputeNodeStatus',
+    properties: {
+      capacity: resources('Resources', 'What the driver reports the host has.'),
+      allocatable: resources('Resources', '(capacity - reserved) * allocationRatio.'),
+      allocated: resources('Resources', 'Sum of the claims.'),
+      claims: {
+        type: 'array',
+        description: 'Resources held on this host, one entry per instance or migration.',
+        maxItems: 10000,
+        'x-kubernetes-list-type': 'atomic',
+        items: {
+          type: 'object',
+          title: 'Claim',
+          required: ['consumer', 'kind', 'vcpus', 'memoryMiB', 'diskGiB'],
+          properties: {
+            consumer: { type: 'string', maxLength: 128, description: 'UID of the Instance (kind instance) or Migration (kind migration).' },
+            kind: { type: 'string', enum: ['instance', 'migration'] },
+            instance: { type: 'string', maxLength: 512, description: 'namespace/name of the Instance, for people.' },
+            vcpus: { type: 'integer', minimum: 0 },
+            memoryMiB: { type: 'integer', minimum: 0 },
+            diskGiB: { type: 'integer', minimum: 0 },
+            createdAt: time('When the claim was made.'),
+          },
+        },
+      },
+      usage: {
+        type: 'object',
+        title: 'UsageSummary',
+        description: 'allocated/allocatable per resource, for kubectl get.',
+        properties: {
+          vcpus: { type: 'string', maxLength: 64 },
+          memory: { type: 'string', maxLength: 64 },
+          disk: { type: 'string', maxLength: 64 },
+        },
+      },
+      heartbeatTime: time('Last heartbeat from the node agent.'),
+      driver: { type: 'string', maxLength: 64, description: 'Virt driver in use: fake or libvirt.' },
+      migrationEndpoint: { type: 'string', maxLength: 512, description: 'host:port where the agent receives instance directories.' },
+      conditions,
+    },
+  },
+};
+
+export const KINDS = [flavor, instance, migration, computeNode] as const;

@@ -1,0 +1,62 @@
+// Typed objects of the kubenova API. The spec and status shapes are generated from
+// schema.ts (types.generated.ts); this file adds the object envelope and the state names
+// the code switches on, so the compiler checks every transition table.
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type {
+  ComputeNodeSpec,
+  ComputeNodeStatus,
+  FlavorSpec,
+  FlavorStatus,
+  InstanceSpec,
+  InstanceStatus,
+  MigrationSpec,
+  MigrationStatus,
+} from './types.generated.js';
+import { API_VERSION } from './schema.js';
+
+export * from './types.generated.js';
+export { API_VERSION, GROUP, VERSION } from './schema.js';
+
+export interface KubeObject<K extends string, Spec, Status> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: V1ObjectMeta & { name: string };
+  spec: Spec;
+  status?: Status;
+}
+
+export type Flavor = KubeObject<'Flavor', FlavorSpec, FlavorStatus>;
+export type Instance = KubeObject<'Instance', InstanceSpec, InstanceStatus>;
+export type Migration = KubeObject<'Migration', MigrationSpec, MigrationStatus>;
+export type ComputeNode = KubeObject<'ComputeNode', ComputeNodeSpec, ComputeNodeStatus>;
+
+export type VmState = NonNullable<InstanceStatus['vmState']>;
+export type TaskState = NonNullable<InstanceStatus['taskState']>;
+export type PowerState = NonNullable<InstanceStatus['powerState']>;
+export type MigrationPhase = NonNullable<MigrationStatus['status']>;
+export type ClaimKind = 'instance' | 'migration';
+
+/** The three resources a claim holds, in the units the API uses. */
+export interface ResourceAmounts {
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
+export const RESOURCE_NAMES = ['vcpus', 'memoryMiB', 'diskGiB'] as const;
+export type ResourceName = (typeof RESOURCE_NAMES)[number];
+
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+export const FINALIZER = 'compute.kubenova.io/instance-cleanup';
+
+export interface KindInfo {
+  plural: string;
+  namespaced: boolean;
+}
+
+export const KIND_INFO = {
+  Flavor: { plural: 'flavors', namespaced: false },
+  Instance: { plural: 'instances', namespaced: true },
+  Migration: { plural: 'migrations', namespaced: true },
+  ComputeNode: { plural: 'computenodes', namespaced: false },
+} as const satisfies Record<string, KindInfo>;
