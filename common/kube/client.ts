@@ -1,0 +1,179 @@
+// Typed access to the kubenova custom resources. Every write is a JSON merge patch or a
+// create; status writes carry the resourceVersion they were computed from, so two
+// writers can never overwrite each other (the loser gets a Conflict and re-reads).
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesListObject,
+} from '@kubernetes/client-node';
+import { GROUP, KIND_INFO, VERSION, type ComputeNode, type Flavor, type Instance, type Migration } from '../api/types.js';
+
+export type KindName = keyof typeof KIND_INFO;
+export interface KindMap {
+  Flavor: Flavor;
+  Instance: Instance;
+  Migration: Migration;
+  ComputeNode: ComputeNode;
+}
+
+export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { code?: unknown; statusCode?: unknown } | null)?.statusCode ?? (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const isNotFound = (err: unknown): boolean => statusCode(err) === 404;
+export const isConflict = (err: unknown): boolean => statusCode(err) === 409;
+
+/** The message the API server gave, for faults and logs. */
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = err.body as unknown;
+    if (typeof body === 'string') {
+      try {
+        const parsed = JSON.parse(body) as { message?: string };
+        if (parsed.message) return parsed.message;
+      } catch {
+        return body;
+      }
+    }
+    if (body && typeof body === 'object' && 'message' in body) return String((body as { message: unknown }).message);
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function hasNamespace<T extends { namespace?: string }>(b: T): b is T & { namespace: string } {
+  return b.namespace !== undefined;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export interface Ref {
+  namespace?: string;
+  name: string;
+}
+
+export class ResourceClient<K extends KindName> {
+  readonly plural: string;
+  readonly namespaced: boolean;
+
+  constructor(
+    private readonly api: CustomObjectsApi,
+    readonly kind: K,
+    private readonly fieldManager: string,
+  ) {
+    this.plural = KIND_INFO[kind].plural;
+    this.namespaced = KIND_INFO[kind].namespaced;
+  }
+
+  /** The URL path the watch uses. */
+  watchPath(namespace?: string): string {
+    return namespace && this.namespaced
+      ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${this.plural}`
+      : `/apis/${GROUP}/${VERSION}/${this.plural}`;
+  }
+
+  private base(ref: Ref): { group: string; version: string; plural: string; name: string; namespace?: string } {
+    const common = { group: GROUP, version: VERSION, plural: this.plural, name: ref.name };
+    return this.namespaced ? { ...common, namespace: ref.namespace ?? 'default' } : common;
+  }
+
+  async get(ref: Ref): Promise<KindMap[K] | undefined> {
+    try {
+      const b = this.base(ref);
+      const obj: unknown = hasNamespace(b) ? await this.api.getNamespacedCustomObject(b) : await this.api.getClusterCustomObject(b);
+      return obj as KindMap[K];
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(namespace?: string): Promise<KubernetesListObject<KindMap[K]>> {
+    const res: unknown =
+      this.namespaced && namespace
+        ? await this.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: this.plural, namespace })
+        : await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: this.plural });
+    return res as KubernetesListObject<KindMap[K]>;
+  }
+
+  async create(obj: KindMap[K]): Promise<KindMap[K]> {
+    const b = this.base({ namespace: obj.metadata.namespace, name: obj.metadata.name });
+    const res: unknown =
+      hasNamespace(b)
+        ? await this.api.createNamespacedCustomObject({ ...b, body: obj, fieldManager: this.fieldManager })
+        : await this.api.createClusterCustomObject({ ...b, body: obj, fieldManager: this.fieldManager });
+    return res as KindMap[K];
+  }
+
+  /** Merge-patches the main resource (spec, metadata). */
+  async patch(ref: Ref, body: object): Promise<KindMap[K]> {
+    const b = this.base(ref);
+    const res: unknown =
+      hasNamespace(b)
+        ? await this.api.patchNamespacedCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
+        : await this.api.patchClusterCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
+    return res as KindMap[K];
+  }
+
+  /**
+   * Merge-patches status, guarded by the resourceVersion the change was computed from:
+   * a concurrent writer makes this fail with 409 instead of being overwritten.
+   */
+  async patchStatus(obj: { metadata: { name: string; namespace?: string; resourceVersion?: string } }, status: object): Promise<KindMap[K]> {
+    const b = this.base({ namespace: obj.metadata.namespace, name: obj.metadata.name });
+    const body = { metadata: { resourceVersion: obj.metadata.resourceVersion }, status };
+    const res: unknown =
+      hasNamespace(b)
+        ? await this.api.patchNamespacedCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
+        : await this.api.patchClusterCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
+    return res as KindMap[K];
+  }
+
+  async delete(ref: Ref): Promise<void> {
+    try {
+      const b = this.base(ref);
+      if (hasNamespace(b)) await this.api.deleteNamespacedCustomObject(b);
+      else await this.api.deleteClusterCustomObject(b);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+export class Kube {
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly flavors: ResourceClient<'Flavor'>;
+  readonly instances: ResourceClient<'Instance'>;
+  readonly migrations: ResourceClient<'Migration'>;
+  readonly computeNodes: ResourceClient<'ComputeNode'>;
+
+  constructor(
+    readonly config: KubeConfig,
+    readonly fieldManager: string,
+  ) {
+    this.custom = config.makeApiClient(CustomObjectsApi);
+    this.core = config.makeApiClient(CoreV1Api);
+    this.flavors = new ResourceClient(this.custom, 'Flavor', fieldManager);
+    this.instances = new ResourceClient(this.custom, 'Instance', fieldManager);
+    this.migrations = new ResourceClient(this.custom, 'Migration', fieldManager);
+    this.computeNodes = new ResourceClient(this.custom, 'ComputeNode', fieldManager);
+  }
+
+  resource<K extends KindName>(kind: K): ResourceClient<K> {
+    const map = { Flavor: this.flavors, Instance: this.instances, Migration: this.migrations, ComputeNode: this.computeNodes };
+    return map[kind] as unknown as ResourceClient<K>;
+  }
+}

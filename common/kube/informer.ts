@@ -1,0 +1,81 @@
+// A watch-fed cache of one kind. client-node's ListWatch stops on any error other than
+// 410 Gone; this wrapper restarts it with capped exponential backoff, and a restart
+// re-lists, so objects changed while the watch was down are still delivered.
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { KindMap, KindName, Kube } from './client.js';
+
+export type Handler<T> = (obj: T) => void;
+
+export class Informer<K extends KindName> {
+  private readonly lw: ListWatch<KindMap[K] & KubernetesObject>;
+  private backoffMs = 0;
+  private stopped = false;
+  private synced = false;
+  private readonly syncWaiters: (() => void)[] = [];
+  private restartTimer?: NodeJS.Timeout;
+
+  constructor(
+    kube: Kube,
+    readonly kind: K,
+    private readonly log: Logger,
+    options: { labelSelector?: string; fieldSelector?: string } = {},
+  ) {
+    const client = kube.resource(kind);
+    const listFn = async () => {
+      const list = await client.list();
+      this.markSynced();
+      return list as Awaited<ReturnType<typeof client.list>> & { items: (KindMap[K] & KubernetesObject)[] };
+    };
+    this.lw = new ListWatch(client.watchPath(), new Watch(kube.config as KubeConfig), listFn, false, options.labelSelector, options.fieldSelector);
+    this.lw.on('connect', () => {
+      this.backoffMs = 0;
+    });
+    this.lw.on('error', (err: unknown) => this.restart(err));
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private restart(err: unknown): void {
+    if (this.stopped) return;
+    this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : 200, 10_000);
+    this.log.warn({ kind: this.kind, err: (err as Error)?.message ?? String(err), retryInMs: this.backoffMs }, 'watch failed; re-listing');
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      this.lw.start().catch((e: unknown) => this.restart(e));
+    }, this.backoffMs);
+  }
+
+  on(event: 'add' | 'update' | 'delete', handler: Handler<KindMap[K]>): void {
+    this.lw.on(event, handler as Handler<KindMap[K] & KubernetesObject>);
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.lw.start().catch((err: unknown) => this.restart(err));
+    await this.waitForSync();
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    await this.lw.stop();
+  }
+
+  get(name: string, namespace?: string): KindMap[K] | undefined {
+    return this.lw.get(name, namespace) as KindMap[K] | undefined;
+  }
+
+  list(namespace?: string): readonly KindMap[K][] {
+    return this.lw.list(namespace) as readonly KindMap[K][];
+  }
+}

@@ -1,0 +1,251 @@
+// A real local Kubernetes control plane — etcd, kube-apiserver and kube-controller-manager
+// as processes on free loopback ports — started the way envtest does for Go operators.
+// RBAC is on; the admin identity is a static token in system:masters.
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { join } from 'node:path';
+import { ensureBinaries, type Binaries } from './binaries.js';
+import { freePort, startProcess, type ManagedProcess } from './processes.js';
+
+export interface ControlPlaneOptions {
+  /** Directory for data, certificates, logs and the kubeconfig; created if missing. */
+  dir: string;
+  /** Extra kube-apiserver flags (e.g. for benchmarks). */
+  apiserverFlags?: string[];
+  /** Stream server logs here instead of files (npm start shows them only on failure). */
+  quiet?: boolean;
+}
+
+export class ControlPlane {
+  readonly server: string;
+  readonly kubeconfigPath: string;
+  readonly caPath: string;
+  readonly adminToken: string;
+  private etcd?: ManagedProcess;
+  private apiserver?: ManagedProcess;
+  private controllerManager?: ManagedProcess;
+
+  private constructor(
+    readonly dir: string,
+    readonly binaries: Binaries,
+    private readonly ports: { etcdClient: number; etcdPeer: number; apiserver: number },
+    private readonly apiserverFlags: string[],
+  ) {
+    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    this.kubeconfigPath = join(dir, 'kubeconfig');
+    this.caPath = join(dir, 'pki', 'ca.crt');
+    this.adminToken = randomBytes(24).toString('hex');
+  }
+
+  static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    const binaries = ensureBinaries();
+    mkdirSync(opts.dir, { recursive: true });
+    const ports = { etcdClient: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
+    const cp = new ControlPlane(opts.dir, binaries, ports, opts.apiserverFlags ?? []);
+    cp.writePki();
+    cp.writeKubeconfig();
+    try {
+      await cp.startEtcd();
+      await cp.startApiserver();
+      await cp.startControllerManager();
+    } catch (err) {
+      await cp.stop();
+      throw err;
+    }
+    return cp;
+  }
+
+  private path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  private writePki(): void {
+    const pki = this.path('pki');
+    mkdirSync(pki, { recursive: true });
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=kubenova-local-ca',
+      '-keyout', join(pki, 'ca.key'), '-out', join(pki, 'ca.crt'));
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=kube-apiserver',
+      '-keyout', join(pki, 'apiserver.key'), '-out', join(pki, 'apiserver.csr'));
+    writeFileSync(join(pki, 'san.ext'),
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' +
+      'extendedKeyUsage=serverAuth\n');
+    openssl('x509', '-req', '-in', join(pki, 'apiserver.csr'), '-CA', join(pki, 'ca.crt'), '-CAkey', join(pki, 'ca.key'),
+      '-CAcreateserial', '-days', '3650', '-extfile', join(pki, 'san.ext'), '-out', join(pki, 'apiserver.crt'));
+    const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(pki, 'sa.key'), sa.privateKey.export({ type: 'pkcs1', format: 'pem' }));
+    writeFileSync(join(pki, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(join(pki, 'tokens.csv'), `${this.adminToken},admin,admin-uid,"system:masters"\n`);
+  }
+
+  private writeKubeconfig(): void {
+    const ca = readFileSync(this.caPath).toString('base64');
+    writeFileSync(this.kubeconfigPath, [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: kubenova-local',
+      '  cluster:',
+      `    server: ${this.server}`,
+      `    certificate-authority-data: ${ca}`,
+      'users:',
+      '- name: admin',
+      '  user:',
+      `    token: ${this.adminToken}`,
+      'contexts:',
+      '- name: kubenova-local',
+      '  context: {cluster: kubenova-local, user: admin, namespace: default}',
+      'current-context: kubenova-local',
+      '',
+    ].join('\n'), { mode: 0o600 });
+  }
+
+  private async startEtcd(): Promise<void> {
+    const client = `http://127.0.0.1:${this.ports.etcdClient}`;
+    const peer = `http://127.0.0.1:${this.ports.etcdPeer}`;
+    this.etcd = startProcess({
+      name: 'etcd',
+      command: this.binaries.etcd,
+      args: [
+        `--data-dir=${this.path('etcd')}`,
+        `--listen-client-urls=${client}`,
+        `--advertise-client-urls=${client}`,
+        `--listen-peer-urls=${peer}`,
+        `--initial-advertise-peer-urls=${peer}`,
+        `--initial-cluster=default=${peer}`,
+        '--name=default',
+        // Test data need not survive a power cut; fsync dominates etcd latency on shared disks.
+        '--unsafe-no-fsync',
+        '--quota-backend-bytes=4294967296',
+        '--log-level=warn',
+      ],
+      logFile: this.path('etcd.log'),
+    });
+    await waitUntil('etcd', this.etcd, async () => (await httpGet(`${client}/health`)).includes('"health":"true"'), 30_000);
+  }
+
+  async startApiserver(): Promise<void> {
+    const pki = this.path('pki');
+    this.apiserver = startProcess({
+      name: 'kube-apiserver',
+      command: this.binaries.kubeApiserver,
+      args: [
+        `--etcd-servers=http://127.0.0.1:${this.ports.etcdClient}`,
+        `--secure-port=${this.ports.apiserver}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--cert-dir=${pki}`,
+        `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+        `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+        `--client-ca-file=${join(pki, 'ca.crt')}`,
+        `--token-auth-file=${join(pki, 'tokens.csv')}`,
+        '--authorization-mode=RBAC',
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(pki, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+        '--allow-privileged=true',
+        '--enable-priority-and-fairness=false',
+        // Pods never run here (no kubelet): skip the admission that waits for their service account.
+        '--disable-admission-plugins=ServiceAccount',
+        '--v=1',
+        ...this.apiserverFlags,
+      ],
+      logFile: this.path('kube-apiserver.log'),
+    });
+    await waitUntil('kube-apiserver', this.apiserver, async () => (await this.get('/readyz')) === 'ok', 120_000);
+  }
+
+  private async startControllerManager(): Promise<void> {
+    const pki = this.path('pki');
+    this.controllerManager = startProcess({
+      name: 'kube-controller-manager',
+      command: this.binaries.kubeControllerManager,
+      args: [
+        `--kubeconfig=${this.kubeconfigPath}`,
+        // Namespace deletion, ownerReference garbage collection and service-account tokens
+        // behave as on a real cluster; nothing here runs pods.
+        '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token',
+        `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+        `--root-ca-file=${join(pki, 'ca.crt')}`,
+        '--leader-elect=false',
+        '--secure-port=0',
+        '--concurrent-gc-syncs=5',
+        '--v=1',
+      ],
+      logFile: this.path('kube-controller-manager.log'),
+    });
+    // The controller manager has no port here; it is up when its process stays up.
+    await new Promise((r) => setTimeout(r, 500));
+    if (this.controllerManager.child.exitCode !== null) {
+      throw new Error(`kube-controller-manager exited at start; see ${this.path('kube-controller-manager.log')}`);
+    }
+  }
+
+  /** Stops kube-apiserver only (etcd keeps the data), for restart tests. */
+  async stopApiserver(): Promise<void> {
+    await this.apiserver?.stop('SIGTERM', 15_000);
+  }
+
+  /** GET a path on the API server as admin; resolves with the body. */
+  async get(path: string): Promise<string> {
+    return httpGet(`${this.server}${path}`, { ca: readFileSync(this.caPath), token: this.adminToken });
+  }
+
+  kubectl(args: string[], input?: string): string {
+    return execFileSync(this.binaries.kubectl, ['--kubeconfig', this.kubeconfigPath, ...args], {
+      input,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.controllerManager?.stop();
+    await this.apiserver?.stop('SIGTERM', 15_000);
+    await this.etcd?.stop();
+  }
+}
+
+async function waitUntil(name: string, proc: ManagedProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); see its log`);
+    }
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${name} not ready after ${timeoutMs} ms: ${lastError}`);
+}
+
+function httpGet(url: string, auth?: { ca: Buffer; token: string }): Promise<string> {
+  if (url.startsWith('http://')) {
+    return fetch(url).then((r) => r.text());
+  }
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        agent: new Agent({ ca: auth?.ca, keepAlive: false }),
+        headers: auth ? { Authorization: `Bearer ${auth.token}` } : {},
+        timeout: 5_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}

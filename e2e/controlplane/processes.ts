@@ -1,0 +1,104 @@
+// Child processes that can never outlive the process that started them: each one is
+// launched through `setpriv --pdeathsig`, so the kernel signals it when its parent dies,
+// even when the parent is SIGKILLed and no exit handler runs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (or signal) when the process has ended. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** File to append stdout and stderr to; when absent output is inherited. */
+  logFile?: string;
+  /** Pipe output to the caller instead (for npm start's readable log). */
+  onOutput?: (chunk: Buffer) => void;
+}
+
+const SETPRIV = '/usr/bin/setpriv';
+
+const live = new Set<ManagedProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of live) p.child.kill('SIGKILL');
+  });
+}
+
+export function startProcess(opts: StartOptions): ManagedProcess {
+  installExitHook();
+  const useSetpriv = existsSync(SETPRIV);
+  const command = useSetpriv ? SETPRIV : opts.command;
+  const args = useSetpriv ? ['--pdeathsig', 'KILL', '--', opts.command, ...opts.args] : opts.args;
+  let log: WriteStream | undefined;
+  const child = spawn(command, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', opts.logFile || opts.onOutput ? 'pipe' : 'inherit', opts.logFile || opts.onOutput ? 'pipe' : 'inherit'],
+  });
+  if (opts.logFile) {
+    log = createWriteStream(opts.logFile, { flags: 'a' });
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+  } else if (opts.onOutput) {
+    child.stdout?.on('data', opts.onOutput);
+    child.stderr?.on('data', opts.onOutput);
+  }
+  if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(managed);
+      log?.end();
+      resolve(code ?? signal ?? 0);
+    });
+  });
+  const managed: ManagedProcess = {
+    name: opts.name,
+    pid: child.pid,
+    child,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  live.add(managed);
+  return managed;
+}
+
+/** A loopback port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (typeof address !== 'object' || address === null) return reject(new Error('no port'));
+      server.close(() => resolve(address.port));
+    });
+  });
+}

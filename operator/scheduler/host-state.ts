@@ -1,0 +1,50 @@
+// What the scheduler knows about one compute host: a snapshot of its ComputeNode status plus the
+// placements this scheduler has made there that the node has not yet reported (see in-flight.ts).
+import type { ComputeNode, ResourceAmounts, Resources } from '../../common/api/types.js';
+import { add, subtract } from '../../common/api/flavor.js';
+
+export interface HostState {
+  name: string;
+  labels: Record<string, string>;
+  disabled: boolean;
+  /** Ready condition True and heartbeat fresh. */
+  ready: boolean;
+  /** From status.allocatable (ratio and reserved already applied by the agent). */
+  allocatable: ResourceAmounts;
+  /** status.allocated PLUS the scheduler's own in-flight placements. */
+  allocated: ResourceAmounts;
+}
+
+// A node that has not reported a resource yet has none of it to offer: 0, never "unlimited".
+function amounts(r: Resources | undefined): ResourceAmounts {
+  return { vcpus: r?.vcpus ?? 0, memoryMiB: r?.memoryMiB ?? 0, diskGiB: r?.diskGiB ?? 0 };
+}
+
+// The Ready condition alone can lie: an agent that died cannot set it to False, so a stale
+// heartbeat counts as not ready (Nova's servicegroup "is_up" check on the service report time).
+function isReady(node: ComputeNode, now: Date, heartbeatTimeoutMs: number): boolean {
+  const readyCondition = node.status?.conditions?.find((c) => c.type === 'Ready');
+  if (readyCondition?.status !== 'True') return false;
+  const heartbeat = node.status?.heartbeatTime;
+  if (heartbeat === undefined) return false;
+  const beatMs = Date.parse(heartbeat);
+  if (Number.isNaN(beatMs)) return false;
+  return now.getTime() - beatMs <= heartbeatTimeoutMs;
+}
+
+export function hostStateFrom(node: ComputeNode, now: Date, heartbeatTimeoutMs: number, inFlight?: ResourceAmounts): HostState {
+  const reported = amounts(node.status?.allocated);
+  return {
+    name: node.metadata.name,
+    labels: { ...(node.metadata.labels ?? {}) },
+    disabled: node.spec.disabled === true,
+    ready: isReady(node, now, heartbeatTimeoutMs),
+    allocatable: amounts(node.status?.allocatable),
+    allocated: inFlight ? add(reported, inFlight) : reported,
+  };
+}
+
+/** allocatable - allocated; negative when a node is over-committed (e.g. after an allocation-ratio cut). */
+export function free(host: HostState): ResourceAmounts {
+  return subtract(host.allocatable, host.allocated);
+}
