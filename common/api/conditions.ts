@@ -1,0 +1,33 @@
+import type { Condition } from './types.js';
+
+export interface ConditionInput {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message?: string;
+}
+
+/**
+ * Returns the list with the condition set; lastTransitionTime changes only when the
+ * status does, as the API conventions require.
+ */
+export function setCondition(list: Condition[] | undefined, input: ConditionInput, now: Date, observedGeneration?: number): Condition[] {
+  const existing = (list ?? []).find((c) => c.type === input.type);
+  const next: Condition = {
+    type: input.type,
+    status: input.status,
+    reason: input.reason,
+    message: input.message ?? '',
+    lastTransitionTime: existing && existing.status === input.status ? existing.lastTransitionTime : now.toISOString(),
+  };
+  if (observedGeneration !== undefined) next.observedGeneration = observedGeneration;
+  return [...(list ?? []).filter((c) => c.type !== input.type), next].sort((a, b) => a.type.localeCompare(b.type));
+}
+
+export function getCondition(list: Condition[] | undefined, type: string): Condition | undefined {
+  return list?.find((c) => c.type === type);
+}
+
+export function sameConditions(a: Condition[] | undefined, b: Condition[] | undefined): boolean {
+  return JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
+}

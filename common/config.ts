@@ -1,0 +1,68 @@
+// Command-line flags with environment-variable fallbacks (the Helm chart sets env), each
+// validated at start with an error that names the flag and the value expected.
+import { parseArgs } from 'node:util';
+
+type Kind = 'string' | 'number' | 'boolean';
+export interface FlagSpec<K extends Kind = Kind> {
+  type: K;
+  env?: string;
+  default?: K extends 'string' ? string : K extends 'number' ? number : boolean;
+  description: string;
+  min?: number;
+  choices?: readonly string[];
+}
+
+type ValueOf<S extends FlagSpec> = S['type'] extends 'string' ? string : S['type'] extends 'number' ? number : boolean;
+export type Parsed<T extends Record<string, FlagSpec>> = { [K in keyof T]: T[K] extends { default: unknown } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined };
+
+export class ConfigError extends Error {}
+
+export function parseFlags<T extends Record<string, FlagSpec>>(specs: T, argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed<T> {
+  const options = Object.fromEntries(
+    Object.entries(specs).map(([name, s]) => [name, { type: s.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${usage(specs)}`);
+  }
+  const out: Record<string, string | number | boolean | undefined> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    let raw: string | boolean | undefined = values[name];
+    if (raw === undefined && spec.env && env[spec.env] !== undefined && env[spec.env] !== '') raw = env[spec.env];
+    if (raw === undefined) {
+      out[name] = spec.default;
+      continue;
+    }
+    if (spec.type === 'number') {
+      const n = Number(raw);
+      if (!Number.isFinite(n)) throw new ConfigError(`--${name}: expected a number, got "${raw}"`);
+      if (spec.min !== undefined && n < spec.min) throw new ConfigError(`--${name}: must be >= ${spec.min}, got ${n}`);
+      out[name] = n;
+    } else if (spec.type === 'boolean') {
+      out[name] = raw === true || raw === 'true' || raw === '1';
+    } else {
+      const s = String(raw);
+      if (spec.choices && !spec.choices.includes(s)) throw new ConfigError(`--${name}: must be one of ${spec.choices.join(', ')}, got "${s}"`);
+      out[name] = s;
+    }
+  }
+  return out as Parsed<T>;
+}
+
+export function usage(specs: Record<string, FlagSpec>): string {
+  return Object.entries(specs)
+    .map(([name, s]) => `  --${name}${s.type === 'boolean' ? '' : ' <' + s.type + '>'}  ${s.description}${s.env ? ` [env ${s.env}]` : ''}${s.default !== undefined ? ` (default ${String(s.default)})` : ''}`)
+    .join('\n');
+}
+
+export function parseLabels(s: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (s ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new ConfigError(`label "${pair}" must look like key=value`);
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
+}

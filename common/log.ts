@@ -1,0 +1,26 @@
+// pino JSON logs; every line about a resource carries instance / migration / node / step
+// so one grep follows a task across the operator and the agents.
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger } from 'pino';
+
+export interface LogOptions {
+  component: string;
+  level?: string;
+  /** Human-readable output (npm start); JSON otherwise. */
+  pretty?: boolean;
+  node?: string;
+}
+
+export function createLogger(opts: LogOptions): Logger {
+  const base = { component: opts.component, ...(opts.node ? { node: opts.node } : {}) };
+  const level = (opts.level ?? process.env.LOG_LEVEL ?? "info") as LevelWithSilent;
+  if (opts.pretty ?? process.env.LOG_FORMAT === 'pretty') {
+    return pino({
+      level,
+      base,
+      transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 1 } },
+    });
+  }
+  return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime });
+}

@@ -1,0 +1,124 @@
+// A controller work queue with the guarantees of client-go's: a key waiting is queued
+// once however often it is added, a key is never processed by two workers at once, and
+// failures are retried with capped exponential backoff.
+export interface WorkQueueHooks {
+  onAdd?(): void;
+  onDepth?(depth: number): void;
+  onQueueLatency?(seconds: number): void;
+  onWorkDuration?(seconds: number): void;
+  onRetry?(): void;
+}
+
+export type Reconcile = (key: string) => Promise<ReconcileResult>;
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface WorkQueueOptions {
+  workers: number;
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  hooks?: WorkQueueHooks;
+  onError?(key: string, err: unknown): void;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly queued = new Map<string, number>();
+  private readonly processing = new Set<string>();
+  /** Keys added while being processed: run again once the current run ends. */
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private active = 0;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly reconcile: Reconcile,
+    private readonly opts: WorkQueueOptions,
+  ) {}
+
+  add(key: string): void {
+    if (this.stopped) return;
+    this.opts.hooks?.onAdd?.();
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.set(key, Date.now());
+    this.queue.push(key);
+    this.opts.hooks?.onDepth?.(this.queue.length);
+    this.pump();
+  }
+
+  /** Adds the key after a delay; an earlier pending delay for the key wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.stopped) return;
+    if (delayMs <= 0) return this.add(key);
+    const existing = this.timers.get(key);
+    if (existing) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    timer.unref?.();
+    this.timers.set(key, timer);
+  }
+
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.active < this.opts.workers && this.queue.length > 0) {
+      const key = this.queue.shift()!;
+      const enqueuedAt = this.queued.get(key) ?? Date.now();
+      this.queued.delete(key);
+      this.opts.hooks?.onDepth?.(this.queue.length);
+      this.opts.hooks?.onQueueLatency?.((Date.now() - enqueuedAt) / 1000);
+      this.processing.add(key);
+      this.active++;
+      void this.run(key);
+    }
+    if (this.active === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async run(key: string): Promise<void> {
+    const started = Date.now();
+    try {
+      const result = await this.reconcile(key);
+      this.failures.delete(key);
+      if (result.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      const n = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, n);
+      this.opts.hooks?.onRetry?.();
+      this.opts.onError?.(key, err);
+      const base = this.opts.baseBackoffMs ?? 100;
+      this.addAfter(key, Math.min(base * 2 ** (n - 1), this.opts.maxBackoffMs ?? 30_000));
+    } finally {
+      this.opts.hooks?.onWorkDuration?.((Date.now() - started) / 1000);
+      this.processing.delete(key);
+      this.active--;
+      if (this.dirty.delete(key)) this.add(key);
+      this.pump();
+    }
+  }
+
+  /** Resolves when nothing is queued or running (for tests and shutdown). */
+  idle(): Promise<void> {
+    if (this.active === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+    if (this.active > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+}

@@ -1,0 +1,27 @@
+import { parseFlags, type FlagSpec } from '../common/config.js';
+
+export const AGENT_FLAGS = {
+  'node-name': { type: 'string', env: 'NODE_NAME', description: 'Host name this agent serves (its ComputeNode name)' },
+  kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
+  driver: { type: 'string', env: 'KUBENOVA_DRIVER', default: 'fake', choices: ['fake', 'libvirt'], description: 'Virt driver' },
+  'state-dir': { type: 'string', env: 'KUBENOVA_STATE_DIR', default: '/var/lib/kubenova', description: 'Where instance directories live' },
+  'capacity-vcpus': { type: 'number', env: 'KUBENOVA_CAPACITY_VCPUS', default: 8, min: 1, description: 'Fake driver: host vCPUs' },
+  'capacity-memory-mib': { type: 'number', env: 'KUBENOVA_CAPACITY_MEMORY_MIB', default: 16384, min: 64, description: 'Fake driver: host memory in MiB' },
+  'capacity-disk-gib': { type: 'number', env: 'KUBENOVA_CAPACITY_DISK_GIB', default: 200, min: 0, description: 'Fake driver: host disk in GiB' },
+  zone: { type: 'string', env: 'KUBENOVA_ZONE', description: 'Availability zone label (topology.kubernetes.io/zone)' },
+  labels: { type: 'string', env: 'KUBENOVA_NODE_LABELS', description: 'Extra ComputeNode labels, k=v,k2=v2' },
+  'heartbeat-interval': { type: 'number', env: 'KUBENOVA_HEARTBEAT_INTERVAL', default: 10, min: 0.1, description: 'Seconds between heartbeats' },
+  'audit-interval': { type: 'number', env: 'KUBENOVA_AUDIT_INTERVAL', default: 60, min: 0.1, description: 'Seconds between resource audits (update_available_resource)' },
+  'audit-grace': { type: 'number', env: 'KUBENOVA_AUDIT_GRACE', default: 30, min: 0, description: 'Seconds a claim without a live consumer is kept before the audit frees it' },
+  'metrics-port': { type: 'number', env: 'KUBENOVA_METRICS_PORT', default: 0, min: 0, description: 'Port for /metrics, /healthz, /readyz (0 = any free port)' },
+  'metrics-address': { type: 'string', env: 'KUBENOVA_METRICS_ADDRESS', default: '127.0.0.1', description: 'Address for the metrics server' },
+  'log-level': { type: 'string', env: 'LOG_LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], description: 'Log level' },
+  'log-format': { type: 'string', env: 'LOG_FORMAT', default: 'json', choices: ['json', 'pretty'], description: 'Log format' },
+  'spawn-delay-ms': { type: 'number', env: 'KUBENOVA_SPAWN_DELAY_MS', default: 0, min: 0, description: 'Fake driver: time a spawn takes' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type AgentConfig = ReturnType<typeof parseAgentConfig>;
+
+export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  return parseFlags(AGENT_FLAGS, argv, env);
+}

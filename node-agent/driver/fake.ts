@@ -1,0 +1,358 @@
+// A hypervisor made of directories: every domain is a real instance directory with a
+// definition and a disk file, so migrations can copy and checksum real bytes and an agent
+// restart finds its domains again, without needing KVM on the test machine.
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
+import { DriverError } from './driver.js';
+import type { DomainInfo, DomainSpec, GuestInfo, VirtDriver } from './driver.js';
+
+/**
+ * The fake disk is a scaled-down model of the real one: 64 KiB on the host per GiB of
+ * flavor root disk. Large enough that copies, checksums and growth are real work, small
+ * enough that a test host can hold hundreds of instances.
+ */
+export const FAKE_DISK_BYTES_PER_GIB = 64 * 1024;
+
+const GIB = 1024 ** 3;
+const HASH_BLOCK = 32;
+const WRITE_CHUNK = 1024 * 1024;
+const DEFINITION = 'domain.json';
+const DISK = 'disk.img';
+const RESIZE_SUFFIX = '_resize';
+// No '_' so a uid can never collide with a `<uid>_resize` directory, and no '/' or leading '.'
+// so a uid cannot point outside the instances directory.
+const UID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+
+/** Size of the fake disk for a flavor's root disk; a 0 GiB root disk still has an image. */
+export function fakeDiskSize(rootDiskGiB: number): number {
+  return Math.max(1, rootDiskGiB) * FAKE_DISK_BYTES_PER_GIB;
+}
+
+/**
+ * The bytes of `uid`'s fake disk at [offset, offset + length): SHA-256 in counter mode
+ * over `${uid}:${blockIndex}`. Depending only on uid and offset makes every spawn of a uid
+ * identical and makes growth a pure append, so tests can tell a copied or reverted disk
+ * from a freshly created one by content alone.
+ */
+export function fakeDiskContent(uid: string, offset: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let pos = 0;
+  let block = Math.floor(offset / HASH_BLOCK);
+  let skip = offset % HASH_BLOCK;
+  while (pos < length) {
+    const digest = createHash('sha256').update(`${uid}:${block}`).digest();
+    pos += digest.copy(out, pos, skip, Math.min(HASH_BLOCK, skip + (length - pos)));
+    skip = 0;
+    block++;
+  }
+  return out;
+}
+
+type FakePowerState = 'running' | 'shutdown';
+
+interface DomainDefinition {
+  uid: string;
+  name: string;
+  flavor: FlavorSnapshot;
+  image: string;
+  powerState: FakePowerState;
+  /** Written once at first boot; a new marker means the guest was recreated, not restarted or moved. */
+  marker: string;
+  createdAt: string;
+}
+
+export interface FakeDriverOptions {
+  /** Time a boot takes, so tests can observe the spawning task state. */
+  spawnDelayMs?: number;
+  /** spawn of this image throws DriverError, so tests can exercise a failed spawn. */
+  failSpawnForImage?: string;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isFlavorSnapshot(v: unknown): v is FlavorSnapshot {
+  return (
+    isRecord(v) &&
+    typeof v.name === 'string' &&
+    typeof v.vcpus === 'number' &&
+    typeof v.memoryMiB === 'number' &&
+    typeof v.rootDiskGiB === 'number' &&
+    typeof v.ephemeralDiskGiB === 'number'
+  );
+}
+
+function parseDefinition(text: string, uid: string): DomainDefinition {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  if (
+    !isRecord(v) ||
+    v.uid !== uid ||
+    typeof v.name !== 'string' ||
+    !isFlavorSnapshot(v.flavor) ||
+    typeof v.image !== 'string' ||
+    (v.powerState !== 'running' && v.powerState !== 'shutdown') ||
+    typeof v.marker !== 'string' ||
+    typeof v.createdAt !== 'string'
+  ) {
+    throw new DriverError('read', uid, `${DEFINITION} is not a valid domain definition`);
+  }
+  return { uid, name: v.name, flavor: v.flavor, image: v.image, powerState: v.powerState, marker: v.marker, createdAt: v.createdAt };
+}
+
+function isNotFound(err: unknown): boolean {
+  return isRecord(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR');
+}
+
+// Unique per writer so two writers never share a temp file; a crash leaves only a stray
+// temp file, never a half-written definition or disk under the real name.
+function tempPathFor(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
+async function syncAndClose(fh: FileHandle): Promise<void> {
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const tmp = tempPathFor(path);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+  } finally {
+    await syncAndClose(fh);
+  }
+  await rename(tmp, path);
+}
+
+async function writeDiskRange(fh: FileHandle, uid: string, from: number, to: number): Promise<void> {
+  for (let off = from; off < to; off += WRITE_CHUNK) {
+    const len = Math.min(WRITE_CHUNK, to - off);
+    await fh.write(fakeDiskContent(uid, off, len), 0, len, off);
+  }
+}
+
+export class FakeDriver implements VirtDriver {
+  readonly kind = 'fake' as const;
+  readonly #instancesDir: string;
+  readonly #capacity: ResourceAmounts;
+  readonly #options: FakeDriverOptions;
+  // Operations on one uid run one after another, so two concurrent spawns cannot each
+  // write a different first-boot marker.
+  readonly #queues = new Map<string, Promise<unknown>>();
+
+  constructor(stateDir: string, capacity: ResourceAmounts, options: FakeDriverOptions = {}) {
+    // Absolute, because instanceDir() is handed to the migration transfer, which may run elsewhere.
+    this.#instancesDir = join(resolve(stateDir), 'instances');
+    this.#capacity = { ...capacity };
+    this.#options = { ...options };
+  }
+
+  async capacity(): Promise<ResourceAmounts> {
+    return { ...this.#capacity };
+  }
+
+  instanceDir(uid: string): string {
+    this.#checkUid('instanceDir', uid);
+    return join(this.#instancesDir, uid);
+  }
+
+  async spawn(spec: DomainSpec): Promise<DomainInfo> {
+    this.#checkUid('spawn', spec.uid);
+    return this.#serial(spec.uid, async () => {
+      if (this.#options.failSpawnForImage !== undefined && spec.image === this.#options.failSpawnForImage) {
+        throw new DriverError('spawn', spec.uid, `image ${spec.image} failed to boot`);
+      }
+      const existing = await this.#read(spec.uid);
+      if (existing?.powerState === 'running') return this.#info(existing);
+      await this.#bootDelay();
+      if (existing) return this.#info(await this.#setPower(existing, 'running'));
+
+      const dir = this.instanceDir(spec.uid);
+      await mkdir(dir, { recursive: true });
+      // The disk goes first and the definition last: a definition on disk means the domain
+      // is complete, and a spawn interrupted before it simply starts over.
+      const disk = join(dir, DISK);
+      const tmp = tempPathFor(disk);
+      const fh = await open(tmp, 'w');
+      try {
+        await writeDiskRange(fh, spec.uid, 0, fakeDiskSize(spec.flavor.rootDiskGiB));
+      } finally {
+        await syncAndClose(fh);
+      }
+      await rename(tmp, disk);
+      const def: DomainDefinition = {
+        uid: spec.uid,
+        name: spec.name,
+        flavor: structuredClone(spec.flavor),
+        image: spec.image,
+        powerState: 'running',
+        marker: randomBytes(16).toString('hex'),
+        createdAt: new Date().toISOString(),
+      };
+      await this.#write(def);
+      return this.#info(def);
+    });
+  }
+
+  async powerOff(uid: string): Promise<DomainInfo> {
+    return this.#power('powerOff', uid, 'shutdown');
+  }
+
+  async powerOn(uid: string): Promise<DomainInfo> {
+    return this.#power('powerOn', uid, 'running');
+  }
+
+  async destroy(uid: string): Promise<void> {
+    this.#checkUid('destroy', uid);
+    await this.#serial(uid, async () => {
+      const dir = this.instanceDir(uid);
+      // The definition goes first, so an interrupted destroy leaves no half a domain that
+      // list() would report; the leftover files go on the next destroy.
+      await rm(join(dir, DEFINITION), { force: true });
+      await rm(dir, { recursive: true, force: true });
+      await rm(`${dir}${RESIZE_SUFFIX}`, { recursive: true, force: true });
+    });
+  }
+
+  async get(uid: string): Promise<DomainInfo | undefined> {
+    this.#checkUid('get', uid);
+    const def = await this.#read(uid);
+    return def && this.#info(def);
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    let names: string[];
+    try {
+      const entries = await readdir(this.#instancesDir, { withFileTypes: true });
+      names = entries.filter((e) => e.isDirectory() && UID_PATTERN.test(e.name)).map((e) => e.name);
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    const infos: DomainInfo[] = [];
+    for (const uid of names.sort()) {
+      const def = await this.#read(uid);
+      if (def) infos.push(await this.#info(def));
+    }
+    return infos;
+  }
+
+  async guestReport(uid: string): Promise<GuestInfo | undefined> {
+    this.#checkUid('guestReport', uid);
+    const def = await this.#read(uid);
+    if (def?.powerState !== 'running') return undefined;
+    return {
+      vcpus: def.flavor.vcpus,
+      memoryKiB: def.flavor.memoryMiB * 1024,
+      // The guest sees the flavor's full-size disk, not the scaled-down file.
+      diskBytes: def.flavor.rootDiskGiB * GIB,
+      marker: def.marker,
+    };
+  }
+
+  /**
+   * Grows the disk to the size for `rootDiskGiB` by appending the uid's deterministic bytes,
+   * as finish_migration grows a disk for a bigger flavor. Existing bytes are never touched
+   * and a smaller size is ignored, because Nova never shrinks a root disk.
+   */
+  async resizeDisk(uid: string, rootDiskGiB: number): Promise<DomainInfo> {
+    this.#checkUid('resizeDisk', uid);
+    return this.#serial(uid, async () => {
+      const def = await this.#read(uid);
+      if (!def) throw new DriverError('resizeDisk', uid, 'no such domain');
+      const disk = join(this.instanceDir(uid), DISK);
+      const current = (await stat(disk)).size;
+      const target = fakeDiskSize(rootDiskGiB);
+      if (target > current) {
+        // Grown on a copy and renamed over, so a crash leaves the old disk whole.
+        const tmp = tempPathFor(disk);
+        await copyFile(disk, tmp);
+        const fh = await open(tmp, 'r+');
+        try {
+          await writeDiskRange(fh, uid, current, target);
+        } finally {
+          await syncAndClose(fh);
+        }
+        await rename(tmp, disk);
+      }
+      return this.#info(def);
+    });
+  }
+
+  async #power(operation: string, uid: string, state: FakePowerState): Promise<DomainInfo> {
+    this.#checkUid(operation, uid);
+    return this.#serial(uid, async () => {
+      const def = await this.#read(uid);
+      if (!def) throw new DriverError(operation, uid, 'no such domain');
+      if (def.powerState === state) return this.#info(def);
+      if (state === 'running') await this.#bootDelay();
+      return this.#info(await this.#setPower(def, state));
+    });
+  }
+
+  async #setPower(def: DomainDefinition, state: FakePowerState): Promise<DomainDefinition> {
+    const next = { ...def, powerState: state };
+    await this.#write(next);
+    return next;
+  }
+
+  async #bootDelay(): Promise<void> {
+    const ms = this.#options.spawnDelayMs ?? 0;
+    if (ms > 0) await sleep(ms);
+  }
+
+  async #read(uid: string): Promise<DomainDefinition | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.instanceDir(uid), DEFINITION), 'utf8');
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return parseDefinition(text, uid);
+  }
+
+  async #write(def: DomainDefinition): Promise<void> {
+    await writeFileAtomic(join(this.instanceDir(def.uid), DEFINITION), `${JSON.stringify(def, null, 2)}\n`);
+  }
+
+  async #info(def: DomainDefinition): Promise<DomainInfo> {
+    let diskBytes = 0;
+    try {
+      diskBytes = (await stat(join(this.instanceDir(def.uid), DISK))).size;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return { uid: def.uid, name: def.name, flavor: structuredClone(def.flavor), image: def.image, powerState: def.powerState, diskBytes };
+  }
+
+  #checkUid(operation: string, uid: string): void {
+    if (!UID_PATTERN.test(uid)) throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
+  }
+
+  async #serial<T>(uid: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(uid) ?? Promise.resolve();
+    const run = previous.then(fn);
+    const tail = run.catch(() => undefined);
+    this.#queues.set(uid, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#queues.get(uid) === tail) this.#queues.delete(uid);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+// Nova's ResourceTracker for one host: the agent is the only writer of its ComputeNode's
+// capacity, claims and heartbeat. Every change runs under the host's lock and is written
+// to the API server (guarded by resourceVersion) before the caller acts on it, so a claim
+// exists in the API server before the driver creates anything.
+import type { Claim, ClaimKind, ComputeNode, ComputeNodeStatus, ResourceAmounts } from '../../common/api/types.js';
+import { ZONE_LABEL, API_VERSION } from '../../common/api/types.js';
+import { setCondition } from '../../common/api/conditions.js';
+import { ConditionReason } from '../../common/api/reasons.js';
+import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
+import { Mutex } from '../../common/runtime/mutex.js';
+import type { Logger } from '../../common/log.js';
+import { ClaimLedger } from './claim-ledger.js';
+import { allocatableOf } from './claims.js';
+
+export interface TrackerOptions {
+  host: string;
+  driverKind: string;
+  labels: Record<string, string>;
+  migrationEndpoint?: string;
+  now?: () => Date;
+}
+
+const MAX_WRITE_ATTEMPTS = 8;
+
+export class ResourceTracker {
+  readonly lock = new Mutex();
+  private ledger = new ClaimLedger([]);
+  private node?: ComputeNode;
+  private capacity: ResourceAmounts = { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly opts: TrackerOptions,
+    private readonly log: Logger,
+  ) {
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  get host(): string {
+    return this.opts.host;
+  }
+
+  /**
+   * Creates the ComputeNode if missing and adopts the claims it already records, so an
+   * agent restart keeps every claim its instances hold.
+   */
+  async register(capacity: ResourceAmounts): Promise<ComputeNode> {
+    return this.lock.run(async () => {
+      this.capacity = capacity;
+      let node = await this.kube.computeNodes.get({ name: this.host });
+      if (!node) {
+        const labels = { ...this.opts.labels };
+        try {
+          node = await this.kube.computeNodes.create({
+            apiVersion: API_VERSION,
+            kind: 'ComputeNode',
+            metadata: { name: this.host, labels },
+            spec: {},
+          });
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+          node = await this.kube.computeNodes.get({ name: this.host });
+        }
+      } else if (this.labelsDiffer(node)) {
+        node = await this.kube.computeNodes.patch({ name: this.host }, { metadata: { labels: this.opts.labels } });
+      }
+      if (!node) throw new Error(`ComputeNode ${this.host} vanished during registration`);
+      this.node = node;
+      this.ledger = new ClaimLedger(node.status?.claims ?? []);
+      await this.writeLocked();
+      return this.node;
+    });
+  }
+
+  private labelsDiffer(node: ComputeNode): boolean {
+    const have = node.metadata.labels ?? {};
+    return Object.entries(this.opts.labels).some(([k, v]) => have[k] !== v);
+  }
+
+  /** Writes the heartbeat (and recomputes allocatable from the current spec). */
+  heartbeat(): Promise<void> {
+    return this.lock.run(() => this.writeLocked());
+  }
+
+  /**
+   * Tests the claim against allocatable minus allocated and records it; throws ClaimFailed
+   * naming every short resource. Claiming again for the same consumer is a no-op.
+   */
+  claim(claim: Claim): Promise<void> {
+    return this.lock.run(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const before = this.ledger.claims;
+        this.ledger.claim(this.host, this.allocatable(), { ...claim, createdAt: claim.createdAt ?? this.now().toISOString() });
+        try {
+          await this.persist();
+          return;
+        } catch (err) {
+          this.ledger = new ClaimLedger(before);
+          if (!isConflict(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
+          await this.refresh();
+        }
+      }
+    });
+  }
+
+  /** Frees a claim; safe to repeat. */
+  release(consumer: string, kind?: ClaimKind): Promise<boolean> {
+    return this.lock.run(async () => {
+      if (!this.ledger.release(consumer, kind)) return false;
+      await this.writeLocked();
+      return true;
+    });
+  }
+
+  /** Replaces the claims wholesale (the audit's correction), under the lock the caller holds. */
+  async replaceClaimsLocked(claims: Claim[]): Promise<void> {
+    this.ledger = new ClaimLedger(claims);
+    await this.writeLocked();
+  }
+
+  hasClaim(consumer: string, kind?: ClaimKind): boolean {
+    return kind ? this.ledger.has(consumer, kind) : this.ledger.claims.some((c) => c.consumer === consumer);
+  }
+
+  claims(): Claim[] {
+    return this.ledger.claims;
+  }
+
+  allocatable(): ResourceAmounts {
+    const spec = this.node?.spec ?? {};
+    return allocatableOf(
+      this.capacity,
+      { vcpus: spec.reserved?.vcpus ?? 0, memoryMiB: spec.reserved?.memoryMiB ?? 512, diskGiB: spec.reserved?.diskGiB ?? 0 },
+      { cpu: spec.allocationRatio?.cpu ?? 4, memory: spec.allocationRatio?.memory ?? 1, disk: spec.allocationRatio?.disk ?? 1 },
+    );
+  }
+
+  private async refresh(): Promise<void> {
+    const node = await this.kube.computeNodes.get({ name: this.host });
+    if (!node) throw new Error(`ComputeNode ${this.host} was deleted; the agent re-registers it on restart`);
+    this.node = node;
+  }
+
+  private async writeLocked(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.persist();
+        return;
+      } catch (err) {
+        if (isNotFound(err)) {
+          this.log.warn('ComputeNode deleted; re-creating it');
+          this.node = await this.kube.computeNodes.create({
+            apiVersion: API_VERSION,
+            kind: 'ComputeNode',
+            metadata: { name: this.host, labels: { ...this.opts.labels } },
+            spec: {},
+          });
+          continue;
+        }
+        if (!isConflict(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
+        await this.refresh();
+      }
+    }
+  }
+
+  private async persist(): Promise<void> {
+    if (!this.node) throw new Error('tracker used before register()');
+    const now = this.now();
+    const allocatable = this.allocatable();
+    const allocated = this.ledger.allocated();
+    const status: ComputeNodeStatus = {
+      capacity: this.capacity,
+      allocatable,
+      allocated,
+      claims: this.ledger.claims,
+      usage: {
+        vcpus: `${allocated.vcpus}/${allocatable.vcpus}`,
+        memory: `${allocated.memoryMiB}/${allocatable.memoryMiB}Mi`,
+        disk: `${allocated.diskGiB}/${allocatable.diskGiB}Gi`,
+      },
+      heartbeatTime: now.toISOString(),
+      driver: this.opts.driverKind,
+      conditions: setCondition(
+        this.node.status?.conditions,
+        { type: 'Ready', status: 'True', reason: ConditionReason.AgentReady, message: `node agent on ${this.host} is posting heartbeats` },
+        now,
+      ),
+    };
+    if (this.opts.migrationEndpoint) status.migrationEndpoint = this.opts.migrationEndpoint;
+    this.node = await this.kube.computeNodes.patchStatus(this.node, status);
+  }
+
+  /** Zone label value, for logs. */
+  get zone(): string | undefined {
+    return this.opts.labels[ZONE_LABEL];
+  }
+}

@@ -1,0 +1,25 @@
+import { parseFlags, type FlagSpec } from '../common/config.js';
+
+export const OPERATOR_FLAGS = {
+  kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
+  'node-heartbeat-timeout': { type: 'number', env: 'KUBENOVA_NODE_HEARTBEAT_TIMEOUT', default: 40, min: 0.5, description: 'Seconds without a heartbeat before a ComputeNode is marked not Ready (Nova service_down_time)' },
+  'node-monitor-period': { type: 'number', env: 'KUBENOVA_NODE_MONITOR_PERIOD', default: 5, min: 0.1, description: 'Seconds between heartbeat checks' },
+  'max-attempts': { type: 'number', env: 'KUBENOVA_MAX_ATTEMPTS', default: 3, min: 1, description: 'Placement attempts before NoValidHost (scheduler_max_attempts)' },
+  'ram-weight-multiplier': { type: 'number', env: 'KUBENOVA_RAM_WEIGHT_MULTIPLIER', default: 1, description: 'RAM weigher multiplier: positive spreads, negative packs' },
+  'cpu-weight-multiplier': { type: 'number', env: 'KUBENOVA_CPU_WEIGHT_MULTIPLIER', default: 1, description: 'vCPU weigher multiplier' },
+  'disk-weight-multiplier': { type: 'number', env: 'KUBENOVA_DISK_WEIGHT_MULTIPLIER', default: 1, description: 'Disk weigher multiplier' },
+  'host-subset-size': { type: 'number', env: 'KUBENOVA_HOST_SUBSET_SIZE', default: 1, min: 1, description: 'Pick randomly among this many best hosts' },
+  'allow-resize-to-same-host': { type: 'boolean', env: 'KUBENOVA_ALLOW_RESIZE_TO_SAME_HOST', default: false, description: 'Allow a resize or migration to land on the source host' },
+  'resize-confirm-window': { type: 'number', env: 'KUBENOVA_RESIZE_CONFIRM_WINDOW', default: 0, min: 0, description: 'Seconds after which a finished resize is confirmed automatically (0 = never)' },
+  workers: { type: 'number', env: 'KUBENOVA_WORKERS', default: 8, min: 1, description: 'Concurrent reconciles per controller' },
+  'metrics-port': { type: 'number', env: 'KUBENOVA_METRICS_PORT', default: 0, min: 0, description: 'Port for /metrics, /healthz, /readyz (0 = any free port)' },
+  'metrics-address': { type: 'string', env: 'KUBENOVA_METRICS_ADDRESS', default: '127.0.0.1', description: 'Address for the metrics server' },
+  'log-level': { type: 'string', env: 'LOG_LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], description: 'Log level' },
+  'log-format': { type: 'string', env: 'LOG_FORMAT', default: 'json', choices: ['json', 'pretty'], description: 'Log format' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type OperatorConfig = ReturnType<typeof parseOperatorConfig>;
+
+export function parseOperatorConfig(argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  return parseFlags(OPERATOR_FLAGS, argv, env);
+}

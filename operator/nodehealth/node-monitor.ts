@@ -1,0 +1,62 @@
+// Nova's service-down check, done the way Kubernetes' node lifecycle controller does it:
+// a ComputeNode whose agent stopped posting heartbeats is marked Ready=Unknown, so the
+// scheduler stops placing work there. The agent's next heartbeat sets it True again.
+import type { ComputeNode } from '../../common/api/types.js';
+import { getCondition, setCondition } from '../../common/api/conditions.js';
+import { ConditionReason, EventReason } from '../../common/api/reasons.js';
+import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
+import type { EventRecorder } from '../../common/kube/events.js';
+import type { Informer } from '../../common/kube/informer.js';
+import type { Logger } from '../../common/log.js';
+
+export function heartbeatStale(node: ComputeNode, now: Date, timeoutMs: number): boolean {
+  const t = node.status?.heartbeatTime ? Date.parse(node.status.heartbeatTime) : NaN;
+  return !Number.isFinite(t) || now.getTime() - t > timeoutMs;
+}
+
+export class NodeMonitor {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly nodes: Informer<'ComputeNode'>,
+    private readonly events: EventRecorder,
+    private readonly opts: { timeoutMs: number; periodMs: number },
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  start(): void {
+    const tick = () => {
+      this.check()
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'node monitor pass failed'))
+        .finally(() => {
+          this.timer = setTimeout(tick, this.opts.periodMs);
+        });
+    };
+    this.timer = setTimeout(tick, this.opts.periodMs);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  async check(): Promise<void> {
+    const now = this.now();
+    for (const node of this.nodes.list()) {
+      const ready = getCondition(node.status?.conditions, 'Ready');
+      if (ready?.status !== 'True' || !heartbeatStale(node, now, this.opts.timeoutMs)) continue;
+      const message = `node agent stopped posting heartbeats (last ${node.status?.heartbeatTime ?? 'never'}, timeout ${this.opts.timeoutMs / 1000}s)`;
+      try {
+        await this.kube.computeNodes.patchStatus(node, {
+          conditions: setCondition(node.status?.conditions, { type: 'Ready', status: 'Unknown', reason: ConditionReason.AgentNotResponding, message }, now),
+        });
+        this.log.warn({ node: node.metadata.name }, message);
+        this.events.record({ kind: 'ComputeNode', metadata: { ...node.metadata, namespace: 'default' } }, 'Warning', EventReason.NodeNotReady, message);
+      } catch (err) {
+        // A heartbeat that raced us wins: the node is alive after all.
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+      }
+    }
+  }
+}

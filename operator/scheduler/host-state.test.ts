@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { API_VERSION, ZONE_LABEL } from '../../common/api/types.js';
+import type { ComputeNode, ComputeNodeStatus } from '../../common/api/types.js';
+import { free, hostStateFrom } from './host-state.js';
+
+const now = new Date('2025-01-01T12:00:00Z');
+const TIMEOUT = 60_000;
+
+function node(status: ComputeNodeStatus | undefined, disabled = false): ComputeNode {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ComputeNode',
+    metadata: { name: 'cn-1', labels: { [ZONE_LABEL]: 'zone-a' } },
+    spec: { disabled },
+    ...(status ? { status } : {}),
+  };
+}
+
+function readyStatus(heartbeatTime: string | undefined, ready: 'True' | 'False' | 'Unknown' = 'True'): ComputeNodeStatus {
+  return {
+    allocatable: { vcpus: 32, memoryMiB: 65536, diskGiB: 900 },
+    allocated: { vcpus: 4, memoryMiB: 8192, diskGiB: 100 },
+    ...(heartbeatTime ? { heartbeatTime } : {}),
+    conditions: [{ type: 'Ready', status: ready, reason: 'AgentReady', lastTransitionTime: '2025-01-01T00:00:00Z' }],
+  };
+}
+
+describe('hostStateFrom', () => {
+  it('is ready when the Ready condition is True and the heartbeat is within the timeout', () => {
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:30Z')), now, TIMEOUT).ready).toBe(true);
+  });
+
+  it('is not ready when the heartbeat is stale, even though the Ready condition still says True', () => {
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:58:59Z')), now, TIMEOUT).ready).toBe(false);
+  });
+
+  it('is not ready when the Ready condition is not True', () => {
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'False')), now, TIMEOUT).ready).toBe(false);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'Unknown')), now, TIMEOUT).ready).toBe(false);
+  });
+
+  it('is not ready with no heartbeat, no Ready condition, or no status at all', () => {
+    expect(hostStateFrom(node(readyStatus(undefined)), now, TIMEOUT).ready).toBe(false);
+    expect(hostStateFrom(node({ heartbeatTime: '2025-01-01T11:59:59Z' }), now, TIMEOUT).ready).toBe(false);
+    expect(hostStateFrom(node(undefined), now, TIMEOUT).ready).toBe(false);
+  });
+
+  it('copies name, labels, disabled and allocatable from the node', () => {
+    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z'), true), now, TIMEOUT);
+    expect(host).toMatchObject({ name: 'cn-1', labels: { [ZONE_LABEL]: 'zone-a' }, disabled: true, allocatable: { vcpus: 32, memoryMiB: 65536, diskGiB: 900 } });
+  });
+
+  it('adds the scheduler\'s in-flight placements to status.allocated', () => {
+    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT, { vcpus: 2, memoryMiB: 4096, diskGiB: 40 });
+    expect(host.allocated).toEqual({ vcpus: 6, memoryMiB: 12288, diskGiB: 140 });
+    expect(free(host)).toEqual({ vcpus: 26, memoryMiB: 53248, diskGiB: 760 });
+  });
+
+  it('offers nothing for resources a node has not reported yet', () => {
+    const host = hostStateFrom(node(undefined), now, TIMEOUT);
+    expect(host.allocatable).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+    expect(free(host)).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+  });
+});
