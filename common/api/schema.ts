@@ -163,6 +163,16 @@ const resources = (title: string, description: string): JSONSchema => ({
   },
 });
 
+// The API server compares a whole-number value with a fractional minimum after
+// truncating the minimum, so `minimum: 0.01` alone would let 0 through; CEL says it.
+const ratio = (defaultValue: number): JSONSchema => ({
+  type: 'number',
+  minimum: 0,
+  maximum: 1000,
+  default: defaultValue,
+  'x-kubernetes-validations': [{ rule: 'self > 0.0', message: 'allocation ratios must be greater than 0 (1.0 means no overcommit)' }],
+});
+
 export const flavor: KindDefinition = {
   kind: 'Flavor',
   plural: 'flavors',
@@ -257,9 +267,6 @@ export const instance: KindDefinition = {
         enum: ['Running', 'Stopped'],
         default: 'Running',
         description: 'Desired power state: Running or Stopped.',
-        'x-kubernetes-validations': [
-          { rule: "self in ['Running', 'Stopped']", message: 'spec.powerState must be Running or Stopped' },
-        ],
       },
       availabilityZone: {
         type: 'string',
@@ -420,9 +427,9 @@ export const computeNode: KindDefinition = {
         default: {},
         description: 'Overcommit ratios: allocatable = (capacity - reserved) * ratio.',
         properties: {
-          cpu: { type: 'number', minimum: 0.01, maximum: 1000, default: 4.0 },
-          memory: { type: 'number', minimum: 0.01, maximum: 1000, default: 1.0 },
-          disk: { type: 'number', minimum: 0.01, maximum: 1000, default: 1.0 },
+          cpu: ratio(4.0),
+          memory: ratio(1.0),
+          disk: ratio(1.0),
         },
       },
       reserved: {

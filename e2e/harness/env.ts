@@ -1,0 +1,201 @@
+// One harness for every integration and e2e scenario: a real control plane, the CRDs,
+// the operator and node agents as processes, and helpers that read like the user's
+// commands.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as yaml from 'js-yaml';
+import type { ComputeNode, Instance, Migration } from '../../common/api/types.js';
+import { Kube, loadKubeConfig } from '../../common/kube/client.js';
+import { ControlPlane } from '../controlplane/controlplane.js';
+import type { ManagedProcess } from '../controlplane/processes.js';
+import { applySampleFlavors, installCrds, startAgent, startOperator, type AgentSpec } from './components.js';
+
+export interface EnvOptions {
+  agents?: AgentSpec[];
+  operator?: boolean;
+  operatorArgs?: string[];
+  /** Seconds; short in tests so restarts and timeouts are quick. */
+  heartbeatInterval?: number;
+  nodeHeartbeatTimeout?: number;
+  flavors?: boolean;
+  agentArgs?: string[];
+}
+
+export const DEFAULT_AGENTS: AgentSpec[] = [{ name: 'node-a' }, { name: 'node-b' }, { name: 'node-c' }];
+
+export class TestEnv {
+  readonly kube: Kube;
+  readonly agents = new Map<string, ManagedProcess>();
+  private readonly agentSpecs = new Map<string, AgentSpec>();
+  operator?: ManagedProcess;
+
+  private constructor(
+    readonly cp: ControlPlane,
+    readonly dir: string,
+    private readonly opts: EnvOptions,
+  ) {
+    this.kube = new Kube(loadKubeConfig(cp.kubeconfigPath), 'kubenova-e2e');
+  }
+
+  static async start(opts: EnvOptions = {}): Promise<TestEnv> {
+    const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-e2e-'));
+    const cp = await ControlPlane.start({ dir: join(dir, 'controlplane') });
+    const env = new TestEnv(cp, dir, opts);
+    try {
+      installCrds(cp);
+      if (opts.flavors ?? true) applySampleFlavors(cp);
+      for (const spec of opts.agents ?? DEFAULT_AGENTS) env.startAgent(spec);
+      if (opts.operator ?? true) env.startOperator();
+      await env.waitForNodesReady((opts.agents ?? DEFAULT_AGENTS).map((a) => a.name));
+    } catch (err) {
+      await env.stop();
+      throw err;
+    }
+    return env;
+  }
+
+  get stateDir(): string {
+    return join(this.dir, 'agents');
+  }
+
+  startAgent(spec: AgentSpec): ManagedProcess {
+    this.agentSpecs.set(spec.name, spec);
+    mkdirSync(this.stateDir, { recursive: true });
+    const proc = startAgent(
+      this.cp,
+      { ...spec, extraArgs: [`--heartbeat-interval=${this.opts.heartbeatInterval ?? 1}`, '--audit-interval=2', '--audit-grace=5', ...(this.opts.agentArgs ?? []), ...(spec.extraArgs ?? [])] },
+      this.stateDir,
+      { logFile: join(this.dir, `agent-${spec.name}.log`) },
+    );
+    this.agents.set(spec.name, proc);
+    return proc;
+  }
+
+  /** SIGKILL, as a crashed host agent. */
+  async killAgent(name: string): Promise<void> {
+    await this.agents.get(name)?.kill();
+  }
+
+  async restartAgent(name: string): Promise<ManagedProcess> {
+    await this.agents.get(name)?.stop();
+    const spec = this.agentSpecs.get(name);
+    if (!spec) throw new Error(`no agent ${name} in this environment`);
+    return this.startAgent(spec);
+  }
+
+  startOperator(extraArgs: string[] = []): ManagedProcess {
+    this.operator = startOperator(
+      this.cp,
+      [
+        `--node-heartbeat-timeout=${this.opts.nodeHeartbeatTimeout ?? 4}`,
+        '--node-monitor-period=0.5',
+        ...(this.opts.operatorArgs ?? []),
+        ...extraArgs,
+      ],
+      { logFile: join(this.dir, 'operator.log') },
+    );
+    return this.operator;
+  }
+
+  kubectl(args: string[], input?: string): string {
+    return this.cp.kubectl(args, input);
+  }
+
+  /** Runs kubectl expecting failure; resolves with its stderr. */
+  kubectlFails(args: string[], input?: string): string {
+    try {
+      const out = this.cp.kubectl(args, input);
+      throw new Error(`kubectl ${args.join(' ')} succeeded but should have failed:\n${out}`);
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      if (e.stderr === undefined) throw err;
+      return e.stderr;
+    }
+  }
+
+  apply(manifest: object | string): string {
+    const text = typeof manifest === 'string' ? manifest : yaml.dump(manifest);
+    return this.kubectl(['apply', '-f', '-'], text);
+  }
+
+  async waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        const v = await probe();
+        if (v !== undefined && v !== false) return v;
+      } catch (err) {
+        last = err;
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+  }
+
+  async computeNode(name: string): Promise<ComputeNode | undefined> {
+    return this.kube.computeNodes.get({ name });
+  }
+
+  async instance(name: string, namespace = 'default'): Promise<Instance | undefined> {
+    return this.kube.instances.get({ name, namespace });
+  }
+
+  async migration(name: string, namespace = 'default'): Promise<Migration | undefined> {
+    return this.kube.migrations.get({ name, namespace });
+  }
+
+  nodeReady(node: ComputeNode | undefined): string | undefined {
+    return node?.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+  }
+
+  async waitForNodesReady(names: string[], timeoutMs = 60_000): Promise<void> {
+    await this.waitFor(`ComputeNodes ${names.join(', ')} Ready`, async () => {
+      for (const n of names) if (this.nodeReady(await this.computeNode(n)) !== 'True') return false;
+      return true;
+    }, timeoutMs);
+  }
+
+  /** Instance states as `vmState/taskState`, e.g. "active/". */
+  async waitForInstance(name: string, predicate: (i: Instance) => boolean, what: string, timeoutMs = 60_000, namespace = 'default'): Promise<Instance> {
+    return this.waitFor(`instance ${namespace}/${name} ${what}`, async () => {
+      const i = await this.instance(name, namespace);
+      return i && predicate(i) ? i : undefined;
+    }, timeoutMs);
+  }
+
+  async events(name: string, namespace = 'default'): Promise<{ reason: string; message: string; type: string }[]> {
+    const list = await this.kube.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+    return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.stop('SIGTERM', 5_000)));
+    await this.operator?.stop('SIGTERM', 5_000);
+    await this.cp.stop();
+    if (!process.env.KUBENOVA_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** kubectl output as a table of rows keyed by header. */
+export function parseTable(output: string): Record<string, string>[] {
+  const lines = output.trim().split('\n');
+  const header = lines[0] ?? '';
+  const starts: number[] = [];
+  const re = /\S+/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(header))) starts.push(m.index);
+  const names = starts.map((s, i) => header.slice(s, starts[i + 1]).trim());
+  return lines.slice(1).map((line) => Object.fromEntries(names.map((n, i) => [n, line.slice(starts[i], starts[i + 1]).trim()])));
+}
+
+export function which(cmd: string): boolean {
+  try {
+    execFileSync('which', [cmd], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
