@@ -19,7 +19,7 @@ export function createLogger(opts: LogOptions): Logger {
     return pino({
       level,
       base,
-      transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 1 } },
+      transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, ignore: 'pid,hostname,component', singleLine: true, translateTime: 'SYS:HH:MM:ss.l', destination: 1 } },
     });
   }
   return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime });
