@@ -17,6 +17,7 @@ export const AGENT_FLAGS = {
   'metrics-address': { type: 'string', env: 'KUBENOVA_METRICS_ADDRESS', default: '127.0.0.1', description: 'Address for the metrics server' },
   'log-level': { type: 'string', env: 'LOG_LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], description: 'Log level' },
   'log-format': { type: 'string', env: 'LOG_FORMAT', default: 'json', choices: ['json', 'pretty'], description: 'Log format' },
+  'fake-fail-spawn-image': { type: 'string', env: 'KUBENOVA_FAKE_FAIL_SPAWN_IMAGE', description: 'Fake driver: spawning this image fails (to exercise the failure path)' },
   'spawn-delay-ms': { type: 'number', env: 'KUBENOVA_SPAWN_DELAY_MS', default: 0, min: 0, description: 'Fake driver: time a spawn takes' },
 } as const satisfies Record<string, FlagSpec>;
 

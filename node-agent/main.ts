@@ -10,6 +10,7 @@ import { onShutdown } from '../common/runtime/signals.js';
 import { parseAgentConfig } from './config.js';
 import { FakeDriver } from './driver/fake.js';
 import { HostAgent } from './host-agent.js';
+import { Informer } from '../common/kube/informer.js';
 
 async function main(): Promise<void> {
   const config = parseAgentConfig(process.argv.slice(2));
@@ -20,18 +21,37 @@ async function main(): Promise<void> {
   if (config.zone) labels[ZONE_LABEL] = config.zone;
   const kube = new Kube(loadKubeConfig(config.kubeconfig), `kubenova-agent-${host}`);
   const capacity = { vcpus: config['capacity-vcpus'], memoryMiB: config['capacity-memory-mib'], diskGiB: config['capacity-disk-gib'] };
-  const driver = new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'] });
-  const agent = new HostAgent(kube, driver, { host, labels, heartbeatIntervalMs: config['heartbeat-interval'] * 1000 }, log);
+  const driver = new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
   const metrics = new Metrics('node-agent');
+  const instances = new Informer(kube, 'Instance', log);
+  const agent = new HostAgent(
+    kube,
+    driver,
+    instances,
+    {
+      host,
+      labels,
+      heartbeatIntervalMs: config['heartbeat-interval'] * 1000,
+      auditIntervalMs: config['audit-interval'] * 1000,
+      auditGraceMs: config['audit-grace'] * 1000,
+      workers: 4,
+    },
+    metrics,
+    log,
+  );
+  instances.on('add', (i) => agent.onInstance(i));
+  instances.on('update', (i) => agent.onInstance(i));
   const server = await startHttpServer(config['metrics-port'], config['metrics-address'], metrics.registry, {
     healthy: () => true,
     ready: () => agent.ready,
   });
+  await instances.start();
   await agent.start();
   const address = server.address();
   log.info({ metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: driver.kind }, 'node agent running');
   onShutdown(async () => {
     await agent.stop();
+    await instances.stop();
     server.close();
   }, log);
 }

@@ -10,6 +10,7 @@ import {
   setHeaderOptions,
   type KubernetesListObject,
 } from '@kubernetes/client-node';
+import type { MergePatch } from '../api/patch.js';
 import { GROUP, KIND_INFO, VERSION, type ComputeNode, type Flavor, type Instance, type Migration } from '../api/types.js';
 
 export type KindName = keyof typeof KIND_INFO;
@@ -131,7 +132,10 @@ export class ResourceClient<K extends KindName> {
    * Merge-patches status, guarded by the resourceVersion the change was computed from:
    * a concurrent writer makes this fail with 409 instead of being overwritten.
    */
-  async patchStatus(obj: { metadata: { name: string; namespace?: string; resourceVersion?: string } }, status: object): Promise<KindMap[K]> {
+  async patchStatus(
+    obj: { metadata: { name: string; namespace?: string; resourceVersion?: string } },
+    status: MergePatch<NonNullable<KindMap[K]['status']>>,
+  ): Promise<KindMap[K]> {
     const b = this.base({ namespace: obj.metadata.namespace, name: obj.metadata.name });
     const body = { metadata: { resourceVersion: obj.metadata.resourceVersion }, status };
     const res: unknown =

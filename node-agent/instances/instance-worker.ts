@@ -1,0 +1,190 @@
+// The compute manager's instance work on one host: claim what the scheduler sent here
+// (instance_claim), spawn it, start and stop it, and destroy it on delete. Each step reads
+// the Instance, does one idempotent thing and writes the result, so a crash at any point
+// is resumed by running the same step again.
+import { resourcesOf } from '../../common/api/flavor.js';
+import { setCondition } from '../../common/api/conditions.js';
+import { EventReason, FaultReason } from '../../common/api/reasons.js';
+import type { Instance } from '../../common/api/types.js';
+import { isNotFound, type Kube } from '../../common/kube/client.js';
+import type { EventRecorder } from '../../common/kube/events.js';
+import type { Informer } from '../../common/kube/informer.js';
+import type { Logger } from '../../common/log.js';
+import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
+import { DriverError, type DomainInfo, type VirtDriver } from '../driver/driver.js';
+import { ClaimFailed } from '../tracker/claims.js';
+import type { ResourceTracker } from '../tracker/resource-tracker.js';
+
+export class InstanceWorker {
+  constructor(
+    private readonly host: string,
+    private readonly kube: Kube,
+    private readonly instances: Informer<'Instance'>,
+    private readonly tracker: ResourceTracker,
+    private readonly driver: VirtDriver,
+    private readonly events: EventRecorder,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Whether this host has anything to do with the instance. */
+  concerns(inst: Instance): boolean {
+    const s = inst.status;
+    return s?.host === this.host || s?.scheduling?.selectedHost === this.host || this.tracker.hasClaim(inst.metadata.uid ?? '');
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const inst = this.instances.get(name, namespace);
+    if (!inst || !this.concerns(inst)) return {};
+    const log = this.log.child({ instance: key });
+    if (inst.metadata.deletionTimestamp) return this.cleanUp(inst, log);
+    const s = inst.status ?? {};
+    if (s.host === this.host) return this.manage(inst, log);
+    if (s.vmState === 'building' && s.taskState === 'scheduling' && !s.host && s.scheduling?.selectedHost === this.host) {
+      return this.claim(inst, log);
+    }
+    return {};
+  }
+
+  private async claim(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const s = inst.status ?? {};
+    const attempt = s.scheduling?.attempts ?? 0;
+    if (s.scheduling?.claimFailure?.attempt === attempt) return {};
+    const flavor = s.flavor;
+    if (!flavor) return {};
+    const uid = inst.metadata.uid ?? '';
+    try {
+      await this.tracker.claim({ consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(flavor) });
+    } catch (err) {
+      if (!(err instanceof ClaimFailed)) throw err;
+      log.info({ step: 'claim', attempt, reasons: err.shortfalls }, 'claim failed');
+      await this.kube.instances.patchStatus(inst, { scheduling: { claimFailure: { host: this.host, attempt, message: err.message } } });
+      this.events.record(inst, 'Warning', EventReason.ClaimFailed, err.message);
+      return {};
+    }
+    try {
+      const updated = await this.kube.instances.patchStatus(inst, { host: this.host, taskState: 'spawning' });
+      log.info({ step: 'claim', attempt }, 'claimed');
+      return this.spawn(updated, log);
+    } catch (err) {
+      if (isNotFound(err)) await this.tracker.release(uid);
+      throw err;
+    }
+  }
+
+  private async manage(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const s = inst.status ?? {};
+    switch (s.taskState) {
+      case 'spawning':
+        return this.spawn(inst, log);
+      case 'powering_off':
+        return this.powerOff(inst, log);
+      case 'powering_on':
+        return this.powerOn(inst, log);
+      case '':
+      case undefined:
+        if (s.vmState === 'active' && inst.spec.powerState === 'Stopped') {
+          await this.kube.instances.patchStatus(inst, { taskState: 'powering_off' });
+        } else if (s.vmState === 'stopped' && inst.spec.powerState !== 'Stopped') {
+          await this.kube.instances.patchStatus(inst, { taskState: 'powering_on' });
+        }
+        return {};
+      default:
+        return {};
+    }
+  }
+
+  private async spawn(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const s = inst.status ?? {};
+    const uid = inst.metadata.uid ?? '';
+    if (!s.flavor) return {};
+    let domain: DomainInfo;
+    try {
+      domain = await this.driver.spawn({ uid, name: `${inst.metadata.namespace}/${inst.metadata.name}`, flavor: s.flavor, image: inst.spec.image });
+    } catch (err) {
+      if (!(err instanceof DriverError)) throw err;
+      return this.spawnFailed(inst, err, log);
+    }
+    const now = this.now();
+    await this.kube.instances.patchStatus(inst, {
+      vmState: 'active',
+      taskState: '',
+      powerState: domain.powerState,
+      launchedAt: s.launchedAt ?? now.toISOString(),
+      fault: null,
+      guest: await this.guest(uid),
+      conditions: setCondition(s.conditions, { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` }, now),
+    });
+    log.info({ step: 'spawning' }, 'spawned');
+    this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}`);
+    return {};
+  }
+
+  private async spawnFailed(inst: Instance, err: DriverError, log: Logger): Promise<ReconcileResult> {
+    const uid = inst.metadata.uid ?? '';
+    // Nova's claim is a context manager: a failed build gives everything back.
+    await this.driver.destroy(uid);
+    await this.tracker.release(uid);
+    const now = this.now();
+    const message = `spawn on ${this.host} failed: ${err.message}`;
+    await this.kube.instances.patchStatus(inst, {
+      vmState: 'error',
+      taskState: '',
+      powerState: 'nostate',
+      host: null,
+      fault: { reason: FaultReason.SpawnFailed, message, time: now.toISOString() },
+      conditions: setCondition(inst.status?.conditions, { type: 'Ready', status: 'False', reason: FaultReason.SpawnFailed, message }, now),
+    });
+    log.warn({ step: 'spawning', err: err.message }, 'spawn failed; claim freed');
+    this.events.record(inst, 'Warning', EventReason.SpawnFailed, message);
+    return {};
+  }
+
+  private async powerOff(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const domain = await this.driver.powerOff(inst.metadata.uid ?? '');
+    const now = this.now();
+    await this.kube.instances.patchStatus(inst, {
+      vmState: 'stopped',
+      taskState: '',
+      powerState: domain.powerState,
+      conditions: setCondition(inst.status?.conditions, { type: 'Ready', status: 'False', reason: 'Stopped', message: 'stopped by request' }, now),
+    });
+    log.info({ step: 'powering_off' }, 'stopped');
+    this.events.record(inst, 'Normal', EventReason.Stopped, `instance stopped on ${this.host}`);
+    return {};
+  }
+
+  private async powerOn(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const uid = inst.metadata.uid ?? '';
+    const domain = await this.driver.powerOn(uid);
+    const now = this.now();
+    await this.kube.instances.patchStatus(inst, {
+      vmState: 'active',
+      taskState: '',
+      powerState: domain.powerState,
+      guest: await this.guest(uid),
+      conditions: setCondition(inst.status?.conditions, { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` }, now),
+    });
+    log.info({ step: 'powering_on' }, 'started');
+    this.events.record(inst, 'Normal', EventReason.Started, `instance started on ${this.host}`);
+    return {};
+  }
+
+  private async cleanUp(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const uid = inst.metadata.uid ?? '';
+    const hadDomain = (await this.driver.get(uid)) !== undefined;
+    if (hadDomain) await this.driver.destroy(uid);
+    const released = await this.tracker.release(uid);
+    if (hadDomain || released) {
+      log.info({ step: 'deleting', hadDomain, released }, 'destroyed and freed');
+      this.events.record(inst, 'Normal', EventReason.Deleted, `domain destroyed and claims freed on ${this.host}`);
+    }
+    return {};
+  }
+
+  private async guest(uid: string) {
+    const report = await this.driver.guestReport(uid);
+    return report ? { ...report, reportedAt: this.now().toISOString() } : null;
+  }
+}

@@ -1,0 +1,47 @@
+// Instance deletion behind a finalizer: the agents holding the instance destroy its
+// domain and free its claims; only when no ComputeNode records a claim for it any more
+// does the operator let the API server forget the Instance.
+import { FINALIZER, type Instance } from '../../common/api/types.js';
+import type { Kube } from '../../common/kube/client.js';
+import type { Logger } from '../../common/log.js';
+import type { ReconcileResult } from '../../common/runtime/controller.js';
+import type { Placement } from '../scheduler/placement.js';
+
+export class DeletionConductor {
+  constructor(
+    private readonly kube: Kube,
+    private readonly placement: Placement,
+    private readonly log: Logger,
+  ) {}
+
+  async ensureFinalizer(inst: Instance): Promise<boolean> {
+    const finalizers = inst.metadata.finalizers ?? [];
+    if (finalizers.includes(FINALIZER)) return false;
+    await this.kube.instances.patch(
+      { namespace: inst.metadata.namespace, name: inst.metadata.name },
+      { metadata: { resourceVersion: inst.metadata.resourceVersion, finalizers: [...finalizers, FINALIZER] } },
+    );
+    return true;
+  }
+
+  async reconcile(inst: Instance, consumers: string[]): Promise<ReconcileResult> {
+    const finalizers = inst.metadata.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER)) return {};
+    if (inst.status?.taskState !== 'deleting') {
+      await this.kube.instances.patchStatus(inst, { taskState: 'deleting' });
+      return {};
+    }
+    const holders = this.placement.claimedAnywhere(consumers);
+    if (holders.length > 0) {
+      // The agents clean up; we look again shortly (and on every ComputeNode change).
+      return { requeueAfterMs: 1_000 };
+    }
+    this.placement.forget(inst.metadata.uid ?? '');
+    await this.kube.instances.patch(
+      { namespace: inst.metadata.namespace, name: inst.metadata.name },
+      { metadata: { resourceVersion: inst.metadata.resourceVersion, finalizers: finalizers.filter((f) => f !== FINALIZER) } },
+    );
+    this.log.info({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'deleting' }, 'instance deleted; every claim freed');
+    return {};
+  }
+}

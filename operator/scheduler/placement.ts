@@ -1,0 +1,49 @@
+// The scheduler as the conductor uses it: host state from the watch-fed ComputeNode cache
+// plus the placements this operator made that no ComputeNode shows yet. Deciding never
+// calls the API server.
+import type { ComputeNode } from '../../common/api/types.js';
+import type { Informer } from '../../common/kube/informer.js';
+import { hostStateFrom } from './host-state.js';
+import { InFlightPlacements } from './in-flight.js';
+import type { RequestSpec } from './request.js';
+import { Scheduler, type Selection } from './scheduler.js';
+
+export class Placement {
+  readonly inFlight = new InFlightPlacements();
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly nodes: Informer<'ComputeNode'>,
+    private readonly heartbeatTimeoutMs: number,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    const onNode = (node: ComputeNode) => this.inFlight.reconcileWithNode(node);
+    nodes.on('add', onNode);
+    nodes.on('update', onNode);
+  }
+
+  /** Chooses a host and counts the request against it until its claim shows up. */
+  select(request: RequestSpec, consumer: string): Selection {
+    const now = this.now();
+    const hosts = this.nodes.list().map((n) => hostStateFrom(n, now, this.heartbeatTimeoutMs, this.inFlight.forHost(n.metadata.name)));
+    const selection = this.scheduler.selectDestination(hosts, request);
+    this.inFlight.add(selection.host, consumer, request.resources);
+    return selection;
+  }
+
+  /** The placement is settled (claim failed, instance gone): stop counting it. */
+  forget(consumer: string): void {
+    this.inFlight.remove(consumer);
+  }
+
+  hostIsUsable(host: string): boolean {
+    const node = this.nodes.get(host);
+    if (!node) return false;
+    return hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready;
+  }
+
+  claimedAnywhere(consumers: string[]): ComputeNode[] {
+    return this.nodes.list().filter((n) => (n.status?.claims ?? []).some((c) => consumers.includes(c.consumer)));
+  }
+}
+
