@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureBinaries } from './controlplane/binaries.js';
-import { distDir } from './harness/components.js';
+import { distDir, repoRoot } from './harness/components.js';
 import { execFileSync } from 'node:child_process';
 
 const started: { child: ChildProcess; dir: string }[] = [];
@@ -51,6 +51,10 @@ describe('npm start', () => {
       const flavors = execFileSync(kubectl, ['--kubeconfig', join(dir, 'kubeconfig'), 'get', 'flv', '-o', 'name'], { encoding: 'utf8' });
       expect(flavors.trim().split('\n').sort()).toEqual(['flavor.compute.kubenova.io/m1.large', 'flavor.compute.kubenova.io/m1.medium', 'flavor.compute.kubenova.io/m1.small', 'flavor.compute.kubenova.io/m1.tiny']);
     }
+    // npm start boots instances: an applied Instance becomes active.
+    execFileSync(kubectl, ['--kubeconfig', join(dirA, 'kubeconfig'), 'apply', '-f', join(repoRoot, 'examples', 'instance.yaml')]);
+    const waited = execFileSync(kubectl, ['--kubeconfig', join(dirA, 'kubeconfig'), 'wait', '--for=condition=Ready', 'instance/web-1', '--timeout=60s'], { encoding: 'utf8' });
+    expect(waited).toContain('condition met');
     const exits = [a, b].map(({ child }) => new Promise<number | null>((r) => child.once('exit', (code) => r(code))));
     a.child.kill('SIGINT');
     b.child.kill('SIGTERM');

@@ -11,6 +11,7 @@ export const OPERATOR_FLAGS = {
   'host-subset-size': { type: 'number', env: 'KUBENOVA_HOST_SUBSET_SIZE', default: 1, min: 1, description: 'Pick randomly among this many best hosts' },
   'allow-resize-to-same-host': { type: 'boolean', env: 'KUBENOVA_ALLOW_RESIZE_TO_SAME_HOST', default: false, description: 'Allow a resize or migration to land on the source host' },
   'resize-confirm-window': { type: 'number', env: 'KUBENOVA_RESIZE_CONFIRM_WINDOW', default: 0, min: 0, description: 'Seconds after which a finished resize is confirmed automatically (0 = never)' },
+  'instance-selector': { type: 'string', env: 'KUBENOVA_INSTANCE_SELECTOR', description: 'Label selector: reconcile only matching Instances (shards the work between operators)' },
   workers: { type: 'number', env: 'KUBENOVA_WORKERS', default: 8, min: 1, description: 'Concurrent reconciles per controller' },
   'metrics-port': { type: 'number', env: 'KUBENOVA_METRICS_PORT', default: 0, min: 0, description: 'Port for /metrics, /healthz, /readyz (0 = any free port)' },
   'metrics-address': { type: 'string', env: 'KUBENOVA_METRICS_ADDRESS', default: '127.0.0.1', description: 'Address for the metrics server' },

@@ -32,7 +32,7 @@ export class Operator {
     const heartbeatTimeoutMs = config['node-heartbeat-timeout'] * 1000;
     this.nodes = new Informer(kube, 'ComputeNode', log);
     this.flavors = new Informer(kube, 'Flavor', log);
-    this.instances = new Informer(kube, 'Instance', log);
+    this.instances = new Informer(kube, 'Instance', log, { labelSelector: config['instance-selector'] });
     this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 }, log.child({ controller: 'node-monitor' }));
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],

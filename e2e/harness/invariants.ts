@@ -1,0 +1,81 @@
+// The invariant from DESIGN.md, checked continuously while a scenario runs, not just at
+// the end: on every node, allocated <= allocatable for each resource, allocated is the sum
+// of the claims, and every domain on disk is covered by a claim on its host.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ComputeNode } from '../../common/api/types.js';
+import type { Kube } from '../../common/kube/client.js';
+
+export interface InvariantReport {
+  samples: number;
+  violations: string[];
+}
+
+const RESOURCES = ['vcpus', 'memoryMiB', 'diskGiB'] as const;
+
+export function checkNode(node: ComputeNode): string[] {
+  const out: string[] = [];
+  const s = node.status;
+  if (!s?.allocatable || !s.allocated) return out;
+  for (const r of RESOURCES) {
+    const allocated = s.allocated[r] ?? 0;
+    const allocatable = s.allocatable[r] ?? 0;
+    if (allocated > allocatable) out.push(`${node.metadata.name}: allocated ${r} ${allocated} > allocatable ${allocatable}`);
+    const sum = (s.claims ?? []).reduce((acc, c) => acc + c[r], 0);
+    if (sum !== allocated) out.push(`${node.metadata.name}: allocated ${r} ${allocated} != sum of claims ${sum}`);
+  }
+  return out;
+}
+
+function domainsOnDisk(stateDir: string, host: string): Set<string> {
+  const dir = join(stateDir, host, 'instances');
+  if (!existsSync(dir)) return new Set();
+  return new Set(readdirSync(dir).filter((d) => existsSync(join(dir, d, 'domain.json'))));
+}
+
+export class InvariantWatcher {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  readonly report: InvariantReport = { samples: 0, violations: [] };
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly stateDir: string,
+    private readonly intervalMs = 100,
+  ) {}
+
+  start(): this {
+    const tick = () => {
+      this.running = this.sample()
+        .catch(() => undefined)
+        .finally(() => {
+          this.timer = setTimeout(tick, this.intervalMs);
+        });
+    };
+    tick();
+    return this;
+  }
+
+  async sample(): Promise<void> {
+    const hosts = existsSync(this.stateDir) ? readdirSync(this.stateDir) : [];
+    const before = new Map(hosts.map((h) => [h, domainsOnDisk(this.stateDir, h)]));
+    const nodes = (await this.kube.computeNodes.list()).items;
+    for (const node of nodes) {
+      this.report.violations.push(...checkNode(node));
+      const host = node.metadata.name;
+      const claimed = new Set((node.status?.claims ?? []).map((c) => c.consumer));
+      const after = domainsOnDisk(this.stateDir, host);
+      // A domain present before and after the read existed throughout it, so its claim must show.
+      for (const uid of before.get(host) ?? []) {
+        if (after.has(uid) && !claimed.has(uid)) this.report.violations.push(`${host}: domain ${uid} on disk without a claim`);
+      }
+    }
+    this.report.samples++;
+  }
+
+  async stop(): Promise<InvariantReport> {
+    clearTimeout(this.timer);
+    await this.running;
+    return this.report;
+  }
+}
