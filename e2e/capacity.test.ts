@@ -19,6 +19,8 @@ beforeAll(async () => {
       { name: 'node-b', ...SMALL_HOST },
       { name: 'node-c', ...SMALL_HOST },
     ],
+    // node-big's agent is paused while both schedulers place; it must not look dead meanwhile.
+    nodeHeartbeatTimeout: 15,
   });
 });
 
@@ -84,9 +86,10 @@ describe('capacity', () => {
     await env.waitForNodesReady(['node-big']);
     const weights = ['--cpu-weight-multiplier=0', '--disk-weight-multiplier=0'];
     await env.operator?.stop();
-    const shardA = env.startOperator([...weights, '--instance-selector=shard=a']);
-    const shardB = env.startOperator([...weights, '--instance-selector=shard=b']);
+    const shardA = env.startOperator([...weights, '--instance-selector=shard=a'], 'operator-shard-a');
+    const shardB = env.startOperator([...weights, '--instance-selector=shard=b'], 'operator-shard-b');
     try {
+      await Promise.all([env.waitForRunning('operator-shard-a'), env.waitForRunning('operator-shard-b')]);
       const watcher = new InvariantWatcher(env.kube, env.stateDir).start();
       big.child.kill('SIGSTOP');
       const docs = [['race-1', 'a'], ['race-2', 'b']].map(([name, shard]) =>
@@ -96,7 +99,7 @@ describe('capacity', () => {
       await env.waitFor('both placed on node-big', async () => {
         const placed = await Promise.all(['race-1', 'race-2'].map((n) => env.instance(n)));
         return placed.every((i) => i?.status?.scheduling?.selectedHost === 'node-big');
-      }, 3_000, 50);
+      }, 10_000, 50);
       big.child.kill('SIGCONT');
       const [one, two] = await Promise.all(['race-1', 'race-2'].map((n) => env.waitForInstance(n, (i) => i.status?.vmState === 'active' && i.status.taskState === '', 'active')));
       const hosts = [one!.status?.host, two!.status?.host];

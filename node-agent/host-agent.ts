@@ -1,7 +1,8 @@
-// Everything one host needs: its ComputeNode (tracker), its driver, its instance work and
-// its audit. A process runs one of these (a real agent) or many (simulated hosts); both
-// run the same code.
-import type { Instance } from '../common/api/types.js';
+// Everything one host needs: its ComputeNode (tracker), its driver, its instance and
+// migration work, its disk-transfer endpoint and its audit. A process runs one of these
+// (a real agent) or many (simulated hosts); both run the same code.
+import { readdir } from 'node:fs/promises';
+import type { Instance, Migration } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
 import type { Informer } from '../common/kube/informer.js';
@@ -11,7 +12,9 @@ import type { Metrics } from '../common/runtime/metrics.js';
 import { Auditor } from './audit/audit.js';
 import type { VirtDriver } from './driver/driver.js';
 import { InstanceWorker } from './instances/instance-worker.js';
+import { MigrationWorker, readTransferToken } from './migration/migration-worker.js';
 import { ResourceTracker } from './tracker/resource-tracker.js';
+import { TransferServer } from './transfer/server.js';
 
 export interface HostAgentOptions {
   host: string;
@@ -20,13 +23,24 @@ export interface HostAgentOptions {
   auditIntervalMs: number;
   auditGraceMs: number;
   workers: number;
+  /** Where received disks are staged before finish_resize. */
+  stagingDir: string;
+  migrationAddress: string;
+  migrationPort: number;
+  /** host:port other agents use to reach this one; defaults to migrationAddress and the bound port. */
+  advertiseAddress?: string;
+  transferRetries: number;
+  breakTransfers?: number;
 }
 
 export class HostAgent {
   readonly tracker: ResourceTracker;
   readonly worker: InstanceWorker;
+  readonly migrationWorker: MigrationWorker;
   readonly auditor: Auditor;
-  private readonly controller: Controller;
+  readonly transfers: TransferServer;
+  private readonly instanceController: Controller;
+  private readonly migrationController: Controller;
   private heartbeatTimer?: NodeJS.Timeout;
   private auditTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -36,15 +50,39 @@ export class HostAgent {
     readonly kube: Kube,
     readonly driver: VirtDriver,
     readonly instances: Informer<'Instance'>,
+    readonly migrations: Informer<'Migration'>,
     readonly opts: HostAgentOptions,
     metrics: Metrics,
     readonly log: Logger,
   ) {
     const events = new EventRecorder(kube, 'kubenova-node-agent', opts.host, log);
+    this.transfers = new TransferServer({
+      stagingRoot: opts.stagingDir,
+      address: opts.migrationAddress,
+      port: opts.migrationPort,
+      tokenFor: (ref) => readTransferToken(kube, ref),
+      log,
+    });
     this.tracker = new ResourceTracker(kube, { host: opts.host, driverKind: driver.kind, labels: opts.labels }, log);
-    this.worker = new InstanceWorker(opts.host, kube, instances, this.tracker, driver, events, log);
-    this.auditor = new Auditor(opts.host, this.tracker, driver, instances, events, opts.auditGraceMs, log);
-    this.controller = new Controller({ name: 'agent-instance', workers: opts.workers, reconcile: (key) => this.worker.reconcile(key), metrics, log });
+    this.worker = new InstanceWorker(opts.host, kube, instances, this.tracker, driver, events, log, undefined, (uid) => this.transfers.discard(uid));
+    this.migrationWorker = new MigrationWorker(opts.host, kube, migrations, instances, this.tracker, driver, this.transfers, events, {
+      transferRetries: opts.transferRetries,
+      breakTransfers: opts.breakTransfers,
+    }, log);
+    this.auditor = new Auditor(
+      opts.host,
+      this.tracker,
+      driver,
+      instances,
+      migrations,
+      events,
+      opts.auditGraceMs,
+      log,
+      () => readdir(opts.stagingDir).catch(() => []),
+      (uid) => this.transfers.discard(uid),
+    );
+    this.instanceController = new Controller({ name: 'agent-instance', workers: opts.workers, reconcile: (key) => this.worker.reconcile(key), metrics, log });
+    this.migrationController = new Controller({ name: 'agent-migration', workers: opts.workers, reconcile: (key) => this.migrationWorker.reconcile(key), metrics, log });
   }
 
   get host(): string {
@@ -57,14 +95,27 @@ export class HostAgent {
 
   /** Called by the process's shared Instance informer for every change. */
   onInstance(inst: Instance): void {
-    if (this.registered && this.worker.concerns(inst)) this.controller.enqueue(objectKey(inst));
+    if (!this.registered) return;
+    if (this.worker.concerns(inst)) this.instanceController.enqueue(objectKey(inst));
+    if (inst.status?.migration) {
+      const mig = this.migrations.get(inst.status.migration, inst.metadata.namespace);
+      if (mig && this.migrationWorker.concerns(mig)) this.migrationController.enqueue(objectKey(mig));
+    }
+  }
+
+  /** Called by the process's shared Migration informer for every change. */
+  onMigration(mig: Migration): void {
+    if (this.registered && this.migrationWorker.concerns(mig)) this.migrationController.enqueue(objectKey(mig));
   }
 
   async start(): Promise<void> {
+    const port = await this.transfers.start();
+    this.tracker.setMigrationEndpoint(`${this.opts.advertiseAddress ?? this.opts.migrationAddress}:${port}`);
     const node = await this.tracker.register(await this.driver.capacity());
     this.registered = true;
-    this.log.info({ capacity: node.status?.capacity, allocatable: node.status?.allocatable, claims: node.status?.claims?.length ?? 0 }, 'registered ComputeNode');
+    this.log.info({ capacity: node.status?.capacity, allocatable: node.status?.allocatable, claims: node.status?.claims?.length ?? 0, migrationEndpoint: node.status?.migrationEndpoint }, 'registered ComputeNode');
     for (const inst of this.instances.list()) this.onInstance(inst);
+    for (const mig of this.migrations.list()) this.onMigration(mig);
     this.heartbeatTimer = this.every(this.opts.heartbeatIntervalMs, () => this.tracker.heartbeat(), 'heartbeat');
     this.auditTimer = this.every(this.opts.auditIntervalMs, () => this.auditor.run(), 'audit');
   }
@@ -85,6 +136,7 @@ export class HostAgent {
     this.stopped = true;
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.auditTimer);
-    await this.controller.stop();
+    await Promise.all([this.instanceController.stop(), this.migrationController.stop()]);
+    await this.transfers.stop();
   }
 }

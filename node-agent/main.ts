@@ -24,10 +24,12 @@ async function main(): Promise<void> {
   const driver = new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
   const metrics = new Metrics('node-agent');
   const instances = new Informer(kube, 'Instance', log);
+  const migrations = new Informer(kube, 'Migration', log);
   const agent = new HostAgent(
     kube,
     driver,
     instances,
+    migrations,
     {
       host,
       labels,
@@ -35,23 +37,31 @@ async function main(): Promise<void> {
       auditIntervalMs: config['audit-interval'] * 1000,
       auditGraceMs: config['audit-grace'] * 1000,
       workers: 4,
+      stagingDir: join(config['state-dir'], host, 'incoming'),
+      migrationAddress: config['migration-address'],
+      migrationPort: config['migration-port'],
+      advertiseAddress: config['advertise-address'],
+      transferRetries: config['transfer-retries'],
+      breakTransfers: config['test-break-transfers'],
     },
     metrics,
     log,
   );
   instances.on('add', (i) => agent.onInstance(i));
   instances.on('update', (i) => agent.onInstance(i));
+  migrations.on('add', (m) => agent.onMigration(m));
+  migrations.on('update', (m) => agent.onMigration(m));
   const server = await startHttpServer(config['metrics-port'], config['metrics-address'], metrics.registry, {
     healthy: () => true,
     ready: () => agent.ready,
   });
-  await instances.start();
+  await Promise.all([instances.start(), migrations.start()]);
   await agent.start();
   const address = server.address();
   log.info({ metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: driver.kind }, 'node agent running');
   onShutdown(async () => {
     await agent.stop();
-    await instances.stop();
+    await Promise.all([instances.stop(), migrations.stop()]);
     server.close();
   }, log);
 }

@@ -3,12 +3,15 @@ import type { Kube } from '../common/kube/client.js';
 import type { EventRecorder } from '../common/kube/events.js';
 import { Informer } from '../common/kube/informer.js';
 import type { Logger } from '../common/log.js';
-import { Controller, objectKey } from '../common/runtime/controller.js';
+import type { Migration } from '../common/api/types.js';
+import { Controller, objectKey, splitKey } from '../common/runtime/controller.js';
 import type { Metrics } from '../common/runtime/metrics.js';
 import type { OperatorConfig } from './config.js';
 import { BootConductor } from './conductor/boot.js';
 import { DeletionConductor } from './conductor/deletion.js';
 import { InstanceReconciler } from './conductor/instance-controller.js';
+import { MigrationConductor } from './conductor/migration.js';
+import { ResizeRequests } from './conductor/resize-request.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
 import { Placement } from './scheduler/placement.js';
 import { Scheduler } from './scheduler/scheduler.js';
@@ -17,9 +20,11 @@ export class Operator {
   readonly nodes: Informer<'ComputeNode'>;
   readonly flavors: Informer<'Flavor'>;
   readonly instances: Informer<'Instance'>;
+  readonly migrations: Informer<'Migration'>;
   readonly placement: Placement;
   private readonly nodeMonitor: NodeMonitor;
   private readonly instanceController: Controller;
+  private readonly migrationController: Controller;
   private started = false;
 
   constructor(
@@ -33,6 +38,7 @@ export class Operator {
     this.nodes = new Informer(kube, 'ComputeNode', log);
     this.flavors = new Informer(kube, 'Flavor', log);
     this.instances = new Informer(kube, 'Instance', log, { labelSelector: config['instance-selector'] });
+    this.migrations = new Informer(kube, 'Migration', log);
     this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 }, log.child({ controller: 'node-monitor' }));
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
@@ -44,11 +50,52 @@ export class Operator {
     const instanceLog = log.child({ controller: 'instance' });
     const boot = new BootConductor(kube, this.flavors, this.placement, events, { maxAttempts: config['max-attempts'], claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2) }, instanceLog);
     const deletion = new DeletionConductor(kube, this.placement, instanceLog);
-    const reconciler = new InstanceReconciler(this.instances, boot, deletion);
+    const resize = new ResizeRequests(kube, this.flavors, events, instanceLog);
+    const reconciler = new InstanceReconciler(this.instances, this.migrations, boot, resize, deletion);
     this.instanceController = new Controller({ name: 'instance', workers: config.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log: instanceLog });
-    const enqueue = (obj: { metadata: { name: string; namespace?: string } }) => this.instanceController.enqueue(objectKey(obj));
-    this.instances.on('add', enqueue);
-    this.instances.on('update', enqueue);
+    const migrationLog = log.child({ controller: 'migration' });
+    const migration = new MigrationConductor(
+      kube,
+      this.instances,
+      this.flavors,
+      this.placement,
+      events,
+      {
+        maxAttempts: config['max-attempts'],
+        claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2),
+        allowResizeToSameHost: config['allow-resize-to-same-host'],
+        resizeConfirmWindow: config['resize-confirm-window'],
+      },
+      migrationLog,
+    );
+    this.migrationController = new Controller({
+      name: 'migration',
+      workers: config.workers,
+      reconcile: async (key) => {
+        const { namespace, name } = splitKey(key);
+        const mig = this.migrations.get(name, namespace);
+        return mig ? migration.reconcile(mig) : {};
+      },
+      metrics,
+      log: migrationLog,
+    });
+    const enqueueInstance = (obj: { metadata: { name: string; namespace?: string } }) => this.instanceController.enqueue(objectKey(obj));
+    this.instances.on('add', enqueueInstance);
+    this.instances.on('update', enqueueInstance);
+    const enqueueMigration = (mig: Migration) => {
+      this.migrationController.enqueue(objectKey(mig));
+      // An instance being deleted waits for its migrations' claims too.
+      const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace);
+      if (inst?.metadata.deletionTimestamp) enqueueInstance(inst);
+    };
+    this.migrations.on('add', enqueueMigration);
+    this.migrations.on('update', enqueueMigration);
+    this.migrations.on('delete', enqueueMigration);
+    // A finished migration may be waiting for its instance to settle, and a new one for it to be idle.
+    this.instances.on('update', (inst) => {
+      const name = inst.status?.migration;
+      if (name) this.migrationController.enqueue(`${inst.metadata.namespace}/${name}`);
+    });
   }
 
   get ready(): boolean {
@@ -57,14 +104,14 @@ export class Operator {
 
   async start(): Promise<void> {
     await Promise.all([this.nodes.start(), this.flavors.start()]);
-    await this.instances.start();
+    await Promise.all([this.instances.start(), this.migrations.start()]);
     this.nodeMonitor.start();
     this.started = true;
   }
 
   async stop(): Promise<void> {
     this.nodeMonitor.stop();
-    await this.instanceController.stop();
-    await Promise.all([this.nodes.stop(), this.flavors.stop(), this.instances.stop()]);
+    await Promise.all([this.instanceController.stop(), this.migrationController.stop()]);
+    await Promise.all([this.nodes.stop(), this.flavors.stop(), this.instances.stop(), this.migrations.stop()]);
   }
 }

@@ -15,6 +15,19 @@ export const EventReason = {
   NodeNotReady: 'NodeNotReady',
   NodeReady: 'NodeReady',
   AuditHealed: 'AuditHealed',
+  ResizeStarted: 'ResizeStarted',
+  MigrationStarted: 'MigrationStarted',
+  ResizeRefused: 'ResizeRefused',
+  MigrationRefused: 'MigrationRefused',
+  MigrationClaimed: 'MigrationClaimed',
+  DiskTransferred: 'DiskTransferred',
+  DiskTransferRetried: 'DiskTransferRetried',
+  ResizeFinished: 'ResizeFinished',
+  ResizeConfirmed: 'ResizeConfirmed',
+  ResizeReverted: 'ResizeReverted',
+  MigrationFailed: 'MigrationFailed',
+  FlavorReset: 'FlavorReset',
+  DecisionIgnored: 'DecisionIgnored',
 } as const;
 export type EventReason = (typeof EventReason)[keyof typeof EventReason];
 
@@ -25,6 +38,10 @@ export const FaultReason = {
   FlavorNotFound: 'FlavorNotFound',
   FlavorDisabled: 'FlavorDisabled',
   HostLost: 'HostLost',
+  ResizeRefused: 'ResizeRefused',
+  MigrationRefused: 'MigrationRefused',
+  TransferFailed: 'TransferFailed',
+  MigrationFailed: 'MigrationFailed',
 } as const;
 export type FaultReason = (typeof FaultReason)[keyof typeof FaultReason];
 

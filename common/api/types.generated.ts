@@ -136,6 +136,17 @@ export interface MigrationSpec {
   decision?: string;
 }
 
+export interface TransferStatus {
+  bytes?: number;
+  files?: number;
+  attempts?: number;
+  durationMs?: number;
+  /** SHA-256 of the disk as sent and as received. */
+  sha256?: string;
+  /** When the destination verified the last byte. */
+  completedAt?: string;
+}
+
 export interface MigrationStatus {
   type?: "resize" | "migration";
   status?: "pre-migrating" | "migrating" | "post-migrating" | "finished" | "confirming" | "confirmed" | "reverting" | "reverted" | "error";
@@ -147,6 +158,10 @@ export interface MigrationStatus {
   newFlavor?: FlavorSnapshot;
   /** When the operator confirms automatically (resizeConfirmWindow). */
   confirmDeadline?: string;
+  /** The instance's state before the move; it returns to it after confirm or revert. */
+  oldVmState?: "active" | "stopped";
+  /** The disk transfer from source to destination. */
+  transfer?: TransferStatus;
   /** Placement attempts for the destination. */
   scheduling?: SchedulingStatus;
   /** The last failure, as Nova records instance faults. */

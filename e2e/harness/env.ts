@@ -2,7 +2,7 @@
 // the operator and node agents as processes, and helpers that read like the user's
 // commands.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
@@ -85,7 +85,7 @@ export class TestEnv {
     return this.startAgent(spec);
   }
 
-  startOperator(extraArgs: string[] = []): ManagedProcess {
+  startOperator(extraArgs: string[] = [], logName = 'operator'): ManagedProcess {
     this.operator = startOperator(
       this.cp,
       [
@@ -94,9 +94,17 @@ export class TestEnv {
         ...(this.opts.operatorArgs ?? []),
         ...extraArgs,
       ],
-      { logFile: join(this.dir, 'operator.log') },
+      { logFile: join(this.dir, `${logName}.log`) },
     );
     return this.operator;
+  }
+
+  /** Resolves once a component has logged that it is running (its caches are synced). */
+  async waitForRunning(logName: string, timeoutMs = 30_000): Promise<void> {
+    await this.waitFor(`${logName} running`, () => {
+      const path = join(this.dir, `${logName}.log`);
+      return existsSync(path) && /"msg":"(operator|node agent) running"/.test(readFileSync(path, 'utf8'));
+    }, timeoutMs);
   }
 
   kubectl(args: string[], input?: string): string {

@@ -1,7 +1,7 @@
 // The invariant from DESIGN.md, checked continuously while a scenario runs, not just at
 // the end: on every node, allocated <= allocatable for each resource, allocated is the sum
 // of the claims, and every domain on disk is covered by a claim on its host.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ComputeNode } from '../../common/api/types.js';
 import type { Kube } from '../../common/kube/client.js';
@@ -27,10 +27,19 @@ export function checkNode(node: ComputeNode): string[] {
   return out;
 }
 
-function domainsOnDisk(stateDir: string, host: string): Set<string> {
+/** uid -> namespace/name of every complete domain directory on a host. */
+function domainsOnDisk(stateDir: string, host: string): Map<string, string> {
   const dir = join(stateDir, host, 'instances');
-  if (!existsSync(dir)) return new Set();
-  return new Set(readdirSync(dir).filter((d) => existsSync(join(dir, d, 'domain.json'))));
+  const out = new Map<string, string>();
+  if (!existsSync(dir)) return out;
+  for (const uid of readdirSync(dir)) {
+    try {
+      out.set(uid, (JSON.parse(readFileSync(join(dir, uid, 'domain.json'), 'utf8')) as { name: string }).name);
+    } catch {
+      // not a complete domain (a backup, or one being written or removed)
+    }
+  }
+  return out;
 }
 
 export class InvariantWatcher {
@@ -63,11 +72,12 @@ export class InvariantWatcher {
     for (const node of nodes) {
       this.report.violations.push(...checkNode(node));
       const host = node.metadata.name;
-      const claimed = new Set((node.status?.claims ?? []).map((c) => c.consumer));
+      // A domain is covered by its instance's claim, or on a destination by its migration's.
+      const claimed = new Set((node.status?.claims ?? []).flatMap((c) => [c.consumer, c.instance ?? '']));
       const after = domainsOnDisk(this.stateDir, host);
       // A domain present before and after the read existed throughout it, so its claim must show.
-      for (const uid of before.get(host) ?? []) {
-        if (after.has(uid) && !claimed.has(uid)) this.report.violations.push(`${host}: domain ${uid} on disk without a claim`);
+      for (const [uid, name] of before.get(host) ?? []) {
+        if (after.has(uid) && !claimed.has(uid) && !claimed.has(name)) this.report.violations.push(`${host}: domain ${uid} (${name}) on disk without a claim`);
       }
     }
     this.report.samples++;

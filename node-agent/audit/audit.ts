@@ -4,7 +4,7 @@
 // period that covers the gap between a claim and the status write that follows it).
 import { resourcesOf } from '../../common/api/flavor.js';
 import { EventReason } from '../../common/api/reasons.js';
-import type { Claim, Instance } from '../../common/api/types.js';
+import type { Claim, Instance, Migration } from '../../common/api/types.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { Informer } from '../../common/kube/informer.js';
 import type { Logger } from '../../common/log.js';
@@ -16,6 +16,7 @@ export interface AuditResult {
   adoptedDomains: string[];
   destroyedDomains: string[];
   unclaimedDomains: string[];
+  discardedTransfers: string[];
 }
 
 export class Auditor {
@@ -24,40 +25,57 @@ export class Auditor {
     private readonly tracker: ResourceTracker,
     private readonly driver: VirtDriver,
     private readonly instances: Informer<'Instance'>,
+    private readonly migrationsInformer: Informer<'Migration'>,
     private readonly events: EventRecorder,
     private readonly graceMs: number,
     private readonly log: Logger,
+    /** Migration UIDs with something staged by the transfer server, and how to drop one. */
+    private readonly staged: () => Promise<string[]> = async () => [],
+    private readonly discardStaged: (uid: string) => Promise<void> = async () => undefined,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Whether an instance's current step needs a claim of this kind on this host. */
-  private needs(inst: Instance | undefined, claim: Claim): boolean {
+  /** Whether a live task needs this claim on this host. */
+  private needs(claim: Claim, byUid: Map<string, Instance>, migrations: Map<string, Migration>): boolean {
+    if (claim.kind === 'migration') {
+      const m = migrations.get(claim.consumer);
+      const phase = m?.status?.status;
+      return !!m && !m.metadata.deletionTimestamp && phase !== 'error' && phase !== 'reverted' && phase !== 'confirmed' &&
+        (m.status?.destHost === this.host || m.status?.scheduling?.selectedHost === this.host);
+    }
+    const inst = byUid.get(claim.consumer);
     if (!inst || inst.metadata.deletionTimestamp) return false;
     const s = inst.status ?? {};
-    if (claim.kind === 'instance') {
-      return s.host === this.host || (s.taskState === 'scheduling' && s.scheduling?.selectedHost === this.host);
-    }
-    return false;
+    if (s.host === this.host || (s.taskState === 'scheduling' && s.scheduling?.selectedHost === this.host)) return true;
+    // The source keeps the old claim until the resize is confirmed or reverted.
+    const m = s.migration ? migrations.get(this.migrationUid(inst, s.migration)) : undefined;
+    return m?.status?.sourceHost === this.host;
+  }
+
+  private migrationUid(inst: Instance, name: string): string {
+    return this.migrationsInformer.get(name, inst.metadata.namespace)?.metadata.uid ?? '';
   }
 
   run(): Promise<AuditResult> {
     return this.tracker.lock.run(async () => {
-      const result: AuditResult = { freedClaims: [], adoptedDomains: [], destroyedDomains: [], unclaimedDomains: [] };
+      const result: AuditResult = { freedClaims: [], adoptedDomains: [], destroyedDomains: [], unclaimedDomains: [], discardedTransfers: [] };
       const now = this.now().getTime();
       const byUid = new Map(this.instances.list().map((i) => [i.metadata.uid ?? '', i]));
+      const migrations = new Map(this.migrationsInformer.list().map((m) => [m.metadata.uid ?? '', m]));
       const young = (createdAt: string | undefined) => createdAt !== undefined && now - Date.parse(createdAt) < this.graceMs;
       const keep: Claim[] = [];
       for (const claim of this.tracker.claims()) {
         const inst = byUid.get(claim.consumer);
-        if (this.needs(inst, claim) || young(claim.createdAt) || (inst?.metadata.deletionTimestamp && inst.status?.host === this.host)) {
+        if (this.needs(claim, byUid, migrations) || young(claim.createdAt) || (inst?.metadata.deletionTimestamp && inst.status?.host === this.host)) {
           keep.push(claim);
         } else {
           result.freedClaims.push(claim.consumer);
         }
       }
-      const claimed = new Set(keep.map((c) => c.consumer));
+      // A domain is covered by its instance's claim or, on a destination, by its migration's.
+      const claimed = new Set(keep.flatMap((c) => [c.consumer, ...(c.instance ? [c.instance] : [])]));
       for (const domain of await this.driver.list()) {
-        if (claimed.has(domain.uid)) continue;
+        if (claimed.has(domain.uid) || claimed.has(domain.name)) continue;
         const inst = byUid.get(domain.uid);
         if (inst && inst.status?.host === this.host && !inst.metadata.deletionTimestamp) {
           keep.push({ consumer: domain.uid, kind: 'instance', instance: domain.name, ...resourcesOf(domain.flavor), createdAt: new Date(now).toISOString() });
@@ -76,6 +94,12 @@ export class Auditor {
         for (const uid of [...result.freedClaims, ...result.adoptedDomains]) {
           const inst = byUid.get(uid);
           if (inst) this.events.record(inst, 'Warning', EventReason.AuditHealed, `resource audit on ${this.host} corrected the claim for this instance`);
+        }
+      }
+      for (const uid of await this.staged()) {
+        if (!migrations.has(uid)) {
+          await this.discardStaged(uid);
+          result.discardedTransfers.push(uid);
         }
       }
       if (result.destroyedDomains.length) this.log.warn({ destroyed: result.destroyedDomains, step: 'audit' }, 'audit reaped domains of deleted instances');

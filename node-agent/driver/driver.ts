@@ -29,6 +29,13 @@ export interface GuestInfo {
   marker: string;
 }
 
+export interface MigrationExport {
+  /** Directory holding the files to send: the byte-exact backup `<uid>_resize`. */
+  dir: string;
+  /** File names relative to dir, e.g. ['disk.img', 'domain.json']. */
+  files: string[];
+}
+
 export interface VirtDriver {
   readonly kind: 'fake' | 'libvirt';
   capacity(): Promise<ResourceAmounts>;
@@ -46,6 +53,37 @@ export interface VirtDriver {
   guestReport(uid: string): Promise<GuestInfo | undefined>;
   /** The directory holding disk and definition; a migration transfers it whole. */
   instanceDir(uid: string): string;
+  /**
+   * Source side of Nova's migrate_disk_and_power_off: powers the guest off and keeps a
+   * byte-exact copy of its directory in `<uid>_resize` (the revert point), then returns
+   * that backup as what to send. Idempotent: a second call reuses the existing backup.
+   */
+  migrateOut(uid: string): Promise<MigrationExport>;
+  /**
+   * Destination side of finish_migration. With `receivedDir` (a directory holding the
+   * received files), moves it into place as instanceDir(uid) (rename; if instanceDir(uid)
+   * already exists from an earlier try and receivedDir is gone, carry on with what is there).
+   * Without it (same-host resize) works on the existing instanceDir(uid). Then applies
+   * spec.flavor to the definition, grows the disk when the root disk grows (never shrinks,
+   * existing bytes unchanged), keeps the first-boot marker, and starts the guest when
+   * powerOn is true (else leaves it shut down). Idempotent.
+   */
+  finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo>;
+  /**
+   * Source side of confirm_resize: deletes `<uid>_resize`, and when the instance now lives
+   * on another host (sameHost false) also the powered-off original directory. Idempotent.
+   */
+  confirmMigration(uid: string, sameHost: boolean): Promise<void>;
+  /**
+   * Source side of finish_revert_resize: restores `<uid>_resize` byte for byte as
+   * instanceDir(uid) (replacing whatever is there), with the old flavor (spec.flavor) in the
+   * definition, starting the guest when powerOn. Idempotent: when the backup is already gone
+   * and instanceDir(uid) exists, just ensures flavor and power state. Throws DriverError when
+   * neither exists.
+   */
+  revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo>;
+  /** Whether `<uid>_resize` exists. */
+  hasBackup(uid: string): Promise<boolean>;
 }
 
 export class DriverError extends Error {

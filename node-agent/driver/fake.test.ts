@@ -1,12 +1,39 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type { PathLike } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
-import type { DomainSpec } from './driver.js';
+import type { DomainSpec, MigrationExport } from './driver.js';
 import { FAKE_DISK_BYTES_PER_GIB, FakeDriver, fakeDiskContent, fakeDiskSize } from './fake.js';
+
+// Filesystem faults for the migration tests: a rename that crosses filesystems and a copy
+// that fails half way. Everything passes through unchanged unless a test sets a fault.
+const faults = vi.hoisted(() => ({
+  exdevFrom: new Set<string>(),
+  exdevThrown: 0,
+  failCopyTo: undefined as ((dest: string) => boolean) | undefined,
+}));
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs/promises')>();
+  return {
+    ...actual,
+    rename: async (from: PathLike, to: PathLike): Promise<void> => {
+      if (faults.exdevFrom.has(String(from))) {
+        faults.exdevThrown++;
+        throw Object.assign(new Error(`EXDEV: cross-device link not permitted, rename '${String(from)}'`), { code: 'EXDEV' });
+      }
+      return actual.rename(from, to);
+    },
+    copyFile: async (src: PathLike, dest: PathLike, mode?: number): Promise<void> => {
+      if (faults.failCopyTo?.(String(dest))) throw Object.assign(new Error(`EIO: i/o error, copyfile '${String(dest)}'`), { code: 'EIO' });
+      return actual.copyFile(src, dest, mode);
+    },
+  };
+});
 
 const CAPACITY: ResourceAmounts = { vcpus: 8, memoryMiB: 16384, diskGiB: 200 };
 const SMALL: FlavorSnapshot = { name: 'm1.small', vcpus: 1, memoryMiB: 2048, rootDiskGiB: 2, ephemeralDiskGiB: 0 };
@@ -22,6 +49,9 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  faults.exdevFrom.clear();
+  faults.exdevThrown = 0;
+  faults.failCopyTo = undefined;
   await rm(stateDir, { recursive: true, force: true });
 });
 
@@ -233,5 +263,313 @@ describe('FakeDriver', () => {
     await writeFile(join(driver.instanceDir('u1'), 'domain.json'), '{"uid":"u1"');
     await expect(driver.get('u1')).rejects.toThrow(DriverError);
     await expect(driver.list()).rejects.toThrow(/not a valid domain definition/);
+  });
+});
+
+const MEDIUM: FlavorSnapshot = { name: 'm1.medium', vcpus: 2, memoryMiB: 4096, rootDiskGiB: 5, ephemeralDiskGiB: 0 };
+const UNIT = FAKE_DISK_BYTES_PER_GIB;
+
+/** SHA-256 of every file in dir, by name. */
+async function dirHashes(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort()) out[name] = sha256(await readFile(join(dir, name)));
+  return out;
+}
+
+async function markerIn(dir: string): Promise<string> {
+  const def = JSON.parse(await readFile(join(dir, 'domain.json'), 'utf8')) as { marker: string };
+  return def.marker;
+}
+
+/** What the migration transfer does: the exported files land in a directory on the destination. */
+async function transfer(exp: MigrationExport, target: string): Promise<string> {
+  await mkdir(target, { recursive: true });
+  for (const f of exp.files) await copyFile(join(exp.dir, f), join(target, f));
+  return target;
+}
+
+async function instancesListing(dir: string): Promise<string[]> {
+  return (await readdir(join(dir, 'instances'))).sort();
+}
+
+describe('FakeDriver migration', () => {
+  let destDir: string;
+  let dest: FakeDriver;
+
+  beforeEach(async () => {
+    destDir = await mkdtemp(join(tmpdir(), 'kubenova-fake-driver-dest-'));
+    dest = new FakeDriver(destDir, CAPACITY);
+  });
+
+  afterEach(async () => {
+    await rm(destDir, { recursive: true, force: true });
+  });
+
+  /** Spawns u1 (2 GiB) on the source, migrates it out and transfers the backup to the destination. */
+  async function migrateToDest(): Promise<{ received: string; diskBefore: Buffer; marker: string }> {
+    await driver.spawn(spec('u1'));
+    const diskBefore = await readFile(join(driver.instanceDir('u1'), 'disk.img'));
+    const marker = await markerIn(driver.instanceDir('u1'));
+    const received = await transfer(await driver.migrateOut('u1'), join(destDir, 'incoming', 'u1'));
+    return { received, diskBefore, marker };
+  }
+
+  it('migrateOut powers the guest off and returns a <uid>_resize backup byte-identical to the instance directory', async () => {
+    await driver.spawn(spec('u1'));
+    const diskBefore = sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')));
+    const exp = await driver.migrateOut('u1');
+    expect(exp).toEqual({ dir: `${driver.instanceDir('u1')}_resize`, files: ['disk.img', 'domain.json'] });
+    expect((await driver.get('u1'))?.powerState).toBe('shutdown');
+    const backup = await dirHashes(exp.dir);
+    expect(backup).toEqual(await dirHashes(driver.instanceDir('u1')));
+    expect(backup['disk.img']).toBe(diskBefore);
+    expect(await driver.hasBackup('u1')).toBe(true);
+    expect(await instancesListing(stateDir)).toEqual(['u1', 'u1_resize']);
+  });
+
+  it('migrateOut twice is a no-op that returns the same, unchanged backup', async () => {
+    await driver.spawn(spec('u1'));
+    const first = await driver.migrateOut('u1');
+    const hashes = await dirHashes(first.dir);
+    const mtime = (await stat(join(first.dir, 'disk.img'))).mtimeMs;
+    expect(await driver.migrateOut('u1')).toEqual(first);
+    expect(await dirHashes(first.dir)).toEqual(hashes);
+    expect((await stat(join(first.dir, 'disk.img'))).mtimeMs).toBe(mtime);
+    expect(await instancesListing(stateDir)).toEqual(['u1', 'u1_resize']);
+  });
+
+  it('migrateOut of a domain that does not exist is a DriverError and makes no backup', async () => {
+    const err = await rejection(driver.migrateOut('missing'));
+    expect(err.operation).toBe('migrateOut');
+    expect(await driver.hasBackup('missing')).toBe(false);
+  });
+
+  it('a migrateOut that fails half way through the copy leaves no <uid>_resize and no temp directory', async () => {
+    await driver.spawn(spec('u1'));
+    faults.failCopyTo = (d) => d.endsWith('disk.img') && !d.includes(`${driver.instanceDir('u1')}/`);
+    await expect(driver.migrateOut('u1')).rejects.toThrow(/EIO/);
+    expect(await driver.hasBackup('u1')).toBe(false);
+    expect(await instancesListing(stateDir)).toEqual(['u1']);
+    faults.failCopyTo = undefined;
+    expect((await driver.migrateOut('u1')).files).toEqual(['disk.img', 'domain.json']);
+  });
+
+  it('a half-made backup left by a crash is neither a backup nor a domain, and the next migrateOut replaces it with a complete one', async () => {
+    await driver.spawn(spec('u1'));
+    const stray = join(stateDir, 'instances', 'u1_resize.4242.deadbeef.tmp');
+    await mkdir(stray);
+    await writeFile(join(stray, 'disk.img'), 'partial');
+    expect(await driver.hasBackup('u1')).toBe(false);
+    expect((await driver.list()).map((d) => d.uid)).toEqual(['u1']);
+    const exp = await driver.migrateOut('u1');
+    expect(await dirHashes(exp.dir)).toEqual(await dirHashes(driver.instanceDir('u1')));
+    expect(await instancesListing(stateDir)).toEqual(['u1', 'u1_resize']);
+  });
+
+  it('list never reports a <uid>_resize backup as a domain', async () => {
+    await driver.spawn(spec('u1'));
+    await driver.spawn(spec('u2'));
+    await driver.migrateOut('u1');
+    expect((await driver.list()).map((d) => [d.uid, d.powerState])).toEqual([
+      ['u1', 'shutdown'],
+      ['u2', 'running'],
+    ]);
+  });
+
+  it('finishMigration on another host moves the received directory in, grows the disk keeping the original bytes, applies the flavor, keeps the marker and starts the guest', async () => {
+    const { received, diskBefore, marker } = await migrateToDest();
+    const info = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
+    expect(info).toEqual({ uid: 'u1', name: 'default/u1', flavor: MEDIUM, image: 'cirros', powerState: 'running', diskBytes: 5 * UNIT });
+    const disk = await readFile(join(dest.instanceDir('u1'), 'disk.img'));
+    expect(sha256(disk.subarray(0, diskBefore.length))).toBe(sha256(diskBefore));
+    expect(disk.subarray(2 * UNIT).equals(fakeDiskContent('u1', 2 * UNIT, 3 * UNIT))).toBe(true);
+    expect(await dest.guestReport('u1')).toEqual({ vcpus: 2, memoryKiB: 4096 * 1024, diskBytes: 5 * 1024 ** 3, marker });
+    await expect(stat(received)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(dest.instanceDir('u1'))).sort()).toEqual(['disk.img', 'domain.json']);
+    expect(await instancesListing(destDir)).toEqual(['u1']);
+    // The source still has its powered-off original and the backup, for a revert.
+    expect((await driver.get('u1'))?.powerState).toBe('shutdown');
+    expect(await driver.hasBackup('u1')).toBe(true);
+  });
+
+  it('finishMigration with powerOn false leaves the guest shut down, and a cold migration keeps the disk byte for byte', async () => {
+    const { received, diskBefore, marker } = await migrateToDest();
+    const info = await dest.finishMigration(spec('u1'), { receivedDir: received, powerOn: false });
+    expect(info).toMatchObject({ flavor: SMALL, powerState: 'shutdown', diskBytes: 2 * UNIT });
+    expect(await dest.guestReport('u1')).toBeUndefined();
+    expect(sha256(await readFile(join(dest.instanceDir('u1'), 'disk.img')))).toBe(sha256(diskBefore));
+    expect(await markerIn(dest.instanceDir('u1'))).toBe(marker);
+  });
+
+  it('finishMigration repeated after success, with the received directory gone, carries on with what is in place', async () => {
+    const { received } = await migrateToDest();
+    const first = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
+    const hashes = await dirHashes(dest.instanceDir('u1'));
+    expect(await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true })).toEqual(first);
+    expect(await dirHashes(dest.instanceDir('u1'))).toEqual(hashes);
+  });
+
+  it('finishMigration replaces a directory left by an earlier interrupted try with the received one', async () => {
+    const { received } = await migrateToDest();
+    const stale = dest.instanceDir('u1');
+    await mkdir(stale, { recursive: true });
+    await writeFile(join(stale, 'disk.img'), 'stale');
+    const info = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
+    expect(info.diskBytes).toBe(5 * UNIT);
+    expect((await readFile(join(stale, 'disk.img'))).equals(fakeDiskContent('u1', 0, 5 * UNIT))).toBe(true);
+    expect(await instancesListing(destDir)).toEqual(['u1']);
+  });
+
+  it('finishMigration copies and then removes the received directory when rename crosses filesystems (EXDEV)', async () => {
+    const { received, diskBefore } = await migrateToDest();
+    faults.exdevFrom.add(resolve(received));
+    const info = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
+    expect(info).toMatchObject({ powerState: 'running', diskBytes: 5 * UNIT });
+    expect(faults.exdevThrown).toBe(1);
+    const disk = await readFile(join(dest.instanceDir('u1'), 'disk.img'));
+    expect(disk.subarray(0, diskBefore.length).equals(diskBefore)).toBe(true);
+    await expect(stat(received)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await instancesListing(destDir)).toEqual(['u1']);
+  });
+
+  it('finishMigration carries on when a cross-device move was interrupted while removing the received directory', async () => {
+    const { received } = await migrateToDest();
+    faults.exdevFrom.add(resolve(received));
+    const first = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
+    // What the interrupted removal leaves: the definition went first, part of the rest stays.
+    await mkdir(received, { recursive: true });
+    await writeFile(join(received, 'disk.img'), 'left over');
+    expect(await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true })).toEqual(first);
+    await expect(stat(received)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('finishMigration refuses an incomplete received directory, and one that is gone when no domain is in place', async () => {
+    const incomplete = join(destDir, 'incoming', 'u1');
+    await mkdir(incomplete, { recursive: true });
+    await writeFile(join(incomplete, 'disk.img'), 'half');
+    expect((await rejection(dest.finishMigration(spec('u1'), { receivedDir: incomplete, powerOn: true }))).operation).toBe('finishMigration');
+    expect(await dest.list()).toEqual([]);
+    const gone = join(destDir, 'incoming', 'nothing');
+    expect((await rejection(dest.finishMigration(spec('u9'), { receivedDir: gone, powerOn: true }))).operation).toBe('finishMigration');
+    expect((await rejection(dest.finishMigration(spec('u9'), { powerOn: true }))).operation).toBe('finishMigration');
+  });
+
+  it('finishMigration refuses a received directory holding another instance', async () => {
+    const { received } = await migrateToDest();
+    await expect(dest.finishMigration(spec('u2'), { receivedDir: received, powerOn: true })).rejects.toThrow(DriverError);
+    expect(await dest.list()).toEqual([]);
+  });
+
+  it('same-host finishMigration without a received directory grows the disk in place, applies the flavor and keeps the backup', async () => {
+    await driver.spawn(spec('u1'));
+    const marker = (await driver.guestReport('u1'))?.marker;
+    const exp = await driver.migrateOut('u1');
+    const backup = await dirHashes(exp.dir);
+    const info = await driver.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true });
+    expect(info).toMatchObject({ flavor: MEDIUM, powerState: 'running', diskBytes: 5 * UNIT });
+    expect((await readFile(join(driver.instanceDir('u1'), 'disk.img'))).equals(fakeDiskContent('u1', 0, 5 * UNIT))).toBe(true);
+    expect((await driver.guestReport('u1'))?.marker).toBe(marker);
+    expect(await dirHashes(exp.dir)).toEqual(backup);
+    expect(await instancesListing(stateDir)).toEqual(['u1', 'u1_resize']);
+  });
+
+  it('finishMigration never shrinks the disk, even for a flavor with a smaller root disk', async () => {
+    await driver.spawn(spec('u1', { flavor: MEDIUM }));
+    const before = await readFile(join(driver.instanceDir('u1'), 'disk.img'));
+    await driver.migrateOut('u1');
+    const info = await driver.finishMigration(spec('u1'), { powerOn: false });
+    expect(info).toMatchObject({ flavor: SMALL, diskBytes: 5 * UNIT });
+    expect((await readFile(join(driver.instanceDir('u1'), 'disk.img'))).equals(before)).toBe(true);
+  });
+
+  it('confirmMigration on the same host removes only the backup, and is safe to repeat', async () => {
+    await driver.spawn(spec('u1'));
+    await driver.migrateOut('u1');
+    await driver.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true });
+    await driver.confirmMigration('u1', true);
+    await driver.confirmMigration('u1', true);
+    expect(await driver.hasBackup('u1')).toBe(false);
+    expect(await driver.get('u1')).toMatchObject({ flavor: MEDIUM, powerState: 'running' });
+    expect(await instancesListing(stateDir)).toEqual(['u1']);
+  });
+
+  it('confirmMigration on the source of a cross-host migration removes the backup and the powered-off original, and is safe to repeat', async () => {
+    const { received } = await migrateToDest();
+    await dest.finishMigration(spec('u1'), { receivedDir: received, powerOn: true });
+    await driver.confirmMigration('u1', false);
+    await driver.confirmMigration('u1', false);
+    expect(await driver.hasBackup('u1')).toBe(false);
+    expect(await driver.get('u1')).toBeUndefined();
+    expect(await instancesListing(stateDir)).toEqual([]);
+    expect((await dest.get('u1'))?.powerState).toBe('running');
+  });
+
+  it('confirmMigration for another host refuses to delete a domain running here', async () => {
+    await driver.spawn(spec('u1'));
+    await driver.migrateOut('u1');
+    await driver.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true });
+    expect((await rejection(driver.confirmMigration('u1', false))).operation).toBe('confirmMigration');
+    expect((await driver.get('u1'))?.powerState).toBe('running');
+    expect(await driver.hasBackup('u1')).toBe(true);
+  });
+
+  it('revertMigration after a same-host resize restores the exact disk bytes and the old flavor and starts the guest', async () => {
+    await driver.spawn(spec('u1'));
+    const marker = (await driver.guestReport('u1'))?.marker;
+    const exp = await driver.migrateOut('u1');
+    const backupDisk = sha256(await readFile(join(exp.dir, 'disk.img')));
+    await driver.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true });
+    expect((await driver.get('u1'))?.diskBytes).toBe(5 * UNIT);
+    const info = await driver.revertMigration(spec('u1'), { powerOn: true });
+    expect(info).toEqual({ uid: 'u1', name: 'default/u1', flavor: SMALL, image: 'cirros', powerState: 'running', diskBytes: 2 * UNIT });
+    expect(sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')))).toBe(backupDisk);
+    expect((await driver.guestReport('u1'))?.marker).toBe(marker);
+    expect(await driver.hasBackup('u1')).toBe(false);
+    expect(await instancesListing(stateDir)).toEqual(['u1']);
+    // Repeating it finds no backup and the restored domain, and changes nothing.
+    expect(await driver.revertMigration(spec('u1'), { powerOn: true })).toEqual(info);
+    expect(sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')))).toBe(backupDisk);
+  });
+
+  it('revertMigration on the source of a cross-host migration restores the backup, and leaves it shut down with powerOn false', async () => {
+    const { received, diskBefore } = await migrateToDest();
+    await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
+    const info = await driver.revertMigration(spec('u1'), { powerOn: false });
+    expect(info).toMatchObject({ flavor: SMALL, powerState: 'shutdown', diskBytes: 2 * UNIT });
+    expect((await readFile(join(driver.instanceDir('u1'), 'disk.img'))).equals(diskBefore)).toBe(true);
+    expect(await driver.hasBackup('u1')).toBe(false);
+  });
+
+  it('revertMigration without a backup but with the domain only ensures the flavor and power state', async () => {
+    await driver.spawn(spec('u1', { flavor: MEDIUM }));
+    await driver.powerOff('u1');
+    const disk = sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')));
+    const info = await driver.revertMigration(spec('u1'), { powerOn: true });
+    expect(info).toMatchObject({ flavor: SMALL, powerState: 'running', diskBytes: 5 * UNIT });
+    expect(sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')))).toBe(disk);
+    expect((await driver.revertMigration(spec('u1'), { powerOn: false })).powerState).toBe('shutdown');
+  });
+
+  it('revertMigration with neither a backup nor the domain is a DriverError', async () => {
+    const err = await rejection(driver.revertMigration(spec('u1'), { powerOn: true }));
+    expect(err.operation).toBe('revertMigration');
+    expect(err.uid).toBe('u1');
+  });
+
+  it('destroy also removes temp directories left by an interrupted migration step', async () => {
+    await driver.spawn(spec('u1'));
+    await driver.migrateOut('u1');
+    await mkdir(join(stateDir, 'instances', 'u1_old.4242.deadbeef.tmp'));
+    await driver.destroy('u1');
+    expect(await instancesListing(stateDir)).toEqual([]);
+    expect(await driver.hasBackup('u1')).toBe(false);
+  });
+
+  it('migration steps reject a uid that could escape the instances directory', async () => {
+    await expect(driver.migrateOut('../x')).rejects.toThrow(DriverError);
+    await expect(driver.hasBackup('a/b')).rejects.toThrow(DriverError);
+    await expect(driver.confirmMigration('.x', true)).rejects.toThrow(DriverError);
+    await expect(driver.finishMigration(spec('u_1'), { powerOn: true })).rejects.toThrow(DriverError);
+    await expect(driver.revertMigration(spec(''), { powerOn: true })).rejects.toThrow(DriverError);
   });
 });

@@ -6,9 +6,10 @@ import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
-import type { DomainInfo, DomainSpec, GuestInfo, VirtDriver } from './driver.js';
+import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
 
 /**
  * The fake disk is a scaled-down model of the real one: 64 KiB on the host per GiB of
@@ -23,6 +24,12 @@ const WRITE_CHUNK = 1024 * 1024;
 const DEFINITION = 'domain.json';
 const DISK = 'disk.img';
 const RESIZE_SUFFIX = '_resize';
+const TEMP_SUFFIX = '.tmp';
+// Working directories next to the instance directories: `<uid>_<purpose>.<pid>.<hex>.tmp`.
+// The '_' keeps them out of list() and the '.tmp' keeps them from ever looking like a
+// complete `<uid>_resize`; a crash leaves one behind and the next migration step on that uid
+// removes it.
+const TEMP_DIR_PATTERN = /^(?:resize|old|recv)\.\d+\.[0-9a-f]{8}\.tmp$/;
 // No '_' so a uid can never collide with a `<uid>_resize` directory, and no '/' or leading '.'
 // so a uid cannot point outside the instances directory.
 const UID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
@@ -113,6 +120,49 @@ function isNotFound(err: unknown): boolean {
   return isRecord(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR');
 }
 
+function isCrossDevice(err: unknown): boolean {
+  return isRecord(err) && err.code === 'EXDEV';
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** The definition in `dir`, or undefined when there is none; a corrupt one is a DriverError. */
+async function readDefinitionIn(dir: string, uid: string): Promise<DomainDefinition | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, DEFINITION), 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  return parseDefinition(text, uid);
+}
+
+/** The files that make up a domain directory (sorted), leaving out stray temp files of interrupted writes. */
+async function domainFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && !e.name.endsWith(TEMP_SUFFIX))
+    .map((e) => e.name)
+    .sort();
+}
+
 // Unique per writer so two writers never share a temp file; a crash leaves only a stray
 // temp file, never a half-written definition or disk under the real name.
 function tempPathFor(path: string): string {
@@ -136,6 +186,24 @@ async function writeFileAtomic(path: string, data: string): Promise<void> {
     await syncAndClose(fh);
   }
   await rename(tmp, path);
+}
+
+/**
+ * Copies the domain files of `src` into the fresh directory `tmp`, syncs them and renames
+ * `tmp` to `dest`, so `dest` appears whole or not at all. A failed copy removes `tmp`.
+ */
+async function copyDirAtomic(src: string, dest: string, tmp: string): Promise<void> {
+  await mkdir(tmp);
+  try {
+    for (const name of await domainFiles(src)) {
+      await copyFile(join(src, name), join(tmp, name));
+      await syncAndClose(await open(join(tmp, name), 'r'));
+    }
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 async function writeDiskRange(fh: FileHandle, uid: string, from: number, to: number): Promise<void> {
@@ -219,12 +287,9 @@ export class FakeDriver implements VirtDriver {
   async destroy(uid: string): Promise<void> {
     this.#checkUid('destroy', uid);
     await this.#serial(uid, async () => {
-      const dir = this.instanceDir(uid);
-      // The definition goes first, so an interrupted destroy leaves no half a domain that
-      // list() would report; the leftover files go on the next destroy.
-      await rm(join(dir, DEFINITION), { force: true });
-      await rm(dir, { recursive: true, force: true });
-      await rm(`${dir}${RESIZE_SUFFIX}`, { recursive: true, force: true });
+      await this.#removeDomainDir(uid);
+      await rm(this.#backupDir(uid), { recursive: true, force: true });
+      await this.#removeStrayTempDirs(uid);
     });
   }
 
@@ -274,23 +339,195 @@ export class FakeDriver implements VirtDriver {
     return this.#serial(uid, async () => {
       const def = await this.#read(uid);
       if (!def) throw new DriverError('resizeDisk', uid, 'no such domain');
-      const disk = join(this.instanceDir(uid), DISK);
-      const current = (await stat(disk)).size;
-      const target = fakeDiskSize(rootDiskGiB);
-      if (target > current) {
-        // Grown on a copy and renamed over, so a crash leaves the old disk whole.
-        const tmp = tempPathFor(disk);
-        await copyFile(disk, tmp);
-        const fh = await open(tmp, 'r+');
-        try {
-          await writeDiskRange(fh, uid, current, target);
-        } finally {
-          await syncAndClose(fh);
-        }
-        await rename(tmp, disk);
-      }
+      await this.#growDisk(uid, rootDiskGiB);
       return this.#info(def);
     });
+  }
+
+  async migrateOut(uid: string): Promise<MigrationExport> {
+    this.#checkUid('migrateOut', uid);
+    return this.#serial(uid, async () => {
+      await this.#removeStrayTempDirs(uid);
+      const backup = this.#backupDir(uid);
+      const def = await this.#read(uid);
+      // Off before the copy, so the backup is a consistent image of a stopped guest.
+      if (def?.powerState === 'running') await this.#setPower(def, 'shutdown');
+      if (!(await isDirectory(backup))) {
+        if (!def) throw new DriverError('migrateOut', uid, 'no such domain');
+        await copyDirAtomic(this.instanceDir(uid), backup, this.#tempDir(uid, 'resize'));
+      }
+      return { dir: backup, files: await domainFiles(backup) };
+    });
+  }
+
+  async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
+    const uid = spec.uid;
+    this.#checkUid('finishMigration', uid);
+    return this.#serial(uid, async () => {
+      const dir = this.instanceDir(uid);
+      const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
+      await mkdir(this.#instancesDir, { recursive: true });
+      await this.#removeStrayTempDirs(uid, received);
+      if (received !== undefined && received !== dir && (await isDirectory(received))) {
+        // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
+        const receivedDef = await readDefinitionIn(received, uid);
+        if (!receivedDef && (await this.#read(uid))) {
+          // The rest of a received directory whose cross-device move was interrupted while
+          // removing it (its definition goes first): the domain is already in place.
+          await rm(received, { recursive: true, force: true });
+        } else if (!receivedDef || !(await isFile(join(received, DISK)))) {
+          throw new DriverError('finishMigration', uid, `received directory ${received} does not hold a complete domain`);
+        } else {
+          // What was received is the truth: a directory left from an earlier try is replaced.
+          const aside = await this.#moveAside(uid);
+          await this.#moveInto(uid, received, dir);
+          if (aside !== undefined) await rm(aside, { recursive: true, force: true });
+        }
+      }
+      const def = await this.#read(uid);
+      if (!def) {
+        const what = received === undefined ? 'no such domain' : `neither the received directory ${received} nor the domain exists`;
+        throw new DriverError('finishMigration', uid, what);
+      }
+      // The disk first, the definition last: a crash in between leaves the old flavor with
+      // a grown disk, which the retry completes.
+      await this.#growDisk(uid, spec.flavor.rootDiskGiB);
+      return this.#info(await this.#settle(def, spec.flavor, opts.powerOn));
+    });
+  }
+
+  async confirmMigration(uid: string, sameHost: boolean): Promise<void> {
+    this.#checkUid('confirmMigration', uid);
+    await this.#serial(uid, async () => {
+      await this.#removeStrayTempDirs(uid);
+      if (!sameHost) {
+        let def: DomainDefinition | undefined;
+        try {
+          def = await this.#read(uid);
+        } catch (err) {
+          // A corrupt leftover of the original is deleted all the same.
+          if (!(err instanceof DriverError)) throw err;
+        }
+        // The original on the source was powered off by migrateOut; a running one here is
+        // the live instance (a reverted resize, or the destination is this host after all).
+        if (def?.powerState === 'running') {
+          throw new DriverError('confirmMigration', uid, 'the domain is running on this host; refusing to delete it as the migrated-away original');
+        }
+        await this.#removeDomainDir(uid);
+      }
+      await rm(this.#backupDir(uid), { recursive: true, force: true });
+    });
+  }
+
+  async revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
+    const uid = spec.uid;
+    this.#checkUid('revertMigration', uid);
+    return this.#serial(uid, async () => {
+      await this.#removeStrayTempDirs(uid);
+      const backup = this.#backupDir(uid);
+      if (await isDirectory(backup)) {
+        if (!(await readDefinitionIn(backup, uid))) {
+          throw new DriverError('revertMigration', uid, `${backup} does not hold a domain definition`);
+        }
+        // Renamed, not copied, so the disk is the backup's bytes; the moved-aside directory
+        // is removed last, and a crash before that leaves only a stray temp directory.
+        const aside = await this.#moveAside(uid);
+        await rename(backup, this.instanceDir(uid));
+        if (aside !== undefined) await rm(aside, { recursive: true, force: true });
+      }
+      const def = await this.#read(uid);
+      if (!def) throw new DriverError('revertMigration', uid, 'neither a resize backup nor the domain exists');
+      return this.#info(await this.#settle(def, spec.flavor, opts.powerOn));
+    });
+  }
+
+  async hasBackup(uid: string): Promise<boolean> {
+    this.#checkUid('hasBackup', uid);
+    return isDirectory(this.#backupDir(uid));
+  }
+
+  /** Appends the uid's deterministic bytes up to the size for `rootDiskGiB`; never shrinks. */
+  async #growDisk(uid: string, rootDiskGiB: number): Promise<void> {
+    const disk = join(this.instanceDir(uid), DISK);
+    const current = (await stat(disk)).size;
+    const target = fakeDiskSize(rootDiskGiB);
+    if (target <= current) return;
+    // Grown on a copy and renamed over, so a crash leaves the old disk whole.
+    const tmp = tempPathFor(disk);
+    await copyFile(disk, tmp);
+    const fh = await open(tmp, 'r+');
+    try {
+      await writeDiskRange(fh, uid, current, target);
+    } finally {
+      await syncAndClose(fh);
+    }
+    await rename(tmp, disk);
+  }
+
+  /** Puts `flavor` into the definition and the guest into the asked power state, writing only on change. */
+  async #settle(def: DomainDefinition, flavor: FlavorSnapshot, powerOn: boolean): Promise<DomainDefinition> {
+    const next: DomainDefinition = { ...def, flavor: structuredClone(flavor), powerState: powerOn ? 'running' : 'shutdown' };
+    if (isDeepStrictEqual(next, def)) return def;
+    if (powerOn && def.powerState !== 'running') await this.#bootDelay();
+    await this.#write(next);
+    return next;
+  }
+
+  /** Renames `from` to `to`; across filesystems (EXDEV) copies through a temp dir, then removes `from`. */
+  async #moveInto(uid: string, from: string, to: string): Promise<void> {
+    try {
+      await rename(from, to);
+    } catch (err) {
+      if (!isCrossDevice(err)) throw err;
+      await copyDirAtomic(from, to, this.#tempDir(uid, 'recv'));
+      // The definition first, so a half-removed `from` never looks like a complete transfer.
+      await rm(join(from, DEFINITION), { force: true });
+      await rm(from, { recursive: true, force: true });
+    }
+  }
+
+  /** Renames instanceDir(uid) out of the way; undefined when there is none. */
+  async #moveAside(uid: string): Promise<string | undefined> {
+    const aside = this.#tempDir(uid, 'old');
+    try {
+      await rename(this.instanceDir(uid), aside);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return aside;
+  }
+
+  async #removeDomainDir(uid: string): Promise<void> {
+    const dir = this.instanceDir(uid);
+    // The definition goes first, so an interrupted removal leaves no half a domain that
+    // list() would report; the leftover files go on the next try.
+    await rm(join(dir, DEFINITION), { force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async #removeStrayTempDirs(uid: string, keep?: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.#instancesDir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    const prefix = `${uid}_`;
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !TEMP_DIR_PATTERN.test(name.slice(prefix.length))) continue;
+      const path = join(this.#instancesDir, name);
+      if (path !== keep) await rm(path, { recursive: true, force: true });
+    }
+  }
+
+  #backupDir(uid: string): string {
+    return `${this.instanceDir(uid)}${RESIZE_SUFFIX}`;
+  }
+
+  #tempDir(uid: string, purpose: 'resize' | 'old' | 'recv'): string {
+    return join(this.#instancesDir, `${uid}_${purpose}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
   }
 
   async #power(operation: string, uid: string, state: FakePowerState): Promise<DomainInfo> {
@@ -316,14 +553,7 @@ export class FakeDriver implements VirtDriver {
   }
 
   async #read(uid: string): Promise<DomainDefinition | undefined> {
-    let text: string;
-    try {
-      text = await readFile(join(this.instanceDir(uid), DEFINITION), 'utf8');
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    return parseDefinition(text, uid);
+    return readDefinitionIn(this.instanceDir(uid), uid);
   }
 
   async #write(def: DomainDefinition): Promise<void> {

@@ -25,12 +25,17 @@ export class InstanceWorker {
     private readonly events: EventRecorder,
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
+    /** Drops what a transfer staged for a migration whose claim was just freed. */
+    private readonly onMigrationFreed?: (migrationUid: string) => Promise<void>,
   ) {}
 
-  /** Whether this host has anything to do with the instance. */
+  /** Whether this host has anything to do with the instance (runs it, was sent it, or holds a claim for it or its migrations). */
   concerns(inst: Instance): boolean {
     const s = inst.status;
-    return s?.host === this.host || s?.scheduling?.selectedHost === this.host || this.tracker.hasClaim(inst.metadata.uid ?? '');
+    if (s?.host === this.host || s?.scheduling?.selectedHost === this.host) return true;
+    const uid = inst.metadata.uid ?? '';
+    const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    return this.tracker.claims().some((c) => c.consumer === uid || c.instance === key);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -173,11 +178,14 @@ export class InstanceWorker {
 
   private async cleanUp(inst: Instance, log: Logger): Promise<ReconcileResult> {
     const uid = inst.metadata.uid ?? '';
-    const hadDomain = (await this.driver.get(uid)) !== undefined;
+    const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    const hadDomain = (await this.driver.get(uid)) !== undefined || (await this.driver.hasBackup(uid));
     if (hadDomain) await this.driver.destroy(uid);
-    const released = await this.tracker.release(uid);
-    if (hadDomain || released) {
-      log.info({ step: 'deleting', hadDomain, released }, 'destroyed and freed');
+    // Its own claim and those of its migrations (a destination's kind-migration claim).
+    const freed = await this.tracker.releaseWhere((c) => c.consumer === uid || c.instance === key);
+    for (const c of freed) if (c.kind === 'migration') await this.onMigrationFreed?.(c.consumer);
+    if (hadDomain || freed.length > 0) {
+      log.info({ step: 'deleting', hadDomain, freed: freed.length }, 'destroyed and freed');
       this.events.record(inst, 'Normal', EventReason.Deleted, `domain destroyed and claims freed on ${this.host}`);
     }
     return {};

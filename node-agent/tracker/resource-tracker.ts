@@ -41,6 +41,11 @@ export class ResourceTracker {
     return this.opts.host;
   }
 
+  /** The transfer endpoint is known only once its server has bound a port. */
+  setMigrationEndpoint(endpoint: string): void {
+    this.opts.migrationEndpoint = endpoint;
+  }
+
   /**
    * Creates the ComputeNode if missing and adopts the claims it already records, so an
    * agent restart keeps every claim its instances hold.
@@ -110,6 +115,35 @@ export class ResourceTracker {
       if (!this.ledger.release(consumer, kind)) return false;
       await this.writeLocked();
       return true;
+    });
+  }
+
+  /**
+   * Frees every claim matching the predicate in one write (an instance's own claim and
+   * those of its migrations, on delete). Safe to repeat.
+   */
+  releaseWhere(match: (c: Claim) => boolean): Promise<Claim[]> {
+    return this.lock.run(async () => {
+      const freed = this.ledger.claims.filter(match);
+      if (freed.length === 0) return freed;
+      this.ledger = new ClaimLedger(this.ledger.claims.filter((c) => !match(c)));
+      await this.writeLocked();
+      return freed;
+    });
+  }
+
+  /**
+   * Turns a migration's claim into the instance's own claim in one write (confirm on the
+   * destination): the amounts stay held throughout, so nothing can slip in between.
+   */
+  convertClaim(from: { consumer: string; kind: ClaimKind }, to: Claim): Promise<void> {
+    return this.lock.run(async () => {
+      const current = this.ledger.claims;
+      const source = current.find((c) => c.consumer === from.consumer && c.kind === from.kind);
+      if (!source) return;
+      const next = current.filter((c) => c !== source && !(c.consumer === to.consumer && c.kind === to.kind));
+      this.ledger = new ClaimLedger([...next, { ...to, createdAt: source.createdAt }]);
+      await this.writeLocked();
     });
   }
 

@@ -4,11 +4,14 @@ import type { Informer } from '../../common/kube/informer.js';
 import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
 import type { BootConductor } from './boot.js';
 import type { DeletionConductor } from './deletion.js';
+import type { ResizeRequests } from './resize-request.js';
 
 export class InstanceReconciler {
   constructor(
     private readonly instances: Informer<'Instance'>,
+    private readonly migrations: Informer<'Migration'>,
     private readonly boot: BootConductor,
+    private readonly resize: ResizeRequests,
     private readonly deletion: DeletionConductor,
   ) {}
 
@@ -16,13 +19,18 @@ export class InstanceReconciler {
     const { namespace, name } = splitKey(key);
     const inst = this.instances.get(name, namespace);
     if (!inst) return {};
-    if (inst.metadata.deletionTimestamp) return this.deletion.reconcile(inst, consumersOf(inst));
+    if (inst.metadata.deletionTimestamp) return this.deletion.reconcile(inst, this.consumersOf(inst));
     if (await this.deletion.ensureFinalizer(inst)) return {};
-    return this.boot.reconcile(inst);
+    if (!inst.status?.vmState || inst.status.vmState === 'building') return this.boot.reconcile(inst);
+    return this.resize.reconcile(inst);
   }
-}
 
-/** Claims an instance may hold: its own, and those of its Migrations. */
-export function consumersOf(inst: Instance): string[] {
-  return [inst.metadata.uid ?? ''].filter(Boolean);
+  /** Claims an instance may hold anywhere: its own, and those of its Migrations. */
+  consumersOf(inst: Instance): string[] {
+    const migrationUids = this.migrations
+      .list(inst.metadata.namespace)
+      .filter((m) => m.spec.instance === inst.metadata.name)
+      .map((m) => m.metadata.uid ?? '');
+    return [inst.metadata.uid ?? '', ...migrationUids].filter(Boolean);
+  }
 }

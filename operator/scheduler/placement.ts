@@ -42,6 +42,15 @@ export class Placement {
     return hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready;
   }
 
+  /** Why a host named by the user cannot take work, or undefined when it can. */
+  hostProblem(host: string): string | undefined {
+    const node = this.nodes.get(host);
+    if (!node) return 'does not exist (kubectl get cn lists hosts)';
+    if (node.spec.disabled) return `is disabled${node.spec.disabledReason ? ` (${node.spec.disabledReason})` : ''}`;
+    if (!hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready) return 'is not Ready: its node agent is not responding';
+    return undefined;
+  }
+
   claimedAnywhere(consumers: string[]): ComputeNode[] {
     return this.nodes.list().filter((n) => (n.status?.claims ?? []).some((c) => consumers.includes(c.consumer)));
   }

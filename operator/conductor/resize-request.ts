@@ -1,0 +1,69 @@
+// `kubectl patch instance web-1 -p '{"spec":{"flavor":"m1.large"}}'` becomes a Migration
+// named <instance>-resize-<generation>, owned by the Instance. Each generation of the spec
+// is acted on once (observedGeneration), so a refused request is not retried in a loop.
+import { EventReason, FaultReason } from '../../common/api/reasons.js';
+import { API_VERSION, type Instance } from '../../common/api/types.js';
+import { isConflict, type Kube } from '../../common/kube/client.js';
+import type { EventRecorder } from '../../common/kube/events.js';
+import type { Informer } from '../../common/kube/informer.js';
+import type { Logger } from '../../common/log.js';
+import type { ReconcileResult } from '../../common/runtime/controller.js';
+import { checkResizeFlavor } from './resize-checks.js';
+
+export const resizeMigrationName = (inst: Instance) => `${inst.metadata.name}-resize-${inst.metadata.generation ?? 1}`;
+
+export class ResizeRequests {
+  constructor(
+    private readonly kube: Kube,
+    private readonly flavors: Informer<'Flavor'>,
+    private readonly events: EventRecorder,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async reconcile(inst: Instance): Promise<ReconcileResult> {
+    const s = inst.status ?? {};
+    const generation = inst.metadata.generation ?? 1;
+    if (s.observedGeneration === generation) return {};
+    // A task or a resize awaiting its decision is running: the new spec waits for it.
+    if (!s.flavor || s.taskState || s.migration) return {};
+    if (inst.spec.flavor === s.flavor.name) {
+      await this.kube.instances.patchStatus(inst, { observedGeneration: generation });
+      return {};
+    }
+    if (s.vmState !== 'active' && s.vmState !== 'stopped') {
+      return this.refuse(inst, `instance is ${s.vmState}; only active or stopped instances can be resized`);
+    }
+    const check = checkResizeFlavor(s.flavor, inst.spec.flavor, this.flavors.get(inst.spec.flavor));
+    if (!check.ok) return this.refuse(inst, check.message);
+    const name = resizeMigrationName(inst);
+    try {
+      await this.kube.migrations.create({
+        apiVersion: API_VERSION,
+        kind: 'Migration',
+        metadata: {
+          name,
+          namespace: inst.metadata.namespace,
+          labels: { 'compute.kubenova.io/instance': inst.metadata.name },
+          ownerReferences: [{ apiVersion: API_VERSION, kind: 'Instance', name: inst.metadata.name, uid: inst.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
+        },
+        spec: { instance: inst.metadata.name, flavor: inst.spec.flavor },
+      });
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+    await this.kube.instances.patchStatus(inst, { observedGeneration: generation });
+    this.log.info({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, migration: name, step: 'resize_prep' }, `resize to ${inst.spec.flavor} requested`);
+    return {};
+  }
+
+  private async refuse(inst: Instance, message: string): Promise<ReconcileResult> {
+    await this.kube.instances.patchStatus(inst, {
+      observedGeneration: inst.metadata.generation ?? 1,
+      fault: { reason: FaultReason.ResizeRefused, message, time: this.now().toISOString() },
+    });
+    this.log.warn({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'resize_prep' }, message);
+    this.events.record(inst, 'Warning', EventReason.ResizeRefused, `resize to ${inst.spec.flavor} refused: ${message}`);
+    return {};
+  }
+}
