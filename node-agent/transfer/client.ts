@@ -131,7 +131,7 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
     }
     const manifest: Manifest = { files: entries };
     const bytes = entries.reduce((sum, e) => sum + e.size, 0);
-    attempts += await withRetries('commit', () => postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS));
+    attempts += await withRetries('commit', (n) => postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS, n));
     return { bytes, manifest, durationMs: Math.round(performance.now() - started), attempts };
   } finally {
     agent.destroy();
@@ -185,12 +185,15 @@ async function putFile(target: Target, full: string, entry: ManifestEntry, ref: 
   if (reply.status !== 201) throw failureOf(reply);
 }
 
-async function postCommit(target: Target, manifest: Manifest, ref: TransferRef, timeoutMs: number): Promise<void> {
+async function postCommit(target: Target, manifest: Manifest, ref: TransferRef, timeoutMs: number, attempt: number): Promise<void> {
   const body = Buffer.from(JSON.stringify(manifest));
   const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
   const reply = await exchange(target, 'POST', commitPath(ref), headers, timeoutMs, async (req) => {
     req.end(body);
   });
+  // A retried commit told "already committed" means the reply to an earlier try was lost
+  // after the destination had verified everything: the transfer is done.
+  if (reply.status === 409 && attempt > 1) return;
   if (reply.status !== 200) throw failureOf(reply);
 }
 
