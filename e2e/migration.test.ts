@@ -161,13 +161,12 @@ describe('deleting an instance in each phase of a migration', () => {
     const inst = await boot(name, 'node-a');
     const uid = inst.metadata.uid ?? '';
     migrate(`${name}-mig`, name, 'node-b');
-    let mig: Migration | undefined;
     if (target === 'confirming' || target === 'reverting') {
       await phase(`${name}-mig`, 'finished');
       decide(`${name}-mig`, target === 'confirming' ? 'Confirm' : 'Revert');
     }
     // Catch the phase as it passes (some last only milliseconds), else delete at the next one.
-    mig = await env.waitFor(`migration at or past ${target}`, async () => {
+    const mig: Migration = await env.waitFor(`migration at or past ${target}`, async () => {
       const m = await env.migration(`${name}-mig`);
       const order = ['pre-migrating', 'migrating', 'post-migrating', 'finished', 'confirming', 'reverting', 'confirmed', 'reverted'];
       const at = order.indexOf(m?.status?.status ?? '');
@@ -176,8 +175,8 @@ describe('deleting an instance in each phase of a migration', () => {
     env.kubectl(['delete', 'instance', name, '--wait=false']);
     await env.waitFor(`${name} gone`, async () => (await env.instance(name)) === undefined, 60_000);
     await env.waitFor(`${name}: no claims and no directories anywhere`, async () => {
-      const claims = await claimsAnywhere([uid, mig?.metadata.uid]);
-      return claims.length === 0 && leftovers(uid, mig?.metadata.uid).length === 0;
+      const claims = await claimsAnywhere([uid, mig.metadata.uid]);
+      return claims.length === 0 && leftovers(uid, mig.metadata.uid).length === 0;
     }, 30_000);
     await env.waitFor(`${name}: its Migration and Secret garbage-collected`, async () => (await env.migration(`${name}-mig`)) === undefined, 60_000);
   });

@@ -291,6 +291,13 @@ export const instance: KindDefinition = {
       flavor: flavorSnapshot('The flavor applied to the instance.'),
       oldFlavor: flavorSnapshot('The previous flavor while a resize awaits confirm or revert.'),
       migration: { type: 'string', maxLength: 253, description: 'The active Migration, if any.' },
+      taskHosts: {
+        type: 'array',
+        description: 'Hosts taking part in the current migration (source and destination); their agents may write this status.',
+        maxItems: 2,
+        'x-kubernetes-list-type': 'atomic',
+        items: { type: 'string', maxLength: 253 },
+      },
       launchedAt: time('When the guest was first started.'),
       fault: fault,
       scheduling: scheduling('Placement attempts for the current boot.'),

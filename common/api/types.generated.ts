@@ -111,6 +111,8 @@ export interface InstanceStatus {
   oldFlavor?: FlavorSnapshot;
   /** The active Migration, if any. */
   migration?: string;
+  /** Hosts taking part in the current migration (source and destination); their agents may write this status. */
+  taskHosts?: string[];
   /** When the guest was first started. */
   launchedAt?: string;
   /** The last failure, as Nova records instance faults. */

@@ -134,7 +134,7 @@ export class MigrationWorker {
   }
 
   private async beginMigrating(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
-    await this.instanceTask(inst, 'resize_migrating');
+    await this.instanceTask(inst, 'resize_migrating', { taskHosts: [mig.status?.sourceHost ?? '', mig.status?.destHost ?? ''] });
     const updated = await this.kube.migrations.patchStatus(mig, { status: 'migrating' });
     return this.migrateOut(updated, this.instances.get(inst.metadata.name, inst.metadata.namespace) ?? inst, log);
   }
@@ -213,6 +213,7 @@ export class MigrationWorker {
       vmState: s.oldVmState ?? 'active',
       powerState: domain.powerState,
       migration: null,
+      taskHosts: null,
       fault: { reason: FaultReason.TransferFailed, message, time: now },
     });
     await this.kube.migrations.patchStatus(mig, { status: 'error', fault: { reason: FaultReason.TransferFailed, message, time: now }, finishedAt: now });
@@ -275,7 +276,7 @@ export class MigrationWorker {
       { consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(s.newFlavor!) },
     );
     const now = this.now().toISOString();
-    await this.kube.instances.patchStatus(inst, { vmState: s.oldVmState ?? 'active', taskState: '', oldFlavor: null, migration: null });
+    await this.kube.instances.patchStatus(inst, { vmState: s.oldVmState ?? 'active', taskState: '', oldFlavor: null, migration: null, taskHosts: null });
     await this.kube.migrations.patchStatus(mig, { status: 'confirmed', finishedAt: now });
     log.info({ step: 'confirming' }, 'confirmed');
     this.events.record(mig, 'Normal', EventReason.ResizeConfirmed, `confirmed: the instance stays on ${this.host} with ${s.newFlavor?.name}`);
@@ -309,6 +310,7 @@ export class MigrationWorker {
       flavor: s.oldFlavor,
       oldFlavor: null,
       migration: null,
+      taskHosts: null,
       powerState: domain.powerState,
       guest: report ? { ...report, reportedAt: now.toISOString() } : null,
       conditions: setCondition(inst.status?.conditions, domain.powerState === 'running'
@@ -340,6 +342,6 @@ export async function readTransferToken(kube: Kube, ref: TransferRef): Promise<s
     return token ? Buffer.from(token, 'base64').toString('utf8') : undefined;
   } catch (err) {
     if (isNotFound(err)) return undefined;
-    throw new Error(`reading the transfer token: ${apiMessage(err)}`);
+    throw new Error(`reading the transfer token: ${apiMessage(err)}`, { cause: err });
   }
 }
