@@ -1,5 +1,8 @@
 // Operator entry point: the cluster-wide brain (scheduler, conductor, node monitor).
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ConfigError } from '../common/config.js';
+import { LeaderElector } from '../common/runtime/leader-election.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
 import { createLogger } from '../common/log.js';
@@ -15,15 +18,44 @@ async function main(): Promise<void> {
   const kube = new Kube(loadKubeConfig(config.kubeconfig), 'kubenova-operator');
   const metrics = new Metrics('operator');
   const events = new EventRecorder(kube, 'kubenova-operator', undefined, log);
-  const operator = new Operator(kube, config, metrics, events, log);
+  let elector: LeaderElector | undefined;
+  const operator = new Operator(kube, config, metrics, events, log, () => elector?.isLeader() ?? true);
   const server = await startHttpServer(config['metrics-port'], config['metrics-address'], metrics.registry, {
     healthy: () => true,
-    ready: () => operator.ready,
+    // A follower is ready: it is healthy and waiting for the lease.
+    ready: () => (elector && !elector.isLeader() ? true : operator.ready),
   });
-  await operator.start();
   const address = server.address();
-  log.info({ metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'operator running');
+  const running = () => log.info({ metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'operator running');
+  if (config['leader-elect']) {
+    elector = new LeaderElector(
+      kube.config,
+      {
+        namespace: config['leader-election-namespace'],
+        name: config['leader-election-id'],
+        identity: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        leaseDurationMs: config['lease-duration'] * 1000,
+        renewDeadlineMs: config['renew-deadline'] * 1000,
+        retryPeriodMs: config['retry-period'] * 1000,
+      },
+      {
+        onStartedLeading: async () => {
+          await operator.start();
+          running();
+        },
+        // Like controller-runtime: a replica that lost its lease exits and starts over as a follower.
+        onStoppedLeading: () => process.exit(1),
+      },
+      log,
+    );
+    elector.start();
+    log.info({ lease: config['leader-election-id'] }, 'waiting for leadership');
+  } else {
+    await operator.start();
+    running();
+  }
   onShutdown(async () => {
+    elector?.stop();
     await operator.stop();
     server.close();
   }, log);

@@ -33,13 +33,15 @@ export class Operator {
     readonly metrics: Metrics,
     readonly events: EventRecorder,
     readonly log: Logger,
+    /** Whether this replica may act now (leader election); always yes without it. */
+    readonly canAct: () => boolean = () => true,
   ) {
     const heartbeatTimeoutMs = config['node-heartbeat-timeout'] * 1000;
     this.nodes = new Informer(kube, 'ComputeNode', log);
     this.flavors = new Informer(kube, 'Flavor', log);
     this.instances = new Informer(kube, 'Instance', log, { labelSelector: config['instance-selector'] });
     this.migrations = new Informer(kube, 'Migration', log);
-    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 }, log.child({ controller: 'node-monitor' }));
+    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 }, log.child({ controller: 'node-monitor' }), undefined, canAct);
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],
@@ -52,7 +54,7 @@ export class Operator {
     const deletion = new DeletionConductor(kube, this.placement, instanceLog);
     const resize = new ResizeRequests(kube, this.flavors, events, instanceLog);
     const reconciler = new InstanceReconciler(this.instances, this.migrations, boot, resize, deletion);
-    this.instanceController = new Controller({ name: 'instance', workers: config.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log: instanceLog });
+    this.instanceController = new Controller({ name: 'instance', workers: config.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log: instanceLog, canAct });
     const migrationLog = log.child({ controller: 'migration' });
     const migration = new MigrationConductor(
       kube,
@@ -78,6 +80,7 @@ export class Operator {
       },
       metrics,
       log: migrationLog,
+      canAct,
     });
     const enqueueInstance = (obj: { metadata: { name: string; namespace?: string } }) => this.instanceController.enqueue(objectKey(obj));
     this.instances.on('add', enqueueInstance);

@@ -14,6 +14,8 @@ export interface ControllerOptions {
   reconcile: (key: string) => Promise<ReconcileResult>;
   metrics: Metrics;
   log: Logger;
+  /** Leader election's gate: while it says no, keys wait instead of being acted on. */
+  canAct?: () => boolean;
 }
 
 export class Controller {
@@ -23,6 +25,7 @@ export class Controller {
     const { name, metrics, log } = opts;
     this.queue = new WorkQueue(
       async (key) => {
+        if (opts.canAct && !opts.canAct()) return { requeueAfterMs: 1_000 };
         const end = metrics.reconcileTime.startTimer({ controller: name });
         try {
           const result = await opts.reconcile(key);

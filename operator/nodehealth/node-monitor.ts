@@ -24,6 +24,7 @@ export class NodeMonitor {
     private readonly opts: { timeoutMs: number; periodMs: number },
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
+    private readonly canAct: () => boolean = () => true,
   ) {}
 
   start(): void {
@@ -42,6 +43,7 @@ export class NodeMonitor {
   }
 
   async check(): Promise<void> {
+    if (!this.canAct()) return;
     const now = this.now();
     for (const node of this.nodes.list()) {
       const ready = getCondition(node.status?.conditions, 'Ready');

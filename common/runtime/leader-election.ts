@@ -1,0 +1,138 @@
+// Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does it:
+// the holder renews every retryPeriod; a candidate takes the lease once it has seen no
+// renewal for leaseDuration (measured on its own clock, so clock skew between replicas
+// does not matter); a leader that has not renewed within renewDeadline stops acting at
+// once, before it even learns that someone else holds the lease.
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import { isConflict, isNotFound } from '../kube/client.js';
+
+export interface LeaderElectionConfig {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export interface LeaderCallbacks {
+  onStartedLeading(): void | Promise<void>;
+  /** Called once when leadership is lost; the process is expected to exit. */
+  onStoppedLeading(): void;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private leading = false;
+  private lastRenew = 0;
+  private observed?: { holder: string; renewTime: string; at: number };
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly config: LeaderElectionConfig,
+    private readonly callbacks: LeaderCallbacks,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (config.renewDeadlineMs >= config.leaseDurationMs) throw new Error('renew deadline must be shorter than the lease duration');
+    if (config.retryPeriodMs >= config.renewDeadlineMs) throw new Error('retry period must be shorter than the renew deadline');
+    this.api = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  /** True only while this replica holds a lease it renewed within the renew deadline. */
+  isLeader(): boolean {
+    return this.leading && this.now() - this.lastRenew < this.config.renewDeadlineMs;
+  }
+
+  start(): void {
+    const tick = () => {
+      if (this.stopped) return;
+      this.tryAcquireOrRenew()
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'lease update failed'))
+        .finally(() => {
+          if (this.leading && this.now() - this.lastRenew >= this.config.renewDeadlineMs) return this.lose('renew deadline passed');
+          if (!this.stopped) this.timer = setTimeout(tick, this.config.retryPeriodMs);
+        });
+    };
+    tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private lose(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.stop();
+    this.log.error({ lease: this.config.name, why }, 'lost leadership; stopping');
+    this.callbacks.onStoppedLeading();
+  }
+
+  private async tryAcquireOrRenew(): Promise<void> {
+    const { namespace, name, identity } = this.config;
+    const now = this.now();
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ namespace, name });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      try {
+        await this.api.createNamespacedLease({ namespace, body: this.record(undefined, now) });
+      } catch (createErr) {
+        if (isConflict(createErr)) return;
+        throw createErr;
+      }
+      return this.acquired(now);
+    }
+    const holder = lease.spec?.holderIdentity ?? '';
+    const renewTime = String(lease.spec?.renewTime ?? '');
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
+      this.observed = { holder, renewTime, at: now };
+    }
+    if (holder && holder !== identity) {
+      if (this.leading) return this.lose(`lease taken by ${holder}`);
+      if (now - this.observed.at < this.config.leaseDurationMs) return;
+      this.log.info({ lease: name, previous: holder }, 'lease expired; taking over');
+    }
+    try {
+      await this.api.replaceNamespacedLease({ namespace, name, body: this.record(lease, now) });
+    } catch (err) {
+      if (isConflict(err)) {
+        if (this.leading) return this.lose('lease changed under us');
+        return;
+      }
+      throw err;
+    }
+    if (!this.leading) return this.acquired(now);
+    this.lastRenew = now;
+  }
+
+  private record(existing: V1Lease | undefined, now: number): V1Lease {
+    const takingOver = existing?.spec?.holderIdentity !== this.config.identity;
+    const time = new V1MicroTime(now);
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.config.name, namespace: this.config.namespace, resourceVersion: existing?.metadata?.resourceVersion },
+      spec: {
+        holderIdentity: this.config.identity,
+        leaseDurationSeconds: Math.ceil(this.config.leaseDurationMs / 1000),
+        acquireTime: takingOver ? time : existing?.spec?.acquireTime,
+        renewTime: time,
+        leaseTransitions: (existing?.spec?.leaseTransitions ?? 0) + (existing && takingOver ? 1 : 0),
+      },
+    };
+  }
+
+  private async acquired(now: number): Promise<void> {
+    this.leading = true;
+    this.lastRenew = now;
+    this.log.info({ lease: this.config.name, identity: this.config.identity }, 'became leader');
+    await this.callbacks.onStartedLeading();
+  }
+}
