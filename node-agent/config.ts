@@ -23,6 +23,9 @@ export const AGENT_FLAGS = {
   'log-level': { type: 'string', env: 'LOG_LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], description: 'Log level' },
   'log-format': { type: 'string', env: 'LOG_FORMAT', default: 'json', choices: ['json', 'pretty'], description: 'Log format' },
   'fake-fail-spawn-image': { type: 'string', env: 'KUBENOVA_FAKE_FAIL_SPAWN_IMAGE', description: 'Fake driver: spawning this image fails (to exercise the failure path)' },
+  'api-keepalive': { type: 'boolean', env: 'KUBENOVA_API_KEEPALIVE', default: true, description: 'Reuse TLS connections to the API server (client-node 1.x otherwise opens one per request); false for the old behaviour' },
+  'simulate-hosts': { type: 'number', env: 'KUBENOVA_SIMULATE_HOSTS', default: 0, min: 0, description: 'Benchmarks: pose as this many hosts <node-name>-000, -001, ... in one process (fake driver only; 0 = one real host named --node-name)' },
+  'simulate-host-offset': { type: 'number', env: 'KUBENOVA_SIMULATE_HOST_OFFSET', default: 0, min: 0, description: 'Benchmarks: index of the first simulated host, so several processes can split one range' },
   'spawn-delay-ms': { type: 'number', env: 'KUBENOVA_SPAWN_DELAY_MS', default: 0, min: 0, description: 'Fake driver: time a spawn takes' },
 } as const satisfies Record<string, FlagSpec>;
 

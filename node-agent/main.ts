@@ -1,7 +1,13 @@
-// Node agent entry point: one host per process (the DaemonSet), fake or libvirt driver.
+// Node agent entry point: one host per process (the DaemonSet), fake or libvirt driver; or,
+// for benchmarks, many simulated hosts in one process (--simulate-hosts, see
+// simulated/hosts.ts). Either way every host is a HostAgent fed by one shared Instance
+// informer and one shared Migration informer, and the process has one metrics server.
+import { Agent } from 'node:https';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ZONE_LABEL } from '../common/api/types.js';
 import { ConfigError, parseLabels } from '../common/config.js';
+import { KubeConfig } from '@kubernetes/client-node';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
 import { createLogger } from '../common/log.js';
 import { startHttpServer } from '../common/runtime/http.js';
@@ -11,59 +17,133 @@ import { parseAgentConfig } from './config.js';
 import { FakeDriver } from './driver/fake.js';
 import { HostAgent } from './host-agent.js';
 import { Informer } from '../common/kube/informer.js';
+import { planHosts, type HostPlan } from './simulated/hosts.js';
 
 async function main(): Promise<void> {
   const config = parseAgentConfig(process.argv.slice(2));
-  const host = config['node-name'];
-  if (!host) throw new ConfigError('--node-name (or NODE_NAME) is required: the host this agent serves');
-  const log = createLogger({ component: 'node-agent', node: host, level: config['log-level'], pretty: config['log-format'] === 'pretty' });
+  const nodeName = config['node-name'];
+  if (!nodeName) throw new ConfigError('--node-name (or NODE_NAME) is required: the host this agent serves');
+  const simulated = config['simulate-hosts'] > 0;
+  if (simulated && config.driver !== 'fake') throw new ConfigError('--simulate-hosts needs --driver fake: simulated hosts have no hypervisor');
+  let plan: HostPlan[];
+  try {
+    // Spreading the starts over one heartbeat interval spreads every host's timers the same way.
+    plan = planHosts(nodeName, config['simulate-hosts'], config['simulate-host-offset'], config['heartbeat-interval'] * 1000);
+  } catch (err) {
+    throw new ConfigError(`--simulate-hosts / --simulate-host-offset: ${(err as Error).message}`);
+  }
+  const log = createLogger({ component: 'node-agent', node: simulated ? undefined : nodeName, level: config['log-level'], pretty: config['log-format'] === 'pretty' });
   const labels = parseLabels(config.labels);
   if (config.zone) labels[ZONE_LABEL] = config.zone;
-  const kube = new Kube(loadKubeConfig(config.kubeconfig), `kubenova-agent-${host}`);
+  const kubeConfig = config['api-keepalive'] ? loadKeepAliveKubeConfig(config.kubeconfig) : loadKubeConfig(config.kubeconfig);
+  const kube = new Kube(kubeConfig, `kubenova-agent-${nodeName}`);
   const capacity = { vcpus: config['capacity-vcpus'], memoryMiB: config['capacity-memory-mib'], diskGiB: config['capacity-disk-gib'] };
-  const driver = new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
   const metrics = new Metrics('node-agent');
   const instances = new Informer(kube, 'Instance', log);
   const migrations = new Informer(kube, 'Migration', log);
-  const agent = new HostAgent(
-    kube,
-    driver,
-    instances,
-    migrations,
-    {
-      host,
-      labels,
-      heartbeatIntervalMs: config['heartbeat-interval'] * 1000,
-      auditIntervalMs: config['audit-interval'] * 1000,
-      auditGraceMs: config['audit-grace'] * 1000,
-      workers: 4,
-      stagingDir: join(config['state-dir'], host, 'incoming'),
-      migrationAddress: config['migration-address'],
-      migrationPort: config['migration-port'],
-      advertiseAddress: config['advertise-address'],
-      transferRetries: config['transfer-retries'],
-      breakTransfers: config['test-break-transfers'],
-    },
-    metrics,
-    log,
-  );
-  instances.on('add', (i) => agent.onInstance(i));
-  instances.on('update', (i) => agent.onInstance(i));
-  migrations.on('add', (m) => agent.onMigration(m));
-  migrations.on('update', (m) => agent.onMigration(m));
+  const agents = plan.map(({ host }, i) => {
+    const hostLog = simulated ? log.child({ node: host }) : log;
+    const driver = new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
+    return new HostAgent(
+      // Each host writes under its own field manager, as its own agent would.
+      simulated ? new Kube(kubeConfig, `kubenova-agent-${host}`) : kube,
+      driver,
+      instances,
+      migrations,
+      {
+        host,
+        labels,
+        heartbeatIntervalMs: config['heartbeat-interval'] * 1000,
+        auditIntervalMs: config['audit-interval'] * 1000,
+        auditGraceMs: config['audit-grace'] * 1000,
+        workers: 4,
+        stagingDir: join(config['state-dir'], host, 'incoming'),
+        migrationAddress: config['migration-address'],
+        // A fixed port is the first host's; the others take the ports after it.
+        migrationPort: config['migration-port'] > 0 ? config['migration-port'] + i : 0,
+        advertiseAddress: config['advertise-address'],
+        transferRetries: config['transfer-retries'],
+        breakTransfers: config['test-break-transfers'],
+      },
+      metrics,
+      hostLog,
+    );
+  });
+  instances.on('add', (i) => agents.forEach((a) => a.onInstance(i)));
+  instances.on('update', (i) => agents.forEach((a) => a.onInstance(i)));
+  migrations.on('add', (m) => agents.forEach((a) => a.onMigration(m)));
+  migrations.on('update', (m) => agents.forEach((a) => a.onMigration(m)));
   const server = await startHttpServer(config['metrics-port'], config['metrics-address'], metrics.registry, {
     healthy: () => true,
-    ready: () => agent.ready,
+    ready: () => agents.every((a) => a.ready),
   });
-  await Promise.all([instances.start(), migrations.start()]);
-  await agent.start();
-  const address = server.address();
-  log.info({ metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: driver.kind }, 'node agent running');
+  let stopping = false;
   onShutdown(async () => {
-    await agent.stop();
+    stopping = true;
+    await Promise.all(agents.map((a) => a.stop()));
     await Promise.all([instances.stop(), migrations.stop()]);
     server.close();
   }, log);
+  await Promise.all([instances.start(), migrations.start()]);
+  await Promise.all(
+    agents.map(async (agent, i) => {
+      const delay = plan[i]?.startDelayMs ?? 0;
+      if (delay > 0) await sleep(delay);
+      if (!stopping) await agent.start();
+    }),
+  );
+  const address = server.address();
+  log.info(
+    { metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: 'fake', hosts: agents.length, ...(simulated ? { first: plan[0]?.host, last: plan.at(-1)?.host } : {}) },
+    'node agent running',
+  );
+}
+
+type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
+
+/**
+ * @kubernetes/client-node 1.x gives every request a new https.Agent, so every API call opens a
+ * new TLS connection: a CA parse, a handshake and a certificate check on the agent's side, a
+ * handshake on the API server's. Under load that was most of the agent's CPU (see
+ * docs/performance.md). This KubeConfig hands every request, watches included, one keep-alive
+ * agent per set of TLS options instead. (It belongs in common/kube/client.ts, for the operator
+ * too; it lives here until that file takes it.)
+ */
+class KeepAliveKubeConfig extends KubeConfig {
+  #shared?: Agent;
+
+  #reuse(fresh: unknown): Agent | undefined {
+    // Proxy agents and plain-HTTP clusters keep client-node's own behaviour.
+    if (!(fresh instanceof Agent) || fresh.constructor !== Agent) return undefined;
+    const o = fresh.options;
+    const same = (a: unknown, b: unknown) => (Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : a === b);
+    const prev = this.#shared?.options;
+    const keys = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
+    if (!this.#shared || !prev || keys.some((k) => !same(prev[k], o[k]))) {
+      // Credentials changed (a rotated client certificate): new connections from now on.
+      this.#shared = new Agent({ ...o, keepAlive: true });
+    }
+    return this.#shared;
+  }
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const agent = this.#reuse(context.getAgent());
+    if (agent) context.setAgent(agent);
+  }
+
+  override async applyToHTTPSOptions(opts: Parameters<KubeConfig['applyToHTTPSOptions']>[0]): Promise<void> {
+    await super.applyToHTTPSOptions(opts);
+    const agent = this.#reuse((opts as { agent?: unknown }).agent);
+    if (agent) (opts as { agent?: unknown }).agent = agent;
+  }
+}
+
+function loadKeepAliveKubeConfig(path?: string): KubeConfig {
+  const kc = new KeepAliveKubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
 }
 
 main().catch((err: unknown) => {

@@ -34,8 +34,11 @@ export class Operator {
     readonly events: EventRecorder,
     readonly log: Logger,
     /** Whether this replica may act now (leader election); always yes without it. */
-    readonly canAct: () => boolean = () => true,
+    leaderGate: () => boolean = () => true,
   ) {
+    // Nothing acts before every cache has synced: a Migration judged before the Instance
+    // cache is filled would be refused for an instance that exists.
+    const canAct = () => this.started && leaderGate();
     const heartbeatTimeoutMs = config['node-heartbeat-timeout'] * 1000;
     this.nodes = new Informer(kube, 'ComputeNode', log);
     this.flavors = new Informer(kube, 'Flavor', log);

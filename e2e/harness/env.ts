@@ -1,6 +1,7 @@
 // One harness for every integration and e2e scenario: a real control plane, the CRDs,
 // the operator and node agents as processes, and helpers that read like the user's
-// commands.
+// commands. With KUBENOVA_E2E_KUBECONFIG set (external mode, see mode.ts) it starts
+// nothing: the helpers talk to that cluster, where the Helm chart runs kubenova.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,8 @@ import type { ComputeNode, Instance, Migration } from '../../common/api/types.js
 import { Kube, loadKubeConfig } from '../../common/kube/client.js';
 import { ControlPlane } from '../controlplane/controlplane.js';
 import type { ManagedProcess } from '../controlplane/processes.js';
-import { applySampleFlavors, installCrds, startAgent, startOperator, type AgentSpec } from './components.js';
+import { applySampleFlavors, installCrds, repoRoot, startAgent, startOperator, type AgentSpec } from './components.js';
+import { externalKubeconfig } from './mode.js';
 
 export interface EnvOptions {
   agents?: AgentSpec[];
@@ -32,15 +34,29 @@ export class TestEnv {
   operator?: ManagedProcess;
 
   private constructor(
-    readonly cp: ControlPlane,
+    private readonly controlPlane: ControlPlane | undefined,
     readonly dir: string,
     private readonly opts: EnvOptions,
+    /** The kubeconfig every helper uses: the local control plane's, or the external cluster's. */
+    readonly kubeconfigPath: string = controlPlane?.kubeconfigPath ?? '',
   ) {
-    this.kube = new Kube(loadKubeConfig(cp.kubeconfigPath), 'kubenova-e2e');
+    this.kube = new Kube(loadKubeConfig(kubeconfigPath), 'kubenova-e2e');
+  }
+
+  /** True when the helpers talk to an external cluster (KUBENOVA_E2E_KUBECONFIG). */
+  get external(): boolean {
+    return this.controlPlane === undefined;
+  }
+
+  /** The local control plane; there is none in external mode. */
+  get cp(): ControlPlane {
+    if (!this.controlPlane) throw new Error('external mode (KUBENOVA_E2E_KUBECONFIG): there is no local control plane, agent or operator process; mark this scenario localOnly (e2e/harness/mode.ts)');
+    return this.controlPlane;
   }
 
   static async start(opts: EnvOptions = {}): Promise<TestEnv> {
     const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-e2e-'));
+    if (externalKubeconfig) return TestEnv.startExternal(externalKubeconfig, dir, opts);
     const cp = await ControlPlane.start({ dir: join(dir, 'controlplane') });
     const env = new TestEnv(cp, dir, opts);
     try {
@@ -56,7 +72,29 @@ export class TestEnv {
     return env;
   }
 
+  /**
+   * External mode: the cluster already runs kubenova (the Helm chart installed the CRDs,
+   * the operator and one agent per node). Only the sample flavors are applied (flavors are
+   * immutable, so re-applying them changes nothing); the agents and operator options are
+   * ignored, and it waits until every registered ComputeNode is Ready.
+   */
+  private static async startExternal(kubeconfig: string, dir: string, opts: EnvOptions): Promise<TestEnv> {
+    const env = new TestEnv(undefined, dir, opts, kubeconfig);
+    try {
+      if (opts.flavors ?? true) env.kubectl(['apply', '-f', join(repoRoot, 'examples', 'flavors.yaml')]);
+      await env.waitFor('at least one ComputeNode, all of them Ready', async () => {
+        const nodes = (await env.kube.computeNodes.list()).items;
+        return nodes.length > 0 && nodes.every((n) => env.nodeReady(n) === 'True');
+      }, 120_000);
+    } catch (err) {
+      await env.stop();
+      throw err;
+    }
+    return env;
+  }
+
   get stateDir(): string {
+    if (this.external) throw new Error('external mode (KUBENOVA_E2E_KUBECONFIG): host state directories are on the cluster\'s nodes; mark this scenario localOnly (e2e/harness/mode.ts)');
     return join(this.dir, 'agents');
   }
 
@@ -108,13 +146,19 @@ export class TestEnv {
   }
 
   kubectl(args: string[], input?: string): string {
-    return this.cp.kubectl(args, input);
+    if (this.controlPlane) return this.controlPlane.kubectl(args, input);
+    // External mode needs no local control plane build: kubectl from KUBENOVA_E2E_KUBECTL or PATH.
+    return execFileSync(process.env.KUBENOVA_E2E_KUBECTL ?? 'kubectl', ['--kubeconfig', this.kubeconfigPath, ...args], {
+      input,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
   }
 
   /** Runs kubectl expecting failure; resolves with its stderr. */
   kubectlFails(args: string[], input?: string): string {
     try {
-      const out = this.cp.kubectl(args, input);
+      const out = this.kubectl(args, input);
       throw new Error(`kubectl ${args.join(' ')} succeeded but should have failed:\n${out}`);
     } catch (err) {
       const e = err as { stderr?: string; message: string };
@@ -179,10 +223,11 @@ export class TestEnv {
     return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
   }
 
+  /** Stops what this environment started; in external mode that is nothing in the cluster. */
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.stop('SIGTERM', 5_000)));
     await this.operator?.stop('SIGTERM', 5_000);
-    await this.cp.stop();
+    await this.controlPlane?.stop();
     if (!process.env.KUBENOVA_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -2,6 +2,7 @@
 // (instance_claim), spawn it, start and stop it, and destroy it on delete. Each step reads
 // the Instance, does one idempotent thing and writes the result, so a crash at any point
 // is resumed by running the same step again.
+import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
@@ -68,6 +69,7 @@ export class InstanceWorker {
       this.events.record(inst, 'Warning', EventReason.ClaimFailed, err.message);
       return {};
     }
+    crashPoint('agent:boot:after-claim');
     try {
       const updated = await this.kube.instances.patchStatus(inst, { host: this.host, taskState: 'spawning' });
       log.info({ step: 'claim', attempt }, 'claimed');
@@ -111,6 +113,7 @@ export class InstanceWorker {
       if (!(err instanceof DriverError)) throw err;
       return this.spawnFailed(inst, err, log);
     }
+    crashPoint('agent:boot:after-spawn');
     const now = this.now();
     await this.kube.instances.patchStatus(inst, {
       vmState: 'active',

@@ -10,6 +10,7 @@
 //
 // Every step first makes the Instance show the task the Migration is in, then does its
 // idempotent work, then advances the Migration; a crash anywhere repeats the step.
+import { crashPoint } from '../../common/runtime/crash-point.js';
 import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { getCondition, setCondition } from '../../common/api/conditions.js';
@@ -127,6 +128,7 @@ export class MigrationWorker {
       this.events.record(mig, 'Warning', EventReason.ClaimFailed, err.message);
       return {};
     }
+    crashPoint('agent:pre-migrating:after-claim');
     await this.kube.migrations.patchStatus(mig, { destHost: this.host });
     log.info({ step: 'pre-migrating' }, 'destination claimed');
     this.events.record(mig, 'Normal', EventReason.MigrationClaimed, `${this.host} claimed ${s.newFlavor.name} for the instance`);
@@ -145,6 +147,7 @@ export class MigrationWorker {
     const uid = inst.metadata.uid ?? '';
     inst = await this.instanceTask(inst, 'resize_migrating');
     const exported = await this.driver.migrateOut(uid);
+    crashPoint('agent:migrating:after-backup');
     let transfer: MigrationStatus['transfer'] | undefined;
     if (!this.sameHost(mig)) {
       try {
@@ -154,6 +157,7 @@ export class MigrationWorker {
         throw err;
       }
     }
+    crashPoint('agent:migrating:after-transfer');
     await this.instanceTask(inst, 'resize_migrated');
     await this.kube.migrations.patchStatus(mig, { status: 'post-migrating', ...(transfer ? { transfer } : {}) });
     log.info({ step: 'migrating', bytes: transfer?.bytes ?? 0 }, 'instance directory sent');
@@ -179,6 +183,7 @@ export class MigrationWorker {
       retries: this.opts.transferRetries,
       backoffMs: 200,
       breakAttempt: (file, attempt) => {
+        crashPoint(`agent:migrating:sending-${file}`);
         attemptsSeen = Math.max(attemptsSeen, attempt);
         if (this.brokenSoFar < (this.opts.breakTransfers ?? 0)) {
           this.brokenSoFar++;
@@ -235,6 +240,7 @@ export class MigrationWorker {
       throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${this.host}`);
     }
     const domain = await this.driver.finishMigration(this.domainSpec(inst, s.newFlavor), { receivedDir, powerOn: s.oldVmState !== 'stopped' });
+    crashPoint('agent:post-migrating:after-finish');
     await this.transfers.discard(migUid);
     const report = await this.driver.guestReport(uid);
     const now = this.now();
@@ -260,6 +266,7 @@ export class MigrationWorker {
   private async confirmOnSource(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
     const uid = inst.metadata.uid ?? '';
     await this.driver.confirmMigration(uid, this.sameHost(mig));
+    crashPoint('agent:confirming:after-source-cleanup');
     await this.tracker.releaseWhere((c) => c.consumer === uid && c.kind === 'instance');
     await this.kube.migrations.patchStatus(mig, {
       conditions: setCondition(mig.status?.conditions, { type: SOURCE_CLEANED, status: 'True', reason: 'Confirmed', message: `${this.host} dropped the old copy and claim` }, this.now()),
@@ -275,6 +282,7 @@ export class MigrationWorker {
       { consumer: mig.metadata.uid ?? '', kind: 'migration' },
       { consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(s.newFlavor!) },
     );
+    crashPoint('agent:confirming:after-convert');
     const now = this.now().toISOString();
     await this.kube.instances.patchStatus(inst, { vmState: s.oldVmState ?? 'active', taskState: '', oldFlavor: null, migration: null, taskHosts: null });
     await this.kube.migrations.patchStatus(mig, { status: 'confirmed', finishedAt: now });
@@ -288,6 +296,7 @@ export class MigrationWorker {
     const uid = inst.metadata.uid ?? '';
     // On the same host the source's restore replaces the directory; destroying it here would take the backup too.
     if (!this.sameHost(mig)) await this.driver.destroy(uid);
+    crashPoint('agent:reverting:after-destroy');
     await this.tracker.releaseWhere((c) => c.consumer === (mig.metadata.uid ?? '') && c.kind === 'migration');
     await this.transfers.discard(mig.metadata.uid ?? '');
     await this.kube.migrations.patchStatus(mig, {
@@ -300,6 +309,7 @@ export class MigrationWorker {
   private async revertOnSource(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
     const s = mig.status ?? {};
     const uid = inst.metadata.uid ?? '';
+    crashPoint('agent:reverting:before-restore');
     const domain = await this.driver.revertMigration(this.domainSpec(inst, s.oldFlavor!), { powerOn: s.oldVmState !== 'stopped' });
     const report = await this.driver.guestReport(uid);
     const now = this.now();

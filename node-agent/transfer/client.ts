@@ -111,7 +111,11 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
         const message = err instanceof Error ? err.message : String(err);
-        if (!isRetryable(err)) throw new TransferFailed(`${what}: ${message}`, n);
+        if (!isRetryable(err)) {
+          const failed = new TransferFailed(`${what}: ${message}`, n);
+          failed.alreadyCommitted = err instanceof HttpFailure && err.status === 409;
+          throw failed;
+        }
         if (n >= retries) throw new TransferFailed(`${what} failed after ${n} attempts: ${message}`, n);
         await sleep(backoffMs * 2 ** (n - 1), undefined, { signal: opts.signal }).catch(() => {
           throw opts.signal?.reason;
@@ -123,15 +127,27 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   try {
     let attempts = 0;
     const entries: ManifestEntry[] = [];
+    // A sender that crashed after its commit and runs again finds the transfer already
+    // committed: the destination verified these very bytes (the source sends from its
+    // immutable backup), so the transfer is done, not failed.
+    let alreadyCommitted = false;
     for (const name of opts.files) {
       const full = path.join(opts.dir, name);
       const entry = { name, ...(await hashSource(full, name, opts.signal)) };
-      attempts += await withRetries(`upload ${name}`, (n) => putFile(target, full, entry, opts.ref, opts.breakAttempt?.(name, n) ?? false));
       entries.push(entry);
+      if (alreadyCommitted) continue;
+      try {
+        attempts += await withRetries(`upload ${name}`, (n) => putFile(target, full, entry, opts.ref, opts.breakAttempt?.(name, n) ?? false));
+      } catch (err) {
+        if (!(err instanceof TransferFailed && err.alreadyCommitted)) throw err;
+        alreadyCommitted = true;
+      }
     }
     const manifest: Manifest = { files: entries };
     const bytes = entries.reduce((sum, e) => sum + e.size, 0);
-    attempts += await withRetries('commit', (n) => postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS, n));
+    if (!alreadyCommitted) {
+      attempts += await withRetries('commit', (n) => postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS, n));
+    }
     return { bytes, manifest, durationMs: Math.round(performance.now() - started), attempts };
   } finally {
     agent.destroy();

@@ -61,6 +61,9 @@ export interface Manifest {
 
 /** `attempts` is how many times the request that failed was tried. */
 export class TransferFailed extends Error {
+  /** The destination answered that this transfer was committed already (by an earlier run of the sender). */
+  alreadyCommitted = false;
+
   constructor(
     message: string,
     readonly attempts: number,

@@ -1,6 +1,7 @@
 // Nova's build_instances on the conductor: put a new Instance into building/scheduling,
 // ask the scheduler for a host, hand it to that host's agent (status.scheduling.selectedHost)
 // and, when the agent reports a failed claim, try elsewhere up to maxAttempts.
+import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf, snapshotOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import type { MergePatch } from '../../common/api/patch.js';
@@ -119,6 +120,7 @@ export class BootConductor {
       if (err instanceof NoValidHost) return this.fail(inst, FaultReason.NoValidHost, err.message);
       throw err;
     }
+    crashPoint('operator:boot:after-select');
     const attempt = (sched.attempts ?? 0) + 1;
     const patch: MergePatch<InstanceStatus> = {
       flavor,

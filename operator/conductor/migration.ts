@@ -2,6 +2,7 @@
 // validate and start it, choose the destination (rescheduling on a failed claim), hand the
 // disk transfer a one-time token, and turn the user's decision into confirming/reverting.
 // The agents of the source and destination own every step in between.
+import { crashPoint } from '../../common/runtime/crash-point.js';
 import { randomBytes } from 'node:crypto';
 import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
 import { resourcesOf, snapshotOf } from '../../common/api/flavor.js';
@@ -80,6 +81,7 @@ export class MigrationConductor {
     if (inst.status?.migration !== mig.metadata.name) {
       await this.kube.instances.patchStatus(inst, { taskState: 'resize_prep', migration: mig.metadata.name, fault: null });
     }
+    crashPoint('operator:migration:after-instance-task');
     await this.ensureOwner(mig, inst);
     await this.kube.migrations.patchStatus(mig, {
       type,
@@ -253,6 +255,7 @@ export class MigrationConductor {
     if (decision !== 'Confirm' && decision !== 'Revert') return {};
     const confirming = decision === 'Confirm';
     await this.kube.instances.patchStatus(inst, { taskState: confirming ? 'resize_confirming' : 'resize_reverting' });
+    crashPoint('operator:decide:after-instance-task');
     await this.kube.migrations.patchStatus(mig, { status: confirming ? 'confirming' : 'reverting' });
     this.log.info({ migration: `${mig.metadata.namespace}/${mig.metadata.name}`, step: confirming ? 'confirming' : 'reverting' }, `${decision} accepted`);
     return {};

@@ -1,0 +1,578 @@
+// `npm run bench`: kubenova at scale against this machine's own limit.
+//
+//   1. a real control plane (kube-apiserver with its in-flight limits raised), the CRDs and
+//      the sample flavors;
+//   2. the limit: a plain client loop replays the writes of one boot (limit.ts) on throwaway
+//      objects with the benchmark's concurrency, before anything else runs;
+//   3. the operator and one node-agent process posing as --hosts simulated hosts;
+//   4. --instances boots by --concurrency closed-loop clients (each creates an Instance and
+//      waits until a watch shows it active before creating the next), then a --sample of them
+//      resized and as many others cold-migrated, each confirmed, then every instance deleted;
+//   5. a table and bench/results/<timestamp>-<hosts>x<instances>.json.
+//
+// See docs/performance.md for what the numbers mean.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type { Instance, Migration } from '../common/api/types.js';
+import { Kube, loadKubeConfig } from '../common/kube/client.js';
+import { ControlPlane } from '../e2e/controlplane/controlplane.js';
+import { startProcess, type ManagedProcess } from '../e2e/controlplane/processes.js';
+import { applySampleFlavors, distDir, installCrds, repoRoot } from '../e2e/harness/components.js';
+import { InvariantWatcher } from '../e2e/harness/invariants.js';
+import { HttpClient } from './http.js';
+import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
+import { MUTATING, cpuSeconds, diffCounts, findPids, loadAverage, parseRequestTotals, parseWatchEvents, peakRssMiB, summarize, sumCounts, type Summary } from './measure.js';
+import { formatTable } from './report.js';
+import { TimeoutError, CollectionWatch } from './watch.js';
+
+const GROUP_PATH = '/apis/compute.kubenova.io/v1alpha1';
+const MERGE = 'application/merge-patch+json';
+const NAMESPACE = 'bench';
+
+const { values: args } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    hosts: { type: 'string', default: '100' },
+    instances: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '50' },
+    sample: { type: 'string', default: '0.05' },
+    'agent-processes': { type: 'string', default: '1' },
+    'heartbeat-interval': { type: 'string', default: '10' },
+    'limit-boots': { type: 'string' },
+    'boot-flavor': { type: 'string', default: 'm1.tiny' },
+    'resize-flavor': { type: 'string', default: 'bench.resize' },
+    'invariant-interval': { type: 'string', default: '1000' },
+    'timeout': { type: 'string', default: '180' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'no-keepalive-limit': { type: 'boolean', default: true },
+    'agent-keepalive': { type: 'boolean', default: true },
+    keep: { type: 'boolean', default: false },
+    'results-dir': { type: 'string', default: join(repoRoot, 'bench', 'results') },
+    help: { type: 'boolean', default: false },
+  },
+  allowNegative: true,
+});
+
+if (args.help) {
+  process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
+  [--agent-processes 1] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
+  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--keep] [--results-dir DIR]\n`);
+  process.exit(0);
+}
+
+const num = (name: keyof typeof args, min: number): number => {
+  const v = Number(args[name]);
+  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be a number >= ${min}, got ${String(args[name])}`);
+  return v;
+};
+
+const opts = {
+  hosts: num('hosts', 1),
+  instances: num('instances', 1),
+  concurrency: num('concurrency', 1),
+  sample: num('sample', 0),
+  agentProcesses: num('agent-processes', 1),
+  heartbeatInterval: num('heartbeat-interval', 0.1),
+  limitBoots: args['limit-boots'] !== undefined ? num('limit-boots', 1) : Math.max(300, Number(args.instances)),
+  bootFlavor: args['boot-flavor'] ?? 'm1.tiny',
+  resizeFlavor: args['resize-flavor'] ?? 'bench.resize',
+  invariantIntervalMs: num('invariant-interval', 50),
+  timeoutMs: num('timeout', 1) * 1000,
+  cpuProf: args['cpu-prof'] ?? false,
+  noKeepaliveLimit: args['no-keepalive-limit'] ?? true,
+  agentKeepalive: args['agent-keepalive'] ?? true,
+  keep: args.keep ?? false,
+};
+
+const log = (msg: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+interface Proc {
+  name: string;
+  pid: number;
+}
+
+interface Snapshot {
+  at: number;
+  requests: Map<string, number>;
+  watchEvents: Map<string, number>;
+  cpu: Record<string, number>;
+  invariantSamples: number;
+}
+
+const activeAndReady = (i: Instance | undefined) =>
+  i?.status?.vmState === 'active' && !i.status.taskState && i.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+const failed = (i: Instance | undefined) => i?.status?.vmState === 'error';
+const settled = (i: Instance | undefined) => activeAndReady(i) && !i?.status?.migration;
+const migrationFinished = (m: Migration | undefined) => m?.status?.status === 'finished' || m?.status?.status === 'error';
+const migrationConfirmed = (m: Migration | undefined) => m?.status?.status === 'confirmed' || m?.status?.status === 'error';
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-bench-'));
+  const stateDir = join(dir, 'agents');
+  const profDir = join(dir, 'profiles');
+  mkdirSync(stateDir, { recursive: true });
+  const startedAt = new Date();
+  const loadBefore = loadAverage();
+  log(`${opts.hosts} hosts x ${opts.instances} instances, concurrency ${opts.concurrency}; work dir ${dir}`);
+  const cp = await ControlPlane.start({
+    dir: join(dir, 'controlplane'),
+    // The default in-flight limits (400 reads, 200 writes) are sized for shared clusters;
+    // this server has one tenant, the benchmark, and should not be the one to say no first.
+    apiserverFlags: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'],
+  });
+  const processes: ManagedProcess[] = [];
+  const cleanUp = async () => {
+    await Promise.all(processes.map((p) => p.stop('SIGTERM', 10_000)));
+    await cp.stop();
+  };
+  process.on('SIGINT', () => {
+    void cleanUp().finally(() => process.exit(130));
+  });
+  let keepDir = opts.keep;
+  try {
+    installCrds(cp);
+    applySampleFlavors(cp);
+    // A resize target with a small root disk: the fake driver writes 64 KiB of SHA-256-derived
+    // content per GiB when it grows a disk, on the agent's one thread; with m1.small that is
+    // 1.2 MiB per resize, which measures the fake disk, not kubenova.
+    cp.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'bench.resize' }, spec: { vcpus: 2, memoryMiB: 1024, rootDiskGiB: 2 } }));
+    const ca = readFileSync(cp.caPath);
+    const client = new HttpClient({ server: cp.server, ca, token: cp.adminToken, keepAlive: true });
+    const servers: Proc[] = [
+      ...findPids(cp.binaries.kubeApiserver, cp.dir).map((pid) => ({ name: 'kube-apiserver', pid })),
+      ...findPids(cp.binaries.etcd, cp.dir).map((pid) => ({ name: 'etcd', pid })),
+      ...findPids(cp.binaries.kubeControllerManager, cp.dir).map((pid) => ({ name: 'kube-controller-manager', pid })),
+    ];
+
+    // --- The limit, before kubenova runs -------------------------------------------------
+    log(`limit: ${opts.limitBoots} throwaway boots x ${WRITES_PER_BOOT} writes, concurrency ${opts.concurrency}, keep-alive client`);
+    const limits: LimitResult[] = [];
+    const serverCpu = () => Object.fromEntries([...servers, { name: 'bench', pid: process.pid }].map((p) => [p.name, cpuSeconds(p.pid) ?? NaN]));
+    const timed = async (run: () => Promise<Omit<LimitResult, 'keepAlive'>>, keepAlive: boolean) => {
+      const before = serverCpu();
+      const r = await run();
+      const after = serverCpu();
+      limits.push({ keepAlive, ...r, cpuSeconds: Object.fromEntries(Object.keys(after).map((k) => [k, round((after[k] ?? NaN) - (before[k] ?? NaN), 2)])) });
+    };
+    const probe = new LimitProbe(client, 'bench-limit', opts.hosts);
+    await probe.setUp();
+    await timed(() => probe.run(opts.limitBoots, opts.concurrency), true);
+    log(`limit: ${limits[0]!.writesPerSecond.toFixed(0)} writes/s = ${limits[0]!.bootsPerSecond.toFixed(1)} boots/s`);
+    if (opts.noKeepaliveLimit) {
+      // The same loop with a new TLS connection per request, as @kubernetes/client-node 1.x makes them.
+      const fresh = new HttpClient({ server: cp.server, ca, token: cp.adminToken, keepAlive: false });
+      const freshProbe = new LimitProbe(fresh, 'bench-limit', opts.hosts);
+      await freshProbe.setUp();
+      const boots = Math.max(100, Math.round(opts.limitBoots / 3));
+      await timed(() => freshProbe.run(boots, opts.concurrency, opts.limitBoots), false);
+      log(`limit without keep-alive: ${limits[1]!.writesPerSecond.toFixed(0)} writes/s`);
+      await freshProbe.tearDown();
+      fresh.close();
+    }
+    await probe.tearDown();
+    await waitUntil('throwaway namespace gone', async () => {
+      try {
+        await client.raw('GET', '/api/v1/namespaces/bench-limit');
+        return false;
+      } catch {
+        return true;
+      }
+    }, 120_000);
+
+    // --- kubenova --------------------------------------------------------------------------
+    await client.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
+    // --cpu-prof is not allowed in NODE_OPTIONS, so profiled components get it as a node flag.
+    const nodeFlags = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    const operator = startNode('operator', join(distDir, 'operator', 'main.js'), [`--kubeconfig=${cp.kubeconfigPath}`], join(dir, 'operator.log'), nodeFlags);
+    processes.push(operator);
+    const agents: ManagedProcess[] = [];
+    const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
+    for (let p = 0, offset = 0; offset < opts.hosts; p++, offset += perProcess) {
+      const count = Math.min(perProcess, opts.hosts - offset);
+      // The same flags the test harness gives an agent (e2e/harness/components.ts), plus the simulation.
+      const agent = startNode(`agent-${p}`, join(distDir, 'node-agent', 'main.js'), [
+        '--node-name=sim',
+        `--kubeconfig=${cp.kubeconfigPath}`,
+        `--state-dir=${stateDir}`,
+        '--capacity-vcpus=8',
+        '--capacity-memory-mib=16384',
+        '--capacity-disk-gib=200',
+        `--simulate-hosts=${count}`,
+        `--simulate-host-offset=${offset}`,
+        `--heartbeat-interval=${opts.heartbeatInterval}`,
+      ], join(dir, `agent-${p}.log`), nodeFlags, { KUBENOVA_API_KEEPALIVE: String(opts.agentKeepalive) });
+      agents.push(agent);
+      processes.push(agent);
+    }
+    const exitedEarly = () => {
+      const dead = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+      if (dead) throw new FatalError(`${dead.name} exited at start; see ${join(dir, `${dead.name}.log`)}`);
+    };
+    const kubenova: Proc[] = [{ name: 'operator', pid: operator.pid }, ...agents.map((a, i) => ({ name: agents.length > 1 ? `agent-${i}` : 'agent', pid: a.pid }))];
+    const t0 = performance.now();
+    await waitUntil(`${opts.hosts} ComputeNodes Ready`, async () => {
+      exitedEarly();
+      const list = await client.json<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>('GET', `${GROUP_PATH}/computenodes`);
+      return list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length >= opts.hosts;
+    }, 120_000, 500);
+    const registerSeconds = (performance.now() - t0) / 1000;
+    log(`${opts.hosts} hosts registered in ${registerSeconds.toFixed(1)} s`);
+    await waitUntil('operator running', () => exitedEarly() ?? /"msg":"operator running"/.test(readFileSync(join(dir, 'operator.log'), 'utf8')), 60_000);
+
+    const kube = new Kube(loadKubeConfig(cp.kubeconfigPath), 'kubenova-bench');
+    const invariants = new InvariantWatcher(kube, stateDir, opts.invariantIntervalMs).start();
+    const instances = new CollectionWatch<Instance>(client, `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`);
+    const migrations = new CollectionWatch<Migration>(client, `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`);
+    await Promise.all([instances.start(), migrations.start()]);
+
+    const all = [...servers, ...kubenova, { name: 'bench', pid: process.pid }];
+    const snapshot = async (): Promise<Snapshot> => {
+      const metrics = await cp.get('/metrics');
+      return {
+      at: performance.now(),
+      requests: parseRequestTotals(metrics),
+      watchEvents: parseWatchEvents(metrics),
+      cpu: Object.fromEntries(all.map((p) => [p.name, cpuSeconds(p.pid) ?? NaN])),
+      invariantSamples: invariants.report.samples,
+      };
+    };
+    const clientCounts = () => new Map(client.counts);
+
+    // --- Boot ------------------------------------------------------------------------------
+    const names = Array.from({ length: opts.instances }, (_, i) => `b-${String(i).padStart(5, '0')}`);
+    const bootBefore = await snapshot();
+    const bootClientBefore = clientCounts();
+    const timeToActive: number[] = [];
+    const serverTimeToActive: number[] = [];
+    const bootFailures: string[] = [];
+    let reschedules = 0;
+    await forEachConcurrently(names, opts.concurrency, async (name) => {
+      const done = instances.waitFor(name, (i) => activeAndReady(i) || failed(i), opts.timeoutMs);
+      const start = performance.now();
+      try {
+        await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`, {
+          apiVersion: 'compute.kubenova.io/v1alpha1',
+          kind: 'Instance',
+          metadata: { name, namespace: NAMESPACE },
+          spec: { flavor: opts.bootFlavor, image: 'cirros', powerState: 'Running' },
+        });
+        const { obj, at } = await done;
+        if (!activeAndReady(obj)) {
+          bootFailures.push(`${name}: ${obj?.status?.vmState} ${obj?.status?.fault?.reason ?? ''} ${obj?.status?.fault?.message ?? ''}`);
+          return;
+        }
+        timeToActive.push((at - start) / 1000);
+        const ready = obj?.status?.conditions?.find((c) => c.type === 'Ready');
+        const created = Date.parse(obj?.metadata.creationTimestamp as unknown as string);
+        if (ready && Number.isFinite(created)) serverTimeToActive.push((Date.parse(ready.lastTransitionTime) - created) / 1000);
+        reschedules += Math.max(0, (obj?.status?.scheduling?.attempts ?? 1) - 1);
+      } catch (err) {
+        done.catch(() => undefined);
+        bootFailures.push(`${name}: ${err instanceof TimeoutError ? 'stuck (not active in time)' : (err as Error).message}`);
+      }
+    });
+    const bootAfter = await snapshot();
+    const bootClient = diffCounts(clientCounts(), bootClientBefore);
+    const bootSeconds = (bootAfter.at - bootBefore.at) / 1000;
+    const booted = timeToActive.length;
+    log(`boot: ${booted}/${opts.instances} active in ${bootSeconds.toFixed(1)} s (${(booted / bootSeconds).toFixed(1)}/s), ${bootFailures.length} failed or stuck`);
+
+    // --- Resize and cold-migrate a sample, confirm each ------------------------------------
+    const sampleSize = Math.min(Math.floor(booted / 2), Math.ceil(opts.instances * opts.sample));
+    const activeNames = names.filter((n) => activeAndReady(instances.objects.get(n)));
+    const resizeNames = activeNames.filter((_, i) => i % 2 === 0).slice(0, sampleSize);
+    const migrateNames = activeNames.filter((_, i) => i % 2 === 1).slice(0, sampleSize);
+    const sampleBefore = await snapshot();
+    const resizeTimes: number[] = [];
+    const migrateTimes: number[] = [];
+    const confirmTimes: number[] = [];
+    const sampleFailures: string[] = [];
+    const jobs = [...resizeNames.map((n) => ({ name: n, kind: 'resize' as const })), ...migrateNames.map((n) => ({ name: n, kind: 'migration' as const }))];
+    await forEachConcurrently(jobs, opts.concurrency, async ({ name, kind }) => {
+      const inst = instances.objects.get(name);
+      const migName = kind === 'resize' ? `${name}-resize-${(inst?.metadata.generation ?? 1) + 1}` : `${name}-move`;
+      const finished = migrations.waitFor(migName, migrationFinished, opts.timeoutMs);
+      const start = performance.now();
+      try {
+        if (kind === 'resize') {
+          await client.json('PATCH', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`, { spec: { flavor: opts.resizeFlavor } }, MERGE);
+        } else {
+          await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`, {
+            apiVersion: 'compute.kubenova.io/v1alpha1',
+            kind: 'Migration',
+            metadata: { name: migName, namespace: NAMESPACE },
+            spec: { instance: name },
+          });
+        }
+        const f = await finished;
+        if (f.obj?.status?.status !== 'finished') {
+          sampleFailures.push(`${migName}: ${f.obj?.status?.status} ${f.obj?.status?.fault?.message ?? ''}`);
+          return;
+        }
+        (kind === 'resize' ? resizeTimes : migrateTimes).push((f.at - start) / 1000);
+        const confirmed = migrations.waitFor(migName, migrationConfirmed, opts.timeoutMs);
+        const back = instances.waitFor(name, (i) => settled(i) && i?.status?.flavor?.name === (kind === 'resize' ? opts.resizeFlavor : opts.bootFlavor), opts.timeoutMs);
+        // Awaited below only when the confirm succeeds; never an unhandled rejection.
+        back.catch(() => undefined);
+        const decided = performance.now();
+        await client.json('PATCH', `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations/${migName}`, { spec: { decision: 'Confirm' } }, MERGE);
+        const c = await confirmed;
+        if (c.obj?.status?.status !== 'confirmed') {
+          sampleFailures.push(`${migName}: confirm ended ${c.obj?.status?.status}`);
+          return;
+        }
+        const b = await back;
+        confirmTimes.push((Math.max(c.at, b.at) - decided) / 1000);
+      } catch (err) {
+        finished.catch(() => undefined);
+        sampleFailures.push(`${migName}: ${err instanceof TimeoutError ? 'stuck' : (err as Error).message}`);
+      }
+    });
+    const sampleAfter = await snapshot();
+    log(`sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${sampleFailures.length} failed or stuck`);
+
+    // --- Delete everything -------------------------------------------------------------------
+    const deleteBefore = await snapshot();
+    const deleteTimes: number[] = [];
+    const deleteFailures: string[] = [];
+    await forEachConcurrently(names.filter((n) => instances.objects.has(n)), opts.concurrency, async (name) => {
+      const gone = instances.waitFor(name, (i) => i === undefined, opts.timeoutMs);
+      const start = performance.now();
+      try {
+        await client.raw('DELETE', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`);
+        deleteTimes.push(((await gone).at - start) / 1000);
+      } catch (err) {
+        gone.catch(() => undefined);
+        deleteFailures.push(`${name}: ${err instanceof TimeoutError ? 'stuck (not gone in time)' : (err as Error).message}`);
+      }
+    });
+    const deleteAfter = await snapshot();
+    log(`delete: ${deleteTimes.length} deleted in ${((deleteAfter.at - deleteBefore.at) / 1000).toFixed(1)} s, ${deleteFailures.length} failed or stuck`);
+
+    // One more invariant sample with everything gone, then what is left must be nothing.
+    await invariants.sample();
+    const report = await invariants.stop();
+    const nodes = (await kube.computeNodes.list()).items;
+    const leftoverClaims = nodes.flatMap((n) => (n.status?.claims ?? []).map((c) => `${n.metadata.name}: ${c.kind} ${c.instance ?? c.consumer}`));
+    const leftoverDomains = countDomains(stateDir);
+    const notReadyNodes = nodes.filter((n) => !n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name);
+    await Promise.all([instances.stop(), migrations.stop()]);
+
+    const peak = Object.fromEntries([...kubenova, ...servers].map((p) => [p.name, peakRssMiB(p.pid) ?? NaN]));
+    const operatorMetrics = await scrapeComponentMetrics(join(dir, 'operator.log'));
+    const agentMetrics = await scrapeComponentMetrics(join(dir, 'agent-0.log'));
+    const logProblems = Object.fromEntries(
+      ['operator.log', ...agents.map((_, i) => `agent-${i}.log`)].map((f) => [f.replace('.log', ''), countLogProblems(join(dir, f))]),
+    );
+    await Promise.all(processes.map((p) => p.stop('SIGTERM', 20_000)));
+    processes.length = 0;
+    const loadAfter = loadAverage();
+
+    // --- Results -------------------------------------------------------------------------------
+    // What kubenova itself asked of the API server while booting: everything the server
+    // counted, less the bench's own requests (its creates, its watches' lists) and the
+    // invariant watcher's ComputeNode lists. Non-resource paths (/metrics) are left out.
+    const bootRequests = diffCounts(bootAfter.requests, bootBefore.requests);
+    const own = new Map(bootClient);
+    own.set('LIST computenodes', (own.get('LIST computenodes') ?? 0) + (bootAfter.invariantSamples - bootBefore.invariantSamples));
+    const kubenovaRequests = new Map<string, number>();
+    for (const [k, v] of bootRequests) {
+      const n = v - (own.get(k) ?? 0);
+      if (n > 0 && !k.endsWith(' ')) kubenovaRequests.set(k, n);
+    }
+    const bootsPerSecond = booted / bootSeconds;
+    const limit = limits[0]!;
+    const ratio = bootsPerSecond / limit.bootsPerSecond;
+    const cpuDelta = (a: Snapshot, b: Snapshot) => Object.fromEntries(Object.keys(b.cpu).map((k) => [k, round((b.cpu[k] ?? NaN) - (a.cpu[k] ?? NaN), 2)]));
+    const stuck = bootFailures.length + sampleFailures.length + deleteFailures.length + leftoverClaims.length;
+    const requestsPerBoot = sumCounts(kubenovaRequests) / Math.max(1, booted);
+    const mutatingPerBoot = sumCounts(kubenovaRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
+    const result = {
+      kind: 'kubenova-bench/v1',
+      startedAt: startedAt.toISOString(),
+      commit: gitCommit(),
+      machine: { cpus: cpus().length, node: process.version, kubernetes: cp.binaries.kubernetesVersion, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
+      options: { ...opts },
+      registerSeconds: round(registerSeconds, 2),
+      boot: {
+        instances: opts.instances,
+        active: booted,
+        seconds: round(bootSeconds, 2),
+        bootsPerSecond: round(bootsPerSecond, 2),
+        timeToActive: roundSummary(summarize(timeToActive)),
+        serverTimeToActive: roundSummary(summarize(serverTimeToActive)),
+        reschedules,
+        failures: bootFailures.slice(0, 20),
+        apiRequestsPerBoot: round(requestsPerBoot, 2),
+        apiWritesPerBoot: round(mutatingPerBoot, 2),
+        apiRequests: sortedObject(kubenovaRequests),
+        watchEventsPerBoot: round(sumCounts(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)) / Math.max(1, booted), 2),
+        watchEvents: sortedObject(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)),
+        benchRequests: sortedObject(own),
+        cpuSeconds: cpuDelta(bootBefore, bootAfter),
+      },
+      sample: {
+        resized: resizeTimes.length,
+        migrated: migrateTimes.length,
+        confirmed: confirmTimes.length,
+        resize: roundSummary(summarize(resizeTimes)),
+        migration: roundSummary(summarize(migrateTimes)),
+        confirm: roundSummary(summarize(confirmTimes)),
+        failures: sampleFailures.slice(0, 20),
+        apiRequests: sortedObject(diffCounts(sampleAfter.requests, sampleBefore.requests)),
+        cpuSeconds: cpuDelta(sampleBefore, sampleAfter),
+      },
+      delete: {
+        deleted: deleteTimes.length,
+        seconds: round((deleteAfter.at - deleteBefore.at) / 1000, 2),
+        time: roundSummary(summarize(deleteTimes)),
+        failures: deleteFailures.slice(0, 20),
+        cpuSeconds: cpuDelta(deleteBefore, deleteAfter),
+      },
+      limit: {
+        writesPerBoot: WRITES_PER_BOOT,
+        bootWrites: BOOT_WRITES,
+        runs: limits.map((l) => ({ ...l, seconds: round(l.seconds, 2), writesPerSecond: round(l.writesPerSecond, 1), bootsPerSecond: round(l.bootsPerSecond, 2) })),
+        achievedRatio: round(ratio, 3),
+      },
+      cpuSecondsTotal: Object.fromEntries(Object.entries(deleteAfter.cpu).map(([k, v]) => [k, round(v, 2)])),
+      peakRssMiB: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, round(v, 1)])),
+      operatorMetrics,
+      agentMetrics,
+      logProblems,
+      invariants: { samples: report.samples, violations: report.violations.length, examples: [...new Set(report.violations)].slice(0, 20) },
+      leftovers: { claims: leftoverClaims.slice(0, 20), claimCount: leftoverClaims.length, domains: leftoverDomains, notReadyNodes },
+      stuckTasks: stuck,
+      targets: {
+        allActive: booted === opts.instances,
+        zeroViolations: report.violations.length === 0,
+        zeroStuck: stuck === 0,
+        p99TimeToActiveAtMost5s: summarize(timeToActive).p99 <= 5,
+        atLeastHalfTheLimit: ratio >= 0.5,
+        operatorPeakRssAtMost256MiB: (peak.operator ?? Infinity) <= 256,
+      },
+    };
+    const resultsDir = args['results-dir']!;
+    mkdirSync(resultsDir, { recursive: true });
+    const stamp = startedAt.toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+    const file = join(resultsDir, `${stamp}-${opts.hosts}x${opts.instances}.json`);
+    // Written under the ignored *.tmp.json name first, so a half-written result is never picked up.
+    writeFileSync(`${file.slice(0, -5)}.tmp.json`, `${JSON.stringify(result, null, 2)}\n`);
+    renameSync(`${file.slice(0, -5)}.tmp.json`, file);
+    process.stdout.write(`\n${formatTable(result)}\n\nresults: ${file}\n`);
+    if (opts.cpuProf) {
+      keepDir = true;
+      log(`CPU profiles in ${profDir}: node dist/bench/profile.js ${profDir}/<file>.cpuprofile`);
+    }
+    if (stuck > 0 || report.violations.length > 0) keepDir = true;
+  } catch (err) {
+    keepDir = true;
+    throw err;
+  } finally {
+    await cleanUp();
+    if (keepDir) log(`logs and data kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function startNode(name: string, script: string, args: string[], logFile: string, nodeFlags: string[], env: NodeJS.ProcessEnv = {}): ManagedProcess {
+  return startProcess({ name, command: process.execPath, args: [...nodeFlags, script, ...args], env: { ...process.env, ...env }, logFile });
+}
+
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+class FatalError extends Error {}
+
+async function waitUntil(what: string, probe: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      if (err instanceof FatalError) throw err;
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
+}
+
+function countDomains(stateDir: string): number {
+  let n = 0;
+  for (const host of existsSync(stateDir) ? readdirSync(stateDir) : []) {
+    const dir = join(stateDir, host, 'instances');
+    if (!existsSync(dir)) continue;
+    n += readdirSync(dir).filter((d) => existsSync(join(dir, d, 'domain.json'))).length;
+  }
+  return n;
+}
+
+/** controller_runtime_reconcile_total and workqueue_retries_total of a component, from the metrics address it logged. */
+async function scrapeComponentMetrics(logFile: string): Promise<Record<string, number>> {
+  try {
+    const m = /"metrics":"([^"]+)"/.exec(readFileSync(logFile, 'utf8'));
+    if (!m) return {};
+    const text = await (await fetch(`http://${m[1]}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const line of text.split('\n')) {
+      const mm = /^(controller_runtime_reconcile_total|workqueue_retries_total|workqueue_adds_total)\{([^}]*)\} (\S+)/.exec(line);
+      if (!mm) continue;
+      const labels = Object.fromEntries([...mm[2]!.matchAll(/(\w+)="([^"]*)"/g)].filter((l) => l[1] !== 'component').map((l) => [l[1], l[2]]));
+      out[`${mm[1]}{${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}}`] = Number(mm[3]);
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** Warnings and errors a component logged, by message. */
+function countLogProblems(file: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!existsSync(file)) return out;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const level = /"level":(\d+)/.exec(line);
+    if (!level || Number(level[1]) < 40) continue;
+    const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? '?';
+    out[msg] = (out[msg] ?? 0) + 1;
+  }
+  return out;
+}
+
+function gitCommit(): string | undefined {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return undefined;
+  }
+}
+
+function round(v: number, digits: number): number {
+  return Number.isFinite(v) ? Number(v.toFixed(digits)) : v;
+}
+
+function roundSummary(s: Summary): Summary {
+  return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
+}
+
+function sortedObject(m: Map<string, number>): Record<string, number> {
+  return Object.fromEntries([...m].sort((a, b) => b[1] - a[1]));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
