@@ -140,6 +140,7 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
         attempts += await withRetries(`upload ${name}`, (n) => putFile(target, full, entry, opts.ref, opts.breakAttempt?.(name, n) ?? false));
       } catch (err) {
         if (!(err instanceof TransferFailed && err.alreadyCommitted)) throw err;
+        attempts += err.attempts;
         alreadyCommitted = true;
       }
     }
