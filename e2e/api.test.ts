@@ -1,6 +1,7 @@
 // The API contract as the API server enforces it: CRDs install, kubectl shows them the
 // way DESIGN.md promises, and bad manifests are refused with a message a user can act on.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { localOnly } from './harness/mode.js';
 import { TestEnv, parseTable } from './harness/env.js';
 
 let env: TestEnv;
@@ -32,7 +33,7 @@ const migration = (name: string, spec: Record<string, unknown>) => ({
   spec,
 });
 
-describe('the kubenova API', () => {
+localOnly('the kubenova API', () => {
   it('installs all four CRDs with short names, the kubenova category and printer columns', () => {
     const all = env.kubectl(['get', 'inst,mig,cn,flv']);
     expect(all).toContain('flavor.compute.kubenova.io/m1.small');

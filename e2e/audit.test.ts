@@ -3,8 +3,9 @@
 // running task still needs.
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 
@@ -35,7 +36,7 @@ async function withAgentDown(host: string, change: () => Promise<void> | void): 
   env.startAgent({ name: host, ...(host === 'node-b' ? { extraArgs: ['--audit-interval=0.2', '--audit-grace=0', '--spawn-delay-ms=2000'] } : {}) });
 }
 
-describe('resource audit', () => {
+localOnly('resource audit', () => {
   it('never frees the claim of an instance being spawned, even auditing constantly with no grace', async () => {
     const watcher = new InvariantWatcher(env.kube, env.stateDir).start();
     boot('slow', 'node-b');

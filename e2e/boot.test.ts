@@ -2,8 +2,9 @@
 // building/spawning -> active, placed by the scheduler and protected by the agent's claim.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv, parseTable } from './harness/env.js';
 
 let env: TestEnv;
@@ -34,7 +35,7 @@ function domainDir(host: string, uid: string): string {
   return join(env.stateDir, host, 'instances', uid);
 }
 
-describe('boot', () => {
+localOnly('boot', () => {
   it('boots an instance to active with host, flavor snapshot, launchedAt and Ready, through building/scheduling and building/spawning', async () => {
     boot('web-1', { flavor: 'm1.small' });
     const seen = new Set<string>();

@@ -2,8 +2,9 @@
 // no further, and two schedulers racing for the last room on one host cannot both win.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 
@@ -43,7 +44,7 @@ function domainCount(): number {
   return n;
 }
 
-describe('capacity', () => {
+localOnly('capacity', () => {
   it('a burst of 60 instances on hosts sized for 45 gives exactly 45 active and 15 NoValidHost, never overbooking, and deleting them frees everything', async () => {
     const watcher = new InvariantWatcher(env.kube, env.stateDir).start();
     const docs = Array.from({ length: 60 }, (_, n) =>

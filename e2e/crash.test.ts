@@ -3,11 +3,12 @@
 // is started again, and the task completes — or rolls back to a consistent, running
 // instance. Nothing is left with a task running, no claim leaks, no disk byte changes.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance, MigrationPhase } from '../common/api/types.js';
 import type { ManagedProcess } from './controlplane/processes.js';
 import { startAgent, startOperator } from './harness/components.js';
 import { diskBytes, sha256 } from './harness/disks.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 
@@ -79,7 +80,7 @@ async function claimsFor(uid: string, migUid?: string): Promise<string[]> {
   return nodes.flatMap((n) => (n.status?.claims ?? []).filter((c) => c.consumer === uid || c.consumer === migUid).map((c) => `${n.metadata.name}:${c.kind}`)).sort();
 }
 
-describe('crash during boot', () => {
+localOnly('crash during boot', () => {
   it.each([
     ['operator', 'operator:boot:after-select'],
     ['dest', 'agent:boot:after-claim'],
@@ -97,7 +98,7 @@ describe('crash during boot', () => {
   });
 });
 
-describe('crash during a migration', () => {
+localOnly('crash during a migration', () => {
   // [who crashes, where, what the user decides once finished]
   const cases: [Who, string, 'Confirm' | 'Revert'][] = [
     ['operator', 'operator:migration:after-instance-task', 'Confirm'],

@@ -4,8 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ManagedProcess } from './controlplane/processes.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 
 const LEASE = ['--leader-elect', '--leader-election-namespace=default', '--lease-duration=3', '--renew-deadline=2', '--retry-period=0.5'];
@@ -48,7 +49,7 @@ const boot = async (name: string) => {
   return env.waitForInstance(name, (i) => i.status?.vmState === 'active', 'active', 60_000);
 };
 
-describe('operator high availability', () => {
+localOnly('operator high availability', () => {
   it('elects one leader among two replicas, and only the leader acts', async () => {
     startReplica(1);
     startReplica(2);

@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
+import { localOnly } from './harness/mode.js';
 import { ensureBinaries } from './controlplane/binaries.js';
 import { distDir, repoRoot } from './harness/components.js';
 import { execFileSync } from 'node:child_process';
@@ -38,7 +39,7 @@ afterAll(() => {
   }
 });
 
-describe('npm start', () => {
+localOnly('npm start', () => {
   it('reaches Ready:, serves kubectl with three Ready nodes, runs beside a second environment, and stops cleanly on Ctrl-C', async () => {
     const dirA = mkdtempSync(join(tmpdir(), 'kubenova-start-a-'));
     const dirB = mkdtempSync(join(tmpdir(), 'kubenova-start-b-'));

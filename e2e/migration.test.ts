@@ -2,9 +2,10 @@
 // retries and rollback, and deletion at every phase leaving nothing behind.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance, Migration, MigrationPhase } from '../common/api/types.js';
 import { backupDir, diskBytes, instanceDir, sha256 } from './harness/disks.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 
@@ -60,7 +61,7 @@ async function claimsAnywhere(consumers: (string | undefined)[]): Promise<string
   return nodes.flatMap((n) => (n.status?.claims ?? []).filter((c) => consumers.includes(c.consumer)).map((c) => `${n.metadata.name}:${c.kind}`));
 }
 
-describe('cold migration', () => {
+localOnly('cold migration', () => {
   it('moves an instance to another host keeping its flavor and disk, with and without a target host', async () => {
     const inst = await boot('mover', 'node-a');
     const uid = inst.metadata.uid ?? '';
@@ -154,7 +155,7 @@ describe('cold migration', () => {
   });
 });
 
-describe('deleting an instance in each phase of a migration', () => {
+localOnly('deleting an instance in each phase of a migration', () => {
   const phases: MigrationPhase[] = ['pre-migrating', 'migrating', 'post-migrating', 'finished', 'confirming', 'reverting'];
   it.each(phases)('frees every claim and removes every directory when deleted while %s', async (target) => {
     const name = `gone-${target}`;

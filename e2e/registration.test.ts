@@ -1,6 +1,7 @@
 // Node agents register their hosts, and the operator notices when one stops answering
 // (Nova's service-down), and when it comes back.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 
 let env: TestEnv;
@@ -20,7 +21,7 @@ afterAll(async () => {
   await env?.stop();
 });
 
-describe('node agent registration', () => {
+localOnly('node agent registration', () => {
   it('registers three hosts with capacity, allocatable after reserve and ratio, and Ready', async () => {
     const c = await env.computeNode('node-c');
     expect(c?.metadata.labels).toMatchObject({ 'topology.kubernetes.io/zone': 'az2', tier: 'gold' });

@@ -1,9 +1,10 @@
 // The operator's resize options: allowResizeToSameHost (Nova's allow_resize_to_same_host)
 // and resizeConfirmWindow (resize_confirm_window: confirm automatically).
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
 import { backupDir, diskBytes, sha256 } from './harness/disks.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 
@@ -26,7 +27,7 @@ afterAll(async () => {
 
 const active = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '';
 
-describe('resize options', () => {
+localOnly('resize options', () => {
   it('resizes on the same host holding both claims until it is confirmed automatically after the window', async () => {
     env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name: 'local' }, spec: { flavor: 'm1.small', image: 'cirros' } });
     const before = await env.waitForInstance('local', active, 'active');

@@ -1,10 +1,11 @@
 // Nova's resize with its two-phase finish: the user confirms or reverts. The disk travels
 // between hosts verified end to end, and both hosts hold their claims until the decision.
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ComputeNode, Instance, Migration } from '../common/api/types.js';
 import { fakeDiskContent, fakeDiskSize } from '../node-agent/driver/fake.js';
 import { backupDir, diskBytes, instanceDir, sha256 } from './harness/disks.js';
+import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 
@@ -39,7 +40,7 @@ const migrationPhase = (name: string, phase: string) =>
   }, 60_000, 100);
 const claimsOf = (node: ComputeNode | undefined, consumer: string | undefined) => (node?.status?.claims ?? []).filter((c) => c.consumer === consumer);
 
-describe('resize', () => {
+localOnly('resize', () => {
   it('resizes to another host and, once confirmed, runs there with the new flavor, the same disk bytes plus the grown part, and nothing left on the source', async () => {
     const before = await boot('web-1');
     const uid = before.metadata.uid ?? '';
