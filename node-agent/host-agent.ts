@@ -13,7 +13,7 @@ import { Auditor } from './audit/audit.js';
 import type { VirtDriver } from './driver/driver.js';
 import { InstanceWorker } from './instances/instance-worker.js';
 import { MigrationWorker, readTransferToken } from './migration/migration-worker.js';
-import { ResourceTracker } from './tracker/resource-tracker.js';
+import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
 import { TransferServer } from './transfer/server.js';
 
 export interface HostAgentOptions {
@@ -63,11 +63,24 @@ export class HostAgent {
       tokenFor: (ref) => readTransferToken(kube, ref),
       log,
     });
-    this.tracker = new ResourceTracker(kube, { host: opts.host, driverKind: driver.kind, labels: opts.labels }, log);
+    const domain = metrics.agent;
+    const nodes = metrics.nodes;
+    this.tracker = new ResourceTracker(
+      kube,
+      {
+        host: opts.host,
+        driverKind: driver.kind,
+        labels: opts.labels,
+        onClaim: (kind, failure) => (failure ? domain.claimFailed(kind, shortResources(failure)) : domain.claimed(kind)),
+        onStatus: (status) => nodes.set(opts.host, status),
+      },
+      log,
+    );
     this.worker = new InstanceWorker(opts.host, kube, instances, this.tracker, driver, events, log, undefined, (uid) => this.transfers.discard(uid));
     this.migrationWorker = new MigrationWorker(opts.host, kube, migrations, instances, this.tracker, driver, this.transfers, events, {
       transferRetries: opts.transferRetries,
       breakTransfers: opts.breakTransfers,
+      onTransfer: (bytes, seconds) => domain.transferred(bytes, seconds),
     }, log);
     this.auditor = new Auditor(
       opts.host,

@@ -51,9 +51,10 @@ export class Operator {
       diskWeightMultiplier: config['disk-weight-multiplier'],
       hostSubsetSize: config['host-subset-size'],
     });
-    this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs);
+    const domain = metrics.operator;
+    this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs, undefined, (result, seconds) => domain.scheduled(result, seconds));
     const instanceLog = log.child({ controller: 'instance' });
-    const boot = new BootConductor(kube, this.flavors, this.placement, events, { maxAttempts: config['max-attempts'], claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2) }, instanceLog);
+    const boot = new BootConductor(kube, this.flavors, this.placement, events, { maxAttempts: config['max-attempts'], claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2), onReschedule: () => domain.rescheduled('instance') }, instanceLog);
     const deletion = new DeletionConductor(kube, this.placement, instanceLog);
     const resize = new ResizeRequests(kube, this.flavors, events, instanceLog);
     const reconciler = new InstanceReconciler(this.instances, this.migrations, boot, resize, deletion);
@@ -70,6 +71,7 @@ export class Operator {
         claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2),
         allowResizeToSameHost: config['allow-resize-to-same-host'],
         resizeConfirmWindow: config['resize-confirm-window'],
+        onReschedule: () => domain.rescheduled('migration'),
       },
       migrationLog,
     );
@@ -97,6 +99,17 @@ export class Operator {
     this.migrations.on('add', enqueueMigration);
     this.migrations.on('update', enqueueMigration);
     this.migrations.on('delete', enqueueMigration);
+    // Domain metrics from what the caches show: boot time, migration phases, host usage.
+    this.instances.on('add', (inst) => domain.observeInstance(inst));
+    this.instances.on('update', (inst) => domain.observeInstance(inst));
+    this.instances.on('delete', (inst) => domain.forgetInstance(inst));
+    this.migrations.on('add', (mig) => domain.observeMigration(mig));
+    this.migrations.on('update', (mig) => domain.observeMigration(mig));
+    this.migrations.on('delete', (mig) => domain.forgetMigration(mig));
+    const nodeMetrics = metrics.nodes;
+    this.nodes.on('add', (node) => nodeMetrics.set(node.metadata.name, node.status));
+    this.nodes.on('update', (node) => nodeMetrics.set(node.metadata.name, node.status));
+    this.nodes.on('delete', (node) => nodeMetrics.delete(node.metadata.name));
     // A finished migration may be waiting for its instance to settle, and a new one for it to be idle.
     this.instances.on('update', (inst) => {
       const name = inst.status?.migration;

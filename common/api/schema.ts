@@ -423,6 +423,12 @@ export const migration: KindDefinition = {
   },
 };
 
+// (capacity - reserved) * ratio for one resource, in CEL, as the agent computes allocatable.
+const celAllocatable = (cap: string, reserved: string, ratio: string) =>
+  `int((double(self.status.capacity.${cap}) - double(self.spec.reserved.${reserved})) * self.spec.allocationRatio.${ratio})`;
+const celFits = (cap: string, reserved: string, ratio: string) =>
+  `(!has(self.status.capacity.${cap}) || !has(self.status.allocated.${cap}) || ${celAllocatable(cap, reserved, ratio)} >= self.status.allocated.${cap})`;
+
 export const computeNode: KindDefinition = {
   kind: 'ComputeNode',
   plural: 'computenodes',
@@ -438,6 +444,17 @@ export const computeNode: KindDefinition = {
     { name: 'READY', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
     { name: 'DISABLED', type: 'boolean', jsonPath: '.spec.disabled', priority: 1 },
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  rootValidations: [
+    {
+      // An admin's edit of reserve or ratio must not leave instances already placed here overbooked.
+      rule:
+        'self.spec == oldSelf.spec || !has(self.status) || !has(self.status.capacity) || !has(self.status.allocated) || ' +
+        `(${celFits('vcpus', 'vcpus', 'cpu')} && ${celFits('memoryMiB', 'memoryMiB', 'memory')} && ${celFits('diskGiB', 'diskGiB', 'disk')})`,
+      message:
+        'this change would make allocatable smaller than what instances on this host already claim (see status.allocated); migrate or delete instances first',
+      reason: 'FieldValueForbidden',
+    },
   ],
   spec: {
     type: 'object',

@@ -1,6 +1,7 @@
 // Prometheus metrics under the names controller-runtime uses, so the dashboards and
 // alerts people already have for Go operators work for kubenova unchanged.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AgentMetrics, NodeResourceMetrics, OperatorMetrics } from './domain-metrics.js';
 import type { WorkQueueHooks } from './workqueue.js';
 
 export class Metrics {
@@ -13,6 +14,9 @@ export class Metrics {
   readonly workqueueQueueDuration: Histogram<'name'>;
   readonly workqueueWorkDuration: Histogram<'name'>;
   readonly workqueueRetries: Counter<'name'>;
+  #operator?: OperatorMetrics;
+  #agent?: AgentMetrics;
+  #nodes?: NodeResourceMetrics;
 
   constructor(component: string) {
     this.registry.setDefaultLabels({ component });
@@ -28,7 +32,27 @@ export class Metrics {
     this.workqueueRetries = new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers });
   }
 
+  // kubenova's own metrics (domain-metrics.ts), registered on first use: a process exports
+  // those of the component it runs, and several HostAgents in one process share one set.
+  get operator(): OperatorMetrics {
+    return (this.#operator ??= new OperatorMetrics(this.registry));
+  }
+
+  get agent(): AgentMetrics {
+    return (this.#agent ??= new AgentMetrics(this.registry));
+  }
+
+  get nodes(): NodeResourceMetrics {
+    return (this.#nodes ??= new NodeResourceMetrics(this.registry));
+  }
+
   queueHooks(name: string): WorkQueueHooks {
+    // Every controller asks once, at construction: like controller-runtime, its series start
+    // at zero then, so a scrape shows "no errors yet" rather than no series at all.
+    this.reconcileErrors.inc({ controller: name }, 0);
+    this.workqueueAdds.inc({ name }, 0);
+    this.workqueueRetries.inc({ name }, 0);
+    this.workqueueDepth.set({ name }, 0);
     return {
       onAdd: () => this.workqueueAdds.inc({ name }),
       onDepth: (d) => this.workqueueDepth.set({ name }, d),

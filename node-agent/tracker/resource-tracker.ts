@@ -10,7 +10,7 @@ import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
 import { Mutex } from '../../common/runtime/mutex.js';
 import type { Logger } from '../../common/log.js';
 import { ClaimLedger } from './claim-ledger.js';
-import { allocatableOf } from './claims.js';
+import { ClaimFailed, allocatableOf } from './claims.js';
 
 export interface TrackerOptions {
   host: string;
@@ -18,6 +18,16 @@ export interface TrackerOptions {
   labels: Record<string, string>;
   migrationEndpoint?: string;
   now?: () => Date;
+  /** Told of every claim this tracker recorded or refused (not of a repeated, no-op claim). */
+  onClaim?: (kind: ClaimKind, failure?: ClaimFailed) => void;
+  /** Told of every ComputeNode status written: allocated and allocatable as the API has them. */
+  onStatus?: (status: ComputeNodeStatus) => void;
+}
+
+/** The resources a ClaimFailed names as short, in its reasons' own words (claims.ts: "free memory ..."). */
+export function shortResources(err: ClaimFailed): ('vcpus' | 'memory' | 'disk')[] {
+  const named = err.shortfalls.map((r) => /^free (vcpus|memory|disk) /.exec(r)?.[1]);
+  return named.filter((r): r is 'vcpus' | 'memory' | 'disk' => r !== undefined);
 }
 
 const MAX_WRITE_ATTEMPTS = 8;
@@ -96,9 +106,17 @@ export class ResourceTracker {
     return this.lock.run(async () => {
       for (let attempt = 1; ; attempt++) {
         const before = this.ledger.claims;
-        this.ledger.claim(this.host, this.allocatable(), { ...claim, createdAt: claim.createdAt ?? this.now().toISOString() });
+        const held = before.find((c) => c.consumer === claim.consumer && c.kind === claim.kind);
+        const repeat = held !== undefined && held.vcpus === claim.vcpus && held.memoryMiB === claim.memoryMiB && held.diskGiB === claim.diskGiB;
+        try {
+          this.ledger.claim(this.host, this.allocatable(), { ...claim, createdAt: claim.createdAt ?? this.now().toISOString() });
+        } catch (err) {
+          if (err instanceof ClaimFailed) this.opts.onClaim?.(claim.kind, err);
+          throw err;
+        }
         try {
           await this.persist();
+          if (!repeat) this.opts.onClaim?.(claim.kind);
           return;
         } catch (err) {
           this.ledger = new ClaimLedger(before);
@@ -223,6 +241,7 @@ export class ResourceTracker {
     };
     if (this.opts.migrationEndpoint) status.migrationEndpoint = this.opts.migrationEndpoint;
     this.node = await this.kube.computeNodes.patchStatus(this.node, status);
+    this.opts.onStatus?.(this.node.status ?? status);
   }
 
   /** Zone label value, for logs. */

@@ -25,6 +25,8 @@ export interface BootConfig {
   maxAttempts: number;
   /** How long an agent may take to answer a placement before the host is treated as lost. */
   claimTimeoutMs: number;
+  /** Told of every retry on another host (kubenova_reschedules_total). */
+  onReschedule?: () => void;
 }
 
 export class BootConductor {
@@ -81,6 +83,7 @@ export class BootConductor {
       );
     }
     this.events.record(inst, 'Normal', EventReason.Rescheduled, `attempt ${attempts} on ${host} failed (${reason}); rescheduling`);
+    this.config.onReschedule?.();
     return this.schedule(inst);
   }
 

@@ -24,6 +24,8 @@ export interface MigrationConfig {
   allowResizeToSameHost: boolean;
   /** Seconds; 0 = never confirm automatically. */
   resizeConfirmWindow: number;
+  /** Told of every retry on another destination (kubenova_reschedules_total). */
+  onReschedule?: () => void;
 }
 
 const DONE = new Set(['confirmed', 'reverted', 'error']);
@@ -147,6 +149,7 @@ export class MigrationConductor {
       return this.fail(mig, inst, FaultReason.NoValidHost, `No valid host was found: exceeded max scheduling attempts ${this.config.maxAttempts}; last failure on ${host}: ${reason}`);
     }
     this.events.record(mig, 'Normal', EventReason.Rescheduled, `destination ${host} failed (${reason}); rescheduling`);
+    this.config.onReschedule?.();
     return this.schedule(mig, inst);
   }
 

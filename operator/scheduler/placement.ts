@@ -1,12 +1,14 @@
 // The scheduler as the conductor uses it: host state from the watch-fed ComputeNode cache
 // plus the placements this operator made that no ComputeNode shows yet. Deciding never
 // calls the API server.
+import { performance } from 'node:perf_hooks';
 import type { ComputeNode } from '../../common/api/types.js';
 import type { Informer } from '../../common/kube/informer.js';
+import type { SchedulingResult } from '../../common/runtime/domain-metrics.js';
 import { hostStateFrom } from './host-state.js';
 import { InFlightPlacements } from './in-flight.js';
 import type { RequestSpec } from './request.js';
-import { Scheduler, type Selection } from './scheduler.js';
+import { NoValidHost, Scheduler, type Selection } from './scheduler.js';
 
 export class Placement {
   readonly inFlight = new InFlightPlacements();
@@ -16,6 +18,8 @@ export class Placement {
     private readonly nodes: Informer<'ComputeNode'>,
     private readonly heartbeatTimeoutMs: number,
     private readonly now: () => Date = () => new Date(),
+    /** Told how each decision went and how long it took (kubenova_scheduling_duration_seconds). */
+    private readonly onDecision?: (result: SchedulingResult, seconds: number) => void,
   ) {
     const onNode = (node: ComputeNode) => this.inFlight.reconcileWithNode(node);
     nodes.on('add', onNode);
@@ -24,9 +28,17 @@ export class Placement {
 
   /** Chooses a host and counts the request against it until its claim shows up. */
   select(request: RequestSpec, consumer: string): Selection {
+    const started = performance.now();
     const now = this.now();
-    const hosts = this.nodes.list().map((n) => hostStateFrom(n, now, this.heartbeatTimeoutMs, this.inFlight.forHost(n.metadata.name)));
-    const selection = this.scheduler.selectDestination(hosts, request);
+    let selection: Selection;
+    try {
+      const hosts = this.nodes.list().map((n) => hostStateFrom(n, now, this.heartbeatTimeoutMs, this.inFlight.forHost(n.metadata.name)));
+      selection = this.scheduler.selectDestination(hosts, request);
+    } catch (err) {
+      if (err instanceof NoValidHost) this.onDecision?.('no_valid_host', (performance.now() - started) / 1000);
+      throw err;
+    }
+    this.onDecision?.('success', (performance.now() - started) / 1000);
     this.inFlight.add(selection.host, consumer, request.resources);
     return selection;
   }
