@@ -37,6 +37,10 @@ export interface LimitResult {
   bootsPerSecond: number;
   /** CPU seconds each server process (and the bench client) spent during the run. */
   cpuSeconds?: Record<string, number>;
+  /** CPU seconds every other process on the machine spent meanwhile (colleagues' work). */
+  otherCpuSeconds?: number;
+  /** When it ran: before kubenova started, or after it stopped. */
+  when?: 'before' | 'after';
 }
 
 interface Obj {

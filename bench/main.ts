@@ -16,6 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSy
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Instance, Migration } from '../common/api/types.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
@@ -25,7 +26,7 @@ import { applySampleFlavors, distDir, installCrds, repoRoot } from '../e2e/harne
 import { InvariantWatcher } from '../e2e/harness/invariants.js';
 import { HttpClient } from './http.js';
 import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
-import { MUTATING, cpuSeconds, diffCounts, findPids, loadAverage, parseRequestTotals, parseWatchEvents, peakRssMiB, summarize, sumCounts, type Summary } from './measure.js';
+import { MUTATING, cpuSeconds, diffCounts, findPids, loadAverage, machineBusySeconds, parseRequestTotals, parseWatchEvents, peakRssMiB, summarize, sumCounts, type Summary } from './measure.js';
 import { formatTable } from './report.js';
 import { TimeoutError, CollectionWatch } from './watch.js';
 
@@ -50,7 +51,10 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'no-keepalive-limit': { type: 'boolean', default: true },
     'agent-keepalive': { type: 'boolean', default: true },
+    'operator-keepalive': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'quiet-load': { type: 'string' },
+    'quiet-wait': { type: 'string', default: '300' },
     'results-dir': { type: 'string', default: join(repoRoot, 'bench', 'results') },
     help: { type: 'boolean', default: false },
   },
@@ -60,7 +64,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
   [--agent-processes 1] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
-  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--keep] [--results-dir DIR]\n`);
+  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--operator-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]\n`);
   process.exit(0);
 }
 
@@ -85,7 +89,11 @@ const opts = {
   cpuProf: args['cpu-prof'] ?? false,
   noKeepaliveLimit: args['no-keepalive-limit'] ?? true,
   agentKeepalive: args['agent-keepalive'] ?? true,
+  operatorKeepalive: args['operator-keepalive'] ?? false,
   keep: args.keep ?? false,
+  /** Start only once the 1-minute load average is below this (default: the number of cores), waiting at most quietWaitS. */
+  quietLoad: args['quiet-load'] !== undefined ? num('quiet-load', 0) : cpus().length,
+  quietWaitS: num('quiet-wait', 0),
 };
 
 const log = (msg: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -97,6 +105,8 @@ interface Proc {
 
 interface Snapshot {
   at: number;
+  machineBusy: number;
+  load: number;
   requests: Map<string, number>;
   watchEvents: Map<string, number>;
   cpu: Record<string, number>;
@@ -115,6 +125,13 @@ async function main(): Promise<void> {
   const stateDir = join(dir, 'agents');
   const profDir = join(dir, 'profiles');
   mkdirSync(stateDir, { recursive: true });
+  // The machine is shared: start when it is quiet enough, so the limit and the run see the same machine.
+  const quietSince = performance.now();
+  while ((loadAverage()[0] ?? 0) > opts.quietLoad && performance.now() - quietSince < opts.quietWaitS * 1000) {
+    if (performance.now() - quietSince < 1000) log(`waiting up to ${opts.quietWaitS} s for the 1-minute load (${loadAverage()[0]}) to fall below ${opts.quietLoad}`);
+    await new Promise((r) => setTimeout(r, 5_000));
+  }
+  const waitedForQuietS = round((performance.now() - quietSince) / 1000, 0);
   const startedAt = new Date();
   const loadBefore = loadAverage();
   log(`${opts.hosts} hosts x ${opts.instances} instances, concurrency ${opts.concurrency}; work dir ${dir}`);
@@ -125,7 +142,9 @@ async function main(): Promise<void> {
     apiserverFlags: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'],
   });
   const processes: ManagedProcess[] = [];
+  let finishing = false;
   const cleanUp = async () => {
+    finishing = true;
     await Promise.all(processes.map((p) => p.stop('SIGTERM', 10_000)));
     await cp.stop();
   };
@@ -152,15 +171,18 @@ async function main(): Promise<void> {
     log(`limit: ${opts.limitBoots} throwaway boots x ${WRITES_PER_BOOT} writes, concurrency ${opts.concurrency}, keep-alive client`);
     const limits: LimitResult[] = [];
     const serverCpu = () => Object.fromEntries([...servers, { name: 'bench', pid: process.pid }].map((p) => [p.name, cpuSeconds(p.pid) ?? NaN]));
-    const timed = async (run: () => Promise<Omit<LimitResult, 'keepAlive'>>, keepAlive: boolean) => {
+    const timed = async (run: () => Promise<Omit<LimitResult, 'keepAlive'>>, keepAlive: boolean, when: 'before' | 'after') => {
       const before = serverCpu();
+      const busyBefore = machineBusySeconds();
       const r = await run();
       const after = serverCpu();
-      limits.push({ keepAlive, ...r, cpuSeconds: Object.fromEntries(Object.keys(after).map((k) => [k, round((after[k] ?? NaN) - (before[k] ?? NaN), 2)])) });
+      const cpu = Object.fromEntries(Object.keys(after).map((k) => [k, round((after[k] ?? NaN) - (before[k] ?? NaN), 2)]));
+      const ours = Object.values(cpu).reduce((a, b) => a + b, 0);
+      limits.push({ keepAlive, when, ...r, cpuSeconds: cpu, otherCpuSeconds: round(machineBusySeconds() - busyBefore - ours, 2) });
     };
     const probe = new LimitProbe(client, 'bench-limit', opts.hosts);
     await probe.setUp();
-    await timed(() => probe.run(opts.limitBoots, opts.concurrency), true);
+    await timed(() => probe.run(opts.limitBoots, opts.concurrency), true, 'before');
     log(`limit: ${limits[0]!.writesPerSecond.toFixed(0)} writes/s = ${limits[0]!.bootsPerSecond.toFixed(1)} boots/s`);
     if (opts.noKeepaliveLimit) {
       // The same loop with a new TLS connection per request, as @kubernetes/client-node 1.x makes them.
@@ -168,7 +190,7 @@ async function main(): Promise<void> {
       const freshProbe = new LimitProbe(fresh, 'bench-limit', opts.hosts);
       await freshProbe.setUp();
       const boots = Math.max(100, Math.round(opts.limitBoots / 3));
-      await timed(() => freshProbe.run(boots, opts.concurrency, opts.limitBoots), false);
+      await timed(() => freshProbe.run(boots, opts.concurrency, opts.limitBoots), false, 'before');
       log(`limit without keep-alive: ${limits[1]!.writesPerSecond.toFixed(0)} writes/s`);
       await freshProbe.tearDown();
       fresh.close();
@@ -187,7 +209,10 @@ async function main(): Promise<void> {
     await client.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
     // --cpu-prof is not allowed in NODE_OPTIONS, so profiled components get it as a node flag.
     const nodeFlags = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    const operator = startNode('operator', join(distDir, 'operator', 'main.js'), [`--kubeconfig=${cp.kubeconfigPath}`], join(dir, 'operator.log'), nodeFlags);
+    // --operator-keepalive: an experiment measuring the connection-reuse fix proposed for the
+    // operator's client (bench/keepalive-preload.ts), without changing the operator.
+    const operatorFlags = opts.operatorKeepalive ? [...nodeFlags, `--import=${pathToFileURL(join(distDir, 'bench', 'keepalive-preload.js')).href}`] : nodeFlags;
+    const operator = startNode('operator', join(distDir, 'operator', 'main.js'), [`--kubeconfig=${cp.kubeconfigPath}`], join(dir, 'operator.log'), operatorFlags);
     processes.push(operator);
     const agents: ManagedProcess[] = [];
     const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
@@ -223,10 +248,22 @@ async function main(): Promise<void> {
     log(`${opts.hosts} hosts registered in ${registerSeconds.toFixed(1)} s`);
     await waitUntil('operator running', () => exitedEarly() ?? /"msg":"operator running"/.test(readFileSync(join(dir, 'operator.log'), 'utf8')), 60_000);
 
-    const kube = new Kube(loadKubeConfig(cp.kubeconfigPath), 'kubenova-bench');
-    const invariants = new InvariantWatcher(kube, stateDir, opts.invariantIntervalMs).start();
     const instances = new CollectionWatch<Instance>(client, `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`);
     const migrations = new CollectionWatch<Migration>(client, `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`);
+    // A component that dies mid-run ends the run: every pending wait fails at once and no new
+    // work starts, instead of each wait running into its timeout.
+    const crashed: string[] = [];
+    const onCrash = (name: string, code: number | NodeJS.Signals) => {
+      if (finishing) return;
+      crashed.push(`${name} exited (${String(code)})`);
+      log(`${name} exited (${String(code)}); ending the run`);
+      const err = new Error(`${name} exited`);
+      instances.failAll(err);
+      migrations.failAll(err);
+    };
+    for (const p of processes) void p.exited.then((code) => onCrash(p.name, code));
+    const kube = new Kube(loadKubeConfig(cp.kubeconfigPath), 'kubenova-bench');
+    const invariants = new InvariantWatcher(kube, stateDir, opts.invariantIntervalMs).start();
     await Promise.all([instances.start(), migrations.start()]);
 
     const all = [...servers, ...kubenova, { name: 'bench', pid: process.pid }];
@@ -234,6 +271,8 @@ async function main(): Promise<void> {
       const metrics = await cp.get('/metrics');
       return {
       at: performance.now(),
+      machineBusy: machineBusySeconds(),
+      load: loadAverage()[0] ?? NaN,
       requests: parseRequestTotals(metrics),
       watchEvents: parseWatchEvents(metrics),
       cpu: Object.fromEntries(all.map((p) => [p.name, cpuSeconds(p.pid) ?? NaN])),
@@ -274,7 +313,7 @@ async function main(): Promise<void> {
         done.catch(() => undefined);
         bootFailures.push(`${name}: ${err instanceof TimeoutError ? 'stuck (not active in time)' : (err as Error).message}`);
       }
-    });
+    }, () => crashed.length > 0);
     const bootAfter = await snapshot();
     const bootClient = diffCounts(clientCounts(), bootClientBefore);
     const bootSeconds = (bootAfter.at - bootBefore.at) / 1000;
@@ -331,7 +370,7 @@ async function main(): Promise<void> {
         finished.catch(() => undefined);
         sampleFailures.push(`${migName}: ${err instanceof TimeoutError ? 'stuck' : (err as Error).message}`);
       }
-    });
+    }, () => crashed.length > 0);
     const sampleAfter = await snapshot();
     log(`sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${sampleFailures.length} failed or stuck`);
 
@@ -349,7 +388,7 @@ async function main(): Promise<void> {
         gone.catch(() => undefined);
         deleteFailures.push(`${name}: ${err instanceof TimeoutError ? 'stuck (not gone in time)' : (err as Error).message}`);
       }
-    });
+    }, () => crashed.length > 0);
     const deleteAfter = await snapshot();
     log(`delete: ${deleteTimes.length} deleted in ${((deleteAfter.at - deleteBefore.at) / 1000).toFixed(1)} s, ${deleteFailures.length} failed or stuck`);
 
@@ -368,8 +407,17 @@ async function main(): Promise<void> {
     const logProblems = Object.fromEntries(
       ['operator.log', ...agents.map((_, i) => `agent-${i}.log`)].map((f) => [f.replace('.log', ''), countLogProblems(join(dir, f))]),
     );
+    finishing = true;
     await Promise.all(processes.map((p) => p.stop('SIGTERM', 20_000)));
     processes.length = 0;
+    // The limit once more, with kubenova stopped: the machine may have been busier (or quieter)
+    // at the start, and the better of the two is the limit.
+    log(`limit again, after the run: ${opts.limitBoots} throwaway boots`);
+    const probeAfter = new LimitProbe(client, 'bench-limit-after', opts.hosts);
+    await probeAfter.setUp();
+    await timed(() => probeAfter.run(opts.limitBoots, opts.concurrency, 2 * opts.limitBoots), true, 'after');
+    log(`limit after: ${limits.at(-1)!.writesPerSecond.toFixed(0)} writes/s`);
+    await probeAfter.tearDown();
     const loadAfter = loadAverage();
 
     // --- Results -------------------------------------------------------------------------------
@@ -385,17 +433,24 @@ async function main(): Promise<void> {
       if (n > 0 && !k.endsWith(' ')) kubenovaRequests.set(k, n);
     }
     const bootsPerSecond = booted / bootSeconds;
-    const limit = limits[0]!;
+    const limit = limits.filter((l) => l.keepAlive).reduce((a, b) => (b.writesPerSecond > a.writesPerSecond ? b : a));
     const ratio = bootsPerSecond / limit.bootsPerSecond;
     const cpuDelta = (a: Snapshot, b: Snapshot) => Object.fromEntries(Object.keys(b.cpu).map((k) => [k, round((b.cpu[k] ?? NaN) - (a.cpu[k] ?? NaN), 2)]));
-    const stuck = bootFailures.length + sampleFailures.length + deleteFailures.length + leftoverClaims.length;
+    // CPU per boot: the machine-time cost, which neighbours' load barely changes. If this
+    // machine were ours alone and CPU-bound, achieved/limit would tend to the ratio of the two.
+    const sumCpu = (c: Record<string, number> | undefined) => Object.values(c ?? {}).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+    const bootCpu = cpuDelta(bootBefore, bootAfter);
+    const kubenovaCpuMsPerBoot = (1000 * sumCpu(bootCpu)) / Math.max(1, booted);
+    const limitCpuMsPerBoot = (1000 * sumCpu(limit.cpuSeconds)) / Math.max(1, limit.boots - limit.errors);
+    const otherCpu = (a: Snapshot, b: Snapshot) => round(b.machineBusy - a.machineBusy - sumCpu(cpuDelta(a, b)), 2);
+    const stuck = bootFailures.length + sampleFailures.length + deleteFailures.length + leftoverClaims.length + (crashed.length ? opts.instances - deleteTimes.length : 0);
     const requestsPerBoot = sumCounts(kubenovaRequests) / Math.max(1, booted);
     const mutatingPerBoot = sumCounts(kubenovaRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
     const result = {
       kind: 'kubenova-bench/v1',
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
-      machine: { cpus: cpus().length, node: process.version, kubernetes: cp.binaries.kubernetesVersion, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
+      machine: { cpus: cpus().length, waitedForQuietS, node: process.version, kubernetes: cp.binaries.kubernetesVersion, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
       options: { ...opts },
       registerSeconds: round(registerSeconds, 2),
       boot: {
@@ -413,7 +468,10 @@ async function main(): Promise<void> {
         watchEventsPerBoot: round(sumCounts(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)) / Math.max(1, booted), 2),
         watchEvents: sortedObject(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)),
         benchRequests: sortedObject(own),
-        cpuSeconds: cpuDelta(bootBefore, bootAfter),
+        cpuSeconds: bootCpu,
+        otherCpuSeconds: otherCpu(bootBefore, bootAfter),
+        loadAverage: [round(bootBefore.load, 2), round(bootAfter.load, 2)],
+        cpuMsPerBoot: round(kubenovaCpuMsPerBoot, 1),
       },
       sample: {
         resized: resizeTimes.length,
@@ -437,7 +495,10 @@ async function main(): Promise<void> {
         writesPerBoot: WRITES_PER_BOOT,
         bootWrites: BOOT_WRITES,
         runs: limits.map((l) => ({ ...l, seconds: round(l.seconds, 2), writesPerSecond: round(l.writesPerSecond, 1), bootsPerSecond: round(l.bootsPerSecond, 2) })),
+        used: limits.indexOf(limit),
         achievedRatio: round(ratio, 3),
+        cpuMsPerBoot: round(limitCpuMsPerBoot, 1),
+        cpuNormalizedRatio: round(limitCpuMsPerBoot / kubenovaCpuMsPerBoot, 3),
       },
       cpuSecondsTotal: Object.fromEntries(Object.entries(deleteAfter.cpu).map(([k, v]) => [k, round(v, 2)])),
       peakRssMiB: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, round(v, 1)])),
@@ -446,11 +507,12 @@ async function main(): Promise<void> {
       logProblems,
       invariants: { samples: report.samples, violations: report.violations.length, examples: [...new Set(report.violations)].slice(0, 20) },
       leftovers: { claims: leftoverClaims.slice(0, 20), claimCount: leftoverClaims.length, domains: leftoverDomains, notReadyNodes },
+      crashed,
       stuckTasks: stuck,
       targets: {
         allActive: booted === opts.instances,
         zeroViolations: report.violations.length === 0,
-        zeroStuck: stuck === 0,
+        zeroStuck: stuck === 0 && crashed.length === 0,
         p99TimeToActiveAtMost5s: summarize(timeToActive).p99 <= 5,
         atLeastHalfTheLimit: ratio >= 0.5,
         operatorPeakRssAtMost256MiB: (peak.operator ?? Infinity) <= 256,
@@ -483,10 +545,10 @@ function startNode(name: string, script: string, args: string[], logFile: string
   return startProcess({ name, command: process.execPath, args: [...nodeFlags, script, ...args], env: { ...process.env, ...env }, logFile });
 }
 
-async function forEachConcurrently<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>, stop: () => boolean = () => false): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length && !stop()) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }

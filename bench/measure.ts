@@ -82,6 +82,17 @@ export function findPids(...needles: string[]): number[] {
   return out;
 }
 
+/** Busy CPU seconds of the whole machine since boot (all cores; idle and iowait excluded). */
+export function machineBusySeconds(): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) / clkTck();
+  } catch {
+    return NaN;
+  }
+}
+
 /** 1-minute load average: the machine is shared, so every result records how busy it was. */
 export function loadAverage(): number[] {
   try {

@@ -8,7 +8,7 @@ export interface ReportInput {
   startedAt: string;
   commit?: string;
   machine: { cpus: number; loadAverageBefore: number[] };
-  options: { hosts: number; instances: number; concurrency: number; sample: number; agentProcesses: number; agentKeepalive?: boolean };
+  options: { hosts: number; instances: number; concurrency: number; sample: number; agentProcesses: number; agentKeepalive?: boolean; operatorKeepalive?: boolean };
   registerSeconds: number;
   boot: {
     instances: number;
@@ -22,14 +22,24 @@ export interface ReportInput {
     apiWritesPerBoot: number;
     watchEventsPerBoot: number;
     cpuSeconds: Record<string, number>;
+    otherCpuSeconds?: number;
+    cpuMsPerBoot?: number;
   };
   sample: { resized: number; migrated: number; confirmed: number; resize: Summary; migration: Summary; confirm: Summary };
   delete: { deleted: number; seconds: number; time: Summary };
-  limit: { writesPerBoot: number; runs: { keepAlive: boolean; writes: number; writesPerSecond: number; bootsPerSecond: number; cpuSeconds?: Record<string, number> }[]; achievedRatio: number };
+  limit: {
+    writesPerBoot: number;
+    runs: { keepAlive: boolean; when?: string; writes: number; seconds: number; writesPerSecond: number; bootsPerSecond: number; cpuSeconds?: Record<string, number>; otherCpuSeconds?: number }[];
+    used?: number;
+    achievedRatio: number;
+    cpuMsPerBoot?: number;
+    cpuNormalizedRatio?: number;
+  };
   cpuSecondsTotal: Record<string, number>;
   peakRssMiB: Record<string, number>;
   invariants: { samples: number; violations: number };
   stuckTasks: number;
+  crashed?: string[];
   targets: Record<string, boolean>;
 }
 
@@ -40,13 +50,14 @@ const pct = (s: Summary, keys: ('p50' | 'p95' | 'p99')[]) => keys.map((k) => s2(
 
 export function formatTable(r: ReportInput): string {
   const agentNames = Object.keys(r.cpuSecondsTotal).filter((k) => k.startsWith('agent'));
-  const keepAlive = r.limit.runs.find((l) => l.keepAlive);
+  const used = r.limit.runs[r.limit.used ?? 0];
   const fresh = r.limit.runs.find((l) => !l.keepAlive);
+  const others = (cpu: number | undefined, seconds: number) => (cpu === undefined ? '' : `; other processes used ${s2(cpu / seconds)} cores meanwhile`);
   const rows: [string, string][] = [
-    ['hosts x instances (concurrency)', `${r.options.hosts} x ${r.options.instances} (${r.options.concurrency}), ${r.options.agentProcesses} agent process(es)${r.options.agentKeepalive === false ? ', agent without keep-alive' : ''}`],
+    ['hosts x instances (concurrency)', `${r.options.hosts} x ${r.options.instances} (${r.options.concurrency}), ${r.options.agentProcesses} agent process(es)${r.options.agentKeepalive === false ? ', agent without keep-alive' : ''}${r.options.operatorKeepalive ? ', operator with keep-alive (experiment)' : ''}`],
     ['machine', `${r.machine.cpus} cores, load ${r.machine.loadAverageBefore.map((l) => l.toFixed(1)).join(' ')} before; commit ${r.commit ?? '?'}`],
     ['hosts registered in (s)', s2(r.registerSeconds)],
-    ['active / requested', `${r.boot.active} / ${r.boot.instances} in ${s2(r.boot.seconds)} s`],
+    ['active / requested', `${r.boot.active} / ${r.boot.instances} in ${s2(r.boot.seconds)} s${others(r.boot.otherCpuSeconds, r.boot.seconds)}`],
     ['boots per second', s2(r.boot.bootsPerSecond)],
     ['time-to-active p50 / p95 / p99 (s)', `${pct(r.boot.timeToActive, ['p50', 'p95', 'p99'])}  (bench: create sent -> watch shows active+Ready)`],
     ['  server clocks p50 / p95 / p99 (s)', `${pct(r.boot.serverTimeToActive, ['p50', 'p95', 'p99'])}  (creationTimestamp, 1 s resolution -> Ready lastTransitionTime)`],
@@ -64,11 +75,17 @@ export function formatTable(r: ReportInput): string {
     ['API requests per boot (all / writes)', `${s2(r.boot.apiRequestsPerBoot)} / ${s2(r.boot.apiWritesPerBoot)}  (kube-apiserver apiserver_request_total, bench's own excluded)`],
     ['watch events sent per boot', s2(r.boot.watchEventsPerBoot)],
     ['kube-apiserver CPU ms per boot', s2((1000 * (r.boot.cpuSeconds['kube-apiserver'] ?? NaN)) / r.boot.active)],
-    ['write limit (writes/s)', `${s2(keepAlive?.writesPerSecond ?? NaN)}  (${r.limit.writesPerBoot} writes per boot -> ${s2(keepAlive?.bootsPerSecond ?? NaN)} boots/s; kube-apiserver ${keepAlive ? msPerWrite(keepAlive) : '-'} ms CPU per write)`],
-    ...(fresh ? [['  same, new TLS connection per request', `${s2(fresh.writesPerSecond)} writes/s -> ${s2(fresh.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(fresh)} ms CPU per write`] as [string, string]] : []),
-    ['achieved / limit', s2(r.limit.achievedRatio)],
+    ['CPU ms per boot, all processes', `${s2(r.boot.cpuMsPerBoot ?? NaN)} (servers, operator, agents, bench)`],
+    ...r.limit.runs.filter((l) => l.keepAlive).map((l): [string, string] => [
+      `write limit ${l.when ?? ''} (writes/s)${l === used ? ' *' : ''}`,
+      `${s2(l.writesPerSecond)}  (${r.limit.writesPerBoot} writes per boot -> ${s2(l.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(l)} ms CPU per write${others(l.otherCpuSeconds, l.seconds)})`,
+    ]),
+    ...(fresh ? [['  new TLS connection per request', `${s2(fresh.writesPerSecond)} writes/s -> ${s2(fresh.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(fresh)} ms CPU per write`] as [string, string]] : []),
+    ['achieved / limit (* = the limit used)', s2(r.limit.achievedRatio)],
+    ['  CPU-normalized', `${s2(r.limit.cpuNormalizedRatio ?? NaN)}  (limit CPU ms per boot ${s2(r.limit.cpuMsPerBoot ?? NaN)} / kubenova CPU ms per boot)`],
     ['invariant check', `${r.invariants.violations === 0 ? 'OK' : 'VIOLATED'}: ${r.invariants.violations} violations in ${r.invariants.samples} samples`],
     ['stuck tasks', String(r.stuckTasks)],
+    ...(r.crashed?.length ? [['CRASHED', r.crashed.join('; ')] as [string, string]] : []),
     ['targets', Object.entries(r.targets).map(([k, v]) => `${v ? 'met' : 'MISSED'} ${k}`).join('; ')],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -11,6 +11,7 @@ interface Named {
 interface Waiter<T> {
   test: (obj: T | undefined) => boolean;
   resolve: (r: { obj: T | undefined; at: number }) => void;
+  reject: (err: Error) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -101,6 +102,7 @@ export class CollectionWatch<T extends Named> {
       const waiter: Waiter<T> = {
         test,
         resolve,
+        reject,
         timer: setTimeout(() => {
           const list = (this.waiters.get(name) ?? []).filter((w) => w !== waiter);
           if (list.length) this.waiters.set(name, list);
@@ -110,6 +112,17 @@ export class CollectionWatch<T extends Named> {
       };
       this.waiters.set(name, [...(this.waiters.get(name) ?? []), waiter]);
     });
+  }
+
+  /** Rejects every pending wait (a component the waits depend on has died). */
+  failAll(err: Error): void {
+    for (const list of this.waiters.values()) {
+      for (const w of list) {
+        clearTimeout(w.timer);
+        w.reject(err);
+      }
+    }
+    this.waiters.clear();
   }
 
   async stop(): Promise<void> {

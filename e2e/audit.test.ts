@@ -90,7 +90,7 @@ localOnly('resource audit', () => {
       return n?.status?.claims?.some((c) => c.consumer === uid) && !existsSync(join(instancesDir, 'orphan-uid')) ? n : undefined;
     }, 30_000);
     expect(healed.status?.allocated).toEqual({ vcpus: 1, memoryMiB: 512, diskGiB: 1 });
-    expect((await env.events('kept')).map((e) => e.reason)).toContain('AuditHealed');
+    expect((await env.eventsWith('kept', ['AuditHealed'])).map((e) => e.reason)).toContain('AuditHealed');
     expect((await env.instance('kept'))?.status?.vmState).toBe('active');
   });
 });

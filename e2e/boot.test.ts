@@ -63,7 +63,7 @@ localOnly('boot', () => {
     expect(env.kubectl(['wait', '--for=condition=Ready', 'instance/web-1', '--timeout=5s'])).toContain('condition met');
     const row = parseTable(env.kubectl(['get', 'inst', 'web-1']))[0];
     expect(row).toMatchObject({ NAME: 'web-1', STATUS: 'active', TASK: '', FLAVOR: 'm1.small', HOST: host, POWER: 'running' });
-    const reasons = (await env.events('web-1')).map((e) => e.reason);
+    const reasons = (await env.eventsWith('web-1', ['Scheduled', 'Spawned'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['Scheduled', 'Spawned']));
   });
 
@@ -81,7 +81,7 @@ localOnly('boot', () => {
     const i = await env.waitForInstance('nowhere', failed, 'error');
     expect(i.status?.fault?.reason).toBe('NoValidHost');
     expect(i.status?.fault?.message).toMatch(/AvailabilityZoneFilter removed 3 of 3/);
-    expect((await env.events('nowhere')).map((e) => e.reason)).toContain('NoValidHost');
+    expect((await env.eventsWith('nowhere', ['NoValidHost'])).map((e) => e.reason)).toContain('NoValidHost');
   });
 
   it('keeps new instances off a disabled host and off a host whose agent is down', async () => {
@@ -132,7 +132,7 @@ localOnly('boot', () => {
     env.kubectl(['patch', 'instance', 'power', '--type', 'merge', '-p', '{"spec":{"powerState":"Running"}}']);
     const running = await env.waitForInstance('power', (i) => active(i) && i.status?.powerState === 'running', 'running again');
     expect(running.status?.host).toBe(stopped.status?.host);
-    const reasons = (await env.events('power')).map((e) => e.reason);
+    const reasons = (await env.eventsWith('power', ['Stopped', 'Started'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['Stopped', 'Started']));
   });
 

@@ -108,7 +108,7 @@ localOnly('capacity', () => {
       const loser = one!.status?.host === 'node-big' ? two! : one!;
       expect(loser.status?.scheduling?.attempts).toBe(2);
       expect(loser.status?.scheduling?.triedHosts?.[0]).toBe('node-big');
-      const events = await env.events(loser.metadata.name);
+      const events = await env.eventsWith(loser.metadata.name, ['ClaimFailed', 'Rescheduled']);
       expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['ClaimFailed', 'Rescheduled']));
       expect(events.find((e) => e.reason === 'ClaimFailed')?.message).toMatch(/free vcpus 0 < requested 4/);
       expect((await watcher.stop()).violations).toEqual([]);

@@ -133,7 +133,7 @@ localOnly('cold migration', () => {
     const done = await phase('bumpy-mig', 'finished');
     expect(done.status?.transfer?.attempts).toBeGreaterThan(1);
     expect(done.status?.transfer?.sha256).toBe(disk);
-    expect((await env.events('bumpy-mig')).map((e) => e.reason)).toContain('DiskTransferRetried');
+    expect((await env.eventsWith('bumpy-mig', ['DiskTransferRetried'])).map((e) => e.reason)).toContain('DiskTransferRetried');
     decide('bumpy-mig', 'Confirm');
     await phase('bumpy-mig', 'confirmed');
   });

@@ -79,7 +79,7 @@ localOnly('resize', () => {
     expect(diskAfter.length).toBe(fakeDiskSize(80));
     expect(sha256(diskAfter.subarray(0, diskBefore.length))).toBe(sha256(diskBefore));
     expect(sha256(diskAfter.subarray(diskBefore.length))).toBe(sha256(fakeDiskContent(uid, diskBefore.length, diskAfter.length - diskBefore.length)));
-    const reasons = (await env.events(migName)).map((e) => e.reason);
+    const reasons = (await env.eventsWith(migName, ['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed']));
     await env.waitFor('transfer secret deleted', async () => {
       try {
@@ -110,7 +110,7 @@ localOnly('resize', () => {
     expect(existsSync(instanceDir(env.stateDir, dest, uid))).toBe(false);
     expect(claimsOf(await env.computeNode(dest), finished.metadata.uid)).toEqual([]);
     expect(claimsOf(await env.computeNode(source), uid)).toEqual([expect.objectContaining({ kind: 'instance', vcpus: 1, memoryMiB: 2048 })]);
-    const reasons = (await env.events('web-2')).map((e) => e.reason);
+    const reasons = (await env.eventsWith('web-2', ['ResizeReverted', 'FlavorReset'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['ResizeReverted', 'FlavorReset']));
     // spec and status agree: no second resize starts.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -147,7 +147,7 @@ localOnly('resize', () => {
     const refused = await env.waitForInstance(name, (i) => i.status?.fault?.reason === 'ResizeRefused', 'resize refused');
     expect(refused.status?.fault?.message).toMatch(message);
     expect(refused.status).toMatchObject({ vmState: 'active', taskState: '', host, flavor: { name: 'm1.small' } });
-    expect((await env.events(name)).find((e) => e.reason === 'ResizeRefused')?.message).toMatch(message);
+    expect((await env.eventsWith(name, ['ResizeRefused'])).find((e) => e.reason === 'ResizeRefused')?.message).toMatch(message);
     expect(claimsOf(await env.computeNode(host), uid)).toEqual(claimsBefore);
     expect(sha256(diskBytes(env.stateDir, host, uid)!)).toBe(diskBefore);
     expect((await env.kube.migrations.list('default')).items.filter((m) => m.spec.instance === name)).toEqual([]);
@@ -173,7 +173,7 @@ localOnly('resize', () => {
     await boot('eager');
     env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Migration', metadata: { name: 'eager-move' }, spec: { instance: 'eager', decision: 'Confirm' } });
     await migrationPhase('eager-move', 'confirmed');
-    const events = await env.events('eager-move');
+    const events = await env.eventsWith('eager-move', ['DecisionIgnored']);
     expect(events.find((e) => e.reason === 'DecisionIgnored')?.message).toMatch(/decision Confirm ignored while the migration is/);
   });
 });

@@ -8,6 +8,7 @@ export const OPERATOR_FLAGS = {
   'ram-weight-multiplier': { type: 'number', env: 'KUBENOVA_RAM_WEIGHT_MULTIPLIER', default: 1, description: 'RAM weigher multiplier: positive spreads, negative packs' },
   'cpu-weight-multiplier': { type: 'number', env: 'KUBENOVA_CPU_WEIGHT_MULTIPLIER', default: 1, description: 'vCPU weigher multiplier' },
   'disk-weight-multiplier': { type: 'number', env: 'KUBENOVA_DISK_WEIGHT_MULTIPLIER', default: 1, description: 'Disk weigher multiplier' },
+  'soft-affinity-weight-multiplier': { type: 'number', env: 'KUBENOVA_SOFT_AFFINITY_WEIGHT_MULTIPLIER', default: 1, min: 0, description: 'Weight of server groups\' soft-affinity and soft-anti-affinity preferences' },
   'host-subset-size': { type: 'number', env: 'KUBENOVA_HOST_SUBSET_SIZE', default: 1, min: 1, description: 'Pick randomly among this many best hosts' },
   'allow-resize-to-same-host': { type: 'boolean', env: 'KUBENOVA_ALLOW_RESIZE_TO_SAME_HOST', default: false, description: 'Allow a resize or migration to land on the source host' },
   'resize-confirm-window': { type: 'number', env: 'KUBENOVA_RESIZE_CONFIRM_WINDOW', default: 0, min: 0, description: 'Seconds after which a finished resize is confirmed automatically (0 = never)' },

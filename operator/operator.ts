@@ -3,7 +3,7 @@ import type { Kube } from '../common/kube/client.js';
 import type { EventRecorder } from '../common/kube/events.js';
 import { Informer } from '../common/kube/informer.js';
 import type { Logger } from '../common/log.js';
-import type { Migration } from '../common/api/types.js';
+import type { Instance, Migration } from '../common/api/types.js';
 import { Controller, objectKey, splitKey } from '../common/runtime/controller.js';
 import type { Metrics } from '../common/runtime/metrics.js';
 import type { OperatorConfig } from './config.js';
@@ -13,6 +13,9 @@ import { InstanceReconciler } from './conductor/instance-controller.js';
 import { MigrationConductor } from './conductor/migration.js';
 import { ResizeRequests } from './conductor/resize-request.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
+import { QuotaService } from './quota/quota-service.js';
+import { ServerGroups } from './servergroups/membership.js';
+import { ServerGroupStatus } from './servergroups/status-controller.js';
 import { Placement } from './scheduler/placement.js';
 import { Scheduler } from './scheduler/scheduler.js';
 
@@ -21,10 +24,13 @@ export class Operator {
   readonly flavors: Informer<'Flavor'>;
   readonly instances: Informer<'Instance'>;
   readonly migrations: Informer<'Migration'>;
+  readonly quotas: Informer<'ComputeQuota'>;
+  readonly serverGroups: Informer<'ServerGroup'>;
   readonly placement: Placement;
   private readonly nodeMonitor: NodeMonitor;
   private readonly instanceController: Controller;
   private readonly migrationController: Controller;
+  private readonly serverGroupController: Controller;
   private started = false;
 
   constructor(
@@ -44,20 +50,25 @@ export class Operator {
     this.flavors = new Informer(kube, 'Flavor', log);
     this.instances = new Informer(kube, 'Instance', log, { labelSelector: config['instance-selector'] });
     this.migrations = new Informer(kube, 'Migration', log);
+    this.quotas = new Informer(kube, 'ComputeQuota', log);
+    this.serverGroups = new Informer(kube, 'ServerGroup', log);
+    const quota = new QuotaService(kube, this.quotas, log.child({ controller: 'quota' }));
     this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 }, log.child({ controller: 'node-monitor' }), undefined, canAct);
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],
       diskWeightMultiplier: config['disk-weight-multiplier'],
+      softAffinityWeightMultiplier: config['soft-affinity-weight-multiplier'],
       hostSubsetSize: config['host-subset-size'],
     });
     const domain = metrics.operator;
     this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs, undefined, (result, seconds) => domain.scheduled(result, seconds));
+    const groups = new ServerGroups(this.serverGroups, this.instances, (uid) => this.placement.inFlight.hostOf(uid));
     const instanceLog = log.child({ controller: 'instance' });
-    const boot = new BootConductor(kube, this.flavors, this.placement, events, { maxAttempts: config['max-attempts'], claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2), onReschedule: () => domain.rescheduled('instance') }, instanceLog);
-    const deletion = new DeletionConductor(kube, this.placement, instanceLog);
-    const resize = new ResizeRequests(kube, this.flavors, events, instanceLog);
-    const reconciler = new InstanceReconciler(this.instances, this.migrations, boot, resize, deletion);
+    const boot = new BootConductor(kube, this.flavors, this.placement, quota, groups, events, { maxAttempts: config['max-attempts'], claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2), onReschedule: () => domain.rescheduled('instance') }, instanceLog);
+    const deletion = new DeletionConductor(kube, this.placement, quota, instanceLog);
+    const resize = new ResizeRequests(kube, this.flavors, quota, events, instanceLog);
+    const reconciler = new InstanceReconciler(this.instances, this.migrations, boot, resize, deletion, quota);
     this.instanceController = new Controller({ name: 'instance', workers: config.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log: instanceLog, canAct });
     const migrationLog = log.child({ controller: 'migration' });
     const migration = new MigrationConductor(
@@ -65,6 +76,8 @@ export class Operator {
       this.instances,
       this.flavors,
       this.placement,
+      quota,
+      groups,
       events,
       {
         maxAttempts: config['max-attempts'],
@@ -87,6 +100,15 @@ export class Operator {
       log: migrationLog,
       canAct,
     });
+    const groupStatus = new ServerGroupStatus(kube, this.serverGroups, this.instances);
+    this.serverGroupController = new Controller({ name: 'servergroup', workers: 2, reconcile: (key) => groupStatus.reconcile(key), metrics, log, canAct });
+    const enqueueGroupOf = (inst: Instance) => {
+      if (inst.spec.serverGroup) this.serverGroupController.enqueue(`${inst.metadata.namespace}/${inst.spec.serverGroup}`);
+    };
+    this.instances.on('add', enqueueGroupOf);
+    this.instances.on('update', enqueueGroupOf);
+    this.instances.on('delete', enqueueGroupOf);
+    this.serverGroups.on('add', (g) => this.serverGroupController.enqueue(objectKey(g)));
     const enqueueInstance = (obj: { metadata: { name: string; namespace?: string } }) => this.instanceController.enqueue(objectKey(obj));
     this.instances.on('add', enqueueInstance);
     this.instances.on('update', enqueueInstance);
@@ -123,14 +145,14 @@ export class Operator {
 
   async start(): Promise<void> {
     await Promise.all([this.nodes.start(), this.flavors.start()]);
-    await Promise.all([this.instances.start(), this.migrations.start()]);
+    await Promise.all([this.instances.start(), this.migrations.start(), this.quotas.start(), this.serverGroups.start()]);
     this.nodeMonitor.start();
     this.started = true;
   }
 
   async stop(): Promise<void> {
     this.nodeMonitor.stop();
-    await Promise.all([this.instanceController.stop(), this.migrationController.stop()]);
-    await Promise.all([this.nodes.stop(), this.flavors.stop(), this.instances.stop(), this.migrations.stop()]);
+    await Promise.all([this.instanceController.stop(), this.migrationController.stop(), this.serverGroupController.stop()]);
+    await Promise.all([this.nodes.stop(), this.flavors.stop(), this.instances.stop(), this.migrations.stop(), this.quotas.stop(), this.serverGroups.stop()]);
   }
 }

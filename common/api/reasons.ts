@@ -28,6 +28,8 @@ export const EventReason = {
   MigrationFailed: 'MigrationFailed',
   FlavorReset: 'FlavorReset',
   DecisionIgnored: 'DecisionIgnored',
+  QuotaExceeded: 'QuotaExceeded',
+  ServerGroupNotFound: 'ServerGroupNotFound',
 } as const;
 export type EventReason = (typeof EventReason)[keyof typeof EventReason];
 
@@ -42,6 +44,8 @@ export const FaultReason = {
   MigrationRefused: 'MigrationRefused',
   TransferFailed: 'TransferFailed',
   MigrationFailed: 'MigrationFailed',
+  QuotaExceeded: 'QuotaExceeded',
+  ServerGroupNotFound: 'ServerGroupNotFound',
 } as const;
 export type FaultReason = (typeof FaultReason)[keyof typeof FaultReason];
 

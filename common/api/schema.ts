@@ -278,7 +278,16 @@ export const instance: KindDefinition = {
         maxLength: 253,
         description: 'Forced host (admin): bypasses the scheduler filters but not the host\'s claim.',
       },
+      serverGroup: {
+        ...name('ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable.'),
+      },
     },
+    'x-kubernetes-validations': [
+      {
+        rule: "(has(self.serverGroup) ? self.serverGroup : '') == (has(oldSelf.serverGroup) ? oldSelf.serverGroup : '')",
+        message: 'spec.serverGroup is immutable: an instance joins its server group when it is created',
+      },
+    ],
   },
   status: {
     type: 'object',
@@ -532,4 +541,112 @@ export const computeNode: KindDefinition = {
   },
 };
 
-export const KINDS = [flavor, instance, migration, computeNode] as const;
+const quotaAmounts = (title: string, description: string): JSONSchema => ({
+  type: 'object',
+  title,
+  description,
+  properties: {
+    instances: { type: 'integer', minimum: 0 },
+    vcpus: { type: 'integer', minimum: 0 },
+    memoryMiB: { type: 'integer', minimum: 0 },
+    diskGiB: { type: 'integer', minimum: 0 },
+  },
+});
+
+export const computeQuota: KindDefinition = {
+  kind: 'ComputeQuota',
+  plural: 'computequotas',
+  singular: 'computequota',
+  shortNames: ['cq'],
+  scope: 'Namespaced',
+  description:
+    'A ComputeQuota caps what the Instances of its namespace may hold (Nova quotas). Boots reserve before scheduling; resizes reserve only the increase. Omitted limits are unlimited.',
+  printerColumns: [
+    { name: 'INSTANCES', type: 'string', jsonPath: '.status.summary.instances', description: 'used/hard' },
+    { name: 'VCPUS', type: 'string', jsonPath: '.status.summary.vcpus', description: 'used/hard' },
+    { name: 'MEMORY', type: 'string', jsonPath: '.status.summary.memory', description: 'used/hard MiB' },
+    { name: 'DISK', type: 'string', jsonPath: '.status.summary.disk', description: 'used/hard GiB' },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  spec: {
+    type: 'object',
+    title: 'ComputeQuotaSpec',
+    properties: { hard: quotaAmounts('QuotaAmounts', 'Limits; an omitted key is unlimited.') },
+  },
+  status: {
+    type: 'object',
+    title: 'ComputeQuotaStatus',
+    properties: {
+      used: quotaAmounts('QuotaAmounts', 'Committed usage: running instances and finished resizes.'),
+      reserved: quotaAmounts('QuotaAmounts', 'Held for boots and resizes in progress.'),
+      allocations: {
+        type: 'array',
+        description: 'Per-consumer accounting that used and reserved are summed from (one writer: the operator).',
+        maxItems: 10000,
+        'x-kubernetes-list-type': 'atomic',
+        items: {
+          type: 'object',
+          title: 'QuotaAllocation',
+          required: ['consumer', 'instance', 'state'],
+          properties: {
+            consumer: { type: 'string', maxLength: 128, description: 'Instance UID (its boot) or Migration UID (a resize increase).' },
+            instance: { type: 'string', maxLength: 253 },
+            state: { type: 'string', enum: ['reserved', 'used'] },
+            instances: { type: 'integer', minimum: 0 },
+            vcpus: { type: 'integer', minimum: 0 },
+            memoryMiB: { type: 'integer', minimum: 0 },
+            diskGiB: { type: 'integer', minimum: 0 },
+          },
+        },
+      },
+      summary: {
+        type: 'object',
+        title: 'QuotaSummary',
+        properties: {
+          instances: { type: 'string', maxLength: 64 },
+          vcpus: { type: 'string', maxLength: 64 },
+          memory: { type: 'string', maxLength: 64 },
+          disk: { type: 'string', maxLength: 64 },
+        },
+      },
+    },
+  },
+};
+
+export const serverGroup: KindDefinition = {
+  kind: 'ServerGroup',
+  plural: 'servergroups',
+  singular: 'servergroup',
+  shortNames: ['sg'],
+  scope: 'Namespaced',
+  description: 'A ServerGroup places its member Instances together (affinity) or apart (anti-affinity), strictly or as a preference (soft-).',
+  printerColumns: [
+    { name: 'POLICY', type: 'string', jsonPath: '.spec.policy' },
+    { name: 'MEMBERS', type: 'string', jsonPath: '.status.members' },
+    { name: 'HOSTS', type: 'string', jsonPath: '.status.hosts' },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  spec: {
+    type: 'object',
+    title: 'ServerGroupSpec',
+    required: ['policy'],
+    'x-kubernetes-validations': [{ rule: 'self.policy == oldSelf.policy', message: 'spec.policy is immutable: create a new ServerGroup' }],
+    properties: {
+      policy: {
+        type: 'string',
+        enum: ['affinity', 'anti-affinity', 'soft-affinity', 'soft-anti-affinity'],
+        description: 'affinity: all members on one host; anti-affinity: each on its own host; soft-: a preference, not a rule.',
+      },
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'ServerGroupStatus',
+    properties: {
+      members: { type: 'array', maxItems: 1000, 'x-kubernetes-list-type': 'atomic', items: { type: 'string', maxLength: 253 } },
+      hosts: { type: 'array', maxItems: 1000, 'x-kubernetes-list-type': 'atomic', items: { type: 'string', maxLength: 253 } },
+    },
+  },
+};
+
+export const KINDS = [flavor, instance, migration, computeNode, computeQuota, serverGroup] as const;

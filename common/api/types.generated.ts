@@ -31,6 +31,8 @@ export interface InstanceSpec {
   availabilityZone?: string;
   /** Forced host (admin): bypasses the scheduler filters but not the host's claim. */
   host?: string;
+  /** ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable. */
+  serverGroup?: string;
 }
 
 export interface FlavorSnapshot {
@@ -242,4 +244,54 @@ export interface ComputeNodeStatus {
   migrationEndpoint?: string;
   /** Observations of the object's state, in the Kubernetes API-conventions form. */
   conditions?: Condition[];
+}
+
+export interface QuotaAmounts {
+  instances?: number;
+  vcpus?: number;
+  memoryMiB?: number;
+  diskGiB?: number;
+}
+
+export interface ComputeQuotaSpec {
+  /** Limits; an omitted key is unlimited. */
+  hard?: QuotaAmounts;
+}
+
+export interface QuotaAllocation {
+  /** Instance UID (its boot) or Migration UID (a resize increase). */
+  consumer: string;
+  instance: string;
+  state: "reserved" | "used";
+  instances?: number;
+  vcpus?: number;
+  memoryMiB?: number;
+  diskGiB?: number;
+}
+
+export interface QuotaSummary {
+  instances?: string;
+  vcpus?: string;
+  memory?: string;
+  disk?: string;
+}
+
+export interface ComputeQuotaStatus {
+  /** Committed usage: running instances and finished resizes. */
+  used?: QuotaAmounts;
+  /** Held for boots and resizes in progress. */
+  reserved?: QuotaAmounts;
+  /** Per-consumer accounting that used and reserved are summed from (one writer: the operator). */
+  allocations?: QuotaAllocation[];
+  summary?: QuotaSummary;
+}
+
+export interface ServerGroupSpec {
+  /** affinity: all members on one host; anti-affinity: each on its own host; soft-: a preference, not a rule. */
+  policy: "affinity" | "anti-affinity" | "soft-affinity" | "soft-anti-affinity";
+}
+
+export interface ServerGroupStatus {
+  members?: string[];
+  hosts?: string[];
 }

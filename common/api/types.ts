@@ -3,6 +3,10 @@
 // the code switches on, so the compiler checks every transition table.
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type {
+  ComputeQuotaSpec,
+  ComputeQuotaStatus,
+  ServerGroupSpec,
+  ServerGroupStatus,
   ComputeNodeSpec,
   ComputeNodeStatus,
   FlavorSpec,
@@ -29,6 +33,8 @@ export type Flavor = KubeObject<'Flavor', FlavorSpec, FlavorStatus>;
 export type Instance = KubeObject<'Instance', InstanceSpec, InstanceStatus>;
 export type Migration = KubeObject<'Migration', MigrationSpec, MigrationStatus>;
 export type ComputeNode = KubeObject<'ComputeNode', ComputeNodeSpec, ComputeNodeStatus>;
+export type ComputeQuota = KubeObject<'ComputeQuota', ComputeQuotaSpec, ComputeQuotaStatus>;
+export type ServerGroup = KubeObject<'ServerGroup', ServerGroupSpec, ServerGroupStatus>;
 
 export type VmState = NonNullable<InstanceStatus['vmState']>;
 export type TaskState = NonNullable<InstanceStatus['taskState']>;
@@ -59,4 +65,6 @@ export const KIND_INFO = {
   Instance: { plural: 'instances', namespaced: true },
   Migration: { plural: 'migrations', namespaced: true },
   ComputeNode: { plural: 'computenodes', namespaced: false },
+  ComputeQuota: { plural: 'computequotas', namespaced: true },
+  ServerGroup: { plural: 'servergroups', namespaced: true },
 } as const satisfies Record<string, KindInfo>;

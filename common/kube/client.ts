@@ -11,7 +11,7 @@ import {
   type KubernetesListObject,
 } from '@kubernetes/client-node';
 import type { MergePatch } from '../api/patch.js';
-import { GROUP, KIND_INFO, VERSION, type ComputeNode, type Flavor, type Instance, type Migration } from '../api/types.js';
+import { GROUP, KIND_INFO, VERSION, type ComputeNode, type ComputeQuota, type Flavor, type Instance, type Migration, type ServerGroup } from '../api/types.js';
 
 export type KindName = keyof typeof KIND_INFO;
 export interface KindMap {
@@ -19,6 +19,8 @@ export interface KindMap {
   Instance: Instance;
   Migration: Migration;
   ComputeNode: ComputeNode;
+  ComputeQuota: ComputeQuota;
+  ServerGroup: ServerGroup;
 }
 
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
@@ -163,6 +165,8 @@ export class Kube {
   readonly instances: ResourceClient<'Instance'>;
   readonly migrations: ResourceClient<'Migration'>;
   readonly computeNodes: ResourceClient<'ComputeNode'>;
+  readonly quotas: ResourceClient<'ComputeQuota'>;
+  readonly serverGroups: ResourceClient<'ServerGroup'>;
 
   constructor(
     readonly config: KubeConfig,
@@ -174,10 +178,19 @@ export class Kube {
     this.instances = new ResourceClient(this.custom, 'Instance', fieldManager);
     this.migrations = new ResourceClient(this.custom, 'Migration', fieldManager);
     this.computeNodes = new ResourceClient(this.custom, 'ComputeNode', fieldManager);
+    this.quotas = new ResourceClient(this.custom, 'ComputeQuota', fieldManager);
+    this.serverGroups = new ResourceClient(this.custom, 'ServerGroup', fieldManager);
   }
 
   resource<K extends KindName>(kind: K): ResourceClient<K> {
-    const map = { Flavor: this.flavors, Instance: this.instances, Migration: this.migrations, ComputeNode: this.computeNodes };
+    const map = {
+      Flavor: this.flavors,
+      Instance: this.instances,
+      Migration: this.migrations,
+      ComputeNode: this.computeNodes,
+      ComputeQuota: this.quotas,
+      ServerGroup: this.serverGroups,
+    };
     return map[kind] as unknown as ResourceClient<K>;
   }
 }

@@ -222,6 +222,18 @@ export class TestEnv {
     const list = await this.kube.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
     return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
   }
+  /**
+   * Events on an object once all the given reasons have been recorded. Events are written
+   * just after the status change they report, so a scenario waits for them rather than
+   * reading them in the same instant.
+   */
+  async eventsWith(name: string, reasons: string[], namespace = 'default', timeoutMs = 15_000): Promise<{ reason: string; message: string; type: string }[]> {
+    return this.waitFor(`events ${reasons.join(', ')} on ${name}`, async () => {
+      const events = await this.events(name, namespace);
+      return reasons.every((r) => events.some((e) => e.reason === r)) ? events : undefined;
+    }, timeoutMs);
+  }
+
 
   /** Stops what this environment started; in external mode that is nothing in the cluster. */
   async stop(): Promise<void> {

@@ -6,8 +6,8 @@ import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
-import type { Instance } from '../../common/api/types.js';
-import { isNotFound, type Kube } from '../../common/kube/client.js';
+import type { Claim, Instance } from '../../common/api/types.js';
+import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { Informer } from '../../common/kube/informer.js';
 import type { Logger } from '../../common/log.js';
@@ -60,8 +60,9 @@ export class InstanceWorker {
     const flavor = s.flavor;
     if (!flavor) return {};
     const uid = inst.metadata.uid ?? '';
+    const guard = await this.serverGroupGuard(inst);
     try {
-      await this.tracker.claim({ consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(flavor) });
+      await this.tracker.claim({ consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(flavor) }, guard);
     } catch (err) {
       if (!(err instanceof ClaimFailed)) throw err;
       log.info({ step: 'claim', attempt, reasons: err.shortfalls }, 'claim failed');
@@ -75,9 +76,47 @@ export class InstanceWorker {
       log.info({ step: 'claim', attempt }, 'claimed');
       return this.spawn(updated, log);
     } catch (err) {
+      // Our view was stale: if the instance is gone or no longer sent here, give the claim back now.
       if (isNotFound(err)) await this.tracker.release(uid);
+      else if (isConflict(err)) {
+        const fresh = await this.kube.instances.get({ namespace: inst.metadata.namespace, name: inst.metadata.name });
+        const stillOurs = fresh && !fresh.metadata.deletionTimestamp && (fresh.status?.host === this.host ||
+          (fresh.status?.taskState === 'scheduling' && fresh.status.scheduling?.selectedHost === this.host && fresh.status.scheduling.claimFailure?.attempt !== fresh.status.scheduling.attempts));
+        if (!stillOurs) await this.tracker.release(uid);
+      }
       throw err;
     }
+  }
+
+  /**
+   * Nova's _validate_instance_group_policy on the compute host: re-checks a hard server
+   * group policy against the claims on this host at claim time, catching members placed
+   * by schedulers that could not see each other.
+   */
+  private async serverGroupGuard(inst: Instance): Promise<((claims: Claim[]) => string | undefined) | undefined> {
+    const name = inst.spec.serverGroup;
+    if (!name) return undefined;
+    const group = await this.kube.serverGroups.get({ namespace: inst.metadata.namespace, name });
+    const policy = group?.spec.policy;
+    const self = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    const memberOf = (key: string | undefined) => {
+      if (!key || key === self) return false;
+      const [ns, n] = key.split('/');
+      return this.instances.get(n ?? '', ns)?.spec.serverGroup === name && ns === inst.metadata.namespace;
+    };
+    if (policy === 'anti-affinity') {
+      return (claims) => {
+        const other = claims.find((c) => memberOf(c.instance));
+        return other ? `server group ${name} (anti-affinity): member ${other.instance} already holds this host` : undefined;
+      };
+    }
+    if (policy === 'affinity') {
+      const elsewhere = this.instances
+        .list(inst.metadata.namespace)
+        .find((m) => m.metadata.name !== inst.metadata.name && m.spec.serverGroup === name && m.status?.host && m.status.host !== this.host && m.status.vmState !== 'error');
+      return () => (elsewhere ? `server group ${name} (affinity): member ${elsewhere.metadata.name} runs on ${elsewhere.status?.host}` : undefined);
+    }
+    return undefined;
   }
 
   private async manage(inst: Instance, log: Logger): Promise<ReconcileResult> {

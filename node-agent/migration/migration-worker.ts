@@ -143,8 +143,13 @@ export class MigrationWorker {
 
   // resize_instance on the source: power off, keep <uid>_resize, send the directory.
   private async migrateOut(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
-    const s = mig.status ?? {};
     const uid = inst.metadata.uid ?? '';
+    // Our own post-migrating write may not have reached the cache yet: ask the API server
+    // before powering off and sending the disk a second time.
+    const fresh = await this.kube.migrations.get({ namespace: mig.metadata.namespace, name: mig.metadata.name });
+    if (fresh?.status?.status !== 'migrating') return {};
+    mig = fresh;
+    const s = mig.status ?? {};
     inst = await this.instanceTask(inst, 'resize_migrating');
     const exported = await this.driver.migrateOut(uid);
     crashPoint('agent:migrating:after-backup');

@@ -102,12 +102,20 @@ export class ResourceTracker {
    * Tests the claim against allocatable minus allocated and records it; throws ClaimFailed
    * naming every short resource. Claiming again for the same consumer is a no-op.
    */
-  claim(claim: Claim): Promise<void> {
+  claim(claim: Claim, guard?: (existing: Claim[]) => string | undefined): Promise<void> {
     return this.lock.run(async () => {
       for (let attempt = 1; ; attempt++) {
         const before = this.ledger.claims;
         const held = before.find((c) => c.consumer === claim.consumer && c.kind === claim.kind);
         const repeat = held !== undefined && held.vcpus === claim.vcpus && held.memoryMiB === claim.memoryMiB && held.diskGiB === claim.diskGiB;
+        // A placement rule checked under the host's lock against the claims really here
+        // (Nova's late server-group check): two racing members cannot both pass it.
+        const refusal = held ? undefined : guard?.(before);
+        if (refusal) {
+          const failed = new ClaimFailed(this.host, [refusal]);
+          this.opts.onClaim?.(claim.kind, failed);
+          throw failed;
+        }
         try {
           this.ledger.claim(this.host, this.allocatable(), { ...claim, createdAt: claim.createdAt ?? this.now().toISOString() });
         } catch (err) {

@@ -14,11 +14,16 @@ import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { Placement } from '../scheduler/placement.js';
 import { NoValidHost } from '../scheduler/scheduler.js';
+import { QuotaExceeded } from '../quota/ledger.js';
+import { bootAmounts, type QuotaService } from '../quota/quota-service.js';
+import type { ServerGroups } from '../servergroups/membership.js';
 
 const EVENT_FOR_FAULT: Partial<Record<FaultReason, EventReason>> = {
   [FaultReason.FlavorNotFound]: EventReason.FlavorNotFound,
   [FaultReason.FlavorDisabled]: EventReason.FlavorDisabled,
   [FaultReason.ClaimFailed]: EventReason.ClaimFailed,
+  [FaultReason.QuotaExceeded]: EventReason.QuotaExceeded,
+  [FaultReason.ServerGroupNotFound]: EventReason.ServerGroupNotFound,
 };
 
 export interface BootConfig {
@@ -34,6 +39,8 @@ export class BootConductor {
     private readonly kube: Kube,
     private readonly flavors: Informer<'Flavor'>,
     private readonly placement: Placement,
+    private readonly quota: QuotaService,
+    private readonly groups: ServerGroups,
     private readonly events: EventRecorder,
     private readonly config: BootConfig,
     private readonly log: Logger,
@@ -65,7 +72,7 @@ export class BootConductor {
       return this.retryOrFail(inst, `host ${sched.selectedHost} stopped responding before it claimed the instance`, sched.selectedHost);
     }
     if (failure) return this.retryOrFail(inst, failure.message, failure.host);
-    return this.schedule(inst);
+    return this.groups.serialize(inst, () => this.schedule(inst));
   }
 
   private async retryOrFail(inst: Instance, reason: string, host: string): Promise<ReconcileResult> {
@@ -84,7 +91,7 @@ export class BootConductor {
     }
     this.events.record(inst, 'Normal', EventReason.Rescheduled, `attempt ${attempts} on ${host} failed (${reason}); rescheduling`);
     this.config.onReschedule?.();
-    return this.schedule(inst);
+    return this.groups.serialize(inst, () => this.schedule(inst));
   }
 
   private flavorFor(inst: Instance): FlavorSnapshot | { fault: FaultReason; message: string } {
@@ -106,6 +113,18 @@ export class BootConductor {
     const sched = inst.status?.scheduling ?? {};
     const tried = sched.triedHosts ?? [];
     const uid = inst.metadata.uid ?? '';
+    const namespace = inst.metadata.namespace ?? 'default';
+    const { group, missing } = this.groups.requestFor(inst);
+    if (missing) return this.fail(inst, FaultReason.ServerGroupNotFound, missing);
+    // Nova reserves quota before it schedules: a boot over quota never reaches a host.
+    if (this.quota.governs(namespace)) {
+      try {
+        await this.quota.reserve(namespace, uid, inst.metadata.name, bootAmounts(resourcesOf(flavor)));
+      } catch (err) {
+        if (err instanceof QuotaExceeded) return this.fail(inst, FaultReason.QuotaExceeded, err.message);
+        throw err;
+      }
+    }
     let host: string;
     try {
       host = this.placement.select(
@@ -116,6 +135,7 @@ export class BootConductor {
           availabilityZone: inst.spec.availabilityZone,
           forcedHost: inst.spec.host,
           ignoreHosts: tried,
+          group,
         },
         uid,
       ).host;
@@ -143,6 +163,8 @@ export class BootConductor {
 
   private async fail(inst: Instance, reason: FaultReason, message: string): Promise<ReconcileResult> {
     this.placement.forget(inst.metadata.uid ?? '');
+    const namespace = inst.metadata.namespace ?? 'default';
+    if (this.quota.governs(namespace)) await this.quota.release(namespace, (a) => a.consumer === inst.metadata.uid);
     const now = this.now();
     await this.kube.instances.patchStatus(inst, {
       vmState: 'error',

@@ -5,12 +5,14 @@ import { FINALIZER, type Instance } from '../../common/api/types.js';
 import type { Kube } from '../../common/kube/client.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
+import type { QuotaService } from '../quota/quota-service.js';
 import type { Placement } from '../scheduler/placement.js';
 
 export class DeletionConductor {
   constructor(
     private readonly kube: Kube,
     private readonly placement: Placement,
+    private readonly quota: QuotaService,
     private readonly log: Logger,
   ) {}
 
@@ -37,6 +39,9 @@ export class DeletionConductor {
       return { requeueAfterMs: 1_000 };
     }
     this.placement.forget(inst.metadata.uid ?? '');
+    // Delete gives everything back: the boot's allocation and any resize's increase.
+    const namespace = inst.metadata.namespace ?? 'default';
+    if (this.quota.governs(namespace)) await this.quota.release(namespace, (a) => a.instance === inst.metadata.name);
     await this.kube.instances.patch(
       { namespace: inst.metadata.namespace, name: inst.metadata.name },
       { metadata: { resourceVersion: inst.metadata.resourceVersion, finalizers: finalizers.filter((f) => f !== FINALIZER) } },

@@ -4,6 +4,7 @@ import type { Informer } from '../../common/kube/informer.js';
 import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
 import type { BootConductor } from './boot.js';
 import type { DeletionConductor } from './deletion.js';
+import type { QuotaService } from '../quota/quota-service.js';
 import type { ResizeRequests } from './resize-request.js';
 
 export class InstanceReconciler {
@@ -13,6 +14,7 @@ export class InstanceReconciler {
     private readonly boot: BootConductor,
     private readonly resize: ResizeRequests,
     private readonly deletion: DeletionConductor,
+    private readonly quota: QuotaService,
   ) {}
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -22,7 +24,17 @@ export class InstanceReconciler {
     if (inst.metadata.deletionTimestamp) return this.deletion.reconcile(inst, this.consumersOf(inst));
     if (await this.deletion.ensureFinalizer(inst)) return {};
     if (!inst.status?.vmState || inst.status.vmState === 'building') return this.boot.reconcile(inst);
+    await this.settleBootQuota(inst);
     return this.resize.reconcile(inst);
+  }
+
+  /** A boot's reservation becomes usage once the instance runs, and is given back if it failed. */
+  private async settleBootQuota(inst: Instance): Promise<void> {
+    const namespace = inst.metadata.namespace ?? 'default';
+    const held = this.quota.allocation(namespace, inst.metadata.uid ?? '');
+    if (held?.state !== 'reserved') return;
+    if (inst.status?.vmState === 'error') await this.quota.release(namespace, (a) => a.consumer === inst.metadata.uid);
+    else await this.quota.commit(namespace, inst.metadata.uid ?? '');
   }
 
   /** Claims an instance may hold anywhere: its own, and those of its Migrations. */

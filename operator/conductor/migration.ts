@@ -16,6 +16,9 @@ import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { Placement } from '../scheduler/placement.js';
 import { NoValidHost } from '../scheduler/scheduler.js';
+import { QuotaExceeded } from '../quota/ledger.js';
+import { resizeIncrease, type QuotaService } from '../quota/quota-service.js';
+import type { ServerGroups } from '../servergroups/membership.js';
 import { checkInstanceMovable, checkResizeFlavor } from './resize-checks.js';
 
 export interface MigrationConfig {
@@ -36,6 +39,8 @@ export class MigrationConductor {
     private readonly instances: Informer<'Instance'>,
     private readonly flavors: Informer<'Flavor'>,
     private readonly placement: Placement,
+    private readonly quota: QuotaService,
+    private readonly groups: ServerGroups,
     private readonly events: EventRecorder,
     private readonly config: MigrationConfig,
     private readonly log: Logger,
@@ -78,6 +83,16 @@ export class MigrationConductor {
       const hostProblem = this.placement.hostProblem(target);
       if (hostProblem) return this.refuse(mig, inst, `targetHost ${target} ${hostProblem}`);
     }
+    // A resize reserves only its increase (Nova's upsize delta); a cold migration reserves nothing.
+    const namespace = mig.metadata.namespace ?? 'default';
+    if (isResize && this.quota.governs(namespace)) {
+      try {
+        await this.quota.reserve(namespace, mig.metadata.uid ?? '', inst.metadata.name, resizeIncrease(current, newFlavor));
+      } catch (err) {
+        if (err instanceof QuotaExceeded) return this.refuse(mig, inst, err.message, FaultReason.QuotaExceeded);
+        throw err;
+      }
+    }
     // The instance is claimed for this task first: its resourceVersion guard makes this
     // the one place where two concurrent requests for one instance are told apart.
     if (inst.status?.migration !== mig.metadata.name) {
@@ -111,17 +126,18 @@ export class MigrationConductor {
     );
   }
 
-  private async refuse(mig: Migration, inst: Instance | undefined, message: string): Promise<ReconcileResult> {
+  private async refuse(mig: Migration, inst: Instance | undefined, message: string, reason: FaultReason = FaultReason.MigrationRefused): Promise<ReconcileResult> {
     const now = this.now().toISOString();
     await this.kube.migrations.patchStatus(mig, {
       type: mig.spec.flavor ? 'resize' : 'migration',
       status: 'error',
-      fault: { reason: FaultReason.MigrationRefused, message, time: now },
+      fault: { reason, message, time: now },
       finishedAt: now,
     });
     this.log.warn({ migration: `${mig.metadata.namespace}/${mig.metadata.name}`, step: 'validate' }, message);
-    this.events.record(mig, 'Warning', EventReason.MigrationRefused, message);
-    if (inst) this.events.record(inst, 'Warning', EventReason.MigrationRefused, `Migration ${mig.metadata.name} refused: ${message}`);
+    const event = reason === FaultReason.QuotaExceeded ? EventReason.QuotaExceeded : EventReason.MigrationRefused;
+    this.events.record(mig, 'Warning', event, message);
+    if (inst) this.events.record(inst, 'Warning', event, `Migration ${mig.metadata.name} refused: ${message}`);
     return {};
   }
 
@@ -138,7 +154,7 @@ export class MigrationConductor {
       return this.retryOrFail(mig, inst, `host ${sched.selectedHost} stopped responding before it claimed the migration`, sched.selectedHost);
     }
     if (failure) return this.retryOrFail(mig, inst, failure.message, failure.host);
-    return this.schedule(mig, inst);
+    return this.groups.serialize(inst, () => this.schedule(mig, inst));
   }
 
   private async retryOrFail(mig: Migration, inst: Instance, reason: string, host: string): Promise<ReconcileResult> {
@@ -150,7 +166,7 @@ export class MigrationConductor {
     }
     this.events.record(mig, 'Normal', EventReason.Rescheduled, `destination ${host} failed (${reason}); rescheduling`);
     this.config.onReschedule?.();
-    return this.schedule(mig, inst);
+    return this.groups.serialize(inst, () => this.schedule(mig, inst));
   }
 
   private async schedule(mig: Migration, inst: Instance): Promise<ReconcileResult> {
@@ -168,6 +184,7 @@ export class MigrationConductor {
           availabilityZone: inst.spec.availabilityZone,
           forcedHost: mig.spec.targetHost,
           ignoreHosts: ignore.filter(Boolean),
+          group: this.groups.requestFor(inst).group,
         },
         mig.metadata.uid ?? '',
       ).host;
@@ -188,6 +205,7 @@ export class MigrationConductor {
 
   private async fail(mig: Migration, inst: Instance, reason: FaultReason, message: string): Promise<ReconcileResult> {
     this.placement.forget(mig.metadata.uid ?? '');
+    await this.settleQuota(mig);
     const now = this.now().toISOString();
     // The instance never left its host: it goes back to where it was, with the reason.
     if (inst.status?.migration === mig.metadata.name) {
@@ -241,6 +259,9 @@ export class MigrationConductor {
     // The disk has arrived: the token has done its one job.
     await this.deleteTransferSecret(mig);
     if (!inst) return {};
+    // finish_resize succeeded: the reserved increase becomes usage (Nova commits here).
+    const namespace = mig.metadata.namespace ?? 'default';
+    if (this.quota.allocation(namespace, mig.metadata.uid ?? '')?.state === 'reserved') await this.quota.commit(namespace, mig.metadata.uid ?? '');
     const s = mig.status ?? {};
     const now = this.now();
     let decision = mig.spec.decision;
@@ -264,6 +285,15 @@ export class MigrationConductor {
     return {};
   }
 
+  /** Confirm keeps a resize's increase (folded into the instance); revert, failure give it back. */
+  private async settleQuota(mig: Migration, inst?: Instance): Promise<void> {
+    const namespace = mig.metadata.namespace ?? 'default';
+    const uid = mig.metadata.uid ?? '';
+    if (!this.quota.allocation(namespace, uid)) return;
+    if (mig.status?.status === 'confirmed' && inst) await this.quota.fold(namespace, uid, inst.metadata.uid ?? '');
+    else await this.quota.release(namespace, (a) => a.consumer === uid);
+  }
+
   private noteEarlyDecision(mig: Migration): void {
     const seen = mig.status?.conditions?.find((c) => c.type === 'DecisionDeferred');
     if (seen) return;
@@ -277,6 +307,7 @@ export class MigrationConductor {
   private async finishUp(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
     await this.deleteTransferSecret(mig);
     this.placement.forget(mig.metadata.uid ?? '');
+    await this.settleQuota(mig, inst);
     const s = mig.status ?? {};
     // After a revert the wanted flavor goes back too, so spec and status agree and no
     // second resize starts (DESIGN: revert resets spec.flavor).

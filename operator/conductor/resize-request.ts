@@ -8,6 +8,9 @@ import type { EventRecorder } from '../../common/kube/events.js';
 import type { Informer } from '../../common/kube/informer.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
+import { snapshotOf } from '../../common/api/flavor.js';
+import type { QuotaService } from '../quota/quota-service.js';
+import { resizeIncrease } from '../quota/quota-service.js';
 import { checkResizeFlavor } from './resize-checks.js';
 
 export const resizeMigrationName = (inst: Instance) => `${inst.metadata.name}-resize-${inst.metadata.generation ?? 1}`;
@@ -16,6 +19,7 @@ export class ResizeRequests {
   constructor(
     private readonly kube: Kube,
     private readonly flavors: Informer<'Flavor'>,
+    private readonly quota: QuotaService,
     private readonly events: EventRecorder,
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
@@ -36,6 +40,9 @@ export class ResizeRequests {
     }
     const check = checkResizeFlavor(s.flavor, inst.spec.flavor, this.flavors.get(inst.spec.flavor));
     if (!check.ok) return this.refuse(inst, check.message);
+    // A resize over quota is refused before anything is created (the Migration reserves for real).
+    const overs = this.quota.wouldExceed(inst.metadata.namespace ?? 'default', resizeIncrease(s.flavor, snapshotOf(this.flavors.get(inst.spec.flavor)!)));
+    if (overs.length) return this.refuse(inst, `quota exceeded: ${overs.join('; ')}`, FaultReason.QuotaExceeded);
     const name = resizeMigrationName(inst);
     try {
       await this.kube.migrations.create({
@@ -57,13 +64,13 @@ export class ResizeRequests {
     return {};
   }
 
-  private async refuse(inst: Instance, message: string): Promise<ReconcileResult> {
+  private async refuse(inst: Instance, message: string, reason: FaultReason = FaultReason.ResizeRefused): Promise<ReconcileResult> {
     await this.kube.instances.patchStatus(inst, {
       observedGeneration: inst.metadata.generation ?? 1,
-      fault: { reason: FaultReason.ResizeRefused, message, time: this.now().toISOString() },
+      fault: { reason, message, time: this.now().toISOString() },
     });
     this.log.warn({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'resize_prep' }, message);
-    this.events.record(inst, 'Warning', EventReason.ResizeRefused, `resize to ${inst.spec.flavor} refused: ${message}`);
+    this.events.record(inst, 'Warning', reason === FaultReason.QuotaExceeded ? EventReason.QuotaExceeded : EventReason.ResizeRefused, `resize to ${inst.spec.flavor} refused: ${message}`);
     return {};
   }
 }

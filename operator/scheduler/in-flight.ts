@@ -51,6 +51,12 @@ export class InFlightPlacements {
     return sum;
   }
 
+  /** Where a consumer was placed, while that placement is still pending. */
+  hostOf(consumer: string): string | undefined {
+    this.expire();
+    return this.pending.get(consumer)?.host;
+  }
+
   size(): number {
     this.expire();
     return this.pending.size;

@@ -13,4 +13,13 @@ export interface RequestSpec {
   forcedHost?: string;
   /** Hosts already tried, and the source host of a migration. */
   ignoreHosts: string[];
+  /** Nova's setup_instance_group: the group's policy and where its other members are. */
+  group?: ServerGroupRequest;
+}
+
+export interface ServerGroupRequest {
+  name: string;
+  policy: 'affinity' | 'anti-affinity' | 'soft-affinity' | 'soft-anti-affinity';
+  /** Hosts of the other members, one entry per member (a host may repeat). */
+  memberHosts: string[];
 }

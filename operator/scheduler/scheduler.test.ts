@@ -24,7 +24,7 @@ const small = aHost({ name: 'small', allocated: { vcpus: 0, memoryMiB: 22528, di
 
 describe('Scheduler.selectDestination', () => {
   it('defaults to spreading on RAM, CPU and disk with a subset of one', () => {
-    expect(DEFAULT_SCHEDULER_CONFIG).toEqual({ ramWeightMultiplier: 1, cpuWeightMultiplier: 1, diskWeightMultiplier: 1, hostSubsetSize: 1 });
+    expect(DEFAULT_SCHEDULER_CONFIG).toEqual({ ramWeightMultiplier: 1, cpuWeightMultiplier: 1, diskWeightMultiplier: 1, softAffinityWeightMultiplier: 1, hostSubsetSize: 1 });
   });
 
   it('picks the best weighed host that passes every filter', () => {
@@ -115,6 +115,8 @@ describe('NoValidHost', () => {
       'ComputeFilter',
       'AvailabilityZoneFilter',
       'ComputeCapabilitiesFilter',
+      'ServerGroupAntiAffinityFilter',
+      'ServerGroupAffinityFilter',
       'RamFilter',
       'CoreFilter',
     ]);

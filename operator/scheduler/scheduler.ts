@@ -17,6 +17,8 @@ export interface SchedulerConfig {
   ramWeightMultiplier: number;
   cpuWeightMultiplier: number;
   diskWeightMultiplier: number;
+  /** Server groups' soft-affinity and soft-anti-affinity preference (Nova's soft_(anti_)affinity_weight_multiplier). */
+  softAffinityWeightMultiplier: number;
   /** Nova's host_subset_size: choose randomly among this many best hosts, so that concurrent
    *  schedulers working from the same snapshot do not all pick the same host. */
   hostSubsetSize: number;
@@ -26,6 +28,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = Object.freeze({
   ramWeightMultiplier: 1.0,
   cpuWeightMultiplier: 1.0,
   diskWeightMultiplier: 1.0,
+  softAffinityWeightMultiplier: 1.0,
   hostSubsetSize: 1,
 });
 

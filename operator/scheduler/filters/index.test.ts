@@ -8,6 +8,8 @@ describe('DEFAULT_FILTERS', () => {
       'ComputeFilter',
       'AvailabilityZoneFilter',
       'ComputeCapabilitiesFilter',
+      'ServerGroupAntiAffinityFilter',
+      'ServerGroupAffinityFilter',
       'RamFilter',
       'CoreFilter',
       'DiskFilter',

@@ -3,7 +3,7 @@ import { aHost, aRequest } from '../testing.js';
 import { CPUWeigher } from './cpu-weigher.js';
 import { weighHosts } from './weigh.js';
 
-const only = { ramWeightMultiplier: 0, cpuWeightMultiplier: 1, diskWeightMultiplier: 0 };
+const only = { ramWeightMultiplier: 0, cpuWeightMultiplier: 1, diskWeightMultiplier: 0, softAffinityWeightMultiplier: 0 };
 const hosts = [
   aHost({ name: 'idle', allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 } }),
   aHost({ name: 'busy', allocated: { vcpus: 12, memoryMiB: 0, diskGiB: 0 } }),
@@ -19,7 +19,7 @@ describe('CPUWeigher', () => {
   });
 
   it('with a negative multiplier ranks the host with the fewest free vcpus first (pack)', () => {
-    const pack = { ...only, cpuWeightMultiplier: -2 };
+    const pack = { ...only, cpuWeightMultiplier: -2, softAffinityWeightMultiplier: 0 };
     expect(weighHosts(hosts, aRequest(), [CPUWeigher], pack).map((w) => [w.host.name, w.weight])).toEqual([
       ['busy', 0],
       ['idle', -2],
