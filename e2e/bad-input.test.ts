@@ -26,6 +26,8 @@ beforeAll(async () => {
   env.apply(instance('uses-doomed', { flavor: 'doomed', host: 'node-a' }));
   env.apply(instance('building', { flavor: 'm1.tiny', host: 'node-c' })); // node-c spawns for ten minutes
   env.apply(instance('broken', { flavor: 'm9.none' }));
+  env.apply({ apiVersion: API, kind: 'ServerGroup', metadata: { name: 'pair', namespace: 'default' }, spec: { policy: 'anti-affinity' } });
+  env.apply(instance('grouped', { flavor: 'm1.tiny', host: 'node-b', serverGroup: 'pair' }));
   env.kubectl(['create', 'namespace', 'other']);
   env.apply(instance('elsewhere', { flavor: 'm1.tiny', host: 'node-b' }, 'other'));
   await env.waitForInstance('victim', active, 'active');
@@ -33,6 +35,7 @@ beforeAll(async () => {
   await env.waitForInstance('building', (i) => i.status?.taskState === 'spawning', 'spawning');
   await env.waitForInstance('broken', (i) => i.status?.vmState === 'error', 'error');
   await env.waitForInstance('elsewhere', active, 'active', 60_000, 'other');
+  await env.waitForInstance('grouped', active, 'active');
 });
 
 afterAll(async () => {
@@ -152,7 +155,7 @@ const rows: Row[] = [
   {
     name: 'two migrations for one instance',
     run: async () => {
-      env.apply(migration('first-of-two', { instance: 'uses-doomed' }));
+      env.apply(migration('first-of-two', { instance: 'uses-doomed', targetHost: 'node-b' })); // not node-c: it boots for ten minutes
       await env.waitForInstance('uses-doomed', (i) => i.status?.migration === 'first-of-two', 'taken by the first migration');
       env.apply(migration('second-of-two', { instance: 'uses-doomed' }));
       return migrationFault('second-of-two');
@@ -177,6 +180,10 @@ const rows: Row[] = [
     },
     expect: /instance keeps its snapshot doomed \(512 MiB\)/,
   },
+  { name: 'negative quota hard limit', run: rejected(['apply', '-f', '-'], { apiVersion: API, kind: 'ComputeQuota', metadata: { name: 'neg' }, spec: { hard: { memoryMiB: -1 } } }), expect: /spec\.hard\.memoryMiB in body should be greater than or equal to 0/ },
+  { name: 'unknown server group policy', run: rejected(['apply', '-f', '-'], { apiVersion: API, kind: 'ServerGroup', metadata: { name: 'odd' }, spec: { policy: 'sometimes' } }), expect: /Unsupported value: "sometimes"/ },
+  { name: 'joining a missing server group', run: async () => (env.apply(instance('orphan', { flavor: 'm1.tiny', serverGroup: 'nobody' })), instanceFault('orphan', 'ServerGroupNotFound')), expect: /server group nobody does not exist in namespace default/ },
+  { name: 'changing spec.serverGroup', untouched: 'grouped', run: rejected(patchInstance('grouped', { serverGroup: 'other' })), expect: /spec\.serverGroup is immutable/ },
   {
     name: 'compute node capacity lowered by hand below what is claimed',
     untouched: 'victim',
