@@ -113,7 +113,7 @@ localOnly('helm install of charts/kubenova', () => {
     for (const m of manifests.filter((x) => x.metadata.namespace !== undefined)) expect(m.metadata.namespace).toBe(NS);
     const crds = kubectl(['get', 'crd', '-l', 'app.kubernetes.io/part-of=kubenova', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status} {end}']);
     expect(crds.trim().split(' ').sort()).toEqual([
-      'computenodes.compute.kubenova.io=True', 'flavors.compute.kubenova.io=True', 'instances.compute.kubenova.io=True', 'migrations.compute.kubenova.io=True',
+      'computenodes.compute.kubenova.io=True', 'computequotas.compute.kubenova.io=True', 'flavors.compute.kubenova.io=True', 'instances.compute.kubenova.io=True', 'migrations.compute.kubenova.io=True', 'servergroups.compute.kubenova.io=True',
     ]);
     expect(helm.ok(['status', 'kubenova', '--namespace', NS])).toMatch(/STATUS: deployed/);
   });

@@ -1,0 +1,730 @@
+// Real VMs: a VirtDriver on libvirt. Each instance is a persistent libvirt domain
+// `kn-<host>-<uid>` (several agents on one machine share one libvirtd) with kubenova's
+// <metadata> (host, uid, name, image, flavor), a qcow2 root disk and a domain.xml in its
+// instance directory, so a migration moves the directory as with the fake driver. Guests are
+// software-emulated (domain type 'qemu': no /dev/kvm) and boot the image's kernel directly.
+//
+// libvirt is driven through `virsh` and disks through `qemu-img`, as processes: there is no
+// maintained libvirt binding for Node.js (the npm packages are unmaintained forks of a native
+// addon that needs libvirt's development headers and a compiler at install time), and the
+// CLI is what every libvirt installation has, with libvirt's own error messages.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
+import type { ResourceAmounts } from '../../common/api/types.js';
+import { DriverError } from './driver.js';
+import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
+import type { GuestImage } from './libvirt-image.js';
+import {
+  buildDomainXml,
+  DEFAULT_MIN_MEMORY_MIB,
+  domainName,
+  isValidHost,
+  isValidUid,
+  parseDomainMetadata,
+  parseGuestReport,
+  parseVirshList,
+  powerStateOf,
+  rootDiskBytes,
+  virshMessage,
+  type DomainMetadata,
+} from './libvirt-xml.js';
+
+export interface LibvirtDriverOptions {
+  /** The host this driver serves: it names the domains and only its domains are listed. */
+  host: string;
+  /** Holds instances/<uid> (disk.qcow2, domain.xml), instances/<uid>_resize and console/<uid>.log. */
+  stateDir: string;
+  /** What the host offers the scheduler (configured, not probed: the guests are emulated). */
+  capacity: ResourceAmounts;
+  /** Bootable images by name (Instance spec.image). */
+  images: Record<string, GuestImage>;
+  /** libvirt connection URI; default qemu:///system. */
+  uri?: string;
+  virsh?: string;
+  qemuImg?: string;
+  /** Memory floor of a domain, whatever the flavor says (default 128 MiB). */
+  minMemoryMiB?: number;
+  /** How long a start waits for a reporting guest's KUBENOVA-GUEST line (default 180 s; 0 = do not wait). */
+  bootTimeoutMs?: number;
+  /** Limit for one virsh or qemu-img call (default 120 s). */
+  commandTimeoutMs?: number;
+  /** Run QEMU as root instead of libvirt's qemu user (default true), so any state directory works. */
+  runQemuAsRoot?: boolean;
+}
+
+const DISK = 'disk.qcow2';
+const DEFINITION = 'domain.xml';
+const RESIZE_SUFFIX = '_resize';
+const TEMP_SUFFIX = '.tmp';
+const TEMP_DIR_PATTERN = /^(?:resize|old|recv)\.\d+\.[0-9a-f]{8}\.tmp$/;
+const POLL_MS = 200;
+const CONSOLE_TAIL = 600;
+
+interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isNotFound(err: unknown): boolean {
+  return isRecord(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR');
+}
+
+function isCrossDevice(err: unknown): boolean {
+  return isRecord(err) && err.code === 'EXDEV';
+}
+
+/** virsh's words for "there is no such domain". */
+function noSuchDomain(stderr: string): boolean {
+  return /failed to get domain|Domain not found|no domain with matching/i.test(stderr);
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+function tempPathFor(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`;
+}
+
+async function syncAndClose(fh: FileHandle): Promise<void> {
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const tmp = tempPathFor(path);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+  } finally {
+    await syncAndClose(fh);
+  }
+  await rename(tmp, path);
+}
+
+/** The domain files of a directory (sorted), leaving out temp files of interrupted writes. */
+async function domainFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && !e.name.endsWith(TEMP_SUFFIX))
+    .map((e) => e.name)
+    .sort();
+}
+
+/** Copies `src`'s domain files into the fresh `tmp`, syncs them and renames `tmp` to `dest`: whole or not at all. */
+async function copyDirAtomic(src: string, dest: string, tmp: string): Promise<void> {
+  await mkdir(tmp);
+  try {
+    for (const name of await domainFiles(src)) {
+      await copyFile(join(src, name), join(tmp, name));
+      await syncAndClose(await open(join(tmp, name), 'r'));
+    }
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<CommandResult> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+      if (!err) return resolvePromise({ code: 0, stdout, stderr });
+      const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
+      if (typeof e.code === 'number') return resolvePromise({ code: e.code, stdout, stderr });
+      if (e.killed) return resolvePromise({ code: -1, stdout, stderr: `${stderr}\ntimed out after ${timeoutMs} ms` });
+      reject(err);
+    });
+  });
+}
+
+export class LibvirtDriver implements VirtDriver {
+  readonly kind = 'libvirt' as const;
+  readonly host: string;
+  readonly #stateDir: string;
+  readonly #instancesDir: string;
+  readonly #consoleDir: string;
+  readonly #capacity: ResourceAmounts;
+  readonly #images: Record<string, GuestImage>;
+  readonly #uri: string;
+  readonly #virsh: string;
+  readonly #qemuImg: string;
+  readonly #minMemoryMiB: number;
+  readonly #bootTimeoutMs: number;
+  readonly #commandTimeoutMs: number;
+  readonly #runAsRoot: boolean;
+  readonly #queues = new Map<string, Promise<unknown>>();
+
+  constructor(opts: LibvirtDriverOptions) {
+    if (!isValidHost(opts.host)) throw new Error(`libvirt driver: host name ${JSON.stringify(opts.host)} must be letters, digits, "-" or "."`);
+    this.host = opts.host;
+    // Absolute, because instanceDir() is handed to the migration transfer and paths go into domain XML.
+    this.#stateDir = resolve(opts.stateDir);
+    this.#instancesDir = join(this.#stateDir, 'instances');
+    this.#consoleDir = join(this.#stateDir, 'console');
+    this.#capacity = { ...opts.capacity };
+    this.#images = { ...opts.images };
+    this.#uri = opts.uri ?? 'qemu:///system';
+    this.#virsh = opts.virsh ?? 'virsh';
+    this.#qemuImg = opts.qemuImg ?? 'qemu-img';
+    this.#minMemoryMiB = opts.minMemoryMiB ?? DEFAULT_MIN_MEMORY_MIB;
+    this.#bootTimeoutMs = opts.bootTimeoutMs ?? 180_000;
+    this.#commandTimeoutMs = opts.commandTimeoutMs ?? 120_000;
+    this.#runAsRoot = opts.runQemuAsRoot ?? true;
+  }
+
+  async capacity(): Promise<ResourceAmounts> {
+    return { ...this.#capacity };
+  }
+
+  instanceDir(uid: string): string {
+    this.#checkUid('instanceDir', uid);
+    return join(this.#instancesDir, uid);
+  }
+
+  /** The libvirt domain name of `uid` on this host. */
+  domainName(uid: string): string {
+    return domainName(this.host, uid);
+  }
+
+  /** The serial console log of `uid`'s current boot. */
+  consoleLog(uid: string): string {
+    return join(this.#consoleDir, `${uid}.log`);
+  }
+
+  async spawn(spec: DomainSpec): Promise<DomainInfo> {
+    const uid = spec.uid;
+    this.#checkUid('spawn', uid);
+    return this.#serial(uid, async () => {
+      const image = this.#image('spawn', uid, spec.image);
+      const state = await this.#state('spawn', uid);
+      if (state !== undefined) {
+        if (powerStateOf(state) !== 'running') await this.#start('spawn', uid);
+        return this.#infoOrFail('spawn', uid);
+      }
+      const dir = this.instanceDir(uid);
+      const disk = join(dir, DISK);
+      // A directory with a disk and this instance's definition is a spawn interrupted before
+      // the domain was defined: carry on with its disk. Anything else starts over.
+      const def = await this.#definitionIn(dir);
+      if (!(def?.uid === uid && (await isFile(disk)))) {
+        await this.#removeDomainDir(uid);
+        await mkdir(dir, { recursive: true });
+        await this.#createDisk('spawn', uid, disk, image, spec.flavor.rootDiskGiB);
+      }
+      await this.#define('spawn', spec, image);
+      await this.#start('spawn', uid);
+      return this.#infoOrFail('spawn', uid);
+    });
+  }
+
+  async powerOff(uid: string): Promise<DomainInfo> {
+    this.#checkUid('powerOff', uid);
+    return this.#serial(uid, async () => {
+      const state = await this.#state('powerOff', uid);
+      if (state === undefined) throw new DriverError('powerOff', uid, 'no such domain');
+      await this.#stop('powerOff', uid);
+      return this.#infoOrFail('powerOff', uid);
+    });
+  }
+
+  async powerOn(uid: string): Promise<DomainInfo> {
+    this.#checkUid('powerOn', uid);
+    return this.#serial(uid, async () => {
+      const state = await this.#state('powerOn', uid);
+      if (state === undefined) throw new DriverError('powerOn', uid, 'no such domain');
+      if (powerStateOf(state) !== 'running') await this.#start('powerOn', uid);
+      return this.#infoOrFail('powerOn', uid);
+    });
+  }
+
+  async destroy(uid: string): Promise<void> {
+    this.#checkUid('destroy', uid);
+    await this.#serial(uid, async () => {
+      await this.#stop('destroy', uid);
+      await this.#undefine('destroy', uid);
+      await this.#removeDomainDir(uid);
+      await rm(this.#backupDir(uid), { recursive: true, force: true });
+      await rm(this.consoleLog(uid), { force: true });
+      await this.#removeStrayTempDirs(uid);
+    });
+  }
+
+  async get(uid: string): Promise<DomainInfo | undefined> {
+    this.#checkUid('get', uid);
+    const state = await this.#state('get', uid);
+    if (state === undefined) return undefined;
+    const meta = await this.#metadata('get', uid);
+    return meta && this.#info(meta, state);
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    const res = await this.#virshRun(['list', '--all']);
+    if (res.code !== 0) throw this.#error('list', '', ['list', '--all'], res);
+    const prefix = domainName(this.host, '');
+    const infos: DomainInfo[] = [];
+    for (const [name, state] of parseVirshList(res.stdout)) {
+      const uid = name.slice(prefix.length);
+      if (!name.startsWith(prefix) || !isValidUid(uid)) continue;
+      // Another host whose name extends this one ('node-a' and 'node-a-2') matches the prefix too.
+      const meta = await this.#metadata('list', uid, { lenient: true });
+      if (meta) infos.push(await this.#info(meta, state));
+    }
+    return infos.sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+  }
+
+  async guestReport(uid: string): Promise<GuestInfo | undefined> {
+    this.#checkUid('guestReport', uid);
+    const state = await this.#state('guestReport', uid);
+    if (state === undefined || powerStateOf(state) !== 'running') return undefined;
+    // QEMU truncates the log at every start (append='off'), so it holds only the latest boot.
+    const text = await readIfExists(this.consoleLog(uid));
+    return text === undefined ? undefined : parseGuestReport(text);
+  }
+
+  async migrateOut(uid: string): Promise<MigrationExport> {
+    this.#checkUid('migrateOut', uid);
+    return this.#serial(uid, async () => {
+      await this.#removeStrayTempDirs(uid);
+      const backup = this.#backupDir(uid);
+      const state = await this.#state('migrateOut', uid);
+      // Off before the copy, so the backup is a consistent image of a stopped guest. A hard
+      // stop: the guests have no ACPI agent, and the marker is written with fsync at boot.
+      if (state !== undefined) await this.#stop('migrateOut', uid);
+      if (!(await isDirectory(backup))) {
+        if (state === undefined) throw new DriverError('migrateOut', uid, 'no such domain');
+        await copyDirAtomic(this.instanceDir(uid), backup, this.#tempDir(uid, 'resize'));
+      }
+      return { dir: backup, files: await domainFiles(backup) };
+    });
+  }
+
+  async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
+    const uid = spec.uid;
+    this.#checkUid('finishMigration', uid);
+    return this.#serial(uid, async () => {
+      const dir = this.instanceDir(uid);
+      const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
+      await mkdir(this.#instancesDir, { recursive: true });
+      await this.#removeStrayTempDirs(uid, received);
+      if (received !== undefined && received !== dir && (await isDirectory(received))) {
+        // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
+        const receivedDef = await this.#definitionIn(received);
+        if (receivedDef && receivedDef.uid !== uid) {
+          throw new DriverError('finishMigration', uid, `received directory ${received} holds instance ${receivedDef.uid}`);
+        }
+        if (!receivedDef && (await isFile(join(dir, DEFINITION)))) {
+          // The rest of a received directory whose cross-device move was interrupted while
+          // removing it (its definition goes first): the domain is already in place.
+          await rm(received, { recursive: true, force: true });
+        } else if (!receivedDef || !(await isFile(join(received, DISK)))) {
+          throw new DriverError('finishMigration', uid, `received directory ${received} does not hold a complete domain`);
+        } else {
+          // What was received is the truth: a domain left from an earlier try is stopped and replaced.
+          await this.#stop('finishMigration', uid);
+          const aside = await this.#moveAside(uid);
+          await this.#moveInto(uid, received, dir);
+          if (aside !== undefined) await rm(aside, { recursive: true, force: true });
+        }
+      }
+      if (!(await isFile(join(dir, DISK))) || !(await isFile(join(dir, DEFINITION)))) {
+        const what = received === undefined ? 'no such domain' : `neither the received directory ${received} nor the domain exists`;
+        throw new DriverError('finishMigration', uid, what);
+      }
+      const image = this.#image('finishMigration', uid, spec.image);
+      // The disk first, the definition last: a crash in between leaves the old flavor with a
+      // grown disk, which the retry completes.
+      await this.#growDisk('finishMigration', uid, spec.flavor.rootDiskGiB);
+      return this.#settle('finishMigration', spec, image, opts.powerOn);
+    });
+  }
+
+  async confirmMigration(uid: string, sameHost: boolean): Promise<void> {
+    this.#checkUid('confirmMigration', uid);
+    await this.#serial(uid, async () => {
+      await this.#removeStrayTempDirs(uid);
+      if (!sameHost) {
+        const state = await this.#state('confirmMigration', uid);
+        // The original here was powered off by migrateOut; a running one is the live instance.
+        if (state !== undefined && powerStateOf(state) === 'running') {
+          throw new DriverError('confirmMigration', uid, `domain ${this.domainName(uid)} is running on host ${this.host}; refusing to delete it as the migrated-away original`);
+        }
+        await this.#undefine('confirmMigration', uid);
+        await this.#removeDomainDir(uid);
+        await rm(this.consoleLog(uid), { force: true });
+      }
+      await rm(this.#backupDir(uid), { recursive: true, force: true });
+    });
+  }
+
+  async revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
+    const uid = spec.uid;
+    this.#checkUid('revertMigration', uid);
+    return this.#serial(uid, async () => {
+      await this.#removeStrayTempDirs(uid);
+      const image = this.#image('revertMigration', uid, spec.image);
+      const backup = this.#backupDir(uid);
+      if (await isDirectory(backup)) {
+        const def = await this.#definitionIn(backup);
+        if (def?.uid !== uid || !(await isFile(join(backup, DISK)))) {
+          throw new DriverError('revertMigration', uid, `${backup} does not hold a domain definition and disk`);
+        }
+        // The running resized guest (same host) stops before its directory is replaced; the
+        // backup is renamed, not copied, so the disk is the backup's bytes.
+        await this.#stop('revertMigration', uid);
+        const aside = await this.#moveAside(uid);
+        await rename(backup, this.instanceDir(uid));
+        if (aside !== undefined) await rm(aside, { recursive: true, force: true });
+      }
+      if (!(await isFile(join(this.instanceDir(uid), DEFINITION)))) {
+        throw new DriverError('revertMigration', uid, 'neither a resize backup nor the domain exists');
+      }
+      return this.#settle('revertMigration', spec, image, opts.powerOn);
+    });
+  }
+
+  async hasBackup(uid: string): Promise<boolean> {
+    this.#checkUid('hasBackup', uid);
+    return isDirectory(this.#backupDir(uid));
+  }
+
+  // ---- domain and disk steps ----
+
+  /**
+   * Makes the libvirt definition match `spec` (flavor, name, image, this host's paths) and the
+   * guest the asked power state. A running guest whose definition changes is stopped first:
+   * vCPUs and memory change offline, as Nova's finish_migration defines and then starts.
+   */
+  async #settle(op: string, spec: DomainSpec, image: GuestImage, powerOn: boolean): Promise<DomainInfo> {
+    const uid = spec.uid;
+    const xml = this.#xml(spec, image);
+    const file = join(this.instanceDir(uid), DEFINITION);
+    let state = await this.#state(op, uid);
+    const defined = state === undefined ? undefined : await this.#metadata(op, uid, { lenient: true });
+    const current = await readIfExists(file);
+    // Compared as libvirt will hold it (an empty extraSpecs is not written, for one).
+    const sameMeta = defined !== undefined && isDeepStrictEqual(defined, parseDomainMetadata(xml));
+    if (!sameMeta || current !== xml) {
+      if (state !== undefined) await this.#stop(op, uid);
+      // Written only when it differs, so a restored backup's definition keeps its bytes.
+      if (current !== xml) await writeFileAtomic(file, xml);
+      await this.#virshOrFail(op, uid, ['define', file]);
+      state = await this.#state(op, uid);
+    }
+    const running = state !== undefined && powerStateOf(state) === 'running';
+    if (powerOn && !running) await this.#start(op, uid);
+    if (!powerOn && running) await this.#stop(op, uid);
+    return this.#infoOrFail(op, uid);
+  }
+
+  #xml(spec: DomainSpec, image: GuestImage): string {
+    const dir = this.instanceDir(spec.uid);
+    return buildDomainXml({
+      host: this.host,
+      uid: spec.uid,
+      name: spec.name,
+      image: spec.image,
+      flavor: spec.flavor,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: image.cmdline,
+      disk: join(dir, DISK),
+      consoleLog: this.consoleLog(spec.uid),
+      minMemoryMiB: this.#minMemoryMiB,
+      runAsRoot: this.#runAsRoot,
+    });
+  }
+
+  async #define(op: string, spec: DomainSpec, image: GuestImage): Promise<void> {
+    const file = join(this.instanceDir(spec.uid), DEFINITION);
+    await writeFileAtomic(file, this.#xml(spec, image));
+    await this.#virshOrFail(op, spec.uid, ['define', file]);
+  }
+
+  /** Starts the domain and, for an image whose guest reports, waits until it has booted. */
+  async #start(op: string, uid: string): Promise<void> {
+    await mkdir(this.#consoleDir, { recursive: true });
+    // No line of an earlier boot may be taken for this one's.
+    await rm(this.consoleLog(uid), { force: true });
+    const res = await this.#virshRun(['start', this.domainName(uid)]);
+    if (res.code !== 0 && !/already active/i.test(res.stderr)) throw this.#error(op, uid, ['start', this.domainName(uid)], res);
+    const meta = await this.#metadata(op, uid, { lenient: true });
+    const image = meta && this.#images[meta.image];
+    if (image?.guestReport && this.#bootTimeoutMs > 0) await this.#waitForGuest(op, uid);
+  }
+
+  async #waitForGuest(op: string, uid: string): Promise<GuestInfo> {
+    const started = Date.now();
+    let lastStateCheck = started;
+    for (;;) {
+      const text = (await readIfExists(this.consoleLog(uid))) ?? '';
+      const report = parseGuestReport(text);
+      if (report) return report;
+      const now = Date.now();
+      if (now - started > this.#bootTimeoutMs) {
+        throw new DriverError(op, uid, `the guest of ${this.domainName(uid)} on host ${this.host} did not report within ${Math.round(this.#bootTimeoutMs / 1000)} s; console: ${JSON.stringify(text.slice(-CONSOLE_TAIL))}`);
+      }
+      if (now - lastStateCheck >= 1000) {
+        lastStateCheck = now;
+        const state = await this.#state(op, uid);
+        if (state === undefined || powerStateOf(state) !== 'running') {
+          throw new DriverError(op, uid, `the guest of ${this.domainName(uid)} on host ${this.host} stopped while booting (${state ?? 'undefined'}); console: ${JSON.stringify(text.slice(-CONSOLE_TAIL))}`);
+        }
+      }
+      await sleep(POLL_MS);
+    }
+  }
+
+  /** A hard stop (`virsh destroy`); idempotent. */
+  async #stop(op: string, uid: string): Promise<void> {
+    const args = ['destroy', this.domainName(uid)];
+    const res = await this.#virshRun(args);
+    if (res.code !== 0 && !noSuchDomain(res.stderr) && !/not running/i.test(res.stderr)) throw this.#error(op, uid, args, res);
+  }
+
+  async #undefine(op: string, uid: string): Promise<void> {
+    const args = ['undefine', this.domainName(uid)];
+    const res = await this.#virshRun(args);
+    if (res.code !== 0 && !noSuchDomain(res.stderr)) throw this.#error(op, uid, args, res);
+  }
+
+  /** libvirt's state of the domain (`shut off`, `running`, ...), undefined when it is not defined. */
+  async #state(op: string, uid: string): Promise<string | undefined> {
+    const args = ['domstate', this.domainName(uid)];
+    const res = await this.#virshRun(args);
+    if (res.code === 0) return res.stdout.trim().split('\n')[0]?.trim();
+    if (noSuchDomain(res.stderr)) return undefined;
+    throw this.#error(op, uid, args, res);
+  }
+
+  /**
+   * kubenova's metadata of the defined domain. A domain by this name that is not this host's
+   * instance is an error, or with `lenient` (listing; the domain vanished meanwhile) skipped.
+   */
+  async #metadata(op: string, uid: string, opts: { lenient?: boolean } = {}): Promise<DomainMetadata | undefined> {
+    const args = ['dumpxml', '--inactive', this.domainName(uid)];
+    const res = await this.#virshRun(args);
+    if (res.code !== 0) {
+      if (noSuchDomain(res.stderr)) return undefined;
+      throw this.#error(op, uid, args, res);
+    }
+    const meta = parseDomainMetadata(res.stdout);
+    if (meta?.host === this.host && meta.uid === uid) return meta;
+    if (opts.lenient) return undefined;
+    throw new DriverError(op, uid, `domain ${this.domainName(uid)} has no kubenova metadata for host ${this.host}`);
+  }
+
+  async #info(meta: DomainMetadata, state: string): Promise<DomainInfo> {
+    let diskBytes = 0;
+    try {
+      diskBytes = (await stat(join(this.instanceDir(meta.uid), DISK))).size;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return { uid: meta.uid, name: meta.name, flavor: structuredClone(meta.flavor), image: meta.image, powerState: powerStateOf(state), diskBytes };
+  }
+
+  async #infoOrFail(op: string, uid: string): Promise<DomainInfo> {
+    const state = await this.#state(op, uid);
+    const meta = state === undefined ? undefined : await this.#metadata(op, uid);
+    if (state === undefined || !meta) throw new DriverError(op, uid, `domain ${this.domainName(uid)} vanished from host ${this.host}`);
+    return this.#info(meta, state);
+  }
+
+  /** A sparse qcow2 of the flavor's root disk size: empty, or a copy of the image's base disk grown to it. */
+  async #createDisk(op: string, uid: string, disk: string, image: GuestImage, rootDiskGiB: number): Promise<void> {
+    const tmp = tempPathFor(disk);
+    try {
+      if (image.disk) {
+        await this.#qemuImgOrFail(op, uid, ['convert', '-q', '-O', 'qcow2', image.disk, tmp]);
+        const base = await this.#virtualSize(op, uid, tmp);
+        const size = rootDiskBytes({ rootDiskGiB }, base);
+        if (size > base) await this.#qemuImgOrFail(op, uid, ['resize', '-q', tmp, String(size)]);
+      } else {
+        await this.#qemuImgOrFail(op, uid, ['create', '-q', '-f', 'qcow2', tmp, String(rootDiskBytes({ rootDiskGiB }))]);
+      }
+      await rename(tmp, disk);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Grows the root disk's virtual size to the flavor's (never shrinks; existing bytes stay). */
+  async #growDisk(op: string, uid: string, rootDiskGiB: number): Promise<void> {
+    const disk = join(this.instanceDir(uid), DISK);
+    const current = await this.#virtualSize(op, uid, disk);
+    const target = rootDiskBytes({ rootDiskGiB }, current);
+    if (target <= current) return;
+    // qemu-img needs the image unused; the guest starts again when the flavor is applied.
+    await this.#stop(op, uid);
+    await this.#qemuImgOrFail(op, uid, ['resize', '-q', disk, String(target)]);
+  }
+
+  async #virtualSize(op: string, uid: string, disk: string): Promise<number> {
+    // -U: readable while a guest holds the image.
+    const out = await this.#qemuImgOrFail(op, uid, ['info', '-U', '--output=json', disk]);
+    let v: unknown;
+    try {
+      v = JSON.parse(out);
+    } catch {
+      v = undefined;
+    }
+    if (!isRecord(v) || typeof v['virtual-size'] !== 'number') throw new DriverError(op, uid, `qemu-img info ${disk} on host ${this.host} gave no virtual size`);
+    return v['virtual-size'];
+  }
+
+  // ---- files ----
+
+  /** kubenova's metadata in `<dir>/domain.xml`; undefined when there is none or it is not ours. */
+  async #definitionIn(dir: string): Promise<DomainMetadata | undefined> {
+    const xml = await readIfExists(join(dir, DEFINITION));
+    return xml === undefined ? undefined : parseDomainMetadata(xml);
+  }
+
+  /** Renames `from` to `to`; across filesystems (EXDEV) copies through a temp dir, then removes `from`. */
+  async #moveInto(uid: string, from: string, to: string): Promise<void> {
+    try {
+      await rename(from, to);
+    } catch (err) {
+      if (!isCrossDevice(err)) throw err;
+      await copyDirAtomic(from, to, this.#tempDir(uid, 'recv'));
+      // The definition first, so a half-removed `from` never looks like a complete transfer.
+      await rm(join(from, DEFINITION), { force: true });
+      await rm(from, { recursive: true, force: true });
+    }
+  }
+
+  async #moveAside(uid: string): Promise<string | undefined> {
+    const aside = this.#tempDir(uid, 'old');
+    try {
+      await rename(this.instanceDir(uid), aside);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return aside;
+  }
+
+  async #removeDomainDir(uid: string): Promise<void> {
+    const dir = this.instanceDir(uid);
+    await rm(join(dir, DEFINITION), { force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async #removeStrayTempDirs(uid: string, keep?: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.#instancesDir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    const prefix = `${uid}_`;
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !TEMP_DIR_PATTERN.test(name.slice(prefix.length))) continue;
+      const path = join(this.#instancesDir, name);
+      if (path !== keep) await rm(path, { recursive: true, force: true });
+    }
+  }
+
+  #backupDir(uid: string): string {
+    return `${this.instanceDir(uid)}${RESIZE_SUFFIX}`;
+  }
+
+  #tempDir(uid: string, purpose: 'resize' | 'old' | 'recv'): string {
+    return join(this.#instancesDir, `${uid}_${purpose}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
+  }
+
+  // ---- commands ----
+
+  #image(op: string, uid: string, name: string): GuestImage {
+    const image = this.#images[name];
+    if (!image) {
+      const known = Object.keys(this.#images).sort().join(', ') || 'none';
+      throw new DriverError(op, uid, `image ${name} is not registered on host ${this.host} (registered: ${known})`);
+    }
+    return image;
+  }
+
+  async #virshRun(args: string[]): Promise<CommandResult> {
+    try {
+      return await run(this.#virsh, ['-q', '-c', this.#uri, ...args], this.#commandTimeoutMs);
+    } catch (err) {
+      return { code: -1, stdout: '', stderr: `cannot run ${this.#virsh}: ${(err as Error).message}` };
+    }
+  }
+
+  async #virshOrFail(op: string, uid: string, args: string[]): Promise<string> {
+    const res = await this.#virshRun(args);
+    if (res.code !== 0) throw this.#error(op, uid, args, res);
+    return res.stdout;
+  }
+
+  async #qemuImgOrFail(op: string, uid: string, args: string[]): Promise<string> {
+    let res: CommandResult;
+    try {
+      res = await run(this.#qemuImg, args, this.#commandTimeoutMs);
+    } catch (err) {
+      res = { code: -1, stdout: '', stderr: `cannot run ${this.#qemuImg}: ${(err as Error).message}` };
+    }
+    if (res.code !== 0) throw new DriverError(op, uid, `${this.#qemuImg} ${args.join(' ')} failed on host ${this.host}: ${res.stderr.trim() || `exit ${res.code}`}`);
+    return res.stdout;
+  }
+
+  #error(op: string, uid: string, args: string[], res: CommandResult): DriverError {
+    return new DriverError(op, uid, `virsh ${args.join(' ')} failed on host ${this.host}: ${virshMessage(res.stderr) || `exit ${res.code}`}`);
+  }
+
+  #checkUid(operation: string, uid: string): void {
+    if (!isValidUid(uid)) throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
+  }
+
+  async #serial<T>(uid: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#queues.get(uid) ?? Promise.resolve();
+    const run = previous.then(fn);
+    const tail = run.catch(() => undefined);
+    this.#queues.set(uid, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#queues.get(uid) === tail) this.#queues.delete(uid);
+    }
+  }
+}
