@@ -3,7 +3,7 @@
 // RBAC is on; the admin identity is a static token in system:masters.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { ensureBinaries, type Binaries } from './binaries.js';
@@ -160,27 +160,33 @@ export class ControlPlane {
 
   private async startControllerManager(): Promise<void> {
     const pki = this.path('pki');
-    this.controllerManager = startProcess({
-      name: 'kube-controller-manager',
-      command: this.binaries.kubeControllerManager,
-      args: [
-        `--kubeconfig=${this.kubeconfigPath}`,
-        // Namespace deletion, ownerReference garbage collection and service-account tokens
-        // behave as on a real cluster; nothing here runs pods.
-        '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token',
-        `--service-account-private-key-file=${join(pki, 'sa.key')}`,
-        `--root-ca-file=${join(pki, 'ca.crt')}`,
-        '--leader-elect=false',
-        '--secure-port=0',
-        '--concurrent-gc-syncs=5',
-        '--v=1',
-      ],
-      logFile: this.path('kube-controller-manager.log'),
-    });
-    // The controller manager has no port here; it is up when its process stays up.
-    await new Promise((r) => setTimeout(r, 500));
-    if (this.controllerManager.child.exitCode !== null) {
-      throw new Error(`kube-controller-manager exited at start; see ${this.path('kube-controller-manager.log')}`);
+    const logFile = this.path('kube-controller-manager.log');
+    // On a loaded machine it can exit at start while the API server is still settling its
+    // post-start hooks; a short retry is what a kubelet restarting it would do.
+    for (let attempt = 1; ; attempt++) {
+      this.controllerManager = startProcess({
+        name: 'kube-controller-manager',
+        command: this.binaries.kubeControllerManager,
+        args: [
+          `--kubeconfig=${this.kubeconfigPath}`,
+          // Namespace deletion, ownerReference garbage collection and service-account tokens
+          // behave as on a real cluster; nothing here runs pods.
+          '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token',
+          `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+          `--root-ca-file=${join(pki, 'ca.crt')}`,
+          '--leader-elect=false',
+          '--secure-port=0',
+          '--concurrent-gc-syncs=5',
+          '--v=1',
+        ],
+        logFile,
+      });
+      // The controller manager has no port here; it is up when its process stays up.
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (this.controllerManager.child.exitCode === null) return;
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+      if (attempt >= 3) throw new Error(`kube-controller-manager exited at start (${attempt} tries); its log ends:\n${tail}`);
+      await new Promise((r) => setTimeout(r, 1_000));
     }
   }
 
