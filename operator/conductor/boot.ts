@@ -14,6 +14,7 @@ import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { Placement } from '../scheduler/placement.js';
 import { NoValidHost } from '../scheduler/scheduler.js';
+import { placementStep } from './placement-step.js';
 import { QuotaExceeded } from '../quota/ledger.js';
 import { bootAmounts, type QuotaService } from '../quota/quota-service.js';
 import type { ServerGroups } from '../servergroups/membership.js';
@@ -62,16 +63,9 @@ export class BootConductor {
     }
     if (status.vmState !== 'building' || status.taskState !== 'scheduling' || status.host) return {};
 
-    const sched = status.scheduling ?? {};
-    const attempts = sched.attempts ?? 0;
-    const failure = sched.claimFailure && sched.claimFailure.attempt === attempts ? sched.claimFailure : undefined;
-    if (sched.selectedHost && !failure) {
-      // The agent of selectedHost owns the next step. If that host died meanwhile, Nova's
-      // conductor would never hear back; we notice and move on.
-      if (this.placement.hostIsUsable(sched.selectedHost)) return { requeueAfterMs: this.config.claimTimeoutMs };
-      return this.retryOrFail(inst, `host ${sched.selectedHost} stopped responding before it claimed the instance`, sched.selectedHost);
-    }
-    if (failure) return this.retryOrFail(inst, failure.message, failure.host);
+    const step = placementStep(status.scheduling, (h) => this.placement.hostIsUsable(h), 'instance');
+    if (step.next === 'wait') return { requeueAfterMs: this.config.claimTimeoutMs };
+    if (step.next === 'retry') return this.retryOrFail(inst, step.reason, step.host);
     return this.groups.serialize(inst, () => this.schedule(inst));
   }
 

@@ -19,6 +19,7 @@ import { NoValidHost } from '../scheduler/scheduler.js';
 import { QuotaExceeded } from '../quota/ledger.js';
 import { resizeIncrease, type QuotaService } from '../quota/quota-service.js';
 import type { ServerGroups } from '../servergroups/membership.js';
+import { placementStep } from './placement-step.js';
 import { checkInstanceMovable, checkResizeFlavor } from './resize-checks.js';
 
 export interface MigrationConfig {
@@ -146,14 +147,9 @@ export class MigrationConductor {
     const s = mig.status ?? {};
     if (s.destHost) return {};
     if (!inst || inst.metadata.deletionTimestamp) return {};
-    const sched = s.scheduling ?? {};
-    const attempts = sched.attempts ?? 0;
-    const failure = sched.claimFailure && sched.claimFailure.attempt === attempts ? sched.claimFailure : undefined;
-    if (sched.selectedHost && !failure) {
-      if (this.placement.hostIsUsable(sched.selectedHost)) return { requeueAfterMs: this.config.claimTimeoutMs };
-      return this.retryOrFail(mig, inst, `host ${sched.selectedHost} stopped responding before it claimed the migration`, sched.selectedHost);
-    }
-    if (failure) return this.retryOrFail(mig, inst, failure.message, failure.host);
+    const step = placementStep(s.scheduling, (h) => this.placement.hostIsUsable(h), 'migration');
+    if (step.next === 'wait') return { requeueAfterMs: this.config.claimTimeoutMs };
+    if (step.next === 'retry') return this.retryOrFail(mig, inst, step.reason, step.host);
     return this.groups.serialize(inst, () => this.schedule(mig, inst));
   }
 
