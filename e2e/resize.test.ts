@@ -1,6 +1,7 @@
 // Nova's resize with its two-phase finish: the user confirms or reverts. The disk travels
 // between hosts verified end to end, and both hosts hold their claims until the decision.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ComputeNode, Instance, Migration } from '../common/api/types.js';
 import { fakeDiskContent, fakeDiskSize } from '../node-agent/driver/fake.js';
@@ -81,6 +82,15 @@ localOnly('resize', () => {
     expect(sha256(diskAfter.subarray(diskBefore.length))).toBe(sha256(fakeDiskContent(uid, diskBefore.length, diskAfter.length - diskBefore.length)));
     const reasons = (await env.eventsWith(migName, ['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed']));
+    // kubectl describe tells the story through Events.
+    const described = env.kubectl(['describe', 'migration', migName]);
+    for (const reason of ['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed']) expect(described).toContain(reason);
+    expect(env.kubectl(['describe', 'instance', 'web-1'])).toMatch(/Scheduled[\s\S]*Spawned[\s\S]*ResizeFinished/);
+    // Every log line about this move carries the migration, node and step; the steps' lines name the instance too.
+    const agentLog = readFileSync(join(env.dir, `agent-${dest}.log`), 'utf8').split('\n').filter((l) => l.includes(migName)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(agentLog.length).toBeGreaterThan(0);
+    for (const line of agentLog) expect(line).toMatchObject({ migration: `default/${migName}`, node: dest, step: expect.any(String) });
+    expect(agentLog.filter((l) => l.instance === 'default/web-1').length).toBeGreaterThan(0);
     await env.waitFor('transfer secret deleted', async () => {
       try {
         await env.kube.core.readNamespacedSecret({ namespace: 'default', name: `${migName}-transfer` });
