@@ -106,6 +106,7 @@ localOnly('crash during a migration', () => {
     ['source', 'agent:migrating:after-backup', 'Confirm'],
     ['source', 'agent:migrating:sending-domain.json', 'Revert'],
     ['source', 'agent:migrating:after-transfer', 'Confirm'],
+    ['dest', 'agent:transfer:received-disk.img', 'Confirm'],
     ['dest', 'agent:post-migrating:after-finish', 'Revert'],
     ['operator', 'operator:decide:after-instance-task', 'Confirm'],
     ['source', 'agent:confirming:after-source-cleanup', 'Confirm'],

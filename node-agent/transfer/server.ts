@@ -2,6 +2,7 @@
 // declares the transfer complete only once every byte has been re-read and matched against
 // the source's manifest. The wire protocol and the staging layout are described in
 // protocol.ts.
+import { crashPoint } from '../../common/runtime/crash-point.js';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -230,6 +231,7 @@ export class TransferServer {
       stored = true;
       log.debug({ file, bytes: received }, 'stored transfer file');
       this.countBytes(received, log);
+      crashPoint(`agent:transfer:received-${file}`);
       sendJson(res, 201, { name: file, size: received, sha256: digest });
     } finally {
       unguard();
