@@ -5,9 +5,9 @@ export const AGENT_FLAGS = {
   kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
   driver: { type: 'string', env: 'KUBENOVA_DRIVER', default: 'fake', choices: ['fake', 'libvirt'], description: 'Virt driver' },
   'state-dir': { type: 'string', env: 'KUBENOVA_STATE_DIR', default: '/var/lib/kubenova', description: 'Where instance directories live' },
-  'capacity-vcpus': { type: 'number', env: 'KUBENOVA_CAPACITY_VCPUS', default: 8, min: 1, description: 'Fake driver: host vCPUs' },
-  'capacity-memory-mib': { type: 'number', env: 'KUBENOVA_CAPACITY_MEMORY_MIB', default: 16384, min: 64, description: 'Fake driver: host memory in MiB' },
-  'capacity-disk-gib': { type: 'number', env: 'KUBENOVA_CAPACITY_DISK_GIB', default: 200, min: 0, description: 'Fake driver: host disk in GiB' },
+  'capacity-vcpus': { type: 'number', env: 'KUBENOVA_CAPACITY_VCPUS', default: 8, min: 1, description: 'Host vCPUs offered to the scheduler (configured, not probed)' },
+  'capacity-memory-mib': { type: 'number', env: 'KUBENOVA_CAPACITY_MEMORY_MIB', default: 16384, min: 64, description: 'Host memory in MiB offered to the scheduler' },
+  'capacity-disk-gib': { type: 'number', env: 'KUBENOVA_CAPACITY_DISK_GIB', default: 200, min: 0, description: 'Host disk in GiB offered to the scheduler' },
   zone: { type: 'string', env: 'KUBENOVA_ZONE', description: 'Availability zone label (topology.kubernetes.io/zone)' },
   labels: { type: 'string', env: 'KUBENOVA_NODE_LABELS', description: 'Extra ComputeNode labels, k=v,k2=v2' },
   'heartbeat-interval': { type: 'number', env: 'KUBENOVA_HEARTBEAT_INTERVAL', default: 10, min: 0.1, description: 'Seconds between heartbeats' },
@@ -26,6 +26,10 @@ export const AGENT_FLAGS = {
   'api-keepalive': { type: 'boolean', env: 'KUBENOVA_API_KEEPALIVE', default: true, description: 'Reuse TLS connections to the API server (client-node 1.x otherwise opens one per request); false for the old behaviour' },
   'simulate-hosts': { type: 'number', env: 'KUBENOVA_SIMULATE_HOSTS', default: 0, min: 0, description: 'Benchmarks: pose as this many hosts <node-name>-000, -001, ... in one process (fake driver only; 0 = one real host named --node-name)' },
   'simulate-host-offset': { type: 'number', env: 'KUBENOVA_SIMULATE_HOST_OFFSET', default: 0, min: 0, description: 'Benchmarks: index of the first simulated host, so several processes can split one range' },
+  'libvirt-uri': { type: 'string', env: 'KUBENOVA_LIBVIRT_URI', default: 'qemu:///system', description: 'Libvirt driver: libvirt connection URI' },
+  'libvirt-images': { type: 'string', env: 'KUBENOVA_LIBVIRT_IMAGES', description: 'Libvirt driver: guest images as name=dir,... (each dir holds image.json); default: the tiny image, built by node-agent/driver/guest-image/build.sh' },
+  'libvirt-boot-timeout': { type: 'number', env: 'KUBENOVA_LIBVIRT_BOOT_TIMEOUT', default: 180, min: 0, description: 'Libvirt driver: seconds a start waits for the guest to report (0 = do not wait)' },
+  'libvirt-min-memory-mib': { type: 'number', env: 'KUBENOVA_LIBVIRT_MIN_MEMORY_MIB', default: 128, min: 64, description: 'Libvirt driver: memory floor of a guest, whatever its flavor says' },
   'spawn-delay-ms': { type: 'number', env: 'KUBENOVA_SPAWN_DELAY_MS', default: 0, min: 0, description: 'Fake driver: time a spawn takes' },
 } as const satisfies Record<string, FlagSpec>;
 

@@ -14,7 +14,10 @@ import { startHttpServer } from '../common/runtime/http.js';
 import { Metrics } from '../common/runtime/metrics.js';
 import { onShutdown } from '../common/runtime/signals.js';
 import { parseAgentConfig } from './config.js';
+import type { VirtDriver } from './driver/driver.js';
 import { FakeDriver } from './driver/fake.js';
+import { LibvirtDriver } from './driver/libvirt.js';
+import { ensureTinyImage, parseImageList, type GuestImage } from './driver/libvirt-image.js';
 import { HostAgent } from './host-agent.js';
 import { Informer } from '../common/kube/informer.js';
 import { planHosts, type HostPlan } from './simulated/hosts.js';
@@ -39,11 +42,30 @@ async function main(): Promise<void> {
   const kube = new Kube(kubeConfig, `kubenova-agent-${nodeName}`);
   const capacity = { vcpus: config['capacity-vcpus'], memoryMiB: config['capacity-memory-mib'], diskGiB: config['capacity-disk-gib'] };
   const metrics = new Metrics('node-agent');
+  let images: Record<string, GuestImage> = {};
+  if (config.driver === 'libvirt') {
+    try {
+      images = config['libvirt-images'] ? parseImageList(config['libvirt-images']) : { tiny: ensureTinyImage() };
+    } catch (err) {
+      throw new ConfigError(`--libvirt-images: ${(err as Error).message}`);
+    }
+  }
   const instances = new Informer(kube, 'Instance', log);
   const migrations = new Informer(kube, 'Migration', log);
   const agents = plan.map(({ host }, i) => {
     const hostLog = simulated ? log.child({ node: host }) : log;
-    const driver = new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
+    const driver: VirtDriver =
+      config.driver === 'libvirt'
+        ? new LibvirtDriver({
+            host,
+            stateDir: join(config['state-dir'], host),
+            capacity,
+            images,
+            uri: config['libvirt-uri'],
+            bootTimeoutMs: config['libvirt-boot-timeout'] * 1000,
+            minMemoryMiB: config['libvirt-min-memory-mib'],
+          })
+        : new FakeDriver(join(config['state-dir'], host), capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
     return new HostAgent(
       // Each host writes under its own field manager, as its own agent would.
       simulated ? new Kube(kubeConfig, `kubenova-agent-${host}`) : kube,
@@ -94,7 +116,7 @@ async function main(): Promise<void> {
   );
   const address = server.address();
   log.info(
-    { metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: 'fake', hosts: agents.length, ...(simulated ? { first: plan[0]?.host, last: plan.at(-1)?.host } : {}) },
+    { metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: config.driver, hosts: agents.length, ...(simulated ? { first: plan[0]?.host, last: plan.at(-1)?.host } : {}) },
     'node agent running',
   );
 }

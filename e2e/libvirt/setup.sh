@@ -30,6 +30,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
+# /dev/kvm the way Debian's udev rules leave it: group kvm, mode 0660 (libvirt's qemu user is in
+# group kvm). Where no udev ran (containers) it stays root-only; libvirt then finds KVM when it
+# probes QEMU as root but not for its qemu user, judges its capability cache stale on every
+# call and probes QEMU again each time: a `virsh define` takes half a minute instead of 20 ms.
+# The guests do not use KVM either way (domain type 'qemu').
+if [[ -c /dev/kvm && $(id -u) -eq 0 ]] && getent group kvm >/dev/null && [[ $(stat -c %G:%a /dev/kvm) != kvm:660 ]]; then
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+
 if virsh -c "$uri" list --name >/dev/null 2>&1; then
   exit 0
 fi

@@ -1,11 +1,13 @@
 // `npm start`: a whole kubenova on this machine — a real control plane, the CRDs and
 // sample flavors, the operator and three node agents — in the foreground until Ctrl-C.
 import { mkdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlPlane } from '../controlplane/controlplane.js';
 import type { ManagedProcess } from '../controlplane/processes.js';
 import { applySampleFlavors, installCrds, startAgent, startOperator, type AgentSpec } from '../harness/components.js';
+import { LibvirtDriver } from '../../node-agent/driver/libvirt.js';
+import { ensureTinyImage } from '../../node-agent/driver/libvirt-image.js';
 
 const AGENTS: AgentSpec[] = [
   { name: 'node-a', vcpus: 8, memoryMiB: 16384, diskGiB: 200, zone: 'az1' },
@@ -39,8 +41,16 @@ async function main(): Promise<void> {
     },
     allowNegative: true,
   });
-  if (values.driver !== 'fake') throw new Error(`--driver ${values.driver} is not available yet; use --driver fake`);
+  if (values.driver !== 'fake' && values.driver !== 'libvirt') throw new Error(`--driver ${values.driver}: use fake or libvirt`);
+  const libvirt = values.driver === 'libvirt';
   const stateDir = resolve(values['state-dir']);
+  const driverArgs: string[] = [];
+  if (libvirt) {
+    // Real VMs (the `tiny` image, built once here for all three agents). Guests of an earlier run go with its state.
+    const image = ensureTinyImage();
+    driverArgs.push('--driver=libvirt', `--libvirt-images=tiny=${dirname(image.kernel)}`);
+    if (values.fresh) await destroyGuests(stateDir);
+  }
   // Each run starts from a fresh cluster: etcd and the agents' instance directories go together.
   if (values.fresh) rmSync(join(stateDir, 'controlplane'), { recursive: true, force: true });
   if (values.fresh) rmSync(join(stateDir, 'agents'), { recursive: true, force: true });
@@ -51,6 +61,7 @@ async function main(): Promise<void> {
   const processes: ManagedProcess[] = [];
   const shutdown = async (code: number) => {
     await Promise.all(processes.map((p) => p.stop('SIGTERM', 5_000)));
+    if (libvirt) await destroyGuests(stateDir).catch((err: unknown) => process.stderr.write(`removing the guests failed: ${(err as Error).message}\n`));
     await cp.stop();
     process.exit(code);
   };
@@ -70,7 +81,7 @@ async function main(): Promise<void> {
     processes.push(startOperator(cp, ['--log-format=pretty', `--log-level=${values['log-level']}`], { onOutput: prefixer('operator', 0) }, env));
     AGENTS.forEach((spec, i) => {
       processes.push(
-        startAgent(cp, { ...spec, extraArgs: ['--log-format=pretty', `--log-level=${values['log-level']}`] }, join(stateDir, 'agents'), { onOutput: prefixer(spec.name, i + 1) }, env),
+        startAgent(cp, { ...spec, extraArgs: ['--log-format=pretty', `--log-level=${values['log-level']}`, ...driverArgs] }, join(stateDir, 'agents'), { onOutput: prefixer(spec.name, i + 1) }, env),
       );
     });
     for (const p of processes) {
@@ -87,6 +98,17 @@ async function main(): Promise<void> {
   } catch (err) {
     process.stderr.write(`npm start failed: ${(err as Error).message}\n`);
     await shutdown(1);
+  }
+}
+
+/** Destroys every libvirt guest of the three agents (domains kn-<agent>-*, their disks and consoles). */
+async function destroyGuests(stateDir: string): Promise<void> {
+  for (const spec of AGENTS) {
+    const driver = new LibvirtDriver({ host: spec.name, stateDir: join(stateDir, 'agents', spec.name), capacity: { vcpus: 1, memoryMiB: 64, diskGiB: 0 }, images: {} });
+    const domains = await driver.list().catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n(is libvirtd running? as root: bash e2e/libvirt/setup.sh)`, { cause: err });
+    });
+    for (const d of domains) await driver.destroy(d.uid);
   }
 }
 

@@ -296,7 +296,7 @@ export class LibvirtDriver implements VirtDriver {
 
   async list(): Promise<DomainInfo[]> {
     const res = await this.#virshRun(['list', '--all']);
-    if (res.code !== 0) throw this.#error('list', '', ['list', '--all'], res);
+    if (res.code !== 0) throw this.#error('list', '*', ['list', '--all'], res);
     const prefix = domainName(this.host, '');
     const infos: DomainInfo[] = [];
     for (const [name, state] of parseVirshList(res.stdout)) {
@@ -483,7 +483,11 @@ export class LibvirtDriver implements VirtDriver {
     // No line of an earlier boot may be taken for this one's.
     await rm(this.consoleLog(uid), { force: true });
     const res = await this.#virshRun(['start', this.domainName(uid)]);
-    if (res.code !== 0 && !/already active/i.test(res.stderr)) throw this.#error(op, uid, ['start', this.domainName(uid)], res);
+    if (res.code !== 0) {
+      // Started by someone else meanwhile (or paused): not a boot of ours to wait for.
+      if (/already active/i.test(res.stderr)) return;
+      throw this.#error(op, uid, ['start', this.domainName(uid)], res);
+    }
     const meta = await this.#metadata(op, uid, { lenient: true });
     const image = meta && this.#images[meta.image];
     if (image?.guestReport && this.#bootTimeoutMs > 0) await this.#waitForGuest(op, uid);

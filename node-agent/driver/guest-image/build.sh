@@ -86,6 +86,9 @@ cat >"$work/image/image.json" <<JSON
   "packages": { "$kpkg": "$kver", "busybox-static": "$bver" }
 }
 JSON
-rm -rf "$out"
-mv "$work/image" "$out"
+# Several agents may build at once: the first complete image to land wins, the others use it.
+if ! mv -T "$work/image" "$out" 2>/dev/null && [[ ! -f "$out/image.json" ]]; then
+  echo "guest-image: cannot move the built image to $out" >&2
+  exit 1
+fi
 echo "$out"
