@@ -17,26 +17,9 @@ import { DriverError } from '../node-agent/driver/driver.js';
 import type { DomainSpec, GuestInfo, MigrationExport } from '../node-agent/driver/driver.js';
 import { LibvirtDriver } from '../node-agent/driver/libvirt.js';
 import { ensureTinyImage, type GuestImage } from '../node-agent/driver/libvirt-image.js';
+import { LIBVIRT_URI, libvirtUnavailable } from './harness/libvirt.js';
 
-const URI = 'qemu:///system';
-
-/** Why the suite cannot run here, or undefined when libvirtd answers. */
-function libvirtUnavailable(): string | undefined {
-  for (const tool of ['virsh', 'qemu-img']) {
-    try {
-      execFileSync('which', [tool], { stdio: 'ignore' });
-    } catch {
-      return `${tool} is not installed (run: bash e2e/libvirt/setup.sh, as root)`;
-    }
-  }
-  try {
-    execFileSync('virsh', ['-q', '-c', URI, 'list', '--name'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000, encoding: 'utf8' });
-  } catch (err) {
-    const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n')[0];
-    return `libvirtd does not answer at ${URI}: ${msg} (run: bash e2e/libvirt/setup.sh, as root)`;
-  }
-  return undefined;
-}
+const URI = LIBVIRT_URI;
 
 const unavailable = libvirtUnavailable();
 if (unavailable) console.warn(`e2e/libvirt.test.ts skipped: ${unavailable}`);
