@@ -2,6 +2,7 @@
 // kubenova boot makes, when nothing else asks anything of it. A plain client loop replays, on
 // throwaway objects, exactly the write sequence of a boot — same objects, same patch bodies,
 // same resourceVersion guards — with the same concurrency as the benchmark's boots.
+import { Mutex } from '../common/runtime/mutex.js';
 import { randomBytes } from 'node:crypto';
 import { HttpClient } from './http.js';
 
@@ -47,24 +48,10 @@ interface Obj {
   metadata: { name: string; resourceVersion?: string; uid?: string };
 }
 
-class Lock {
-  private tail: Promise<void> = Promise.resolve();
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.tail;
-    let release!: () => void;
-    this.tail = new Promise<void>((r) => (release = r));
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
 
 interface ThrowawayNode {
   name: string;
-  lock: Lock;
+  lock: Mutex;
   resourceVersion: string;
   claims: { consumer: string; kind: 'instance'; instance: string; vcpus: number; memoryMiB: number; diskGiB: number; createdAt: string }[];
 }
@@ -109,7 +96,7 @@ export class LimitProbe {
     for (let i = 0; i < this.hosts; i++) {
       const name = `limit-${this.runId}-${String(i).padStart(3, '0')}`;
       const created = await this.client.json<Obj>('POST', `${GROUP_PATH}/computenodes`, { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', metadata: { name, labels: { 'bench.kubenova.io/throwaway': 'true' } }, spec: {} });
-      const node: ThrowawayNode = { name, lock: new Lock(), resourceVersion: created.metadata.resourceVersion ?? '', claims: [] };
+      const node: ThrowawayNode = { name, lock: new Mutex(), resourceVersion: created.metadata.resourceVersion ?? '', claims: [] };
       const patched = await this.client.json<Obj>('PATCH', `${GROUP_PATH}/computenodes/${name}/status`, { metadata: { resourceVersion: node.resourceVersion }, status: nodeStatus(node, new Date().toISOString()) }, MERGE);
       node.resourceVersion = patched.metadata.resourceVersion ?? '';
       this.nodes.push(node);

@@ -16,7 +16,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSy
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Instance, Migration } from '../common/api/types.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
@@ -51,7 +50,6 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'no-keepalive-limit': { type: 'boolean', default: true },
     'agent-keepalive': { type: 'boolean', default: true },
-    'operator-keepalive': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'quiet-load': { type: 'string' },
     'quiet-wait': { type: 'string', default: '300' },
@@ -64,7 +62,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
   [--agent-processes 1] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
-  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--operator-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]\n`);
+  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]\n`);
   process.exit(0);
 }
 
@@ -89,7 +87,6 @@ const opts = {
   cpuProf: args['cpu-prof'] ?? false,
   noKeepaliveLimit: args['no-keepalive-limit'] ?? true,
   agentKeepalive: args['agent-keepalive'] ?? true,
-  operatorKeepalive: args['operator-keepalive'] ?? false,
   keep: args.keep ?? false,
   /** Start only once the 1-minute load average is below this (default: the number of cores), waiting at most quietWaitS. */
   quietLoad: args['quiet-load'] !== undefined ? num('quiet-load', 0) : cpus().length,
@@ -209,10 +206,7 @@ async function main(): Promise<void> {
     await client.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
     // --cpu-prof is not allowed in NODE_OPTIONS, so profiled components get it as a node flag.
     const nodeFlags = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    // --operator-keepalive: an experiment measuring the connection-reuse fix proposed for the
-    // operator's client (bench/keepalive-preload.ts), without changing the operator.
-    const operatorFlags = opts.operatorKeepalive ? [...nodeFlags, `--import=${pathToFileURL(join(distDir, 'bench', 'keepalive-preload.js')).href}`] : nodeFlags;
-    const operator = startNode('operator', join(distDir, 'operator', 'main.js'), [`--kubeconfig=${cp.kubeconfigPath}`], join(dir, 'operator.log'), operatorFlags);
+    const operator = startNode('operator', join(distDir, 'operator', 'main.js'), [`--kubeconfig=${cp.kubeconfigPath}`], join(dir, 'operator.log'), nodeFlags);
     processes.push(operator);
     const agents: ManagedProcess[] = [];
     const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
@@ -286,6 +280,9 @@ async function main(): Promise<void> {
     const bootBefore = await snapshot();
     const bootClientBefore = clientCounts();
     const timeToActive: number[] = [];
+    /** [seconds since the boot phase began when the create was sent, time to active], per boot. */
+    const timeline: [number, number][] = [];
+    const bootT0 = performance.now();
     const serverTimeToActive: number[] = [];
     const bootFailures: string[] = [];
     let reschedules = 0;
@@ -305,6 +302,7 @@ async function main(): Promise<void> {
           return;
         }
         timeToActive.push((at - start) / 1000);
+        timeline.push([round((start - bootT0) / 1000, 2), round((at - start) / 1000, 3)]);
         const ready = obj?.status?.conditions?.find((c) => c.type === 'Ready');
         const created = Date.parse(obj?.metadata.creationTimestamp as unknown as string);
         if (ready && Number.isFinite(created)) serverTimeToActive.push((Date.parse(ready.lastTransitionTime) - created) / 1000);
@@ -315,6 +313,7 @@ async function main(): Promise<void> {
       }
     }, () => crashed.length > 0);
     const bootAfter = await snapshot();
+    timeline.sort((a, b) => a[0] - b[0]);
     const bootClient = diffCounts(clientCounts(), bootClientBefore);
     const bootSeconds = (bootAfter.at - bootBefore.at) / 1000;
     const booted = timeToActive.length;
@@ -459,9 +458,12 @@ async function main(): Promise<void> {
         seconds: round(bootSeconds, 2),
         bootsPerSecond: round(bootsPerSecond, 2),
         timeToActive: roundSummary(summarize(timeToActive)),
+        // The first `concurrency` creates go out at once into cold processes; the rest is steady state.
+        timeToActiveAfterFirstBurst: roundSummary(summarize(timeline.slice(opts.concurrency).map(([, v]) => v))),
         serverTimeToActive: roundSummary(summarize(serverTimeToActive)),
         reschedules,
         failures: bootFailures.slice(0, 20),
+        timeline,
         apiRequestsPerBoot: round(requestsPerBoot, 2),
         apiWritesPerBoot: round(mutatingPerBoot, 2),
         apiRequests: sortedObject(kubenovaRequests),

@@ -8,7 +8,7 @@ export interface ReportInput {
   startedAt: string;
   commit?: string;
   machine: { cpus: number; loadAverageBefore: number[] };
-  options: { hosts: number; instances: number; concurrency: number; sample: number; agentProcesses: number; agentKeepalive?: boolean; operatorKeepalive?: boolean };
+  options: { hosts: number; instances: number; concurrency: number; sample: number; agentProcesses: number; agentKeepalive?: boolean };
   registerSeconds: number;
   boot: {
     instances: number;
@@ -16,6 +16,7 @@ export interface ReportInput {
     seconds: number;
     bootsPerSecond: number;
     timeToActive: Summary;
+    timeToActiveAfterFirstBurst?: Summary;
     serverTimeToActive: Summary;
     reschedules: number;
     apiRequestsPerBoot: number;
@@ -52,14 +53,15 @@ export function formatTable(r: ReportInput): string {
   const agentNames = Object.keys(r.cpuSecondsTotal).filter((k) => k.startsWith('agent'));
   const used = r.limit.runs[r.limit.used ?? 0];
   const fresh = r.limit.runs.find((l) => !l.keepAlive);
-  const others = (cpu: number | undefined, seconds: number) => (cpu === undefined ? '' : `; other processes used ${s2(cpu / seconds)} cores meanwhile`);
+  const others = (cpu: number | undefined, seconds: number) => (cpu === undefined ? '' : `; other processes used ${s2(Math.max(0, cpu / seconds))} cores meanwhile`);
   const rows: [string, string][] = [
-    ['hosts x instances (concurrency)', `${r.options.hosts} x ${r.options.instances} (${r.options.concurrency}), ${r.options.agentProcesses} agent process(es)${r.options.agentKeepalive === false ? ', agent without keep-alive' : ''}${r.options.operatorKeepalive ? ', operator with keep-alive (experiment)' : ''}`],
+    ['hosts x instances (concurrency)', `${r.options.hosts} x ${r.options.instances} (${r.options.concurrency}), ${r.options.agentProcesses} agent process(es)${r.options.agentKeepalive === false ? ', agent without keep-alive' : ''}`],
     ['machine', `${r.machine.cpus} cores, load ${r.machine.loadAverageBefore.map((l) => l.toFixed(1)).join(' ')} before; commit ${r.commit ?? '?'}`],
     ['hosts registered in (s)', s2(r.registerSeconds)],
     ['active / requested', `${r.boot.active} / ${r.boot.instances} in ${s2(r.boot.seconds)} s${others(r.boot.otherCpuSeconds, r.boot.seconds)}`],
     ['boots per second', s2(r.boot.bootsPerSecond)],
     ['time-to-active p50 / p95 / p99 (s)', `${pct(r.boot.timeToActive, ['p50', 'p95', 'p99'])}  (bench: create sent -> watch shows active+Ready)`],
+    ...(r.boot.timeToActiveAfterFirstBurst ? [['  after the first burst of creates', `${pct(r.boot.timeToActiveAfterFirstBurst, ['p50', 'p95', 'p99'])}  (the first ${r.options.concurrency} creates left out)`] as [string, string]] : []),
     ['  server clocks p50 / p95 / p99 (s)', `${pct(r.boot.serverTimeToActive, ['p50', 'p95', 'p99'])}  (creationTimestamp, 1 s resolution -> Ready lastTransitionTime)`],
     ['reschedules', String(r.boot.reschedules)],
     ['resize p50 / p99 (s)', `${pct(r.sample.resize, ['p50', 'p99'])}  (${r.sample.resized} resized: patch -> Migration finished)`],

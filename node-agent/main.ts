@@ -2,12 +2,10 @@
 // for benchmarks, many simulated hosts in one process (--simulate-hosts, see
 // simulated/hosts.ts). Either way every host is a HostAgent fed by one shared Instance
 // informer and one shared Migration informer, and the process has one metrics server.
-import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ZONE_LABEL } from '../common/api/types.js';
 import { ConfigError, parseLabels } from '../common/config.js';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
 import { createLogger } from '../common/log.js';
 import { startHttpServer } from '../common/runtime/http.js';
@@ -38,7 +36,7 @@ async function main(): Promise<void> {
   const log = createLogger({ component: 'node-agent', node: simulated ? undefined : nodeName, level: config['log-level'], pretty: config['log-format'] === 'pretty' });
   const labels = parseLabels(config.labels);
   if (config.zone) labels[ZONE_LABEL] = config.zone;
-  const kubeConfig = config['api-keepalive'] ? loadKeepAliveKubeConfig(config.kubeconfig) : loadKubeConfig(config.kubeconfig);
+  const kubeConfig = loadKubeConfig(config.kubeconfig, config['api-keepalive']);
   const kube = new Kube(kubeConfig, `kubenova-agent-${nodeName}`);
   const capacity = { vcpus: config['capacity-vcpus'], memoryMiB: config['capacity-memory-mib'], diskGiB: config['capacity-disk-gib'] };
   const metrics = new Metrics('node-agent');
@@ -119,53 +117,6 @@ async function main(): Promise<void> {
     { metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address, driver: config.driver, hosts: agents.length, ...(simulated ? { first: plan[0]?.host, last: plan.at(-1)?.host } : {}) },
     'node agent running',
   );
-}
-
-type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
-
-/**
- * @kubernetes/client-node 1.x gives every request a new https.Agent, so every API call opens a
- * new TLS connection: a CA parse, a handshake and a certificate check on the agent's side, a
- * handshake on the API server's. Under load that was most of the agent's CPU (see
- * docs/performance.md). This KubeConfig hands every request, watches included, one keep-alive
- * agent per set of TLS options instead. (It belongs in common/kube/client.ts, for the operator
- * too; it lives here until that file takes it.)
- */
-class KeepAliveKubeConfig extends KubeConfig {
-  #shared?: Agent;
-
-  #reuse(fresh: unknown): Agent | undefined {
-    // Proxy agents and plain-HTTP clusters keep client-node's own behaviour.
-    if (!(fresh instanceof Agent) || fresh.constructor !== Agent) return undefined;
-    const o = fresh.options;
-    const same = (a: unknown, b: unknown) => (Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : a === b);
-    const prev = this.#shared?.options;
-    const keys = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
-    if (!this.#shared || !prev || keys.some((k) => !same(prev[k], o[k]))) {
-      // Credentials changed (a rotated client certificate): new connections from now on.
-      this.#shared = new Agent({ ...o, keepAlive: true });
-    }
-    return this.#shared;
-  }
-
-  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    const agent = this.#reuse(context.getAgent());
-    if (agent) context.setAgent(agent);
-  }
-
-  override async applyToHTTPSOptions(opts: Parameters<KubeConfig['applyToHTTPSOptions']>[0]): Promise<void> {
-    await super.applyToHTTPSOptions(opts);
-    const agent = this.#reuse((opts as { agent?: unknown }).agent);
-    if (agent) (opts as { agent?: unknown }).agent = agent;
-  }
-}
-
-function loadKeepAliveKubeConfig(path?: string): KubeConfig {
-  const kc = new KeepAliveKubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
 }
 
 main().catch((err: unknown) => {

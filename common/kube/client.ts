@@ -11,6 +11,7 @@ import {
   type KubernetesListObject,
 } from '@kubernetes/client-node';
 import type { MergePatch } from '../api/patch.js';
+import { KeepAliveKubeConfig } from './keepalive.js';
 import { GROUP, KIND_INFO, VERSION, type ComputeNode, type ComputeQuota, type Flavor, type Instance, type Migration, type ServerGroup } from '../api/types.js';
 
 export type KindName = keyof typeof KIND_INFO;
@@ -23,8 +24,9 @@ export interface KindMap {
   ServerGroup: ServerGroup;
 }
 
-export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
-  const kc = new KubeConfig();
+/** Loads a kubeconfig; requests reuse TLS connections unless keepAlive is false. */
+export function loadKubeConfig(kubeconfigPath?: string, keepAlive = true): KubeConfig {
+  const kc = keepAlive ? new KeepAliveKubeConfig() : new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromDefault();
   return kc;

@@ -71,10 +71,16 @@ export class TransferServer {
     await mkdir(this.opts.stagingRoot, { recursive: true });
     // requestTimeout would otherwise cut any upload that takes longer than five minutes, which
     // a disk image easily does; stalls are caught by the per-body idle timeout instead.
-    const server = http.createServer({ requestTimeout: 0 }, (req, res) => void this.handle(req, res, false));
+    // A failure while answering must never take the agent (and every host it serves) down.
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean) =>
+      this.handle(req, res, expectContinue).catch((err: unknown) => {
+        this.opts.log.warn({ err: (err as Error).message, url: req.url }, 'transfer request failed');
+        res.destroy();
+      });
+    const server = http.createServer({ requestTimeout: 0 }, (req, res) => void serve(req, res, false));
     // Answering before `100 Continue` lets a sender with a bad token or a used-up transfer
     // learn so without pushing a whole disk image first.
-    server.on('checkContinue', (req, res) => void this.handle(req, res, true));
+    server.on('checkContinue', (req, res) => void serve(req, res, true));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.address, () => {
@@ -286,7 +292,8 @@ export class TransferServer {
   }
 
   private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, log: Logger): void {
-    if (res.headersSent || req.socket.destroyed) {
+    // The socket is already detached (null) when the sender went away: nobody to answer.
+    if (res.headersSent || !req.socket || req.socket.destroyed) {
       // The sender went away mid-body (or we already answered); there is no one to tell.
       log.warn({ err, url: req.url }, 'transfer request interrupted');
       res.destroy();
