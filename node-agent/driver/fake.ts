@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
+import { InstanceDirs, copyDirAtomic, domainFiles, isDirectory, isFile, isNotFound, syncAndClose, tempPathFor, writeFileAtomic } from './instance-dirs.js';
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
 
 /**
@@ -23,13 +24,6 @@ const HASH_BLOCK = 32;
 const WRITE_CHUNK = 1024 * 1024;
 const DEFINITION = 'domain.json';
 const DISK = 'disk.img';
-const RESIZE_SUFFIX = '_resize';
-const TEMP_SUFFIX = '.tmp';
-// Working directories next to the instance directories: `<uid>_<purpose>.<pid>.<hex>.tmp`.
-// The '_' keeps them out of list() and the '.tmp' keeps them from ever looking like a
-// complete `<uid>_resize`; a crash leaves one behind and the next migration step on that uid
-// removes it.
-const TEMP_DIR_PATTERN = /^(?:resize|old|recv)\.\d+\.[0-9a-f]{8}\.tmp$/;
 // No '_' so a uid can never collide with a `<uid>_resize` directory, and no '/' or leading '.'
 // so a uid cannot point outside the instances directory.
 const UID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
@@ -116,31 +110,9 @@ function parseDefinition(text: string, uid: string): DomainDefinition {
   return { uid, name: v.name, flavor: v.flavor, image: v.image, powerState: v.powerState, marker: v.marker, createdAt: v.createdAt };
 }
 
-function isNotFound(err: unknown): boolean {
-  return isRecord(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR');
-}
 
-function isCrossDevice(err: unknown): boolean {
-  return isRecord(err) && err.code === 'EXDEV';
-}
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
 
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
 
 /** The definition in `dir`, or undefined when there is none; a corrupt one is a DriverError. */
 async function readDefinitionIn(dir: string, uid: string): Promise<DomainDefinition | undefined> {
@@ -154,57 +126,10 @@ async function readDefinitionIn(dir: string, uid: string): Promise<DomainDefinit
   return parseDefinition(text, uid);
 }
 
-/** The files that make up a domain directory (sorted), leaving out stray temp files of interrupted writes. */
-async function domainFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && !e.name.endsWith(TEMP_SUFFIX))
-    .map((e) => e.name)
-    .sort();
-}
 
-// Unique per writer so two writers never share a temp file; a crash leaves only a stray
-// temp file, never a half-written definition or disk under the real name.
-function tempPathFor(path: string): string {
-  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-}
 
-async function syncAndClose(fh: FileHandle): Promise<void> {
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
-async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const tmp = tempPathFor(path);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-  } finally {
-    await syncAndClose(fh);
-  }
-  await rename(tmp, path);
-}
 
-/**
- * Copies the domain files of `src` into the fresh directory `tmp`, syncs them and renames
- * `tmp` to `dest`, so `dest` appears whole or not at all. A failed copy removes `tmp`.
- */
-async function copyDirAtomic(src: string, dest: string, tmp: string): Promise<void> {
-  await mkdir(tmp);
-  try {
-    for (const name of await domainFiles(src)) {
-      await copyFile(join(src, name), join(tmp, name));
-      await syncAndClose(await open(join(tmp, name), 'r'));
-    }
-    await rename(tmp, dest);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-}
 
 async function writeDiskRange(fh: FileHandle, uid: string, from: number, to: number): Promise<void> {
   for (let off = from; off < to; off += WRITE_CHUNK) {
@@ -215,7 +140,7 @@ async function writeDiskRange(fh: FileHandle, uid: string, from: number, to: num
 
 export class FakeDriver implements VirtDriver {
   readonly kind = 'fake' as const;
-  readonly #instancesDir: string;
+  readonly #dirs: InstanceDirs;
   readonly #capacity: ResourceAmounts;
   readonly #options: FakeDriverOptions;
   // Operations on one uid run one after another, so two concurrent spawns cannot each
@@ -224,7 +149,7 @@ export class FakeDriver implements VirtDriver {
 
   constructor(stateDir: string, capacity: ResourceAmounts, options: FakeDriverOptions = {}) {
     // Absolute, because instanceDir() is handed to the migration transfer, which may run elsewhere.
-    this.#instancesDir = join(resolve(stateDir), 'instances');
+    this.#dirs = new InstanceDirs(join(resolve(stateDir), 'instances'), DEFINITION);
     this.#capacity = { ...capacity };
     this.#options = { ...options };
   }
@@ -235,7 +160,7 @@ export class FakeDriver implements VirtDriver {
 
   instanceDir(uid: string): string {
     this.#checkUid('instanceDir', uid);
-    return join(this.#instancesDir, uid);
+    return this.#dirs.dir(uid);
   }
 
   async spawn(spec: DomainSpec): Promise<DomainInfo> {
@@ -287,9 +212,9 @@ export class FakeDriver implements VirtDriver {
   async destroy(uid: string): Promise<void> {
     this.#checkUid('destroy', uid);
     await this.#serial(uid, async () => {
-      await this.#removeDomainDir(uid);
-      await rm(this.#backupDir(uid), { recursive: true, force: true });
-      await this.#removeStrayTempDirs(uid);
+      await this.#dirs.removeDomainDir(uid);
+      await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
+      await this.#dirs.removeStrayTempDirs(uid);
     });
   }
 
@@ -302,7 +227,7 @@ export class FakeDriver implements VirtDriver {
   async list(): Promise<DomainInfo[]> {
     let names: string[];
     try {
-      const entries = await readdir(this.#instancesDir, { withFileTypes: true });
+      const entries = await readdir(this.#dirs.root, { withFileTypes: true });
       names = entries.filter((e) => e.isDirectory() && UID_PATTERN.test(e.name)).map((e) => e.name);
     } catch (err) {
       if (isNotFound(err)) return [];
@@ -347,14 +272,14 @@ export class FakeDriver implements VirtDriver {
   async migrateOut(uid: string): Promise<MigrationExport> {
     this.#checkUid('migrateOut', uid);
     return this.#serial(uid, async () => {
-      await this.#removeStrayTempDirs(uid);
-      const backup = this.#backupDir(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
+      const backup = this.#dirs.backupDir(uid);
       const def = await this.#read(uid);
       // Off before the copy, so the backup is a consistent image of a stopped guest.
       if (def?.powerState === 'running') await this.#setPower(def, 'shutdown');
       if (!(await isDirectory(backup))) {
         if (!def) throw new DriverError('migrateOut', uid, 'no such domain');
-        await copyDirAtomic(this.instanceDir(uid), backup, this.#tempDir(uid, 'resize'));
+        await copyDirAtomic(this.instanceDir(uid), backup, this.#dirs.tempDir(uid, 'resize'));
       }
       return { dir: backup, files: await domainFiles(backup) };
     });
@@ -366,8 +291,8 @@ export class FakeDriver implements VirtDriver {
     return this.#serial(uid, async () => {
       const dir = this.instanceDir(uid);
       const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
-      await mkdir(this.#instancesDir, { recursive: true });
-      await this.#removeStrayTempDirs(uid, received);
+      await mkdir(this.#dirs.root, { recursive: true });
+      await this.#dirs.removeStrayTempDirs(uid, received);
       if (received !== undefined && received !== dir && (await isDirectory(received))) {
         // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
         const receivedDef = await readDefinitionIn(received, uid);
@@ -379,8 +304,8 @@ export class FakeDriver implements VirtDriver {
           throw new DriverError('finishMigration', uid, `received directory ${received} does not hold a complete domain`);
         } else {
           // What was received is the truth: a directory left from an earlier try is replaced.
-          const aside = await this.#moveAside(uid);
-          await this.#moveInto(uid, received, dir);
+          const aside = await this.#dirs.moveAside(uid);
+          await this.#dirs.moveInto(uid, received, dir);
           if (aside !== undefined) await rm(aside, { recursive: true, force: true });
         }
       }
@@ -399,7 +324,7 @@ export class FakeDriver implements VirtDriver {
   async confirmMigration(uid: string, sameHost: boolean): Promise<void> {
     this.#checkUid('confirmMigration', uid);
     await this.#serial(uid, async () => {
-      await this.#removeStrayTempDirs(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
       if (!sameHost) {
         let def: DomainDefinition | undefined;
         try {
@@ -413,9 +338,9 @@ export class FakeDriver implements VirtDriver {
         if (def?.powerState === 'running') {
           throw new DriverError('confirmMigration', uid, 'the domain is running on this host; refusing to delete it as the migrated-away original');
         }
-        await this.#removeDomainDir(uid);
+        await this.#dirs.removeDomainDir(uid);
       }
-      await rm(this.#backupDir(uid), { recursive: true, force: true });
+      await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
     });
   }
 
@@ -423,15 +348,15 @@ export class FakeDriver implements VirtDriver {
     const uid = spec.uid;
     this.#checkUid('revertMigration', uid);
     return this.#serial(uid, async () => {
-      await this.#removeStrayTempDirs(uid);
-      const backup = this.#backupDir(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
+      const backup = this.#dirs.backupDir(uid);
       if (await isDirectory(backup)) {
         if (!(await readDefinitionIn(backup, uid))) {
           throw new DriverError('revertMigration', uid, `${backup} does not hold a domain definition`);
         }
         // Renamed, not copied, so the disk is the backup's bytes; the moved-aside directory
         // is removed last, and a crash before that leaves only a stray temp directory.
-        const aside = await this.#moveAside(uid);
+        const aside = await this.#dirs.moveAside(uid);
         await rename(backup, this.instanceDir(uid));
         if (aside !== undefined) await rm(aside, { recursive: true, force: true });
       }
@@ -443,7 +368,7 @@ export class FakeDriver implements VirtDriver {
 
   async hasBackup(uid: string): Promise<boolean> {
     this.#checkUid('hasBackup', uid);
-    return isDirectory(this.#backupDir(uid));
+    return isDirectory(this.#dirs.backupDir(uid));
   }
 
   /** Appends the uid's deterministic bytes up to the size for `rootDiskGiB`; never shrinks. */
@@ -471,63 +396,6 @@ export class FakeDriver implements VirtDriver {
     if (powerOn && def.powerState !== 'running') await this.#bootDelay();
     await this.#write(next);
     return next;
-  }
-
-  /** Renames `from` to `to`; across filesystems (EXDEV) copies through a temp dir, then removes `from`. */
-  async #moveInto(uid: string, from: string, to: string): Promise<void> {
-    try {
-      await rename(from, to);
-    } catch (err) {
-      if (!isCrossDevice(err)) throw err;
-      await copyDirAtomic(from, to, this.#tempDir(uid, 'recv'));
-      // The definition first, so a half-removed `from` never looks like a complete transfer.
-      await rm(join(from, DEFINITION), { force: true });
-      await rm(from, { recursive: true, force: true });
-    }
-  }
-
-  /** Renames instanceDir(uid) out of the way; undefined when there is none. */
-  async #moveAside(uid: string): Promise<string | undefined> {
-    const aside = this.#tempDir(uid, 'old');
-    try {
-      await rename(this.instanceDir(uid), aside);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    return aside;
-  }
-
-  async #removeDomainDir(uid: string): Promise<void> {
-    const dir = this.instanceDir(uid);
-    // The definition goes first, so an interrupted removal leaves no half a domain that
-    // list() would report; the leftover files go on the next try.
-    await rm(join(dir, DEFINITION), { force: true });
-    await rm(dir, { recursive: true, force: true });
-  }
-
-  async #removeStrayTempDirs(uid: string, keep?: string): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.#instancesDir);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    const prefix = `${uid}_`;
-    for (const name of names) {
-      if (!name.startsWith(prefix) || !TEMP_DIR_PATTERN.test(name.slice(prefix.length))) continue;
-      const path = join(this.#instancesDir, name);
-      if (path !== keep) await rm(path, { recursive: true, force: true });
-    }
-  }
-
-  #backupDir(uid: string): string {
-    return `${this.instanceDir(uid)}${RESIZE_SUFFIX}`;
-  }
-
-  #tempDir(uid: string, purpose: 'resize' | 'old' | 'recv'): string {
-    return join(this.#instancesDir, `${uid}_${purpose}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
   }
 
   async #power(operation: string, uid: string, state: FakePowerState): Promise<DomainInfo> {

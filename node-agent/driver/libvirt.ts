@@ -9,10 +9,9 @@
 // addon that needs libvirt's development headers and a compiler at install time), and the
 // CLI is what every libvirt installation has, with libvirt's own error messages.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { InstanceDirs, copyDirAtomic, domainFiles, isDirectory, isFile, isNotFound, tempPathFor, writeFileAtomic } from './instance-dirs.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { ResourceAmounts } from '../../common/api/types.js';
@@ -59,9 +58,6 @@ export interface LibvirtDriverOptions {
 
 const DISK = 'disk.qcow2';
 const DEFINITION = 'domain.xml';
-const RESIZE_SUFFIX = '_resize';
-const TEMP_SUFFIX = '.tmp';
-const TEMP_DIR_PATTERN = /^(?:resize|old|recv)\.\d+\.[0-9a-f]{8}\.tmp$/;
 const POLL_MS = 200;
 const CONSOLE_TAIL = 600;
 
@@ -75,36 +71,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isNotFound(err: unknown): boolean {
-  return isRecord(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR');
-}
 
-function isCrossDevice(err: unknown): boolean {
-  return isRecord(err) && err.code === 'EXDEV';
-}
 
 /** virsh's words for "there is no such domain". */
 function noSuchDomain(stderr: string): boolean {
   return /failed to get domain|Domain not found|no domain with matching/i.test(stderr);
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
 
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -115,52 +89,10 @@ async function readIfExists(path: string): Promise<string | undefined> {
   }
 }
 
-function tempPathFor(path: string): string {
-  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`;
-}
 
-async function syncAndClose(fh: FileHandle): Promise<void> {
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
-async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const tmp = tempPathFor(path);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-  } finally {
-    await syncAndClose(fh);
-  }
-  await rename(tmp, path);
-}
 
-/** The domain files of a directory (sorted), leaving out temp files of interrupted writes. */
-async function domainFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && !e.name.endsWith(TEMP_SUFFIX))
-    .map((e) => e.name)
-    .sort();
-}
 
-/** Copies `src`'s domain files into the fresh `tmp`, syncs them and renames `tmp` to `dest`: whole or not at all. */
-async function copyDirAtomic(src: string, dest: string, tmp: string): Promise<void> {
-  await mkdir(tmp);
-  try {
-    for (const name of await domainFiles(src)) {
-      await copyFile(join(src, name), join(tmp, name));
-      await syncAndClose(await open(join(tmp, name), 'r'));
-    }
-    await rename(tmp, dest);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
-}
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<CommandResult> {
   return new Promise((resolvePromise, reject) => {
@@ -178,7 +110,7 @@ export class LibvirtDriver implements VirtDriver {
   readonly kind = 'libvirt' as const;
   readonly host: string;
   readonly #stateDir: string;
-  readonly #instancesDir: string;
+  readonly #dirs: InstanceDirs;
   readonly #consoleDir: string;
   readonly #capacity: ResourceAmounts;
   readonly #images: Record<string, GuestImage>;
@@ -196,7 +128,7 @@ export class LibvirtDriver implements VirtDriver {
     this.host = opts.host;
     // Absolute, because instanceDir() is handed to the migration transfer and paths go into domain XML.
     this.#stateDir = resolve(opts.stateDir);
-    this.#instancesDir = join(this.#stateDir, 'instances');
+    this.#dirs = new InstanceDirs(join(this.#stateDir, 'instances'), DEFINITION);
     this.#consoleDir = join(this.#stateDir, 'console');
     this.#capacity = { ...opts.capacity };
     this.#images = { ...opts.images };
@@ -215,7 +147,7 @@ export class LibvirtDriver implements VirtDriver {
 
   instanceDir(uid: string): string {
     this.#checkUid('instanceDir', uid);
-    return join(this.#instancesDir, uid);
+    return this.#dirs.dir(uid);
   }
 
   /** The libvirt domain name of `uid` on this host. */
@@ -244,7 +176,7 @@ export class LibvirtDriver implements VirtDriver {
       // the domain was defined: carry on with its disk. Anything else starts over.
       const def = await this.#definitionIn(dir);
       if (!(def?.uid === uid && (await isFile(disk)))) {
-        await this.#removeDomainDir(uid);
+        await this.#dirs.removeDomainDir(uid);
         await mkdir(dir, { recursive: true });
         await this.#createDisk('spawn', uid, disk, image, spec.flavor.rootDiskGiB);
       }
@@ -279,10 +211,10 @@ export class LibvirtDriver implements VirtDriver {
     await this.#serial(uid, async () => {
       await this.#stop('destroy', uid);
       await this.#undefine('destroy', uid);
-      await this.#removeDomainDir(uid);
-      await rm(this.#backupDir(uid), { recursive: true, force: true });
+      await this.#dirs.removeDomainDir(uid);
+      await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
       await rm(this.consoleLog(uid), { force: true });
-      await this.#removeStrayTempDirs(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
     });
   }
 
@@ -321,15 +253,15 @@ export class LibvirtDriver implements VirtDriver {
   async migrateOut(uid: string): Promise<MigrationExport> {
     this.#checkUid('migrateOut', uid);
     return this.#serial(uid, async () => {
-      await this.#removeStrayTempDirs(uid);
-      const backup = this.#backupDir(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
+      const backup = this.#dirs.backupDir(uid);
       const state = await this.#state('migrateOut', uid);
       // Off before the copy, so the backup is a consistent image of a stopped guest. A hard
       // stop: the guests have no ACPI agent, and the marker is written with fsync at boot.
       if (state !== undefined) await this.#stop('migrateOut', uid);
       if (!(await isDirectory(backup))) {
         if (state === undefined) throw new DriverError('migrateOut', uid, 'no such domain');
-        await copyDirAtomic(this.instanceDir(uid), backup, this.#tempDir(uid, 'resize'));
+        await copyDirAtomic(this.instanceDir(uid), backup, this.#dirs.tempDir(uid, 'resize'));
       }
       return { dir: backup, files: await domainFiles(backup) };
     });
@@ -341,8 +273,8 @@ export class LibvirtDriver implements VirtDriver {
     return this.#serial(uid, async () => {
       const dir = this.instanceDir(uid);
       const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
-      await mkdir(this.#instancesDir, { recursive: true });
-      await this.#removeStrayTempDirs(uid, received);
+      await mkdir(this.#dirs.root, { recursive: true });
+      await this.#dirs.removeStrayTempDirs(uid, received);
       if (received !== undefined && received !== dir && (await isDirectory(received))) {
         // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
         const receivedDef = await this.#definitionIn(received);
@@ -358,8 +290,8 @@ export class LibvirtDriver implements VirtDriver {
         } else {
           // What was received is the truth: a domain left from an earlier try is stopped and replaced.
           await this.#stop('finishMigration', uid);
-          const aside = await this.#moveAside(uid);
-          await this.#moveInto(uid, received, dir);
+          const aside = await this.#dirs.moveAside(uid);
+          await this.#dirs.moveInto(uid, received, dir);
           if (aside !== undefined) await rm(aside, { recursive: true, force: true });
         }
       }
@@ -378,7 +310,7 @@ export class LibvirtDriver implements VirtDriver {
   async confirmMigration(uid: string, sameHost: boolean): Promise<void> {
     this.#checkUid('confirmMigration', uid);
     await this.#serial(uid, async () => {
-      await this.#removeStrayTempDirs(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
       if (!sameHost) {
         const state = await this.#state('confirmMigration', uid);
         // The original here was powered off by migrateOut; a running one is the live instance.
@@ -386,10 +318,10 @@ export class LibvirtDriver implements VirtDriver {
           throw new DriverError('confirmMigration', uid, `domain ${this.domainName(uid)} is running on host ${this.host}; refusing to delete it as the migrated-away original`);
         }
         await this.#undefine('confirmMigration', uid);
-        await this.#removeDomainDir(uid);
+        await this.#dirs.removeDomainDir(uid);
         await rm(this.consoleLog(uid), { force: true });
       }
-      await rm(this.#backupDir(uid), { recursive: true, force: true });
+      await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
     });
   }
 
@@ -397,9 +329,9 @@ export class LibvirtDriver implements VirtDriver {
     const uid = spec.uid;
     this.#checkUid('revertMigration', uid);
     return this.#serial(uid, async () => {
-      await this.#removeStrayTempDirs(uid);
+      await this.#dirs.removeStrayTempDirs(uid);
       const image = this.#image('revertMigration', uid, spec.image);
-      const backup = this.#backupDir(uid);
+      const backup = this.#dirs.backupDir(uid);
       if (await isDirectory(backup)) {
         const def = await this.#definitionIn(backup);
         if (def?.uid !== uid || !(await isFile(join(backup, DISK)))) {
@@ -408,7 +340,7 @@ export class LibvirtDriver implements VirtDriver {
         // The running resized guest (same host) stops before its directory is replaced; the
         // backup is renamed, not copied, so the disk is the backup's bytes.
         await this.#stop('revertMigration', uid);
-        const aside = await this.#moveAside(uid);
+        const aside = await this.#dirs.moveAside(uid);
         await rename(backup, this.instanceDir(uid));
         if (aside !== undefined) await rm(aside, { recursive: true, force: true });
       }
@@ -421,7 +353,7 @@ export class LibvirtDriver implements VirtDriver {
 
   async hasBackup(uid: string): Promise<boolean> {
     this.#checkUid('hasBackup', uid);
-    return isDirectory(this.#backupDir(uid));
+    return isDirectory(this.#dirs.backupDir(uid));
   }
 
   // ---- domain and disk steps ----
@@ -620,60 +552,6 @@ export class LibvirtDriver implements VirtDriver {
   async #definitionIn(dir: string): Promise<DomainMetadata | undefined> {
     const xml = await readIfExists(join(dir, DEFINITION));
     return xml === undefined ? undefined : parseDomainMetadata(xml);
-  }
-
-  /** Renames `from` to `to`; across filesystems (EXDEV) copies through a temp dir, then removes `from`. */
-  async #moveInto(uid: string, from: string, to: string): Promise<void> {
-    try {
-      await rename(from, to);
-    } catch (err) {
-      if (!isCrossDevice(err)) throw err;
-      await copyDirAtomic(from, to, this.#tempDir(uid, 'recv'));
-      // The definition first, so a half-removed `from` never looks like a complete transfer.
-      await rm(join(from, DEFINITION), { force: true });
-      await rm(from, { recursive: true, force: true });
-    }
-  }
-
-  async #moveAside(uid: string): Promise<string | undefined> {
-    const aside = this.#tempDir(uid, 'old');
-    try {
-      await rename(this.instanceDir(uid), aside);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    return aside;
-  }
-
-  async #removeDomainDir(uid: string): Promise<void> {
-    const dir = this.instanceDir(uid);
-    await rm(join(dir, DEFINITION), { force: true });
-    await rm(dir, { recursive: true, force: true });
-  }
-
-  async #removeStrayTempDirs(uid: string, keep?: string): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.#instancesDir);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    const prefix = `${uid}_`;
-    for (const name of names) {
-      if (!name.startsWith(prefix) || !TEMP_DIR_PATTERN.test(name.slice(prefix.length))) continue;
-      const path = join(this.#instancesDir, name);
-      if (path !== keep) await rm(path, { recursive: true, force: true });
-    }
-  }
-
-  #backupDir(uid: string): string {
-    return `${this.instanceDir(uid)}${RESIZE_SUFFIX}`;
-  }
-
-  #tempDir(uid: string, purpose: 'resize' | 'old' | 'recv'): string {
-    return join(this.#instancesDir, `${uid}_${purpose}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
   }
 
   // ---- commands ----
