@@ -27,7 +27,3 @@ export function setCondition(list: Condition[] | undefined, input: ConditionInpu
 export function getCondition(list: Condition[] | undefined, type: string): Condition | undefined {
   return list?.find((c) => c.type === type);
 }
-
-export function sameConditions(a: Condition[] | undefined, b: Condition[] | undefined): boolean {
-  return JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
-}

@@ -255,12 +255,3 @@ export function parseTable(output: string): Record<string, string>[] {
   const names = starts.map((s, i) => header.slice(s, starts[i + 1]).trim());
   return lines.slice(1).map((line) => Object.fromEntries(names.map((n, i) => [n, line.slice(starts[i], starts[i + 1]).trim()])));
 }
-
-export function which(cmd: string): boolean {
-  try {
-    execFileSync('which', [cmd], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}

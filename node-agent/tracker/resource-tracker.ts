@@ -3,7 +3,7 @@
 // to the API server (guarded by resourceVersion) before the caller acts on it, so a claim
 // exists in the API server before the driver creates anything.
 import type { Claim, ClaimKind, ComputeNode, ComputeNodeStatus, ResourceAmounts } from '../../common/api/types.js';
-import { ZONE_LABEL, API_VERSION } from '../../common/api/types.js';
+import { API_VERSION } from '../../common/api/types.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { ConditionReason } from '../../common/api/reasons.js';
 import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
@@ -179,10 +179,6 @@ export class ResourceTracker {
     await this.writeLocked();
   }
 
-  hasClaim(consumer: string, kind?: ClaimKind): boolean {
-    return kind ? this.ledger.has(consumer, kind) : this.ledger.claims.some((c) => c.consumer === consumer);
-  }
-
   claims(): Claim[] {
     return this.ledger.claims;
   }
@@ -250,10 +246,5 @@ export class ResourceTracker {
     if (this.opts.migrationEndpoint) status.migrationEndpoint = this.opts.migrationEndpoint;
     this.node = await this.kube.computeNodes.patchStatus(this.node, status);
     this.opts.onStatus?.(this.node.status ?? status);
-  }
-
-  /** Zone label value, for logs. */
-  get zone(): string | undefined {
-    return this.opts.labels[ZONE_LABEL];
   }
 }
