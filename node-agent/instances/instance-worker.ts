@@ -36,7 +36,7 @@ export class InstanceWorker {
     if (s?.host === this.host || s?.scheduling?.selectedHost === this.host) return true;
     const uid = inst.metadata.uid ?? '';
     const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
-    return this.tracker.claims().some((c) => c.consumer === uid || c.instance === key);
+    return this.tracker.holds((c) => c.consumer === uid || c.instance === key);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {

@@ -39,6 +39,12 @@ export class ClaimLedger {
       .sort((a, b) => cmp(a.consumer, b.consumer) || cmp(a.kind, b.kind));
   }
 
+  /** Whether any claim matches, without copying or sorting (asked on every watch event). */
+  some(match: (c: Readonly<Claim>) => boolean): boolean {
+    for (const c of this.#byKey.values()) if (match(c)) return true;
+    return false;
+  }
+
   has(consumer: string, kind: ClaimKind): boolean {
     return this.#byKey.has(keyOf(consumer, kind));
   }

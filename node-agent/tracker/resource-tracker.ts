@@ -183,6 +183,11 @@ export class ResourceTracker {
     return this.ledger.claims;
   }
 
+  /** Whether this host holds any matching claim (cheap: no copy). */
+  holds(match: (c: Readonly<Claim>) => boolean): boolean {
+    return this.ledger.some(match);
+  }
+
   allocatable(): ResourceAmounts {
     const spec = this.node?.spec ?? {};
     return allocatableOf(
