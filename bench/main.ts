@@ -19,10 +19,10 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Instance, Migration } from '../common/api/types.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
-import { ControlPlane } from '../e2e/controlplane/controlplane.js';
-import { startProcess, type ManagedProcess } from '../e2e/controlplane/processes.js';
-import { applySampleFlavors, distDir, installCrds, repoRoot } from '../e2e/harness/components.js';
-import { InvariantWatcher } from '../e2e/harness/invariants.js';
+import { applySampleFlavors, distDir, installCrds, repoRoot } from '../devenv/components.js';
+import { ControlPlane } from '../devenv/controlplane/controlplane.js';
+import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
+import { InvariantWatcher } from '../devenv/invariants.js';
 import { HttpClient } from './http.js';
 import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
 import { MUTATING, cpuSeconds, diffCounts, findPids, loadAverage, machineBusySeconds, parseRequestTotals, parseWatchEvents, peakRssMiB, summarize, sumCounts, type Summary } from './measure.js';
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
     for (let p = 0, offset = 0; offset < opts.hosts; p++, offset += perProcess) {
       const count = Math.min(perProcess, opts.hosts - offset);
-      // The same flags the test harness gives an agent (e2e/harness/components.ts), plus the simulation.
+      // The same flags the test harness gives an agent (devenv/components.ts), plus the simulation.
       const agent = startNode(`agent-${p}`, join(distDir, 'node-agent', 'main.js'), [
         '--node-name=sim',
         `--kubeconfig=${cp.kubeconfigPath}`,

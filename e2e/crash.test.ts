@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance, MigrationPhase } from '../common/api/types.js';
-import type { ManagedProcess } from './controlplane/processes.js';
+import type { ManagedProcess } from '../devenv/controlplane/processes.js';
 import { startAgent, startOperator } from './harness/components.js';
 import { diskBytes, sha256 } from './harness/disks.js';
 import { localOnly } from './harness/mode.js';

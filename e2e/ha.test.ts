@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ManagedProcess } from './controlplane/processes.js';
+import type { ManagedProcess } from '../devenv/controlplane/processes.js';
 import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ControlPlane } from './controlplane/controlplane.js';
+import { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import { Helm, chartDir, parseManifests, runTool } from './harness/chart.js';
 import { localOnly } from './harness/mode.js';
 

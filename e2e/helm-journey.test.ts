@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance, Migration } from '../common/api/types.js';
-import { startProcess, type ManagedProcess } from './controlplane/processes.js';
+import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
 import { Helm, chartDir, containerOf, findManifest, parseManifests, podSpecOf, resolveEnv, writeTokenKubeconfig, type Manifest } from './harness/chart.js';
 import { repoRoot } from './harness/components.js';
 import { TestEnv } from './harness/env.js';

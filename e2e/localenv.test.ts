@@ -6,14 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { localOnly } from './harness/mode.js';
-import { ensureBinaries } from './controlplane/binaries.js';
+import { ensureBinaries } from '../devenv/controlplane/binaries.js';
 import { distDir, repoRoot } from './harness/components.js';
 import { execFileSync } from 'node:child_process';
 
 const started: { child: ChildProcess; dir: string }[] = [];
 
 function npmStart(stateDir: string): Promise<{ child: ChildProcess; readyLine: string }> {
-  const child = spawn(process.execPath, [join(distDir, 'e2e', 'localenv', 'main.js'), '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(distDir, 'devenv', 'localenv', 'main.js'), '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.push({ child, dir: stateDir });
   return new Promise((resolve, reject) => {
     let out = '';

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { ensureBinaries } from '../controlplane/binaries.js';
+import { ensureBinaries } from '../../devenv/controlplane/binaries.js';
 import { repoRoot } from './components.js';
 import { external } from './mode.js';
 

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import type { ComputeNode, Instance, Migration } from '../../common/api/types.js';
 import { Kube, loadKubeConfig } from '../../common/kube/client.js';
-import { ControlPlane } from '../controlplane/controlplane.js';
-import type { ManagedProcess } from '../controlplane/processes.js';
+import { ControlPlane } from '../../devenv/controlplane/controlplane.js';
+import type { ManagedProcess } from '../../devenv/controlplane/processes.js';
 import { applySampleFlavors, installCrds, repoRoot, startAgent, startOperator, type AgentSpec } from './components.js';
 import { externalKubeconfig } from './mode.js';
 

@@ -1,6 +1,6 @@
 // Builds (or finds cached) the control-plane binaries once, before any test file starts
 // its own control plane.
-import { ensureBinaries } from '../controlplane/binaries.js';
+import { ensureBinaries } from '../../devenv/controlplane/binaries.js';
 
 export default function setup(): void {
   ensureBinaries();

@@ -19,7 +19,7 @@ export interface Binaries {
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The Go module lives in the source tree; from dist/ walk back to it. */
-const moduleDir = existsSync(join(here, 'build.sh')) ? here : join(here, '..', '..', '..', 'e2e', 'controlplane');
+const moduleDir = existsSync(join(here, 'build.sh')) ? here : join(here, '..', '..', '..', 'devenv', 'controlplane');
 
 export function cacheRoot(): string {
   return process.env.KUBENOVA_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kubenova');

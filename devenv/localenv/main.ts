@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlPlane } from '../controlplane/controlplane.js';
 import type { ManagedProcess } from '../controlplane/processes.js';
-import { applySampleFlavors, installCrds, startAgent, startOperator, type AgentSpec } from '../harness/components.js';
+import { applySampleFlavors, installCrds, startAgent, startOperator, type AgentSpec } from '../components.js';
 import { LibvirtDriver } from '../../node-agent/driver/libvirt.js';
 import { ensureTinyImage } from '../../node-agent/driver/libvirt-image.js';
 

@@ -1,0 +1,72 @@
+// Starting kubenova's own components as processes against a control plane: shared by the
+// test harness (e2e/harness), `npm start` (localenv/) and the benchmark (bench/), so all of
+// them run the system the same way.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ControlPlane } from './controlplane/controlplane.js';
+import { startProcess, type ManagedProcess } from './controlplane/processes.js';
+
+function findRepoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || existsSync(join(dir, 'tsconfig.build.json')) === false) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the kubenova repository root');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const repoRoot = findRepoRoot();
+export const distDir = join(repoRoot, 'dist');
+
+export interface AgentSpec {
+  name: string;
+  vcpus?: number;
+  memoryMiB?: number;
+  diskGiB?: number;
+  zone?: string;
+  labels?: Record<string, string>;
+  extraArgs?: string[];
+}
+
+export interface ComponentOutput {
+  logFile?: string;
+  onOutput?: (chunk: Buffer) => void;
+}
+
+export function installCrds(cp: ControlPlane): void {
+  cp.kubectl(['apply', '--server-side', '--field-manager=kubenova-install', '-f', join(repoRoot, 'crds')]);
+  cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=kubenova']);
+}
+
+export function applySampleFlavors(cp: ControlPlane): void {
+  cp.kubectl(['apply', '-f', join(repoRoot, 'examples', 'flavors.yaml')]);
+}
+
+export function startAgent(cp: ControlPlane, spec: AgentSpec, stateDir: string, out: ComponentOutput, extraEnv: NodeJS.ProcessEnv = {}): ManagedProcess {
+  const labels = Object.entries(spec.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const args = [
+    join(distDir, 'node-agent', 'main.js'),
+    `--node-name=${spec.name}`,
+    `--kubeconfig=${cp.kubeconfigPath}`,
+    `--state-dir=${stateDir}`,
+    `--capacity-vcpus=${spec.vcpus ?? 8}`,
+    `--capacity-memory-mib=${spec.memoryMiB ?? 16384}`,
+    `--capacity-disk-gib=${spec.diskGiB ?? 200}`,
+    ...(spec.zone ? [`--zone=${spec.zone}`] : []),
+    ...(labels ? [`--labels=${labels}`] : []),
+    ...(spec.extraArgs ?? []),
+  ];
+  return startProcess({ name: `agent-${spec.name}`, command: process.execPath, args, env: { ...process.env, ...extraEnv }, ...out });
+}
+
+export function startOperator(cp: ControlPlane, args: string[], out: ComponentOutput, extraEnv: NodeJS.ProcessEnv = {}): ManagedProcess {
+  return startProcess({
+    name: 'operator',
+    command: process.execPath,
+    args: [join(distDir, 'operator', 'main.js'), `--kubeconfig=${cp.kubeconfigPath}`, ...args],
+    env: { ...process.env, ...extraEnv },
+    ...out,
+  });
+}
