@@ -4,7 +4,8 @@
 //      the sample flavors;
 //   2. the limit: a plain client loop replays the writes of one boot (limit.ts) on throwaway
 //      objects with the benchmark's concurrency, before anything else runs;
-//   3. the operator and one node-agent process posing as --hosts simulated hosts;
+//   3. the operator and one simulated-hosts process (devenv/simulated-hosts) posing as --hosts
+//      hosts, each a full node agent with the fake driver (--agent-processes splits them);
 //   4. --instances boots by --concurrency closed-loop clients (each creates an Instance and
 //      waits until a watch shows it active before creating the next), then a --sample of them
 //      resized and as many others cold-migrated, each confirmed, then every instance deleted;
@@ -212,16 +213,17 @@ async function main(): Promise<void> {
     const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
     for (let p = 0, offset = 0; offset < opts.hosts; p++, offset += perProcess) {
       const count = Math.min(perProcess, opts.hosts - offset);
-      // The same flags the test harness gives an agent (devenv/components.ts), plus the simulation.
-      const agent = startNode(`agent-${p}`, join(distDir, 'node-agent', 'main.js'), [
-        '--node-name=sim',
+      // The simulated-hosts launcher with the node-agent flags the harness gives every agent
+      // (devenv/components.ts): hosts sim-000, sim-001, ... split over the processes.
+      const agent = startNode(`agent-${p}`, join(distDir, 'devenv', 'simulated-hosts', 'main.js'), [
+        '--host-prefix=sim',
+        `--hosts=${count}`,
+        `--host-offset=${offset}`,
         `--kubeconfig=${cp.kubeconfigPath}`,
         `--state-dir=${stateDir}`,
         '--capacity-vcpus=8',
         '--capacity-memory-mib=16384',
         '--capacity-disk-gib=200',
-        `--simulate-hosts=${count}`,
-        `--simulate-host-offset=${offset}`,
         `--heartbeat-interval=${opts.heartbeatInterval}`,
       ], join(dir, `agent-${p}.log`), nodeFlags, { KUBENOVA_API_KEEPALIVE: String(opts.agentKeepalive) });
       agents.push(agent);

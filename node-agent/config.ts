@@ -24,8 +24,6 @@ export const AGENT_FLAGS = {
   'log-format': { type: 'string', env: 'LOG_FORMAT', default: 'json', choices: ['json', 'pretty'], description: 'Log format' },
   'fake-fail-spawn-image': { type: 'string', env: 'KUBENOVA_FAKE_FAIL_SPAWN_IMAGE', description: 'Fake driver: spawning this image fails (to exercise the failure path)' },
   'api-keepalive': { type: 'boolean', env: 'KUBENOVA_API_KEEPALIVE', default: true, description: 'Reuse TLS connections to the API server (client-node 1.x otherwise opens one per request); false for the old behaviour' },
-  'simulate-hosts': { type: 'number', env: 'KUBENOVA_SIMULATE_HOSTS', default: 0, min: 0, description: 'Benchmarks: pose as this many hosts <node-name>-000, -001, ... in one process (fake driver only; 0 = one real host named --node-name)' },
-  'simulate-host-offset': { type: 'number', env: 'KUBENOVA_SIMULATE_HOST_OFFSET', default: 0, min: 0, description: 'Benchmarks: index of the first simulated host, so several processes can split one range' },
   'libvirt-uri': { type: 'string', env: 'KUBENOVA_LIBVIRT_URI', default: 'qemu:///system', description: 'Libvirt driver: libvirt connection URI' },
   'libvirt-images': { type: 'string', env: 'KUBENOVA_LIBVIRT_IMAGES', description: 'Libvirt driver: guest images as name=dir,... (each dir holds image.json); default: the tiny image, built by node-agent/driver/guest-image/build.sh' },
   'libvirt-boot-timeout': { type: 'number', env: 'KUBENOVA_LIBVIRT_BOOT_TIMEOUT', default: 180, min: 0, description: 'Libvirt driver: seconds a start waits for the guest to report (0 = do not wait)' },

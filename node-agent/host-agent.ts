@@ -1,6 +1,6 @@
 // Everything one host needs: its ComputeNode (tracker), its driver, its instance and
 // migration work, its disk-transfer endpoint and its audit. A process runs one of these
-// (a real agent) or many (simulated hosts); both run the same code.
+// (node-agent/main.ts), fed by its process's shared informers (assemble.ts).
 import { readdir } from 'node:fs/promises';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';

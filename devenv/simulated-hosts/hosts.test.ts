@@ -44,11 +44,7 @@ describe('timer staggering', () => {
 });
 
 describe('host plan', () => {
-  it('serves exactly --node-name, at once, when not simulating (a real agent)', () => {
-    expect(planHosts('node-a', 0, 0, 10_000)).toEqual([{ host: 'node-a', startDelayMs: 0 }]);
-  });
-
-  it('serves N staggered simulated hosts with --simulate-hosts=N', () => {
+  it('serves N staggered simulated hosts with --hosts=N', () => {
     const plan = planHosts('sim', 4, 0, 1_000);
     expect(plan).toEqual([
       { host: 'sim-000', startDelayMs: 0 },
@@ -58,7 +54,15 @@ describe('host plan', () => {
     ]);
   });
 
-  it('refuses a fractional or negative host count', () => {
+  it('starts the range at --host-offset', () => {
+    expect(planHosts('sim', 2, 50, 0)).toEqual([
+      { host: 'sim-050', startDelayMs: 0 },
+      { host: 'sim-051', startDelayMs: 0 },
+    ]);
+  });
+
+  it('refuses no hosts, a fractional count or a negative offset', () => {
+    expect(() => planHosts('sim', 0, 0, 1_000)).toThrow(RangeError);
     expect(() => planHosts('sim', 2.5, 0, 1_000)).toThrow(RangeError);
     expect(() => planHosts('sim', 3, -1, 1_000)).toThrow(RangeError);
   });

@@ -1,9 +1,9 @@
-// Which hosts one node-agent process serves, and when each starts. A real agent serves one
-// host, its --node-name, starting at once. With --simulate-hosts=N the process poses as N
-// hosts named <node-name>-000 ... <node-name>-<N-1> (zero-padded to at least three digits,
-// more when the indices need them), each a full HostAgent: its own ComputeNode, lock,
-// tracker, fake-driver directory and transfer server. --simulate-host-offset lets several
-// processes split one numbered range (sim-000..049 in one, sim-050..099 in another).
+// Which hosts one simulated-hosts process (main.ts) poses as, and when each starts. With
+// --hosts=N it serves N hosts named <prefix>-000 ... <prefix>-<N-1> (zero-padded to at least
+// three digits, more when the indices need them), each a full HostAgent: its own ComputeNode,
+// lock, tracker, fake-driver directory and transfer server. --host-offset lets several
+// processes split one numbered range (sim-000..049 in one, sim-050..099 in another). A real
+// node agent (node-agent/main.ts) serves exactly one host and knows nothing of this.
 //
 // Every HostAgent arms its heartbeat and audit timers when its start() completes, so host i
 // is started i/N of the way through one heartbeat interval: the N hosts' heartbeats are then
@@ -40,15 +40,11 @@ export function staggerDelays(count: number, spreadMs: number): number[] {
   return Array.from({ length: count }, (_, i) => Math.floor((i * spreadMs) / count));
 }
 
-/**
- * The hosts this process serves. `simulateHosts` 0 means a real agent: one host named exactly
- * `nodeName`, started at once.
- */
-export function planHosts(nodeName: string, simulateHosts: number, offset: number, spreadMs: number): HostPlan[] {
-  if (!Number.isInteger(simulateHosts) || simulateHosts < 0) throw new RangeError(`simulated host count must be a whole number >= 0, got ${simulateHosts}`);
-  if (!Number.isInteger(offset) || offset < 0) throw new RangeError(`simulated host offset must be a whole number >= 0, got ${offset}`);
-  if (simulateHosts === 0) return [{ host: nodeName, startDelayMs: 0 }];
-  const names = simulatedHostNames(nodeName, simulateHosts, offset);
-  const delays = staggerDelays(simulateHosts, spreadMs);
+/** The `count` hosts this process serves, from index `offset`, their starts spread over `spreadMs`. */
+export function planHosts(prefix: string, count: number, offset: number, spreadMs: number): HostPlan[] {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`host count must be a whole number >= 1, got ${count}`);
+  if (!Number.isInteger(offset) || offset < 0) throw new RangeError(`host offset must be a whole number >= 0, got ${offset}`);
+  const names = simulatedHostNames(prefix, count, offset);
+  const delays = staggerDelays(count, spreadMs);
   return names.map((host, i) => ({ host, startDelayMs: delays[i] ?? 0 }));
 }

@@ -1,0 +1,154 @@
+// How an agent process is put together from its parsed flags (config.ts): the driver and the
+// HostAgent options of a host, and the process-wide parts every HostAgent is fed by — one
+// Instance informer, one Migration informer, one metrics registry and its /metrics, /healthz,
+// /readyz server — with their start and shutdown. main.ts assembles one host from these
+// pieces; they are exported so that any other process that runs HostAgents builds them the
+// same way instead of copying this code.
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ZONE_LABEL } from '../common/api/types.js';
+import { ConfigError, parseLabels } from '../common/config.js';
+import type { Kube } from '../common/kube/client.js';
+import { Informer } from '../common/kube/informer.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { startHttpServer } from '../common/runtime/http.js';
+import { Metrics } from '../common/runtime/metrics.js';
+import { onShutdown } from '../common/runtime/signals.js';
+import type { AgentConfig } from './config.js';
+import type { VirtDriver } from './driver/driver.js';
+import { FakeDriver } from './driver/fake.js';
+import { LibvirtDriver } from './driver/libvirt.js';
+import { ensureTinyImage, parseImageList, type GuestImage } from './driver/libvirt-image.js';
+import { HostAgent, type HostAgentOptions } from './host-agent.js';
+
+/** The process logger, as --log-level and --log-format ask; `node` is set on every line when given. */
+export function agentLogger(config: AgentConfig, node?: string): Logger {
+  return createLogger({ component: 'node-agent', node, level: config['log-level'], pretty: config['log-format'] === 'pretty' });
+}
+
+/** ComputeNode labels: --labels plus the zone label from --zone. */
+export function nodeLabels(config: AgentConfig): Record<string, string> {
+  const labels = parseLabels(config.labels);
+  if (config.zone) labels[ZONE_LABEL] = config.zone;
+  return labels;
+}
+
+/** The guest images a libvirt driver offers (--libvirt-images, or the tiny image built once); none for the fake driver. */
+export function guestImages(config: AgentConfig): Record<string, GuestImage> {
+  if (config.driver !== 'libvirt') return {};
+  try {
+    return config['libvirt-images'] ? parseImageList(config['libvirt-images']) : { tiny: ensureTinyImage() };
+  } catch (err) {
+    throw new ConfigError(`--libvirt-images: ${(err as Error).message}`);
+  }
+}
+
+/** The virt driver of `host`, keeping its instance directories under <state-dir>/<host>. */
+export function createDriver(config: AgentConfig, host: string, images: Record<string, GuestImage>): VirtDriver {
+  const capacity = { vcpus: config['capacity-vcpus'], memoryMiB: config['capacity-memory-mib'], diskGiB: config['capacity-disk-gib'] };
+  const stateDir = join(config['state-dir'], host);
+  if (config.driver === 'libvirt') {
+    return new LibvirtDriver({
+      host,
+      stateDir,
+      capacity,
+      images,
+      uri: config['libvirt-uri'],
+      bootTimeoutMs: config['libvirt-boot-timeout'] * 1000,
+      minMemoryMiB: config['libvirt-min-memory-mib'],
+    });
+  }
+  return new FakeDriver(stateDir, capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
+}
+
+/** What the flags say a HostAgent for `host` runs with; `overrides` replaces single fields. */
+export function hostAgentOptions(config: AgentConfig, host: string, labels: Record<string, string>, overrides: Partial<HostAgentOptions> = {}): HostAgentOptions {
+  return {
+    host,
+    labels,
+    heartbeatIntervalMs: config['heartbeat-interval'] * 1000,
+    auditIntervalMs: config['audit-interval'] * 1000,
+    auditGraceMs: config['audit-grace'] * 1000,
+    workers: 4,
+    stagingDir: join(config['state-dir'], host, 'incoming'),
+    migrationAddress: config['migration-address'],
+    migrationPort: config['migration-port'],
+    advertiseAddress: config['advertise-address'],
+    transferRetries: config['transfer-retries'],
+    breakTransfers: config['test-break-transfers'],
+    ...overrides,
+  };
+}
+
+/**
+ * The process-wide parts: the shared informers (every change is offered to every HostAgent
+ * added), the metrics registry and, once run, the metrics server. Ready when every HostAgent
+ * has started (registered its ComputeNode).
+ */
+export class AgentProcess {
+  readonly instances: Informer<'Instance'>;
+  readonly migrations: Informer<'Migration'>;
+  readonly metrics = new Metrics('node-agent');
+  private readonly agents: HostAgent[] = [];
+  private readonly started = new Set<HostAgent>();
+  private stopping = false;
+
+  constructor(
+    kube: Kube,
+    private readonly log: Logger,
+  ) {
+    this.instances = new Informer(kube, 'Instance', log);
+    this.migrations = new Informer(kube, 'Migration', log);
+    this.instances.on('add', (i) => this.agents.forEach((a) => a.onInstance(i)));
+    this.instances.on('update', (i) => this.agents.forEach((a) => a.onInstance(i)));
+    this.migrations.on('add', (m) => this.agents.forEach((a) => a.onMigration(m)));
+    this.migrations.on('update', (m) => this.agents.forEach((a) => a.onMigration(m)));
+  }
+
+  /** A HostAgent on this process's informers and metrics. */
+  addHost(kube: Kube, driver: VirtDriver, opts: HostAgentOptions, log: Logger): HostAgent {
+    const agent = new HostAgent(kube, driver, this.instances, this.migrations, opts, this.metrics, log);
+    this.agents.push(agent);
+    return agent;
+  }
+
+  /**
+   * Serves /metrics, /healthz and /readyz, stops everything on SIGINT/SIGTERM, syncs the
+   * informers and starts each HostAgent (after `startDelayMs(index)`, 0 by default).
+   * Returns the metrics server's address.
+   */
+  async run(config: AgentConfig, startDelayMs: (index: number) => number = () => 0): Promise<string> {
+    const server: Server = await startHttpServer(config['metrics-port'], config['metrics-address'], this.metrics.registry, {
+      healthy: () => true,
+      ready: () => this.agents.length > 0 && this.agents.every((a) => this.started.has(a)),
+    });
+    onShutdown(async () => {
+      this.stopping = true;
+      await Promise.all(this.agents.map((a) => a.stop()));
+      await Promise.all([this.instances.stop(), this.migrations.stop()]);
+      server.close();
+    }, this.log);
+    await Promise.all([this.instances.start(), this.migrations.start()]);
+    await Promise.all(
+      this.agents.map(async (agent, i) => {
+        const delay = startDelayMs(i);
+        if (delay > 0) await sleep(delay);
+        if (this.stopping) return;
+        await agent.start();
+        this.started.add(agent);
+      }),
+    );
+    const address = server.address();
+    return typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
+  }
+}
+
+/** The end of a main(): a ConfigError is a usage error (exit 2, message only), anything else a crash (exit 1, stack). */
+export function exitOnError(program: string): (err: unknown) => void {
+  return (err) => {
+    const message = err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err);
+    process.stderr.write(`${program}: ${message}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  };
+}
