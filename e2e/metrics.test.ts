@@ -11,6 +11,8 @@ import { InvariantWatcher } from './harness/invariants.js';
 
 const AGENTS = ['node-a', 'node-b', 'node-c'];
 
+// The agent's three queues: its instances, and the two sides of a migration.
+const AGENT_CONTROLLERS = ['agent-instance', 'agent-migration-source', 'agent-migration-destination'];
 const CONTROLLER_RUNTIME = [
   'controller_runtime_reconcile_total',
   'controller_runtime_reconcile_errors_total',
@@ -208,13 +210,13 @@ localOnly('metrics', () => {
     const scrapes = await agentScrapes();
     for (const s of scrapes) {
       for (const name of CONTROLLER_RUNTIME) expect(s.types.has(name), name).toBe(true);
-      for (const controller of ['agent-instance', 'agent-migration']) {
+      for (const controller of AGENT_CONTROLLERS) {
         expect(has(s, 'controller_runtime_reconcile_errors_total', { controller })).toBe(true);
         expect(has(s, 'workqueue_depth', { name: controller })).toBe(true);
         expect(has(s, 'workqueue_retries_total', { name: controller })).toBe(true);
       }
     }
-    for (const controller of ['agent-instance', 'agent-migration']) {
+    for (const controller of AGENT_CONTROLLERS) {
       expect(total(scrapes, 'controller_runtime_reconcile_total', { controller })).toBeGreaterThan(0);
       expect(total(scrapes, 'controller_runtime_reconcile_time_seconds_count', { controller })).toBeGreaterThan(0);
       expect(total(scrapes, 'workqueue_adds_total', { name: controller })).toBeGreaterThan(0);

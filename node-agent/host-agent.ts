@@ -5,16 +5,21 @@ import { readdir } from 'node:fs/promises';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
+import { FaultRecorder } from '../common/kube/fault-recorder.js';
 import type { Informer } from '../common/kube/informer.js';
 import type { Logger } from '../common/log.js';
-import { Controller, objectKey } from '../common/runtime/controller.js';
+import { Controller, objectKey, type Reconciler } from '../common/runtime/controller.js';
 import type { Metrics } from '../common/runtime/metrics.js';
 import { Auditor } from './audit/audit.js';
 import type { VirtDriver } from './driver/driver.js';
 import { InstanceWorker } from './instances/instance-worker.js';
-import { MigrationWorker, readTransferToken } from './migration/migration-worker.js';
+import { MigrationDestination } from './migration/destination.js';
+import type { MigrationSide } from './migration/shared.js';
+import { MigrationSource } from './migration/source.js';
+import { PlacementClaims } from './tracker/claim-or-report.js';
 import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
 import { TransferServer } from './transfer/server.js';
+import { readTransferToken } from './transfer/token.js';
 
 export interface HostAgentOptions {
   host: string;
@@ -36,11 +41,13 @@ export interface HostAgentOptions {
 export class HostAgent {
   readonly tracker: ResourceTracker;
   readonly worker: InstanceWorker;
-  readonly migrationWorker: MigrationWorker;
+  readonly source: MigrationSource;
+  readonly destination: MigrationDestination;
   readonly auditor: Auditor;
   readonly transfers: TransferServer;
   private readonly instanceController: Controller;
-  private readonly migrationController: Controller;
+  private readonly sourceController: Controller;
+  private readonly destinationController: Controller;
   private heartbeatTimer?: NodeJS.Timeout;
   private auditTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -55,12 +62,13 @@ export class HostAgent {
     metrics: Metrics,
     readonly log: Logger,
   ) {
-    const events = new EventRecorder(kube, 'kubenova-node-agent', opts.host, log);
+    const events = new EventRecorder(kube.events, 'kubenova-node-agent', opts.host, log);
+    const faults = new FaultRecorder(events);
     this.transfers = new TransferServer({
       stagingRoot: opts.stagingDir,
       address: opts.migrationAddress,
       port: opts.migrationPort,
-      tokenFor: (ref) => readTransferToken(kube, ref),
+      tokenFor: (ref) => readTransferToken(kube.secrets, ref),
       log,
     });
     const domain = metrics.agent;
@@ -76,26 +84,35 @@ export class HostAgent {
       },
       log,
     );
-    this.worker = new InstanceWorker(opts.host, kube, instances, this.tracker, driver, events, log, undefined, (uid) => this.transfers.discard(uid));
-    this.migrationWorker = new MigrationWorker(opts.host, kube, migrations, instances, this.tracker, driver, this.transfers, events, {
+    const claims = new PlacementClaims(this.tracker, faults);
+    const discard = (uid: string) => this.transfers.discard(uid);
+    this.worker = new InstanceWorker(opts.host, kube, instances, this.tracker, claims, driver, events, faults, log, undefined, discard);
+    const side: MigrationSide = {
+      host: opts.host,
+      kube,
+      migrations,
+      instances,
+      tracker: this.tracker,
+      driver,
+      transfers: this.transfers,
+      events,
+      faults,
+      log,
+      now: () => new Date(),
+    };
+    this.source = new MigrationSource(side, {
       transferRetries: opts.transferRetries,
       breakTransfers: opts.breakTransfers,
       onTransfer: (bytes, seconds) => domain.transferred(bytes, seconds),
-    }, log);
-    this.auditor = new Auditor(
-      opts.host,
-      this.tracker,
-      driver,
-      instances,
-      migrations,
-      events,
-      opts.auditGraceMs,
-      log,
-      () => readdir(opts.stagingDir).catch(() => []),
-      (uid) => this.transfers.discard(uid),
-    );
-    this.instanceController = new Controller({ name: 'agent-instance', workers: opts.workers, reconcile: (key) => this.worker.reconcile(key), metrics, log });
-    this.migrationController = new Controller({ name: 'agent-migration', workers: opts.workers, reconcile: (key) => this.migrationWorker.reconcile(key), metrics, log });
+    });
+    this.destination = new MigrationDestination(side, claims);
+    const staged = () => readdir(opts.stagingDir).catch(() => []);
+    this.auditor = new Auditor(opts.host, this.tracker, driver, instances, migrations, events, opts.auditGraceMs, log, staged, discard);
+    const controller = (name: string, reconciler: Reconciler) =>
+      new Controller({ name, workers: opts.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log });
+    this.instanceController = controller('agent-instance', this.worker);
+    this.sourceController = controller('agent-migration-source', this.source);
+    this.destinationController = controller('agent-migration-destination', this.destination);
   }
 
   get host(): string {
@@ -110,15 +127,16 @@ export class HostAgent {
   onInstance(inst: Instance): void {
     if (!this.registered) return;
     if (this.worker.concerns(inst)) this.instanceController.enqueue(objectKey(inst));
-    if (inst.status?.migration) {
-      const mig = this.migrations.get(inst.status.migration, inst.metadata.namespace);
-      if (mig && this.migrationWorker.concerns(mig)) this.migrationController.enqueue(objectKey(mig));
-    }
+    // A migration step may be waiting for its instance to show the task it set.
+    const mig = inst.status?.migration ? this.migrations.get(inst.status.migration, inst.metadata.namespace) : undefined;
+    if (mig) this.onMigration(mig);
   }
 
   /** Called by the process's shared Migration informer for every change. */
   onMigration(mig: Migration): void {
-    if (this.registered && this.migrationWorker.concerns(mig)) this.migrationController.enqueue(objectKey(mig));
+    if (!this.registered) return;
+    if (this.source.concerns(mig)) this.sourceController.enqueue(objectKey(mig));
+    if (this.destination.concerns(mig)) this.destinationController.enqueue(objectKey(mig));
   }
 
   async start(): Promise<void> {
@@ -126,7 +144,8 @@ export class HostAgent {
     this.tracker.setMigrationEndpoint(`${this.opts.advertiseAddress ?? this.opts.migrationAddress}:${port}`);
     const node = await this.tracker.register(await this.driver.capacity());
     this.registered = true;
-    this.log.info({ capacity: node.status?.capacity, allocatable: node.status?.allocatable, claims: node.status?.claims?.length ?? 0, migrationEndpoint: node.status?.migrationEndpoint }, 'registered ComputeNode');
+    const { capacity, allocatable, claims, migrationEndpoint } = node.status ?? {};
+    this.log.info({ capacity, allocatable, claims: claims?.length ?? 0, migrationEndpoint }, 'registered ComputeNode');
     for (const inst of this.instances.list()) this.onInstance(inst);
     for (const mig of this.migrations.list()) this.onMigration(mig);
     this.heartbeatTimer = this.every(this.opts.heartbeatIntervalMs, () => this.tracker.heartbeat(), 'heartbeat');
@@ -149,7 +168,7 @@ export class HostAgent {
     this.stopped = true;
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.auditTimer);
-    await Promise.all([this.instanceController.stop(), this.migrationController.stop()]);
+    await Promise.all([this.instanceController.stop(), this.sourceController.stop(), this.destinationController.stop()]);
     await this.transfers.stop();
   }
 }

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const log = createLogger({ component: 'operator', level: config['log-level'], pretty: config['log-format'] === 'pretty' });
   const kube = new Kube(loadKubeConfig(config.kubeconfig), 'kubenova-operator');
   const metrics = new Metrics('operator');
-  const events = new EventRecorder(kube, 'kubenova-operator', undefined, log);
+  const events = new EventRecorder(kube.events, 'kubenova-operator', undefined, log);
   let elector: LeaderElector | undefined;
   const operator = new Operator(kube, config, metrics, events, log, () => elector?.isLeader() ?? true);
   const server = await startHttpServer(config['metrics-port'], config['metrics-address'], metrics.registry, {

@@ -1,23 +1,31 @@
-// Wires the operator's controllers to shared watch-fed caches.
+// Wires the operator's controllers to shared watch-fed caches. Each controller registers its
+// own watches; this file only builds the caches, the shared services and the queues.
 import type { Kube } from '../common/kube/client.js';
 import type { EventRecorder } from '../common/kube/events.js';
+import { FaultRecorder } from '../common/kube/fault-recorder.js';
 import { Informer } from '../common/kube/informer.js';
 import type { Logger } from '../common/log.js';
-import type { Instance, Migration } from '../common/api/types.js';
-import { Controller, objectKey, splitKey } from '../common/runtime/controller.js';
+import { Controller, type Reconciler } from '../common/runtime/controller.js';
 import type { Metrics } from '../common/runtime/metrics.js';
 import type { OperatorConfig } from './config.js';
-import { BootConductor } from './conductor/boot.js';
-import { DeletionConductor } from './conductor/deletion.js';
-import { InstanceReconciler } from './conductor/instance-controller.js';
-import { MigrationConductor } from './conductor/migration.js';
-import { ResizeRequests } from './conductor/resize-request.js';
+import { BootConductor } from './instance/boot.js';
+import { InstanceController } from './instance/controller.js';
+import { DeletionConductor } from './instance/deletion.js';
+import { ResizeRequests } from './instance/resize-request.js';
+import { MigrationController } from './migration/controller.js';
+import { Decisions } from './migration/decision.js';
+import { DestinationPlacement } from './migration/destination.js';
+import { MigrationQuota } from './migration/quota.js';
+import { MigrationSettlement } from './migration/settle.js';
+import { MigrationStart } from './migration/start.js';
+import { TransferTokens } from './migration/transfer-token.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
 import { QuotaService } from './quota/quota-service.js';
-import { ServerGroups } from './servergroups/membership.js';
-import { ServerGroupStatus } from './servergroups/status-controller.js';
+import { PlacementAttempts } from './scheduler/attempts.js';
 import { Placement } from './scheduler/placement.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { ServerGroups } from './servergroups/membership.js';
+import { ServerGroupStatus } from './servergroups/status-controller.js';
 
 export class Operator {
   readonly nodes: Informer<'ComputeNode'>;
@@ -28,9 +36,7 @@ export class Operator {
   readonly serverGroups: Informer<'ServerGroup'>;
   readonly placement: Placement;
   private readonly nodeMonitor: NodeMonitor;
-  private readonly instanceController: Controller;
-  private readonly migrationController: Controller;
-  private readonly serverGroupController: Controller;
+  private readonly controllers: Controller[] = [];
   private started = false;
 
   constructor(
@@ -40,11 +46,8 @@ export class Operator {
     readonly events: EventRecorder,
     readonly log: Logger,
     /** Whether this replica may act now (leader election); always yes without it. */
-    leaderGate: () => boolean = () => true,
+    private readonly leaderGate: () => boolean = () => true,
   ) {
-    // Nothing acts before every cache has synced: a Migration judged before the Instance
-    // cache is filled would be refused for an instance that exists.
-    const canAct = () => this.started && leaderGate();
     const heartbeatTimeoutMs = config['node-heartbeat-timeout'] * 1000;
     this.nodes = new Informer(kube, 'ComputeNode', log);
     this.flavors = new Informer(kube, 'Flavor', log);
@@ -52,8 +55,11 @@ export class Operator {
     this.migrations = new Informer(kube, 'Migration', log);
     this.quotas = new Informer(kube, 'ComputeQuota', log);
     this.serverGroups = new Informer(kube, 'ServerGroup', log);
+    const faults = new FaultRecorder(events);
     const quota = new QuotaService(kube, this.quotas, log.child({ controller: 'quota' }));
-    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 }, log.child({ controller: 'node-monitor' }), undefined, canAct);
+    const monitorConfig = { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 };
+    const monitorLog = log.child({ controller: 'node-monitor' });
+    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, monitorConfig, monitorLog, undefined, () => this.canAct());
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],
@@ -62,81 +68,76 @@ export class Operator {
       hostSubsetSize: config['host-subset-size'],
     });
     const domain = metrics.operator;
-    this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs, undefined, (result, seconds) => domain.scheduled(result, seconds));
+    const onDecision = (result: Parameters<typeof domain.scheduled>[0], seconds: number) => domain.scheduled(result, seconds);
+    this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs, undefined, onDecision);
     const groups = new ServerGroups(this.serverGroups, this.instances, (uid) => this.placement.inFlight.hostOf(uid));
-    const instanceLog = log.child({ controller: 'instance' });
-    const boot = new BootConductor(kube, this.flavors, this.placement, quota, groups, events, { maxAttempts: config['max-attempts'], claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2), onReschedule: () => domain.rescheduled('instance') }, instanceLog);
-    const deletion = new DeletionConductor(kube, this.placement, quota, instanceLog);
-    const resize = new ResizeRequests(kube, this.flavors, quota, events, instanceLog);
-    const reconciler = new InstanceReconciler(this.instances, this.migrations, boot, resize, deletion, quota);
-    this.instanceController = new Controller({ name: 'instance', workers: config.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log: instanceLog, canAct });
-    const migrationLog = log.child({ controller: 'migration' });
-    const migration = new MigrationConductor(
-      kube,
-      this.instances,
-      this.flavors,
-      this.placement,
-      quota,
-      groups,
-      events,
-      {
-        maxAttempts: config['max-attempts'],
-        claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2),
-        allowResizeToSameHost: config['allow-resize-to-same-host'],
-        resizeConfirmWindow: config['resize-confirm-window'],
-        onReschedule: () => domain.rescheduled('migration'),
-      },
-      migrationLog,
-    );
-    this.migrationController = new Controller({
-      name: 'migration',
-      workers: config.workers,
-      reconcile: async (key) => {
-        const { namespace, name } = splitKey(key);
-        const mig = this.migrations.get(name, namespace);
-        return mig ? migration.reconcile(mig) : {};
-      },
-      metrics,
-      log: migrationLog,
-      canAct,
+    const attempts = new PlacementAttempts(this.placement, groups, {
+      maxAttempts: config['max-attempts'],
+      claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2),
+      onReschedule: (what) => domain.rescheduled(what),
     });
+
+    const instanceLog = log.child({ controller: 'instance' });
+    const instanceController = new InstanceController(
+      this.instances,
+      this.migrations,
+      new BootConductor(kube, this.flavors, attempts, quota, groups, events, faults, instanceLog),
+      new ResizeRequests(kube, this.flavors, quota, faults, instanceLog),
+      new DeletionConductor(kube, this.placement, quota, instanceLog),
+      quota,
+    );
+    this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);
+
+    const migrationLog = log.child({ controller: 'migration' });
+    const sameHost = { allowResizeToSameHost: config['allow-resize-to-same-host'] };
+    const migrationQuota = new MigrationQuota(quota);
+    const tokens = new TransferTokens(kube.secrets);
+    const migrationController = new MigrationController(
+      this.migrations,
+      this.instances,
+      new MigrationStart(kube, this.flavors, this.placement, quota, events, faults, sameHost, migrationLog),
+      new DestinationPlacement(kube, attempts, groups, migrationQuota, tokens, events, faults, sameHost, migrationLog),
+      new Decisions(kube, migrationQuota, tokens, events, config['resize-confirm-window'], migrationLog),
+      new MigrationSettlement(kube, this.placement, migrationQuota, tokens, events),
+    );
+    this.run('migration', migrationController, migrationLog, config.workers).watchWith(migrationController);
+
     const groupStatus = new ServerGroupStatus(kube, this.serverGroups, this.instances);
-    this.serverGroupController = new Controller({ name: 'servergroup', workers: 2, reconcile: (key) => groupStatus.reconcile(key), metrics, log, canAct });
-    const enqueueGroupOf = (inst: Instance) => {
-      if (inst.spec.serverGroup) this.serverGroupController.enqueue(`${inst.metadata.namespace}/${inst.spec.serverGroup}`);
-    };
-    this.instances.on('add', enqueueGroupOf);
-    this.instances.on('update', enqueueGroupOf);
-    this.instances.on('delete', enqueueGroupOf);
-    this.serverGroups.on('add', (g) => this.serverGroupController.enqueue(objectKey(g)));
-    const enqueueInstance = (obj: { metadata: { name: string; namespace?: string } }) => this.instanceController.enqueue(objectKey(obj));
-    this.instances.on('add', enqueueInstance);
-    this.instances.on('update', enqueueInstance);
-    const enqueueMigration = (mig: Migration) => {
-      this.migrationController.enqueue(objectKey(mig));
-      // An instance being deleted waits for its migrations' claims too.
-      const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace);
-      if (inst?.metadata.deletionTimestamp) enqueueInstance(inst);
-    };
-    this.migrations.on('add', enqueueMigration);
-    this.migrations.on('update', enqueueMigration);
-    this.migrations.on('delete', enqueueMigration);
-    // Domain metrics from what the caches show: boot time, migration phases, host usage.
+    this.run('servergroup', groupStatus, log, 2).watchWith(groupStatus);
+    this.watchMetrics();
+  }
+
+  /** Nothing acts before every cache has synced: a Migration judged too early would be refused. */
+  private canAct(): boolean {
+    return this.started && this.leaderGate();
+  }
+
+  private run(name: string, reconciler: Reconciler, log: Logger, workers: number) {
+    const controller = new Controller({
+      name,
+      workers,
+      reconcile: (key) => reconciler.reconcile(key),
+      metrics: this.metrics,
+      log,
+      canAct: () => this.canAct(),
+    });
+    this.controllers.push(controller);
+    return { watchWith: (w: { watch(enqueue: (key: string) => void): void }) => w.watch((key) => controller.enqueue(key)) };
+  }
+
+  /** Domain metrics from what the caches show: boot time, migration phases, host usage. */
+  private watchMetrics(): void {
+    const domain = this.metrics.operator;
     this.instances.on('add', (inst) => domain.observeInstance(inst));
     this.instances.on('update', (inst) => domain.observeInstance(inst));
     this.instances.on('delete', (inst) => domain.forgetInstance(inst));
     this.migrations.on('add', (mig) => domain.observeMigration(mig));
     this.migrations.on('update', (mig) => domain.observeMigration(mig));
     this.migrations.on('delete', (mig) => domain.forgetMigration(mig));
-    const nodeMetrics = metrics.nodes;
+    const nodeMetrics = this.metrics.nodes;
     this.nodes.on('add', (node) => nodeMetrics.set(node.metadata.name, node.status));
     this.nodes.on('update', (node) => nodeMetrics.set(node.metadata.name, node.status));
     this.nodes.on('delete', (node) => nodeMetrics.delete(node.metadata.name));
-    // A finished migration may be waiting for its instance to settle, and a new one for it to be idle.
-    this.instances.on('update', (inst) => {
-      const name = inst.status?.migration;
-      if (name) this.migrationController.enqueue(`${inst.metadata.namespace}/${name}`);
-    });
   }
 
   get ready(): boolean {
@@ -152,7 +153,8 @@ export class Operator {
 
   async stop(): Promise<void> {
     this.nodeMonitor.stop();
-    await Promise.all([this.instanceController.stop(), this.migrationController.stop(), this.serverGroupController.stop()]);
-    await Promise.all([this.nodes.stop(), this.flavors.stop(), this.instances.stop(), this.migrations.stop(), this.quotas.stop(), this.serverGroups.stop()]);
+    await Promise.all(this.controllers.map((c) => c.stop()));
+    const informers = [this.nodes, this.flavors, this.instances, this.migrations, this.quotas, this.serverGroups];
+    await Promise.all(informers.map((i) => i.stop()));
   }
 }

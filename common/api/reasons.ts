@@ -39,11 +39,9 @@ export const FaultReason = {
   SpawnFailed: 'SpawnFailed',
   FlavorNotFound: 'FlavorNotFound',
   FlavorDisabled: 'FlavorDisabled',
-  HostLost: 'HostLost',
   ResizeRefused: 'ResizeRefused',
   MigrationRefused: 'MigrationRefused',
   TransferFailed: 'TransferFailed',
-  MigrationFailed: 'MigrationFailed',
   QuotaExceeded: 'QuotaExceeded',
   ServerGroupNotFound: 'ServerGroupNotFound',
 } as const;

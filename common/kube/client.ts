@@ -3,6 +3,8 @@
 // writers can never overwrite each other (the loser gets a Conflict and re-reads).
 import {
   ApiException,
+  type CoreV1Event,
+  type V1Secret,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -12,17 +14,10 @@ import {
 } from '@kubernetes/client-node';
 import type { MergePatch } from '../api/patch.js';
 import { KeepAliveKubeConfig } from './keepalive.js';
-import { GROUP, KIND_INFO, VERSION, type ComputeNode, type ComputeQuota, type Flavor, type Instance, type Migration, type ServerGroup } from '../api/types.js';
+import { GROUP, KIND_INFO, VERSION } from '../api/types.js';
+import type { EventSink, KindMap, KindName, KubeClient, ObjectClient, Ref, SecretClient } from './api.js';
 
-export type KindName = keyof typeof KIND_INFO;
-export interface KindMap {
-  Flavor: Flavor;
-  Instance: Instance;
-  Migration: Migration;
-  ComputeNode: ComputeNode;
-  ComputeQuota: ComputeQuota;
-  ServerGroup: ServerGroup;
-}
+export type { KindMap, KindName, Ref } from './api.js';
 
 /** Loads a kubeconfig; requests reuse TLS connections unless keepAlive is false. */
 export function loadKubeConfig(kubeconfigPath?: string, keepAlive = true): KubeConfig {
@@ -64,12 +59,7 @@ function hasNamespace<T extends { namespace?: string }>(b: T): b is T & { namesp
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-export interface Ref {
-  namespace?: string;
-  name: string;
-}
-
-export class ResourceClient<K extends KindName> {
+export class ResourceClient<K extends KindName> implements ObjectClient<K> {
   readonly plural: string;
   readonly namespaced: boolean;
 
@@ -160,9 +150,44 @@ export class ResourceClient<K extends KindName> {
   }
 }
 
-export class Kube {
+class CoreSecrets implements SecretClient {
+  constructor(private readonly core: CoreV1Api) {}
+
+  async get(namespace: string, name: string): Promise<V1Secret | undefined> {
+    try {
+      return await this.core.readNamespacedSecret({ namespace, name });
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async create(secret: V1Secret & { metadata: { name: string; namespace: string } }): Promise<void> {
+    await this.core.createNamespacedSecret({ namespace: secret.metadata.namespace, body: secret });
+  }
+
+  async delete(namespace: string, name: string): Promise<void> {
+    try {
+      await this.core.deleteNamespacedSecret({ namespace, name });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+class CoreEvents implements EventSink {
+  constructor(private readonly core: CoreV1Api) {}
+
+  async create(namespace: string, event: CoreV1Event): Promise<void> {
+    await this.core.createNamespacedEvent({ namespace, body: event });
+  }
+}
+
+export class Kube implements KubeClient {
   readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
+  readonly secrets: SecretClient;
+  readonly events: EventSink;
   readonly flavors: ResourceClient<'Flavor'>;
   readonly instances: ResourceClient<'Instance'>;
   readonly migrations: ResourceClient<'Migration'>;
@@ -176,6 +201,8 @@ export class Kube {
   ) {
     this.custom = config.makeApiClient(CustomObjectsApi);
     this.core = config.makeApiClient(CoreV1Api);
+    this.secrets = new CoreSecrets(this.core);
+    this.events = new CoreEvents(this.core);
     this.flavors = new ResourceClient(this.custom, 'Flavor', fieldManager);
     this.instances = new ResourceClient(this.custom, 'Instance', fieldManager);
     this.migrations = new ResourceClient(this.custom, 'Migration', fieldManager);

@@ -4,7 +4,7 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../api/types.js';
 import type { EventReason } from '../api/reasons.js';
-import type { Kube } from './client.js';
+import type { EventSink } from './api.js';
 
 export interface EventTarget {
   kind: string;
@@ -13,7 +13,7 @@ export interface EventTarget {
 
 export class EventRecorder {
   constructor(
-    private readonly kube: Kube,
+    private readonly sink: EventSink,
     private readonly component: string,
     private readonly host: string | undefined,
     private readonly log: Logger,
@@ -43,7 +43,7 @@ export class EventRecorder {
       lastTimestamp: now,
       count: 1,
     };
-    this.kube.core.createNamespacedEvent({ namespace, body: event }).catch((err: unknown) => {
+    this.sink.create(namespace, event).catch((err: unknown) => {
       this.log.debug({ err: (err as Error).message, reason }, 'could not record event');
     });
   }

@@ -3,11 +3,12 @@
 // re-lists, so objects changed while the watch was down are still delivered.
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { KindMap, KindName, Kube } from './client.js';
+import type { KindMap, KindName, WatchedCache, WatchEvent } from './api.js';
+import type { Kube } from './client.js';
 
 export type Handler<T> = (obj: T) => void;
 
-export class Informer<K extends KindName> {
+export class Informer<K extends KindName> implements WatchedCache<K> {
   private readonly lw: ListWatch<KindMap[K] & KubernetesObject>;
   private backoffMs = 0;
   private stopped = false;
@@ -50,7 +51,7 @@ export class Informer<K extends KindName> {
     }, this.backoffMs);
   }
 
-  on(event: 'add' | 'update' | 'delete', handler: Handler<KindMap[K]>): void {
+  on(event: WatchEvent, handler: Handler<KindMap[K]>): void {
     this.lw.on(event, handler as Handler<KindMap[K] & KubernetesObject>);
   }
 

@@ -8,6 +8,11 @@ import { WorkQueue, type ReconcileResult } from './workqueue.js';
 
 export type { ReconcileResult } from './workqueue.js';
 
+/** What every controller implements: one step for one key, from the caches. */
+export interface Reconciler {
+  reconcile(key: string): Promise<ReconcileResult>;
+}
+
 export interface ControllerOptions {
   name: string;
   workers: number;

@@ -3,6 +3,7 @@
 // getters on Metrics). The operator observes what it sees in its watch-fed caches; the agent
 // counts what it claims and transfers.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { MIGRATION_PHASES, MIGRATION_LIFECYCLE, isTerminal } from '../api/lifecycle.js';
 import type { ClaimKind, ComputeNodeStatus, Instance, Migration, MigrationPhase, ResourceAmounts } from '../api/types.js';
 
 /** The `resource` label of the node gauges, with the unit in the name as the API has it. */
@@ -20,9 +21,8 @@ export type SchedulingResult = 'success' | 'no_valid_host';
 export type MigrationType = NonNullable<Migration['status']>['type'] & string;
 
 const MIGRATION_TYPES: readonly MigrationType[] = ['resize', 'migration'];
-const TERMINAL: readonly MigrationPhase[] = ['confirmed', 'reverted', 'error'];
-// Phases after the disk arrived: the first one seen times the migration.
-const ARRIVED: ReadonlySet<string> = new Set<MigrationPhase>(['finished', 'confirming', 'reverting']);
+// Phases with the instance running on the destination: the first one seen times the migration.
+const arrived = (status: MigrationPhase) => ['open', 'acting'].includes(MIGRATION_LIFECYCLE[status].decision);
 
 /** Allocated and allocatable per host (ComputeNode status), on the operator and on the agent. */
 export class NodeResourceMetrics {
@@ -107,7 +107,7 @@ export class OperatorMetrics {
     for (const kind of ['instance', 'migration'] as const) this.reschedules.inc({ kind }, 0);
     for (const type of MIGRATION_TYPES) {
       this.resizeDuration.zero({ type });
-      for (const status of TERMINAL) this.migrations.inc({ type, status }, 0);
+      for (const status of MIGRATION_PHASES.filter(isTerminal)) this.migrations.inc({ type, status }, 0);
     }
   }
 
@@ -142,19 +142,19 @@ export class OperatorMetrics {
   observeMigration(mig: Migration): void {
     const uid = mig.metadata.uid;
     if (!uid) return;
-    const status = mig.status?.status ?? '';
+    const status = mig.status?.status;
     const seen = this.migrationsSeen.get(uid);
     if (!seen) {
       // First sight: a new Migration has no status yet; one with a status was there before
       // this operator started, and its history was counted by whoever saw it happen.
-      this.migrationsSeen.set(uid, { statuses: new Set([status]), timed: ARRIVED.has(status) || TERMINAL.includes(status as MigrationPhase) });
+      this.migrationsSeen.set(uid, { statuses: new Set([status ?? '']), timed: !!status && (arrived(status) || isTerminal(status)) });
       return;
     }
     if (!status || seen.statuses.has(status)) return;
     seen.statuses.add(status);
     const type: MigrationType = mig.status?.type ?? (mig.spec.flavor ? 'resize' : 'migration');
     this.migrations.inc({ type, status });
-    if (ARRIVED.has(status) && !seen.timed) {
+    if (arrived(status) && !seen.timed) {
       seen.timed = true;
       const started = Date.parse(mig.status?.startedAt ?? '');
       const finished = Date.parse(mig.status?.finishedAt ?? '');

@@ -3,10 +3,11 @@
 // still need it (its instance is gone or lives elsewhere, and it is older than the grace
 // period that covers the gap between a claim and the status write that follows it).
 import { resourcesOf } from '../../common/api/flavor.js';
+import { isTerminal } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Claim, Instance, Migration } from '../../common/api/types.js';
 import type { EventRecorder } from '../../common/kube/events.js';
-import type { Informer } from '../../common/kube/informer.js';
+import type { ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
 import type { VirtDriver } from '../driver/driver.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
@@ -24,8 +25,8 @@ export class Auditor {
     private readonly host: string,
     private readonly tracker: ResourceTracker,
     private readonly driver: VirtDriver,
-    private readonly instances: Informer<'Instance'>,
-    private readonly migrationsInformer: Informer<'Migration'>,
+    private readonly instances: ObjectCache<'Instance'>,
+    private readonly migrationsInformer: ObjectCache<'Migration'>,
     private readonly events: EventRecorder,
     private readonly graceMs: number,
     private readonly log: Logger,
@@ -39,9 +40,8 @@ export class Auditor {
   private needs(claim: Claim, byUid: Map<string, Instance>, migrations: Map<string, Migration>): boolean {
     if (claim.kind === 'migration') {
       const m = migrations.get(claim.consumer);
-      const phase = m?.status?.status;
-      return !!m && !m.metadata.deletionTimestamp && phase !== 'error' && phase !== 'reverted' && phase !== 'confirmed' &&
-        (m.status?.destHost === this.host || m.status?.scheduling?.selectedHost === this.host);
+      if (!m || m.metadata.deletionTimestamp || isTerminal(m.status?.status)) return false;
+      return m.status?.destHost === this.host || m.status?.scheduling?.selectedHost === this.host;
     }
     const inst = byUid.get(claim.consumer);
     if (!inst || inst.metadata.deletionTimestamp) return false;

@@ -5,25 +5,30 @@
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
+import { Fault } from '../../common/api/faults.js';
+import { checkInstanceState } from '../../common/api/instance-actions.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
 import type { Claim, Instance } from '../../common/api/types.js';
-import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
+import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
+import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { EventRecorder } from '../../common/kube/events.js';
-import type { Informer } from '../../common/kube/informer.js';
+import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
-import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
+import { splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
 import { DriverError, type DomainInfo, type VirtDriver } from '../driver/driver.js';
-import { ClaimFailed } from '../tracker/claims.js';
+import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 
-export class InstanceWorker {
+export class InstanceWorker implements Reconciler {
   constructor(
     private readonly host: string,
-    private readonly kube: Kube,
-    private readonly instances: Informer<'Instance'>,
+    private readonly kube: KubeClient,
+    private readonly instances: ObjectCache<'Instance'>,
     private readonly tracker: ResourceTracker,
+    private readonly claims: PlacementClaims,
     private readonly driver: VirtDriver,
     private readonly events: EventRecorder,
+    private readonly faults: FaultRecorder,
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
     /** Drops what a transfer staged for a migration whose claim was just freed. */
@@ -60,16 +65,18 @@ export class InstanceWorker {
     const flavor = s.flavor;
     if (!flavor) return {};
     const uid = inst.metadata.uid ?? '';
-    const guard = await this.serverGroupGuard(inst);
-    try {
-      await this.tracker.claim({ consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(flavor) }, guard);
-    } catch (err) {
-      if (!(err instanceof ClaimFailed)) throw err;
-      log.info({ step: 'claim', attempt, reasons: err.shortfalls }, 'claim failed');
-      await this.kube.instances.patchStatus(inst, { scheduling: { claimFailure: { host: this.host, attempt, message: err.message } } });
-      this.events.record(inst, 'Warning', EventReason.ClaimFailed, err.message);
-      return {};
-    }
+    const claimed = await this.claims.claimOrReport(
+      {
+        target: inst,
+        scheduling: s.scheduling,
+        claim: { consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(flavor) },
+        guard: await this.serverGroupGuard(inst),
+        report: (claimFailure) => this.kube.instances.patchStatus(inst, { scheduling: { claimFailure } }),
+      },
+      log,
+      'claim',
+    );
+    if (!claimed) return {};
     crashPoint('agent:boot:after-claim');
     try {
       const updated = await this.kube.instances.patchStatus(inst, { host: this.host, taskState: 'spawning' });
@@ -129,13 +136,13 @@ export class InstanceWorker {
       case 'powering_on':
         return this.powerOn(inst, log);
       case '':
-      case undefined:
-        if (s.vmState === 'active' && inst.spec.powerState === 'Stopped') {
-          await this.kube.instances.patchStatus(inst, { taskState: 'powering_off' });
-        } else if (s.vmState === 'stopped' && inst.spec.powerState !== 'Stopped') {
-          await this.kube.instances.patchStatus(inst, { taskState: 'powering_on' });
-        }
+      case undefined: {
+        const wanted = inst.spec.powerState === 'Stopped' ? 'stop' : 'start';
+        // Already in the wanted state, or in one the table does not allow it from: nothing to do.
+        if (!checkInstanceState(inst, wanted).ok) return {};
+        await this.kube.instances.patchStatus(inst, { taskState: wanted === 'stop' ? 'powering_off' : 'powering_on' });
         return {};
+      }
       default:
         return {};
     }
@@ -173,18 +180,26 @@ export class InstanceWorker {
     // Nova's claim is a context manager: a failed build gives everything back.
     await this.driver.destroy(uid);
     await this.tracker.release(uid);
-    const now = this.now();
-    const message = `spawn on ${this.host} failed: ${err.message}`;
-    await this.kube.instances.patchStatus(inst, {
-      vmState: 'error',
-      taskState: '',
-      powerState: 'nostate',
-      host: null,
-      fault: { reason: FaultReason.SpawnFailed, message, time: now.toISOString() },
-      conditions: setCondition(inst.status?.conditions, { type: 'Ready', status: 'False', reason: FaultReason.SpawnFailed, message }, now),
-    });
-    log.warn({ step: 'spawning', err: err.message }, 'spawn failed; claim freed');
-    this.events.record(inst, 'Warning', EventReason.SpawnFailed, message);
+    const fault = new Fault(FaultReason.SpawnFailed, `spawn on ${this.host} failed: ${err.message}`, { cause: err });
+    await this.faults.record(
+      fault,
+      (status) =>
+        this.kube.instances.patchStatus(inst, {
+          vmState: 'error',
+          taskState: '',
+          powerState: 'nostate',
+          host: null,
+          fault: status,
+          conditions: setCondition(
+            inst.status?.conditions,
+            { type: 'Ready', status: 'False', reason: fault.reason, message: fault.message },
+            this.now(),
+          ),
+        }),
+      [{ target: inst }],
+      log,
+      'spawning',
+    );
     return {};
   }
 

@@ -46,7 +46,7 @@ describe('ClaimLedger', () => {
     const ledger = new ClaimLedger([claim('u1', 'instance', 3, 3584, 30)]);
     const err = failureOf(() => ledger.claim('node-a', ALLOCATABLE, claim('u2', 'instance', 2, 2048, 20)));
     expect(err.host).toBe('node-a');
-    expect(err.shortfalls).toEqual(['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2', 'free disk 10 GiB < requested 20 GiB']);
+    expect(err.reasons).toEqual(['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2', 'free disk 10 GiB < requested 20 GiB']);
     expect(ledger.has('u2', 'instance')).toBe(false);
     expect(ledger.allocated()).toEqual({ vcpus: 3, memoryMiB: 3584, diskGiB: 30 });
   });
@@ -62,7 +62,7 @@ describe('ClaimLedger', () => {
   it('a re-claim that does not fit keeps the old claim', () => {
     const ledger = new ClaimLedger([claim('other', 'instance', 1, 1024, 10), claim('u1', 'instance', 2, 2048, 20)]);
     const err = failureOf(() => ledger.claim('node-a', ALLOCATABLE, claim('u1', 'instance', 4, 2048, 20)));
-    expect(err.shortfalls).toEqual(['free vcpus 3 < requested 4']);
+    expect(err.reasons).toEqual(['free vcpus 3 < requested 4']);
     expect(ledger.claims.find((c) => c.consumer === 'u1')).toEqual(claim('u1', 'instance', 2, 2048, 20));
   });
 

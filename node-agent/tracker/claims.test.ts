@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Claim, ResourceAmounts } from '../../common/api/types.js';
-import { ClaimFailed, allocatableOf, allocatedOf, shortfalls } from './claims.js';
+import { ClaimFailed, allocatableOf, allocatedOf, describeShortfall, shortfalls } from './claims.js';
 
 const amounts = (vcpus: number, memoryMiB: number, diskGiB: number): ResourceAmounts => ({ vcpus, memoryMiB, diskGiB });
 const claim = (consumer: string, vcpus: number, memoryMiB: number, diskGiB: number): Claim => ({ consumer, kind: 'instance', vcpus, memoryMiB, diskGiB });
 const NO_RESERVE = amounts(0, 0, 0);
+const described = (...args: Parameters<typeof shortfalls>) => shortfalls(...args).map(describeShortfall);
 const UNIT_RATIO = { cpu: 1, memory: 1, disk: 1 };
 
 describe('allocatableOf', () => {
@@ -44,23 +45,23 @@ describe('shortfalls', () => {
   const allocated = amounts(3, 3584, 30);
 
   it('passes a request that fits exactly at the limit', () => {
-    expect(shortfalls(allocatable, allocated, amounts(1, 512, 10))).toEqual([]);
+    expect(described(allocatable, allocated, amounts(1, 512, 10))).toEqual([]);
   });
 
   it('reports memory alone when only memory is short', () => {
-    expect(shortfalls(allocatable, allocated, amounts(1, 2048, 10))).toEqual(['free memory 512 MiB < requested 2048 MiB']);
+    expect(described(allocatable, allocated, amounts(1, 2048, 10))).toEqual(['free memory 512 MiB < requested 2048 MiB']);
   });
 
   it('reports vcpus alone when only vcpus are short', () => {
-    expect(shortfalls(allocatable, allocated, amounts(2, 512, 10))).toEqual(['free vcpus 1 < requested 2']);
+    expect(described(allocatable, allocated, amounts(2, 512, 10))).toEqual(['free vcpus 1 < requested 2']);
   });
 
   it('reports disk alone when only disk is short', () => {
-    expect(shortfalls(allocatable, allocated, amounts(1, 512, 20))).toEqual(['free disk 10 GiB < requested 20 GiB']);
+    expect(described(allocatable, allocated, amounts(1, 512, 20))).toEqual(['free disk 10 GiB < requested 20 GiB']);
   });
 
   it('reports every short resource together, memory then vcpus then disk', () => {
-    expect(shortfalls(allocatable, allocated, amounts(2, 2048, 20))).toEqual([
+    expect(described(allocatable, allocated, amounts(2, 2048, 20))).toEqual([
       'free memory 512 MiB < requested 2048 MiB',
       'free vcpus 1 < requested 2',
       'free disk 10 GiB < requested 20 GiB',
@@ -68,22 +69,26 @@ describe('shortfalls', () => {
   });
 
   it('shows negative free space truthfully when the host is already overcommitted', () => {
-    expect(shortfalls(amounts(2, 1024, 10), amounts(3, 1024, 10), amounts(1, 0, 0))).toEqual(['free vcpus -1 < requested 1']);
+    expect(described(amounts(2, 1024, 10), amounts(3, 1024, 10), amounts(1, 0, 0))).toEqual(['free vcpus -1 < requested 1']);
   });
 
   it('fails rather than passes a request with a missing (NaN) amount', () => {
-    expect(shortfalls(allocatable, allocated, amounts(1, Number.NaN, 0))).toEqual(['free memory 512 MiB < requested NaN MiB']);
+    expect(described(allocatable, allocated, amounts(1, Number.NaN, 0))).toEqual(['free memory 512 MiB < requested NaN MiB']);
   });
 });
 
 describe('ClaimFailed', () => {
   it('names the host and every shortfall in its message, and keeps them for the fault', () => {
-    const err = new ClaimFailed('node-a', ['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2']);
+    const err = new ClaimFailed('node-a', [
+      { resource: 'memoryMiB', free: 512, requested: 2048 },
+      { resource: 'vcpus', free: 1, requested: 2 },
+    ]);
     expect(err).toBeInstanceOf(Error);
     expect(err.reason).toBe('ClaimFailed');
     expect(err.name).toBe('ClaimFailed');
     expect(err.host).toBe('node-a');
-    expect(err.shortfalls).toEqual(['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2']);
+    expect(err.shortfalls.map((f) => f.resource)).toEqual(['memoryMiB', 'vcpus']);
+    expect(err.reasons).toEqual(['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2']);
     expect(err.message).toBe('claim on node-a failed: free memory 512 MiB < requested 2048 MiB; free vcpus 1 < requested 2');
   });
 });

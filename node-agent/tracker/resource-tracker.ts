@@ -6,11 +6,12 @@ import type { Claim, ClaimKind, ComputeNode, ComputeNodeStatus, ResourceAmounts 
 import { API_VERSION } from '../../common/api/types.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { ConditionReason } from '../../common/api/reasons.js';
-import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
+import type { KubeClient } from '../../common/kube/api.js';
+import { isConflict, isNotFound } from '../../common/kube/client.js';
 import { Mutex } from '../../common/runtime/mutex.js';
 import type { Logger } from '../../common/log.js';
 import { ClaimLedger } from './claim-ledger.js';
-import { ClaimFailed, allocatableOf } from './claims.js';
+import { ClaimFailed, allocatableOf, shortResource, type ShortResource } from './claims.js';
 
 export interface TrackerOptions {
   host: string;
@@ -24,10 +25,9 @@ export interface TrackerOptions {
   onStatus?: (status: ComputeNodeStatus) => void;
 }
 
-/** The resources a ClaimFailed names as short, in its reasons' own words (claims.ts: "free memory ..."). */
-export function shortResources(err: ClaimFailed): ('vcpus' | 'memory' | 'disk')[] {
-  const named = err.shortfalls.map((r) => /^free (vcpus|memory|disk) /.exec(r)?.[1]);
-  return named.filter((r): r is 'vcpus' | 'memory' | 'disk' => r !== undefined);
+/** The resources a ClaimFailed names as short, by the names the claim-failure metric uses. */
+export function shortResources(err: ClaimFailed): ShortResource[] {
+  return err.shortfalls.map(shortResource);
 }
 
 const MAX_WRITE_ATTEMPTS = 8;
@@ -40,7 +40,7 @@ export class ResourceTracker {
   private readonly now: () => Date;
 
   constructor(
-    private readonly kube: Kube,
+    private readonly kube: KubeClient,
     private readonly opts: TrackerOptions,
     private readonly log: Logger,
   ) {
@@ -112,7 +112,7 @@ export class ResourceTracker {
         // (Nova's late server-group check): two racing members cannot both pass it.
         const refusal = held ? undefined : guard?.(before);
         if (refusal) {
-          const failed = new ClaimFailed(this.host, [refusal]);
+          const failed = new ClaimFailed(this.host, [], [refusal]);
           this.opts.onClaim?.(claim.kind, failed);
           throw failed;
         }

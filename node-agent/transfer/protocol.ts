@@ -43,6 +43,9 @@
 //   <stagingRoot>/<uid>/complete       the verified manifest, written to complete.tmp, flushed
 //                                      and renamed last: only a fully verified transfer has it
 
+import { Fault } from '../../common/api/faults.js';
+import { FaultReason } from '../../common/api/reasons.js';
+
 export interface TransferRef {
   namespace: string;
   name: string;
@@ -60,7 +63,7 @@ export interface Manifest {
 }
 
 /** `attempts` is how many times the request that failed was tried. */
-export class TransferFailed extends Error {
+export class TransferFailed extends Fault {
   /** The destination answered that this transfer was committed already (by an earlier run of the sender). */
   alreadyCommitted = false;
 
@@ -68,8 +71,7 @@ export class TransferFailed extends Error {
     message: string,
     readonly attempts: number,
   ) {
-    super(message);
-    this.name = 'TransferFailed';
+    super(FaultReason.TransferFailed, message);
   }
 }
 

@@ -4,9 +4,10 @@
 import type { ComputeNode } from '../../common/api/types.js';
 import { getCondition, setCondition } from '../../common/api/conditions.js';
 import { ConditionReason, EventReason } from '../../common/api/reasons.js';
-import { isConflict, isNotFound, type Kube } from '../../common/kube/client.js';
+import { isConflict, isNotFound } from '../../common/kube/client.js';
+import type { KubeClient } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
-import type { Informer } from '../../common/kube/informer.js';
+import type { ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
 
 export function heartbeatStale(node: ComputeNode, now: Date, timeoutMs: number): boolean {
@@ -18,8 +19,8 @@ export class NodeMonitor {
   private timer?: NodeJS.Timeout;
 
   constructor(
-    private readonly kube: Kube,
-    private readonly nodes: Informer<'ComputeNode'>,
+    private readonly kube: KubeClient,
+    private readonly nodes: ObjectCache<'ComputeNode'>,
     private readonly events: EventRecorder,
     private readonly opts: { timeoutMs: number; periodMs: number },
     private readonly log: Logger,

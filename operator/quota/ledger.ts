@@ -2,6 +2,8 @@
 // reserves one instance and its flavor before scheduling; a resize reserves only the
 // increase; a reservation is committed (used) when the task succeeds and dropped when it
 // fails, is reverted or its instance is deleted.
+import { Fault } from '../../common/api/faults.js';
+import { FaultReason } from '../../common/api/reasons.js';
 import type { ComputeQuotaStatus, QuotaAllocation, QuotaAmounts } from '../../common/api/types.js';
 
 export const QUOTA_KEYS = ['instances', 'vcpus', 'memoryMiB', 'diskGiB'] as const;
@@ -27,10 +29,9 @@ export function increase(from: Amounts, to: Amounts): Amounts {
   return out;
 }
 
-export class QuotaExceeded extends Error {
-  readonly reason = 'QuotaExceeded';
+export class QuotaExceeded extends Fault {
   constructor(readonly overs: string[]) {
-    super(`quota exceeded: ${overs.join('; ')}`);
+    super(FaultReason.QuotaExceeded, `quota exceeded: ${overs.join('; ')}`);
   }
 }
 

@@ -3,8 +3,9 @@
 // replicas or workers reserving at once can never both pass a limit: the second write
 // conflicts, re-reads and sees the first reservation (optimistic concurrency, no lock).
 import type { ComputeQuota, QuotaAllocation } from '../../common/api/types.js';
-import { isConflict, type Kube } from '../../common/kube/client.js';
-import type { Informer } from '../../common/kube/informer.js';
+import { isConflict } from '../../common/kube/client.js';
+import type { KubeClient } from '../../common/kube/api.js';
+import type { ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
 import { amountsOf, commit, fold, increase, overLimits, release, reserve, statusOf, type Amounts } from './ledger.js';
 import { resourcesOf } from '../../common/api/flavor.js';
@@ -14,8 +15,8 @@ const MAX_ATTEMPTS = 20;
 
 export class QuotaService {
   constructor(
-    private readonly kube: Kube,
-    private readonly quotas: Informer<'ComputeQuota'>,
+    private readonly kube: KubeClient,
+    private readonly quotas: ObjectCache<'ComputeQuota'>,
     private readonly log: Logger,
   ) {}
 

@@ -1,3 +1,5 @@
+import { Fault } from '../../common/api/faults.js';
+import { FaultReason } from '../../common/api/reasons.js';
 export interface FilterCount {
   filter: string;
   removed: number;
@@ -22,8 +24,7 @@ function describe(filterCounts: readonly FilterCount[], hostReasons: Record<stri
 }
 
 /** Nova's NoValidHost, with the counts an operator needs to see why (Nova logs them; we keep them). */
-export class NoValidHost extends Error {
-  readonly reason = 'NoValidHost';
+export class NoValidHost extends Fault {
 
   constructor(
     readonly filterCounts: FilterCount[],
@@ -31,7 +32,6 @@ export class NoValidHost extends Error {
     readonly hostReasons: Record<string, string>,
     readonly totalHosts: number,
   ) {
-    super(describe(filterCounts, hostReasons, totalHosts));
-    this.name = 'NoValidHost';
+    super(FaultReason.NoValidHost, describe(filterCounts, hostReasons, totalHosts));
   }
 }

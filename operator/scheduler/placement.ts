@@ -3,7 +3,7 @@
 // calls the API server.
 import { performance } from 'node:perf_hooks';
 import type { ComputeNode } from '../../common/api/types.js';
-import type { Informer } from '../../common/kube/informer.js';
+import type { WatchedCache } from '../../common/kube/api.js';
 import type { SchedulingResult } from '../../common/runtime/domain-metrics.js';
 import { hostStateFrom } from './host-state.js';
 import { InFlightPlacements } from './in-flight.js';
@@ -15,7 +15,7 @@ export class Placement {
 
   constructor(
     private readonly scheduler: Scheduler,
-    private readonly nodes: Informer<'ComputeNode'>,
+    private readonly nodes: WatchedCache<'ComputeNode'>,
     private readonly heartbeatTimeoutMs: number,
     private readonly now: () => Date = () => new Date(),
     /** Told how each decision went and how long it took (kubenova_scheduling_duration_seconds). */

@@ -1,7 +1,7 @@
 // Nova's setup_instance_group: who else is in an instance's server group and where they
 // run (or are being placed), from the watch-fed caches.
 import type { Instance, ServerGroup } from '../../common/api/types.js';
-import type { Informer } from '../../common/kube/informer.js';
+import type { ObjectCache } from '../../common/kube/api.js';
 import { Mutex } from '../../common/runtime/mutex.js';
 import type { ServerGroupRequest } from '../scheduler/request.js';
 
@@ -20,8 +20,8 @@ export class ServerGroups {
   private readonly locks = new Map<string, Mutex>();
 
   constructor(
-    private readonly groups: Informer<'ServerGroup'>,
-    private readonly instances: Informer<'Instance'>,
+    private readonly groups: ObjectCache<'ServerGroup'>,
+    private readonly instances: ObjectCache<'Instance'>,
     /** Where this operator just placed a consumer that no status shows yet. */
     private readonly pendingHostOf: (uid: string) => string | undefined = () => undefined,
   ) {}

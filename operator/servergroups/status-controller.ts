@@ -1,15 +1,26 @@
 // Keeps each ServerGroup's status.members and status.hosts true to its Instances.
-import type { Kube } from '../../common/kube/client.js';
-import type { Informer } from '../../common/kube/informer.js';
-import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
+import type { Instance } from '../../common/api/types.js';
+import type { KubeClient, WatchedCache } from '../../common/kube/api.js';
+import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
 import { membersOf } from './membership.js';
 
-export class ServerGroupStatus {
+export class ServerGroupStatus implements Reconciler {
   constructor(
-    private readonly kube: Kube,
-    private readonly groups: Informer<'ServerGroup'>,
-    private readonly instances: Informer<'Instance'>,
+    private readonly kube: KubeClient,
+    private readonly groups: WatchedCache<'ServerGroup'>,
+    private readonly instances: WatchedCache<'Instance'>,
   ) {}
+
+  /** A group is looked at when it appears and whenever one of its members changes. */
+  watch(enqueue: (key: string) => void): void {
+    const groupOf = (inst: Instance) => {
+      if (inst.spec.serverGroup) enqueue(`${inst.metadata.namespace}/${inst.spec.serverGroup}`);
+    };
+    this.instances.on('add', groupOf);
+    this.instances.on('update', groupOf);
+    this.instances.on('delete', groupOf);
+    this.groups.on('add', (g) => enqueue(objectKey(g)));
+  }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);

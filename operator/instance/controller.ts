@@ -1,21 +1,37 @@
-// Routes each Instance to the conductor step that owns its current state.
+// The instance controller: routes each Instance to the step that owns its current state —
+// deletion behind the finalizer, boot while building, then resize requests — and registers
+// the watches that bring an Instance back to it.
 import type { Instance } from '../../common/api/types.js';
-import type { Informer } from '../../common/kube/informer.js';
-import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
+import type { WatchedCache } from '../../common/kube/api.js';
+import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
+import type { QuotaService } from '../quota/quota-service.js';
 import type { BootConductor } from './boot.js';
 import type { DeletionConductor } from './deletion.js';
-import type { QuotaService } from '../quota/quota-service.js';
 import type { ResizeRequests } from './resize-request.js';
 
-export class InstanceReconciler {
+export class InstanceController implements Reconciler {
   constructor(
-    private readonly instances: Informer<'Instance'>,
-    private readonly migrations: Informer<'Migration'>,
+    private readonly instances: WatchedCache<'Instance'>,
+    private readonly migrations: WatchedCache<'Migration'>,
     private readonly boot: BootConductor,
     private readonly resize: ResizeRequests,
     private readonly deletion: DeletionConductor,
     private readonly quota: QuotaService,
   ) {}
+
+  /** Every change of an Instance, and of a Migration its deletion waits for, enqueues the Instance. */
+  watch(enqueue: (key: string) => void): void {
+    this.instances.on('add', (inst) => enqueue(objectKey(inst)));
+    this.instances.on('update', (inst) => enqueue(objectKey(inst)));
+    const instanceOf = (mig: { spec: { instance: string }; metadata: { namespace?: string } }) => {
+      const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace);
+      // An instance being deleted waits for its migrations' claims too.
+      if (inst?.metadata.deletionTimestamp) enqueue(objectKey(inst));
+    };
+    this.migrations.on('add', instanceOf);
+    this.migrations.on('update', instanceOf);
+    this.migrations.on('delete', instanceOf);
+  }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
@@ -38,7 +54,7 @@ export class InstanceReconciler {
   }
 
   /** Claims an instance may hold anywhere: its own, and those of its Migrations. */
-  consumersOf(inst: Instance): string[] {
+  private consumersOf(inst: Instance): string[] {
     const migrationUids = this.migrations
       .list(inst.metadata.namespace)
       .filter((m) => m.spec.instance === inst.metadata.name)

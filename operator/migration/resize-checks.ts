@@ -1,24 +1,18 @@
 // The checks Nova's API makes before a resize or migration starts (compute/api.py resize
 // and check_instance_state). Pure functions, so each refusal reads the same everywhere.
+import { checkInstanceState, OK, refuse, type Check } from '../../common/api/instance-actions.js';
 import type { Flavor, FlavorSnapshot, Instance } from '../../common/api/types.js';
 
-export type Check = { ok: true } | { ok: false; message: string };
-const OK: Check = { ok: true };
-const refuse = (message: string): Check => ({ ok: false, message });
+export type { Check } from '../../common/api/instance-actions.js';
 
 /** Only an active or stopped instance with no task running can move (Nova's 409). */
 export function checkInstanceMovable(inst: Instance, migrationName?: string): Check {
+  const allowed = checkInstanceState(inst, 'migrate', migrationName);
+  if (!allowed.ok) return allowed;
   const s = inst.status ?? {};
-  if (s.migration && s.migration !== migrationName) {
-    return refuse(`instance ${inst.metadata.name} already has migration ${s.migration} in progress; confirm, revert or wait for it first`);
+  if (!s.host || !s.flavor) {
+    return refuse(`instance ${inst.metadata.name} has no host yet; only a booted instance can be resized or migrated`);
   }
-  if (s.taskState && !(migrationName && s.migration === migrationName)) {
-    return refuse(`instance ${inst.metadata.name} is busy with task ${s.taskState}; wait until status.taskState is empty and try again`);
-  }
-  if (s.vmState !== 'active' && s.vmState !== 'stopped' && !(migrationName && s.migration === migrationName)) {
-    return refuse(`instance ${inst.metadata.name} is ${s.vmState ?? 'not yet built'}; only active or stopped instances can be resized or migrated`);
-  }
-  if (!s.host || !s.flavor) return refuse(`instance ${inst.metadata.name} has no host yet; only a booted instance can be resized or migrated`);
   return OK;
 }
 

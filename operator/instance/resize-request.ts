@@ -1,28 +1,29 @@
 // `kubectl patch instance web-1 -p '{"spec":{"flavor":"m1.large"}}'` becomes a Migration
 // named <instance>-resize-<generation>, owned by the Instance. Each generation of the spec
 // is acted on once (observedGeneration), so a refused request is not retried in a loop.
-import { EventReason, FaultReason } from '../../common/api/reasons.js';
+import { Fault } from '../../common/api/faults.js';
+import { checkInstanceState } from '../../common/api/instance-actions.js';
+import { FaultReason } from '../../common/api/reasons.js';
 import { API_VERSION, type Instance } from '../../common/api/types.js';
-import { isConflict, type Kube } from '../../common/kube/client.js';
-import type { EventRecorder } from '../../common/kube/events.js';
-import type { Informer } from '../../common/kube/informer.js';
+import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
+import { isConflict } from '../../common/kube/client.js';
+import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import { snapshotOf } from '../../common/api/flavor.js';
 import type { QuotaService } from '../quota/quota-service.js';
 import { resizeIncrease } from '../quota/quota-service.js';
-import { checkResizeFlavor } from './resize-checks.js';
+import { checkResizeFlavor } from '../migration/resize-checks.js';
 
 export const resizeMigrationName = (inst: Instance) => `${inst.metadata.name}-resize-${inst.metadata.generation ?? 1}`;
 
 export class ResizeRequests {
   constructor(
-    private readonly kube: Kube,
-    private readonly flavors: Informer<'Flavor'>,
+    private readonly kube: KubeClient,
+    private readonly flavors: ObjectCache<'Flavor'>,
     private readonly quota: QuotaService,
-    private readonly events: EventRecorder,
+    private readonly faults: FaultRecorder,
     private readonly log: Logger,
-    private readonly now: () => Date = () => new Date(),
   ) {}
 
   async reconcile(inst: Instance): Promise<ReconcileResult> {
@@ -35,9 +36,8 @@ export class ResizeRequests {
       await this.kube.instances.patchStatus(inst, { observedGeneration: generation });
       return {};
     }
-    if (s.vmState !== 'active' && s.vmState !== 'stopped') {
-      return this.refuse(inst, `instance is ${s.vmState}; only active or stopped instances can be resized`);
-    }
+    const allowed = checkInstanceState(inst, 'resize');
+    if (!allowed.ok) return this.refuse(inst, allowed.message);
     const check = checkResizeFlavor(s.flavor, inst.spec.flavor, this.flavors.get(inst.spec.flavor));
     if (!check.ok) return this.refuse(inst, check.message);
     // A resize over quota is refused before anything is created (the Migration reserves for real).
@@ -65,12 +65,13 @@ export class ResizeRequests {
   }
 
   private async refuse(inst: Instance, message: string, reason: FaultReason = FaultReason.ResizeRefused): Promise<ReconcileResult> {
-    await this.kube.instances.patchStatus(inst, {
-      observedGeneration: inst.metadata.generation ?? 1,
-      fault: { reason, message, time: this.now().toISOString() },
-    });
-    this.log.warn({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'resize_prep' }, message);
-    this.events.record(inst, 'Warning', reason === FaultReason.QuotaExceeded ? EventReason.QuotaExceeded : EventReason.ResizeRefused, `resize to ${inst.spec.flavor} refused: ${message}`);
+    await this.faults.record(
+      new Fault(reason, message),
+      (fault) => this.kube.instances.patchStatus(inst, { observedGeneration: inst.metadata.generation ?? 1, fault }),
+      [{ target: inst, message: `resize to ${inst.spec.flavor} refused: ${message}` }],
+      this.log.child({ instance: `${inst.metadata.namespace}/${inst.metadata.name}` }),
+      'resize_prep',
+    );
     return {};
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { placementStep } from './placement-step.js';
+import { placementStep } from './attempts.js';
 
 const up = () => true;
 const down = () => false;

@@ -2,7 +2,7 @@
 // domain and free its claims; only when no ComputeNode records a claim for it any more
 // does the operator let the API server forget the Instance.
 import { FINALIZER, type Instance } from '../../common/api/types.js';
-import type { Kube } from '../../common/kube/client.js';
+import type { KubeClient } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { QuotaService } from '../quota/quota-service.js';
@@ -10,7 +10,7 @@ import type { Placement } from '../scheduler/placement.js';
 
 export class DeletionConductor {
   constructor(
-    private readonly kube: Kube,
+    private readonly kube: KubeClient,
     private readonly placement: Placement,
     private readonly quota: QuotaService,
     private readonly log: Logger,

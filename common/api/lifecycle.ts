@@ -1,0 +1,183 @@
+// The Migration lifecycle, stated once. Nova's RPC casts become status writes: whoever owns
+// the next step of a phase acts and writes the next phase. The operator, both agent sides,
+// the audit and the metrics read this table; each reconciler dispatches through a
+// `Record<MigrationPhase, ...>` so the compiler proves every phase is handled, and a unit test
+// proves the dispatch tables agree with the owners listed here.
+import type { Migration, MigrationPhase, TaskState } from './types.js';
+
+/** Who acts: the operator (conductor) or the agent of the source or destination host. */
+export type MigrationRole = 'operator' | 'source' | 'destination';
+
+/** A condition a step sets when done, so the next owner of the same phase knows it may act. */
+export const StepDone = {
+  SourceCleaned: 'SourceCleaned',
+  DestinationCleaned: 'DestinationCleaned',
+} as const;
+export type StepDone = (typeof StepDone)[keyof typeof StepDone];
+
+export interface PhaseStep {
+  owner: MigrationRole;
+  /** What the owner does, in Nova's words where there are some. */
+  does: string;
+  /** The step runs once this earlier step of the same phase has set its condition. */
+  after?: StepDone;
+  /** The condition this step sets when it is done (when the phase does not change). */
+  marks?: StepDone;
+}
+
+export interface PhaseRule {
+  /** The Instance's taskState while a migration is in this phase ('' once it is over). */
+  taskState: TaskState | '';
+  terminal: boolean;
+  /**
+   * Where the user's decision stands: too early (it waits, with an Event), open (acted on now),
+   * being carried out, or closed. The instance runs on the destination from 'open' on.
+   */
+  decision: 'early' | 'open' | 'acting' | 'closed';
+  /** The steps of this phase in order; a terminal phase lists the clean-up each side does. */
+  steps: readonly PhaseStep[];
+  next: readonly MigrationPhase[];
+}
+
+export const MIGRATION_PHASES = [
+  'pre-migrating',
+  'migrating',
+  'post-migrating',
+  'finished',
+  'confirming',
+  'confirmed',
+  'reverting',
+  'reverted',
+  'error',
+] as const satisfies readonly MigrationPhase[];
+
+// A Migration with no status yet is validated by the operator: it either starts
+// (pre-migrating) or is refused (error). It has no taskState because nothing has started.
+export const MIGRATION_START = {
+  steps: [{ owner: 'operator', does: 'validate the request, reserve quota, mark the instance resize_prep' }],
+  next: ['pre-migrating', 'error'],
+} as const satisfies Pick<PhaseRule, 'steps' | 'next'>;
+
+export const MIGRATION_LIFECYCLE = {
+  'pre-migrating': {
+    taskState: 'resize_prep',
+    terminal: false,
+    decision: 'early',
+    steps: [
+      { owner: 'operator', does: 'choose a destination (select_destinations), retrying up to maxAttempts' },
+      { owner: 'destination', does: 'claim the new flavor (resize_claim) or report the failed claim' },
+      { owner: 'source', does: 'take the task once the destination holds its claim' },
+    ],
+    next: ['migrating', 'error'],
+  },
+  migrating: {
+    taskState: 'resize_migrating',
+    terminal: false,
+    decision: 'early',
+    steps: [{ owner: 'source', does: 'power off, keep <uid>_resize, send the directory (migrate_disk_and_power_off)' }],
+    next: ['post-migrating', 'error'],
+  },
+  'post-migrating': {
+    taskState: 'resize_migrated',
+    terminal: false,
+    decision: 'early',
+    steps: [{ owner: 'destination', does: 'apply the new flavor, grow the disk, start the guest (finish_resize)' }],
+    next: ['finished', 'error'],
+  },
+  finished: {
+    taskState: '',
+    terminal: false,
+    decision: 'open',
+    steps: [{ owner: 'operator', does: 'wait for Confirm or Revert, or confirm once resizeConfirmWindow passes' }],
+    next: ['confirming', 'reverting'],
+  },
+  confirming: {
+    taskState: 'resize_confirming',
+    terminal: false,
+    decision: 'acting',
+    steps: [
+      { owner: 'source', does: 'drop <uid>_resize and the old claim (confirm_resize)', marks: StepDone.SourceCleaned },
+      { owner: 'destination', does: 'turn the migration claim into the instance claim', after: StepDone.SourceCleaned },
+    ],
+    next: ['confirmed'],
+  },
+  reverting: {
+    taskState: 'resize_reverting',
+    terminal: false,
+    decision: 'acting',
+    steps: [
+      {
+        owner: 'destination',
+        does: 'destroy its copy and free the migration claim (revert_resize)',
+        marks: StepDone.DestinationCleaned,
+      },
+      {
+        owner: 'source',
+        does: 'restore <uid>_resize byte for byte with the old flavor (finish_revert_resize)',
+        after: StepDone.DestinationCleaned,
+      },
+    ],
+    next: ['reverted'],
+  },
+  confirmed: {
+    taskState: '',
+    terminal: true,
+    decision: 'closed',
+    steps: [{ owner: 'operator', does: 'fold the resize quota into the instance, drop the transfer token' }],
+    next: [],
+  },
+  reverted: {
+    taskState: '',
+    terminal: true,
+    decision: 'closed',
+    steps: [{ owner: 'operator', does: 'give back the resize quota, set spec.flavor back, drop the transfer token' }],
+    next: [],
+  },
+  error: {
+    taskState: '',
+    terminal: true,
+    decision: 'closed',
+    steps: [
+      { owner: 'operator', does: 'give back the resize quota, drop the transfer token' },
+      { owner: 'destination', does: 'free the migration claim and anything staged' },
+    ],
+    next: [],
+  },
+} as const satisfies Record<MigrationPhase, PhaseRule>;
+
+export function isTerminal(phase: MigrationPhase | undefined): phase is TerminalPhase {
+  return phase !== undefined && MIGRATION_LIFECYCLE[phase].terminal;
+}
+
+/** Whether a migration in this phase is over or has a live task (undefined: not yet started). */
+export function isActive(mig: Migration): boolean {
+  return !isTerminal(mig.status?.status);
+}
+
+/** Whether the step that marks `done` has run (a condition on the Migration). */
+export function stepDone(mig: Migration, done: StepDone): boolean {
+  return (mig.status?.conditions ?? []).some((c) => c.type === done && c.status === 'True');
+}
+
+/** The roles that have a step in a phase (the start counts as the operator's). */
+export function ownersOf(phase: MigrationPhase | 'start'): ReadonlySet<MigrationRole> {
+  const rule = phase === 'start' ? MIGRATION_START : MIGRATION_LIFECYCLE[phase];
+  return new Set(rule.steps.map((s: PhaseStep) => s.owner));
+}
+
+/** Whether going from one phase to the next is a transition the table allows. */
+export function mayMove(from: MigrationPhase | undefined, to: MigrationPhase): boolean {
+  const next: readonly MigrationPhase[] = from === undefined ? MIGRATION_START.next : MIGRATION_LIFECYCLE[from].next;
+  return next.includes(to);
+}
+
+type Lifecycle = typeof MIGRATION_LIFECYCLE;
+export type TerminalPhase = { [P in MigrationPhase]: Lifecycle[P]['terminal'] extends true ? P : never }[MigrationPhase];
+export type LivePhase = Exclude<MigrationPhase, TerminalPhase>;
+
+/**
+ * A reconciler's dispatch table: one entry per phase, `null` where this role has no step; a
+ * live phase's step has the type `Live`, a terminal phase's clean-up the type `End`. A full
+ * mapped type, so adding a phase breaks the build until every role says what it does there.
+ */
+export type PhaseDispatch<Live, End = Live> = { [P in MigrationPhase]: (P extends TerminalPhase ? End : Live) | null };

@@ -1,0 +1,172 @@
+// The migration destination on this host (KubeVirt's migration-target, Nova's dest compute):
+//
+//   pre-migrating  chosen by the scheduler: claim the new flavor (resize_claim) or report why not
+//   post-migrating finish_resize: move the received directory in, new flavor, grow, start -> finished
+//   confirming     after SourceCleaned: the migration claim becomes the instance's -> confirmed
+//   reverting      destroy this copy, free the migration claim, mark DestinationCleaned
+//   error          free the migration claim and anything staged
+import { crashPoint } from '../../common/runtime/crash-point.js';
+import { resourcesOf } from '../../common/api/flavor.js';
+import { setCondition } from '../../common/api/conditions.js';
+import { StepDone, stepDone, type PhaseDispatch } from '../../common/api/lifecycle.js';
+import { EventReason } from '../../common/api/reasons.js';
+import type { Instance, Migration } from '../../common/api/types.js';
+import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
+import type { Logger } from '../../common/log.js';
+import type { PlacementClaims } from '../tracker/claim-or-report.js';
+import {
+  domainSpec,
+  instanceTask,
+  readyOn,
+  reconcileSide,
+  sameHost,
+  type EndStep,
+  type LiveStep,
+  type MigrationSide,
+} from './shared.js';
+
+export class MigrationDestination implements Reconciler {
+  readonly steps: PhaseDispatch<LiveStep, EndStep>;
+
+  constructor(
+    private readonly side: MigrationSide,
+    private readonly claims: PlacementClaims,
+  ) {
+    this.steps = {
+      'pre-migrating': (m, i, log) => this.claim(m, i, log),
+      migrating: null,
+      'post-migrating': (m, i, log) => this.finishResize(m, i, log),
+      finished: null,
+      confirming: (m, i, log) => this.confirm(m, i, log),
+      reverting: (m, i, log) => this.revert(m, i, log),
+      confirmed: null,
+      reverted: null,
+      error: (m, log) => this.abandon(m, log),
+    };
+  }
+
+  concerns(mig: Migration): boolean {
+    const s = mig.status;
+    return s?.destHost === this.side.host || s?.scheduling?.selectedHost === this.side.host;
+  }
+
+  reconcile(key: string): Promise<ReconcileResult> {
+    return reconcileSide(this.side, key, (m) => this.concerns(m), this.steps);
+  }
+
+  // resize_claim: the new flavor is held here before anything moves.
+  private async claim(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const s = mig.status ?? {};
+    if (s.destHost || s.scheduling?.selectedHost !== this.side.host || !s.newFlavor) return {};
+    const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    const claimed = await this.claims.claimOrReport(
+      {
+        target: mig,
+        scheduling: s.scheduling,
+        claim: { consumer: mig.metadata.uid ?? '', kind: 'migration', instance: key, ...resourcesOf(s.newFlavor) },
+        report: (claimFailure) => this.side.kube.migrations.patchStatus(mig, { scheduling: { claimFailure } }),
+      },
+      log,
+      'pre-migrating',
+    );
+    if (!claimed) return {};
+    crashPoint('agent:pre-migrating:after-claim');
+    await this.side.kube.migrations.patchStatus(mig, { destHost: this.side.host });
+    log.info({ step: 'pre-migrating' }, 'destination claimed');
+    const message = `${this.side.host} claimed ${s.newFlavor.name} for the instance`;
+    this.side.events.record(mig, 'Normal', EventReason.MigrationClaimed, message);
+    return {};
+  }
+
+  // finish_resize.
+  private async finishResize(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const s = mig.status ?? {};
+    if (s.destHost !== this.side.host || !s.newFlavor || !s.oldFlavor) return {};
+    const { driver, host, kube, transfers } = this.side;
+    const uid = inst.metadata.uid ?? '';
+    const migUid = mig.metadata.uid ?? '';
+    inst = await instanceTask(this.side, inst, 'resize_finish');
+    const receivedDir = sameHost(mig) ? undefined : await transfers.completedDir(migUid);
+    if (!sameHost(mig) && !receivedDir && !(await driver.get(uid))) {
+      throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${host}`);
+    }
+    const powerOn = s.oldVmState !== 'stopped';
+    const domain = await driver.finishMigration(domainSpec(inst, s.newFlavor), { receivedDir, powerOn });
+    crashPoint('agent:post-migrating:after-finish');
+    await transfers.discard(migUid);
+    const report = await driver.guestReport(uid);
+    const now = this.side.now();
+    await kube.instances.patchStatus(inst, {
+      vmState: 'resized',
+      taskState: '',
+      host,
+      flavor: s.newFlavor,
+      oldFlavor: s.oldFlavor,
+      powerState: domain.powerState,
+      guest: report ? { ...report, reportedAt: now.toISOString() } : null,
+      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, true),
+    });
+    await kube.migrations.patchStatus(mig, { status: 'finished', finishedAt: now.toISOString() });
+    log.info({ step: 'post-migrating' }, 'finished; awaiting confirm or revert');
+    const decide = `patch Migration ${mig.metadata.name} spec.decision to Confirm or Revert`;
+    const migMessage = `instance running with ${s.newFlavor.name} on ${host}; confirm or revert`;
+    this.side.events.record(mig, 'Normal', EventReason.ResizeFinished, migMessage);
+    this.side.events.record(inst, 'Normal', EventReason.ResizeFinished, `now on ${host} with ${s.newFlavor.name}; ${decide}`);
+    return {};
+  }
+
+  // confirm_resize on the destination, once the source has let go: keep the new claim.
+  private async confirm(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
+    if (mig.status?.destHost !== this.side.host || !stepDone(mig, StepDone.SourceCleaned)) return {};
+    const s = mig.status ?? {};
+    const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    await this.side.tracker.convertClaim(
+      { consumer: mig.metadata.uid ?? '', kind: 'migration' },
+      { consumer: inst.metadata.uid ?? '', kind: 'instance', instance: key, ...resourcesOf(s.newFlavor!) },
+    );
+    crashPoint('agent:confirming:after-convert');
+    const now = this.side.now().toISOString();
+    await this.side.kube.instances.patchStatus(inst, {
+      vmState: s.oldVmState ?? 'active',
+      taskState: '',
+      oldFlavor: null,
+      migration: null,
+      taskHosts: null,
+    });
+    await this.side.kube.migrations.patchStatus(mig, { status: 'confirmed', finishedAt: now });
+    log.info({ step: 'confirming' }, 'confirmed');
+    const message = `confirmed: the instance stays on ${this.side.host} with ${s.newFlavor?.name}`;
+    this.side.events.record(mig, 'Normal', EventReason.ResizeConfirmed, message);
+    this.side.events.record(inst, 'Normal', EventReason.ResizeConfirmed, `Migration ${mig.metadata.name} confirmed`);
+    return {};
+  }
+
+  // revert_resize on the destination: this copy and its claim go first.
+  private async revert(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
+    if (mig.status?.destHost !== this.side.host || stepDone(mig, StepDone.DestinationCleaned)) return {};
+    const uid = inst.metadata.uid ?? '';
+    const migUid = mig.metadata.uid ?? '';
+    // On the same host the source's restore replaces the directory; destroying it here would take the backup too.
+    if (!sameHost(mig)) await this.side.driver.destroy(uid);
+    crashPoint('agent:reverting:after-destroy');
+    await this.side.tracker.releaseWhere((c) => c.consumer === migUid && c.kind === 'migration');
+    await this.side.transfers.discard(migUid);
+    const message = `${this.side.host} destroyed its copy and freed its claim`;
+    const done = { type: StepDone.DestinationCleaned, status: 'True' as const, reason: 'Reverted', message };
+    await this.side.kube.migrations.patchStatus(mig, {
+      conditions: setCondition(mig.status?.conditions, done, this.side.now()),
+    });
+    log.info({ step: 'reverting' }, 'destination cleaned');
+    return {};
+  }
+
+  /** A failed migration: the destination gives back what it held for it. */
+  private async abandon(mig: Migration, log: Logger): Promise<ReconcileResult> {
+    if (mig.status?.destHost !== this.side.host) return {};
+    const uid = mig.metadata.uid ?? '';
+    const freed = await this.side.tracker.releaseWhere((c) => c.consumer === uid && c.kind === 'migration');
+    await this.side.transfers.discard(uid);
+    if (freed.length) log.info({ step: 'error' }, 'failed migration: destination claim freed');
+    return {};
+  }
+}

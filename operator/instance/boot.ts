@@ -1,0 +1,149 @@
+// Nova's build_instances on the conductor: put a new Instance into building/scheduling, then
+// place it through PlacementAttempts (scheduler, the chosen host's claim, retries elsewhere).
+// A boot reserves its quota before the scheduler decides, so one over quota never reaches a host.
+import { resourcesOf, snapshotOf } from '../../common/api/flavor.js';
+import { setCondition } from '../../common/api/conditions.js';
+import { Fault } from '../../common/api/faults.js';
+import { EventReason, FaultReason } from '../../common/api/reasons.js';
+import type { FlavorSnapshot, Instance } from '../../common/api/types.js';
+import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
+import type { EventRecorder } from '../../common/kube/events.js';
+import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
+import type { Logger } from '../../common/log.js';
+import type { ReconcileResult } from '../../common/runtime/controller.js';
+import { bootAmounts, type QuotaService } from '../quota/quota-service.js';
+import type { PlacementAttempts, PlacementTarget } from '../scheduler/attempts.js';
+import type { ServerGroups } from '../servergroups/membership.js';
+
+export class BootConductor {
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly flavors: ObjectCache<'Flavor'>,
+    private readonly attempts: PlacementAttempts,
+    private readonly quota: QuotaService,
+    private readonly groups: ServerGroups,
+    private readonly events: EventRecorder,
+    private readonly faults: FaultRecorder,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Handles an Instance in building/scheduling (or not yet started). */
+  async reconcile(inst: Instance): Promise<ReconcileResult> {
+    const status = inst.status ?? {};
+    if (!status.vmState) {
+      await this.kube.instances.patchStatus(inst, {
+        vmState: 'building',
+        taskState: 'scheduling',
+        powerState: 'nostate',
+        observedGeneration: inst.metadata.generation,
+        conditions: setCondition(
+          status.conditions,
+          { type: 'Scheduled', status: 'False', reason: 'Pending', message: 'waiting for the scheduler' },
+          this.now(),
+        ),
+      });
+      return {};
+    }
+    if (status.vmState !== 'building' || status.taskState !== 'scheduling' || status.host) return {};
+    return this.attempts.step(this.target(inst));
+  }
+
+  private target(inst: Instance): PlacementTarget {
+    const uid = inst.metadata.uid ?? '';
+    const namespace = inst.metadata.namespace ?? 'default';
+    const key = `${namespace}/${inst.metadata.name}`;
+    let flavor: FlavorSnapshot | undefined;
+    return {
+      what: 'instance',
+      consumer: uid,
+      instance: inst,
+      scheduling: inst.status?.scheduling,
+      forcedHost: inst.spec.host,
+      crashPointAfterSelect: 'operator:boot:after-select',
+      request: (tried) => {
+        const chosen = this.flavorFor(inst);
+        if (chosen instanceof Fault) return chosen;
+        flavor = chosen;
+        const { group, missing } = this.groups.requestFor(inst);
+        if (missing) return new Fault(FaultReason.ServerGroupNotFound, missing);
+        return {
+          instance: key,
+          flavor,
+          resources: resourcesOf(flavor),
+          availabilityZone: inst.spec.availabilityZone,
+          forcedHost: inst.spec.host,
+          ignoreHosts: tried,
+          group,
+        };
+      },
+      // Nova reserves quota before it schedules: a boot over quota never reaches a host.
+      beforeSelect: async () => {
+        if (flavor && this.quota.governs(namespace)) {
+          await this.quota.reserve(namespace, uid, inst.metadata.name, bootAmounts(resourcesOf(flavor)));
+        }
+      },
+      recordAttempt: async (scheduling) => {
+        const message = `placed on ${scheduling.selectedHost} (attempt ${scheduling.attempts})`;
+        await this.kube.instances.patchStatus(inst, {
+          flavor,
+          scheduling: { ...scheduling, claimFailure: null },
+          conditions: setCondition(
+            inst.status?.conditions,
+            { type: 'Scheduled', status: 'True', reason: 'Scheduled', message },
+            this.now(),
+          ),
+        });
+      },
+      announce: (kind, message, host, attempt) => {
+        if (kind === 'scheduled') this.log.info({ instance: key, host, attempt, step: 'scheduling' }, 'scheduled');
+        this.events.record(inst, 'Normal', kind === 'scheduled' ? EventReason.Scheduled : EventReason.Rescheduled, message);
+      },
+      fail: (fault) => this.fail(inst, fault),
+    };
+  }
+
+  private flavorFor(inst: Instance): FlavorSnapshot | Fault {
+    const applied = inst.status?.flavor;
+    if (applied && applied.name === inst.spec.flavor) return applied;
+    const flavor = this.flavors.get(inst.spec.flavor);
+    if (!flavor) {
+      return new Fault(
+        FaultReason.FlavorNotFound,
+        `flavor ${inst.spec.flavor} does not exist; create it (kubectl get flv lists flavors) or pick another`,
+      );
+    }
+    if (flavor.spec.disabled) {
+      return new Fault(
+        FaultReason.FlavorDisabled,
+        `flavor ${inst.spec.flavor} is disabled and cannot be booted; pick another flavor`,
+      );
+    }
+    return snapshotOf(flavor);
+  }
+
+  private async fail(inst: Instance, fault: Fault): Promise<ReconcileResult> {
+    const namespace = inst.metadata.namespace ?? 'default';
+    if (this.quota.governs(namespace)) await this.quota.release(namespace, (a) => a.consumer === inst.metadata.uid);
+    const log = this.log.child({ instance: `${namespace}/${inst.metadata.name}` });
+    await this.faults.record(
+      fault,
+      (status) =>
+        this.kube.instances.patchStatus(inst, {
+          vmState: 'error',
+          taskState: '',
+          fault: status,
+          scheduling: { selectedHost: null },
+          conditions: setCondition(
+            inst.status?.conditions,
+            { type: 'Scheduled', status: 'False', reason: fault.reason, message: fault.message },
+            this.now(),
+          ),
+        }),
+      [{ target: inst }],
+      log,
+      'scheduling',
+    );
+    return {};
+  }
+}

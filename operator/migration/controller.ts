@@ -1,0 +1,64 @@
+// The operator's migration controller (Nova's conductor for resize and cold migration). It
+// dispatches on the lifecycle table: the operator's steps are starting a Migration, choosing
+// its destination, turning the user's decision into confirming/reverting, and settling it once
+// it has ended. The agents of the source and destination own every step in between.
+import { MIGRATION_LIFECYCLE, type PhaseDispatch } from '../../common/api/lifecycle.js';
+import type { Instance, Migration } from '../../common/api/types.js';
+import type { WatchedCache } from '../../common/kube/api.js';
+import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
+import type { Decisions } from './decision.js';
+import type { DestinationPlacement } from './destination.js';
+import type { MigrationSettlement } from './settle.js';
+import type { MigrationStart } from './start.js';
+
+type Step = (mig: Migration, inst: Instance | undefined) => Promise<ReconcileResult>;
+
+export class MigrationController implements Reconciler {
+  /** The operator's step in each phase; null where an agent owns it. */
+  readonly steps: PhaseDispatch<Step>;
+
+  constructor(
+    private readonly migrations: WatchedCache<'Migration'>,
+    private readonly instances: WatchedCache<'Instance'>,
+    private readonly start: MigrationStart,
+    destination: DestinationPlacement,
+    private readonly decisions: Decisions,
+    settlement: MigrationSettlement,
+  ) {
+    const settle: Step = (m, i) => settlement.reconcile(m, i);
+    this.steps = {
+      'pre-migrating': (m, i) => destination.reconcile(m, i),
+      migrating: null,
+      'post-migrating': null,
+      finished: (m, i) => decisions.decide(m, i),
+      confirming: null,
+      reverting: null,
+      confirmed: settle,
+      reverted: settle,
+      error: settle,
+    };
+  }
+
+  watch(enqueue: (key: string) => void): void {
+    const onMigration = (mig: Migration) => enqueue(objectKey(mig));
+    this.migrations.on('add', onMigration);
+    this.migrations.on('update', onMigration);
+    this.migrations.on('delete', onMigration);
+    // A finished migration may be waiting for its instance to settle, and a new one for it to be idle.
+    this.instances.on('update', (inst) => {
+      const name = inst.status?.migration;
+      if (name) enqueue(`${inst.metadata.namespace}/${name}`);
+    });
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const mig = this.migrations.get(name, namespace);
+    if (!mig || mig.metadata.deletionTimestamp) return {};
+    const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace ?? 'default');
+    const phase = mig.status?.status;
+    if (!phase) return this.start.reconcile(mig, inst);
+    if (MIGRATION_LIFECYCLE[phase].decision === 'early') this.decisions.noteEarly(mig);
+    return (await this.steps[phase]?.(mig, inst)) ?? {};
+  }
+}
