@@ -36,7 +36,8 @@ export interface PhaseRule {
   decision: 'early' | 'open' | 'acting' | 'closed';
   /** The steps of this phase in order; a terminal phase lists the clean-up each side does. */
   steps: readonly PhaseStep[];
-  next: readonly MigrationPhase[];
+  /** The phases it may go to, and who writes each move. */
+  next: Partial<Record<MigrationPhase, MigrationRole>>;
 }
 
 export const MIGRATION_PHASES = [
@@ -55,7 +56,7 @@ export const MIGRATION_PHASES = [
 // (pre-migrating) or is refused (error). It has no taskState because nothing has started.
 export const MIGRATION_START = {
   steps: [{ owner: 'operator', does: 'validate the request, reserve quota, mark the instance resize_prep' }],
-  next: ['pre-migrating', 'error'],
+  next: { 'pre-migrating': 'operator', error: 'operator' },
 } as const satisfies Pick<PhaseRule, 'steps' | 'next'>;
 
 export const MIGRATION_LIFECYCLE = {
@@ -68,28 +69,28 @@ export const MIGRATION_LIFECYCLE = {
       { owner: 'destination', does: 'claim the new flavor (resize_claim) or report the failed claim' },
       { owner: 'source', does: 'take the task once the destination holds its claim' },
     ],
-    next: ['migrating', 'error'],
+    next: { migrating: 'source', error: 'operator' },
   },
   migrating: {
     taskState: 'resize_migrating',
     terminal: false,
     decision: 'early',
     steps: [{ owner: 'source', does: 'power off, keep <uid>_resize, send the directory (migrate_disk_and_power_off)' }],
-    next: ['post-migrating', 'error'],
+    next: { 'post-migrating': 'source', error: 'source' },
   },
   'post-migrating': {
     taskState: 'resize_migrated',
     terminal: false,
     decision: 'early',
     steps: [{ owner: 'destination', does: 'apply the new flavor, grow the disk, start the guest (finish_resize)' }],
-    next: ['finished', 'error'],
+    next: { finished: 'destination' },
   },
   finished: {
     taskState: '',
     terminal: false,
     decision: 'open',
     steps: [{ owner: 'operator', does: 'wait for Confirm or Revert, or confirm once resizeConfirmWindow passes' }],
-    next: ['confirming', 'reverting'],
+    next: { confirming: 'operator', reverting: 'operator' },
   },
   confirming: {
     taskState: 'resize_confirming',
@@ -99,7 +100,7 @@ export const MIGRATION_LIFECYCLE = {
       { owner: 'source', does: 'drop <uid>_resize and the old claim (confirm_resize)', marks: StepDone.SourceCleaned },
       { owner: 'destination', does: 'turn the migration claim into the instance claim', after: StepDone.SourceCleaned },
     ],
-    next: ['confirmed'],
+    next: { confirmed: 'destination' },
   },
   reverting: {
     taskState: 'resize_reverting',
@@ -117,21 +118,21 @@ export const MIGRATION_LIFECYCLE = {
         after: StepDone.DestinationCleaned,
       },
     ],
-    next: ['reverted'],
+    next: { reverted: 'source' },
   },
   confirmed: {
     taskState: '',
     terminal: true,
     decision: 'closed',
     steps: [{ owner: 'operator', does: 'fold the resize quota into the instance, drop the transfer token' }],
-    next: [],
+    next: {},
   },
   reverted: {
     taskState: '',
     terminal: true,
     decision: 'closed',
     steps: [{ owner: 'operator', does: 'give back the resize quota, set spec.flavor back, drop the transfer token' }],
-    next: [],
+    next: {},
   },
   error: {
     taskState: '',
@@ -141,7 +142,7 @@ export const MIGRATION_LIFECYCLE = {
       { owner: 'operator', does: 'give back the resize quota, drop the transfer token' },
       { owner: 'destination', does: 'free the migration claim and anything staged' },
     ],
-    next: [],
+    next: {},
   },
 } as const satisfies Record<MigrationPhase, PhaseRule>;
 
@@ -167,8 +168,13 @@ export function ownersOf(phase: MigrationPhase | 'start'): ReadonlySet<Migration
 
 /** Whether going from one phase to the next is a transition the table allows. */
 export function mayMove(from: MigrationPhase | undefined, to: MigrationPhase): boolean {
-  const next: readonly MigrationPhase[] = from === undefined ? MIGRATION_START.next : MIGRATION_LIFECYCLE[from].next;
-  return next.includes(to);
+  return moverOf(from, to) !== undefined;
+}
+
+/** Who writes the move from one phase to the next; undefined when the table has no such move. */
+export function moverOf(from: MigrationPhase | undefined, to: MigrationPhase): MigrationRole | undefined {
+  const next: PhaseRule['next'] = from === undefined ? MIGRATION_START.next : MIGRATION_LIFECYCLE[from].next;
+  return next[to];
 }
 
 type Lifecycle = typeof MIGRATION_LIFECYCLE;

@@ -328,7 +328,7 @@ export const instance: KindDefinition = {
   },
 };
 
-const MIGRATION_STATUSES = [
+export const MIGRATION_STATUSES = [
   'pre-migrating',
   'migrating',
   'post-migrating',
