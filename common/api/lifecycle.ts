@@ -3,6 +3,7 @@
 // the audit and the metrics read this table; each reconciler dispatches through a
 // `Record<MigrationPhase, ...>` so the compiler proves every phase is handled, and a unit test
 // proves the dispatch tables agree with the owners listed here.
+import { MIGRATION_STATUSES } from './schema.js';
 import type { Migration, MigrationPhase, TaskState } from './types.js';
 
 /** Who acts: the operator (conductor) or the agent of the source or destination host. */
@@ -40,17 +41,8 @@ export interface PhaseRule {
   next: Partial<Record<MigrationPhase, MigrationRole>>;
 }
 
-export const MIGRATION_PHASES = [
-  'pre-migrating',
-  'migrating',
-  'post-migrating',
-  'finished',
-  'confirming',
-  'confirmed',
-  'reverting',
-  'reverted',
-  'error',
-] as const satisfies readonly MigrationPhase[];
+/** Every phase, in the order the API lists them (the CRD's enum). */
+export const MIGRATION_PHASES: readonly MigrationPhase[] = MIGRATION_STATUSES;
 
 // A Migration with no status yet is validated by the operator: it either starts
 // (pre-migrating) or is refused (error). It has no taskState because nothing has started.
