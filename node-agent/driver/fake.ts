@@ -9,8 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
-import { InstanceDirs, copyDirAtomic, domainFiles, isDirectory, isFile, isNotFound, syncAndClose, tempPathFor, writeFileAtomic } from './instance-dirs.js';
+import { InstanceDirs, isNotFound, syncAndClose, tempPathFor, writeFileAtomic } from './instance-dirs.js';
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
+import { MigrationSteps } from './migration-steps.js';
+import { UidQueue } from './uid-queue.js';
 
 /**
  * The fake disk is a scaled-down model of the real one: 64 KiB on the host per GiB of
@@ -110,10 +112,6 @@ function parseDefinition(text: string, uid: string): DomainDefinition {
   return { uid, name: v.name, flavor: v.flavor, image: v.image, powerState: v.powerState, marker: v.marker, createdAt: v.createdAt };
 }
 
-
-
-
-
 /** The definition in `dir`, or undefined when there is none; a corrupt one is a DriverError. */
 async function readDefinitionIn(dir: string, uid: string): Promise<DomainDefinition | undefined> {
   let text: string;
@@ -125,11 +123,6 @@ async function readDefinitionIn(dir: string, uid: string): Promise<DomainDefinit
   }
   return parseDefinition(text, uid);
 }
-
-
-
-
-
 
 async function writeDiskRange(fh: FileHandle, uid: string, from: number, to: number): Promise<void> {
   for (let off = from; off < to; off += WRITE_CHUNK) {
@@ -143,15 +136,42 @@ export class FakeDriver implements VirtDriver {
   readonly #dirs: InstanceDirs;
   readonly #capacity: ResourceAmounts;
   readonly #options: FakeDriverOptions;
-  // Operations on one uid run one after another, so two concurrent spawns cannot each
-  // write a different first-boot marker.
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #queue = new UidQueue();
+  readonly #steps: MigrationSteps;
 
   constructor(stateDir: string, capacity: ResourceAmounts, options: FakeDriverOptions = {}) {
     // Absolute, because instanceDir() is handed to the migration transfer, which may run elsewhere.
     this.#dirs = new InstanceDirs(join(resolve(stateDir), 'instances'), DEFINITION);
     this.#capacity = { ...capacity };
     this.#options = { ...options };
+    this.#steps = new MigrationSteps({
+      dirs: this.#dirs,
+      disk: DISK,
+      checkUid: (op, uid) => this.#checkUid(op, uid),
+      serial: (uid, fn) => this.#queue.run(uid, fn),
+      definitionUid: async (dir, uid) => (await readDefinitionIn(dir, uid))?.uid,
+      powerOff: async (_op, uid) => {
+        const def = await this.#read(uid);
+        if (def?.powerState === 'running') await this.#setPower(def, 'shutdown');
+        return def !== undefined;
+      },
+      isRunning: async (_op, uid) => {
+        try {
+          return (await this.#read(uid))?.powerState === 'running';
+        } catch (err) {
+          // A corrupt leftover of the original is deleted all the same.
+          if (err instanceof DriverError) return false;
+          throw err;
+        }
+      },
+      growDisk: (_op, uid, rootDiskGiB) => this.#growDisk(uid, rootDiskGiB),
+      settle: async (op, spec, powerOn) => {
+        const def = await this.#read(spec.uid);
+        if (!def) throw new DriverError(op, spec.uid, 'no such domain');
+        return this.#info(await this.#settle(def, spec.flavor, powerOn));
+      },
+      names: () => ({ domain: 'the domain', host: 'this host' }),
+    });
   }
 
   async capacity(): Promise<ResourceAmounts> {
@@ -165,7 +185,7 @@ export class FakeDriver implements VirtDriver {
 
   async spawn(spec: DomainSpec): Promise<DomainInfo> {
     this.#checkUid('spawn', spec.uid);
-    return this.#serial(spec.uid, async () => {
+    return this.#queue.run(spec.uid, async () => {
       if (this.#options.failSpawnForImage !== undefined && spec.image === this.#options.failSpawnForImage) {
         throw new DriverError('spawn', spec.uid, `image ${spec.image} failed to boot`);
       }
@@ -211,7 +231,7 @@ export class FakeDriver implements VirtDriver {
 
   async destroy(uid: string): Promise<void> {
     this.#checkUid('destroy', uid);
-    await this.#serial(uid, async () => {
+    await this.#queue.run(uid, async () => {
       await this.#dirs.removeDomainDir(uid);
       await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
       await this.#dirs.removeStrayTempDirs(uid);
@@ -261,7 +281,7 @@ export class FakeDriver implements VirtDriver {
    */
   async resizeDisk(uid: string, rootDiskGiB: number): Promise<DomainInfo> {
     this.#checkUid('resizeDisk', uid);
-    return this.#serial(uid, async () => {
+    return this.#queue.run(uid, async () => {
       const def = await this.#read(uid);
       if (!def) throw new DriverError('resizeDisk', uid, 'no such domain');
       await this.#growDisk(uid, rootDiskGiB);
@@ -269,106 +289,24 @@ export class FakeDriver implements VirtDriver {
     });
   }
 
-  async migrateOut(uid: string): Promise<MigrationExport> {
-    this.#checkUid('migrateOut', uid);
-    return this.#serial(uid, async () => {
-      await this.#dirs.removeStrayTempDirs(uid);
-      const backup = this.#dirs.backupDir(uid);
-      const def = await this.#read(uid);
-      // Off before the copy, so the backup is a consistent image of a stopped guest.
-      if (def?.powerState === 'running') await this.#setPower(def, 'shutdown');
-      if (!(await isDirectory(backup))) {
-        if (!def) throw new DriverError('migrateOut', uid, 'no such domain');
-        await copyDirAtomic(this.instanceDir(uid), backup, this.#dirs.tempDir(uid, 'resize'));
-      }
-      return { dir: backup, files: await domainFiles(backup) };
-    });
+  migrateOut(uid: string): Promise<MigrationExport> {
+    return this.#steps.migrateOut(uid);
   }
 
-  async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
-    const uid = spec.uid;
-    this.#checkUid('finishMigration', uid);
-    return this.#serial(uid, async () => {
-      const dir = this.instanceDir(uid);
-      const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
-      await mkdir(this.#dirs.root, { recursive: true });
-      await this.#dirs.removeStrayTempDirs(uid, received);
-      if (received !== undefined && received !== dir && (await isDirectory(received))) {
-        // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
-        const receivedDef = await readDefinitionIn(received, uid);
-        if (!receivedDef && (await this.#read(uid))) {
-          // The rest of a received directory whose cross-device move was interrupted while
-          // removing it (its definition goes first): the domain is already in place.
-          await rm(received, { recursive: true, force: true });
-        } else if (!receivedDef || !(await isFile(join(received, DISK)))) {
-          throw new DriverError('finishMigration', uid, `received directory ${received} does not hold a complete domain`);
-        } else {
-          // What was received is the truth: a directory left from an earlier try is replaced.
-          const aside = await this.#dirs.moveAside(uid);
-          await this.#dirs.moveInto(uid, received, dir);
-          if (aside !== undefined) await rm(aside, { recursive: true, force: true });
-        }
-      }
-      const def = await this.#read(uid);
-      if (!def) {
-        const what = received === undefined ? 'no such domain' : `neither the received directory ${received} nor the domain exists`;
-        throw new DriverError('finishMigration', uid, what);
-      }
-      // The disk first, the definition last: a crash in between leaves the old flavor with
-      // a grown disk, which the retry completes.
-      await this.#growDisk(uid, spec.flavor.rootDiskGiB);
-      return this.#info(await this.#settle(def, spec.flavor, opts.powerOn));
-    });
+  finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
+    return this.#steps.finishMigration(spec, opts);
   }
 
-  async confirmMigration(uid: string, sameHost: boolean): Promise<void> {
-    this.#checkUid('confirmMigration', uid);
-    await this.#serial(uid, async () => {
-      await this.#dirs.removeStrayTempDirs(uid);
-      if (!sameHost) {
-        let def: DomainDefinition | undefined;
-        try {
-          def = await this.#read(uid);
-        } catch (err) {
-          // A corrupt leftover of the original is deleted all the same.
-          if (!(err instanceof DriverError)) throw err;
-        }
-        // The original on the source was powered off by migrateOut; a running one here is
-        // the live instance (a reverted resize, or the destination is this host after all).
-        if (def?.powerState === 'running') {
-          throw new DriverError('confirmMigration', uid, 'the domain is running on this host; refusing to delete it as the migrated-away original');
-        }
-        await this.#dirs.removeDomainDir(uid);
-      }
-      await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
-    });
+  confirmMigration(uid: string, sameHost: boolean): Promise<void> {
+    return this.#steps.confirmMigration(uid, sameHost);
   }
 
-  async revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
-    const uid = spec.uid;
-    this.#checkUid('revertMigration', uid);
-    return this.#serial(uid, async () => {
-      await this.#dirs.removeStrayTempDirs(uid);
-      const backup = this.#dirs.backupDir(uid);
-      if (await isDirectory(backup)) {
-        if (!(await readDefinitionIn(backup, uid))) {
-          throw new DriverError('revertMigration', uid, `${backup} does not hold a domain definition`);
-        }
-        // Renamed, not copied, so the disk is the backup's bytes; the moved-aside directory
-        // is removed last, and a crash before that leaves only a stray temp directory.
-        const aside = await this.#dirs.moveAside(uid);
-        await rename(backup, this.instanceDir(uid));
-        if (aside !== undefined) await rm(aside, { recursive: true, force: true });
-      }
-      const def = await this.#read(uid);
-      if (!def) throw new DriverError('revertMigration', uid, 'neither a resize backup nor the domain exists');
-      return this.#info(await this.#settle(def, spec.flavor, opts.powerOn));
-    });
+  revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
+    return this.#steps.revertMigration(spec, opts);
   }
 
-  async hasBackup(uid: string): Promise<boolean> {
-    this.#checkUid('hasBackup', uid);
-    return isDirectory(this.#dirs.backupDir(uid));
+  hasBackup(uid: string): Promise<boolean> {
+    return this.#steps.hasBackup(uid);
   }
 
   /** Appends the uid's deterministic bytes up to the size for `rootDiskGiB`; never shrinks. */
@@ -400,7 +338,7 @@ export class FakeDriver implements VirtDriver {
 
   async #power(operation: string, uid: string, state: FakePowerState): Promise<DomainInfo> {
     this.#checkUid(operation, uid);
-    return this.#serial(uid, async () => {
+    return this.#queue.run(uid, async () => {
       const def = await this.#read(uid);
       if (!def) throw new DriverError(operation, uid, 'no such domain');
       if (def.powerState === state) return this.#info(def);
@@ -440,17 +378,5 @@ export class FakeDriver implements VirtDriver {
 
   #checkUid(operation: string, uid: string): void {
     if (!UID_PATTERN.test(uid)) throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
-  }
-
-  async #serial<T>(uid: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(uid) ?? Promise.resolve();
-    const run = previous.then(fn);
-    const tail = run.catch(() => undefined);
-    this.#queues.set(uid, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#queues.get(uid) === tail) this.#queues.delete(uid);
-    }
   }
 }

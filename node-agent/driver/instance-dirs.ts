@@ -100,7 +100,7 @@ export class InstanceDirs {
   constructor(
     readonly root: string,
     /** The definition file's name: it marks a domain directory as complete. */
-    private readonly definition: string,
+    readonly definition: string,
   ) {}
 
   dir(uid: string): string {

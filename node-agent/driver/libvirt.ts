@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InstanceDirs, copyDirAtomic, domainFiles, isDirectory, isFile, isNotFound, tempPathFor, writeFileAtomic } from './instance-dirs.js';
+import { InstanceDirs, isFile, isNotFound, tempPathFor, writeFileAtomic } from './instance-dirs.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { ResourceAmounts } from '../../common/api/types.js';
@@ -32,6 +32,8 @@ import {
   virshMessage,
   type DomainMetadata,
 } from './libvirt-xml.js';
+import { MigrationSteps } from './migration-steps.js';
+import { UidQueue } from './uid-queue.js';
 
 export interface LibvirtDriverOptions {
   /** The host this driver serves: it names the domains and only its domains are listed. */
@@ -71,14 +73,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-
-
 /** virsh's words for "there is no such domain". */
 function noSuchDomain(stderr: string): boolean {
   return /failed to get domain|Domain not found|no domain with matching/i.test(stderr);
 }
-
-
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -88,11 +86,6 @@ async function readIfExists(path: string): Promise<string | undefined> {
     throw err;
   }
 }
-
-
-
-
-
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<CommandResult> {
   return new Promise((resolvePromise, reject) => {
@@ -121,7 +114,8 @@ export class LibvirtDriver implements VirtDriver {
   readonly #bootTimeoutMs: number;
   readonly #commandTimeoutMs: number;
   readonly #runAsRoot: boolean;
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #queue = new UidQueue();
+  readonly #steps: MigrationSteps;
 
   constructor(opts: LibvirtDriverOptions) {
     if (!isValidHost(opts.host)) throw new Error(`libvirt driver: host name ${JSON.stringify(opts.host)} must be letters, digits, "-" or "."`);
@@ -139,6 +133,34 @@ export class LibvirtDriver implements VirtDriver {
     this.#bootTimeoutMs = opts.bootTimeoutMs ?? 180_000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 120_000;
     this.#runAsRoot = opts.runQemuAsRoot ?? true;
+    this.#steps = new MigrationSteps({
+      dirs: this.#dirs,
+      disk: DISK,
+      checkUid: (op, uid) => this.#checkUid(op, uid),
+      serial: (uid, fn) => this.#queue.run(uid, fn),
+      definitionUid: async (dir) => (await this.#definitionIn(dir))?.uid,
+      powerOff: async (op, uid) => {
+        if ((await this.#state(op, uid)) === undefined) return false;
+        // A hard stop: the guests have no ACPI agent, and the marker is written with fsync at boot.
+        await this.#stop(op, uid);
+        return true;
+      },
+      isRunning: async (op, uid) => {
+        const state = await this.#state(op, uid);
+        return state !== undefined && powerStateOf(state) === 'running';
+      },
+      stopBeforeReplace: (op, uid) => this.#stop(op, uid),
+      checkSpec: (op, spec) => {
+        this.#image(op, spec.uid, spec.image);
+      },
+      growDisk: (op, uid, rootDiskGiB) => this.#growDisk(op, uid, rootDiskGiB),
+      settle: (op, spec, powerOn) => this.#settle(op, spec, this.#image(op, spec.uid, spec.image), powerOn),
+      undefine: async (op, uid) => {
+        await this.#undefine(op, uid);
+        await rm(this.consoleLog(uid), { force: true });
+      },
+      names: (uid) => ({ domain: `domain ${this.domainName(uid)}`, host: `host ${this.host}` }),
+    });
   }
 
   async capacity(): Promise<ResourceAmounts> {
@@ -163,7 +185,7 @@ export class LibvirtDriver implements VirtDriver {
   async spawn(spec: DomainSpec): Promise<DomainInfo> {
     const uid = spec.uid;
     this.#checkUid('spawn', uid);
-    return this.#serial(uid, async () => {
+    return this.#queue.run(uid, async () => {
       const image = this.#image('spawn', uid, spec.image);
       const state = await this.#state('spawn', uid);
       if (state !== undefined) {
@@ -188,7 +210,7 @@ export class LibvirtDriver implements VirtDriver {
 
   async powerOff(uid: string): Promise<DomainInfo> {
     this.#checkUid('powerOff', uid);
-    return this.#serial(uid, async () => {
+    return this.#queue.run(uid, async () => {
       const state = await this.#state('powerOff', uid);
       if (state === undefined) throw new DriverError('powerOff', uid, 'no such domain');
       await this.#stop('powerOff', uid);
@@ -198,7 +220,7 @@ export class LibvirtDriver implements VirtDriver {
 
   async powerOn(uid: string): Promise<DomainInfo> {
     this.#checkUid('powerOn', uid);
-    return this.#serial(uid, async () => {
+    return this.#queue.run(uid, async () => {
       const state = await this.#state('powerOn', uid);
       if (state === undefined) throw new DriverError('powerOn', uid, 'no such domain');
       if (powerStateOf(state) !== 'running') await this.#start('powerOn', uid);
@@ -208,7 +230,7 @@ export class LibvirtDriver implements VirtDriver {
 
   async destroy(uid: string): Promise<void> {
     this.#checkUid('destroy', uid);
-    await this.#serial(uid, async () => {
+    await this.#queue.run(uid, async () => {
       await this.#stop('destroy', uid);
       await this.#undefine('destroy', uid);
       await this.#dirs.removeDomainDir(uid);
@@ -250,110 +272,24 @@ export class LibvirtDriver implements VirtDriver {
     return text === undefined ? undefined : parseGuestReport(text);
   }
 
-  async migrateOut(uid: string): Promise<MigrationExport> {
-    this.#checkUid('migrateOut', uid);
-    return this.#serial(uid, async () => {
-      await this.#dirs.removeStrayTempDirs(uid);
-      const backup = this.#dirs.backupDir(uid);
-      const state = await this.#state('migrateOut', uid);
-      // Off before the copy, so the backup is a consistent image of a stopped guest. A hard
-      // stop: the guests have no ACPI agent, and the marker is written with fsync at boot.
-      if (state !== undefined) await this.#stop('migrateOut', uid);
-      if (!(await isDirectory(backup))) {
-        if (state === undefined) throw new DriverError('migrateOut', uid, 'no such domain');
-        await copyDirAtomic(this.instanceDir(uid), backup, this.#dirs.tempDir(uid, 'resize'));
-      }
-      return { dir: backup, files: await domainFiles(backup) };
-    });
+  migrateOut(uid: string): Promise<MigrationExport> {
+    return this.#steps.migrateOut(uid);
   }
 
-  async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
-    const uid = spec.uid;
-    this.#checkUid('finishMigration', uid);
-    return this.#serial(uid, async () => {
-      const dir = this.instanceDir(uid);
-      const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
-      await mkdir(this.#dirs.root, { recursive: true });
-      await this.#dirs.removeStrayTempDirs(uid, received);
-      if (received !== undefined && received !== dir && (await isDirectory(received))) {
-        // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
-        const receivedDef = await this.#definitionIn(received);
-        if (receivedDef && receivedDef.uid !== uid) {
-          throw new DriverError('finishMigration', uid, `received directory ${received} holds instance ${receivedDef.uid}`);
-        }
-        if (!receivedDef && (await isFile(join(dir, DEFINITION)))) {
-          // The rest of a received directory whose cross-device move was interrupted while
-          // removing it (its definition goes first): the domain is already in place.
-          await rm(received, { recursive: true, force: true });
-        } else if (!receivedDef || !(await isFile(join(received, DISK)))) {
-          throw new DriverError('finishMigration', uid, `received directory ${received} does not hold a complete domain`);
-        } else {
-          // What was received is the truth: a domain left from an earlier try is stopped and replaced.
-          await this.#stop('finishMigration', uid);
-          const aside = await this.#dirs.moveAside(uid);
-          await this.#dirs.moveInto(uid, received, dir);
-          if (aside !== undefined) await rm(aside, { recursive: true, force: true });
-        }
-      }
-      if (!(await isFile(join(dir, DISK))) || !(await isFile(join(dir, DEFINITION)))) {
-        const what = received === undefined ? 'no such domain' : `neither the received directory ${received} nor the domain exists`;
-        throw new DriverError('finishMigration', uid, what);
-      }
-      const image = this.#image('finishMigration', uid, spec.image);
-      // The disk first, the definition last: a crash in between leaves the old flavor with a
-      // grown disk, which the retry completes.
-      await this.#growDisk('finishMigration', uid, spec.flavor.rootDiskGiB);
-      return this.#settle('finishMigration', spec, image, opts.powerOn);
-    });
+  finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
+    return this.#steps.finishMigration(spec, opts);
   }
 
-  async confirmMigration(uid: string, sameHost: boolean): Promise<void> {
-    this.#checkUid('confirmMigration', uid);
-    await this.#serial(uid, async () => {
-      await this.#dirs.removeStrayTempDirs(uid);
-      if (!sameHost) {
-        const state = await this.#state('confirmMigration', uid);
-        // The original here was powered off by migrateOut; a running one is the live instance.
-        if (state !== undefined && powerStateOf(state) === 'running') {
-          throw new DriverError('confirmMigration', uid, `domain ${this.domainName(uid)} is running on host ${this.host}; refusing to delete it as the migrated-away original`);
-        }
-        await this.#undefine('confirmMigration', uid);
-        await this.#dirs.removeDomainDir(uid);
-        await rm(this.consoleLog(uid), { force: true });
-      }
-      await rm(this.#dirs.backupDir(uid), { recursive: true, force: true });
-    });
+  confirmMigration(uid: string, sameHost: boolean): Promise<void> {
+    return this.#steps.confirmMigration(uid, sameHost);
   }
 
-  async revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
-    const uid = spec.uid;
-    this.#checkUid('revertMigration', uid);
-    return this.#serial(uid, async () => {
-      await this.#dirs.removeStrayTempDirs(uid);
-      const image = this.#image('revertMigration', uid, spec.image);
-      const backup = this.#dirs.backupDir(uid);
-      if (await isDirectory(backup)) {
-        const def = await this.#definitionIn(backup);
-        if (def?.uid !== uid || !(await isFile(join(backup, DISK)))) {
-          throw new DriverError('revertMigration', uid, `${backup} does not hold a domain definition and disk`);
-        }
-        // The running resized guest (same host) stops before its directory is replaced; the
-        // backup is renamed, not copied, so the disk is the backup's bytes.
-        await this.#stop('revertMigration', uid);
-        const aside = await this.#dirs.moveAside(uid);
-        await rename(backup, this.instanceDir(uid));
-        if (aside !== undefined) await rm(aside, { recursive: true, force: true });
-      }
-      if (!(await isFile(join(this.instanceDir(uid), DEFINITION)))) {
-        throw new DriverError('revertMigration', uid, 'neither a resize backup nor the domain exists');
-      }
-      return this.#settle('revertMigration', spec, image, opts.powerOn);
-    });
+  revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
+    return this.#steps.revertMigration(spec, opts);
   }
 
-  async hasBackup(uid: string): Promise<boolean> {
-    this.#checkUid('hasBackup', uid);
-    return isDirectory(this.#dirs.backupDir(uid));
+  hasBackup(uid: string): Promise<boolean> {
+    return this.#steps.hasBackup(uid);
   }
 
   // ---- domain and disk steps ----
@@ -596,17 +532,5 @@ export class LibvirtDriver implements VirtDriver {
 
   #checkUid(operation: string, uid: string): void {
     if (!isValidUid(uid)) throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
-  }
-
-  async #serial<T>(uid: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(uid) ?? Promise.resolve();
-    const run = previous.then(fn);
-    const tail = run.catch(() => undefined);
-    this.#queues.set(uid, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#queues.get(uid) === tail) this.#queues.delete(uid);
-    }
   }
 }
