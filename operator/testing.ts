@@ -1,0 +1,317 @@
+// The operator's controllers for unit tests, built as operator.ts builds them but on the in-memory
+// API server (common/kube/fake.ts) with a clock the test moves, plus builders for the objects
+// they read. A test seeds the world, plays the node agent's part by writing what an agent would
+// write, and calls one reconcile at a time.
+import pino from 'pino';
+import { snapshotOf } from '../common/api/flavor.js';
+import {
+  API_VERSION,
+  FINALIZER,
+  type Claim,
+  type ComputeNode,
+  type ComputeQuota,
+  type Flavor,
+  type FlavorSnapshot,
+  type FlavorSpec,
+  type Instance,
+  type InstanceSpec,
+  type InstanceStatus,
+  type Migration,
+  type MigrationSpec,
+  type MigrationStatus,
+  type QuotaAllocation,
+  type QuotaAmounts,
+  type ResourceAmounts,
+} from '../common/api/types.js';
+import { isConflict } from '../common/kube/client.js';
+import { FakeCluster } from '../common/kube/fake.js';
+import { FaultRecorder } from '../common/kube/fault-recorder.js';
+import type { ReconcileResult } from '../common/runtime/controller.js';
+import { BootConductor } from './instance/boot.js';
+import { InstanceController } from './instance/controller.js';
+import { DeletionConductor } from './instance/deletion.js';
+import { ResizeRequests } from './instance/resize-request.js';
+import { MigrationController } from './migration/controller.js';
+import { Decisions } from './migration/decision.js';
+import { DestinationPlacement } from './migration/destination.js';
+import { MigrationQuota } from './migration/quota.js';
+import { MigrationSettlement } from './migration/settle.js';
+import { MigrationStart } from './migration/start.js';
+import { TransferTokens } from './migration/transfer-token.js';
+import { statusOf } from './quota/ledger.js';
+import { QuotaService } from './quota/quota-service.js';
+import { PlacementAttempts } from './scheduler/attempts.js';
+import { Placement } from './scheduler/placement.js';
+import { DEFAULT_SCHEDULER_CONFIG, Scheduler } from './scheduler/scheduler.js';
+import { ServerGroups } from './servergroups/membership.js';
+
+export const T0 = new Date('2025-01-01T12:00:00Z');
+export const HEARTBEAT_TIMEOUT_MS = 40_000;
+/** What operator.ts derives from the heartbeat timeout. */
+export const CLAIM_TIMEOUT_MS = Math.max(2_000, HEARTBEAT_TIMEOUT_MS / 2);
+
+export const SMALL: FlavorSpec = { vcpus: 1, memoryMiB: 2048, rootDiskGiB: 20, ephemeralDiskGiB: 0 };
+export const LARGE: FlavorSpec = { vcpus: 2, memoryMiB: 4096, rootDiskGiB: 40, ephemeralDiskGiB: 0 };
+
+export function aFlavor(name: string, spec: Partial<FlavorSpec> = {}): Flavor {
+  return { apiVersion: API_VERSION, kind: 'Flavor', metadata: { name }, spec: { ...SMALL, ...spec } };
+}
+
+export interface NodeOptions {
+  allocatable?: ResourceAmounts;
+  claims?: Claim[];
+  labels?: Record<string, string>;
+  disabled?: boolean;
+  heartbeatTime?: Date;
+  ready?: 'True' | 'False' | 'Unknown';
+}
+
+/** A registered host whose agent is alive: Ready True, heartbeat at `now`, allocated = sum of claims. */
+export function aNode(name: string, now: Date, opts: NodeOptions = {}): ComputeNode {
+  const allocatable = opts.allocatable ?? { vcpus: 8, memoryMiB: 16384, diskGiB: 200 };
+  const claims = opts.claims ?? [];
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ComputeNode',
+    metadata: { name, labels: opts.labels ?? {} },
+    spec: { disabled: opts.disabled ?? false },
+    status: {
+      capacity: { ...allocatable },
+      allocatable: { ...allocatable },
+      allocated: sumClaims(claims),
+      claims,
+      heartbeatTime: (opts.heartbeatTime ?? now).toISOString(),
+      conditions: [
+        {
+          type: 'Ready',
+          status: opts.ready ?? 'True',
+          reason: 'NodeAgentReady',
+          lastTransitionTime: now.toISOString(),
+        },
+      ],
+    },
+  };
+}
+
+function sumClaims(claims: readonly Claim[]): ResourceAmounts {
+  return claims.reduce(
+    (s, c) => ({ vcpus: s.vcpus + c.vcpus, memoryMiB: s.memoryMiB + c.memoryMiB, diskGiB: s.diskGiB + c.diskGiB }),
+    { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
+  );
+}
+
+export function aClaim(consumer: string, kind: Claim['kind'], flavor: FlavorSpec, instance = 'default/web-1'): Claim {
+  const diskGiB = flavor.rootDiskGiB + (flavor.ephemeralDiskGiB ?? 0);
+  return { consumer, kind, instance, vcpus: flavor.vcpus, memoryMiB: flavor.memoryMiB, diskGiB };
+}
+
+export function anInstance(name: string, spec: Partial<InstanceSpec> = {}, status?: InstanceStatus): Instance {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Instance',
+    metadata: { name, namespace: 'default', finalizers: [FINALIZER] },
+    spec: { flavor: 'm1.small', image: 'cirros', ...spec },
+    ...(status ? { status } : {}),
+  };
+}
+
+/** The status of an instance that booted on `host` with `flavor` and has no task. */
+export function running(host: string, flavor: FlavorSnapshot, extra: InstanceStatus = {}): InstanceStatus {
+  return {
+    vmState: 'active',
+    taskState: '',
+    powerState: 'running',
+    host,
+    flavor,
+    observedGeneration: 1,
+    ...extra,
+  };
+}
+
+export function aMigration(name: string, spec: MigrationSpec, status?: MigrationStatus): Migration {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec,
+    ...(status ? { status } : {}),
+  };
+}
+
+export function aQuota(hard: QuotaAmounts, allocations: QuotaAllocation[] = []): ComputeQuota {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ComputeQuota',
+    metadata: { name: 'compute', namespace: 'default' },
+    spec: { hard },
+    status: statusOf(hard, allocations),
+  };
+}
+
+export const snapshot = (name: string, spec: FlavorSpec): FlavorSnapshot => snapshotOf(aFlavor(name, spec));
+
+export interface WorldOptions {
+  maxAttempts?: number;
+  /** Seconds (0 = never confirm automatically). */
+  resizeConfirmWindow?: number;
+  allowResizeToSameHost?: boolean;
+}
+
+export class World {
+  readonly cluster = new FakeCluster();
+  readonly kube = this.cluster.client();
+  readonly log = pino({ level: 'silent' });
+  /** The clock every component reads; a test moves it. */
+  now = T0;
+  readonly reschedules: string[] = [];
+
+  readonly quota: QuotaService;
+  readonly placement: Placement;
+  readonly groups: ServerGroups;
+  readonly attempts: PlacementAttempts;
+  readonly boot: BootConductor;
+  readonly resize: ResizeRequests;
+  readonly deletion: DeletionConductor;
+  readonly instances: InstanceController;
+  readonly decisions: Decisions;
+  readonly migrations: MigrationController;
+
+  constructor(opts: WorldOptions = {}) {
+    const clock = () => this.now;
+    const { cluster, kube, log } = this;
+    const events = cluster.recorder(log, 'operator');
+    const faults = new FaultRecorder(events, clock);
+    this.quota = new QuotaService(kube, cluster.cache('ComputeQuota'), log);
+    const scheduler = new Scheduler(DEFAULT_SCHEDULER_CONFIG);
+    this.placement = new Placement(scheduler, cluster.cache('ComputeNode'), HEARTBEAT_TIMEOUT_MS, clock);
+    const inFlight = this.placement.inFlight;
+    const pendingHostOf = (uid: string) => inFlight.hostOf(uid);
+    this.groups = new ServerGroups(cluster.cache('ServerGroup'), cluster.cache('Instance'), pendingHostOf);
+    this.attempts = new PlacementAttempts(this.placement, this.groups, {
+      maxAttempts: opts.maxAttempts ?? 3,
+      claimTimeoutMs: CLAIM_TIMEOUT_MS,
+      onReschedule: (what) => this.reschedules.push(what),
+    });
+    const flavors = cluster.cache('Flavor');
+    this.boot = new BootConductor(kube, flavors, this.attempts, this.quota, this.groups, events, faults, log, clock);
+    this.resize = new ResizeRequests(kube, flavors, this.quota, faults, log);
+    this.deletion = new DeletionConductor(kube, this.placement, this.quota, log);
+    this.instances = new InstanceController(
+      cluster.cache('Instance'),
+      cluster.cache('Migration'),
+      this.boot,
+      this.resize,
+      this.deletion,
+      this.quota,
+    );
+    const sameHost = { allowResizeToSameHost: opts.allowResizeToSameHost ?? false };
+    const migrationQuota = new MigrationQuota(this.quota);
+    const tokens = new TransferTokens(kube.secrets);
+    this.decisions = new Decisions(kube, migrationQuota, tokens, events, opts.resizeConfirmWindow ?? 0, log, clock);
+    this.migrations = new MigrationController(
+      cluster.cache('Migration'),
+      cluster.cache('Instance'),
+      new MigrationStart(kube, flavors, this.placement, this.quota, events, faults, sameHost, log, clock),
+      new DestinationPlacement(kube, this.attempts, this.groups, migrationQuota, tokens, events, faults, sameHost, log),
+      this.decisions,
+      new MigrationSettlement(kube, this.placement, migrationQuota, tokens, events),
+    );
+  }
+
+  seedFlavor(name: string, spec: Partial<FlavorSpec> = {}): Flavor {
+    return this.cluster.seed(aFlavor(name, spec)) as Flavor;
+  }
+
+  seedNode(name: string, opts: NodeOptions = {}): ComputeNode {
+    return this.cluster.seed(aNode(name, this.now, opts)) as ComputeNode;
+  }
+
+  seedInstance(inst: Instance): Instance {
+    return this.cluster.seed(inst) as Instance;
+  }
+
+  seedMigration(mig: Migration): Migration {
+    return this.cluster.seed(mig) as Migration;
+  }
+
+  seedQuota(hard: QuotaAmounts, allocations: QuotaAllocation[] = []): ComputeQuota {
+    return this.cluster.seed(aQuota(hard, allocations)) as ComputeQuota;
+  }
+
+  instance(name: string): Instance {
+    const inst = this.cluster.get('Instance', name, 'default');
+    if (!inst) throw new Error(`instance ${name} does not exist`);
+    return inst;
+  }
+
+  migration(name: string): Migration {
+    const mig = this.cluster.get('Migration', name, 'default');
+    if (!mig) throw new Error(`migration ${name} does not exist`);
+    return mig;
+  }
+
+  /** The namespace's quota allocations, by consumer. */
+  allocations(): QuotaAllocation[] {
+    return this.cluster.get('ComputeQuota', 'compute', 'default')?.status?.allocations ?? [];
+  }
+
+  /** Messages of the Events about one object with one reason. */
+  messages(name: string, reason: string): string[] {
+    return this.cluster.events
+      .filter((e) => e.involvedObject.name === name && e.reason === reason)
+      .map((e) => e.message ?? '');
+  }
+
+  /** The writes after the first `since` ones, as "verb Kind/name". */
+  writesSince(since: number): string[] {
+    return this.cluster.writes.slice(since).map((w) => `${w.verb} ${w.kind}/${w.name}`);
+  }
+
+  // What the node agents would write.
+
+  /** The agent of the selected host could not claim: scheduling.claimFailure for the current attempt. */
+  async failClaim(kind: 'Instance' | 'Migration', name: string, message: string): Promise<void> {
+    const obj = kind === 'Instance' ? this.instance(name) : this.migration(name);
+    const s = obj.status?.scheduling ?? {};
+    const claimFailure = { host: s.selectedHost ?? '', attempt: s.attempts ?? 0, message };
+    if (kind === 'Instance') await this.kube.instances.patchStatus(obj, { scheduling: { claimFailure } });
+    else await this.kube.migrations.patchStatus(obj, { scheduling: { claimFailure } });
+  }
+
+  /** The host's agent stopped posting heartbeats long ago. */
+  async silence(node: string): Promise<void> {
+    const cn = this.cluster.get('ComputeNode', node);
+    if (!cn) throw new Error(`node ${node} does not exist`);
+    const old = new Date(this.now.getTime() - 10 * HEARTBEAT_TIMEOUT_MS).toISOString();
+    await this.kube.computeNodes.patchStatus(cn, { heartbeatTime: old });
+  }
+
+  /** Sets a host's claims (allocated follows), as its agent would after claiming or freeing. */
+  async setClaims(node: string, claims: Claim[]): Promise<void> {
+    const cn = this.cluster.get('ComputeNode', node);
+    if (!cn) throw new Error(`node ${node} does not exist`);
+    await this.kube.computeNodes.patchStatus(cn, { claims, allocated: sumClaims(claims) });
+  }
+
+  reconcileInstance(name: string) {
+    return this.instances.reconcile(`default/${name}`);
+  }
+
+  reconcileMigration(name: string) {
+    return this.migrations.reconcile(`default/${name}`);
+  }
+
+  /**
+   * Reconciles a Migration as the Controller does: a conflict (someone wrote first) is retried
+   * with a fresh read. Returns the last result and how many conflicts it took.
+   */
+  async reconcileMigrationRetryingConflicts(name: string): Promise<{ result: ReconcileResult; conflicts: number }> {
+    for (let conflicts = 0; ; conflicts++) {
+      try {
+        return { result: await this.reconcileMigration(name), conflicts };
+      } catch (err) {
+        if (!isConflict(err) || conflicts >= 5) throw err;
+      }
+    }
+  }
+}
