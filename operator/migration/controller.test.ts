@@ -170,11 +170,7 @@ describe('MigrationStart: a new Migration', () => {
     expect(world.migration(RESIZE).metadata.ownerReferences).toHaveLength(1);
   });
 
-  // Known bug: MigrationStart patches the owner reference onto the Migration (a new
-  // resourceVersion) and then writes its status guarded by the resourceVersion it read before,
-  // so every Migration created without an owner (kubectl create) conflicts once with itself and
-  // only starts on the Controller's retry. Drop `.fails` once the start writes in one pass.
-  it.fails('a Migration created without an owner starts in one pass, without conflicting with itself', async () => {
+  it('a Migration created without an owner starts in one pass, without conflicting with itself', async () => {
     const world = cluster();
     seedMigration(world, 'web-1-move', { instance: 'web-1' });
 
@@ -474,11 +470,7 @@ describe('Decisions: confirm or revert a finished resize', () => {
     expect(world.cluster.eventsFor(RESIZE)).toEqual(['ResizeStarted', 'DecisionIgnored', 'Scheduled']);
   });
 
-  // Known bug: noteEarly writes its DecisionDeferred condition fire-and-forget from the same
-  // resourceVersion the destination step then writes with, so one of the two writes conflicts.
-  // Here the placement's write loses (its in-flight placement is dropped and redone on retry);
-  // against a real API server either may lose, and if the note loses the Event is repeated.
-  it.fails('a decision made while the destination is being chosen does not make that step conflict', async () => {
+  it('a decision made while the destination is being chosen does not make that step conflict', async () => {
     const world = cluster();
     seedMigration(world, RESIZE, { instance: 'web-1', flavor: 'm1.large', decision: 'Confirm' });
     await world.reconcileMigrationRetryingConflicts(RESIZE);
@@ -597,6 +589,17 @@ describe('MigrationSettlement: after the end', () => {
 
     expect(world.instance('web-1').metadata.generation).toBe(generation);
     expect(world.cluster.eventsFor('web-1')).toEqual([]);
+  });
+
+  it('a confirmed resize made with a user Migration sets spec.flavor to the new flavor, so no resize back starts', async () => {
+    const world = await ended('confirmed', running('node-b', large), 'm1.small');
+
+    await world.reconcileMigration(RESIZE);
+
+    expect(world.instance('web-1').spec.flavor).toBe('m1.large');
+    expect(world.messages('web-1', 'FlavorReset')).toEqual(['resize confirmed: spec.flavor set from m1.small to m1.large']);
+    await world.reconcileInstance('web-1');
+    expect(world.cluster.list('Migration').map((m) => m.metadata.name)).toEqual([RESIZE]);
   });
 
   it('a migration that ended in error gives its quota back and drops its transfer Secret', async () => {

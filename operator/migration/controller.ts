@@ -58,7 +58,7 @@ export class MigrationController implements Reconciler {
     const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace ?? 'default');
     const phase = mig.status?.status;
     if (!phase) return this.start.reconcile(mig, inst);
-    if (MIGRATION_LIFECYCLE[phase].decision === 'early') this.decisions.noteEarly(mig);
-    return (await this.steps[phase]?.(mig, inst)) ?? {};
+    const current = MIGRATION_LIFECYCLE[phase].decision === 'early' ? await this.decisions.noteEarly(mig) : mig;
+    return (await this.steps[phase]?.(current, inst)) ?? {};
   }
 }

@@ -55,17 +55,21 @@ export class Decisions {
     return {};
   }
 
-  /** A decision made too early is kept for later; the user hears so once. */
-  noteEarly(mig: Migration): void {
-    if (!mig.spec.decision) return;
-    if (mig.status?.conditions?.some((c) => c.type === DECISION_DEFERRED)) return;
+  /**
+   * A decision made too early is kept for later; the user hears so once. Returns the Migration
+   * as written, so the phase's own step goes on from its new resourceVersion.
+   */
+  async noteEarly(mig: Migration): Promise<Migration> {
+    if (!mig.spec.decision) return mig;
+    if (mig.status?.conditions?.some((c) => c.type === DECISION_DEFERRED)) return mig;
     const message =
       `decision ${mig.spec.decision} ignored while the migration is ${mig.status?.status}; ` +
       'it takes effect once the migration is finished';
-    this.events.record(mig, 'Warning', EventReason.DecisionIgnored, message);
     const condition = { type: DECISION_DEFERRED, status: 'True' as const, reason: EventReason.DecisionIgnored, message };
-    void this.kube.migrations
-      .patchStatus(mig, { conditions: setCondition(mig.status?.conditions, condition, this.now()) })
-      .catch(() => undefined);
+    const noted = await this.kube.migrations.patchStatus(mig, {
+      conditions: setCondition(mig.status?.conditions, condition, this.now()),
+    });
+    this.events.record(mig, 'Warning', EventReason.DecisionIgnored, message);
+    return noted;
   }
 }

@@ -1,6 +1,6 @@
 // What the operator does once a Migration has ended (confirmed, reverted, error): drop the
-// transfer token, stop counting the placement, settle the quota, and after a revert set the
-// wanted flavor back so spec and status agree and no second resize starts.
+// transfer token, stop counting the placement, settle the quota, and set the instance's
+// wanted flavor in line with what the instance runs, so no second resize starts.
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
@@ -24,16 +24,24 @@ export class MigrationSettlement {
     this.placement.forget(mig.metadata.uid ?? '');
     await this.quota.settle(mig, inst);
     const s = mig.status ?? {};
-    // DESIGN: revert resets spec.flavor.
-    const reverted = s.status === 'reverted' && s.type === 'resize' && s.oldFlavor && s.newFlavor;
-    if (reverted && inst && inst.spec.flavor === s.newFlavor!.name) {
-      await this.kube.instances.patch(
-        { namespace: inst.metadata.namespace, name: inst.metadata.name },
-        { metadata: { resourceVersion: inst.metadata.resourceVersion }, spec: { flavor: s.oldFlavor!.name } },
-      );
-      const message = `resize reverted: spec.flavor set back from ${s.newFlavor!.name} to ${s.oldFlavor!.name}`;
-      this.events.record(inst, 'Normal', EventReason.FlavorReset, message);
+    if (!inst || s.type !== 'resize' || !s.oldFlavor || !s.newFlavor) return {};
+    // Spec and status must agree once a resize is over, or the instance controller would start
+    // another resize: DESIGN's revert resets spec.flavor, and a confirm of a resize the user asked
+    // for with a Migration (spec.flavor untouched) sets it to what the instance now runs.
+    const { oldFlavor, newFlavor } = s;
+    if (s.status === 'reverted' && inst.spec.flavor === newFlavor.name) {
+      await this.setFlavor(inst, oldFlavor.name, `resize reverted: spec.flavor set back from ${newFlavor.name} to ${oldFlavor.name}`);
+    } else if (s.status === 'confirmed' && inst.spec.flavor === oldFlavor.name) {
+      await this.setFlavor(inst, newFlavor.name, `resize confirmed: spec.flavor set from ${oldFlavor.name} to ${newFlavor.name}`);
     }
     return {};
+  }
+
+  private async setFlavor(inst: Instance, flavor: string, message: string): Promise<void> {
+    await this.kube.instances.patch(
+      { namespace: inst.metadata.namespace, name: inst.metadata.name },
+      { metadata: { resourceVersion: inst.metadata.resourceVersion }, spec: { flavor } },
+    );
+    this.events.record(inst, 'Normal', EventReason.FlavorReset, message);
   }
 }

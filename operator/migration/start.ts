@@ -77,8 +77,8 @@ export class MigrationStart {
       await this.kube.instances.patchStatus(inst, { taskState: 'resize_prep', migration: mig.metadata.name, fault: null });
     }
     crashPoint('operator:migration:after-instance-task');
-    await this.ensureOwner(mig, inst);
-    await this.kube.migrations.patchStatus(mig, {
+    const owned = await this.ensureOwner(mig, inst);
+    await this.kube.migrations.patchStatus(owned, {
       type: isResize ? 'resize' : 'migration',
       status: 'pre-migrating',
       sourceHost: source,
@@ -97,12 +97,13 @@ export class MigrationStart {
     return {};
   }
 
-  private async ensureOwner(mig: Migration, inst: Instance): Promise<void> {
-    if ((mig.metadata.ownerReferences ?? []).some((o) => o.uid === inst.metadata.uid)) return;
+  /** The Migration with the instance among its owners, as written (its status write starts from that version). */
+  private async ensureOwner(mig: Migration, inst: Instance): Promise<Migration> {
+    if ((mig.metadata.ownerReferences ?? []).some((o) => o.uid === inst.metadata.uid)) return mig;
     const owner = { apiVersion: inst.apiVersion, kind: 'Instance', name: inst.metadata.name, uid: inst.metadata.uid ?? '' };
-    await this.kube.migrations.patch(
+    return this.kube.migrations.patch(
       { namespace: mig.metadata.namespace, name: mig.metadata.name },
-      { metadata: { ownerReferences: [...(mig.metadata.ownerReferences ?? []), owner] } },
+      { metadata: { resourceVersion: mig.metadata.resourceVersion, ownerReferences: [...(mig.metadata.ownerReferences ?? []), owner] } },
     );
   }
 
