@@ -227,6 +227,23 @@ describe('MigrationDestination: failures', () => {
     expect(cluster.writes.slice(from)).toEqual([]);
   });
 
+  it('pre-migrating: a claim whose destHost write finds the migration sent elsewhere is given back at once', async () => {
+    const r = await resizeStarted(cluster, a, a);
+    let moved = false;
+    // The operator gives up on this host while the claim is being written.
+    cluster.cache('ComputeNode').on('update', () => {
+      if (moved) return;
+      moved = true;
+      const sent = { attempts: 2, triedHosts: ['host-a', 'host-b'], selectedHost: 'host-b' };
+      void cluster.client().migrations.patchStatus({ metadata: mig().metadata }, { scheduling: sent });
+    });
+
+    await expect(a.destination.reconcile(MIG_KEY)).rejects.toMatchObject({ code: 409 });
+
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+    expect(mig().status?.destHost).toBeUndefined();
+  });
+
   it('error: frees its migration claim and anything staged for the migration', async () => {
     const r = await resizeStarted(cluster, a, a);
     await a.destination.reconcile(MIG_KEY);

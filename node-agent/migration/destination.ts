@@ -11,6 +11,7 @@ import { setCondition } from '../../common/api/conditions.js';
 import { StepDone, stepDone, type PhaseDispatch } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration } from '../../common/api/types.js';
+import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
 import type { Logger } from '../../common/log.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
@@ -71,11 +72,31 @@ export class MigrationDestination implements Reconciler {
     );
     if (!claimed) return {};
     crashPoint('agent:pre-migrating:after-claim');
-    await this.side.kube.migrations.patchStatus(mig, { destHost: this.side.host });
+    try {
+      await this.side.kube.migrations.patchStatus(mig, { destHost: this.side.host });
+    } catch (err) {
+      // Our view was stale: if the migration is gone or no longer sent here, give the claim back now.
+      if (isNotFound(err) || (isConflict(err) && !(await this.stillSentHere(mig)))) await this.release(mig);
+      throw err;
+    }
     log.info({ step: 'pre-migrating' }, 'destination claimed');
     const message = `${this.side.host} claimed ${s.newFlavor.name} for the instance`;
     this.side.events.record(mig, 'Normal', EventReason.MigrationClaimed, message);
     return {};
+  }
+
+  private async stillSentHere(mig: Migration): Promise<boolean> {
+    const fresh = await this.side.kube.migrations.get({ namespace: mig.metadata.namespace, name: mig.metadata.name });
+    const s = fresh?.status;
+    if (!fresh || fresh.metadata.deletionTimestamp || s?.status !== 'pre-migrating') return false;
+    if (s.destHost) return s.destHost === this.side.host;
+    const attempt = s.scheduling?.attempts;
+    return s.scheduling?.selectedHost === this.side.host && s.scheduling.claimFailure?.attempt !== attempt;
+  }
+
+  private release(mig: Migration) {
+    const uid = mig.metadata.uid ?? '';
+    return this.side.tracker.releaseWhere((c) => c.consumer === uid && c.kind === 'migration');
   }
 
   // finish_resize.
@@ -163,9 +184,8 @@ export class MigrationDestination implements Reconciler {
   /** A failed migration: the destination gives back what it held for it. */
   private async abandon(mig: Migration, log: Logger): Promise<ReconcileResult> {
     if (mig.status?.destHost !== this.side.host) return {};
-    const uid = mig.metadata.uid ?? '';
-    const freed = await this.side.tracker.releaseWhere((c) => c.consumer === uid && c.kind === 'migration');
-    await this.side.transfers.discard(uid);
+    const freed = await this.release(mig);
+    await this.side.transfers.discard(mig.metadata.uid ?? '');
     if (freed.length) log.info({ step: 'error' }, 'failed migration: destination claim freed');
     return {};
   }

@@ -82,7 +82,9 @@ describe('ResourceTracker against the in-memory API server', () => {
     expect(first).toEqual([{ ...claim('a'), createdAt: clock.now().toISOString() }]);
     expect(node(cluster).status?.allocated).toEqual({ vcpus: 1, memoryMiB: 1024, diskGiB: 1 });
     clock.advance(5_000);
+    const writes = cluster.writes.length;
     await t.claim(claim('a'));
+    expect(cluster.writes.length).toBe(writes);
     // The original record stays, createdAt included, and it is counted once.
     expect(node(cluster).status?.claims).toEqual(first);
     expect(node(cluster).status?.allocated).toEqual({ vcpus: 1, memoryMiB: 1024, diskGiB: 1 });
@@ -229,6 +231,16 @@ describe('ResourceTracker against the in-memory API server', () => {
     expect(cn.metadata.labels).toEqual({ rack: 'r1' });
     expect(cn.status?.claims?.map((c) => c.consumer)).toEqual(['a']);
     expect(cn.status?.allocatable).toEqual({ vcpus: 16, memoryMiB: 8192, diskGiB: 20 });
+  });
+
+  it('re-creates a deleted ComputeNode when the next thing written is a claim', async () => {
+    const cluster = new FakeCluster();
+    const { t } = tracker(cluster);
+    await t.register(CAPACITY);
+    await t.claim(claim('a'));
+    await cluster.client().computeNodes.delete({ name: HOST });
+    await t.claim(claim('b'));
+    expect(node(cluster).status?.claims?.map((c) => c.consumer)).toEqual(['a', 'b']);
   });
 
   it('re-creates a deleted ComputeNode on the heartbeat', async () => {

@@ -107,7 +107,9 @@ export class ResourceTracker {
       for (let attempt = 1; ; attempt++) {
         const before = this.ledger.claims;
         const held = before.find((c) => c.consumer === claim.consumer && c.kind === claim.kind);
-        const repeat = held !== undefined && held.vcpus === claim.vcpus && held.memoryMiB === claim.memoryMiB && held.diskGiB === claim.diskGiB;
+        const same = held && held.vcpus === claim.vcpus && held.memoryMiB === claim.memoryMiB && held.diskGiB === claim.diskGiB;
+        // The ledger only ever holds what was written: a repeated claim has nothing to write.
+        if (same) return;
         // A placement rule checked under the host's lock against the claims really here
         // (Nova's late server-group check): two racing members cannot both pass it.
         const refusal = held ? undefined : guard?.(before);
@@ -124,12 +126,13 @@ export class ResourceTracker {
         }
         try {
           await this.persist();
-          if (!repeat) this.opts.onClaim?.(claim.kind);
+          this.opts.onClaim?.(claim.kind);
           return;
         } catch (err) {
           this.ledger = new ClaimLedger(before);
-          if (!isConflict(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
-          await this.refresh();
+          if (isNotFound(err)) await this.recreate();
+          else if (!isConflict(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
+          else await this.refresh();
         }
       }
     });
@@ -210,19 +213,24 @@ export class ResourceTracker {
         return;
       } catch (err) {
         if (isNotFound(err)) {
-          this.log.warn('ComputeNode deleted; re-creating it');
-          this.node = await this.kube.computeNodes.create({
-            apiVersion: API_VERSION,
-            kind: 'ComputeNode',
-            metadata: { name: this.host, labels: { ...this.opts.labels } },
-            spec: {},
-          });
+          await this.recreate();
           continue;
         }
         if (!isConflict(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
         await this.refresh();
       }
     }
+  }
+
+  /** Someone deleted our ComputeNode: it comes back with every claim this host holds. */
+  private async recreate(): Promise<void> {
+    this.log.warn('ComputeNode deleted; re-creating it');
+    this.node = await this.kube.computeNodes.create({
+      apiVersion: API_VERSION,
+      kind: 'ComputeNode',
+      metadata: { name: this.host, labels: { ...this.opts.labels } },
+      spec: {},
+    });
   }
 
   private async persist(): Promise<void> {
