@@ -4,7 +4,7 @@
 // two LibvirtDriver instances on one libvirtd, as several agents on one machine would be; the
 // migration transfer is a plain copy of the exported files. No Kubernetes needed.
 //
-// Needs libvirtd and QEMU (bash e2e/libvirt/setup.sh, as root) and builds the guest image on
+// Needs libvirtd and QEMU (bash devenv/libvirt/setup.sh, as root) and builds the guest image on
 // first use (node-agent/driver/guest-image/build.sh, cached). Each boot takes about 7 s.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';

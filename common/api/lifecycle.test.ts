@@ -28,7 +28,11 @@ describe('the Migration lifecycle table', () => {
   it('reaches every phase from the start, and a terminal phase from every phase', () => {
     const reached = new Set<MigrationPhase>();
     const walk = (from: MigrationPhase | undefined) => {
-      for (const n of nextOf(from)) if (!reached.has(n)) (reached.add(n), walk(n));
+      for (const n of nextOf(from)) {
+        if (reached.has(n)) continue;
+        reached.add(n);
+        walk(n);
+      }
     };
     walk(undefined);
     expect([...reached].sort()).toEqual([...MIGRATION_PHASES].sort());

@@ -106,7 +106,7 @@ async function destroyGuests(stateDir: string): Promise<void> {
   for (const spec of AGENTS) {
     const driver = new LibvirtDriver({ host: spec.name, stateDir: join(stateDir, 'agents', spec.name), capacity: { vcpus: 1, memoryMiB: 64, diskGiB: 0 }, images: {} });
     const domains = await driver.list().catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}\n(is libvirtd running? as root: bash e2e/libvirt/setup.sh)`, { cause: err });
+      throw new Error(`${(err as Error).message}\n(is libvirtd running? as root: bash devenv/libvirt/setup.sh)`, { cause: err });
     });
     for (const d of domains) await driver.destroy(d.uid);
   }

@@ -9,14 +9,14 @@ export function libvirtUnavailable(): string | undefined {
     try {
       execFileSync('which', [tool], { stdio: 'ignore' });
     } catch {
-      return `${tool} is not installed (run: bash e2e/libvirt/setup.sh, as root)`;
+      return `${tool} is not installed (run: bash devenv/libvirt/setup.sh, as root)`;
     }
   }
   try {
     execFileSync('virsh', ['-q', '-c', LIBVIRT_URI, 'list', '--name'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000, encoding: 'utf8' });
   } catch (err) {
     const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n')[0];
-    return `libvirtd does not answer at ${LIBVIRT_URI}: ${msg} (run: bash e2e/libvirt/setup.sh, as root)`;
+    return `libvirtd does not answer at ${LIBVIRT_URI}: ${msg} (run: bash devenv/libvirt/setup.sh, as root)`;
   }
   return undefined;
 }

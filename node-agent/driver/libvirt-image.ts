@@ -73,7 +73,7 @@ export function parseImageList(spec: string): Record<string, GuestImage> {
 
 /**
  * Builds the `tiny` image (or finds it in the cache: a second call costs one apt-cache lookup)
- * and returns it. Needs a Debian host with apt and cpio (e2e/libvirt/setup.sh installs cpio).
+ * and returns it. Needs a Debian host with apt and cpio (devenv/libvirt/setup.sh installs cpio).
  */
 export function ensureTinyImage(): GuestImage {
   let out: string;

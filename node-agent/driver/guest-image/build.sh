@@ -4,7 +4,7 @@
 # and `init` (beside this file), booted by direct kernel boot. The image goes into a cache
 # outside the repo, keyed by the package versions and this directory's files, and the script
 # prints its directory (vmlinuz, initrd.gz, image.json). A second call with the same versions
-# costs only an apt-cache lookup. Needs apt-get, dpkg-deb, cpio and gzip (e2e/libvirt/setup.sh
+# costs only an apt-cache lookup. Needs apt-get, dpkg-deb, cpio and gzip (devenv/libvirt/setup.sh
 # installs cpio); the packages are downloaded and unpacked, never installed on this host.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

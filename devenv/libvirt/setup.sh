@@ -4,7 +4,7 @@
 # the guest image build (node-agent/driver/guest-image/build.sh). Idempotent: when all is
 # installed and both daemons answer it only checks, in well under a second.
 #
-#   bash e2e/libvirt/setup.sh            # as root
+#   bash devenv/libvirt/setup.sh            # as root
 #
 # The daemons are started directly (`virtlogd -d`, `libvirtd -d`), not through systemd, so
 # this works in containers and CI machines that have no init system. Guests are domains of
