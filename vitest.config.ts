@@ -8,7 +8,13 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['common/**/*.test.ts', 'operator/**/*.test.ts', 'node-agent/**/*.test.ts', 'devenv/**/*.test.ts', 'tools/**/*.test.ts'],
+          include: [
+            'common/**/*.test.ts',
+            'operator/**/*.test.ts',
+            'node-agent/**/*.test.ts',
+            'devenv/**/*.test.ts',
+            'tools/**/*.test.ts',
+          ],
           pool: 'threads',
           sequence: { groupOrder: 0 },
         },

@@ -48,12 +48,19 @@ interface Obj {
   metadata: { name: string; resourceVersion?: string; uid?: string };
 }
 
-
 interface ThrowawayNode {
   name: string;
   lock: Mutex;
   resourceVersion: string;
-  claims: { consumer: string; kind: 'instance'; instance: string; vcpus: number; memoryMiB: number; diskGiB: number; createdAt: string }[];
+  claims: {
+    consumer: string;
+    kind: 'instance';
+    instance: string;
+    vcpus: number;
+    memoryMiB: number;
+    diskGiB: number;
+    createdAt: string;
+  }[];
 }
 
 const FLAVOR = { name: 'm1.tiny', vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, ephemeralDiskGiB: 0 };
@@ -64,13 +71,20 @@ function condition(type: string, status: string, reason: string, message: string
 }
 
 function nodeStatus(node: ThrowawayNode, now: string) {
-  const allocated = node.claims.reduce((a, c) => ({ vcpus: a.vcpus + c.vcpus, memoryMiB: a.memoryMiB + c.memoryMiB, diskGiB: a.diskGiB + c.diskGiB }), { vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+  const allocated = node.claims.reduce(
+    (a, c) => ({ vcpus: a.vcpus + c.vcpus, memoryMiB: a.memoryMiB + c.memoryMiB, diskGiB: a.diskGiB + c.diskGiB }),
+    { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
+  );
   return {
     capacity: { vcpus: 8, memoryMiB: 16384, diskGiB: 200 },
     allocatable: ALLOCATABLE,
     allocated,
     claims: node.claims,
-    usage: { vcpus: `${allocated.vcpus}/32`, memory: `${allocated.memoryMiB}/15872Mi`, disk: `${allocated.diskGiB}/200Gi` },
+    usage: {
+      vcpus: `${allocated.vcpus}/32`,
+      memory: `${allocated.memoryMiB}/15872Mi`,
+      disk: `${allocated.diskGiB}/200Gi`,
+    },
     heartbeatTime: now,
     driver: 'fake',
     conditions: [condition('Ready', 'True', 'AgentReady', `node agent on ${node.name} is posting heartbeats`, now)],
@@ -92,12 +106,29 @@ export class LimitProbe {
 
   /** Creates the namespace and the throwaway ComputeNodes (not timed). */
   async setUp(): Promise<void> {
-    await this.client.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: this.namespace } }).catch(() => undefined);
+    await this.client
+      .json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: this.namespace } })
+      .catch(() => undefined);
     for (let i = 0; i < this.hosts; i++) {
       const name = `limit-${this.runId}-${String(i).padStart(3, '0')}`;
-      const created = await this.client.json<Obj>('POST', `${GROUP_PATH}/computenodes`, { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', metadata: { name, labels: { 'bench.kubenova.io/throwaway': 'true' } }, spec: {} });
-      const node: ThrowawayNode = { name, lock: new Mutex(), resourceVersion: created.metadata.resourceVersion ?? '', claims: [] };
-      const patched = await this.client.json<Obj>('PATCH', `${GROUP_PATH}/computenodes/${name}/status`, { metadata: { resourceVersion: node.resourceVersion }, status: nodeStatus(node, new Date().toISOString()) }, MERGE);
+      const created = await this.client.json<Obj>('POST', `${GROUP_PATH}/computenodes`, {
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'ComputeNode',
+        metadata: { name, labels: { 'bench.kubenova.io/throwaway': 'true' } },
+        spec: {},
+      });
+      const node: ThrowawayNode = {
+        name,
+        lock: new Mutex(),
+        resourceVersion: created.metadata.resourceVersion ?? '',
+        claims: [],
+      };
+      const patched = await this.client.json<Obj>(
+        'PATCH',
+        `${GROUP_PATH}/computenodes/${name}/status`,
+        { metadata: { resourceVersion: node.resourceVersion }, status: nodeStatus(node, new Date().toISOString()) },
+        MERGE,
+      );
       node.resourceVersion = patched.metadata.resourceVersion ?? '';
       this.nodes.push(node);
     }
@@ -105,7 +136,8 @@ export class LimitProbe {
 
   /** Removes every throwaway object (not timed). */
   async tearDown(): Promise<void> {
-    for (const n of this.nodes) await this.client.raw('DELETE', `${GROUP_PATH}/computenodes/${n.name}`).catch(() => undefined);
+    for (const n of this.nodes)
+      await this.client.raw('DELETE', `${GROUP_PATH}/computenodes/${n.name}`).catch(() => undefined);
     await this.client.raw('DELETE', `/api/v1/namespaces/${this.namespace}`).catch(() => undefined);
   }
 
@@ -125,45 +157,114 @@ export class LimitProbe {
     });
     // Stands in for the finalizer patch (same verb, size and guard; an annotation, so the
     // throwaway namespace can be deleted without anyone removing a finalizer).
-    inst = await this.client.json<Obj>('PATCH', `${base}/${name}${this.q('kubenova-operator')}`, { metadata: { resourceVersion: inst.metadata.resourceVersion, annotations: { 'bench.kubenova.io/instance-cleanup': 'stand-in' } } }, MERGE);
+    inst = await this.client.json<Obj>(
+      'PATCH',
+      `${base}/${name}${this.q('kubenova-operator')}`,
+      {
+        metadata: {
+          resourceVersion: inst.metadata.resourceVersion,
+          annotations: { 'bench.kubenova.io/instance-cleanup': 'stand-in' },
+        },
+      },
+      MERGE,
+    );
     const scheduledPending = condition('Scheduled', 'False', 'Pending', 'waiting for the scheduler', t());
-    inst = await this.client.json<Obj>('PATCH', `${base}/${name}/status${this.q('kubenova-operator')}`, {
-      metadata: { resourceVersion: inst.metadata.resourceVersion },
-      status: { vmState: 'building', taskState: 'scheduling', powerState: 'nostate', observedGeneration: 1, conditions: [scheduledPending] },
-    }, MERGE);
+    inst = await this.client.json<Obj>(
+      'PATCH',
+      `${base}/${name}/status${this.q('kubenova-operator')}`,
+      {
+        metadata: { resourceVersion: inst.metadata.resourceVersion },
+        status: {
+          vmState: 'building',
+          taskState: 'scheduling',
+          powerState: 'nostate',
+          observedGeneration: 1,
+          conditions: [scheduledPending],
+        },
+      },
+      MERGE,
+    );
     const scheduled = condition('Scheduled', 'True', 'Scheduled', `placed on ${host} (attempt 1)`, t());
-    inst = await this.client.json<Obj>('PATCH', `${base}/${name}/status${this.q('kubenova-operator')}`, {
-      metadata: { resourceVersion: inst.metadata.resourceVersion },
-      status: { flavor: FLAVOR, scheduling: { attempts: 1, triedHosts: [host], selectedHost: host, claimFailure: null }, conditions: [scheduled] },
-    }, MERGE);
+    inst = await this.client.json<Obj>(
+      'PATCH',
+      `${base}/${name}/status${this.q('kubenova-operator')}`,
+      {
+        metadata: { resourceVersion: inst.metadata.resourceVersion },
+        status: {
+          flavor: FLAVOR,
+          scheduling: { attempts: 1, triedHosts: [host], selectedHost: host, claimFailure: null },
+          conditions: [scheduled],
+        },
+      },
+      MERGE,
+    );
     await this.event(inst, name, 'Scheduled', `scheduled to ${host} (attempt 1 of 3)`, 'kubenova-operator');
     await node.lock.run(async () => {
-      node.claims.push({ consumer: inst.metadata.uid ?? name, kind: 'instance', instance: `${ns}/${name}`, vcpus: 1, memoryMiB: 512, diskGiB: 1, createdAt: t() });
-      const patched = await this.client.json<Obj>('PATCH', `${GROUP_PATH}/computenodes/${host}/status${this.q(`kubenova-agent-${host}`)}`, { metadata: { resourceVersion: node.resourceVersion }, status: nodeStatus(node, t()) }, MERGE);
+      node.claims.push({
+        consumer: inst.metadata.uid ?? name,
+        kind: 'instance',
+        instance: `${ns}/${name}`,
+        vcpus: 1,
+        memoryMiB: 512,
+        diskGiB: 1,
+        createdAt: t(),
+      });
+      const patched = await this.client.json<Obj>(
+        'PATCH',
+        `${GROUP_PATH}/computenodes/${host}/status${this.q(`kubenova-agent-${host}`)}`,
+        { metadata: { resourceVersion: node.resourceVersion }, status: nodeStatus(node, t()) },
+        MERGE,
+      );
       node.resourceVersion = patched.metadata.resourceVersion ?? '';
     });
-    inst = await this.client.json<Obj>('PATCH', `${base}/${name}/status${this.q(`kubenova-agent-${host}`)}`, { metadata: { resourceVersion: inst.metadata.resourceVersion }, status: { host, taskState: 'spawning' } }, MERGE);
+    inst = await this.client.json<Obj>(
+      'PATCH',
+      `${base}/${name}/status${this.q(`kubenova-agent-${host}`)}`,
+      { metadata: { resourceVersion: inst.metadata.resourceVersion }, status: { host, taskState: 'spawning' } },
+      MERGE,
+    );
     const now = t();
-    await this.client.json<Obj>('PATCH', `${base}/${name}/status${this.q(`kubenova-agent-${host}`)}`, {
-      metadata: { resourceVersion: inst.metadata.resourceVersion },
-      status: {
-        vmState: 'active',
-        taskState: '',
-        powerState: 'running',
-        launchedAt: now,
-        fault: null,
-        guest: { vcpus: 1, memoryKiB: 524288, diskBytes: 1073741824, marker: randomBytes(16).toString('hex'), reportedAt: now },
-        conditions: [condition('Ready', 'True', 'Running', `running on ${host}`, now), scheduled],
+    await this.client.json<Obj>(
+      'PATCH',
+      `${base}/${name}/status${this.q(`kubenova-agent-${host}`)}`,
+      {
+        metadata: { resourceVersion: inst.metadata.resourceVersion },
+        status: {
+          vmState: 'active',
+          taskState: '',
+          powerState: 'running',
+          launchedAt: now,
+          fault: null,
+          guest: {
+            vcpus: 1,
+            memoryKiB: 524288,
+            diskBytes: 1073741824,
+            marker: randomBytes(16).toString('hex'),
+            reportedAt: now,
+          },
+          conditions: [condition('Ready', 'True', 'Running', `running on ${host}`, now), scheduled],
+        },
       },
-    }, MERGE);
+      MERGE,
+    );
     await this.event(inst, name, 'Spawned', `instance is running on ${host}`, `kubenova-agent-${host}`);
   }
 
   private async event(inst: Obj, name: string, reason: string, message: string, component: string): Promise<void> {
     const now = new Date();
     await this.client.json('POST', `/api/v1/namespaces/${this.namespace}/events`, {
-      metadata: { name: `${name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace: this.namespace },
-      involvedObject: { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', name, namespace: this.namespace, uid: inst.metadata.uid, resourceVersion: inst.metadata.resourceVersion },
+      metadata: {
+        name: `${name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
+        namespace: this.namespace,
+      },
+      involvedObject: {
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'Instance',
+        name,
+        namespace: this.namespace,
+        uid: inst.metadata.uid,
+        resourceVersion: inst.metadata.resourceVersion,
+      },
       reason,
       message,
       type: 'Normal',
@@ -195,6 +296,14 @@ export class LimitProbe {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const writes = (boots - errors) * WRITES_PER_BOOT;
     const writesPerSecond = writes / seconds;
-    return { concurrency, boots, writes, errors, seconds, writesPerSecond, bootsPerSecond: writesPerSecond / WRITES_PER_BOOT };
+    return {
+      concurrency,
+      boots,
+      writes,
+      errors,
+      seconds,
+      writesPerSecond,
+      bootsPerSecond: writesPerSecond / WRITES_PER_BOOT,
+    };
   }
 }

@@ -13,7 +13,16 @@
 //
 // See docs/performance.md for what the numbers mean.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -26,7 +35,20 @@ import { startProcess, type ManagedProcess } from '../devenv/controlplane/proces
 import { InvariantWatcher } from '../devenv/invariants.js';
 import { HttpClient } from './http.js';
 import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
-import { MUTATING, cpuSeconds, diffCounts, findPids, loadAverage, machineBusySeconds, parseRequestTotals, parseWatchEvents, peakRssMiB, summarize, sumCounts, type Summary } from './measure.js';
+import {
+  MUTATING,
+  cpuSeconds,
+  diffCounts,
+  findPids,
+  loadAverage,
+  machineBusySeconds,
+  parseRequestTotals,
+  parseWatchEvents,
+  peakRssMiB,
+  summarize,
+  sumCounts,
+  type Summary,
+} from './measure.js';
 import { formatTable } from './report.js';
 import { TimeoutError, CollectionWatch } from './watch.js';
 
@@ -47,7 +69,7 @@ const { values: args } = parseArgs({
     'boot-flavor': { type: 'string', default: 'm1.tiny' },
     'resize-flavor': { type: 'string', default: 'bench.resize' },
     'invariant-interval': { type: 'string', default: '1000' },
-    'timeout': { type: 'string', default: '180' },
+    timeout: { type: 'string', default: '180' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-keepalive-limit': { type: 'boolean', default: true },
     'agent-keepalive': { type: 'boolean', default: true },
@@ -69,7 +91,8 @@ if (args.help) {
 
 const num = (name: keyof typeof args, min: number): number => {
   const v = Number(args[name]);
-  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be a number >= ${min}, got ${String(args[name])}`);
+  if (!Number.isFinite(v) || v < min)
+    throw new Error(`--${name} must be a number >= ${min}, got ${String(args[name])}`);
   return v;
 };
 
@@ -89,7 +112,10 @@ const opts = {
   noKeepaliveLimit: args['no-keepalive-limit'] ?? true,
   agentKeepalive: args['agent-keepalive'] ?? true,
   keep: args.keep ?? false,
-  /** Start only once the 1-minute load average is below this (default: the number of cores), waiting at most quietWaitS. */
+  /**
+   * Start only once the 1-minute load average is below this (default: the number of cores),
+   * waiting at most quietWaitS.
+   */
   quietLoad: args['quiet-load'] !== undefined ? num('quiet-load', 0) : cpus().length,
   quietWaitS: num('quiet-wait', 0),
 };
@@ -112,11 +138,15 @@ interface Snapshot {
 }
 
 const activeAndReady = (i: Instance | undefined) =>
-  i?.status?.vmState === 'active' && !i.status.taskState && i.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+  i?.status?.vmState === 'active' &&
+  !i.status.taskState &&
+  i.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 const failed = (i: Instance | undefined) => i?.status?.vmState === 'error';
 const settled = (i: Instance | undefined) => activeAndReady(i) && !i?.status?.migration;
-const migrationFinished = (m: Migration | undefined) => m?.status?.status === 'finished' || m?.status?.status === 'error';
-const migrationConfirmed = (m: Migration | undefined) => m?.status?.status === 'confirmed' || m?.status?.status === 'error';
+const migrationFinished = (m: Migration | undefined) =>
+  m?.status?.status === 'finished' || m?.status?.status === 'error';
+const migrationConfirmed = (m: Migration | undefined) =>
+  m?.status?.status === 'confirmed' || m?.status?.status === 'error';
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-bench-'));
@@ -126,7 +156,10 @@ async function main(): Promise<void> {
   // The machine is shared: start when it is quiet enough, so the limit and the run see the same machine.
   const quietSince = performance.now();
   while ((loadAverage()[0] ?? 0) > opts.quietLoad && performance.now() - quietSince < opts.quietWaitS * 1000) {
-    if (performance.now() - quietSince < 1000) log(`waiting up to ${opts.quietWaitS} s for the 1-minute load (${loadAverage()[0]}) to fall below ${opts.quietLoad}`);
+    if (performance.now() - quietSince < 1000)
+      log(
+        `waiting up to ${opts.quietWaitS} s for the 1-minute load (${loadAverage()[0]}) to fall below ${opts.quietLoad}`,
+      );
     await new Promise((r) => setTimeout(r, 5_000));
   }
   const waitedForQuietS = round((performance.now() - quietSince) / 1000, 0);
@@ -156,7 +189,15 @@ async function main(): Promise<void> {
     // A resize target with a small root disk: the fake driver writes 64 KiB of SHA-256-derived
     // content per GiB when it grows a disk, on the agent's one thread; with m1.small that is
     // 1.2 MiB per resize, which measures the fake disk, not kubenova.
-    cp.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'bench.resize' }, spec: { vcpus: 2, memoryMiB: 1024, rootDiskGiB: 2 } }));
+    cp.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'Flavor',
+        metadata: { name: 'bench.resize' },
+        spec: { vcpus: 2, memoryMiB: 1024, rootDiskGiB: 2 },
+      }),
+    );
     const ca = readFileSync(cp.caPath);
     const client = new HttpClient({ server: cp.server, ca, token: cp.adminToken, keepAlive: true });
     const servers: Proc[] = [
@@ -166,17 +207,34 @@ async function main(): Promise<void> {
     ];
 
     // --- The limit, before kubenova runs -------------------------------------------------
-    log(`limit: ${opts.limitBoots} throwaway boots x ${WRITES_PER_BOOT} writes, concurrency ${opts.concurrency}, keep-alive client`);
+    log(
+      `limit: ${opts.limitBoots} throwaway boots x ${WRITES_PER_BOOT} writes, concurrency ${opts.concurrency}, keep-alive client`,
+    );
     const limits: LimitResult[] = [];
-    const serverCpu = () => Object.fromEntries([...servers, { name: 'bench', pid: process.pid }].map((p) => [p.name, cpuSeconds(p.pid) ?? NaN]));
-    const timed = async (run: () => Promise<Omit<LimitResult, 'keepAlive'>>, keepAlive: boolean, when: 'before' | 'after') => {
+    const serverCpu = () =>
+      Object.fromEntries(
+        [...servers, { name: 'bench', pid: process.pid }].map((p) => [p.name, cpuSeconds(p.pid) ?? NaN]),
+      );
+    const timed = async (
+      run: () => Promise<Omit<LimitResult, 'keepAlive'>>,
+      keepAlive: boolean,
+      when: 'before' | 'after',
+    ) => {
       const before = serverCpu();
       const busyBefore = machineBusySeconds();
       const r = await run();
       const after = serverCpu();
-      const cpu = Object.fromEntries(Object.keys(after).map((k) => [k, round((after[k] ?? NaN) - (before[k] ?? NaN), 2)]));
+      const cpu = Object.fromEntries(
+        Object.keys(after).map((k) => [k, round((after[k] ?? NaN) - (before[k] ?? NaN), 2)]),
+      );
       const ours = Object.values(cpu).reduce((a, b) => a + b, 0);
-      limits.push({ keepAlive, when, ...r, cpuSeconds: cpu, otherCpuSeconds: round(machineBusySeconds() - busyBefore - ours, 2) });
+      limits.push({
+        keepAlive,
+        when,
+        ...r,
+        cpuSeconds: cpu,
+        otherCpuSeconds: round(machineBusySeconds() - busyBefore - ours, 2),
+      });
     };
     const probe = new LimitProbe(client, 'bench-limit', opts.hosts);
     await probe.setUp();
@@ -194,20 +252,34 @@ async function main(): Promise<void> {
       fresh.close();
     }
     await probe.tearDown();
-    await waitUntil('throwaway namespace gone', async () => {
-      try {
-        await client.raw('GET', '/api/v1/namespaces/bench-limit');
-        return false;
-      } catch {
-        return true;
-      }
-    }, 120_000);
+    await waitUntil(
+      'throwaway namespace gone',
+      async () => {
+        try {
+          await client.raw('GET', '/api/v1/namespaces/bench-limit');
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      120_000,
+    );
 
     // --- kubenova --------------------------------------------------------------------------
-    await client.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
+    await client.json('POST', '/api/v1/namespaces', {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: NAMESPACE },
+    });
     // --cpu-prof is not allowed in NODE_OPTIONS, so profiled components get it as a node flag.
     const nodeFlags = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-    const operator = startNode('operator', join(distDir, 'operator', 'main.js'), [`--kubeconfig=${cp.kubeconfigPath}`], join(dir, 'operator.log'), nodeFlags);
+    const operator = startNode(
+      'operator',
+      join(distDir, 'operator', 'main.js'),
+      [`--kubeconfig=${cp.kubeconfigPath}`],
+      join(dir, 'operator.log'),
+      nodeFlags,
+    );
     processes.push(operator);
     const agents: ManagedProcess[] = [];
     const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
@@ -215,17 +287,24 @@ async function main(): Promise<void> {
       const count = Math.min(perProcess, opts.hosts - offset);
       // The simulated-hosts launcher with the node-agent flags the harness gives every agent
       // (devenv/components.ts): hosts sim-000, sim-001, ... split over the processes.
-      const agent = startNode(`agent-${p}`, join(distDir, 'devenv', 'simulated-hosts', 'main.js'), [
-        '--host-prefix=sim',
-        `--hosts=${count}`,
-        `--host-offset=${offset}`,
-        `--kubeconfig=${cp.kubeconfigPath}`,
-        `--state-dir=${stateDir}`,
-        '--capacity-vcpus=8',
-        '--capacity-memory-mib=16384',
-        '--capacity-disk-gib=200',
-        `--heartbeat-interval=${opts.heartbeatInterval}`,
-      ], join(dir, `agent-${p}.log`), nodeFlags, { KUBENOVA_API_KEEPALIVE: String(opts.agentKeepalive) });
+      const agent = startNode(
+        `agent-${p}`,
+        join(distDir, 'devenv', 'simulated-hosts', 'main.js'),
+        [
+          '--host-prefix=sim',
+          `--hosts=${count}`,
+          `--host-offset=${offset}`,
+          `--kubeconfig=${cp.kubeconfigPath}`,
+          `--state-dir=${stateDir}`,
+          '--capacity-vcpus=8',
+          '--capacity-memory-mib=16384',
+          '--capacity-disk-gib=200',
+          `--heartbeat-interval=${opts.heartbeatInterval}`,
+        ],
+        join(dir, `agent-${p}.log`),
+        nodeFlags,
+        { KUBENOVA_API_KEEPALIVE: String(opts.agentKeepalive) },
+      );
       agents.push(agent);
       processes.push(agent);
     }
@@ -233,16 +312,34 @@ async function main(): Promise<void> {
       const dead = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
       if (dead) throw new FatalError(`${dead.name} exited at start; see ${join(dir, `${dead.name}.log`)}`);
     };
-    const kubenova: Proc[] = [{ name: 'operator', pid: operator.pid }, ...agents.map((a, i) => ({ name: agents.length > 1 ? `agent-${i}` : 'agent', pid: a.pid }))];
+    const kubenova: Proc[] = [
+      { name: 'operator', pid: operator.pid },
+      ...agents.map((a, i) => ({ name: agents.length > 1 ? `agent-${i}` : 'agent', pid: a.pid })),
+    ];
     const t0 = performance.now();
-    await waitUntil(`${opts.hosts} ComputeNodes Ready`, async () => {
-      exitedEarly();
-      const list = await client.json<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>('GET', `${GROUP_PATH}/computenodes`);
-      return list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length >= opts.hosts;
-    }, 120_000, 500);
+    await waitUntil(
+      `${opts.hosts} ComputeNodes Ready`,
+      async () => {
+        exitedEarly();
+        const list = await client.json<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>(
+          'GET',
+          `${GROUP_PATH}/computenodes`,
+        );
+        return (
+          list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+            .length >= opts.hosts
+        );
+      },
+      120_000,
+      500,
+    );
     const registerSeconds = (performance.now() - t0) / 1000;
     log(`${opts.hosts} hosts registered in ${registerSeconds.toFixed(1)} s`);
-    await waitUntil('operator running', () => exitedEarly() ?? /"msg":"operator running"/.test(readFileSync(join(dir, 'operator.log'), 'utf8')), 60_000);
+    await waitUntil(
+      'operator running',
+      () => exitedEarly() ?? /"msg":"operator running"/.test(readFileSync(join(dir, 'operator.log'), 'utf8')),
+      60_000,
+    );
 
     const instances = new CollectionWatch<Instance>(client, `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`);
     const migrations = new CollectionWatch<Migration>(client, `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`);
@@ -266,13 +363,13 @@ async function main(): Promise<void> {
     const snapshot = async (): Promise<Snapshot> => {
       const metrics = await cp.get('/metrics');
       return {
-      at: performance.now(),
-      machineBusy: machineBusySeconds(),
-      load: loadAverage()[0] ?? NaN,
-      requests: parseRequestTotals(metrics),
-      watchEvents: parseWatchEvents(metrics),
-      cpu: Object.fromEntries(all.map((p) => [p.name, cpuSeconds(p.pid) ?? NaN])),
-      invariantSamples: invariants.report.samples,
+        at: performance.now(),
+        machineBusy: machineBusySeconds(),
+        load: loadAverage()[0] ?? NaN,
+        requests: parseRequestTotals(metrics),
+        watchEvents: parseWatchEvents(metrics),
+        cpu: Object.fromEntries(all.map((p) => [p.name, cpuSeconds(p.pid) ?? NaN])),
+        invariantSamples: invariants.report.samples,
       };
     };
     const clientCounts = () => new Map(client.counts);
@@ -288,38 +385,50 @@ async function main(): Promise<void> {
     const serverTimeToActive: number[] = [];
     const bootFailures: string[] = [];
     let reschedules = 0;
-    await forEachConcurrently(names, opts.concurrency, async (name) => {
-      const done = instances.waitFor(name, (i) => activeAndReady(i) || failed(i), opts.timeoutMs);
-      const start = performance.now();
-      try {
-        await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`, {
-          apiVersion: 'compute.kubenova.io/v1alpha1',
-          kind: 'Instance',
-          metadata: { name, namespace: NAMESPACE },
-          spec: { flavor: opts.bootFlavor, image: 'cirros', powerState: 'Running' },
-        });
-        const { obj, at } = await done;
-        if (!activeAndReady(obj)) {
-          bootFailures.push(`${name}: ${obj?.status?.vmState} ${obj?.status?.fault?.reason ?? ''} ${obj?.status?.fault?.message ?? ''}`);
-          return;
+    await forEachConcurrently(
+      names,
+      opts.concurrency,
+      async (name) => {
+        const done = instances.waitFor(name, (i) => activeAndReady(i) || failed(i), opts.timeoutMs);
+        const start = performance.now();
+        try {
+          await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`, {
+            apiVersion: 'compute.kubenova.io/v1alpha1',
+            kind: 'Instance',
+            metadata: { name, namespace: NAMESPACE },
+            spec: { flavor: opts.bootFlavor, image: 'cirros', powerState: 'Running' },
+          });
+          const { obj, at } = await done;
+          if (!activeAndReady(obj)) {
+            bootFailures.push(
+              `${name}: ${obj?.status?.vmState} ${obj?.status?.fault?.reason ?? ''} ${obj?.status?.fault?.message ?? ''}`,
+            );
+            return;
+          }
+          timeToActive.push((at - start) / 1000);
+          timeline.push([round((start - bootT0) / 1000, 2), round((at - start) / 1000, 3)]);
+          const ready = obj?.status?.conditions?.find((c) => c.type === 'Ready');
+          const created = Date.parse(obj?.metadata.creationTimestamp as unknown as string);
+          if (ready && Number.isFinite(created))
+            serverTimeToActive.push((Date.parse(ready.lastTransitionTime) - created) / 1000);
+          reschedules += Math.max(0, (obj?.status?.scheduling?.attempts ?? 1) - 1);
+        } catch (err) {
+          done.catch(() => undefined);
+          bootFailures.push(
+            `${name}: ${err instanceof TimeoutError ? 'stuck (not active in time)' : (err as Error).message}`,
+          );
         }
-        timeToActive.push((at - start) / 1000);
-        timeline.push([round((start - bootT0) / 1000, 2), round((at - start) / 1000, 3)]);
-        const ready = obj?.status?.conditions?.find((c) => c.type === 'Ready');
-        const created = Date.parse(obj?.metadata.creationTimestamp as unknown as string);
-        if (ready && Number.isFinite(created)) serverTimeToActive.push((Date.parse(ready.lastTransitionTime) - created) / 1000);
-        reschedules += Math.max(0, (obj?.status?.scheduling?.attempts ?? 1) - 1);
-      } catch (err) {
-        done.catch(() => undefined);
-        bootFailures.push(`${name}: ${err instanceof TimeoutError ? 'stuck (not active in time)' : (err as Error).message}`);
-      }
-    }, () => crashed.length > 0);
+      },
+      () => crashed.length > 0,
+    );
     const bootAfter = await snapshot();
     timeline.sort((a, b) => a[0] - b[0]);
     const bootClient = diffCounts(clientCounts(), bootClientBefore);
     const bootSeconds = (bootAfter.at - bootBefore.at) / 1000;
     const booted = timeToActive.length;
-    log(`boot: ${booted}/${opts.instances} active in ${bootSeconds.toFixed(1)} s (${(booted / bootSeconds).toFixed(1)}/s), ${bootFailures.length} failed or stuck`);
+    log(
+      `boot: ${booted}/${opts.instances} active in ${bootSeconds.toFixed(1)} s (${(booted / bootSeconds).toFixed(1)}/s), ${bootFailures.length} failed or stuck`,
+    );
 
     // --- Resize and cold-migrate a sample, confirm each ------------------------------------
     const sampleSize = Math.min(Math.floor(booted / 2), Math.ceil(opts.instances * opts.sample));
@@ -331,82 +440,122 @@ async function main(): Promise<void> {
     const migrateTimes: number[] = [];
     const confirmTimes: number[] = [];
     const sampleFailures: string[] = [];
-    const jobs = [...resizeNames.map((n) => ({ name: n, kind: 'resize' as const })), ...migrateNames.map((n) => ({ name: n, kind: 'migration' as const }))];
-    await forEachConcurrently(jobs, opts.concurrency, async ({ name, kind }) => {
-      const inst = instances.objects.get(name);
-      const migName = kind === 'resize' ? `${name}-resize-${(inst?.metadata.generation ?? 1) + 1}` : `${name}-move`;
-      const finished = migrations.waitFor(migName, migrationFinished, opts.timeoutMs);
-      const start = performance.now();
-      try {
-        if (kind === 'resize') {
-          await client.json('PATCH', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`, { spec: { flavor: opts.resizeFlavor } }, MERGE);
-        } else {
-          await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`, {
-            apiVersion: 'compute.kubenova.io/v1alpha1',
-            kind: 'Migration',
-            metadata: { name: migName, namespace: NAMESPACE },
-            spec: { instance: name },
-          });
+    const jobs = [
+      ...resizeNames.map((n) => ({ name: n, kind: 'resize' as const })),
+      ...migrateNames.map((n) => ({ name: n, kind: 'migration' as const })),
+    ];
+    await forEachConcurrently(
+      jobs,
+      opts.concurrency,
+      async ({ name, kind }) => {
+        const inst = instances.objects.get(name);
+        const migName = kind === 'resize' ? `${name}-resize-${(inst?.metadata.generation ?? 1) + 1}` : `${name}-move`;
+        const finished = migrations.waitFor(migName, migrationFinished, opts.timeoutMs);
+        const start = performance.now();
+        try {
+          if (kind === 'resize') {
+            await client.json(
+              'PATCH',
+              `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`,
+              { spec: { flavor: opts.resizeFlavor } },
+              MERGE,
+            );
+          } else {
+            await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`, {
+              apiVersion: 'compute.kubenova.io/v1alpha1',
+              kind: 'Migration',
+              metadata: { name: migName, namespace: NAMESPACE },
+              spec: { instance: name },
+            });
+          }
+          const f = await finished;
+          if (f.obj?.status?.status !== 'finished') {
+            sampleFailures.push(`${migName}: ${f.obj?.status?.status} ${f.obj?.status?.fault?.message ?? ''}`);
+            return;
+          }
+          (kind === 'resize' ? resizeTimes : migrateTimes).push((f.at - start) / 1000);
+          const confirmed = migrations.waitFor(migName, migrationConfirmed, opts.timeoutMs);
+          const back = instances.waitFor(
+            name,
+            (i) => settled(i) && i?.status?.flavor?.name === (kind === 'resize' ? opts.resizeFlavor : opts.bootFlavor),
+            opts.timeoutMs,
+          );
+          // Awaited below only when the confirm succeeds; never an unhandled rejection.
+          back.catch(() => undefined);
+          const decided = performance.now();
+          await client.json(
+            'PATCH',
+            `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations/${migName}`,
+            { spec: { decision: 'Confirm' } },
+            MERGE,
+          );
+          const c = await confirmed;
+          if (c.obj?.status?.status !== 'confirmed') {
+            sampleFailures.push(`${migName}: confirm ended ${c.obj?.status?.status}`);
+            return;
+          }
+          const b = await back;
+          confirmTimes.push((Math.max(c.at, b.at) - decided) / 1000);
+        } catch (err) {
+          finished.catch(() => undefined);
+          sampleFailures.push(`${migName}: ${err instanceof TimeoutError ? 'stuck' : (err as Error).message}`);
         }
-        const f = await finished;
-        if (f.obj?.status?.status !== 'finished') {
-          sampleFailures.push(`${migName}: ${f.obj?.status?.status} ${f.obj?.status?.fault?.message ?? ''}`);
-          return;
-        }
-        (kind === 'resize' ? resizeTimes : migrateTimes).push((f.at - start) / 1000);
-        const confirmed = migrations.waitFor(migName, migrationConfirmed, opts.timeoutMs);
-        const back = instances.waitFor(name, (i) => settled(i) && i?.status?.flavor?.name === (kind === 'resize' ? opts.resizeFlavor : opts.bootFlavor), opts.timeoutMs);
-        // Awaited below only when the confirm succeeds; never an unhandled rejection.
-        back.catch(() => undefined);
-        const decided = performance.now();
-        await client.json('PATCH', `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations/${migName}`, { spec: { decision: 'Confirm' } }, MERGE);
-        const c = await confirmed;
-        if (c.obj?.status?.status !== 'confirmed') {
-          sampleFailures.push(`${migName}: confirm ended ${c.obj?.status?.status}`);
-          return;
-        }
-        const b = await back;
-        confirmTimes.push((Math.max(c.at, b.at) - decided) / 1000);
-      } catch (err) {
-        finished.catch(() => undefined);
-        sampleFailures.push(`${migName}: ${err instanceof TimeoutError ? 'stuck' : (err as Error).message}`);
-      }
-    }, () => crashed.length > 0);
+      },
+      () => crashed.length > 0,
+    );
     const sampleAfter = await snapshot();
-    log(`sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${sampleFailures.length} failed or stuck`);
+    log(
+      `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${sampleFailures.length} failed or stuck`,
+    );
 
     // --- Delete everything -------------------------------------------------------------------
     const deleteBefore = await snapshot();
     const deleteTimes: number[] = [];
     const deleteFailures: string[] = [];
-    await forEachConcurrently(names.filter((n) => instances.objects.has(n)), opts.concurrency, async (name) => {
-      const gone = instances.waitFor(name, (i) => i === undefined, opts.timeoutMs);
-      const start = performance.now();
-      try {
-        await client.raw('DELETE', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`);
-        deleteTimes.push(((await gone).at - start) / 1000);
-      } catch (err) {
-        gone.catch(() => undefined);
-        deleteFailures.push(`${name}: ${err instanceof TimeoutError ? 'stuck (not gone in time)' : (err as Error).message}`);
-      }
-    }, () => crashed.length > 0);
+    await forEachConcurrently(
+      names.filter((n) => instances.objects.has(n)),
+      opts.concurrency,
+      async (name) => {
+        const gone = instances.waitFor(name, (i) => i === undefined, opts.timeoutMs);
+        const start = performance.now();
+        try {
+          await client.raw('DELETE', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`);
+          deleteTimes.push(((await gone).at - start) / 1000);
+        } catch (err) {
+          gone.catch(() => undefined);
+          deleteFailures.push(
+            `${name}: ${err instanceof TimeoutError ? 'stuck (not gone in time)' : (err as Error).message}`,
+          );
+        }
+      },
+      () => crashed.length > 0,
+    );
     const deleteAfter = await snapshot();
-    log(`delete: ${deleteTimes.length} deleted in ${((deleteAfter.at - deleteBefore.at) / 1000).toFixed(1)} s, ${deleteFailures.length} failed or stuck`);
+    log(
+      `delete: ${deleteTimes.length} deleted in ${((deleteAfter.at - deleteBefore.at) / 1000).toFixed(1)} s, ${deleteFailures.length} failed or stuck`,
+    );
 
     // One more invariant sample with everything gone, then what is left must be nothing.
     await invariants.sample();
     const report = await invariants.stop();
     const nodes = (await kube.computeNodes.list()).items;
-    const leftoverClaims = nodes.flatMap((n) => (n.status?.claims ?? []).map((c) => `${n.metadata.name}: ${c.kind} ${c.instance ?? c.consumer}`));
+    const leftoverClaims = nodes.flatMap((n) =>
+      (n.status?.claims ?? []).map((c) => `${n.metadata.name}: ${c.kind} ${c.instance ?? c.consumer}`),
+    );
     const leftoverDomains = countDomains(stateDir);
-    const notReadyNodes = nodes.filter((n) => !n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name);
+    const notReadyNodes = nodes
+      .filter((n) => !n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+      .map((n) => n.metadata.name);
     await Promise.all([instances.stop(), migrations.stop()]);
 
     const peak = Object.fromEntries([...kubenova, ...servers].map((p) => [p.name, peakRssMiB(p.pid) ?? NaN]));
     const operatorMetrics = await scrapeComponentMetrics(join(dir, 'operator.log'));
     const agentMetrics = await scrapeComponentMetrics(join(dir, 'agent-0.log'));
     const logProblems = Object.fromEntries(
-      ['operator.log', ...agents.map((_, i) => `agent-${i}.log`)].map((f) => [f.replace('.log', ''), countLogProblems(join(dir, f))]),
+      ['operator.log', ...agents.map((_, i) => `agent-${i}.log`)].map((f) => [
+        f.replace('.log', ''),
+        countLogProblems(join(dir, f)),
+      ]),
     );
     finishing = true;
     await Promise.all(processes.map((p) => p.stop('SIGTERM', 20_000)));
@@ -427,7 +576,10 @@ async function main(): Promise<void> {
     // invariant watcher's ComputeNode lists. Non-resource paths (/metrics) are left out.
     const bootRequests = diffCounts(bootAfter.requests, bootBefore.requests);
     const own = new Map(bootClient);
-    own.set('LIST computenodes', (own.get('LIST computenodes') ?? 0) + (bootAfter.invariantSamples - bootBefore.invariantSamples));
+    own.set(
+      'LIST computenodes',
+      (own.get('LIST computenodes') ?? 0) + (bootAfter.invariantSamples - bootBefore.invariantSamples),
+    );
     const kubenovaRequests = new Map<string, number>();
     for (const [k, v] of bootRequests) {
       const n = v - (own.get(k) ?? 0);
@@ -436,22 +588,36 @@ async function main(): Promise<void> {
     const bootsPerSecond = booted / bootSeconds;
     const limit = limits.filter((l) => l.keepAlive).reduce((a, b) => (b.writesPerSecond > a.writesPerSecond ? b : a));
     const ratio = bootsPerSecond / limit.bootsPerSecond;
-    const cpuDelta = (a: Snapshot, b: Snapshot) => Object.fromEntries(Object.keys(b.cpu).map((k) => [k, round((b.cpu[k] ?? NaN) - (a.cpu[k] ?? NaN), 2)]));
+    const cpuDelta = (a: Snapshot, b: Snapshot) =>
+      Object.fromEntries(Object.keys(b.cpu).map((k) => [k, round((b.cpu[k] ?? NaN) - (a.cpu[k] ?? NaN), 2)]));
     // CPU per boot: the machine-time cost, which neighbours' load barely changes. If this
     // machine were ours alone and CPU-bound, achieved/limit would tend to the ratio of the two.
-    const sumCpu = (c: Record<string, number> | undefined) => Object.values(c ?? {}).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+    const sumCpu = (c: Record<string, number> | undefined) =>
+      Object.values(c ?? {}).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
     const bootCpu = cpuDelta(bootBefore, bootAfter);
     const kubenovaCpuMsPerBoot = (1000 * sumCpu(bootCpu)) / Math.max(1, booted);
     const limitCpuMsPerBoot = (1000 * sumCpu(limit.cpuSeconds)) / Math.max(1, limit.boots - limit.errors);
     const otherCpu = (a: Snapshot, b: Snapshot) => round(b.machineBusy - a.machineBusy - sumCpu(cpuDelta(a, b)), 2);
-    const stuck = bootFailures.length + sampleFailures.length + deleteFailures.length + leftoverClaims.length + (crashed.length ? opts.instances - deleteTimes.length : 0);
+    const stuck =
+      bootFailures.length +
+      sampleFailures.length +
+      deleteFailures.length +
+      leftoverClaims.length +
+      (crashed.length ? opts.instances - deleteTimes.length : 0);
     const requestsPerBoot = sumCounts(kubenovaRequests) / Math.max(1, booted);
     const mutatingPerBoot = sumCounts(kubenovaRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
     const result = {
       kind: 'kubenova-bench/v1',
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
-      machine: { cpus: cpus().length, waitedForQuietS, node: process.version, kubernetes: cp.binaries.kubernetesVersion, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
+      machine: {
+        cpus: cpus().length,
+        waitedForQuietS,
+        node: process.version,
+        kubernetes: cp.binaries.kubernetesVersion,
+        loadAverageBefore: loadBefore,
+        loadAverageAfter: loadAfter,
+      },
       options: { ...opts },
       registerSeconds: round(registerSeconds, 2),
       boot: {
@@ -469,7 +635,10 @@ async function main(): Promise<void> {
         apiRequestsPerBoot: round(requestsPerBoot, 2),
         apiWritesPerBoot: round(mutatingPerBoot, 2),
         apiRequests: sortedObject(kubenovaRequests),
-        watchEventsPerBoot: round(sumCounts(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)) / Math.max(1, booted), 2),
+        watchEventsPerBoot: round(
+          sumCounts(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)) / Math.max(1, booted),
+          2,
+        ),
         watchEvents: sortedObject(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)),
         benchRequests: sortedObject(own),
         cpuSeconds: bootCpu,
@@ -498,7 +667,12 @@ async function main(): Promise<void> {
       limit: {
         writesPerBoot: WRITES_PER_BOOT,
         bootWrites: BOOT_WRITES,
-        runs: limits.map((l) => ({ ...l, seconds: round(l.seconds, 2), writesPerSecond: round(l.writesPerSecond, 1), bootsPerSecond: round(l.bootsPerSecond, 2) })),
+        runs: limits.map((l) => ({
+          ...l,
+          seconds: round(l.seconds, 2),
+          writesPerSecond: round(l.writesPerSecond, 1),
+          bootsPerSecond: round(l.bootsPerSecond, 2),
+        })),
         used: limits.indexOf(limit),
         achievedRatio: round(ratio, 3),
         cpuMsPerBoot: round(limitCpuMsPerBoot, 1),
@@ -509,8 +683,17 @@ async function main(): Promise<void> {
       operatorMetrics,
       agentMetrics,
       logProblems,
-      invariants: { samples: report.samples, violations: report.violations.length, examples: [...new Set(report.violations)].slice(0, 20) },
-      leftovers: { claims: leftoverClaims.slice(0, 20), claimCount: leftoverClaims.length, domains: leftoverDomains, notReadyNodes },
+      invariants: {
+        samples: report.samples,
+        violations: report.violations.length,
+        examples: [...new Set(report.violations)].slice(0, 20),
+      },
+      leftovers: {
+        claims: leftoverClaims.slice(0, 20),
+        claimCount: leftoverClaims.length,
+        domains: leftoverDomains,
+        notReadyNodes,
+      },
       crashed,
       stuckTasks: stuck,
       targets: {
@@ -524,7 +707,10 @@ async function main(): Promise<void> {
     };
     const resultsDir = args['results-dir']!;
     mkdirSync(resultsDir, { recursive: true });
-    const stamp = startedAt.toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+    const stamp = startedAt
+      .toISOString()
+      .replace(/[:.]/g, '-')
+      .replace(/-\d{3}Z$/, 'Z');
     const file = join(resultsDir, `${stamp}-${opts.hosts}x${opts.instances}.json`);
     // Written under the ignored *.tmp.json name first, so a half-written result is never picked up.
     writeFileSync(`${file.slice(0, -5)}.tmp.json`, `${JSON.stringify(result, null, 2)}\n`);
@@ -545,11 +731,29 @@ async function main(): Promise<void> {
   }
 }
 
-function startNode(name: string, script: string, args: string[], logFile: string, nodeFlags: string[], env: NodeJS.ProcessEnv = {}): ManagedProcess {
-  return startProcess({ name, command: process.execPath, args: [...nodeFlags, script, ...args], env: { ...process.env, ...env }, logFile });
+function startNode(
+  name: string,
+  script: string,
+  args: string[],
+  logFile: string,
+  nodeFlags: string[],
+  env: NodeJS.ProcessEnv = {},
+): ManagedProcess {
+  return startProcess({
+    name,
+    command: process.execPath,
+    args: [...nodeFlags, script, ...args],
+    env: { ...process.env, ...env },
+    logFile,
+  });
 }
 
-async function forEachConcurrently<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>, stop: () => boolean = () => false): Promise<void> {
+async function forEachConcurrently<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length && !stop()) await fn(items[next++]!);
@@ -559,7 +763,12 @@ async function forEachConcurrently<T>(items: readonly T[], concurrency: number, 
 
 class FatalError extends Error {}
 
-async function waitUntil(what: string, probe: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 200): Promise<void> {
+async function waitUntil(
+  what: string,
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -584,7 +793,10 @@ function countDomains(stateDir: string): number {
   return n;
 }
 
-/** controller_runtime_reconcile_total and workqueue_retries_total of a component, from the metrics address it logged. */
+/**
+ * controller_runtime_reconcile_total and workqueue_retries_total of a component, from the metrics
+ * address it logged.
+ */
 async function scrapeComponentMetrics(logFile: string): Promise<Record<string, number>> {
   try {
     const m = /"metrics":"([^"]+)"/.exec(readFileSync(logFile, 'utf8'));
@@ -592,10 +804,19 @@ async function scrapeComponentMetrics(logFile: string): Promise<Record<string, n
     const text = await (await fetch(`http://${m[1]}/metrics`)).text();
     const out: Record<string, number> = {};
     for (const line of text.split('\n')) {
-      const mm = /^(controller_runtime_reconcile_total|workqueue_retries_total|workqueue_adds_total)\{([^}]*)\} (\S+)/.exec(line);
+      const mm =
+        /^(controller_runtime_reconcile_total|workqueue_retries_total|workqueue_adds_total)\{([^}]*)\} (\S+)/.exec(
+          line,
+        );
       if (!mm) continue;
-      const labels = Object.fromEntries([...mm[2]!.matchAll(/(\w+)="([^"]*)"/g)].filter((l) => l[1] !== 'component').map((l) => [l[1], l[2]]));
-      out[`${mm[1]}{${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}}`] = Number(mm[3]);
+      const labels = Object.fromEntries(
+        [...mm[2]!.matchAll(/(\w+)="([^"]*)"/g)].filter((l) => l[1] !== 'component').map((l) => [l[1], l[2]]),
+      );
+      out[
+        `${mm[1]}{${Object.entries(labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')}}`
+      ] = Number(mm[3]);
     }
     return out;
   } catch {
@@ -618,8 +839,16 @@ function countLogProblems(file: string): Record<string, number> {
 
 function gitCommit(): string | undefined {
   try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return dirty ? `${head}+dirty` : head;
   } catch {
     return undefined;
@@ -631,7 +860,14 @@ function round(v: number, digits: number): number {
 }
 
 function roundSummary(s: Summary): Summary {
-  return { n: s.n, p50: round(s.p50, 3), p95: round(s.p95, 3), p99: round(s.p99, 3), max: round(s.max, 3), mean: round(s.mean, 3) };
+  return {
+    n: s.n,
+    p50: round(s.p50, 3),
+    p95: round(s.p95, 3),
+    p99: round(s.p99, 3),
+    max: round(s.max, 3),
+    mean: round(s.mean, 3),
+  };
 }
 
 function sortedObject(m: Map<string, number>): Record<string, number> {

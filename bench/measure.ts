@@ -108,7 +108,9 @@ export function parseRequestTotals(metrics: string): Map<string, number> {
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
     const close = line.lastIndexOf('}');
-    const labels = Object.fromEntries([...line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    const labels = Object.fromEntries(
+      [...line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
     const value = Number(line.slice(close + 1).trim());
     const key = `${labels.verb ?? '?'} ${labels.resource ?? ''}${labels.subresource ? `/${labels.subresource}` : ''}`;
     out.set(key, (out.get(key) ?? 0) + value);
@@ -122,7 +124,8 @@ export function parseWatchEvents(metrics: string): Map<string, number> {
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_watch_events_total{')) continue;
     const close = line.lastIndexOf('}');
-    const resource = /resource="([^"]*)"/.exec(line.slice(0, close))?.[1] ?? /kind="([^"]*)"/.exec(line.slice(0, close))?.[1] ?? '?';
+    const resource =
+      /resource="([^"]*)"/.exec(line.slice(0, close))?.[1] ?? /kind="([^"]*)"/.exec(line.slice(0, close))?.[1] ?? '?';
     out.set(resource, (out.get(resource) ?? 0) + Number(line.slice(close + 1).trim()));
   }
   return out;

@@ -36,9 +36,12 @@ export function analyze(profile: CpuProfile, top = 25): string {
   const selfUs = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
-  for (let i = 0; i < samples.length; i++) selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0));
+  for (let i = 0; i < samples.length; i++)
+    selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0));
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
-  const idle = [...selfUs].filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)').reduce((a, [, v]) => a + v, 0);
+  const idle = [...selfUs]
+    .filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)')
+    .reduce((a, [, v]) => a + v, 0);
   const busy = total - idle;
 
   const selfByBucket = new Map<string, number>();
@@ -81,5 +84,7 @@ export function analyze(profile: CpuProfile, top = 25): string {
 }
 
 if (process.argv[2]) {
-  process.stdout.write(`${analyze(JSON.parse(readFileSync(process.argv[2], 'utf8')) as CpuProfile, Number(process.argv[3] ?? 25))}\n`);
+  process.stdout.write(
+    `${analyze(JSON.parse(readFileSync(process.argv[2], 'utf8')) as CpuProfile, Number(process.argv[3] ?? 25))}\n`,
+  );
 }

@@ -8,7 +8,14 @@ export interface ReportInput {
   startedAt: string;
   commit?: string;
   machine: { cpus: number; loadAverageBefore: number[] };
-  options: { hosts: number; instances: number; concurrency: number; sample: number; agentProcesses: number; agentKeepalive?: boolean };
+  options: {
+    hosts: number;
+    instances: number;
+    concurrency: number;
+    sample: number;
+    agentProcesses: number;
+    agentKeepalive?: boolean;
+  };
   registerSeconds: number;
   boot: {
     instances: number;
@@ -26,11 +33,27 @@ export interface ReportInput {
     otherCpuSeconds?: number;
     cpuMsPerBoot?: number;
   };
-  sample: { resized: number; migrated: number; confirmed: number; resize: Summary; migration: Summary; confirm: Summary };
+  sample: {
+    resized: number;
+    migrated: number;
+    confirmed: number;
+    resize: Summary;
+    migration: Summary;
+    confirm: Summary;
+  };
   delete: { deleted: number; seconds: number; time: Summary };
   limit: {
     writesPerBoot: number;
-    runs: { keepAlive: boolean; when?: string; writes: number; seconds: number; writesPerSecond: number; bootsPerSecond: number; cpuSeconds?: Record<string, number>; otherCpuSeconds?: number }[];
+    runs: {
+      keepAlive: boolean;
+      when?: string;
+      writes: number;
+      seconds: number;
+      writesPerSecond: number;
+      bootsPerSecond: number;
+      cpuSeconds?: Record<string, number>;
+      otherCpuSeconds?: number;
+    }[];
     used?: number;
     achievedRatio: number;
     cpuMsPerBoot?: number;
@@ -46,54 +69,123 @@ export interface ReportInput {
 
 const s2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
 /** kube-apiserver CPU milliseconds per request of a limit run. */
-const msPerWrite = (l: { writes: number; cpuSeconds?: Record<string, number> }) => s2((1000 * (l.cpuSeconds?.['kube-apiserver'] ?? NaN)) / l.writes);
+const msPerWrite = (l: { writes: number; cpuSeconds?: Record<string, number> }) =>
+  s2((1000 * (l.cpuSeconds?.['kube-apiserver'] ?? NaN)) / l.writes);
 const pct = (s: Summary, keys: ('p50' | 'p95' | 'p99')[]) => keys.map((k) => s2(s[k])).join(' / ');
 
 export function formatTable(r: ReportInput): string {
   const agentNames = Object.keys(r.cpuSecondsTotal).filter((k) => k.startsWith('agent'));
   const used = r.limit.runs[r.limit.used ?? 0];
   const fresh = r.limit.runs.find((l) => !l.keepAlive);
-  const others = (cpu: number | undefined, seconds: number) => (cpu === undefined ? '' : `; other processes used ${s2(Math.max(0, cpu / seconds))} cores meanwhile`);
+  const others = (cpu: number | undefined, seconds: number) =>
+    cpu === undefined ? '' : `; other processes used ${s2(Math.max(0, cpu / seconds))} cores meanwhile`;
   const rows: [string, string][] = [
-    ['hosts x instances (concurrency)', `${r.options.hosts} x ${r.options.instances} (${r.options.concurrency}), ${r.options.agentProcesses} agent process(es)${r.options.agentKeepalive === false ? ', agent without keep-alive' : ''}`],
-    ['machine', `${r.machine.cpus} cores, load ${r.machine.loadAverageBefore.map((l) => l.toFixed(1)).join(' ')} before; commit ${r.commit ?? '?'}`],
+    [
+      'hosts x instances (concurrency)',
+      `${r.options.hosts} x ${r.options.instances} (${r.options.concurrency}), ${r.options.agentProcesses} agent process(es)${r.options.agentKeepalive === false ? ', agent without keep-alive' : ''}`,
+    ],
+    [
+      'machine',
+      `${r.machine.cpus} cores, load ${r.machine.loadAverageBefore.map((l) => l.toFixed(1)).join(' ')} before; commit ${r.commit ?? '?'}`,
+    ],
     ['hosts registered in (s)', s2(r.registerSeconds)],
-    ['active / requested', `${r.boot.active} / ${r.boot.instances} in ${s2(r.boot.seconds)} s${others(r.boot.otherCpuSeconds, r.boot.seconds)}`],
+    [
+      'active / requested',
+      `${r.boot.active} / ${r.boot.instances} in ${s2(r.boot.seconds)} s${others(r.boot.otherCpuSeconds, r.boot.seconds)}`,
+    ],
     ['boots per second', s2(r.boot.bootsPerSecond)],
-    ['time-to-active p50 / p95 / p99 (s)', `${pct(r.boot.timeToActive, ['p50', 'p95', 'p99'])}  (bench: create sent -> watch shows active+Ready)`],
-    ...(r.boot.timeToActiveAfterFirstBurst ? [['  after the first burst of creates', `${pct(r.boot.timeToActiveAfterFirstBurst, ['p50', 'p95', 'p99'])}  (the first ${r.options.concurrency} creates left out)`] as [string, string]] : []),
-    ['  server clocks p50 / p95 / p99 (s)', `${pct(r.boot.serverTimeToActive, ['p50', 'p95', 'p99'])}  (creationTimestamp, 1 s resolution -> Ready lastTransitionTime)`],
+    [
+      'time-to-active p50 / p95 / p99 (s)',
+      `${pct(r.boot.timeToActive, ['p50', 'p95', 'p99'])}  (bench: create sent -> watch shows active+Ready)`,
+    ],
+    ...(r.boot.timeToActiveAfterFirstBurst
+      ? [
+          [
+            '  after the first burst of creates',
+            `${pct(r.boot.timeToActiveAfterFirstBurst, ['p50', 'p95', 'p99'])}  (the first ${r.options.concurrency} creates left out)`,
+          ] as [string, string],
+        ]
+      : []),
+    [
+      '  server clocks p50 / p95 / p99 (s)',
+      `${pct(r.boot.serverTimeToActive, ['p50', 'p95', 'p99'])}  (creationTimestamp, 1 s resolution -> Ready lastTransitionTime)`,
+    ],
     ['reschedules', String(r.boot.reschedules)],
-    ['resize p50 / p99 (s)', `${pct(r.sample.resize, ['p50', 'p99'])}  (${r.sample.resized} resized: patch -> Migration finished)`],
-    ['migration p50 / p99 (s)', `${pct(r.sample.migration, ['p50', 'p99'])}  (${r.sample.migrated} migrated: create -> Migration finished)`],
-    ['confirm p50 / p99 (s)', `${pct(r.sample.confirm, ['p50', 'p99'])}  (${r.sample.confirmed} confirmed: decision -> confirmed, instance active)`],
-    ['delete p50 / p99 (s)', `${pct(r.delete.time, ['p50', 'p99'])}  (${r.delete.deleted} deleted in ${s2(r.delete.seconds)} s)`],
-    ['operator CPU s (boot / whole run)', `${s2(r.boot.cpuSeconds.operator ?? NaN)} / ${s2(r.cpuSecondsTotal.operator ?? NaN)}`],
-    ...agentNames.map((a): [string, string] => [`${a} CPU s (boot / whole run)`, `${s2(r.boot.cpuSeconds[a] ?? NaN)} / ${s2(r.cpuSecondsTotal[a] ?? NaN)}`]),
-    ['kube-apiserver / etcd CPU s (boot)', `${s2(r.boot.cpuSeconds['kube-apiserver'] ?? NaN)} / ${s2(r.boot.cpuSeconds.etcd ?? NaN)}`],
+    [
+      'resize p50 / p99 (s)',
+      `${pct(r.sample.resize, ['p50', 'p99'])}  (${r.sample.resized} resized: patch -> Migration finished)`,
+    ],
+    [
+      'migration p50 / p99 (s)',
+      `${pct(r.sample.migration, ['p50', 'p99'])}  (${r.sample.migrated} migrated: create -> Migration finished)`,
+    ],
+    [
+      'confirm p50 / p99 (s)',
+      `${pct(r.sample.confirm, ['p50', 'p99'])}  (${r.sample.confirmed} confirmed: decision -> confirmed, instance active)`,
+    ],
+    [
+      'delete p50 / p99 (s)',
+      `${pct(r.delete.time, ['p50', 'p99'])}  (${r.delete.deleted} deleted in ${s2(r.delete.seconds)} s)`,
+    ],
+    [
+      'operator CPU s (boot / whole run)',
+      `${s2(r.boot.cpuSeconds.operator ?? NaN)} / ${s2(r.cpuSecondsTotal.operator ?? NaN)}`,
+    ],
+    ...agentNames.map((a): [string, string] => [
+      `${a} CPU s (boot / whole run)`,
+      `${s2(r.boot.cpuSeconds[a] ?? NaN)} / ${s2(r.cpuSecondsTotal[a] ?? NaN)}`,
+    ]),
+    [
+      'kube-apiserver / etcd CPU s (boot)',
+      `${s2(r.boot.cpuSeconds['kube-apiserver'] ?? NaN)} / ${s2(r.boot.cpuSeconds.etcd ?? NaN)}`,
+    ],
     ['bench client CPU s (boot)', s2(r.boot.cpuSeconds.bench ?? NaN)],
     ['operator peak RSS (MiB)', s2(r.peakRssMiB.operator ?? NaN)],
     ...agentNames.map((a): [string, string] => [`${a} peak RSS (MiB)`, s2(r.peakRssMiB[a] ?? NaN)]),
-    ['API requests per boot (all / writes)', `${s2(r.boot.apiRequestsPerBoot)} / ${s2(r.boot.apiWritesPerBoot)}  (kube-apiserver apiserver_request_total, bench's own excluded)`],
+    [
+      'API requests per boot (all / writes)',
+      `${s2(r.boot.apiRequestsPerBoot)} / ${s2(r.boot.apiWritesPerBoot)}  (kube-apiserver apiserver_request_total, bench's own excluded)`,
+    ],
     ['watch events sent per boot', s2(r.boot.watchEventsPerBoot)],
     ['kube-apiserver CPU ms per boot', s2((1000 * (r.boot.cpuSeconds['kube-apiserver'] ?? NaN)) / r.boot.active)],
     ['CPU ms per boot, all processes', `${s2(r.boot.cpuMsPerBoot ?? NaN)} (servers, operator, agents, bench)`],
-    ...r.limit.runs.filter((l) => l.keepAlive).map((l): [string, string] => [
-      `write limit ${l.when ?? ''} (writes/s)${l === used ? ' *' : ''}`,
-      `${s2(l.writesPerSecond)}  (${r.limit.writesPerBoot} writes per boot -> ${s2(l.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(l)} ms CPU per write${others(l.otherCpuSeconds, l.seconds)})`,
-    ]),
-    ...(fresh ? [['  new TLS connection per request', `${s2(fresh.writesPerSecond)} writes/s -> ${s2(fresh.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(fresh)} ms CPU per write`] as [string, string]] : []),
+    ...r.limit.runs
+      .filter((l) => l.keepAlive)
+      .map((l): [string, string] => [
+        `write limit ${l.when ?? ''} (writes/s)${l === used ? ' *' : ''}`,
+        `${s2(l.writesPerSecond)}  (${r.limit.writesPerBoot} writes per boot -> ${s2(l.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(l)} ms CPU per write${others(l.otherCpuSeconds, l.seconds)})`,
+      ]),
+    ...(fresh
+      ? [
+          [
+            '  new TLS connection per request',
+            `${s2(fresh.writesPerSecond)} writes/s -> ${s2(fresh.bootsPerSecond)} boots/s; kube-apiserver ${msPerWrite(fresh)} ms CPU per write`,
+          ] as [string, string],
+        ]
+      : []),
     ['achieved / limit (* = the limit used)', s2(r.limit.achievedRatio)],
-    ['  CPU-normalized', `${s2(r.limit.cpuNormalizedRatio ?? NaN)}  (limit CPU ms per boot ${s2(r.limit.cpuMsPerBoot ?? NaN)} / kubenova CPU ms per boot)`],
-    ['invariant check', `${r.invariants.violations === 0 ? 'OK' : 'VIOLATED'}: ${r.invariants.violations} violations in ${r.invariants.samples} samples`],
+    [
+      '  CPU-normalized',
+      `${s2(r.limit.cpuNormalizedRatio ?? NaN)}  (limit CPU ms per boot ${s2(r.limit.cpuMsPerBoot ?? NaN)} / kubenova CPU ms per boot)`,
+    ],
+    [
+      'invariant check',
+      `${r.invariants.violations === 0 ? 'OK' : 'VIOLATED'}: ${r.invariants.violations} violations in ${r.invariants.samples} samples`,
+    ],
     ['stuck tasks', String(r.stuckTasks)],
     ...(r.crashed?.length ? [['CRASHED', r.crashed.join('; ')] as [string, string]] : []),
-    ['targets', Object.entries(r.targets).map(([k, v]) => `${v ? 'met' : 'MISSED'} ${k}`).join('; ')],
+    [
+      'targets',
+      Object.entries(r.targets)
+        .map(([k, v]) => `${v ? 'met' : 'MISSED'} ${k}`)
+        .join('; '),
+    ],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const file of process.argv.slice(2)) process.stdout.write(`${file}\n${formatTable(JSON.parse(readFileSync(file, 'utf8')) as ReportInput)}\n\n`);
+  for (const file of process.argv.slice(2))
+    process.stdout.write(`${file}\n${formatTable(JSON.parse(readFileSync(file, 'utf8')) as ReportInput)}\n\n`);
 }

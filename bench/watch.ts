@@ -95,7 +95,11 @@ export class CollectionWatch<T extends Named> {
    * Resolves with the object and the arrival time of the event that made `test` true
    * (register it before the request that starts the change). Rejects with TimeoutError.
    */
-  waitFor(name: string, test: (obj: T | undefined) => boolean, timeoutMs: number): Promise<{ obj: T | undefined; at: number }> {
+  waitFor(
+    name: string,
+    test: (obj: T | undefined) => boolean,
+    timeoutMs: number,
+  ): Promise<{ obj: T | undefined; at: number }> {
     const current = this.objects.get(name);
     if (test(current)) return Promise.resolve({ obj: current, at: performance.now() });
     return new Promise((resolve, reject) => {

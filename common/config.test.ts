@@ -15,7 +15,9 @@ describe('flags', () => {
   });
 
   it('names the flag and what it expected when a value is wrong', () => {
-    expect(() => parseFlags(specs, ['--port=abc'], {})).toThrow(new ConfigError('--port: expected a number, got "abc"'));
+    expect(() => parseFlags(specs, ['--port=abc'], {})).toThrow(
+      new ConfigError('--port: expected a number, got "abc"'),
+    );
     expect(() => parseFlags(specs, ['--port=0'], {})).toThrow('--port: must be >= 1, got 0');
     expect(() => parseFlags(specs, ['--mode=c'], {})).toThrow('--mode: must be one of a, b, got "c"');
     expect(() => parseFlags(specs, ['--nope'], {})).toThrow(ConfigError);

@@ -13,17 +13,29 @@ export interface FlagSpec<K extends Kind = Kind> {
 }
 
 type ValueOf<S extends FlagSpec> = S['type'] extends 'string' ? string : S['type'] extends 'number' ? number : boolean;
-export type Parsed<T extends Record<string, FlagSpec>> = { [K in keyof T]: T[K] extends { default: unknown } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined };
+export type Parsed<T extends Record<string, FlagSpec>> = {
+  [K in keyof T]: T[K] extends { default: unknown } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
+};
 
 export class ConfigError extends Error {}
 
-export function parseFlags<T extends Record<string, FlagSpec>>(specs: T, argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed<T> {
+export function parseFlags<T extends Record<string, FlagSpec>>(
+  specs: T,
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Parsed<T> {
   const options = Object.fromEntries(
-    Object.entries(specs).map(([name, s]) => [name, { type: s.type === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+    Object.entries(specs).map(([name, s]) => [
+      name,
+      { type: s.type === 'boolean' ? ('boolean' as const) : ('string' as const) },
+    ]),
   );
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}\n${usage(specs)}`);
   }
@@ -44,7 +56,8 @@ export function parseFlags<T extends Record<string, FlagSpec>>(specs: T, argv: s
       out[name] = raw === true || raw === 'true' || raw === '1';
     } else {
       const s = String(raw);
-      if (spec.choices && !spec.choices.includes(s)) throw new ConfigError(`--${name}: must be one of ${spec.choices.join(', ')}, got "${s}"`);
+      if (spec.choices && !spec.choices.includes(s))
+        throw new ConfigError(`--${name}: must be one of ${spec.choices.join(', ')}, got "${s}"`);
       out[name] = s;
     }
   }
@@ -53,13 +66,19 @@ export function parseFlags<T extends Record<string, FlagSpec>>(specs: T, argv: s
 
 export function usage(specs: Record<string, FlagSpec>): string {
   return Object.entries(specs)
-    .map(([name, s]) => `  --${name}${s.type === 'boolean' ? '' : ' <' + s.type + '>'}  ${s.description}${s.env ? ` [env ${s.env}]` : ''}${s.default !== undefined ? ` (default ${String(s.default)})` : ''}`)
+    .map(
+      ([name, s]) =>
+        `  --${name}${s.type === 'boolean' ? '' : ' <' + s.type + '>'}  ${s.description}${s.env ? ` [env ${s.env}]` : ''}${s.default !== undefined ? ` (default ${String(s.default)})` : ''}`,
+    )
     .join('\n');
 }
 
 export function parseLabels(s: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const pair of (s ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (s ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const i = pair.indexOf('=');
     if (i <= 0) throw new ConfigError(`label "${pair}" must look like key=value`);
     out[pair.slice(0, i)] = pair.slice(i + 1);

@@ -14,12 +14,21 @@ export interface LogOptions {
 
 export function createLogger(opts: LogOptions): Logger {
   const base = { component: opts.component, ...(opts.node ? { node: opts.node } : {}) };
-  const level = (opts.level ?? process.env.LOG_LEVEL ?? "info") as LevelWithSilent;
+  const level = (opts.level ?? process.env.LOG_LEVEL ?? 'info') as LevelWithSilent;
   if (opts.pretty ?? process.env.LOG_FORMAT === 'pretty') {
     return pino({
       level,
       base,
-      transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, ignore: 'pid,hostname,component', singleLine: true, translateTime: 'SYS:HH:MM:ss.l', destination: 1 } },
+      transport: {
+        target: 'pino-pretty',
+        options: {
+          colorize: process.stdout.isTTY,
+          ignore: 'pid,hostname,component',
+          singleLine: true,
+          translateTime: 'SYS:HH:MM:ss.l',
+          destination: 1,
+        },
+      },
     });
   }
   return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime });

@@ -37,15 +37,30 @@ export interface ComponentOutput {
 
 export function installCrds(cp: ControlPlane): void {
   cp.kubectl(['apply', '--server-side', '--field-manager=kubenova-install', '-f', join(repoRoot, 'crds')]);
-  cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=kubenova']);
+  cp.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd',
+    '-l',
+    'app.kubernetes.io/part-of=kubenova',
+  ]);
 }
 
 export function applySampleFlavors(cp: ControlPlane): void {
   cp.kubectl(['apply', '-f', join(repoRoot, 'examples', 'flavors.yaml')]);
 }
 
-export function startAgent(cp: ControlPlane, spec: AgentSpec, stateDir: string, out: ComponentOutput, extraEnv: NodeJS.ProcessEnv = {}): ManagedProcess {
-  const labels = Object.entries(spec.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+export function startAgent(
+  cp: ControlPlane,
+  spec: AgentSpec,
+  stateDir: string,
+  out: ComponentOutput,
+  extraEnv: NodeJS.ProcessEnv = {},
+): ManagedProcess {
+  const labels = Object.entries(spec.labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   const args = [
     join(distDir, 'node-agent', 'main.js'),
     `--node-name=${spec.name}`,
@@ -58,10 +73,21 @@ export function startAgent(cp: ControlPlane, spec: AgentSpec, stateDir: string, 
     ...(labels ? [`--labels=${labels}`] : []),
     ...(spec.extraArgs ?? []),
   ];
-  return startProcess({ name: `agent-${spec.name}`, command: process.execPath, args, env: { ...process.env, ...extraEnv }, ...out });
+  return startProcess({
+    name: `agent-${spec.name}`,
+    command: process.execPath,
+    args,
+    env: { ...process.env, ...extraEnv },
+    ...out,
+  });
 }
 
-export function startOperator(cp: ControlPlane, args: string[], out: ComponentOutput, extraEnv: NodeJS.ProcessEnv = {}): ManagedProcess {
+export function startOperator(
+  cp: ControlPlane,
+  args: string[],
+  out: ComponentOutput,
+  extraEnv: NodeJS.ProcessEnv = {},
+): ManagedProcess {
   return startProcess({
     name: 'operator',
     command: process.execPath,

@@ -20,7 +20,8 @@ export function checkNode(node: ComputeNode): string[] {
   for (const r of RESOURCES) {
     const allocated = s.allocated[r] ?? 0;
     const allocatable = s.allocatable[r] ?? 0;
-    if (allocated > allocatable) out.push(`${node.metadata.name}: allocated ${r} ${allocated} > allocatable ${allocatable}`);
+    if (allocated > allocatable)
+      out.push(`${node.metadata.name}: allocated ${r} ${allocated} > allocatable ${allocatable}`);
     const sum = (s.claims ?? []).reduce((acc, c) => acc + c[r], 0);
     if (sum !== allocated) out.push(`${node.metadata.name}: allocated ${r} ${allocated} != sum of claims ${sum}`);
   }
@@ -77,7 +78,8 @@ export class InvariantWatcher {
       const after = domainsOnDisk(this.stateDir, host);
       // A domain present before and after the read existed throughout it, so its claim must show.
       for (const [uid, name] of before.get(host) ?? []) {
-        if (after.has(uid) && !claimed.has(uid) && !claimed.has(name)) this.report.violations.push(`${host}: domain ${uid} (${name}) on disk without a claim`);
+        if (after.has(uid) && !claimed.has(uid) && !claimed.has(name))
+          this.report.violations.push(`${host}: domain ${uid} (${name}) on disk without a claim`);
       }
     }
     this.report.samples++;

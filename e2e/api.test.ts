@@ -53,7 +53,13 @@ localOnly('the kubenova API', () => {
     expect(header).toEqual(['NAME', 'STATUS', 'TASK', 'FLAVOR', 'HOST', 'POWER', 'AGE']);
     env.apply(migration('columns-move', { instance: 'columns' }));
     expect(env.kubectl(['get', 'mig']).split('\n')[0]?.split(/\s+/).filter(Boolean)).toEqual([
-      'NAME', 'INSTANCE', 'TYPE', 'STATUS', 'SOURCE', 'DEST', 'AGE',
+      'NAME',
+      'INSTANCE',
+      'TYPE',
+      'STATUS',
+      'SOURCE',
+      'DEST',
+      'AGE',
     ]);
   });
 
@@ -68,29 +74,99 @@ localOnly('the kubenova API', () => {
 
   // Each row: a manifest (or a change) the API server must refuse, and the words of its answer.
   const badManifests: { name: string; manifest: object; expect: RegExp }[] = [
-    { name: 'instance without a flavor', manifest: instance('bad-1', { image: 'cirros' }), expect: /spec\.flavor: Required value/ },
-    { name: 'instance without an image', manifest: instance('bad-2', { flavor: 'm1.small' }), expect: /spec\.image: Required value/ },
-    { name: 'instance flavor of the wrong type', manifest: instance('bad-3', { flavor: 42, image: 'cirros' }), expect: /spec\.flavor: Invalid value: "integer": spec\.flavor in body must be of type string/ },
-    { name: 'instance flavor that is not a name', manifest: instance('bad-4', { flavor: 'M1 Small!', image: 'cirros' }), expect: /spec\.flavor in body should match/ },
-    { name: 'instance powerState Paused', manifest: instance('bad-5', { flavor: 'm1.small', image: 'cirros', powerState: 'Paused' }), expect: /spec\.powerState: Unsupported value: "Paused": supported values: "Running", "Stopped"/ },
-    { name: 'instance with an empty image', manifest: instance('bad-6', { flavor: 'm1.small', image: '' }), expect: /spec\.image in body should be at least 1 chars long/ },
-    { name: 'instance with an unknown field', manifest: instance('bad-7', { flavor: 'm1.small', image: 'cirros', cpus: 4 }), expect: /unknown field "spec\.cpus"/ },
-    { name: 'flavor with zero vcpus', manifest: flavor('bad-8', { vcpus: 0, memoryMiB: 512, rootDiskGiB: 1 }), expect: /spec\.vcpus in body should be greater than or equal to 1/ },
-    { name: 'flavor with negative memory', manifest: flavor('bad-9', { vcpus: 1, memoryMiB: -1, rootDiskGiB: 1 }), expect: /spec\.memoryMiB in body should be greater than or equal to 64/ },
-    { name: 'flavor with negative disk', manifest: flavor('bad-10', { vcpus: 1, memoryMiB: 512, rootDiskGiB: -5 }), expect: /spec\.rootDiskGiB in body should be greater than or equal to 0/ },
-    { name: 'flavor with fractional vcpus', manifest: flavor('bad-11', { vcpus: 1.5, memoryMiB: 512, rootDiskGiB: 1 }), expect: /spec\.vcpus in body must be of type integer/ },
-    { name: 'flavor without memory', manifest: flavor('bad-12', { vcpus: 1, rootDiskGiB: 1 }), expect: /spec\.memoryMiB: Required value/ },
-    { name: 'flavor extraSpecs that are not strings', manifest: flavor('bad-13', { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, extraSpecs: { 'node:tier': 3 } }), expect: /extraSpecs\.node:tier in body must be of type string/ },
-    { name: 'migration without an instance', manifest: migration('bad-14', {}), expect: /spec\.instance: Required value/ },
-    { name: 'migration decision Maybe', manifest: migration('bad-15', { instance: 'web-1', decision: 'Maybe' }), expect: /spec\.decision must be "", Confirm or Revert/ },
+    {
+      name: 'instance without a flavor',
+      manifest: instance('bad-1', { image: 'cirros' }),
+      expect: /spec\.flavor: Required value/,
+    },
+    {
+      name: 'instance without an image',
+      manifest: instance('bad-2', { flavor: 'm1.small' }),
+      expect: /spec\.image: Required value/,
+    },
+    {
+      name: 'instance flavor of the wrong type',
+      manifest: instance('bad-3', { flavor: 42, image: 'cirros' }),
+      expect: /spec\.flavor: Invalid value: "integer": spec\.flavor in body must be of type string/,
+    },
+    {
+      name: 'instance flavor that is not a name',
+      manifest: instance('bad-4', { flavor: 'M1 Small!', image: 'cirros' }),
+      expect: /spec\.flavor in body should match/,
+    },
+    {
+      name: 'instance powerState Paused',
+      manifest: instance('bad-5', { flavor: 'm1.small', image: 'cirros', powerState: 'Paused' }),
+      expect: /spec\.powerState: Unsupported value: "Paused": supported values: "Running", "Stopped"/,
+    },
+    {
+      name: 'instance with an empty image',
+      manifest: instance('bad-6', { flavor: 'm1.small', image: '' }),
+      expect: /spec\.image in body should be at least 1 chars long/,
+    },
+    {
+      name: 'instance with an unknown field',
+      manifest: instance('bad-7', { flavor: 'm1.small', image: 'cirros', cpus: 4 }),
+      expect: /unknown field "spec\.cpus"/,
+    },
+    {
+      name: 'flavor with zero vcpus',
+      manifest: flavor('bad-8', { vcpus: 0, memoryMiB: 512, rootDiskGiB: 1 }),
+      expect: /spec\.vcpus in body should be greater than or equal to 1/,
+    },
+    {
+      name: 'flavor with negative memory',
+      manifest: flavor('bad-9', { vcpus: 1, memoryMiB: -1, rootDiskGiB: 1 }),
+      expect: /spec\.memoryMiB in body should be greater than or equal to 64/,
+    },
+    {
+      name: 'flavor with negative disk',
+      manifest: flavor('bad-10', { vcpus: 1, memoryMiB: 512, rootDiskGiB: -5 }),
+      expect: /spec\.rootDiskGiB in body should be greater than or equal to 0/,
+    },
+    {
+      name: 'flavor with fractional vcpus',
+      manifest: flavor('bad-11', { vcpus: 1.5, memoryMiB: 512, rootDiskGiB: 1 }),
+      expect: /spec\.vcpus in body must be of type integer/,
+    },
+    {
+      name: 'flavor without memory',
+      manifest: flavor('bad-12', { vcpus: 1, rootDiskGiB: 1 }),
+      expect: /spec\.memoryMiB: Required value/,
+    },
+    {
+      name: 'flavor extraSpecs that are not strings',
+      manifest: flavor('bad-13', { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, extraSpecs: { 'node:tier': 3 } }),
+      expect: /extraSpecs\.node:tier in body must be of type string/,
+    },
+    {
+      name: 'migration without an instance',
+      manifest: migration('bad-14', {}),
+      expect: /spec\.instance: Required value/,
+    },
+    {
+      name: 'migration decision Maybe',
+      manifest: migration('bad-15', { instance: 'web-1', decision: 'Maybe' }),
+      expect: /spec\.decision must be "", Confirm or Revert/,
+    },
     {
       name: 'compute node with a negative reserve',
-      manifest: { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', metadata: { name: 'bad-16' }, spec: { reserved: { memoryMiB: -1 } } },
+      manifest: {
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'ComputeNode',
+        metadata: { name: 'bad-16' },
+        spec: { reserved: { memoryMiB: -1 } },
+      },
       expect: /spec\.reserved\.memoryMiB in body should be greater than or equal to 0/,
     },
     {
       name: 'compute node with a zero allocation ratio',
-      manifest: { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', metadata: { name: 'bad-17' }, spec: { allocationRatio: { cpu: 0 } } },
+      manifest: {
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'ComputeNode',
+        metadata: { name: 'bad-17' },
+        spec: { allocationRatio: { cpu: 0 } },
+      },
       expect: /allocation ratios must be greater than 0/,
     },
   ];
@@ -104,13 +180,23 @@ localOnly('the kubenova API', () => {
     env.apply(instance('busy', { flavor: 'm1.small', image: 'cirros' }));
     const i = await env.instance('busy');
     await env.kube.instances.patchStatus(i!, { vmState: 'active', taskState: 'resize_migrating' });
-    const stderr = env.kubectlFails(['patch', 'instance', 'busy', '--type', 'merge', '-p', '{"spec":{"flavor":"m1.large"}}']);
+    const stderr = env.kubectlFails([
+      'patch',
+      'instance',
+      'busy',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"flavor":"m1.large"}}',
+    ]);
     expect(stderr).toMatch(/spec\.flavor cannot change while task resize_migrating is running/);
     const after = await env.instance('busy');
     expect(after?.spec.flavor).toBe('m1.small');
 
     await env.kube.instances.patchStatus(after!, { taskState: '' });
-    expect(env.kubectl(['patch', 'instance', 'busy', '--type', 'merge', '-p', '{"spec":{"flavor":"m1.large"}}'])).toContain('patched');
+    expect(
+      env.kubectl(['patch', 'instance', 'busy', '--type', 'merge', '-p', '{"spec":{"flavor":"m1.large"}}']),
+    ).toContain('patched');
   });
 
   it('refuses any edit of a flavor: flavors are immutable, as in Nova', () => {
@@ -118,13 +204,21 @@ localOnly('the kubenova API', () => {
     expect(stderr).toMatch(/Flavor spec is immutable, as Nova flavors are: create a new Flavor/);
   });
 
-  it('refuses changing a migration\'s instance, flavor or target, and a second decision', () => {
+  it("refuses changing a migration's instance, flavor or target, and a second decision", () => {
     env.apply(migration('fixed', { instance: 'web-1', flavor: 'm1.large' }));
-    expect(env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"instance":"web-2"}}'])).toMatch(/spec\.instance is immutable/);
-    expect(env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"flavor":"m1.tiny"}}'])).toMatch(/spec\.flavor is immutable/);
-    expect(env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"targetHost":"node-b"}}'])).toMatch(/spec\.targetHost is immutable/);
+    expect(
+      env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"instance":"web-2"}}']),
+    ).toMatch(/spec\.instance is immutable/);
+    expect(
+      env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"flavor":"m1.tiny"}}']),
+    ).toMatch(/spec\.flavor is immutable/);
+    expect(
+      env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"targetHost":"node-b"}}']),
+    ).toMatch(/spec\.targetHost is immutable/);
     env.kubectl(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"decision":"Confirm"}}']);
-    expect(env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"decision":"Revert"}}'])).toMatch(/spec\.decision is final once set/);
+    expect(
+      env.kubectlFails(['patch', 'migration', 'fixed', '--type', 'merge', '-p', '{"spec":{"decision":"Revert"}}']),
+    ).toMatch(/spec\.decision is final once set/);
   });
 
   it('explains its fields with kubectl explain', () => {

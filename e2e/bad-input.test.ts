@@ -11,22 +11,52 @@ import { localOnly } from './harness/mode.js';
 let env: TestEnv;
 
 const API = 'compute.kubenova.io/v1alpha1';
-const instance = (name: string, spec: Record<string, unknown>, namespace = 'default') => ({ apiVersion: API, kind: 'Instance', metadata: { name, namespace }, spec: { image: 'cirros', ...spec } });
-const migration = (name: string, spec: Record<string, unknown>) => ({ apiVersion: API, kind: 'Migration', metadata: { name }, spec });
+const instance = (name: string, spec: Record<string, unknown>, namespace = 'default') => ({
+  apiVersion: API,
+  kind: 'Instance',
+  metadata: { name, namespace },
+  spec: { image: 'cirros', ...spec },
+});
+const migration = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: API,
+  kind: 'Migration',
+  metadata: { name },
+  spec,
+});
 const active = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '';
 
 beforeAll(async () => {
   env = await TestEnv.start({
     agents: [{ name: 'node-a' }, { name: 'node-b' }, { name: 'node-c', extraArgs: ['--spawn-delay-ms=600000'] }],
   });
-  env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'retired' }, spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 20, disabled: true } });
-  env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'm1.mini' }, spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 5 } });
-  env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'doomed' }, spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 20 } });
+  env.apply({
+    apiVersion: API,
+    kind: 'Flavor',
+    metadata: { name: 'retired' },
+    spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 20, disabled: true },
+  });
+  env.apply({
+    apiVersion: API,
+    kind: 'Flavor',
+    metadata: { name: 'm1.mini' },
+    spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 5 },
+  });
+  env.apply({
+    apiVersion: API,
+    kind: 'Flavor',
+    metadata: { name: 'doomed' },
+    spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 20 },
+  });
   env.apply(instance('victim', { flavor: 'm1.small', host: 'node-a' }));
   env.apply(instance('uses-doomed', { flavor: 'doomed', host: 'node-a' }));
   env.apply(instance('building', { flavor: 'm1.tiny', host: 'node-c' })); // node-c spawns for ten minutes
   env.apply(instance('broken', { flavor: 'm9.none' }));
-  env.apply({ apiVersion: API, kind: 'ServerGroup', metadata: { name: 'pair', namespace: 'default' }, spec: { policy: 'anti-affinity' } });
+  env.apply({
+    apiVersion: API,
+    kind: 'ServerGroup',
+    metadata: { name: 'pair', namespace: 'default' },
+    spec: { policy: 'anti-affinity' },
+  });
   env.apply(instance('grouped', { flavor: 'm1.tiny', host: 'node-b', serverGroup: 'pair' }));
   env.kubectl(['create', 'namespace', 'other']);
   env.apply(instance('elsewhere', { flavor: 'm1.tiny', host: 'node-b' }, 'other'));
@@ -46,9 +76,18 @@ afterAll(async () => {
 async function snapshot(name: string): Promise<string> {
   const i = await env.instance(name);
   const host = i?.status?.host ?? '';
-  const claims = host ? ((await env.computeNode(host))?.status?.claims ?? []).filter((c) => c.consumer === i?.metadata.uid) : [];
+  const claims = host
+    ? ((await env.computeNode(host))?.status?.claims ?? []).filter((c) => c.consumer === i?.metadata.uid)
+    : [];
   const disk = host ? diskBytes(env.stateDir, host, i?.metadata.uid ?? '') : undefined;
-  return JSON.stringify({ vm: i?.status?.vmState, task: i?.status?.taskState, host, flavor: i?.status?.flavor, claims, disk: disk ? sha256(disk) : null });
+  return JSON.stringify({
+    vm: i?.status?.vmState,
+    task: i?.status?.taskState,
+    host,
+    flavor: i?.status?.flavor,
+    claims,
+    disk: disk ? sha256(disk) : null,
+  });
 }
 
 async function migrationFault(name: string): Promise<string> {
@@ -57,19 +96,42 @@ async function migrationFault(name: string): Promise<string> {
     return mig?.status?.status === 'error' ? mig : undefined;
   });
   // Events are written just after the status; give them a moment.
-  await env.waitFor(`MigrationRefused event on ${name}`, async () => (await env.events(name)).some((e) => e.reason === 'MigrationRefused'), 10_000);
+  await env.waitFor(
+    `MigrationRefused event on ${name}`,
+    async () => (await env.events(name)).some((e) => e.reason === 'MigrationRefused'),
+    10_000,
+  );
   return `${m.status?.fault?.reason}: ${m.status?.fault?.message}`;
 }
 
 async function instanceFault(name: string, reason: string, namespace = 'default'): Promise<string> {
   // The operator has judged the latest spec (observedGeneration) and recorded why it refused.
-  const i = await env.waitForInstance(name, (x) => x.status?.fault?.reason === reason && x.status.observedGeneration === x.metadata.generation, `fault ${reason}`, 60_000, namespace);
-  await env.waitFor(`${reason} event on ${name}`, async () => (await env.events(name, namespace)).some((e) => e.reason === reason), 10_000);
+  const i = await env.waitForInstance(
+    name,
+    (x) => x.status?.fault?.reason === reason && x.status.observedGeneration === x.metadata.generation,
+    `fault ${reason}`,
+    60_000,
+    namespace,
+  );
+  await env.waitFor(
+    `${reason} event on ${name}`,
+    async () => (await env.events(name, namespace)).some((e) => e.reason === reason),
+    10_000,
+  );
   return `${i.status?.fault?.reason}: ${i.status?.fault?.message}`;
 }
 
-const rejected = (args: string[], input?: object) => () => Promise.resolve(env.kubectlFails(args, input ? JSON.stringify(input) : undefined));
-const patchInstance = (name: string, spec: object) => ['patch', 'instance', name, '--type', 'merge', '-p', JSON.stringify({ spec })];
+const rejected = (args: string[], input?: object) => () =>
+  Promise.resolve(env.kubectlFails(args, input ? JSON.stringify(input) : undefined));
+const patchInstance = (name: string, spec: object) => [
+  'patch',
+  'instance',
+  name,
+  '--type',
+  'merge',
+  '-p',
+  JSON.stringify({ spec }),
+];
 
 interface Row {
   name: string;
@@ -80,51 +142,197 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { name: 'instance name longer than 253 characters', run: rejected(['apply', '-f', '-'], instance('x'.repeat(300), { flavor: 'm1.tiny' })), expect: /must be no more than 253 characters/ },
-  { name: 'oversized image reference', run: rejected(['apply', '-f', '-'], instance('big-image', { flavor: 'm1.tiny', image: 'i'.repeat(2000) })), expect: /spec\.image: Too long/ },
-  { name: 'malformed flavor name', run: rejected(['apply', '-f', '-'], instance('bad-name', { flavor: 'M1 Small!' })), expect: /spec\.flavor in body should match/ },
-  { name: 'vcpus of the wrong type', run: rejected(['apply', '-f', '-'], { apiVersion: API, kind: 'Flavor', metadata: { name: 'typo' }, spec: { vcpus: 'two', memoryMiB: 512, rootDiskGiB: 1 } }), expect: /spec\.vcpus: Invalid value: "string"/ },
-  { name: 'negative root disk', run: rejected(['apply', '-f', '-'], { apiVersion: API, kind: 'Flavor', metadata: { name: 'neg' }, spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: -1 } }), expect: /spec\.rootDiskGiB in body should be greater than or equal to 0/ },
-  { name: 'powerState Paused', untouched: 'victim', run: rejected(patchInstance('victim', { powerState: 'Paused' })), expect: /Unsupported value: "Paused"/ },
-  { name: 'unknown spec field', run: rejected(['apply', '-f', '-'], instance('extra', { flavor: 'm1.tiny', gpus: 2 })), expect: /unknown field "spec\.gpus"/ },
-  { name: 'editing a flavor', run: rejected(['patch', 'flavor', 'm1.small', '--type', 'merge', '-p', '{"spec":{"memoryMiB":4096}}']), expect: /Flavor spec is immutable/ },
-  { name: 'flavor change while a task runs', untouched: 'building', run: rejected(patchInstance('building', { flavor: 'm1.small' })), expect: /spec\.flavor cannot change while task spawning is running/ },
-  { name: 'decision Maybe', run: rejected(['apply', '-f', '-'], migration('maybe', { instance: 'victim', decision: 'Maybe' })), expect: /spec\.decision must be "", Confirm or Revert/ },
+  {
+    name: 'instance name longer than 253 characters',
+    run: rejected(['apply', '-f', '-'], instance('x'.repeat(300), { flavor: 'm1.tiny' })),
+    expect: /must be no more than 253 characters/,
+  },
+  {
+    name: 'oversized image reference',
+    run: rejected(['apply', '-f', '-'], instance('big-image', { flavor: 'm1.tiny', image: 'i'.repeat(2000) })),
+    expect: /spec\.image: Too long/,
+  },
+  {
+    name: 'malformed flavor name',
+    run: rejected(['apply', '-f', '-'], instance('bad-name', { flavor: 'M1 Small!' })),
+    expect: /spec\.flavor in body should match/,
+  },
+  {
+    name: 'vcpus of the wrong type',
+    run: rejected(['apply', '-f', '-'], {
+      apiVersion: API,
+      kind: 'Flavor',
+      metadata: { name: 'typo' },
+      spec: { vcpus: 'two', memoryMiB: 512, rootDiskGiB: 1 },
+    }),
+    expect: /spec\.vcpus: Invalid value: "string"/,
+  },
+  {
+    name: 'negative root disk',
+    run: rejected(['apply', '-f', '-'], {
+      apiVersion: API,
+      kind: 'Flavor',
+      metadata: { name: 'neg' },
+      spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: -1 },
+    }),
+    expect: /spec\.rootDiskGiB in body should be greater than or equal to 0/,
+  },
+  {
+    name: 'powerState Paused',
+    untouched: 'victim',
+    run: rejected(patchInstance('victim', { powerState: 'Paused' })),
+    expect: /Unsupported value: "Paused"/,
+  },
+  {
+    name: 'unknown spec field',
+    run: rejected(['apply', '-f', '-'], instance('extra', { flavor: 'm1.tiny', gpus: 2 })),
+    expect: /unknown field "spec\.gpus"/,
+  },
+  {
+    name: 'editing a flavor',
+    run: rejected(['patch', 'flavor', 'm1.small', '--type', 'merge', '-p', '{"spec":{"memoryMiB":4096}}']),
+    expect: /Flavor spec is immutable/,
+  },
+  {
+    name: 'flavor change while a task runs',
+    untouched: 'building',
+    run: rejected(patchInstance('building', { flavor: 'm1.small' })),
+    expect: /spec\.flavor cannot change while task spawning is running/,
+  },
+  {
+    name: 'decision Maybe',
+    run: rejected(['apply', '-f', '-'], migration('maybe', { instance: 'victim', decision: 'Maybe' })),
+    expect: /spec\.decision must be "", Confirm or Revert/,
+  },
   {
     name: 'decision Confirm then Revert',
     run: async () => {
       env.apply(migration('decided', { instance: 'broken', decision: 'Confirm' }));
-      return env.kubectlFails(['patch', 'migration', 'decided', '--type', 'merge', '-p', '{"spec":{"decision":"Revert"}}']);
+      return env.kubectlFails([
+        'patch',
+        'migration',
+        'decided',
+        '--type',
+        'merge',
+        '-p',
+        '{"spec":{"decision":"Revert"}}',
+      ]);
     },
     expect: /spec\.decision is final once set/,
   },
   {
     name: 'changing the instance of a migration',
-    run: async () => env.kubectlFails(['patch', 'migration', 'decided', '--type', 'merge', '-p', '{"spec":{"instance":"victim"}}']),
+    run: async () =>
+      env.kubectlFails(['patch', 'migration', 'decided', '--type', 'merge', '-p', '{"spec":{"instance":"victim"}}']),
     expect: /spec\.instance is immutable/,
   },
-  { name: 'negative reserved memory', run: rejected(['patch', 'cn', 'node-a', '--type', 'merge', '-p', '{"spec":{"reserved":{"memoryMiB":-5}}}']), expect: /spec\.reserved\.memoryMiB in body should be greater than or equal to 0/ },
+  {
+    name: 'negative reserved memory',
+    run: rejected(['patch', 'cn', 'node-a', '--type', 'merge', '-p', '{"spec":{"reserved":{"memoryMiB":-5}}}']),
+    expect: /spec\.reserved\.memoryMiB in body should be greater than or equal to 0/,
+  },
   {
     name: 'host reserve raised above what instances claim',
     untouched: 'victim',
     run: rejected(['patch', 'cn', 'node-a', '--type', 'merge', '-p', '{"spec":{"reserved":{"memoryMiB":16000}}}']),
-    expect: /this change would make allocatable smaller than what instances on this host already claim \(see status\.allocated\)/,
+    expect:
+      /this change would make allocatable smaller than what instances on this host already claim \(see status\.allocated\)/,
   },
-  { name: 'boot with an unknown flavor', run: async () => (env.apply(instance('no-such-flavor', { flavor: 'm9.huge' })), instanceFault('no-such-flavor', 'FlavorNotFound')), expect: /flavor m9\.huge does not exist/ },
-  { name: 'boot with a disabled flavor', run: async () => (env.apply(instance('old-flavor', { flavor: 'retired' })), instanceFault('old-flavor', 'FlavorDisabled')), expect: /flavor retired is disabled/ },
-  { name: 'resize to an unknown flavor', untouched: 'victim', run: async () => (env.kubectl(patchInstance('victim', { flavor: 'm9.huge' })), instanceFault('victim', 'ResizeRefused')), expect: /flavor m9\.huge does not exist/ },
-  { name: 'resize to a disabled flavor', untouched: 'victim', run: async () => (env.kubectl(patchInstance('victim', { flavor: 'retired' })), instanceFault('victim', 'ResizeRefused')), expect: /flavor retired is disabled/ },
-  { name: 'resize that shrinks the disk', untouched: 'victim', run: async () => (env.kubectl(patchInstance('victim', { flavor: 'm1.mini' })), instanceFault('victim', 'ResizeRefused')), expect: /root disks cannot shrink/ },
-  { name: 'resize while the instance is busy', untouched: 'building', run: async () => (env.apply(migration('busy-resize', { instance: 'building', flavor: 'm1.small' })), migrationFault('busy-resize')), expect: /busy with task spawning/ },
-  { name: 'migrate a building instance', untouched: 'building', run: async () => (env.apply(migration('move-building', { instance: 'building' })), migrationFault('move-building')), expect: /busy with task spawning/ },
-  { name: 'migrate an errored instance', untouched: 'broken', run: async () => (env.apply(migration('move-broken', { instance: 'broken' })), migrationFault('move-broken')), expect: /instance broken is error; only active or stopped instances/ },
-  { name: 'migrate to an unknown host', untouched: 'victim', run: async () => (env.apply(migration('to-nowhere', { instance: 'victim', targetHost: 'node-z' })), migrationFault('to-nowhere')), expect: /targetHost node-z does not exist/ },
-  { name: 'migrate to the host it runs on', untouched: 'victim', run: async () => (env.apply(migration('to-self', { instance: 'victim', targetHost: 'node-a' })), migrationFault('to-self')), expect: /is where the instance already runs/ },
+  {
+    name: 'boot with an unknown flavor',
+    run: async () => (
+      env.apply(instance('no-such-flavor', { flavor: 'm9.huge' })),
+      instanceFault('no-such-flavor', 'FlavorNotFound')
+    ),
+    expect: /flavor m9\.huge does not exist/,
+  },
+  {
+    name: 'boot with a disabled flavor',
+    run: async () => (
+      env.apply(instance('old-flavor', { flavor: 'retired' })),
+      instanceFault('old-flavor', 'FlavorDisabled')
+    ),
+    expect: /flavor retired is disabled/,
+  },
+  {
+    name: 'resize to an unknown flavor',
+    untouched: 'victim',
+    run: async () => (
+      env.kubectl(patchInstance('victim', { flavor: 'm9.huge' })),
+      instanceFault('victim', 'ResizeRefused')
+    ),
+    expect: /flavor m9\.huge does not exist/,
+  },
+  {
+    name: 'resize to a disabled flavor',
+    untouched: 'victim',
+    run: async () => (
+      env.kubectl(patchInstance('victim', { flavor: 'retired' })),
+      instanceFault('victim', 'ResizeRefused')
+    ),
+    expect: /flavor retired is disabled/,
+  },
+  {
+    name: 'resize that shrinks the disk',
+    untouched: 'victim',
+    run: async () => (
+      env.kubectl(patchInstance('victim', { flavor: 'm1.mini' })),
+      instanceFault('victim', 'ResizeRefused')
+    ),
+    expect: /root disks cannot shrink/,
+  },
+  {
+    name: 'resize while the instance is busy',
+    untouched: 'building',
+    run: async () => (
+      env.apply(migration('busy-resize', { instance: 'building', flavor: 'm1.small' })),
+      migrationFault('busy-resize')
+    ),
+    expect: /busy with task spawning/,
+  },
+  {
+    name: 'migrate a building instance',
+    untouched: 'building',
+    run: async () => (env.apply(migration('move-building', { instance: 'building' })), migrationFault('move-building')),
+    expect: /busy with task spawning/,
+  },
+  {
+    name: 'migrate an errored instance',
+    untouched: 'broken',
+    run: async () => (env.apply(migration('move-broken', { instance: 'broken' })), migrationFault('move-broken')),
+    expect: /instance broken is error; only active or stopped instances/,
+  },
+  {
+    name: 'migrate to an unknown host',
+    untouched: 'victim',
+    run: async () => (
+      env.apply(migration('to-nowhere', { instance: 'victim', targetHost: 'node-z' })),
+      migrationFault('to-nowhere')
+    ),
+    expect: /targetHost node-z does not exist/,
+  },
+  {
+    name: 'migrate to the host it runs on',
+    untouched: 'victim',
+    run: async () => (
+      env.apply(migration('to-self', { instance: 'victim', targetHost: 'node-a' })),
+      migrationFault('to-self')
+    ),
+    expect: /is where the instance already runs/,
+  },
   {
     name: 'migrate to a disabled host',
     untouched: 'victim',
     run: async () => {
-      env.kubectl(['patch', 'cn', 'node-b', '--type', 'merge', '-p', '{"spec":{"disabled":true,"disabledReason":"bad disk"}}']);
+      env.kubectl([
+        'patch',
+        'cn',
+        'node-b',
+        '--type',
+        'merge',
+        '-p',
+        '{"spec":{"disabled":true,"disabledReason":"bad disk"}}',
+      ]);
       try {
         env.apply(migration('to-disabled', { instance: 'victim', targetHost: 'node-b' }));
         return await migrationFault('to-disabled');
@@ -150,13 +358,25 @@ const rows: Row[] = [
     },
     expect: /targetHost node-b is not Ready/,
   },
-  { name: 'migration for an instance in another namespace', run: async () => (env.apply(migration('cross-ns', { instance: 'elsewhere' })), migrationFault('cross-ns')), expect: /instance elsewhere does not exist in namespace default/ },
-  { name: 'migration for an instance that does not exist', run: async () => (env.apply(migration('ghost-move', { instance: 'ghost' })), migrationFault('ghost-move')), expect: /instance ghost does not exist/ },
+  {
+    name: 'migration for an instance in another namespace',
+    run: async () => (env.apply(migration('cross-ns', { instance: 'elsewhere' })), migrationFault('cross-ns')),
+    expect: /instance elsewhere does not exist in namespace default/,
+  },
+  {
+    name: 'migration for an instance that does not exist',
+    run: async () => (env.apply(migration('ghost-move', { instance: 'ghost' })), migrationFault('ghost-move')),
+    expect: /instance ghost does not exist/,
+  },
   {
     name: 'two migrations for one instance',
     run: async () => {
       env.apply(migration('first-of-two', { instance: 'uses-doomed', targetHost: 'node-b' })); // not node-c: it boots for ten minutes
-      await env.waitForInstance('uses-doomed', (i) => i.status?.migration === 'first-of-two', 'taken by the first migration');
+      await env.waitForInstance(
+        'uses-doomed',
+        (i) => i.status?.migration === 'first-of-two',
+        'taken by the first migration',
+      );
       env.apply(migration('second-of-two', { instance: 'uses-doomed' }));
       return migrationFault('second-of-two');
     },
@@ -165,7 +385,12 @@ const rows: Row[] = [
   {
     name: 'decision on a migration that is not finished',
     run: async () => {
-      const events = await env.waitFor('DecisionIgnored event', async () => (await env.events('decided')).find((e) => e.reason === 'DecisionIgnored') ?? (await env.events('decided')).find((e) => e.reason === 'MigrationRefused'));
+      const events = await env.waitFor(
+        'DecisionIgnored event',
+        async () =>
+          (await env.events('decided')).find((e) => e.reason === 'DecisionIgnored') ??
+          (await env.events('decided')).find((e) => e.reason === 'MigrationRefused'),
+      );
       return `${events.reason}: ${events.message}`;
     },
     expect: /MigrationRefused|DecisionIgnored/,
@@ -173,27 +398,63 @@ const rows: Row[] = [
   {
     name: 'deleting a flavor that instances use',
     run: async () => {
-      await env.waitFor('first-of-two ended', async () => ['finished', 'error'].includes((await env.migration('first-of-two'))?.status?.status ?? ''));
+      await env.waitFor('first-of-two ended', async () =>
+        ['finished', 'error'].includes((await env.migration('first-of-two'))?.status?.status ?? ''),
+      );
       env.kubectl(['delete', 'flavor', 'doomed']);
       const i = await env.instance('uses-doomed');
       return `flavor deleted; instance keeps its snapshot ${i?.status?.flavor?.name} (${i?.status?.flavor?.memoryMiB} MiB)`;
     },
     expect: /instance keeps its snapshot doomed \(512 MiB\)/,
   },
-  { name: 'negative quota hard limit', run: rejected(['apply', '-f', '-'], { apiVersion: API, kind: 'ComputeQuota', metadata: { name: 'neg' }, spec: { hard: { memoryMiB: -1 } } }), expect: /spec\.hard\.memoryMiB in body should be greater than or equal to 0/ },
-  { name: 'unknown server group policy', run: rejected(['apply', '-f', '-'], { apiVersion: API, kind: 'ServerGroup', metadata: { name: 'odd' }, spec: { policy: 'sometimes' } }), expect: /Unsupported value: "sometimes"/ },
-  { name: 'joining a missing server group', run: async () => (env.apply(instance('orphan', { flavor: 'm1.tiny', serverGroup: 'nobody' })), instanceFault('orphan', 'ServerGroupNotFound')), expect: /server group nobody does not exist in namespace default/ },
-  { name: 'changing spec.serverGroup', untouched: 'grouped', run: rejected(patchInstance('grouped', { serverGroup: 'other' })), expect: /spec\.serverGroup is immutable/ },
+  {
+    name: 'negative quota hard limit',
+    run: rejected(['apply', '-f', '-'], {
+      apiVersion: API,
+      kind: 'ComputeQuota',
+      metadata: { name: 'neg' },
+      spec: { hard: { memoryMiB: -1 } },
+    }),
+    expect: /spec\.hard\.memoryMiB in body should be greater than or equal to 0/,
+  },
+  {
+    name: 'unknown server group policy',
+    run: rejected(['apply', '-f', '-'], {
+      apiVersion: API,
+      kind: 'ServerGroup',
+      metadata: { name: 'odd' },
+      spec: { policy: 'sometimes' },
+    }),
+    expect: /Unsupported value: "sometimes"/,
+  },
+  {
+    name: 'joining a missing server group',
+    run: async () => (
+      env.apply(instance('orphan', { flavor: 'm1.tiny', serverGroup: 'nobody' })),
+      instanceFault('orphan', 'ServerGroupNotFound')
+    ),
+    expect: /server group nobody does not exist in namespace default/,
+  },
+  {
+    name: 'changing spec.serverGroup',
+    untouched: 'grouped',
+    run: rejected(patchInstance('grouped', { serverGroup: 'other' })),
+    expect: /spec\.serverGroup is immutable/,
+  },
   {
     name: 'compute node capacity lowered by hand below what is claimed',
     untouched: 'victim',
     run: async () => {
       const node = await env.computeNode('node-a');
       await env.kube.computeNodes.patchStatus(node!, { capacity: { vcpus: 1, memoryMiB: 256, diskGiB: 1 } });
-      const healed = await env.waitFor('agent restores the capacity its driver reports', async () => {
-        const n = await env.computeNode('node-a');
-        return n?.status?.capacity?.memoryMiB === 16384 ? n : undefined;
-      }, 30_000);
+      const healed = await env.waitFor(
+        'agent restores the capacity its driver reports',
+        async () => {
+          const n = await env.computeNode('node-a');
+          return n?.status?.capacity?.memoryMiB === 16384 ? n : undefined;
+        },
+        30_000,
+      );
       return `status belongs to the agent: capacity restored to ${healed.status?.capacity?.memoryMiB} MiB`;
     },
     expect: /capacity restored to 16384 MiB/,

@@ -17,8 +17,18 @@ beforeAll(async () => {
       { name: 'node-c', zone: 'az2', extraArgs: ['--fake-fail-spawn-image=broken', '--spawn-delay-ms=1500'] },
     ],
   });
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'gold.small' }, spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, extraSpecs: { 'node:tier': 'gold' } } });
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'retired' }, spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, disabled: true } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Flavor',
+    metadata: { name: 'gold.small' },
+    spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, extraSpecs: { 'node:tier': 'gold' } },
+  });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Flavor',
+    metadata: { name: 'retired' },
+    spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, disabled: true },
+  });
 });
 
 afterAll(async () => {
@@ -26,7 +36,12 @@ afterAll(async () => {
 });
 
 const boot = (name: string, spec: Record<string, unknown> = {}) =>
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name }, spec: { flavor: 'm1.tiny', image: 'cirros', ...spec } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name },
+    spec: { flavor: 'm1.tiny', image: 'cirros', ...spec },
+  });
 
 const active = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '';
 const failed = (i: Instance) => i.status?.vmState === 'error';
@@ -39,11 +54,16 @@ localOnly('boot', () => {
   it('boots an instance to active with host, flavor snapshot, launchedAt and Ready, through building/scheduling and building/spawning', async () => {
     boot('web-1', { flavor: 'm1.small' });
     const seen = new Set<string>();
-    const inst = await env.waitFor('web-1 active', async () => {
-      const i = await env.instance('web-1');
-      if (i?.status?.vmState) seen.add(`${i.status.vmState}/${i.status.taskState ?? ''}`);
-      return i && active(i) ? i : undefined;
-    }, 60_000, 20);
+    const inst = await env.waitFor(
+      'web-1 active',
+      async () => {
+        const i = await env.instance('web-1');
+        if (i?.status?.vmState) seen.add(`${i.status.vmState}/${i.status.taskState ?? ''}`);
+        return i && active(i) ? i : undefined;
+      },
+      60_000,
+      20,
+    );
     expect(seen.has('building/scheduling') || seen.has('building/spawning')).toBe(true);
     expect(inst.status).toMatchObject({
       vmState: 'active',
@@ -58,16 +78,31 @@ localOnly('boot', () => {
     const host = inst.status?.host ?? '';
     expect(existsSync(join(domainDir(host, inst.metadata.uid ?? ''), 'disk.img'))).toBe(true);
     const node = await env.computeNode(host);
-    expect(node?.status?.claims).toContainEqual(expect.objectContaining({ consumer: inst.metadata.uid, kind: 'instance', vcpus: 1, memoryMiB: 2048, diskGiB: 20 }));
+    expect(node?.status?.claims).toContainEqual(
+      expect.objectContaining({
+        consumer: inst.metadata.uid,
+        kind: 'instance',
+        vcpus: 1,
+        memoryMiB: 2048,
+        diskGiB: 20,
+      }),
+    );
 
     expect(env.kubectl(['wait', '--for=condition=Ready', 'instance/web-1', '--timeout=5s'])).toContain('condition met');
     const row = parseTable(env.kubectl(['get', 'inst', 'web-1']))[0];
-    expect(row).toMatchObject({ NAME: 'web-1', STATUS: 'active', TASK: '', FLAVOR: 'm1.small', HOST: host, POWER: 'running' });
+    expect(row).toMatchObject({
+      NAME: 'web-1',
+      STATUS: 'active',
+      TASK: '',
+      FLAVOR: 'm1.small',
+      HOST: host,
+      POWER: 'running',
+    });
     const reasons = (await env.eventsWith('web-1', ['Scheduled', 'Spawned'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['Scheduled', 'Spawned']));
   });
 
-  it('honours a forced host, an availability zone and a flavor\'s node: extra spec', async () => {
+  it("honours a forced host, an availability zone and a flavor's node: extra spec", async () => {
     boot('forced', { host: 'node-c' });
     boot('in-az2', { availabilityZone: 'az2' });
     boot('gold', { flavor: 'gold.small' });
@@ -85,7 +120,15 @@ localOnly('boot', () => {
   });
 
   it('keeps new instances off a disabled host and off a host whose agent is down', async () => {
-    env.kubectl(['patch', 'cn', 'node-a', '--type', 'merge', '-p', '{"spec":{"disabled":true,"disabledReason":"maintenance"}}']);
+    env.kubectl([
+      'patch',
+      'cn',
+      'node-a',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"disabled":true,"disabledReason":"maintenance"}}',
+    ]);
     try {
       boot('not-on-disabled', { availabilityZone: 'az1' });
       expect((await env.waitForInstance('not-on-disabled', active, 'active')).status?.host).toBe('node-b');
@@ -105,14 +148,20 @@ localOnly('boot', () => {
     boot('no-flavor', { flavor: 'm9.huge' });
     boot('old-flavor', { flavor: 'retired' });
     const missing = await env.waitForInstance('no-flavor', failed, 'error');
-    expect(missing.status?.fault).toMatchObject({ reason: 'FlavorNotFound', message: expect.stringContaining('flavor m9.huge does not exist') });
+    expect(missing.status?.fault).toMatchObject({
+      reason: 'FlavorNotFound',
+      message: expect.stringContaining('flavor m9.huge does not exist'),
+    });
     const disabled = await env.waitForInstance('old-flavor', failed, 'error');
-    expect(disabled.status?.fault).toMatchObject({ reason: 'FlavorDisabled', message: expect.stringContaining('flavor retired is disabled') });
+    expect(disabled.status?.fault).toMatchObject({
+      reason: 'FlavorDisabled',
+      message: expect.stringContaining('flavor retired is disabled'),
+    });
     boot('still-works');
     await env.waitForInstance('still-works', active, 'active');
   });
 
-  it('frees the claim of a spawn that failed and reports the driver\'s error', async () => {
+  it("frees the claim of a spawn that failed and reports the driver's error", async () => {
     boot('broken', { image: 'broken', host: 'node-c' });
     const i = await env.waitForInstance('broken', failed, 'error');
     expect(i.status?.fault?.reason).toBe('SpawnFailed');
@@ -126,11 +175,19 @@ localOnly('boot', () => {
     boot('power');
     await env.waitForInstance('power', active, 'active');
     env.kubectl(['patch', 'instance', 'power', '--type', 'merge', '-p', '{"spec":{"powerState":"Stopped"}}']);
-    const stopped = await env.waitForInstance('power', (i) => i.status?.vmState === 'stopped' && i.status.taskState === '', 'stopped');
+    const stopped = await env.waitForInstance(
+      'power',
+      (i) => i.status?.vmState === 'stopped' && i.status.taskState === '',
+      'stopped',
+    );
     expect(stopped.status?.powerState).toBe('shutdown');
     expect(stopped.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
     env.kubectl(['patch', 'instance', 'power', '--type', 'merge', '-p', '{"spec":{"powerState":"Running"}}']);
-    const running = await env.waitForInstance('power', (i) => active(i) && i.status?.powerState === 'running', 'running again');
+    const running = await env.waitForInstance(
+      'power',
+      (i) => active(i) && i.status?.powerState === 'running',
+      'running again',
+    );
     expect(running.status?.host).toBe(stopped.status?.host);
     const reasons = (await env.eventsWith('power', ['Stopped', 'Started'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['Stopped', 'Started']));
@@ -139,13 +196,25 @@ localOnly('boot', () => {
   it('deletes an instance during spawning: domain destroyed, claim freed, object gone', async () => {
     // node-c spawns slowly (1.5 s), so the delete lands mid-spawn.
     boot('short-lived', { host: 'node-c' });
-    const spawning = await env.waitForInstance('short-lived', (i) => i.status?.taskState === 'spawning', 'spawning', 30_000);
+    const spawning = await env.waitForInstance(
+      'short-lived',
+      (i) => i.status?.taskState === 'spawning',
+      'spawning',
+      30_000,
+    );
     env.kubectl(['delete', 'instance', 'short-lived', '--wait=false']);
     await env.waitFor('short-lived gone', async () => (await env.instance('short-lived')) === undefined, 60_000);
-    await env.waitFor('short-lived claim and directory gone', async () => {
-      const node = await env.computeNode('node-c');
-      return !node?.status?.claims?.some((c) => c.consumer === spawning.metadata.uid) && !existsSync(domainDir('node-c', spawning.metadata.uid ?? ''));
-    }, 30_000);
+    await env.waitFor(
+      'short-lived claim and directory gone',
+      async () => {
+        const node = await env.computeNode('node-c');
+        return (
+          !node?.status?.claims?.some((c) => c.consumer === spawning.metadata.uid) &&
+          !existsSync(domainDir('node-c', spawning.metadata.uid ?? ''))
+        );
+      },
+      30_000,
+    );
   });
 
   it('keeps running instances and their claims across an agent restart', async () => {

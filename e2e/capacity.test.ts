@@ -29,7 +29,8 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const settled = (i: Instance) => (i.status?.vmState === 'active' && i.status.taskState === '') || i.status?.vmState === 'error';
+const settled = (i: Instance) =>
+  (i.status?.vmState === 'active' && i.status.taskState === '') || i.status?.vmState === 'error';
 
 async function instances(prefix: string): Promise<Instance[]> {
   return (await env.kube.instances.list('default')).items.filter((i) => i.metadata.name.startsWith(prefix));
@@ -48,13 +49,23 @@ localOnly('capacity', () => {
   it('a burst of 60 instances on hosts sized for 45 gives exactly 45 active and 15 NoValidHost, never overbooking, and deleting them frees everything', async () => {
     const watcher = new InvariantWatcher(env.kube, env.stateDir).start();
     const docs = Array.from({ length: 60 }, (_, n) =>
-      JSON.stringify({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name: `burst-${n}` }, spec: { flavor: 'm1.tiny', image: 'cirros' } }),
+      JSON.stringify({
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'Instance',
+        metadata: { name: `burst-${n}` },
+        spec: { flavor: 'm1.tiny', image: 'cirros' },
+      }),
     );
     env.kubectl(['create', '-f', '-'], docs.join('\n'));
-    const all = await env.waitFor('all 60 settled', async () => {
-      const list = await instances('burst-');
-      return list.length === 60 && list.every(settled) ? list : undefined;
-    }, 120_000, 500);
+    const all = await env.waitFor(
+      'all 60 settled',
+      async () => {
+        const list = await instances('burst-');
+        return list.length === 60 && list.every(settled) ? list : undefined;
+      },
+      120_000,
+      500,
+    );
     const activeOnes = all.filter((i) => i.status?.vmState === 'active');
     const errored = all.filter((i) => i.status?.vmState === 'error');
     expect(activeOnes).toHaveLength(45);
@@ -82,7 +93,12 @@ localOnly('capacity', () => {
     // (by vCPU) for one 4-vCPU instance only. Two operators sharded by label are two
     // schedulers that cannot see each other's in-flight placements; node-big's agent is
     // paused until both have placed, so both claims really meet there.
-    env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'c4.race' }, spec: { vcpus: 4, memoryMiB: 1024, rootDiskGiB: 10 } });
+    env.apply({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Flavor',
+      metadata: { name: 'c4.race' },
+      spec: { vcpus: 4, memoryMiB: 1024, rootDiskGiB: 10 },
+    });
     const big = env.startAgent({ name: 'node-big', vcpus: 1, memoryMiB: 65536, diskGiB: 400 });
     await env.waitForNodesReady(['node-big']);
     const weights = ['--cpu-weight-multiplier=0', '--disk-weight-multiplier=0'];
@@ -93,16 +109,33 @@ localOnly('capacity', () => {
       await Promise.all([env.waitForRunning('operator-shard-a'), env.waitForRunning('operator-shard-b')]);
       const watcher = new InvariantWatcher(env.kube, env.stateDir).start();
       big.child.kill('SIGSTOP');
-      const docs = [['race-1', 'a'], ['race-2', 'b']].map(([name, shard]) =>
-        JSON.stringify({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name, labels: { shard } }, spec: { flavor: 'c4.race', image: 'cirros' } }),
+      const docs = [
+        ['race-1', 'a'],
+        ['race-2', 'b'],
+      ].map(([name, shard]) =>
+        JSON.stringify({
+          apiVersion: 'compute.kubenova.io/v1alpha1',
+          kind: 'Instance',
+          metadata: { name, labels: { shard } },
+          spec: { flavor: 'c4.race', image: 'cirros' },
+        }),
       );
       env.kubectl(['create', '-f', '-'], docs.join('\n'));
-      await env.waitFor('both placed on node-big', async () => {
-        const placed = await Promise.all(['race-1', 'race-2'].map((n) => env.instance(n)));
-        return placed.every((i) => i?.status?.scheduling?.selectedHost === 'node-big');
-      }, 10_000, 50);
+      await env.waitFor(
+        'both placed on node-big',
+        async () => {
+          const placed = await Promise.all(['race-1', 'race-2'].map((n) => env.instance(n)));
+          return placed.every((i) => i?.status?.scheduling?.selectedHost === 'node-big');
+        },
+        10_000,
+        50,
+      );
       big.child.kill('SIGCONT');
-      const [one, two] = await Promise.all(['race-1', 'race-2'].map((n) => env.waitForInstance(n, (i) => i.status?.vmState === 'active' && i.status.taskState === '', 'active')));
+      const [one, two] = await Promise.all(
+        ['race-1', 'race-2'].map((n) =>
+          env.waitForInstance(n, (i) => i.status?.vmState === 'active' && i.status.taskState === '', 'active'),
+        ),
+      );
       const hosts = [one!.status?.host, two!.status?.host];
       expect(hosts.filter((h) => h === 'node-big')).toHaveLength(1);
       const loser = one!.status?.host === 'node-big' ? two! : one!;

@@ -45,7 +45,13 @@ async function arm(who: Who, point: string): Promise<ManagedProcess> {
   }
   const host = who === 'source' ? 'node-a' : 'node-b';
   await env.agents.get(host)?.stop();
-  const proc = startAgent(env.cp, { name: host, extraArgs: ['--heartbeat-interval=1', '--audit-interval=2', '--audit-grace=5'] }, env.stateDir, { logFile: join(env.dir, `agent-${host}.log`) }, crashEnv);
+  const proc = startAgent(
+    env.cp,
+    { name: host, extraArgs: ['--heartbeat-interval=1', '--audit-interval=2', '--audit-grace=5'] },
+    env.stateDir,
+    { logFile: join(env.dir, `agent-${host}.log`) },
+    crashEnv,
+  );
   env.agents.set(host, proc);
   await env.waitForNodesReady([host]);
   return proc;
@@ -62,22 +68,38 @@ async function survive(who: Who, proc: ManagedProcess): Promise<void> {
   tally.faults++;
 }
 
-const idle = (i: Instance) => (i.status?.taskState ?? '') === '' && ['active', 'stopped', 'resized', 'error'].includes(i.status?.vmState ?? '');
+const idle = (i: Instance) =>
+  (i.status?.taskState ?? '') === '' && ['active', 'stopped', 'resized', 'error'].includes(i.status?.vmState ?? '');
 
 async function bootOn(name: string, host: string): Promise<Instance> {
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name }, spec: { flavor: 'm1.small', image: 'cirros', host } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name },
+    spec: { flavor: 'm1.small', image: 'cirros', host },
+  });
   return env.waitForInstance(name, (i) => i.status?.vmState === 'active' && i.status.taskState === '', 'active');
 }
 
 /** Each scenario starts from empty hosts: delete what it made and wait until nothing is held. */
 async function cleanUp(name: string, uid: string): Promise<void> {
   env.kubectl(['delete', 'instance', name, '--wait=false', '--ignore-not-found']);
-  await env.waitFor(`${name} deleted and its claims freed`, async () => (await env.instance(name)) === undefined && (await claimsFor(uid)).length === 0, 60_000);
+  await env.waitFor(
+    `${name} deleted and its claims freed`,
+    async () => (await env.instance(name)) === undefined && (await claimsFor(uid)).length === 0,
+    60_000,
+  );
 }
 
 async function claimsFor(uid: string, migUid?: string): Promise<string[]> {
   const nodes = (await env.kube.computeNodes.list()).items;
-  return nodes.flatMap((n) => (n.status?.claims ?? []).filter((c) => c.consumer === uid || c.consumer === migUid).map((c) => `${n.metadata.name}:${c.kind}`)).sort();
+  return nodes
+    .flatMap((n) =>
+      (n.status?.claims ?? [])
+        .filter((c) => c.consumer === uid || c.consumer === migUid)
+        .map((c) => `${n.metadata.name}:${c.kind}`),
+    )
+    .sort();
 }
 
 localOnly('crash during boot', () => {
@@ -88,9 +110,19 @@ localOnly('crash during boot', () => {
   ] as [Who, string][])('%s killed at %s: the instance still becomes active, claimed once', async (who, point) => {
     const proc = await arm(who, point);
     const name = `boot-${point.replace(/[^a-z]+/g, '-')}`;
-    env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name }, spec: { flavor: 'm1.small', image: 'cirros', host: 'node-b' } });
+    env.apply({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Instance',
+      metadata: { name },
+      spec: { flavor: 'm1.small', image: 'cirros', host: 'node-b' },
+    });
     await survive(who, proc);
-    const inst = await env.waitForInstance(name, (i) => i.status?.vmState === 'active' && i.status.taskState === '', 'active after the crash', 60_000);
+    const inst = await env.waitForInstance(
+      name,
+      (i) => i.status?.vmState === 'active' && i.status.taskState === '',
+      'active after the crash',
+      60_000,
+    );
     tally.completed++;
     expect(inst.status?.host).toBe('node-b');
     expect(await claimsFor(inst.metadata.uid ?? '')).toEqual(['node-b:instance']);
@@ -123,22 +155,36 @@ localOnly('crash during a migration', () => {
       const diskBefore = diskBytes(env.stateDir, 'node-a', uid)!;
       const proc = await arm(who, point);
       const migName = `${name}-mig`;
-      env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Migration', metadata: { name: migName }, spec: { instance: name, flavor: 'm1.medium', targetHost: 'node-b' } });
+      env.apply({
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'Migration',
+        metadata: { name: migName },
+        spec: { instance: name, flavor: 'm1.medium', targetHost: 'node-b' },
+      });
       const decideWhenFinished = async () => {
-        const reached = await env.waitFor(`${migName} finished (or failed)`, async () => {
-          const p = (await env.migration(migName))?.status?.status;
-          return p === 'finished' || p === 'error' ? p : undefined;
-        }, 90_000);
-        if (reached === 'finished') env.kubectl(['patch', 'migration', migName, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } })]);
+        const reached = await env.waitFor(
+          `${migName} finished (or failed)`,
+          async () => {
+            const p = (await env.migration(migName))?.status?.status;
+            return p === 'finished' || p === 'error' ? p : undefined;
+          },
+          90_000,
+        );
+        if (reached === 'finished')
+          env.kubectl(['patch', 'migration', migName, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } })]);
       };
       const decided = decideWhenFinished();
       await survive(who, proc);
       await decided;
       const endPhases: MigrationPhase[] = ['confirmed', 'reverted', 'error'];
-      const mig = await env.waitFor(`${migName} ended`, async () => {
-        const m = await env.migration(migName);
-        return m && endPhases.includes(m.status?.status ?? 'pre-migrating') ? m : undefined;
-      }, 90_000);
+      const mig = await env.waitFor(
+        `${migName} ended`,
+        async () => {
+          const m = await env.migration(migName);
+          return m && endPhases.includes(m.status?.status ?? 'pre-migrating') ? m : undefined;
+        },
+        90_000,
+      );
       const after = await env.waitForInstance(name, idle, 'idle', 60_000);
       expect(after.status?.taskState).toBe('');
       expect(after.status?.powerState).toBe('running');
@@ -148,14 +194,22 @@ localOnly('crash during a migration', () => {
       if (mig.status?.status === 'confirmed') {
         tally.completed++;
         expect(after.status).toMatchObject({ vmState: 'active', host: 'node-b', flavor: { name: 'm1.medium' } });
-        await env.waitFor('claims settle on node-b', async () => (await claimsFor(uid, mig.metadata.uid)).join() === 'node-b:instance', 30_000);
+        await env.waitFor(
+          'claims settle on node-b',
+          async () => (await claimsFor(uid, mig.metadata.uid)).join() === 'node-b:instance',
+          30_000,
+        );
       } else {
         // Reverted as the user asked, or rolled back after a failure: back on the source either way.
         if (mig.status?.status === 'reverted') tally.completed++;
         else tally.rolledBack++;
         expect(after.status).toMatchObject({ vmState: 'active', host: 'node-a', flavor: { name: 'm1.small' } });
         expect(diskNow.length).toBe(diskBefore.length);
-        await env.waitFor('claims settle on node-a', async () => (await claimsFor(uid, mig.metadata.uid)).join() === 'node-a:instance', 30_000);
+        await env.waitFor(
+          'claims settle on node-a',
+          async () => (await claimsFor(uid, mig.metadata.uid)).join() === 'node-a:instance',
+          30_000,
+        );
       }
     } finally {
       await cleanUp(name, uid);

@@ -9,7 +9,13 @@ import type { ManagedProcess } from '../devenv/controlplane/processes.js';
 import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 
-const LEASE = ['--leader-elect', '--leader-election-namespace=default', '--lease-duration=3', '--renew-deadline=2', '--retry-period=0.5'];
+const LEASE = [
+  '--leader-elect',
+  '--leader-election-namespace=default',
+  '--lease-duration=3',
+  '--renew-deadline=2',
+  '--retry-period=0.5',
+];
 
 let env: TestEnv;
 let leases: CoordinationV1Api;
@@ -45,7 +51,12 @@ function replicaFor(identity: string | undefined): { proc: ManagedProcess; log: 
 
 const logOf = (name: string) => readFileSync(join(env.dir, `${name}.log`), 'utf8');
 const boot = async (name: string) => {
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name }, spec: { flavor: 'm1.tiny', image: 'cirros' } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name },
+    spec: { flavor: 'm1.tiny', image: 'cirros' },
+  });
   return env.waitForInstance(name, (i) => i.status?.vmState === 'active', 'active', 60_000);
 };
 
@@ -66,11 +77,16 @@ localOnly('operator high availability', () => {
     const leader = replicaFor(await holder())!;
     await leader.proc.kill();
     const killedAt = Date.now();
-    const next = await env.waitFor('a new leader', async () => {
-      const h = await holder();
-      const r = replicaFor(h);
-      return r && r !== leader ? r : undefined;
-    }, 20_000, 100);
+    const next = await env.waitFor(
+      'a new leader',
+      async () => {
+        const h = await holder();
+        const r = replicaFor(h);
+        return r && r !== leader ? r : undefined;
+      },
+      20_000,
+      100,
+    );
     // lease 3 s + one retry period, with slack for a shared machine
     expect(Date.now() - killedAt).toBeLessThan(3_000 + 500 + 3_000);
     await boot('ha-2');
@@ -82,12 +98,20 @@ localOnly('operator high availability', () => {
     const leader = replicaFor(await holder())!;
     await env.waitFor('replica 3 waiting for the lease', () => logOf('operator-3').includes('waiting for leadership'));
     leader.proc.child.kill('SIGSTOP');
-    const next = await env.waitFor('takeover while the leader is frozen', async () => {
-      const r = replicaFor(await holder());
-      return r && r !== leader ? r : undefined;
-    }, 20_000, 100);
+    const next = await env.waitFor(
+      'takeover while the leader is frozen',
+      async () => {
+        const r = replicaFor(await holder());
+        return r && r !== leader ? r : undefined;
+      },
+      20_000,
+      100,
+    );
     leader.proc.child.kill('SIGCONT');
-    const code = await Promise.race([leader.proc.exited, new Promise((r) => setTimeout(() => r('still running'), 5_000))]);
+    const code = await Promise.race([
+      leader.proc.exited,
+      new Promise((r) => setTimeout(() => r('still running'), 5_000)),
+    ]);
     expect(code).toBe(1);
     expect(logOf(leader.log)).toMatch(/lost leadership; stopping/);
     await boot('ha-3');

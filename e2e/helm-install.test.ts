@@ -25,7 +25,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-helm-install-'));
   // OpenShift and hardened clusters enable this plugin; the operator's resize Migrations
   // (owned by their Instance, blockOwnerDeletion) must still be allowed.
-  cp = await ControlPlane.start({ dir: join(dir, 'controlplane'), apiserverFlags: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'] });
+  cp = await ControlPlane.start({
+    dir: join(dir, 'controlplane'),
+    apiserverFlags: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'],
+  });
   helm = new Helm(join(dir, 'helm'), cp.kubeconfigPath);
   helm.ok(['install', 'kubenova', chartDir, '--namespace', NS, '--create-namespace']);
 });
@@ -41,7 +44,18 @@ const kubectl = (args: string[], input?: string) => cp.kubectl(args, input);
 function canI(as: string, verb: string, resource: string, namespace = 'default'): string {
   const status = resource.endsWith('/status');
   const target = status ? resource.slice(0, -'/status'.length) : resource;
-  const args = ['--kubeconfig', cp.kubeconfigPath, 'auth', 'can-i', verb, target, `--as=${as}`, '-n', namespace, ...(status ? ['--subresource=status'] : [])];
+  const args = [
+    '--kubeconfig',
+    cp.kubeconfigPath,
+    'auth',
+    'can-i',
+    verb,
+    target,
+    `--as=${as}`,
+    '-n',
+    namespace,
+    ...(status ? ['--subresource=status'] : []),
+  ];
   const r = runTool(cp.binaries.kubectl, args);
   if (r.status !== 0 && r.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i failed: ${r.stderr}`);
   return r.stdout.trim();
@@ -66,20 +80,24 @@ function asAgent(method: 'PATCH' | 'POST', node: string | undefined, path: strin
   };
   if (node !== undefined) headers['Impersonate-Extra-authentication.kubernetes.io%2Fnode-name'] = node;
   return new Promise((resolve, reject) => {
-    const req = request(`${cp.server}${path}`, { method, headers, agent: new Agent({ ca: readFileSync(cp.caPath), keepAlive: false }), timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let message: string;
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? '';
-        } catch {
-          message = text;
-        }
-        resolve({ status: res.statusCode ?? 0, message });
-      });
-    });
+    const req = request(
+      `${cp.server}${path}`,
+      { method, headers, agent: new Agent({ ca: readFileSync(cp.caPath), keepAlive: false }), timeout: 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let message: string;
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? '';
+          } catch {
+            message = text;
+          }
+          resolve({ status: res.statusCode ?? 0, message });
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end(JSON.stringify(body));
@@ -93,38 +111,106 @@ function apply(obj: object): void {
 }
 
 function setStatus(kind: string, name: string, status: object, namespace = 'default'): void {
-  kubectl(['patch', kind, name, '-n', namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+  kubectl([
+    'patch',
+    kind,
+    name,
+    '-n',
+    namespace,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status }),
+  ]);
 }
 
-const computeNode = (name: string) => ({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', metadata: { name }, spec: {} });
-const instance = (name: string) => ({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name, namespace: 'default' }, spec: { flavor: 'm1.tiny', image: 'cirros' } });
-const migration = (name: string) => ({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Migration', metadata: { name, namespace: 'default' }, spec: { instance: 'somewhere' } });
+const computeNode = (name: string) => ({
+  apiVersion: 'compute.kubenova.io/v1alpha1',
+  kind: 'ComputeNode',
+  metadata: { name },
+  spec: {},
+});
+const instance = (name: string) => ({
+  apiVersion: 'compute.kubenova.io/v1alpha1',
+  kind: 'Instance',
+  metadata: { name, namespace: 'default' },
+  spec: { flavor: 'm1.tiny', image: 'cirros' },
+});
+const migration = (name: string) => ({
+  apiVersion: 'compute.kubenova.io/v1alpha1',
+  kind: 'Migration',
+  metadata: { name, namespace: 'default' },
+  spec: { instance: 'somewhere' },
+});
 
 localOnly('helm install of charts/kubenova', () => {
   it('creates the CRDs and every object helm template renders, in the release namespace', () => {
     const rendered = helm.ok(['template', 'kubenova', chartDir, '--namespace', NS]);
     const manifests = parseManifests(rendered);
     expect(manifests.map((m) => m.kind).sort()).toEqual([
-      'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'DaemonSet', 'Deployment', 'Role', 'RoleBinding',
-      'Service', 'ServiceAccount', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+      'ClusterRole',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ClusterRoleBinding',
+      'DaemonSet',
+      'Deployment',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
     ]);
     const found = kubectl(['get', '-f', '-', '-o', 'name'], rendered).trim().split('\n');
     expect(found).toHaveLength(manifests.length);
     for (const m of manifests.filter((x) => x.metadata.namespace !== undefined)) expect(m.metadata.namespace).toBe(NS);
-    const crds = kubectl(['get', 'crd', '-l', 'app.kubernetes.io/part-of=kubenova', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status} {end}']);
+    const crds = kubectl([
+      'get',
+      'crd',
+      '-l',
+      'app.kubernetes.io/part-of=kubenova',
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status} {end}',
+    ]);
     expect(crds.trim().split(' ').sort()).toEqual([
-      'computenodes.compute.kubenova.io=True', 'computequotas.compute.kubenova.io=True', 'flavors.compute.kubenova.io=True', 'instances.compute.kubenova.io=True', 'migrations.compute.kubenova.io=True', 'servergroups.compute.kubenova.io=True',
+      'computenodes.compute.kubenova.io=True',
+      'computequotas.compute.kubenova.io=True',
+      'flavors.compute.kubenova.io=True',
+      'instances.compute.kubenova.io=True',
+      'migrations.compute.kubenova.io=True',
+      'servergroups.compute.kubenova.io=True',
     ]);
     expect(helm.ok(['status', 'kubenova', '--namespace', NS])).toMatch(/STATUS: deployed/);
   });
 
   it.each([
-    ['a negative maxAttempts', ['--set', 'operator.maxAttempts=-1'], /at '\/operator\/maxAttempts': minimum: got -1, want 1/],
-    ['an unknown log level', ['--set', 'log.level=loud'], /at '\/log\/level': value must be one of 'trace', 'debug', 'info', 'warn', 'error', 'silent'/],
+    [
+      'a negative maxAttempts',
+      ['--set', 'operator.maxAttempts=-1'],
+      /at '\/operator\/maxAttempts': minimum: got -1, want 1/,
+    ],
+    [
+      'an unknown log level',
+      ['--set', 'log.level=loud'],
+      /at '\/log\/level': value must be one of 'trace', 'debug', 'info', 'warn', 'error', 'silent'/,
+    ],
     ['zero operator replicas', ['--set', 'operator.replicas=0'], /at '\/operator\/replicas': minimum: got 0, want 1/],
-    ['a word where a number belongs', ['--set-string', 'operator.workers=many'], /at '\/operator\/workers': got string, want integer/],
-    ['a negative audit interval', ['--set-json', 'nodeAgent.auditInterval=-5'], /at '\/nodeAgent\/auditInterval': minimum: got -5, want 0.1/],
-    ['a misspelt value', ['--set', 'operator.maxAtempts=3'], /at '\/operator': additional properties 'maxAtempts' not allowed/],
+    [
+      'a word where a number belongs',
+      ['--set-string', 'operator.workers=many'],
+      /at '\/operator\/workers': got string, want integer/,
+    ],
+    [
+      'a negative audit interval',
+      ['--set-json', 'nodeAgent.auditInterval=-5'],
+      /at '\/nodeAgent\/auditInterval': minimum: got -5, want 0.1/,
+    ],
+    [
+      'a misspelt value',
+      ['--set', 'operator.maxAtempts=3'],
+      /at '\/operator': additional properties 'maxAtempts' not allowed/,
+    ],
     ['a relative state directory', ['--set', 'nodeAgent.stateDir=var/lib/kubenova'], /at '\/nodeAgent\/stateDir'/],
   ])('refuses %s before installing anything, naming the value and what is wrong', (_what, args, message) => {
     const r = helm.run(['install', 'bad', chartDir, '--namespace', 'bad-values', '--create-namespace', ...args]);
@@ -132,40 +218,91 @@ localOnly('helm install of charts/kubenova', () => {
     expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
     expect(r.stderr).toMatch(message);
     expect(helm.ok(['list', '--all-namespaces', '-q'])).not.toMatch(/\bbad\b/);
-    expect(runTool(cp.binaries.kubectl, ['--kubeconfig', cp.kubeconfigPath, 'get', 'namespace', 'bad-values']).status).not.toBe(0);
+    expect(
+      runTool(cp.binaries.kubectl, ['--kubeconfig', cp.kubeconfigPath, 'get', 'namespace', 'bad-values']).status,
+    ).not.toBe(0);
   });
 });
 
 localOnly('least-privilege RBAC from the chart', () => {
   // [verb, resource(/subresource), namespace?] each component's code uses.
   const operatorNeeds: [string, string, string?][] = [
-    ['list', 'computenodes'], ['watch', 'computenodes'], ['patch', 'computenodes/status'],
-    ['list', 'flavors'], ['watch', 'flavors'],
-    ['list', 'instances'], ['watch', 'instances'], ['patch', 'instances'], ['patch', 'instances/status'],
-    ['list', 'migrations'], ['watch', 'migrations'], ['create', 'migrations'], ['patch', 'migrations'], ['patch', 'migrations/status'],
-    ['get', 'secrets'], ['create', 'secrets'], ['delete', 'secrets'], ['create', 'events'],
-    ['get', 'leases/kubenova-operator', NS], ['update', 'leases/kubenova-operator', NS], ['create', 'leases', NS],
+    ['list', 'computenodes'],
+    ['watch', 'computenodes'],
+    ['patch', 'computenodes/status'],
+    ['list', 'flavors'],
+    ['watch', 'flavors'],
+    ['list', 'instances'],
+    ['watch', 'instances'],
+    ['patch', 'instances'],
+    ['patch', 'instances/status'],
+    ['list', 'migrations'],
+    ['watch', 'migrations'],
+    ['create', 'migrations'],
+    ['patch', 'migrations'],
+    ['patch', 'migrations/status'],
+    ['get', 'secrets'],
+    ['create', 'secrets'],
+    ['delete', 'secrets'],
+    ['create', 'events'],
+    ['get', 'leases/kubenova-operator', NS],
+    ['update', 'leases/kubenova-operator', NS],
+    ['create', 'leases', NS],
   ];
   const operatorMustNot: [string, string, string?][] = [
-    ['delete', 'computenodes'], ['create', 'computenodes'], ['patch', 'computenodes'], ['create', 'instances'], ['delete', 'instances'],
-    ['patch', 'flavors'], ['delete', 'flavors'], ['delete', 'migrations'], ['list', 'secrets'], ['update', 'secrets'],
-    ['get', 'leases/kubenova-operator', 'default'], ['update', 'leases/someone-elses-lease', NS], ['delete', 'leases/kubenova-operator', NS],
-    ['create', 'pods'], ['get', 'nodes'],
+    ['delete', 'computenodes'],
+    ['create', 'computenodes'],
+    ['patch', 'computenodes'],
+    ['create', 'instances'],
+    ['delete', 'instances'],
+    ['patch', 'flavors'],
+    ['delete', 'flavors'],
+    ['delete', 'migrations'],
+    ['list', 'secrets'],
+    ['update', 'secrets'],
+    ['get', 'leases/kubenova-operator', 'default'],
+    ['update', 'leases/someone-elses-lease', NS],
+    ['delete', 'leases/kubenova-operator', NS],
+    ['create', 'pods'],
+    ['get', 'nodes'],
   ];
   const agentNeeds: [string, string, string?][] = [
-    ['get', 'computenodes'], ['create', 'computenodes'], ['patch', 'computenodes'], ['patch', 'computenodes/status'],
-    ['list', 'instances'], ['watch', 'instances'], ['patch', 'instances/status'],
-    ['list', 'migrations'], ['watch', 'migrations'], ['patch', 'migrations/status'],
-    ['get', 'secrets'], ['create', 'events'],
+    ['get', 'computenodes'],
+    ['create', 'computenodes'],
+    ['patch', 'computenodes'],
+    ['patch', 'computenodes/status'],
+    ['list', 'instances'],
+    ['watch', 'instances'],
+    ['patch', 'instances/status'],
+    ['list', 'migrations'],
+    ['watch', 'migrations'],
+    ['patch', 'migrations/status'],
+    ['get', 'secrets'],
+    ['create', 'events'],
   ];
   const agentMustNot: [string, string, string?][] = [
-    ['delete', 'instances'], ['create', 'instances'], ['patch', 'instances'], ['create', 'migrations'], ['patch', 'migrations'], ['delete', 'migrations'],
-    ['list', 'secrets'], ['watch', 'secrets'], ['create', 'secrets'], ['delete', 'secrets'], ['delete', 'computenodes'], ['list', 'computenodes'],
-    ['patch', 'flavors'], ['patch', 'flavors/status'], ['get', 'leases/kubenova-operator', NS], ['create', 'pods'], ['get', 'nodes'],
+    ['delete', 'instances'],
+    ['create', 'instances'],
+    ['patch', 'instances'],
+    ['create', 'migrations'],
+    ['patch', 'migrations'],
+    ['delete', 'migrations'],
+    ['list', 'secrets'],
+    ['watch', 'secrets'],
+    ['create', 'secrets'],
+    ['delete', 'secrets'],
+    ['delete', 'computenodes'],
+    ['list', 'computenodes'],
+    ['patch', 'flavors'],
+    ['patch', 'flavors/status'],
+    ['get', 'leases/kubenova-operator', NS],
+    ['create', 'pods'],
+    ['get', 'nodes'],
   ];
 
   const expectCanI = (as: string, checks: [string, string, string?][], expected: 'yes' | 'no') => {
-    const line = ([verb, resource, ns]: [string, string, string?], answer: string) => `${verb} ${resource}${ns ? ` -n ${ns}` : ''}: ${answer}`;
+    const line = ([verb, resource, ns]: [string, string, string?], answer: string) =>
+      `${verb} ${resource}${ns ? ` -n ${ns}` : ''}: ${answer}`;
     expect(checks.map((c) => line(c, canI(as, c[0], c[1], c[2])))).toEqual(checks.map((c) => line(c, expected)));
   };
 
@@ -182,11 +319,24 @@ localOnly('least-privilege RBAC from the chart', () => {
       metadata: {
         name: 'owner-resize-2',
         namespace: 'default',
-        ownerReferences: [{ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', name: 'owner', uid, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'compute.kubenova.io/v1alpha1',
+            kind: 'Instance',
+            name: 'owner',
+            uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
       },
       spec: { instance: 'owner', flavor: 'm1.small' },
     };
-    const r = runTool(cp.binaries.kubectl, ['--kubeconfig', cp.kubeconfigPath, 'create', '-f', '-', `--as=${OPERATOR}`], yaml.dump(owned));
+    const r = runTool(
+      cp.binaries.kubectl,
+      ['--kubeconfig', cp.kubeconfigPath, 'create', '-f', '-', `--as=${OPERATOR}`],
+      yaml.dump(owned),
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
@@ -204,7 +354,7 @@ localOnly('least-privilege RBAC from the chart', () => {
   });
 });
 
-localOnly('the node agents\' own-host admission policy', () => {
+localOnly("the node agents' own-host admission policy", () => {
   beforeAll(() => {
     kubectl(['apply', '-f', join(chartDir, '..', '..', 'examples', 'flavors.yaml')]);
     for (const n of ['node-a', 'node-b']) apply(computeNode(n));
@@ -216,23 +366,40 @@ localOnly('the node agents\' own-host admission policy', () => {
     setStatus('migration', 'from-a', { sourceHost: 'node-a' });
     setStatus('migration', 'to-a', { sourceHost: 'node-b', destHost: 'node-a' });
     setStatus('migration', 'offered-a', { sourceHost: 'node-b', scheduling: { attempts: 1, selectedHost: 'node-a' } });
-    setStatus('migration', 'b-to-c', { sourceHost: 'node-b', destHost: 'node-c', scheduling: { selectedHost: 'node-c' } });
+    setStatus('migration', 'b-to-c', {
+      sourceHost: 'node-b',
+      destHost: 'node-c',
+      scheduling: { selectedHost: 'node-c' },
+    });
   });
 
-  it('lets the agent of node-a patch ComputeNode node-a and its status, and refuses node-b with the policy\'s message', async () => {
-    expect(await patchAsAgent('node-a', `${GROUP}/computenodes/node-a/status`, { status: { driver: 'fake' } })).toMatchObject({ status: 200 });
-    expect(await patchAsAgent('node-a', `${GROUP}/computenodes/node-a`, { metadata: { labels: { tier: 'gold' } } })).toMatchObject({ status: 200 });
+  it("lets the agent of node-a patch ComputeNode node-a and its status, and refuses node-b with the policy's message", async () => {
+    expect(
+      await patchAsAgent('node-a', `${GROUP}/computenodes/node-a/status`, { status: { driver: 'fake' } }),
+    ).toMatchObject({ status: 200 });
+    expect(
+      await patchAsAgent('node-a', `${GROUP}/computenodes/node-a`, { metadata: { labels: { tier: 'gold' } } }),
+    ).toMatchObject({ status: 200 });
     const refused = await patchAsAgent('node-a', `${GROUP}/computenodes/node-b/status`, { status: { driver: 'fake' } });
     expect(refused.status).toBe(403);
-    expect(refused.message).toMatch(/ValidatingAdmissionPolicy 'kubenova-node-agent-own-host'.*denied request: the kubenova node agent on node node-a may only write its own ComputeNode node-a, not ComputeNode node-b \(status\)/);
-    const relabel = await patchAsAgent('node-a', `${GROUP}/computenodes/node-b`, { metadata: { labels: { tier: 'gold' } } });
+    expect(refused.message).toMatch(
+      /ValidatingAdmissionPolicy 'kubenova-node-agent-own-host'.*denied request: the kubenova node agent on node node-a may only write its own ComputeNode node-a, not ComputeNode node-b \(status\)/,
+    );
+    const relabel = await patchAsAgent('node-a', `${GROUP}/computenodes/node-b`, {
+      metadata: { labels: { tier: 'gold' } },
+    });
     expect(relabel.message).toMatch(/may only write its own ComputeNode node-a, not ComputeNode node-b$/);
   });
 
   it('lets the agent of node-a register ComputeNode node-a but not create one for another host', async () => {
-    expect(await asAgent('POST', 'node-a', `${GROUP}/computenodes`, computeNode('node-c'))).toMatchObject({ status: 403, message: expect.stringMatching(/may only write its own ComputeNode node-a, not ComputeNode node-c$/) });
+    expect(await asAgent('POST', 'node-a', `${GROUP}/computenodes`, computeNode('node-c'))).toMatchObject({
+      status: 403,
+      message: expect.stringMatching(/may only write its own ComputeNode node-a, not ComputeNode node-c$/),
+    });
     kubectl(['delete', 'computenode', 'node-a']);
-    expect(await asAgent('POST', 'node-a', `${GROUP}/computenodes`, computeNode('node-a'))).toMatchObject({ status: 201 });
+    expect(await asAgent('POST', 'node-a', `${GROUP}/computenodes`, computeNode('node-a'))).toMatchObject({
+      status: 201,
+    });
   });
 
   it.each([
@@ -240,33 +407,56 @@ localOnly('the node agents\' own-host admission policy', () => {
     ['a host its migration involves (status.taskHosts)', 'moving-b-to-a', 'node-a'],
     ['the host chosen to claim it (status.scheduling.selectedHost)', 'scheduled-a', 'node-a'],
   ])('lets an agent write the status of an Instance on %s', async (_what, name, node) => {
-    expect(await patchAsAgent(node, `${GROUP}/namespaces/default/instances/${name}/status`, { status: { powerState: 'running' } })).toMatchObject({ status: 200 });
+    expect(
+      await patchAsAgent(node, `${GROUP}/namespaces/default/instances/${name}/status`, {
+        status: { powerState: 'running' },
+      }),
+    ).toMatchObject({ status: 200 });
   });
 
   it('refuses the agent of node-a the status of an Instance whose status.host is node-b, naming the hosts it involves', async () => {
-    const refused = await patchAsAgent('node-a', `${GROUP}/namespaces/default/instances/on-b/status`, { status: { vmState: 'error' } });
+    const refused = await patchAsAgent('node-a', `${GROUP}/namespaces/default/instances/on-b/status`, {
+      status: { vmState: 'error' },
+    });
     expect(refused.status).toBe(403);
-    expect(refused.message).toMatch(/the kubenova node agent on node node-a may not write Instance default\/on-b \(status\): it involves only node-b \(status.host, status.scheduling.selectedHost, status.taskHosts\)/);
-    const unplaced = await patchAsAgent('node-a', `${GROUP}/namespaces/default/instances/unplaced/status`, { status: { host: 'node-a' } });
+    expect(refused.message).toMatch(
+      /the kubenova node agent on node node-a may not write Instance default\/on-b \(status\): it involves only node-b \(status.host, status.scheduling.selectedHost, status.taskHosts\)/,
+    );
+    const unplaced = await patchAsAgent('node-a', `${GROUP}/namespaces/default/instances/unplaced/status`, {
+      status: { host: 'node-a' },
+    });
     expect(unplaced.message).toMatch(/may not write Instance default\/unplaced \(status\): it involves no host yet/);
   });
 
-  it('lets an agent write a Migration\'s status as its source, destination or selected host, and refuses any other', async () => {
+  it("lets an agent write a Migration's status as its source, destination or selected host, and refuses any other", async () => {
     for (const name of ['from-a', 'to-a', 'offered-a']) {
-      expect(await patchAsAgent('node-a', `${GROUP}/namespaces/default/migrations/${name}/status`, { status: { status: 'migrating' } }), name).toMatchObject({ status: 200 });
+      expect(
+        await patchAsAgent('node-a', `${GROUP}/namespaces/default/migrations/${name}/status`, {
+          status: { status: 'migrating' },
+        }),
+        name,
+      ).toMatchObject({ status: 200 });
     }
-    const refused = await patchAsAgent('node-a', `${GROUP}/namespaces/default/migrations/b-to-c/status`, { status: { status: 'error' } });
+    const refused = await patchAsAgent('node-a', `${GROUP}/namespaces/default/migrations/b-to-c/status`, {
+      status: { status: 'error' },
+    });
     expect(refused.status).toBe(403);
-    expect(refused.message).toMatch(/node node-a may not write Migration default\/b-to-c \(status\): it involves only node-b, node-c, node-c \(status.sourceHost, status.destHost, status.scheduling.selectedHost\)/);
+    expect(refused.message).toMatch(
+      /node node-a may not write Migration default\/b-to-c \(status\): it involves only node-b, node-c, node-c \(status.sourceHost, status.destHost, status.scheduling.selectedHost\)/,
+    );
   });
 
   it('refuses a node agent request that carries no node name (a token not bound to a pod), saying what is missing', async () => {
-    const refused = await patchAsAgent(undefined, `${GROUP}/computenodes/node-a/status`, { status: { driver: 'fake' } });
+    const refused = await patchAsAgent(undefined, `${GROUP}/computenodes/node-a/status`, {
+      status: { driver: 'fake' },
+    });
     expect(refused.status).toBe(403);
-    expect(refused.message).toMatch(/the kubenova node agent must authenticate with the bound service-account token of its pod, which names its node \(user extra authentication.kubernetes.io\/node-name\); this request to write ComputeNode node-a \(status\) names no node/);
+    expect(refused.message).toMatch(
+      /the kubenova node agent must authenticate with the bound service-account token of its pod, which names its node \(user extra authentication.kubernetes.io\/node-name\); this request to write ComputeNode node-a \(status\) names no node/,
+    );
   });
 
-  it('leaves everyone else alone: the admin writes any host\'s objects', () => {
+  it("leaves everyone else alone: the admin writes any host's objects", () => {
     expect(() => setStatus('instance', 'on-b', { powerState: 'running' })).not.toThrow();
     expect(() => setStatus('computenode', 'node-b', { driver: 'fake' })).not.toThrow();
   });

@@ -15,7 +15,17 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance, Migration } from '../common/api/types.js';
 import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
-import { Helm, chartDir, containerOf, findManifest, parseManifests, podSpecOf, resolveEnv, writeTokenKubeconfig, type Manifest } from './harness/chart.js';
+import {
+  Helm,
+  chartDir,
+  containerOf,
+  findManifest,
+  parseManifests,
+  podSpecOf,
+  resolveEnv,
+  writeTokenKubeconfig,
+  type Manifest,
+} from './harness/chart.js';
 import { repoRoot } from './harness/components.js';
 import { TestEnv } from './harness/env.js';
 import { external } from './harness/mode.js';
@@ -61,7 +71,11 @@ async function runTheChartLocally(): Promise<void> {
     const pod = podFor(daemonSet, `kubenova-node-agent-${node}`, node);
     const kubeconfig = tokenKubeconfig(pod, node);
     const fields = { 'spec.nodeName': node, 'status.hostIP': '127.0.0.1', 'metadata.namespace': RELEASE_NS };
-    start(`agent-${node}`, containerOf(daemonSet, 'node-agent').args ?? [], { ...resolveEnv(containerOf(daemonSet, 'node-agent'), fields), ...local, KUBECONFIG: kubeconfig });
+    start(`agent-${node}`, containerOf(daemonSet, 'node-agent').args ?? [], {
+      ...resolveEnv(containerOf(daemonSet, 'node-agent'), fields),
+      ...local,
+      KUBECONFIG: kubeconfig,
+    });
   }
   const replicas = (deployment as unknown as { spec: { replicas: number } }).spec.replicas;
   for (let i = 0; i < replicas; i++) {
@@ -81,15 +95,32 @@ async function runTheChartLocally(): Promise<void> {
 /** The pod the DaemonSet or Deployment controller and the scheduler would make, on `node`. */
 function podFor(workload: Manifest, name: string, node: string): string {
   env.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
-  const template = (workload as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template;
-  env.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: RELEASE_NS, labels: template.metadata.labels }, spec: { ...podSpecOf(workload), nodeName: node } });
+  const template = (workload as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } })
+    .spec.template;
+  env.apply({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: RELEASE_NS, labels: template.metadata.labels },
+    spec: { ...podSpecOf(workload), nodeName: node },
+  });
   return name;
 }
 
 /** The pod's own credentials: a service-account token bound to the pod (and so to its node). */
 function tokenKubeconfig(pod: string, user: string): string {
   const sa = env.kubectl(['get', 'pod', pod, '-n', RELEASE_NS, '-o', 'jsonpath={.spec.serviceAccountName}']).trim();
-  const token = env.kubectl(['create', 'token', sa, '-n', RELEASE_NS, '--bound-object-kind=Pod', `--bound-object-name=${pod}`, '--duration=2h']).trim();
+  const token = env
+    .kubectl([
+      'create',
+      'token',
+      sa,
+      '-n',
+      RELEASE_NS,
+      '--bound-object-kind=Pod',
+      `--bound-object-name=${pod}`,
+      '--duration=2h',
+    ])
+    .trim();
   const path = join(env.dir, `kubeconfig-${user}`);
   writeTokenKubeconfig(path, env.cp.server, env.cp.caPath, token, user);
   return path;
@@ -98,18 +129,31 @@ function tokenKubeconfig(pod: string, user: string): string {
 function start(name: string, args: string[], vars: Record<string, string>): void {
   const logFile = join(env.dir, `${name}.log`);
   logs.push(logFile);
-  processes.push(startProcess({ name, command: process.execPath, args, cwd: repoRoot, env: { PATH: process.env.PATH ?? '', HOME: env.dir, ...vars }, logFile }));
+  processes.push(
+    startProcess({
+      name,
+      command: process.execPath,
+      args,
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? '', HOME: env.dir, ...vars },
+      logFile,
+    }),
+  );
 }
 
 const apply = (obj: object) => env.apply(obj);
 const settled = (i: Instance) => i.status?.vmState === 'active' && !i.status.taskState;
 
 async function migrationIn(name: string, phase: string): Promise<Migration> {
-  return env.waitFor(`Migration ${NS}/${name} ${phase}`, async () => {
-    const m = await env.migration(name, NS);
-    if (m?.status?.status === 'error') throw new Error(`Migration ${name} failed: ${m.status.fault?.message}`);
-    return m?.status?.status === phase ? m : undefined;
-  }, 120_000);
+  return env.waitFor(
+    `Migration ${NS}/${name} ${phase}`,
+    async () => {
+      const m = await env.migration(name, NS);
+      if (m?.status?.status === 'error') throw new Error(`Migration ${name} failed: ${m.status.fault?.message}`);
+      return m?.status?.status === phase ? m : undefined;
+    },
+    120_000,
+  );
 }
 
 async function decide(name: string, decision: 'Confirm' | 'Revert'): Promise<void> {
@@ -118,48 +162,99 @@ async function decide(name: string, decision: 'Confirm' | 'Revert'): Promise<voi
 }
 
 describe('kubenova as its Helm chart runs it', () => {
-  it('boots, cold-migrates, resizes with confirm and deletes an instance, each step done by components holding only the chart\'s RBAC', async () => {
-    const hosts = (await env.kube.computeNodes.list()).items.filter((n) => env.nodeReady(n) === 'True').map((n) => n.metadata.name);
+  it("boots, cold-migrates, resizes with confirm and deletes an instance, each step done by components holding only the chart's RBAC", async () => {
+    const hosts = (await env.kube.computeNodes.list()).items
+      .filter((n) => env.nodeReady(n) === 'True')
+      .map((n) => n.metadata.name);
     expect(hosts.length, `Ready ComputeNodes: ${hosts.join(', ')}`).toBeGreaterThanOrEqual(2);
 
-    apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name: 'voyager', namespace: NS }, spec: { flavor: 'm1.tiny', image: 'cirros' } });
+    apply({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Instance',
+      metadata: { name: 'voyager', namespace: NS },
+      spec: { flavor: 'm1.tiny', image: 'cirros' },
+    });
     const booted = await env.waitForInstance('voyager', settled, 'active', 120_000, NS);
     const uid = booted.metadata.uid ?? '';
     const source = booted.status?.host ?? '';
     expect(hosts).toContain(source);
 
-    apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Migration', metadata: { name: 'voyager-move', namespace: NS }, spec: { instance: 'voyager' } });
+    apply({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Migration',
+      metadata: { name: 'voyager-move', namespace: NS },
+      spec: { instance: 'voyager' },
+    });
     const moved = await migrationIn('voyager-move', 'finished');
     expect(moved.status).toMatchObject({ type: 'migration', sourceHost: source });
     const dest = moved.status?.destHost ?? '';
     expect(dest).not.toBe(source);
     await decide('voyager-move', 'Confirm');
-    const there = await env.waitForInstance('voyager', (i) => settled(i) && i.status?.host === dest, `active on ${dest}`, 60_000, NS);
+    const there = await env.waitForInstance(
+      'voyager',
+      (i) => settled(i) && i.status?.host === dest,
+      `active on ${dest}`,
+      60_000,
+      NS,
+    );
     expect(there.status?.flavor?.name).toBe('m1.tiny');
 
-    const patched = JSON.parse(env.kubectl(['patch', 'instance', 'voyager', '-n', NS, '--type=merge', '-p', '{"spec":{"flavor":"m1.small"}}', '-o', 'json'])) as Instance;
+    const patched = JSON.parse(
+      env.kubectl([
+        'patch',
+        'instance',
+        'voyager',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"flavor":"m1.small"}}',
+        '-o',
+        'json',
+      ]),
+    ) as Instance;
     const resizeName = `voyager-resize-${patched.metadata.generation}`;
     const resized = await migrationIn(resizeName, 'finished');
-    expect(resized.status).toMatchObject({ type: 'resize', sourceHost: dest, oldFlavor: { name: 'm1.tiny' }, newFlavor: { name: 'm1.small' } });
+    expect(resized.status).toMatchObject({
+      type: 'resize',
+      sourceHost: dest,
+      oldFlavor: { name: 'm1.tiny' },
+      newFlavor: { name: 'm1.small' },
+    });
     await decide(resizeName, 'Confirm');
-    const bigger = await env.waitForInstance('voyager', (i) => settled(i) && i.status?.flavor?.name === 'm1.small', 'active as m1.small', 60_000, NS);
+    const bigger = await env.waitForInstance(
+      'voyager',
+      (i) => settled(i) && i.status?.flavor?.name === 'm1.small',
+      'active as m1.small',
+      60_000,
+      NS,
+    );
     expect(bigger.status?.host).toBe(resized.status?.destHost);
 
     env.kubectl(['delete', 'instance', 'voyager', '-n', NS, '--wait=false']);
     await env.waitFor('instance voyager gone', async () => (await env.instance('voyager', NS)) === undefined, 60_000);
     const consumers = [uid, moved.metadata.uid, resized.metadata.uid];
-    const leftover = (await env.kube.computeNodes.list()).items.flatMap((n) => (n.status?.claims ?? []).filter((c) => consumers.includes(c.consumer)).map((c) => `${n.metadata.name}:${c.kind}`));
+    const leftover = (await env.kube.computeNodes.list()).items.flatMap((n) =>
+      (n.status?.claims ?? []).filter((c) => consumers.includes(c.consumer)).map((c) => `${n.metadata.name}:${c.kind}`),
+    );
     expect(leftover).toEqual([]);
   });
 
   it('elects one operator replica, which holds the Lease in the release namespace', async () => {
-    const lease = await env.kube.config.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: RELEASE_NS, name: 'kubenova-operator' });
+    const lease = await env.kube.config
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ namespace: RELEASE_NS, name: 'kubenova-operator' });
     expect(lease.spec?.holderIdentity).toBeTruthy();
     expect(Date.now() - new Date(lease.spec?.renewTime ?? 0).getTime()).toBeLessThan(30_000);
   });
 
   it.skipIf(external)('was never refused anything by the API server: no component logged Forbidden', () => {
-    const refusals = logs.flatMap((f) => readFileSync(f, 'utf8').split('\n').filter((l) => /forbidden|denied request/i.test(l)).map((l) => `${f}: ${l.slice(0, 300)}`));
+    const refusals = logs.flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .filter((l) => /forbidden|denied request/i.test(l))
+        .map((l) => `${f}: ${l.slice(0, 300)}`),
+    );
     expect(refusals).toEqual([]);
   });
 });

@@ -20,7 +20,10 @@ let env: TestEnv;
 
 function domainsOf(hosts: string[]): string[] {
   const out = execFileSync('virsh', ['-q', '-c', LIBVIRT_URI, 'list', '--all', '--name'], { encoding: 'utf8' });
-  return out.split('\n').map((l) => l.trim()).filter((n) => hosts.some((h) => n.startsWith(`kn-${h}-`)));
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((n) => hosts.some((h) => n.startsWith(`kn-${h}-`)));
 }
 
 describe.skipIf(Boolean(unavailable) || external)('real guests on the libvirt driver', () => {
@@ -38,19 +41,40 @@ describe.skipIf(Boolean(unavailable) || external)('real guests on the libvirt dr
         { name: hostB, vcpus: 4, memoryMiB: 2048, diskGiB: 20, extraArgs: driverArgs },
       ],
     });
-    env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'g1' }, spec: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1 } });
-    env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'g2' }, spec: { vcpus: 2, memoryMiB: 192, rootDiskGiB: 2 } });
+    env.apply({
+      apiVersion: API,
+      kind: 'Flavor',
+      metadata: { name: 'g1' },
+      spec: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1 },
+    });
+    env.apply({
+      apiVersion: API,
+      kind: 'Flavor',
+      metadata: { name: 'g2' },
+      spec: { vcpus: 2, memoryMiB: 192, rootDiskGiB: 2 },
+    });
   }, 300_000);
 
   afterAll(async () => {
     await env?.stop();
   });
 
-  const reported = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '' && i.status.guest?.marker;
+  const reported = (i: Instance) =>
+    i.status?.vmState === 'active' && i.status.taskState === '' && i.status.guest?.marker;
 
   it('boots a tiny guest whose own report matches its flavor, resizes it to another host keeping its disk, and deletes it leaving no domain', async () => {
-    env.apply({ apiVersion: API, kind: 'Instance', metadata: { name: 'vm-1' }, spec: { flavor: 'g1', image: 'tiny', host: hostA } });
-    const booted = await env.waitForInstance('vm-1', (i) => Boolean(reported(i)), 'active with a guest report', 120_000);
+    env.apply({
+      apiVersion: API,
+      kind: 'Instance',
+      metadata: { name: 'vm-1' },
+      spec: { flavor: 'g1', image: 'tiny', host: hostA },
+    });
+    const booted = await env.waitForInstance(
+      'vm-1',
+      (i) => Boolean(reported(i)),
+      'active with a guest report',
+      120_000,
+    );
     const guest = booted.status!.guest!;
     expect(guest.vcpus).toBe(1);
     expect(guest.diskBytes).toBe(1024 ** 3);
@@ -60,10 +84,22 @@ describe.skipIf(Boolean(unavailable) || external)('real guests on the libvirt dr
     const marker = guest.marker;
 
     env.kubectl(['patch', 'instance', 'vm-1', '--type', 'merge', '-p', '{"spec":{"flavor":"g2"}}']);
-    const mig = await env.waitFor('resize finished', async () => (await env.kube.migrations.list('default')).items.find((m) => m.spec.instance === 'vm-1' && m.status?.status === 'finished'), 180_000);
+    const mig = await env.waitFor(
+      'resize finished',
+      async () =>
+        (await env.kube.migrations.list('default')).items.find(
+          (m) => m.spec.instance === 'vm-1' && m.status?.status === 'finished',
+        ),
+      180_000,
+    );
     expect(mig.status?.destHost).toBe(hostB);
     env.kubectl(['patch', 'migration', mig.metadata.name, '--type', 'merge', '-p', '{"spec":{"decision":"Confirm"}}']);
-    const resized = await env.waitForInstance('vm-1', (i) => Boolean(reported(i)) && i.status?.flavor?.name === 'g2' && i.status.host === hostB, 'active on B with g2', 120_000);
+    const resized = await env.waitForInstance(
+      'vm-1',
+      (i) => Boolean(reported(i)) && i.status?.flavor?.name === 'g2' && i.status.host === hostB,
+      'active on B with g2',
+      120_000,
+    );
     expect(resized.status?.guest).toMatchObject({ vcpus: 2, diskBytes: 2 * 1024 ** 3, marker });
     expect(resized.status?.guest?.memoryKiB ?? 0).toBeGreaterThan(booted.status!.guest!.memoryKiB ?? 0);
     expect(domainsOf([hostA])).toEqual([]);

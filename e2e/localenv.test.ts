@@ -13,7 +13,9 @@ import { execFileSync } from 'node:child_process';
 const started: { child: ChildProcess; dir: string }[] = [];
 
 function npmStart(stateDir: string): Promise<{ child: ChildProcess; readyLine: string }> {
-  const child = spawn(process.execPath, [join(distDir, 'devenv', 'localenv', 'main.js'), '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(distDir, 'devenv', 'localenv', 'main.js'), '--state-dir', stateDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   started.push({ child, dir: stateDir });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -47,20 +49,50 @@ localOnly('npm start', () => {
     expect(a.readyLine).toContain(join(dirA, 'kubeconfig'));
     const { kubectl } = ensureBinaries();
     for (const dir of [dirA, dirB]) {
-      const out = execFileSync(kubectl, ['--kubeconfig', join(dir, 'kubeconfig'), 'get', 'cn', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}'], { encoding: 'utf8' });
+      const out = execFileSync(
+        kubectl,
+        [
+          '--kubeconfig',
+          join(dir, 'kubeconfig'),
+          'get',
+          'cn',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}',
+        ],
+        { encoding: 'utf8' },
+      );
       expect(out.trim().split(' ').sort()).toEqual(['node-a=True', 'node-b=True', 'node-c=True']);
-      const flavors = execFileSync(kubectl, ['--kubeconfig', join(dir, 'kubeconfig'), 'get', 'flv', '-o', 'name'], { encoding: 'utf8' });
-      expect(flavors.trim().split('\n').sort()).toEqual(['flavor.compute.kubenova.io/m1.large', 'flavor.compute.kubenova.io/m1.medium', 'flavor.compute.kubenova.io/m1.small', 'flavor.compute.kubenova.io/m1.tiny']);
+      const flavors = execFileSync(kubectl, ['--kubeconfig', join(dir, 'kubeconfig'), 'get', 'flv', '-o', 'name'], {
+        encoding: 'utf8',
+      });
+      expect(flavors.trim().split('\n').sort()).toEqual([
+        'flavor.compute.kubenova.io/m1.large',
+        'flavor.compute.kubenova.io/m1.medium',
+        'flavor.compute.kubenova.io/m1.small',
+        'flavor.compute.kubenova.io/m1.tiny',
+      ]);
     }
     // npm start boots instances: an applied Instance becomes active.
-    execFileSync(kubectl, ['--kubeconfig', join(dirA, 'kubeconfig'), 'apply', '-f', join(repoRoot, 'examples', 'instance.yaml')]);
-    const waited = execFileSync(kubectl, ['--kubeconfig', join(dirA, 'kubeconfig'), 'wait', '--for=condition=Ready', 'instance/web-1', '--timeout=60s'], { encoding: 'utf8' });
+    execFileSync(kubectl, [
+      '--kubeconfig',
+      join(dirA, 'kubeconfig'),
+      'apply',
+      '-f',
+      join(repoRoot, 'examples', 'instance.yaml'),
+    ]);
+    const waited = execFileSync(
+      kubectl,
+      ['--kubeconfig', join(dirA, 'kubeconfig'), 'wait', '--for=condition=Ready', 'instance/web-1', '--timeout=60s'],
+      { encoding: 'utf8' },
+    );
     expect(waited).toContain('condition met');
     const exits = [a, b].map(({ child }) => new Promise<number | null>((r) => child.once('exit', (code) => r(code))));
     a.child.kill('SIGINT');
     b.child.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual([0, 0]);
-    const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dirA) || l.includes(dirB));
+    const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(dirA) || l.includes(dirB));
     expect(leftovers).toEqual([]);
   });
 });

@@ -32,7 +32,13 @@ const OPERATOR_METRICS = [
   'kubenova_resize_duration_seconds',
   ...NODE_GAUGES,
 ];
-const AGENT_METRICS = ['kubenova_claims_total', 'kubenova_claim_failures_total', 'kubenova_disk_transfer_bytes_total', 'kubenova_disk_transfer_duration_seconds', ...NODE_GAUGES];
+const AGENT_METRICS = [
+  'kubenova_claims_total',
+  'kubenova_claim_failures_total',
+  'kubenova_disk_transfer_bytes_total',
+  'kubenova_disk_transfer_duration_seconds',
+  ...NODE_GAUGES,
+];
 const RESOURCES = [
   ['vcpus', 'vcpus'],
   ['memory_mib', 'memoryMiB'],
@@ -64,7 +70,8 @@ function metricsAddress(logName: string): string {
   for (const line of lines) {
     if (!line.startsWith('{')) continue;
     const entry = JSON.parse(line) as { msg?: string; metrics?: string };
-    if ((entry.msg === 'operator running' || entry.msg === 'node agent running') && entry.metrics) address = entry.metrics;
+    if ((entry.msg === 'operator running' || entry.msg === 'node agent running') && entry.metrics)
+      address = entry.metrics;
   }
   if (!address) throw new Error(`${logName} logged no metrics address`);
   return address;
@@ -94,7 +101,9 @@ async function scrape(logName: string): Promise<Scrape> {
 
 /** Sum of the samples of `name` whose labels include `labels`. */
 function sum(s: Scrape, name: string, labels: Record<string, string> = {}): number {
-  return s.samples.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((acc, x) => acc + x.value, 0);
+  return s.samples
+    .filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v))
+    .reduce((acc, x) => acc + x.value, 0);
 }
 
 function has(s: Scrape, name: string, labels: Record<string, string> = {}): boolean {
@@ -102,32 +111,56 @@ function has(s: Scrape, name: string, labels: Record<string, string> = {}): bool
 }
 
 const agentScrapes = () => Promise.all(AGENTS.map((a) => scrape(`agent-${a}`)));
-const total = (scrapes: Scrape[], name: string, labels: Record<string, string> = {}) => scrapes.reduce((acc, s) => acc + sum(s, name, labels), 0);
+const total = (scrapes: Scrape[], name: string, labels: Record<string, string> = {}) =>
+  scrapes.reduce((acc, s) => acc + sum(s, name, labels), 0);
 
 const bootInstance = (name: string, spec: Record<string, unknown>) =>
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name }, spec: { flavor: 'm1.tiny', image: 'cirros', ...spec } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name },
+    spec: { flavor: 'm1.tiny', image: 'cirros', ...spec },
+  });
 const isActive = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '';
 const isError = (i: Instance) => i.status?.vmState === 'error';
 const migrationIn = (name: string, phase: string) =>
-  env.waitFor(`migration ${name} ${phase}`, async () => {
-    const m = await env.migration(name);
-    return m?.status?.status === phase ? m : undefined;
-  }, 60_000, 100);
+  env.waitFor(
+    `migration ${name} ${phase}`,
+    async () => {
+      const m = await env.migration(name);
+      return m?.status?.status === phase ? m : undefined;
+    },
+    60_000,
+    100,
+  );
 
 /** Gauge values equal to the ComputeNode status of each host, once the component caught up. */
 async function expectNodeGauges(logName: string, hosts: string[]): Promise<void> {
-  await env.waitFor(`${logName}'s node gauges to match ComputeNode status of ${hosts.join(', ')}`, async () => {
-    const s = await scrape(logName);
-    for (const host of hosts) {
-      const status = (await env.computeNode(host))?.status;
-      for (const [resource, key] of RESOURCES) {
-        const labels = { node: host, resource };
-        if (!has(s, 'kubenova_node_allocated', labels) || sum(s, 'kubenova_node_allocated', labels) !== status?.allocated?.[key]) return false;
-        if (!has(s, 'kubenova_node_allocatable', labels) || sum(s, 'kubenova_node_allocatable', labels) !== status?.allocatable?.[key]) return false;
+  await env.waitFor(
+    `${logName}'s node gauges to match ComputeNode status of ${hosts.join(', ')}`,
+    async () => {
+      const s = await scrape(logName);
+      for (const host of hosts) {
+        const status = (await env.computeNode(host))?.status;
+        for (const [resource, key] of RESOURCES) {
+          const labels = { node: host, resource };
+          if (
+            !has(s, 'kubenova_node_allocated', labels) ||
+            sum(s, 'kubenova_node_allocated', labels) !== status?.allocated?.[key]
+          )
+            return false;
+          if (
+            !has(s, 'kubenova_node_allocatable', labels) ||
+            sum(s, 'kubenova_node_allocatable', labels) !== status?.allocatable?.[key]
+          )
+            return false;
+        }
       }
-    }
-    return true;
-  }, 15_000, 250);
+      return true;
+    },
+    15_000,
+    250,
+  );
 }
 
 beforeAll(async () => {
@@ -141,7 +174,12 @@ beforeAll(async () => {
   await Promise.all(['operator', ...AGENTS.map((a) => `agent-${a}`)].map((l) => env.waitForRunning(l)));
   watcher = new InvariantWatcher(env.kube, env.stateDir).start();
   // More memory and disk than any host has, and a single vCPU: its claim fails on two resources.
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'm1.huge' }, spec: { vcpus: 1, memoryMiB: 65536, rootDiskGiB: 1000 } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Flavor',
+    metadata: { name: 'm1.huge' },
+    spec: { vcpus: 1, memoryMiB: 65536, rootDiskGiB: 1000 },
+  });
 
   // One that boots, one no host can take, one whose forced host cannot claim it.
   bootInstance('web', { flavor: 'm1.small', availabilityZone: 'az1' });
@@ -170,7 +208,15 @@ beforeAll(async () => {
   const migName = `web-resize-${(web.metadata.generation ?? 1) + 1}`;
   destHost = (await migrationIn(migName, 'finished')).status?.destHost ?? '';
   expect(destHost).not.toBe(sourceHost);
-  env.kubectl(['patch', 'migration', migName, '--type', 'merge', '-p', JSON.stringify({ spec: { decision: 'Confirm' } })]);
+  env.kubectl([
+    'patch',
+    'migration',
+    migName,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { decision: 'Confirm' } }),
+  ]);
   resize = await migrationIn(migName, 'confirmed');
   await env.waitForInstance('web', (i) => isActive(i) && i.status?.host === destHost, `active on ${destHost}`);
 });
@@ -245,16 +291,17 @@ localOnly('metrics', () => {
     expect(sum(s, 'kubenova_migrations_total', { type: 'migration' })).toBe(0);
     expect(sum(s, 'kubenova_resize_duration_seconds_count', { type: 'resize' })).toBe(1);
     const resizeSeconds = sum(s, 'kubenova_resize_duration_seconds_sum', { type: 'resize' });
-    const startToConfirmed = (Date.parse(resize.status?.finishedAt ?? '') - Date.parse(resize.status?.startedAt ?? '')) / 1000;
+    const startToConfirmed =
+      (Date.parse(resize.status?.finishedAt ?? '') - Date.parse(resize.status?.startedAt ?? '')) / 1000;
     expect(resizeSeconds).toBeGreaterThan(0);
     expect(resizeSeconds).toBeLessThanOrEqual(startToConfirmed);
   });
 
-  it('the operator\'s node gauges equal every ComputeNode\'s allocated and allocatable', async () => {
+  it("the operator's node gauges equal every ComputeNode's allocated and allocatable", async () => {
     await expectNodeGauges('operator', AGENTS);
   });
 
-  it('every agent exports every kubenova metric and its own host\'s allocated and allocatable, equal to its ComputeNode', async () => {
+  it("every agent exports every kubenova metric and its own host's allocated and allocatable, equal to its ComputeNode", async () => {
     for (const host of AGENTS) {
       const s = await scrape(`agent-${host}`);
       for (const name of AGENT_METRICS) expect(s.types.has(name), `${host}: ${name}`).toBe(true);
@@ -265,7 +312,11 @@ localOnly('metrics', () => {
 
   it('agents count claims by kind and result, one failure per short resource, and the disk transfer of the resize on its source', async () => {
     const [a, b, c] = await agentScrapes();
-    const byHost = new Map([['node-a', a!], ['node-b', b!], ['node-c', c!]]);
+    const byHost = new Map([
+      ['node-a', a!],
+      ['node-b', b!],
+      ['node-c', c!],
+    ]);
     const source = byHost.get(sourceHost)!;
     const dest = byHost.get(destHost)!;
     // web on its first host; the resize's destination.

@@ -34,17 +34,33 @@ afterAll(async () => {
 
 const active = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '';
 const boot = async (name: string, host?: string) => {
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name }, spec: { flavor: 'm1.small', image: 'cirros', ...(host ? { host } : {}) } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name },
+    spec: { flavor: 'm1.small', image: 'cirros', ...(host ? { host } : {}) },
+  });
   return env.waitForInstance(name, active, 'active');
 };
 const migrate = (name: string, instance: string, targetHost?: string) =>
-  env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Migration', metadata: { name }, spec: { instance, ...(targetHost ? { targetHost } : {}) } });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Migration',
+    metadata: { name },
+    spec: { instance, ...(targetHost ? { targetHost } : {}) },
+  });
 const phase = (name: string, wanted: MigrationPhase, timeoutMs = 60_000) =>
-  env.waitFor(`migration ${name} ${wanted}`, async () => {
-    const m = await env.migration(name);
-    return m?.status?.status === wanted ? m : undefined;
-  }, timeoutMs, 50);
-const decide = (mig: string, decision: 'Confirm' | 'Revert') => env.kubectl(['patch', 'migration', mig, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } })]);
+  env.waitFor(
+    `migration ${name} ${wanted}`,
+    async () => {
+      const m = await env.migration(name);
+      return m?.status?.status === wanted ? m : undefined;
+    },
+    timeoutMs,
+    50,
+  );
+const decide = (mig: string, decision: 'Confirm' | 'Revert') =>
+  env.kubectl(['patch', 'migration', mig, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } })]);
 
 function leftovers(uid: string, migUid?: string): string[] {
   const found: string[] = [];
@@ -58,7 +74,9 @@ function leftovers(uid: string, migUid?: string): string[] {
 
 async function claimsAnywhere(consumers: (string | undefined)[]): Promise<string[]> {
   const nodes = (await env.kube.computeNodes.list()).items;
-  return nodes.flatMap((n) => (n.status?.claims ?? []).filter((c) => consumers.includes(c.consumer)).map((c) => `${n.metadata.name}:${c.kind}`));
+  return nodes.flatMap((n) =>
+    (n.status?.claims ?? []).filter((c) => consumers.includes(c.consumer)).map((c) => `${n.metadata.name}:${c.kind}`),
+  );
 }
 
 localOnly('cold migration', () => {
@@ -68,7 +86,12 @@ localOnly('cold migration', () => {
     const disk = sha256(diskBytes(env.stateDir, 'node-a', uid)!);
     migrate('mover-1', 'mover');
     const m1 = await phase('mover-1', 'finished');
-    expect(m1.status).toMatchObject({ type: 'migration', sourceHost: 'node-a', oldFlavor: { name: 'm1.small' }, newFlavor: { name: 'm1.small' } });
+    expect(m1.status).toMatchObject({
+      type: 'migration',
+      sourceHost: 'node-a',
+      oldFlavor: { name: 'm1.small' },
+      newFlavor: { name: 'm1.small' },
+    });
     expect(m1.status?.destHost).not.toBe('node-a');
     decide('mover-1', 'Confirm');
     await phase('mover-1', 'confirmed');
@@ -100,7 +123,10 @@ localOnly('cold migration', () => {
     const inst = await boot(name, 'node-a');
     migrate(`${name}-mig`, name, target);
     const refused = await phase(`${name}-mig`, 'error');
-    expect(refused.status?.fault).toMatchObject({ reason: 'MigrationRefused', message: expect.stringMatching(message) });
+    expect(refused.status?.fault).toMatchObject({
+      reason: 'MigrationRefused',
+      message: expect.stringMatching(message),
+    });
     const after = await env.instance(name);
     expect(after?.status).toMatchObject({ vmState: 'active', taskState: '', host: 'node-a' });
     expect(await claimsAnywhere([inst.metadata.uid])).toEqual(['node-a:instance']);
@@ -108,10 +134,20 @@ localOnly('cold migration', () => {
 
   it('refuses a migration to a disabled host and to a host whose agent is down', async () => {
     await boot('picky', 'node-a');
-    env.kubectl(['patch', 'cn', 'node-b', '--type', 'merge', '-p', '{"spec":{"disabled":true,"disabledReason":"firmware upgrade"}}']);
+    env.kubectl([
+      'patch',
+      'cn',
+      'node-b',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"disabled":true,"disabledReason":"firmware upgrade"}}',
+    ]);
     try {
       migrate('picky-disabled', 'picky', 'node-b');
-      expect((await phase('picky-disabled', 'error')).status?.fault?.message).toMatch(/targetHost node-b is disabled \(firmware upgrade\)/);
+      expect((await phase('picky-disabled', 'error')).status?.fault?.message).toMatch(
+        /targetHost node-b is disabled \(firmware upgrade\)/,
+      );
     } finally {
       env.kubectl(['patch', 'cn', 'node-b', '--type', 'merge', '-p', '{"spec":{"disabled":false}}']);
     }
@@ -133,7 +169,9 @@ localOnly('cold migration', () => {
     const done = await phase('bumpy-mig', 'finished');
     expect(done.status?.transfer?.attempts).toBeGreaterThan(1);
     expect(done.status?.transfer?.sha256).toBe(disk);
-    expect((await env.eventsWith('bumpy-mig', ['DiskTransferRetried'])).map((e) => e.reason)).toContain('DiskTransferRetried');
+    expect((await env.eventsWith('bumpy-mig', ['DiskTransferRetried'])).map((e) => e.reason)).toContain(
+      'DiskTransferRetried',
+    );
     decide('bumpy-mig', 'Confirm');
     await phase('bumpy-mig', 'confirmed');
   });
@@ -149,14 +187,24 @@ localOnly('cold migration', () => {
     expect(after.status).toMatchObject({ host: 'node-d', powerState: 'running', flavor: { name: 'm1.small' } });
     expect(after.status?.fault?.reason).toBe('TransferFailed');
     expect(sha256(diskBytes(env.stateDir, 'node-d', uid)!)).toBe(disk);
-    await env.waitFor('destination claim freed', async () => (await claimsAnywhere([failed.metadata.uid])).length === 0);
+    await env.waitFor(
+      'destination claim freed',
+      async () => (await claimsAnywhere([failed.metadata.uid])).length === 0,
+    );
     expect(await claimsAnywhere([uid])).toEqual(['node-d:instance']);
     expect(existsSync(backupDir(env.stateDir, 'node-d', uid))).toBe(false);
   });
 });
 
 localOnly('deleting an instance in each phase of a migration', () => {
-  const phases: MigrationPhase[] = ['pre-migrating', 'migrating', 'post-migrating', 'finished', 'confirming', 'reverting'];
+  const phases: MigrationPhase[] = [
+    'pre-migrating',
+    'migrating',
+    'post-migrating',
+    'finished',
+    'confirming',
+    'reverting',
+  ];
   it.each(phases)('frees every claim and removes every directory when deleted while %s', async (target) => {
     const name = `gone-${target}`;
     const inst = await boot(name, 'node-a');
@@ -167,18 +215,40 @@ localOnly('deleting an instance in each phase of a migration', () => {
       decide(`${name}-mig`, target === 'confirming' ? 'Confirm' : 'Revert');
     }
     // Catch the phase as it passes (some last only milliseconds), else delete at the next one.
-    const mig: Migration = await env.waitFor(`migration at or past ${target}`, async () => {
-      const m = await env.migration(`${name}-mig`);
-      const order = ['pre-migrating', 'migrating', 'post-migrating', 'finished', 'confirming', 'reverting', 'confirmed', 'reverted'];
-      const at = order.indexOf(m?.status?.status ?? '');
-      return at >= order.indexOf(target) ? m : undefined;
-    }, 60_000, 10);
+    const mig: Migration = await env.waitFor(
+      `migration at or past ${target}`,
+      async () => {
+        const m = await env.migration(`${name}-mig`);
+        const order = [
+          'pre-migrating',
+          'migrating',
+          'post-migrating',
+          'finished',
+          'confirming',
+          'reverting',
+          'confirmed',
+          'reverted',
+        ];
+        const at = order.indexOf(m?.status?.status ?? '');
+        return at >= order.indexOf(target) ? m : undefined;
+      },
+      60_000,
+      10,
+    );
     env.kubectl(['delete', 'instance', name, '--wait=false']);
     await env.waitFor(`${name} gone`, async () => (await env.instance(name)) === undefined, 60_000);
-    await env.waitFor(`${name}: no claims and no directories anywhere`, async () => {
-      const claims = await claimsAnywhere([uid, mig.metadata.uid]);
-      return claims.length === 0 && leftovers(uid, mig.metadata.uid).length === 0;
-    }, 30_000);
-    await env.waitFor(`${name}: its Migration and Secret garbage-collected`, async () => (await env.migration(`${name}-mig`)) === undefined, 60_000);
+    await env.waitFor(
+      `${name}: no claims and no directories anywhere`,
+      async () => {
+        const claims = await claimsAnywhere([uid, mig.metadata.uid]);
+        return claims.length === 0 && leftovers(uid, mig.metadata.uid).length === 0;
+      },
+      30_000,
+    );
+    await env.waitFor(
+      `${name}: its Migration and Secret garbage-collected`,
+      async () => (await env.migration(`${name}-mig`)) === undefined,
+      60_000,
+    );
   });
 });

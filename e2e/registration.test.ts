@@ -30,18 +30,27 @@ localOnly('node agent registration', () => {
     expect(c?.status?.allocatable).toEqual({ vcpus: 16, memoryMiB: 7680, diskGiB: 100 });
     expect(c?.status?.allocated).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
     expect(c?.status?.driver).toBe('fake');
-    const ready = env.kubectl(['get', 'cn', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}']);
+    const ready = env.kubectl([
+      'get',
+      'cn',
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}',
+    ]);
     expect(ready.trim().split(' ').sort()).toEqual(['node-a=True', 'node-b=True', 'node-c=True']);
   });
 
-  it('marks a killed agent\'s node not Ready within the heartbeat timeout, and Ready again with the same capacity when it returns', async () => {
+  it("marks a killed agent's node not Ready within the heartbeat timeout, and Ready again with the same capacity when it returns", async () => {
     const before = await env.computeNode('node-b');
     await env.killAgent('node-b');
     const killedAt = Date.now();
-    const notReady = await env.waitFor('node-b not Ready', async () => {
-      const n = await env.computeNode('node-b');
-      return env.nodeReady(n) !== 'True' ? n : undefined;
-    }, 20_000);
+    const notReady = await env.waitFor(
+      'node-b not Ready',
+      async () => {
+        const n = await env.computeNode('node-b');
+        return env.nodeReady(n) !== 'True' ? n : undefined;
+      },
+      20_000,
+    );
     // timeout 3 s + monitor period 0.5 s + heartbeat 1 s, with slack for a busy machine
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     const cond = notReady.status?.conditions?.find((c) => c.type === 'Ready');
@@ -49,21 +58,37 @@ localOnly('node agent registration', () => {
     expect(env.nodeReady(await env.computeNode('node-a'))).toBe('True');
 
     env.startAgent({ name: 'node-b', vcpus: 16, memoryMiB: 32768, diskGiB: 400, zone: 'az1' });
-    const back = await env.waitFor('node-b Ready again', async () => {
-      const n = await env.computeNode('node-b');
-      return env.nodeReady(n) === 'True' ? n : undefined;
-    }, 30_000);
+    const back = await env.waitFor(
+      'node-b Ready again',
+      async () => {
+        const n = await env.computeNode('node-b');
+        return env.nodeReady(n) === 'True' ? n : undefined;
+      },
+      30_000,
+    );
     expect(back.status?.capacity).toEqual(before?.status?.capacity);
     expect(back.status?.allocatable).toEqual(before?.status?.allocatable);
     expect(back.metadata.uid).toBe(before?.metadata.uid);
   });
 
   it('recomputes allocatable when an admin changes the allocation ratio or reserve', async () => {
-    env.kubectl(['patch', 'cn', 'node-a', '--type', 'merge', '-p', '{"spec":{"allocationRatio":{"cpu":2.0},"reserved":{"memoryMiB":1024}}}']);
-    const a = await env.waitFor('node-a allocatable recomputed', async () => {
-      const n = await env.computeNode('node-a');
-      return n?.status?.allocatable?.vcpus === 16 ? n : undefined;
-    }, 15_000);
+    env.kubectl([
+      'patch',
+      'cn',
+      'node-a',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"allocationRatio":{"cpu":2.0},"reserved":{"memoryMiB":1024}}}',
+    ]);
+    const a = await env.waitFor(
+      'node-a allocatable recomputed',
+      async () => {
+        const n = await env.computeNode('node-a');
+        return n?.status?.allocatable?.vcpus === 16 ? n : undefined;
+      },
+      15_000,
+    );
     expect(a.status?.allocatable).toEqual({ vcpus: 16, memoryMiB: 15360, diskGiB: 200 });
   });
 });

@@ -29,7 +29,12 @@ const active = (i: Instance) => i.status?.vmState === 'active' && i.status.taskS
 
 localOnly('resize options', () => {
   it('resizes on the same host holding both claims until it is confirmed automatically after the window', async () => {
-    env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name: 'local' }, spec: { flavor: 'm1.small', image: 'cirros' } });
+    env.apply({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Instance',
+      metadata: { name: 'local' },
+      spec: { flavor: 'm1.small', image: 'cirros' },
+    });
     const before = await env.waitForInstance('local', active, 'active');
     const uid = before.metadata.uid ?? '';
     const diskBefore = diskBytes(env.stateDir, 'solo', uid)!;
@@ -42,32 +47,45 @@ localOnly('resize options', () => {
     expect(finished.status).toMatchObject({ sourceHost: 'solo', destHost: 'solo' });
     expect(finished.status?.transfer).toBeUndefined(); // nothing copied over the network
     const claims = (await env.computeNode('solo'))?.status?.claims ?? [];
-    expect(claims).toEqual(expect.arrayContaining([
-      expect.objectContaining({ consumer: uid, kind: 'instance', vcpus: 1, memoryMiB: 2048 }),
-      expect.objectContaining({ consumer: finished.metadata.uid, kind: 'migration', vcpus: 2, memoryMiB: 4096 }),
-    ]));
+    expect(claims).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ consumer: uid, kind: 'instance', vcpus: 1, memoryMiB: 2048 }),
+        expect.objectContaining({ consumer: finished.metadata.uid, kind: 'migration', vcpus: 2, memoryMiB: 4096 }),
+      ]),
+    );
     expect((await env.computeNode('solo'))?.status?.allocated).toEqual({ vcpus: 3, memoryMiB: 6144, diskGiB: 60 });
     expect(existsSync(backupDir(env.stateDir, 'solo', uid))).toBe(true);
     const deadline = Date.parse(finished.status?.confirmDeadline ?? '');
     expect(deadline - Date.parse(finished.status?.finishedAt ?? '')).toBeGreaterThanOrEqual(2_000);
 
     // Nobody decides: the window passes and the operator confirms.
-    const confirmed = await env.waitFor('confirmed automatically', async () => {
-      const m = await env.migration(migName);
-      return m?.status?.status === 'confirmed' ? m : undefined;
-    }, 30_000);
+    const confirmed = await env.waitFor(
+      'confirmed automatically',
+      async () => {
+        const m = await env.migration(migName);
+        return m?.status?.status === 'confirmed' ? m : undefined;
+      },
+      30_000,
+    );
     expect(Date.now()).toBeGreaterThanOrEqual(deadline);
     expect(confirmed.spec.decision).toBe('');
     const after = await env.waitForInstance('local', active, 'active after auto-confirm');
     expect(after.status).toMatchObject({ host: 'solo', flavor: { name: 'm1.medium' } });
-    expect((await env.computeNode('solo'))?.status?.claims).toEqual([expect.objectContaining({ consumer: uid, kind: 'instance', vcpus: 2, memoryMiB: 4096, diskGiB: 40 })]);
+    expect((await env.computeNode('solo'))?.status?.claims).toEqual([
+      expect.objectContaining({ consumer: uid, kind: 'instance', vcpus: 2, memoryMiB: 4096, diskGiB: 40 }),
+    ]);
     expect(existsSync(backupDir(env.stateDir, 'solo', uid))).toBe(false);
     const diskAfter = diskBytes(env.stateDir, 'solo', uid)!;
     expect(sha256(diskAfter.subarray(0, diskBefore.length))).toBe(sha256(diskBefore));
   });
 
   it('reverts a same-host resize to the exact bytes and the old claim alone', async () => {
-    env.apply({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', metadata: { name: 'local-2' }, spec: { flavor: 'm1.small', image: 'cirros' } });
+    env.apply({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Instance',
+      metadata: { name: 'local-2' },
+      spec: { flavor: 'm1.small', image: 'cirros' },
+    });
     const before = await env.waitForInstance('local-2', active, 'active');
     const uid = before.metadata.uid ?? '';
     const disk = sha256(diskBytes(env.stateDir, 'solo', uid)!);
@@ -78,7 +96,9 @@ localOnly('resize options', () => {
     const after = await env.waitForInstance('local-2', (i) => active(i) && i.spec.flavor === 'm1.small', 'reverted');
     expect(after.status).toMatchObject({ host: 'solo', flavor: { name: 'm1.small' } });
     expect(sha256(diskBytes(env.stateDir, 'solo', uid)!)).toBe(disk);
-    const mine = ((await env.computeNode('solo'))?.status?.claims ?? []).filter((c) => c.consumer === uid || c.instance === 'default/local-2');
+    const mine = ((await env.computeNode('solo'))?.status?.claims ?? []).filter(
+      (c) => c.consumer === uid || c.instance === 'default/local-2',
+    );
     expect(mine).toEqual([expect.objectContaining({ consumer: uid, kind: 'instance', vcpus: 1, memoryMiB: 2048 })]);
   });
 });

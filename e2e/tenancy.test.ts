@@ -14,9 +14,24 @@ beforeAll(async () => {
   env.kubectl(['create', 'namespace', 'team-a']);
   env.kubectl(['create', 'namespace', 'team-b']);
   env.kubectl(['create', 'namespace', 'groups']);
-  env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'c1' }, spec: { vcpus: 1, memoryMiB: 256, rootDiskGiB: 1 } });
-  env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'c2' }, spec: { vcpus: 2, memoryMiB: 256, rootDiskGiB: 1 } });
-  env.apply({ apiVersion: API, kind: 'Flavor', metadata: { name: 'c8' }, spec: { vcpus: 8, memoryMiB: 256, rootDiskGiB: 1 } });
+  env.apply({
+    apiVersion: API,
+    kind: 'Flavor',
+    metadata: { name: 'c1' },
+    spec: { vcpus: 1, memoryMiB: 256, rootDiskGiB: 1 },
+  });
+  env.apply({
+    apiVersion: API,
+    kind: 'Flavor',
+    metadata: { name: 'c2' },
+    spec: { vcpus: 2, memoryMiB: 256, rootDiskGiB: 1 },
+  });
+  env.apply({
+    apiVersion: API,
+    kind: 'Flavor',
+    metadata: { name: 'c8' },
+    spec: { vcpus: 8, memoryMiB: 256, rootDiskGiB: 1 },
+  });
 });
 
 afterAll(async () => {
@@ -25,18 +40,35 @@ afterAll(async () => {
 
 const active = (i: Instance) => i.status?.vmState === 'active' && i.status.taskState === '';
 const instanceDoc = (name: string, namespace: string, spec: Record<string, unknown>) =>
-  JSON.stringify({ apiVersion: API, kind: 'Instance', metadata: { name, namespace }, spec: { image: 'cirros', ...spec } });
+  JSON.stringify({
+    apiVersion: API,
+    kind: 'Instance',
+    metadata: { name, namespace },
+    spec: { image: 'cirros', ...spec },
+  });
 const quota = (namespace: string) => env.kube.quotas.get({ namespace, name: 'quota' });
 
 localOnly('compute quota', () => {
   it('five one-vCPU boots at once against hard.vcpus 4: exactly four active, one QuotaExceeded, used.vcpus 4', async () => {
-    env.apply({ apiVersion: API, kind: 'ComputeQuota', metadata: { name: 'quota', namespace: 'team-a' }, spec: { hard: { vcpus: 4 } } });
+    env.apply({
+      apiVersion: API,
+      kind: 'ComputeQuota',
+      metadata: { name: 'quota', namespace: 'team-a' },
+      spec: { hard: { vcpus: 4 } },
+    });
     await env.waitFor('quota cached', async () => (await quota('team-a')) !== undefined);
-    env.kubectl(['create', '-f', '-'], Array.from({ length: 5 }, (_, n) => instanceDoc(`q-${n}`, 'team-a', { flavor: 'c1' })).join('\n'));
-    const all = await env.waitFor('all five settled', async () => {
-      const list = (await env.kube.instances.list('team-a')).items;
-      return list.length === 5 && list.every((i) => active(i) || i.status?.vmState === 'error') ? list : undefined;
-    }, 60_000);
+    env.kubectl(
+      ['create', '-f', '-'],
+      Array.from({ length: 5 }, (_, n) => instanceDoc(`q-${n}`, 'team-a', { flavor: 'c1' })).join('\n'),
+    );
+    const all = await env.waitFor(
+      'all five settled',
+      async () => {
+        const list = (await env.kube.instances.list('team-a')).items;
+        return list.length === 5 && list.every((i) => active(i) || i.status?.vmState === 'error') ? list : undefined;
+      },
+      60_000,
+    );
     expect(all.filter(active)).toHaveLength(4);
     const refused = all.filter((i) => i.status?.vmState === 'error');
     expect(refused).toHaveLength(1);
@@ -52,13 +84,24 @@ localOnly('compute quota', () => {
   });
 
   it('refuses a resize beyond quota with nothing changed; within quota reserves the increase, confirm keeps it, revert gives it back, delete returns used to zero', async () => {
-    env.apply({ apiVersion: API, kind: 'ComputeQuota', metadata: { name: 'quota', namespace: 'team-b' }, spec: { hard: { vcpus: 4 } } });
+    env.apply({
+      apiVersion: API,
+      kind: 'ComputeQuota',
+      metadata: { name: 'quota', namespace: 'team-b' },
+      spec: { hard: { vcpus: 4 } },
+    });
     await env.waitFor('quota cached', async () => (await quota('team-b')) !== undefined);
     env.kubectl(['create', '-f', '-'], instanceDoc('r-1', 'team-b', { flavor: 'c1' }));
     const before = await env.waitForInstance('r-1', active, 'active', 60_000, 'team-b');
 
     env.kubectl(['patch', 'instance', 'r-1', '-n', 'team-b', '--type', 'merge', '-p', '{"spec":{"flavor":"c8"}}']);
-    const refused = await env.waitForInstance('r-1', (i) => i.status?.fault?.reason === 'QuotaExceeded', 'QuotaExceeded', 30_000, 'team-b');
+    const refused = await env.waitForInstance(
+      'r-1',
+      (i) => i.status?.fault?.reason === 'QuotaExceeded',
+      'QuotaExceeded',
+      30_000,
+      'team-b',
+    );
     expect(refused.status?.fault?.message).toMatch(/vcpus: used 1 \+ requested 7 > limit 4/);
     expect(refused.status).toMatchObject({ vmState: 'active', host: before.status?.host, flavor: { name: 'c1' } });
     expect((await quota('team-b'))?.status?.used?.vcpus).toBe(1);
@@ -69,19 +112,56 @@ localOnly('compute quota', () => {
       return (q?.status?.reserved?.vcpus ?? 0) + (q?.status?.used?.vcpus ?? 0) === 2 ? q : undefined;
     });
     expect(reserving.status?.reserved?.instances ?? 0).toBe(0);
-    const mig = await env.waitFor('resize finished', async () => {
-      const m = (await env.kube.migrations.list('team-b')).items.find((x) => x.status?.status === 'finished');
-      return m;
-    }, 60_000);
+    const mig = await env.waitFor(
+      'resize finished',
+      async () => {
+        const m = (await env.kube.migrations.list('team-b')).items.find((x) => x.status?.status === 'finished');
+        return m;
+      },
+      60_000,
+    );
     expect((await quota('team-b'))?.status?.used?.vcpus).toBe(2); // committed at finished
-    env.kubectl(['patch', 'migration', mig.metadata.name, '-n', 'team-b', '--type', 'merge', '-p', '{"spec":{"decision":"Revert"}}']);
+    env.kubectl([
+      'patch',
+      'migration',
+      mig.metadata.name,
+      '-n',
+      'team-b',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"decision":"Revert"}}',
+    ]);
     await env.waitForInstance('r-1', (i) => active(i) && i.spec.flavor === 'c1', 'reverted', 60_000, 'team-b');
     await env.waitFor('revert gives the increase back', async () => (await quota('team-b'))?.status?.used?.vcpus === 1);
 
     env.kubectl(['patch', 'instance', 'r-1', '-n', 'team-b', '--type', 'merge', '-p', '{"spec":{"flavor":"c2"}}']);
-    const second = await env.waitFor('second resize finished', async () => (await env.kube.migrations.list('team-b')).items.find((x) => x.metadata.name !== mig.metadata.name && x.status?.status === 'finished'), 60_000);
-    env.kubectl(['patch', 'migration', second.metadata.name, '-n', 'team-b', '--type', 'merge', '-p', '{"spec":{"decision":"Confirm"}}']);
-    await env.waitForInstance('r-1', (i) => active(i) && i.status?.flavor?.name === 'c2', 'confirmed', 60_000, 'team-b');
+    const second = await env.waitFor(
+      'second resize finished',
+      async () =>
+        (await env.kube.migrations.list('team-b')).items.find(
+          (x) => x.metadata.name !== mig.metadata.name && x.status?.status === 'finished',
+        ),
+      60_000,
+    );
+    env.kubectl([
+      'patch',
+      'migration',
+      second.metadata.name,
+      '-n',
+      'team-b',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"decision":"Confirm"}}',
+    ]);
+    await env.waitForInstance(
+      'r-1',
+      (i) => active(i) && i.status?.flavor?.name === 'c2',
+      'confirmed',
+      60_000,
+      'team-b',
+    );
     const kept: ComputeQuota = await env.waitFor('confirm keeps it', async () => {
       const q = await quota('team-b');
       return q?.status?.used?.vcpus === 2 && q.status.reserved?.vcpus === 0 ? q : undefined;
@@ -89,28 +169,49 @@ localOnly('compute quota', () => {
     expect(kept.status?.allocations).toHaveLength(1);
 
     env.kubectl(['delete', 'instance', 'r-1', '-n', 'team-b']);
-    await env.waitFor('delete returns used to zero', async () => {
-      const q = await quota('team-b');
-      return q?.status?.used?.vcpus === 0 && q.status.used.instances === 0 && (q.status.allocations ?? []).length === 0;
-    }, 30_000);
+    await env.waitFor(
+      'delete returns used to zero',
+      async () => {
+        const q = await quota('team-b');
+        return (
+          q?.status?.used?.vcpus === 0 && q.status.used.instances === 0 && (q.status.allocations ?? []).length === 0
+        );
+      },
+      30_000,
+    );
   });
 });
 
 localOnly('server groups', () => {
-  const group = (name: string, policy: string) => env.apply({ apiVersion: API, kind: 'ServerGroup', metadata: { name, namespace: 'groups' }, spec: { policy } });
+  const group = (name: string, policy: string) =>
+    env.apply({ apiVersion: API, kind: 'ServerGroup', metadata: { name, namespace: 'groups' }, spec: { policy } });
 
   it('anti-affinity: three members on three hosts, and a fourth fails NoValidHost', async () => {
     group('spread', 'anti-affinity');
-    await env.waitFor('group cached', async () => (await env.kube.serverGroups.get({ namespace: 'groups', name: 'spread' })) !== undefined);
+    await env.waitFor(
+      'group cached',
+      async () => (await env.kube.serverGroups.get({ namespace: 'groups', name: 'spread' })) !== undefined,
+    );
     for (const n of [1, 2, 3]) {
       env.kubectl(['create', '-f', '-'], instanceDoc(`spread-${n}`, 'groups', { flavor: 'c1', serverGroup: 'spread' }));
       await env.waitForInstance(`spread-${n}`, active, 'active', 60_000, 'groups');
     }
-    const hosts = await Promise.all([1, 2, 3].map(async (n) => (await env.instance(`spread-${n}`, 'groups'))?.status?.host));
+    const hosts = await Promise.all(
+      [1, 2, 3].map(async (n) => (await env.instance(`spread-${n}`, 'groups'))?.status?.host),
+    );
     expect(new Set(hosts).size).toBe(3);
     env.kubectl(['create', '-f', '-'], instanceDoc('spread-4', 'groups', { flavor: 'c1', serverGroup: 'spread' }));
-    const fourth = await env.waitForInstance('spread-4', (i) => i.status?.vmState === 'error', 'error', 60_000, 'groups');
-    expect(fourth.status?.fault).toMatchObject({ reason: 'NoValidHost', message: expect.stringMatching(/ServerGroupAntiAffinityFilter removed 3 of 3/) });
+    const fourth = await env.waitForInstance(
+      'spread-4',
+      (i) => i.status?.vmState === 'error',
+      'error',
+      60_000,
+      'groups',
+    );
+    expect(fourth.status?.fault).toMatchObject({
+      reason: 'NoValidHost',
+      message: expect.stringMatching(/ServerGroupAntiAffinityFilter removed 3 of 3/),
+    });
     const status = await env.waitFor('group status', async () => {
       const g = await env.kube.serverGroups.get({ namespace: 'groups', name: 'spread' });
       return g?.status?.hosts?.length === 3 ? g : undefined;
@@ -120,9 +221,27 @@ localOnly('server groups', () => {
 
   it('affinity: all members on one host', async () => {
     group('together', 'affinity');
-    await env.waitFor('group cached', async () => (await env.kube.serverGroups.get({ namespace: 'groups', name: 'together' })) !== undefined);
-    env.kubectl(['create', '-f', '-'], [1, 2, 3].map((n) => instanceDoc(`together-${n}`, 'groups', { flavor: 'c1', serverGroup: 'together' })).join('\n'));
-    const members = await Promise.all([1, 2, 3].map((n) => env.waitForInstance(`together-${n}`, (i) => active(i) || i.status?.vmState === 'error', 'settled', 60_000, 'groups')));
+    await env.waitFor(
+      'group cached',
+      async () => (await env.kube.serverGroups.get({ namespace: 'groups', name: 'together' })) !== undefined,
+    );
+    env.kubectl(
+      ['create', '-f', '-'],
+      [1, 2, 3]
+        .map((n) => instanceDoc(`together-${n}`, 'groups', { flavor: 'c1', serverGroup: 'together' }))
+        .join('\n'),
+    );
+    const members = await Promise.all(
+      [1, 2, 3].map((n) =>
+        env.waitForInstance(
+          `together-${n}`,
+          (i) => active(i) || i.status?.vmState === 'error',
+          'settled',
+          60_000,
+          'groups',
+        ),
+      ),
+    );
     const running = members.filter(active);
     expect(running.length).toBeGreaterThanOrEqual(1);
     expect(new Set(running.map((i) => i.status?.host)).size).toBe(1);
@@ -130,18 +249,49 @@ localOnly('server groups', () => {
 
   it('concurrent boots of an anti-affinity group never share a host: the late check on the host catches the race', async () => {
     group('racers', 'anti-affinity');
-    await env.waitFor('group cached', async () => (await env.kube.serverGroups.get({ namespace: 'groups', name: 'racers' })) !== undefined);
+    await env.waitFor(
+      'group cached',
+      async () => (await env.kube.serverGroups.get({ namespace: 'groups', name: 'racers' })) !== undefined,
+    );
     // Two schedulers that cannot see each other's placements: operators sharded by label.
     await env.operator?.stop();
-    const a = env.startOperator(['--instance-selector=shard=a', '--ram-weight-multiplier=0', '--cpu-weight-multiplier=0', '--disk-weight-multiplier=0'], 'operator-a');
-    const b = env.startOperator(['--instance-selector=shard=b', '--ram-weight-multiplier=0', '--cpu-weight-multiplier=0', '--disk-weight-multiplier=0'], 'operator-b');
+    const a = env.startOperator(
+      [
+        '--instance-selector=shard=a',
+        '--ram-weight-multiplier=0',
+        '--cpu-weight-multiplier=0',
+        '--disk-weight-multiplier=0',
+      ],
+      'operator-a',
+    );
+    const b = env.startOperator(
+      [
+        '--instance-selector=shard=b',
+        '--ram-weight-multiplier=0',
+        '--cpu-weight-multiplier=0',
+        '--disk-weight-multiplier=0',
+      ],
+      'operator-b',
+    );
     try {
       await Promise.all([env.waitForRunning('operator-a'), env.waitForRunning('operator-b')]);
-      const docs = [['racer-1', 'a'], ['racer-2', 'b']].map(([name, shard]) =>
-        JSON.stringify({ apiVersion: API, kind: 'Instance', metadata: { name, namespace: 'groups', labels: { shard } }, spec: { image: 'cirros', flavor: 'c1', serverGroup: 'racers' } }),
+      const docs = [
+        ['racer-1', 'a'],
+        ['racer-2', 'b'],
+      ].map(([name, shard]) =>
+        JSON.stringify({
+          apiVersion: API,
+          kind: 'Instance',
+          metadata: { name, namespace: 'groups', labels: { shard } },
+          spec: { image: 'cirros', flavor: 'c1', serverGroup: 'racers' },
+        }),
       );
       env.kubectl(['create', '-f', '-'], docs.join('\n'));
-      const [one, two] = await Promise.all(['racer-1', 'racer-2'].map((n) => env.waitForInstance(n, (i) => active(i) || i.status?.vmState === 'error', 'settled', 60_000, 'groups')));
+      const [one, two] = await Promise.all(
+        ['racer-1', 'racer-2'].map((n) =>
+          env.waitForInstance(n, (i) => active(i) || i.status?.vmState === 'error', 'settled', 60_000, 'groups'),
+        ),
+      );
       expect(active(one!) && active(two!)).toBe(true);
       expect(one!.status?.host).not.toBe(two!.status?.host);
     } finally {
@@ -153,9 +303,44 @@ localOnly('server groups', () => {
   it('refuses joining a missing group with a clear fault, and changing spec.serverGroup', async () => {
     env.kubectl(['create', '-f', '-'], instanceDoc('lonely', 'groups', { flavor: 'c1', serverGroup: 'nobody' }));
     const i = await env.waitForInstance('lonely', (x) => x.status?.vmState === 'error', 'error', 30_000, 'groups');
-    expect(i.status?.fault).toMatchObject({ reason: 'ServerGroupNotFound', message: expect.stringMatching(/server group nobody does not exist in namespace groups/) });
-    expect(env.kubectlFails(['patch', 'instance', 'spread-1', '-n', 'groups', '--type', 'merge', '-p', '{"spec":{"serverGroup":"together"}}'])).toMatch(/spec\.serverGroup is immutable/);
-    expect(env.kubectlFails(['apply', '-f', '-'], JSON.stringify({ apiVersion: API, kind: 'ServerGroup', metadata: { name: 'odd', namespace: 'groups' }, spec: { policy: 'sometimes' } }))).toMatch(/Unsupported value: "sometimes"/);
-    expect(env.kubectlFails(['apply', '-f', '-'], JSON.stringify({ apiVersion: API, kind: 'ComputeQuota', metadata: { name: 'neg', namespace: 'groups' }, spec: { hard: { vcpus: -1 } } }))).toMatch(/spec\.hard\.vcpus in body should be greater than or equal to 0/);
+    expect(i.status?.fault).toMatchObject({
+      reason: 'ServerGroupNotFound',
+      message: expect.stringMatching(/server group nobody does not exist in namespace groups/),
+    });
+    expect(
+      env.kubectlFails([
+        'patch',
+        'instance',
+        'spread-1',
+        '-n',
+        'groups',
+        '--type',
+        'merge',
+        '-p',
+        '{"spec":{"serverGroup":"together"}}',
+      ]),
+    ).toMatch(/spec\.serverGroup is immutable/);
+    expect(
+      env.kubectlFails(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: API,
+          kind: 'ServerGroup',
+          metadata: { name: 'odd', namespace: 'groups' },
+          spec: { policy: 'sometimes' },
+        }),
+      ),
+    ).toMatch(/Unsupported value: "sometimes"/);
+    expect(
+      env.kubectlFails(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: API,
+          kind: 'ComputeQuota',
+          metadata: { name: 'neg', namespace: 'groups' },
+          spec: { hard: { vcpus: -1 } },
+        }),
+      ),
+    ).toMatch(/spec\.hard\.vcpus in body should be greater than or equal to 0/);
   });
 });

@@ -24,7 +24,12 @@ import { HostAgent, type HostAgentOptions } from './host-agent.js';
 
 /** The process logger, as --log-level and --log-format ask; `node` is set on every line when given. */
 export function agentLogger(config: AgentConfig, node?: string): Logger {
-  return createLogger({ component: 'node-agent', node, level: config['log-level'], pretty: config['log-format'] === 'pretty' });
+  return createLogger({
+    component: 'node-agent',
+    node,
+    level: config['log-level'],
+    pretty: config['log-format'] === 'pretty',
+  });
 }
 
 /** ComputeNode labels: --labels plus the zone label from --zone. */
@@ -34,7 +39,10 @@ export function nodeLabels(config: AgentConfig): Record<string, string> {
   return labels;
 }
 
-/** The guest images a libvirt driver offers (--libvirt-images, or the tiny image built once); none for the fake driver. */
+/**
+ * The guest images a libvirt driver offers (--libvirt-images, or the tiny image built once); none
+ * for the fake driver.
+ */
 export function guestImages(config: AgentConfig): Record<string, GuestImage> {
   if (config.driver !== 'libvirt') return {};
   try {
@@ -46,7 +54,11 @@ export function guestImages(config: AgentConfig): Record<string, GuestImage> {
 
 /** The virt driver of `host`, keeping its instance directories under <state-dir>/<host>. */
 export function createDriver(config: AgentConfig, host: string, images: Record<string, GuestImage>): VirtDriver {
-  const capacity = { vcpus: config['capacity-vcpus'], memoryMiB: config['capacity-memory-mib'], diskGiB: config['capacity-disk-gib'] };
+  const capacity = {
+    vcpus: config['capacity-vcpus'],
+    memoryMiB: config['capacity-memory-mib'],
+    diskGiB: config['capacity-disk-gib'],
+  };
   const stateDir = join(config['state-dir'], host);
   if (config.driver === 'libvirt') {
     return new LibvirtDriver({
@@ -59,11 +71,19 @@ export function createDriver(config: AgentConfig, host: string, images: Record<s
       minMemoryMiB: config['libvirt-min-memory-mib'],
     });
   }
-  return new FakeDriver(stateDir, capacity, { spawnDelayMs: config['spawn-delay-ms'], failSpawnForImage: config['fake-fail-spawn-image'] });
+  return new FakeDriver(stateDir, capacity, {
+    spawnDelayMs: config['spawn-delay-ms'],
+    failSpawnForImage: config['fake-fail-spawn-image'],
+  });
 }
 
 /** What the flags say a HostAgent for `host` runs with; `overrides` replaces single fields. */
-export function hostAgentOptions(config: AgentConfig, host: string, labels: Record<string, string>, overrides: Partial<HostAgentOptions> = {}): HostAgentOptions {
+export function hostAgentOptions(
+  config: AgentConfig,
+  host: string,
+  labels: Record<string, string>,
+  overrides: Partial<HostAgentOptions> = {},
+): HostAgentOptions {
   return {
     host,
     labels,
@@ -119,10 +139,15 @@ export class AgentProcess {
    * Returns the metrics server's address.
    */
   async run(config: AgentConfig, startDelayMs: (index: number) => number = () => 0): Promise<string> {
-    const server: Server = await startHttpServer(config['metrics-port'], config['metrics-address'], this.metrics.registry, {
-      healthy: () => true,
-      ready: () => this.agents.length > 0 && this.agents.every((a) => this.started.has(a)),
-    });
+    const server: Server = await startHttpServer(
+      config['metrics-port'],
+      config['metrics-address'],
+      this.metrics.registry,
+      {
+        healthy: () => true,
+        ready: () => this.agents.length > 0 && this.agents.every((a) => this.started.has(a)),
+      },
+    );
     onShutdown(async () => {
       this.stopping = true;
       await Promise.all(this.agents.map((a) => a.stop()));
@@ -144,10 +169,13 @@ export class AgentProcess {
   }
 }
 
-/** The end of a main(): a ConfigError is a usage error (exit 2, message only), anything else a crash (exit 1, stack). */
+/**
+ * The end of a main(): a ConfigError is a usage error (exit 2, message only), anything else a crash
+ * (exit 1, stack).
+ */
 export function exitOnError(program: string): (err: unknown) => void {
   return (err) => {
-    const message = err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err);
+    const message = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
     process.stderr.write(`${program}: ${message}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   };

@@ -79,14 +79,27 @@ export class HostAgent {
         host: opts.host,
         driverKind: driver.kind,
         labels: opts.labels,
-        onClaim: (kind, failure) => (failure ? domain.claimFailed(kind, shortResources(failure)) : domain.claimed(kind)),
+        onClaim: (kind, failure) =>
+          failure ? domain.claimFailed(kind, shortResources(failure)) : domain.claimed(kind),
         onStatus: (status) => nodes.set(opts.host, status),
       },
       log,
     );
     const claims = new PlacementClaims(this.tracker, faults);
     const discard = (uid: string) => this.transfers.discard(uid);
-    this.worker = new InstanceWorker(opts.host, kube, instances, this.tracker, claims, driver, events, faults, log, undefined, discard);
+    this.worker = new InstanceWorker(
+      opts.host,
+      kube,
+      instances,
+      this.tracker,
+      claims,
+      driver,
+      events,
+      faults,
+      log,
+      undefined,
+      discard,
+    );
     const side: MigrationSide = {
       host: opts.host,
       kube,
@@ -107,7 +120,18 @@ export class HostAgent {
     });
     this.destination = new MigrationDestination(side, claims);
     const staged = () => readdir(opts.stagingDir).catch(() => []);
-    this.auditor = new Auditor(opts.host, this.tracker, driver, instances, migrations, events, opts.auditGraceMs, log, staged, discard);
+    this.auditor = new Auditor(
+      opts.host,
+      this.tracker,
+      driver,
+      instances,
+      migrations,
+      events,
+      opts.auditGraceMs,
+      log,
+      staged,
+      discard,
+    );
     const controller = (name: string, reconciler: Reconciler) =>
       new Controller({ name, workers: opts.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log });
     this.instanceController = controller('agent-instance', this.worker);
@@ -128,7 +152,9 @@ export class HostAgent {
     if (!this.registered) return;
     if (this.worker.concerns(inst)) this.instanceController.enqueue(objectKey(inst));
     // A migration step may be waiting for its instance to show the task it set.
-    const mig = inst.status?.migration ? this.migrations.get(inst.status.migration, inst.metadata.namespace) : undefined;
+    const mig = inst.status?.migration
+      ? this.migrations.get(inst.status.migration, inst.metadata.namespace)
+      : undefined;
     if (mig) this.onMigration(mig);
   }
 
@@ -168,7 +194,11 @@ export class HostAgent {
     this.stopped = true;
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.auditTimer);
-    await Promise.all([this.instanceController.stop(), this.sourceController.stop(), this.destinationController.stop()]);
+    await Promise.all([
+      this.instanceController.stop(),
+      this.sourceController.stop(),
+      this.destinationController.stop(),
+    ]);
     await this.transfers.stop();
   }
 }

@@ -4,7 +4,15 @@
 // are put together in assemble.ts.
 import { ConfigError } from '../common/config.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
-import { AgentProcess, agentLogger, createDriver, exitOnError, guestImages, hostAgentOptions, nodeLabels } from './assemble.js';
+import {
+  AgentProcess,
+  agentLogger,
+  createDriver,
+  exitOnError,
+  guestImages,
+  hostAgentOptions,
+  nodeLabels,
+} from './assemble.js';
 import { parseAgentConfig } from './config.js';
 
 async function main(): Promise<void> {

@@ -14,7 +14,11 @@ import { Operator } from './operator.js';
 
 async function main(): Promise<void> {
   const config = parseOperatorConfig(process.argv.slice(2));
-  const log = createLogger({ component: 'operator', level: config['log-level'], pretty: config['log-format'] === 'pretty' });
+  const log = createLogger({
+    component: 'operator',
+    level: config['log-level'],
+    pretty: config['log-format'] === 'pretty',
+  });
   const kube = new Kube(loadKubeConfig(config.kubeconfig), 'kubenova-operator');
   const metrics = new Metrics('operator');
   const events = new EventRecorder(kube.events, 'kubenova-operator', undefined, log);
@@ -26,7 +30,11 @@ async function main(): Promise<void> {
     ready: () => (elector && !elector.isLeader() ? true : operator.ready),
   });
   const address = server.address();
-  const running = () => log.info({ metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'operator running');
+  const running = () =>
+    log.info(
+      { metrics: typeof address === 'object' && address ? `${address.address}:${address.port}` : address },
+      'operator running',
+    );
   if (config['leader-elect']) {
     elector = new LeaderElector(
       kube.config,
@@ -62,7 +70,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const message = err instanceof ConfigError ? err.message : (err as Error).stack ?? String(err);
+  const message = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
   process.stderr.write(`operator: ${message}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 });

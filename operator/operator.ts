@@ -59,7 +59,9 @@ export class Operator {
     const quota = new QuotaService(kube, this.quotas, log.child({ controller: 'quota' }));
     const monitorConfig = { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 };
     const monitorLog = log.child({ controller: 'node-monitor' });
-    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, monitorConfig, monitorLog, undefined, () => this.canAct());
+    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, monitorConfig, monitorLog, undefined, () =>
+      this.canAct(),
+    );
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],
@@ -68,7 +70,8 @@ export class Operator {
       hostSubsetSize: config['host-subset-size'],
     });
     const domain = metrics.operator;
-    const onDecision = (result: Parameters<typeof domain.scheduled>[0], seconds: number) => domain.scheduled(result, seconds);
+    const onDecision = (result: Parameters<typeof domain.scheduled>[0], seconds: number) =>
+      domain.scheduled(result, seconds);
     this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs, undefined, onDecision);
     const groups = new ServerGroups(this.serverGroups, this.instances, (uid) => this.placement.inFlight.hostOf(uid));
     const attempts = new PlacementAttempts(this.placement, groups, {
@@ -122,7 +125,9 @@ export class Operator {
       canAct: () => this.canAct(),
     });
     this.controllers.push(controller);
-    return { watchWith: (w: { watch(enqueue: (key: string) => void): void }) => w.watch((key) => controller.enqueue(key)) };
+    return {
+      watchWith: (w: { watch(enqueue: (key: string) => void): void }) => w.watch((key) => controller.enqueue(key)),
+    };
   }
 
   /** Domain metrics from what the caches show: boot time, migration phases, host usage. */
@@ -146,7 +151,12 @@ export class Operator {
 
   async start(): Promise<void> {
     await Promise.all([this.nodes.start(), this.flavors.start()]);
-    await Promise.all([this.instances.start(), this.migrations.start(), this.quotas.start(), this.serverGroups.start()]);
+    await Promise.all([
+      this.instances.start(),
+      this.migrations.start(),
+      this.quotas.start(),
+      this.serverGroups.start(),
+    ]);
     this.nodeMonitor.start();
     this.started = true;
   }

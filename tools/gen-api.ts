@@ -133,7 +133,10 @@ export function typesSource(): string {
 export function render(): Map<string, string> {
   const files = new Map<string, string>();
   for (const def of KINDS) {
-    files.set(`crds/${def.plural}.${GROUP}.yaml`, HEADER + yaml.dump(crdManifest(def), { lineWidth: 120, noRefs: true }));
+    files.set(
+      `crds/${def.plural}.${GROUP}.yaml`,
+      HEADER + yaml.dump(crdManifest(def), { lineWidth: 120, noRefs: true }),
+    );
   }
   files.set('common/api/types.generated.ts', typesSource());
   return files;

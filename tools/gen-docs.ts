@@ -21,7 +21,9 @@ const END = '<!-- END migration-lifecycle -->';
 const id = (phase: MigrationPhase) => phase.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
 
 function edges(from: string, next: PhaseRule['next']): string[] {
-  return (Object.entries(next) as [MigrationPhase, MigrationRole][]).map(([to, who]) => `  ${from} --> ${id(to)}: ${who}`);
+  return (Object.entries(next) as [MigrationPhase, MigrationRole][]).map(
+    ([to, who]) => `  ${from} --> ${id(to)}: ${who}`,
+  );
 }
 
 /** A mermaid state diagram: each phase, who moves it on, and the steps inside it. */
@@ -45,7 +47,10 @@ export function lifecycleTable(): string {
   const rows = ['| phase | instance task | steps, in order | next (written by) |', '|---|---|---|---|'];
   const cell = (steps: PhaseRule['steps']) =>
     steps
-      .map((s) => `**${s.owner}**: ${escape(s.does)}${s.after ? ` (after ${s.after})` : ''}${s.marks ? ` → ${s.marks}` : ''}`)
+      .map(
+        (s) =>
+          `**${s.owner}**: ${escape(s.does)}${s.after ? ` (after ${s.after})` : ''}${s.marks ? ` → ${s.marks}` : ''}`,
+      )
       .join('<br>');
   const next = (n: PhaseRule['next']) =>
     Object.entries(n)

@@ -18,8 +18,12 @@ function sources(dir: string): string[] {
 const crashPoints = ['operator', 'node-agent', 'common']
   .flatMap((d) => sources(join(repoRoot, d)))
   .flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/crashPoint\('([^']+)'\)/g)].map((m) => m[1]!));
-const crashCases = [...readFileSync(join(repoRoot, 'e2e', 'crash.test.ts'), 'utf8').matchAll(/'((?:agent|operator):[a-z-]+:[a-z.-]+)'/g)].map((m) => m[1]!);
-const badRequests = [...readFileSync(join(repoRoot, 'e2e', 'bad-input.test.ts'), 'utf8').matchAll(/^\s{2,4}(?:\{ )?name: '([^']+)'/gm)].map((m) => m[1]!);
+const crashCases = [
+  ...readFileSync(join(repoRoot, 'e2e', 'crash.test.ts'), 'utf8').matchAll(/'((?:agent|operator):[a-z-]+:[a-z.-]+)'/g),
+].map((m) => m[1]!);
+const badRequests = [
+  ...readFileSync(join(repoRoot, 'e2e', 'bad-input.test.ts'), 'utf8').matchAll(/^\s{2,4}(?:\{ )?name: '([^']+)'/gm),
+].map((m) => m[1]!);
 
 describe('docs/reliability.md', () => {
   it('finds the crash points and bad requests it checks', () => {

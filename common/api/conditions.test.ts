@@ -13,7 +13,11 @@ describe('conditions', () => {
   });
 
   it('moves lastTransitionTime when the status changes and keeps other condition types', () => {
-    const list = setCondition(setCondition([], { type: 'Scheduled', status: 'True', reason: 'Scheduled' }, t1), { type: 'Ready', status: 'True', reason: 'Running' }, t1);
+    const list = setCondition(
+      setCondition([], { type: 'Scheduled', status: 'True', reason: 'Scheduled' }, t1),
+      { type: 'Ready', status: 'True', reason: 'Running' },
+      t1,
+    );
     const next = setCondition(list, { type: 'Ready', status: 'False', reason: 'Stopped' }, t2);
     expect(next.map((c) => c.type)).toEqual(['Ready', 'Scheduled']);
     expect(next.find((c) => c.type === 'Ready')?.lastTransitionTime).toBe(t2.toISOString());

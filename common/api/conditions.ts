@@ -11,7 +11,12 @@ export interface ConditionInput {
  * Returns the list with the condition set; lastTransitionTime changes only when the
  * status does, as the API conventions require.
  */
-export function setCondition(list: Condition[] | undefined, input: ConditionInput, now: Date, observedGeneration?: number): Condition[] {
+export function setCondition(
+  list: Condition[] | undefined,
+  input: ConditionInput,
+  now: Date,
+  observedGeneration?: number,
+): Condition[] {
   const existing = (list ?? []).find((c) => c.type === input.type);
   const next: Condition = {
     type: input.type,

@@ -1,7 +1,9 @@
 import type { Flavor, FlavorSnapshot, ResourceAmounts } from './types.js';
 
 /** What a flavor asks of a host: Nova counts root plus ephemeral disk against the host's disk. */
-export function resourcesOf(flavor: Pick<FlavorSnapshot, 'vcpus' | 'memoryMiB' | 'rootDiskGiB' | 'ephemeralDiskGiB'>): ResourceAmounts {
+export function resourcesOf(
+  flavor: Pick<FlavorSnapshot, 'vcpus' | 'memoryMiB' | 'rootDiskGiB' | 'ephemeralDiskGiB'>,
+): ResourceAmounts {
   return {
     vcpus: flavor.vcpus,
     memoryMiB: flavor.memoryMiB,
@@ -18,7 +20,8 @@ export function snapshotOf(flavor: Flavor): FlavorSnapshot {
     rootDiskGiB: flavor.spec.rootDiskGiB,
     ephemeralDiskGiB: flavor.spec.ephemeralDiskGiB ?? 0,
   };
-  if (flavor.spec.extraSpecs && Object.keys(flavor.spec.extraSpecs).length > 0) snap.extraSpecs = { ...flavor.spec.extraSpecs };
+  if (flavor.spec.extraSpecs && Object.keys(flavor.spec.extraSpecs).length > 0)
+    snap.extraSpecs = { ...flavor.spec.extraSpecs };
   return snap;
 }
 

@@ -38,7 +38,9 @@ export function checkInstanceState(inst: Instance, action: InstanceAction, ownTa
   const own = ownTask !== undefined && s.migration === ownTask;
   if (own) return OK;
   if (s.migration) {
-    return refuse(`instance ${name} already has migration ${s.migration} in progress; confirm, revert or wait for it first`);
+    return refuse(
+      `instance ${name} already has migration ${s.migration} in progress; confirm, revert or wait for it first`,
+    );
   }
   const task = s.taskState ?? '';
   if (guard.taskStates !== 'any' && !guard.taskStates.includes(task)) {
@@ -46,7 +48,9 @@ export function checkInstanceState(inst: Instance, action: InstanceAction, ownTa
   }
   if (guard.vmStates !== 'any' && !(s.vmState && guard.vmStates.includes(s.vmState))) {
     const allowed = guard.vmStates.join(' or ');
-    return refuse(`instance ${name} is ${s.vmState ?? 'not yet built'}; only ${allowed} instances can be ${guard.verb}`);
+    return refuse(
+      `instance ${name} is ${s.vmState ?? 'not yet built'}; only ${allowed} instances can be ${guard.verb}`,
+    );
   }
   return OK;
 }

@@ -170,7 +170,9 @@ export function moverOf(from: MigrationPhase | undefined, to: MigrationPhase): M
 }
 
 type Lifecycle = typeof MIGRATION_LIFECYCLE;
-export type TerminalPhase = { [P in MigrationPhase]: Lifecycle[P]['terminal'] extends true ? P : never }[MigrationPhase];
+export type TerminalPhase = {
+  [P in MigrationPhase]: Lifecycle[P]['terminal'] extends true ? P : never;
+}[MigrationPhase];
 export type LivePhase = Exclude<MigrationPhase, TerminalPhase>;
 
 /**

@@ -32,7 +32,13 @@ export interface JSONSchema {
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: string[];
   'x-kubernetes-preserve-unknown-fields'?: boolean;
-  'x-kubernetes-validations'?: { rule: string; message?: string; messageExpression?: string; reason?: string; fieldPath?: string }[];
+  'x-kubernetes-validations'?: {
+    rule: string;
+    message?: string;
+    messageExpression?: string;
+    reason?: string;
+    fieldPath?: string;
+  }[];
 }
 
 export interface PrinterColumn {
@@ -74,7 +80,7 @@ const count = (description: string, minimum = 0): JSONSchema => ({ type: 'intege
 
 const conditions: JSONSchema = {
   type: 'array',
-  description: 'Observations of the object\'s state, in the Kubernetes API-conventions form.',
+  description: "Observations of the object's state, in the Kubernetes API-conventions form.",
   maxItems: 16,
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
@@ -99,7 +105,11 @@ const fault: JSONSchema = {
   description: 'The last failure, as Nova records instance faults.',
   required: ['reason', 'message'],
   properties: {
-    reason: { type: 'string', maxLength: 128, description: 'CamelCase reason, e.g. NoValidHost, ClaimFailed, FlavorNotFound.' },
+    reason: {
+      type: 'string',
+      maxLength: 128,
+      description: 'CamelCase reason, e.g. NoValidHost, ClaimFailed, FlavorNotFound.',
+    },
     message: { type: 'string', maxLength: 8192, description: 'What went wrong and what to do about it.' },
     time: time('When the fault was recorded.'),
   },
@@ -125,7 +135,7 @@ const scheduling = (description: string): JSONSchema => ({
   title: 'SchedulingStatus',
   description,
   properties: {
-    attempts: count('Placement attempts made so far (Nova\'s retry count).'),
+    attempts: count("Placement attempts made so far (Nova's retry count)."),
     triedHosts: {
       type: 'array',
       description: 'Hosts already tried; the scheduler does not pick them again.',
@@ -136,7 +146,7 @@ const scheduling = (description: string): JSONSchema => ({
     selectedHost: {
       type: 'string',
       maxLength: 253,
-      description: 'The host the scheduler chose for the current attempt; that host\'s agent claims it.',
+      description: "The host the scheduler chose for the current attempt; that host's agent claims it.",
     },
     claimFailure: {
       type: 'object',
@@ -170,7 +180,9 @@ const ratio = (defaultValue: number): JSONSchema => ({
   minimum: 0,
   maximum: 1000,
   default: defaultValue,
-  'x-kubernetes-validations': [{ rule: 'self > 0.0', message: 'allocation ratios must be greater than 0 (1.0 means no overcommit)' }],
+  'x-kubernetes-validations': [
+    { rule: 'self > 0.0', message: 'allocation ratios must be greater than 0 (1.0 means no overcommit)' },
+  ],
 });
 
 export const flavor: KindDefinition = {
@@ -179,7 +191,8 @@ export const flavor: KindDefinition = {
   singular: 'flavor',
   shortNames: ['flv'],
   scope: 'Cluster',
-  description: 'A Flavor is a virtual hardware template (Nova flavor): vCPUs, memory and disks. Flavors are immutable; make a new one to change sizes.',
+  description:
+    'A Flavor is a virtual hardware template (Nova flavor): vCPUs, memory and disks. Flavors are immutable; make a new one to change sizes.',
   printerColumns: [
     { name: 'VCPUS', type: 'integer', jsonPath: '.spec.vcpus' },
     { name: 'MEMORY', type: 'integer', jsonPath: '.spec.memoryMiB', description: 'Memory in MiB' },
@@ -194,7 +207,8 @@ export const flavor: KindDefinition = {
     'x-kubernetes-validations': [
       {
         rule: 'self == oldSelf',
-        message: 'Flavor spec is immutable, as Nova flavors are: create a new Flavor with the sizes you want and resize instances to it.',
+        message:
+          'Flavor spec is immutable, as Nova flavors are: create a new Flavor with the sizes you want and resize instances to it.',
       },
     ],
     properties: {
@@ -204,7 +218,8 @@ export const flavor: KindDefinition = {
       ephemeralDiskGiB: { ...count('Ephemeral disk in GiB.'), default: 0 },
       extraSpecs: {
         type: 'object',
-        description: 'Extra specs. "node:<label>": "<value>" places instances only on ComputeNodes with that label value.',
+        description:
+          'Extra specs. "node:<label>": "<value>" places instances only on ComputeNodes with that label value.',
         maxProperties: 64,
         additionalProperties: { type: 'string', maxLength: 1024 },
       },
@@ -237,7 +252,8 @@ export const instance: KindDefinition = {
   singular: 'instance',
   shortNames: ['inst'],
   scope: 'Namespaced',
-  description: 'An Instance is a virtual machine (Nova server). Change spec.flavor to resize it, spec.powerState to stop or start it.',
+  description:
+    'An Instance is a virtual machine (Nova server). Change spec.flavor to resize it, spec.powerState to stop or start it.',
   printerColumns: [
     { name: 'STATUS', type: 'string', jsonPath: '.status.vmState' },
     { name: 'TASK', type: 'string', jsonPath: '.status.taskState' },
@@ -248,8 +264,7 @@ export const instance: KindDefinition = {
   ],
   rootValidations: [
     {
-      rule:
-        "!has(oldSelf.status) || !has(oldSelf.status.taskState) || oldSelf.status.taskState == '' || self.spec.flavor == oldSelf.spec.flavor",
+      rule: "!has(oldSelf.status) || !has(oldSelf.status.taskState) || oldSelf.status.taskState == '' || self.spec.flavor == oldSelf.spec.flavor",
       messageExpression:
         "'spec.flavor cannot change while task ' + oldSelf.status.taskState + ' is running; wait until status.taskState is empty (kubectl get inst ' + self.metadata.name + ') and try again'",
       reason: 'FieldValueForbidden',
@@ -261,7 +276,12 @@ export const instance: KindDefinition = {
     required: ['flavor', 'image'],
     properties: {
       flavor: name('Name of the Flavor wanted. Change it to request a resize.'),
-      image: { type: 'string', minLength: 1, maxLength: 1024, description: 'Image reference, interpreted by the driver (e.g. cirros, tiny).' },
+      image: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 1024,
+        description: 'Image reference, interpreted by the driver (e.g. cirros, tiny).',
+      },
       powerState: {
         type: 'string',
         enum: ['Running', 'Stopped'],
@@ -276,7 +296,7 @@ export const instance: KindDefinition = {
       host: {
         type: 'string',
         maxLength: 253,
-        description: 'Forced host (admin): bypasses the scheduler filters but not the host\'s claim.',
+        description: "Forced host (admin): bypasses the scheduler filters but not the host's claim.",
       },
       serverGroup: {
         ...name('ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable.'),
@@ -294,15 +314,24 @@ export const instance: KindDefinition = {
     title: 'InstanceStatus',
     properties: {
       vmState: { type: 'string', enum: [...VM_STATES], description: 'Stable state (Nova vm_state).' },
-      taskState: { type: 'string', enum: [...TASK_STATES], description: 'The task in progress, empty when none (Nova task_state).' },
+      taskState: {
+        type: 'string',
+        enum: [...TASK_STATES],
+        description: 'The task in progress, empty when none (Nova task_state).',
+      },
       powerState: { type: 'string', enum: [...POWER_STATES], description: 'Power state observed by the driver.' },
-      host: { type: 'string', maxLength: 253, description: 'Where the instance runs; set only after a successful claim.' },
+      host: {
+        type: 'string',
+        maxLength: 253,
+        description: 'Where the instance runs; set only after a successful claim.',
+      },
       flavor: flavorSnapshot('The flavor applied to the instance.'),
       oldFlavor: flavorSnapshot('The previous flavor while a resize awaits confirm or revert.'),
       migration: { type: 'string', maxLength: 253, description: 'The active Migration, if any.' },
       taskHosts: {
         type: 'array',
-        description: 'Hosts taking part in the current migration (source and destination); their agents may write this status.',
+        description:
+          'Hosts taking part in the current migration (source and destination); their agents may write this status.',
         maxItems: 2,
         'x-kubernetes-list-type': 'atomic',
         items: { type: 'string', maxLength: 253 },
@@ -361,10 +390,13 @@ export const migration: KindDefinition = {
     title: 'MigrationSpec',
     required: ['instance'],
     'x-kubernetes-validations': [
-      { rule: 'self.instance == oldSelf.instance', message: 'spec.instance is immutable: create a new Migration for another instance' },
+      {
+        rule: 'self.instance == oldSelf.instance',
+        message: 'spec.instance is immutable: create a new Migration for another instance',
+      },
       {
         rule: "(has(self.flavor) ? self.flavor : '') == (has(oldSelf.flavor) ? oldSelf.flavor : '')",
-        message: 'spec.flavor is immutable: change the Instance\'s spec.flavor to request another resize',
+        message: "spec.flavor is immutable: change the Instance's spec.flavor to request another resize",
       },
       {
         rule: "(has(self.targetHost) ? self.targetHost : '') == (has(oldSelf.targetHost) ? oldSelf.targetHost : '')",
@@ -372,7 +404,8 @@ export const migration: KindDefinition = {
       },
       {
         rule: "!has(oldSelf.decision) || oldSelf.decision == '' || (has(self.decision) && self.decision == oldSelf.decision)",
-        message: 'spec.decision is final once set: a resize that is being confirmed or reverted cannot be decided again',
+        message:
+          'spec.decision is final once set: a resize that is being confirmed or reverted cannot be decided again',
       },
     ],
     properties: {
@@ -408,7 +441,7 @@ export const migration: KindDefinition = {
       oldVmState: {
         type: 'string',
         enum: ['active', 'stopped'],
-        description: 'The instance\'s state before the move; it returns to it after confirm or revert.',
+        description: "The instance's state before the move; it returns to it after confirm or revert.",
       },
       transfer: {
         type: 'object',
@@ -444,7 +477,8 @@ export const computeNode: KindDefinition = {
   singular: 'computenode',
   shortNames: ['cn'],
   scope: 'Cluster',
-  description: 'A ComputeNode is a host that runs instances, registered and kept by its node agent (Nova compute service and node record).',
+  description:
+    'A ComputeNode is a host that runs instances, registered and kept by its node agent (Nova compute service and node record).',
   printerColumns: [
     { name: 'ZONE', type: 'string', jsonPath: ".metadata.labels['topology\\.kubernetes\\.io/zone']" },
     { name: 'VCPUS', type: 'string', jsonPath: '.status.usage.vcpus', description: 'allocated/allocatable' },
@@ -513,7 +547,11 @@ export const computeNode: KindDefinition = {
           title: 'Claim',
           required: ['consumer', 'kind', 'vcpus', 'memoryMiB', 'diskGiB'],
           properties: {
-            consumer: { type: 'string', maxLength: 128, description: 'UID of the Instance (kind instance) or Migration (kind migration).' },
+            consumer: {
+              type: 'string',
+              maxLength: 128,
+              description: 'UID of the Instance (kind instance) or Migration (kind migration).',
+            },
             kind: { type: 'string', enum: ['instance', 'migration'] },
             instance: { type: 'string', maxLength: 512, description: 'namespace/name of the Instance, for people.' },
             vcpus: { type: 'integer', minimum: 0 },
@@ -535,7 +573,11 @@ export const computeNode: KindDefinition = {
       },
       heartbeatTime: time('Last heartbeat from the node agent.'),
       driver: { type: 'string', maxLength: 64, description: 'Virt driver in use: fake or libvirt.' },
-      migrationEndpoint: { type: 'string', maxLength: 512, description: 'host:port where the agent receives instance directories.' },
+      migrationEndpoint: {
+        type: 'string',
+        maxLength: 512,
+        description: 'host:port where the agent receives instance directories.',
+      },
       conditions,
     },
   },
@@ -589,7 +631,11 @@ export const computeQuota: KindDefinition = {
           title: 'QuotaAllocation',
           required: ['consumer', 'instance', 'state'],
           properties: {
-            consumer: { type: 'string', maxLength: 128, description: 'Instance UID (its boot) or Migration UID (a resize increase).' },
+            consumer: {
+              type: 'string',
+              maxLength: 128,
+              description: 'Instance UID (its boot) or Migration UID (a resize increase).',
+            },
             instance: { type: 'string', maxLength: 253 },
             state: { type: 'string', enum: ['reserved', 'used'] },
             instances: { type: 'integer', minimum: 0 },
@@ -619,7 +665,8 @@ export const serverGroup: KindDefinition = {
   singular: 'servergroup',
   shortNames: ['sg'],
   scope: 'Namespaced',
-  description: 'A ServerGroup places its member Instances together (affinity) or apart (anti-affinity), strictly or as a preference (soft-).',
+  description:
+    'A ServerGroup places its member Instances together (affinity) or apart (anti-affinity), strictly or as a preference (soft-).',
   printerColumns: [
     { name: 'POLICY', type: 'string', jsonPath: '.spec.policy' },
     { name: 'MEMBERS', type: 'string', jsonPath: '.status.members' },
@@ -630,12 +677,15 @@ export const serverGroup: KindDefinition = {
     type: 'object',
     title: 'ServerGroupSpec',
     required: ['policy'],
-    'x-kubernetes-validations': [{ rule: 'self.policy == oldSelf.policy', message: 'spec.policy is immutable: create a new ServerGroup' }],
+    'x-kubernetes-validations': [
+      { rule: 'self.policy == oldSelf.policy', message: 'spec.policy is immutable: create a new ServerGroup' },
+    ],
     properties: {
       policy: {
         type: 'string',
         enum: ['affinity', 'anti-affinity', 'soft-affinity', 'soft-anti-affinity'],
-        description: 'affinity: all members on one host; anti-affinity: each on its own host; soft-: a preference, not a rule.',
+        description:
+          'affinity: all members on one host; anti-affinity: each on its own host; soft-: a preference, not a rule.',
       },
     },
   },
@@ -643,8 +693,18 @@ export const serverGroup: KindDefinition = {
     type: 'object',
     title: 'ServerGroupStatus',
     properties: {
-      members: { type: 'array', maxItems: 1000, 'x-kubernetes-list-type': 'atomic', items: { type: 'string', maxLength: 253 } },
-      hosts: { type: 'array', maxItems: 1000, 'x-kubernetes-list-type': 'atomic', items: { type: 'string', maxLength: 253 } },
+      members: {
+        type: 'array',
+        maxItems: 1000,
+        'x-kubernetes-list-type': 'atomic',
+        items: { type: 'string', maxLength: 253 },
+      },
+      hosts: {
+        type: 'array',
+        maxItems: 1000,
+        'x-kubernetes-list-type': 'atomic',
+        items: { type: 'string', maxLength: 253 },
+      },
     },
   },
 };

@@ -29,7 +29,8 @@ export function loadKubeConfig(kubeconfigPath?: string, keepAlive = true): KubeC
 
 export function statusCode(err: unknown): number | undefined {
   if (err instanceof ApiException) return err.code;
-  const code = (err as { code?: unknown; statusCode?: unknown } | null)?.statusCode ?? (err as { code?: unknown } | null)?.code;
+  const code =
+    (err as { code?: unknown; statusCode?: unknown } | null)?.statusCode ?? (err as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
 
@@ -87,7 +88,9 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
   async get(ref: Ref): Promise<KindMap[K] | undefined> {
     try {
       const b = this.base(ref);
-      const obj: unknown = hasNamespace(b) ? await this.api.getNamespacedCustomObject(b) : await this.api.getClusterCustomObject(b);
+      const obj: unknown = hasNamespace(b)
+        ? await this.api.getNamespacedCustomObject(b)
+        : await this.api.getClusterCustomObject(b);
       return obj as KindMap[K];
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -105,20 +108,18 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
 
   async create(obj: KindMap[K]): Promise<KindMap[K]> {
     const b = this.base({ namespace: obj.metadata.namespace, name: obj.metadata.name });
-    const res: unknown =
-      hasNamespace(b)
-        ? await this.api.createNamespacedCustomObject({ ...b, body: obj, fieldManager: this.fieldManager })
-        : await this.api.createClusterCustomObject({ ...b, body: obj, fieldManager: this.fieldManager });
+    const res: unknown = hasNamespace(b)
+      ? await this.api.createNamespacedCustomObject({ ...b, body: obj, fieldManager: this.fieldManager })
+      : await this.api.createClusterCustomObject({ ...b, body: obj, fieldManager: this.fieldManager });
     return res as KindMap[K];
   }
 
   /** Merge-patches the main resource (spec, metadata). */
   async patch(ref: Ref, body: object): Promise<KindMap[K]> {
     const b = this.base(ref);
-    const res: unknown =
-      hasNamespace(b)
-        ? await this.api.patchNamespacedCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
-        : await this.api.patchClusterCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
+    const res: unknown = hasNamespace(b)
+      ? await this.api.patchNamespacedCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
+      : await this.api.patchClusterCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
     return res as KindMap[K];
   }
 
@@ -132,10 +133,9 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
   ): Promise<KindMap[K]> {
     const b = this.base({ namespace: obj.metadata.namespace, name: obj.metadata.name });
     const body = { metadata: { resourceVersion: obj.metadata.resourceVersion }, status };
-    const res: unknown =
-      hasNamespace(b)
-        ? await this.api.patchNamespacedCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
-        : await this.api.patchClusterCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
+    const res: unknown = hasNamespace(b)
+      ? await this.api.patchNamespacedCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
+      : await this.api.patchClusterCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
     return res as KindMap[K];
   }
 

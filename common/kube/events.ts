@@ -24,7 +24,10 @@ export class EventRecorder {
     const namespace = target.metadata.namespace ?? 'default';
     const now = new Date();
     const event: CoreV1Event = {
-      metadata: { name: `${target.metadata.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace },
+      metadata: {
+        name: `${target.metadata.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
+        namespace,
+      },
       involvedObject: {
         apiVersion: API_VERSION,
         kind: target.kind,

@@ -44,7 +44,10 @@ describe('the in-memory API server for unit tests', () => {
   it('holds a deleted object with finalizers until the last one is removed', async () => {
     const cluster = new FakeCluster();
     const kube = cluster.client();
-    await kube.instances.create({ ...instance('web-1'), metadata: { name: 'web-1', namespace: 'default', finalizers: ['x'] } });
+    await kube.instances.create({
+      ...instance('web-1'),
+      metadata: { name: 'web-1', namespace: 'default', finalizers: ['x'] },
+    });
     await kube.instances.delete({ name: 'web-1', namespace: 'default' });
     expect(cluster.get('Instance', 'web-1')?.metadata.deletionTimestamp).toBeDefined();
     await kube.instances.patch({ name: 'web-1', namespace: 'default' }, { metadata: { finalizers: [] } });
@@ -52,14 +55,16 @@ describe('the in-memory API server for unit tests', () => {
     expect(isNotFound(await kube.instances.patchStatus(instance('web-1'), {}).catch((e: unknown) => e))).toBe(true);
   });
 
-  it('tells a cache\'s watchers of every write, and fails the write a test asks it to', async () => {
+  it("tells a cache's watchers of every write, and fails the write a test asks it to", async () => {
     const cluster = new FakeCluster();
     const seen: string[] = [];
     cluster.cache('Instance').on('update', (i) => seen.push(i.status?.vmState ?? ''));
     const kube = cluster.client();
     const created = await kube.instances.create(instance('web-1'));
     cluster.failNext('Instance', 'patchStatus');
-    expect(isConflict(await kube.instances.patchStatus(created, { vmState: 'active' }).catch((e: unknown) => e))).toBe(true);
+    expect(isConflict(await kube.instances.patchStatus(created, { vmState: 'active' }).catch((e: unknown) => e))).toBe(
+      true,
+    );
     await kube.instances.patchStatus(created, { vmState: 'active' });
     expect(seen).toEqual(['active']);
     expect(cluster.writes.map((w) => w.verb)).toEqual(['create', 'patchStatus', 'patchStatus']);

@@ -178,7 +178,12 @@ export class FakeCluster {
   }
 
   /** @internal the object clients' shared write path. */
-  write<K extends KindName>(kind: K, verb: Verb, ref: Ref, change: (current: KindMap[K] | undefined) => KindMap[K] | null): KindMap[K] {
+  write<K extends KindName>(
+    kind: K,
+    verb: Verb,
+    ref: Ref,
+    change: (current: KindMap[K] | undefined) => KindMap[K] | null,
+  ): KindMap[K] {
     const namespace = KIND_INFO[kind].namespaced ? (ref.namespace ?? 'default') : undefined;
     this.checkFailure(kind, verb, ref.name, namespace);
     const store = this.store(kind);
@@ -263,6 +268,9 @@ class FakeObjects<K extends KindName> implements ObjectClient<K> {
 
 function guard(current: AnyObject, resourceVersion: string | undefined): void {
   if (resourceVersion !== undefined && resourceVersion !== current.metadata.resourceVersion) {
-    throw new FakeApiError(409, `the object has been modified (have ${current.metadata.resourceVersion}, got ${resourceVersion})`);
+    throw new FakeApiError(
+      409,
+      `the object has been modified (have ${current.metadata.resourceVersion}, got ${resourceVersion})`,
+    );
   }
 }

@@ -28,7 +28,14 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
       this.markSynced();
       return list as Awaited<ReturnType<typeof client.list>> & { items: (KindMap[K] & KubernetesObject)[] };
     };
-    this.lw = new ListWatch(client.watchPath(), new Watch(kube.config as KubeConfig), listFn, false, options.labelSelector, options.fieldSelector);
+    this.lw = new ListWatch(
+      client.watchPath(),
+      new Watch(kube.config as KubeConfig),
+      listFn,
+      false,
+      options.labelSelector,
+      options.fieldSelector,
+    );
     this.lw.on('connect', () => {
       this.backoffMs = 0;
     });
@@ -44,7 +51,10 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   private restart(err: unknown): void {
     if (this.stopped) return;
     this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : 200, 10_000);
-    this.log.warn({ kind: this.kind, err: (err as Error)?.message ?? String(err), retryInMs: this.backoffMs }, 'watch failed; re-listing');
+    this.log.warn(
+      { kind: this.kind, err: (err as Error)?.message ?? String(err), retryInMs: this.backoffMs },
+      'watch failed; re-listing',
+    );
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       this.lw.start().catch((e: unknown) => this.restart(e));

@@ -40,5 +40,3 @@ export class KeepAliveKubeConfig extends KubeConfig {
     if (agent) (opts as { agent?: unknown }).agent = agent;
   }
 }
-
-

@@ -34,7 +34,10 @@ export class Controller {
         const end = metrics.reconcileTime.startTimer({ controller: name });
         try {
           const result = await opts.reconcile(key);
-          metrics.reconcileTotal.inc({ controller: name, result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
+          metrics.reconcileTotal.inc({
+            controller: name,
+            result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success',
+          });
           return result;
         } catch (err) {
           if (isConflict(err)) {
@@ -51,7 +54,8 @@ export class Controller {
       {
         workers: opts.workers,
         hooks: metrics.queueHooks(name),
-        onError: (key, err) => log.warn({ controller: name, key, err: apiMessage(err) }, 'reconcile failed; retrying with backoff'),
+        onError: (key, err) =>
+          log.warn({ controller: name, key, err: apiMessage(err) }, 'reconcile failed; retrying with backoff'),
       },
     );
   }

@@ -4,19 +4,36 @@ import { API_VERSION, type Instance, type Migration, type MigrationStatus } from
 import { AgentMetrics, NodeResourceMetrics, OperatorMetrics } from './domain-metrics.js';
 import { Metrics } from './metrics.js';
 
-async function value(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+async function value(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
   const metric = registry.getSingleMetric(name);
   if (!metric) return undefined;
   const { values } = await metric.get();
-  const hit = values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l) && (v.labels as Record<string, unknown>).le === undefined);
+  const hit = values.find(
+    (v) =>
+      Object.entries(labels).every(([k, l]) => v.labels[k] === l) &&
+      (v.labels as Record<string, unknown>).le === undefined,
+  );
   return hit?.value;
 }
 
 /** A histogram's count and sum for one label set. */
-async function histogram(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<{ count?: number; sum?: number }> {
+async function histogram(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<{ count?: number; sum?: number }> {
   const { values } = await registry.getSingleMetric(name)!.get();
-  const rows = (values as { value: number; labels: Record<string, unknown>; metricName?: string }[]).filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
-  return { count: rows.find((v) => v.metricName === `${name}_count`)?.value, sum: rows.find((v) => v.metricName === `${name}_sum`)?.value };
+  const rows = (values as { value: number; labels: Record<string, unknown>; metricName?: string }[]).filter((v) =>
+    Object.entries(labels).every(([k, l]) => v.labels[k] === l),
+  );
+  return {
+    count: rows.find((v) => v.metricName === `${name}_count`)?.value,
+    sum: rows.find((v) => v.metricName === `${name}_sum`)?.value,
+  };
 }
 
 function instance(uid: string, vmState: string | undefined, created = '2025-01-01T12:00:00Z'): Instance {
@@ -73,7 +90,10 @@ describe('operator domain metrics', () => {
       expect(await value(registry, 'kubenova_migrations_total', { type: 'resize', status })).toBe(1);
     }
     expect(await value(registry, 'kubenova_migrations_total', { type: 'migration', status: 'confirmed' })).toBe(0);
-    expect(await histogram(registry, 'kubenova_resize_duration_seconds', { type: 'resize' })).toEqual({ count: 1, sum: 12 });
+    expect(await histogram(registry, 'kubenova_resize_duration_seconds', { type: 'resize' })).toEqual({
+      count: 1,
+      sum: 12,
+    });
   });
 
   it('exports every label value a dashboard needs at zero before anything happened', async () => {
@@ -86,10 +106,13 @@ describe('operator domain metrics', () => {
 });
 
 describe('node and agent domain metrics', () => {
-  it('mirrors a host\'s allocated and allocatable per resource and drops them when the host is gone', async () => {
+  it("mirrors a host's allocated and allocatable per resource and drops them when the host is gone", async () => {
     const registry = new Registry();
     const m = new NodeResourceMetrics(registry);
-    m.set('node-a', { allocated: { vcpus: 2, memoryMiB: 4096, diskGiB: 40 }, allocatable: { vcpus: 32, memoryMiB: 15872, diskGiB: 200 } });
+    m.set('node-a', {
+      allocated: { vcpus: 2, memoryMiB: 4096, diskGiB: 40 },
+      allocatable: { vcpus: 32, memoryMiB: 15872, diskGiB: 200 },
+    });
     expect(await value(registry, 'kubenova_node_allocated', { node: 'node-a', resource: 'memory_mib' })).toBe(4096);
     expect(await value(registry, 'kubenova_node_allocatable', { node: 'node-a', resource: 'vcpus' })).toBe(32);
     m.delete('node-a');

@@ -4,7 +4,14 @@
 // counts what it claims and transfers.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { MIGRATION_PHASES, MIGRATION_LIFECYCLE, isTerminal } from '../api/lifecycle.js';
-import type { ClaimKind, ComputeNodeStatus, Instance, Migration, MigrationPhase, ResourceAmounts } from '../api/types.js';
+import type {
+  ClaimKind,
+  ComputeNodeStatus,
+  Instance,
+  Migration,
+  MigrationPhase,
+  ResourceAmounts,
+} from '../api/types.js';
 
 /** The `resource` label of the node gauges, with the unit in the name as the API has it. */
 export const NODE_RESOURCES = [
@@ -32,8 +39,18 @@ export class NodeResourceMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     const labelNames = ['node', 'resource'] as const;
-    this.allocated = new Gauge({ name: 'kubenova_node_allocated', help: 'Resources claimed on a host (ComputeNode status.allocated); resource=vcpus|memory_mib|disk_gib', labelNames, registers });
-    this.allocatable = new Gauge({ name: 'kubenova_node_allocatable', help: 'Resources a host can give after reserve and allocation ratio (ComputeNode status.allocatable); resource=vcpus|memory_mib|disk_gib', labelNames, registers });
+    this.allocated = new Gauge({
+      name: 'kubenova_node_allocated',
+      help: 'Resources claimed on a host (ComputeNode status.allocated); resource=vcpus|memory_mib|disk_gib',
+      labelNames,
+      registers,
+    });
+    this.allocatable = new Gauge({
+      name: 'kubenova_node_allocatable',
+      help: 'Resources a host can give after reserve and allocation ratio (ComputeNode status.allocatable); resource=vcpus|memory_mib|disk_gib',
+      labelNames,
+      registers,
+    });
   }
 
   set(node: string, status: Pick<ComputeNodeStatus, 'allocated' | 'allocatable'> | undefined): void {
@@ -85,11 +102,16 @@ export class OperatorMetrics {
     });
     this.bootTimeToActive = new Histogram({
       name: 'kubenova_boot_time_to_active_seconds',
-      help: 'Time from an Instance\'s creation to the operator seeing it active the first time',
+      help: "Time from an Instance's creation to the operator seeing it active the first time",
       buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
       registers,
     });
-    this.reschedules = new Counter({ name: 'kubenova_reschedules_total', help: 'Placements retried on another host after a failed claim or a lost host; kind=instance|migration', labelNames: ['kind'], registers });
+    this.reschedules = new Counter({
+      name: 'kubenova_reschedules_total',
+      help: 'Placements retried on another host after a failed claim or a lost host; kind=instance|migration',
+      labelNames: ['kind'],
+      registers,
+    });
     this.migrations = new Counter({
       name: 'kubenova_migrations_total',
       help: 'Migrations reaching a status (each phase once per Migration); type=resize|migration',
@@ -98,7 +120,7 @@ export class OperatorMetrics {
     });
     this.resizeDuration = new Histogram({
       name: 'kubenova_resize_duration_seconds',
-      help: 'Time from a Migration\'s startedAt to its finishedAt (disk moved, instance running on the destination); type=resize|migration',
+      help: "Time from a Migration's startedAt to its finishedAt (disk moved, instance running on the destination); type=resize|migration",
       labelNames: ['type'],
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
@@ -147,7 +169,10 @@ export class OperatorMetrics {
     if (!seen) {
       // First sight: a new Migration has no status yet; one with a status was there before
       // this operator started, and its history was counted by whoever saw it happen.
-      this.migrationsSeen.set(uid, { statuses: new Set([status ?? '']), timed: !!status && (arrived(status) || isTerminal(status)) });
+      this.migrationsSeen.set(uid, {
+        statuses: new Set([status ?? '']),
+        timed: !!status && (arrived(status) || isTerminal(status)),
+      });
       return;
     }
     if (!status || seen.statuses.has(status)) return;
@@ -158,7 +183,8 @@ export class OperatorMetrics {
       seen.timed = true;
       const started = Date.parse(mig.status?.startedAt ?? '');
       const finished = Date.parse(mig.status?.finishedAt ?? '');
-      if (Number.isFinite(started) && Number.isFinite(finished)) this.resizeDuration.observe({ type }, Math.max(0, (finished - started) / 1000));
+      if (Number.isFinite(started) && Number.isFinite(finished))
+        this.resizeDuration.observe({ type }, Math.max(0, (finished - started) / 1000));
     }
   }
 
@@ -176,16 +202,31 @@ export class AgentMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.claims = new Counter({ name: 'kubenova_claims_total', help: 'Claims tested on this agent\'s hosts; kind=instance|migration, result=success|failure', labelNames: ['kind', 'result'], registers });
-    this.claimFailures = new Counter({ name: 'kubenova_claim_failures_total', help: 'Resources found short by failed claims, one per resource named; resource=vcpus|memory|disk', labelNames: ['resource'], registers });
-    this.diskTransferBytes = new Counter({ name: 'kubenova_disk_transfer_bytes_total', help: 'Bytes of instance directories sent to destination agents (verified transfers)', registers });
+    this.claims = new Counter({
+      name: 'kubenova_claims_total',
+      help: "Claims tested on this agent's hosts; kind=instance|migration, result=success|failure",
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.claimFailures = new Counter({
+      name: 'kubenova_claim_failures_total',
+      help: 'Resources found short by failed claims, one per resource named; resource=vcpus|memory|disk',
+      labelNames: ['resource'],
+      registers,
+    });
+    this.diskTransferBytes = new Counter({
+      name: 'kubenova_disk_transfer_bytes_total',
+      help: 'Bytes of instance directories sent to destination agents (verified transfers)',
+      registers,
+    });
     this.diskTransferDuration = new Histogram({
       name: 'kubenova_disk_transfer_duration_seconds',
       help: 'Time per completed instance-directory transfer, retries included',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
       registers,
     });
-    for (const kind of ['instance', 'migration'] as const) for (const result of ['success', 'failure'] as const) this.claims.inc({ kind, result }, 0);
+    for (const kind of ['instance', 'migration'] as const)
+      for (const result of ['success', 'failure'] as const) this.claims.inc({ kind, result }, 0);
     for (const resource of CLAIM_RESOURCES) this.claimFailures.inc({ resource }, 0);
   }
 

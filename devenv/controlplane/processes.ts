@@ -49,7 +49,11 @@ export function startProcess(opts: StartOptions): ManagedProcess {
   const child = spawn(command, args, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
-    stdio: ['ignore', opts.logFile || opts.onOutput ? 'pipe' : 'inherit', opts.logFile || opts.onOutput ? 'pipe' : 'inherit'],
+    stdio: [
+      'ignore',
+      opts.logFile || opts.onOutput ? 'pipe' : 'inherit',
+      opts.logFile || opts.onOutput ? 'pipe' : 'inherit',
+    ],
   });
   if (opts.logFile) {
     log = createWriteStream(opts.logFile, { flags: 'a' });

@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     },
     allowNegative: true,
   });
-  if (values.driver !== 'fake' && values.driver !== 'libvirt') throw new Error(`--driver ${values.driver}: use fake or libvirt`);
+  if (values.driver !== 'fake' && values.driver !== 'libvirt')
+    throw new Error(`--driver ${values.driver}: use fake or libvirt`);
   const libvirt = values.driver === 'libvirt';
   const stateDir = resolve(values['state-dir']);
   const driverArgs: string[] = [];
@@ -61,7 +62,10 @@ async function main(): Promise<void> {
   const processes: ManagedProcess[] = [];
   const shutdown = async (code: number) => {
     await Promise.all(processes.map((p) => p.stop('SIGTERM', 5_000)));
-    if (libvirt) await destroyGuests(stateDir).catch((err: unknown) => process.stderr.write(`removing the guests failed: ${(err as Error).message}\n`));
+    if (libvirt)
+      await destroyGuests(stateDir).catch((err: unknown) =>
+        process.stderr.write(`removing the guests failed: ${(err as Error).message}\n`),
+      );
     await cp.stop();
     process.exit(code);
   };
@@ -78,10 +82,23 @@ async function main(): Promise<void> {
     installCrds(cp);
     applySampleFlavors(cp);
     const env = { LOG_FORMAT: 'pretty', LOG_LEVEL: values['log-level'] };
-    processes.push(startOperator(cp, ['--log-format=pretty', `--log-level=${values['log-level']}`], { onOutput: prefixer('operator', 0) }, env));
+    processes.push(
+      startOperator(
+        cp,
+        ['--log-format=pretty', `--log-level=${values['log-level']}`],
+        { onOutput: prefixer('operator', 0) },
+        env,
+      ),
+    );
     AGENTS.forEach((spec, i) => {
       processes.push(
-        startAgent(cp, { ...spec, extraArgs: ['--log-format=pretty', `--log-level=${values['log-level']}`, ...driverArgs] }, join(stateDir, 'agents'), { onOutput: prefixer(spec.name, i + 1) }, env),
+        startAgent(
+          cp,
+          { ...spec, extraArgs: ['--log-format=pretty', `--log-level=${values['log-level']}`, ...driverArgs] },
+          join(stateDir, 'agents'),
+          { onOutput: prefixer(spec.name, i + 1) },
+          env,
+        ),
       );
     });
     for (const p of processes) {
@@ -104,9 +121,16 @@ async function main(): Promise<void> {
 /** Destroys every libvirt guest of the three agents (domains kn-<agent>-*, their disks and consoles). */
 async function destroyGuests(stateDir: string): Promise<void> {
   for (const spec of AGENTS) {
-    const driver = new LibvirtDriver({ host: spec.name, stateDir: join(stateDir, 'agents', spec.name), capacity: { vcpus: 1, memoryMiB: 64, diskGiB: 0 }, images: {} });
+    const driver = new LibvirtDriver({
+      host: spec.name,
+      stateDir: join(stateDir, 'agents', spec.name),
+      capacity: { vcpus: 1, memoryMiB: 64, diskGiB: 0 },
+      images: {},
+    });
     const domains = await driver.list().catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}\n(is libvirtd running? as root: bash devenv/libvirt/setup.sh)`, { cause: err });
+      throw new Error(`${(err as Error).message}\n(is libvirtd running? as root: bash devenv/libvirt/setup.sh)`, {
+        cause: err,
+      });
     });
     for (const d of domains) await driver.destroy(d.uid);
   }
@@ -115,7 +139,12 @@ async function destroyGuests(stateDir: string): Promise<void> {
 async function waitForReadyNodes(cp: ControlPlane, count: number): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const out = cp.kubectl(['get', 'cn', '-o', 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
+    const out = cp.kubectl([
+      'get',
+      'cn',
+      '-o',
+      'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+    ]);
     if (out.split('\n').filter((l) => l.trim() === 'True').length >= count) return;
     await new Promise((r) => setTimeout(r, 300));
   }

@@ -5,7 +5,16 @@ import { SIMULATION_FLAGS, splitArgs } from './flags.js';
 
 describe('simulated-hosts flags', () => {
   it('takes its own flags, in either form, and leaves the rest to the node agent', () => {
-    const { own, agent } = splitArgs(['--hosts=10', '--state-dir', 'agents', '--host-offset', '20', '--heartbeat-interval=2', '--host-prefix=bench', '--api-keepalive']);
+    const { own, agent } = splitArgs([
+      '--hosts=10',
+      '--state-dir',
+      'agents',
+      '--host-offset',
+      '20',
+      '--heartbeat-interval=2',
+      '--host-prefix=bench',
+      '--api-keepalive',
+    ]);
     expect(own).toEqual(['--hosts=10', '--host-offset', '20', '--host-prefix=bench']);
     expect(agent).toEqual(['--state-dir', 'agents', '--heartbeat-interval=2', '--api-keepalive']);
     expect(parseFlags(SIMULATION_FLAGS, own, {})).toEqual({ hosts: 10, 'host-offset': 20, 'host-prefix': 'bench' });

@@ -3,9 +3,26 @@
 import type { FlagSpec } from '../../common/config.js';
 
 export const SIMULATION_FLAGS = {
-  hosts: { type: 'number', env: 'KUBENOVA_SIMULATE_HOSTS', default: 1, min: 1, description: 'How many hosts this process poses as' },
-  'host-offset': { type: 'number', env: 'KUBENOVA_SIMULATE_HOST_OFFSET', default: 0, min: 0, description: 'Index of the first host, so several processes can split one numbered range' },
-  'host-prefix': { type: 'string', env: 'KUBENOVA_SIMULATE_HOST_PREFIX', default: 'sim', description: 'Host names are <prefix>-<index>' },
+  hosts: {
+    type: 'number',
+    env: 'KUBENOVA_SIMULATE_HOSTS',
+    default: 1,
+    min: 1,
+    description: 'How many hosts this process poses as',
+  },
+  'host-offset': {
+    type: 'number',
+    env: 'KUBENOVA_SIMULATE_HOST_OFFSET',
+    default: 0,
+    min: 0,
+    description: 'Index of the first host, so several processes can split one numbered range',
+  },
+  'host-prefix': {
+    type: 'string',
+    env: 'KUBENOVA_SIMULATE_HOST_PREFIX',
+    default: 'sim',
+    description: 'Host names are <prefix>-<index>',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Splits argv into this launcher's flags (all of which take a value) and the node agent's. */

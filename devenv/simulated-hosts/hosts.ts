@@ -42,8 +42,10 @@ export function staggerDelays(count: number, spreadMs: number): number[] {
 
 /** The `count` hosts this process serves, from index `offset`, their starts spread over `spreadMs`. */
 export function planHosts(prefix: string, count: number, offset: number, spreadMs: number): HostPlan[] {
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`host count must be a whole number >= 1, got ${count}`);
-  if (!Number.isInteger(offset) || offset < 0) throw new RangeError(`host offset must be a whole number >= 0, got ${offset}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError(`host count must be a whole number >= 1, got ${count}`);
+  if (!Number.isInteger(offset) || offset < 0)
+    throw new RangeError(`host offset must be a whole number >= 0, got ${offset}`);
   const names = simulatedHostNames(prefix, count, offset);
   const delays = staggerDelays(count, spreadMs);
   return names.map((host, i) => ({ host, startDelayMs: delays[i] ?? 0 }));

@@ -11,7 +11,14 @@
 //     --kubeconfig=... --state-dir=... [node-agent flags]
 import { ConfigError, parseFlags, usage } from '../../common/config.js';
 import { Kube, loadKubeConfig } from '../../common/kube/client.js';
-import { AgentProcess, agentLogger, createDriver, exitOnError, hostAgentOptions, nodeLabels } from '../../node-agent/assemble.js';
+import {
+  AgentProcess,
+  agentLogger,
+  createDriver,
+  exitOnError,
+  hostAgentOptions,
+  nodeLabels,
+} from '../../node-agent/assemble.js';
 import { AGENT_FLAGS, parseAgentConfig } from '../../node-agent/config.js';
 import { SIMULATION_FLAGS, splitArgs } from './flags.js';
 import { planHosts, type HostPlan } from './hosts.js';
@@ -19,14 +26,18 @@ import { planHosts, type HostPlan } from './hosts.js';
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes('--help')) {
-    process.stdout.write(`simulated hosts:\n${usage(SIMULATION_FLAGS)}\nnode agent flags (--node-name excepted; --driver must be fake):\n${usage(AGENT_FLAGS)}\n`);
+    process.stdout.write(
+      `simulated hosts:\n${usage(SIMULATION_FLAGS)}\nnode agent flags (--node-name excepted; --driver must be fake):\n${usage(AGENT_FLAGS)}\n`,
+    );
     return;
   }
   const { own, agent } = splitArgs(argv);
   const sim = parseFlags(SIMULATION_FLAGS, own);
-  if (agent.some((a) => a === '--node-name' || a.startsWith('--node-name='))) throw new ConfigError('--node-name: simulated hosts are named <--host-prefix>-<index>; use --host-prefix');
+  if (agent.some((a) => a === '--node-name' || a.startsWith('--node-name=')))
+    throw new ConfigError('--node-name: simulated hosts are named <--host-prefix>-<index>; use --host-prefix');
   const config = parseAgentConfig(agent);
-  if (config.driver !== 'fake') throw new ConfigError('--driver: simulated hosts have no hypervisor; only the fake driver runs here');
+  if (config.driver !== 'fake')
+    throw new ConfigError('--driver: simulated hosts have no hypervisor; only the fake driver runs here');
   let plan: HostPlan[];
   try {
     // Spreading the starts over one heartbeat interval spreads every host's timers the same way.
@@ -44,12 +55,17 @@ async function main(): Promise<void> {
       new Kube(kubeConfig, `kubenova-agent-${host}`),
       createDriver(config, host, {}),
       // A fixed port is the first host's; the others take the ports after it.
-      hostAgentOptions(config, host, labels, { migrationPort: config['migration-port'] > 0 ? config['migration-port'] + i : 0 }),
+      hostAgentOptions(config, host, labels, {
+        migrationPort: config['migration-port'] > 0 ? config['migration-port'] + i : 0,
+      }),
       log.child({ node: host }),
     );
   });
   const metrics = await agentProcess.run(config, (i) => plan[i]?.startDelayMs ?? 0);
-  log.info({ metrics, driver: config.driver, hosts: plan.length, first: plan[0]?.host, last: plan.at(-1)?.host }, 'simulated hosts running');
+  log.info(
+    { metrics, driver: config.driver, hosts: plan.length, first: plan[0]?.host, last: plan.at(-1)?.host },
+    'simulated hosts running',
+  );
 }
 
 main().catch(exitOnError('simulated-hosts'));

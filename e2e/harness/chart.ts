@@ -38,7 +38,10 @@ export class Helm {
       HELM_CONFIG_HOME: join(this.home, 'config'),
       HELM_DATA_HOME: join(this.home, 'data'),
     };
-    const res = spawnSync(helmBinary(), [...args, ...(this.kubeconfig ? ['--kubeconfig', this.kubeconfig] : [])], { env, encoding: 'utf8' });
+    const res = spawnSync(helmBinary(), [...args, ...(this.kubeconfig ? ['--kubeconfig', this.kubeconfig] : [])], {
+      env,
+      encoding: 'utf8',
+    });
     return { status: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
   }
 

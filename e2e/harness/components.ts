@@ -1,3 +1,12 @@
 // The test harness starts kubenova's components the way `npm start` and the benchmark do:
 // the code lives in devenv/components.ts.
-export { applySampleFlavors, distDir, installCrds, repoRoot, startAgent, startOperator, type AgentSpec, type ComponentOutput } from '../../devenv/components.js';
+export {
+  applySampleFlavors,
+  distDir,
+  installCrds,
+  repoRoot,
+  startAgent,
+  startOperator,
+  type AgentSpec,
+  type ComponentOutput,
+} from '../../devenv/components.js';

@@ -50,7 +50,10 @@ export class TestEnv {
 
   /** The local control plane; there is none in external mode. */
   get cp(): ControlPlane {
-    if (!this.controlPlane) throw new Error('external mode (KUBENOVA_E2E_KUBECONFIG): there is no local control plane, agent or operator process; mark this scenario localOnly (e2e/harness/mode.ts)');
+    if (!this.controlPlane)
+      throw new Error(
+        'external mode (KUBENOVA_E2E_KUBECONFIG): there is no local control plane, agent or operator process; mark this scenario localOnly (e2e/harness/mode.ts)',
+      );
     return this.controlPlane;
   }
 
@@ -82,10 +85,14 @@ export class TestEnv {
     const env = new TestEnv(undefined, dir, opts, kubeconfig);
     try {
       if (opts.flavors ?? true) env.kubectl(['apply', '-f', join(repoRoot, 'examples', 'flavors.yaml')]);
-      await env.waitFor('at least one ComputeNode, all of them Ready', async () => {
-        const nodes = (await env.kube.computeNodes.list()).items;
-        return nodes.length > 0 && nodes.every((n) => env.nodeReady(n) === 'True');
-      }, 120_000);
+      await env.waitFor(
+        'at least one ComputeNode, all of them Ready',
+        async () => {
+          const nodes = (await env.kube.computeNodes.list()).items;
+          return nodes.length > 0 && nodes.every((n) => env.nodeReady(n) === 'True');
+        },
+        120_000,
+      );
     } catch (err) {
       await env.stop();
       throw err;
@@ -94,7 +101,10 @@ export class TestEnv {
   }
 
   get stateDir(): string {
-    if (this.external) throw new Error('external mode (KUBENOVA_E2E_KUBECONFIG): host state directories are on the cluster\'s nodes; mark this scenario localOnly (e2e/harness/mode.ts)');
+    if (this.external)
+      throw new Error(
+        "external mode (KUBENOVA_E2E_KUBECONFIG): host state directories are on the cluster's nodes; mark this scenario localOnly (e2e/harness/mode.ts)",
+      );
     return join(this.dir, 'agents');
   }
 
@@ -103,7 +113,16 @@ export class TestEnv {
     mkdirSync(this.stateDir, { recursive: true });
     const proc = startAgent(
       this.cp,
-      { ...spec, extraArgs: [`--heartbeat-interval=${this.opts.heartbeatInterval ?? 1}`, '--audit-interval=2', '--audit-grace=5', ...(this.opts.agentArgs ?? []), ...(spec.extraArgs ?? [])] },
+      {
+        ...spec,
+        extraArgs: [
+          `--heartbeat-interval=${this.opts.heartbeatInterval ?? 1}`,
+          '--audit-interval=2',
+          '--audit-grace=5',
+          ...(this.opts.agentArgs ?? []),
+          ...(spec.extraArgs ?? []),
+        ],
+      },
       this.stateDir,
       { logFile: join(this.dir, `agent-${spec.name}.log`) },
     );
@@ -139,10 +158,14 @@ export class TestEnv {
 
   /** Resolves once a component has logged that it is running (its caches are synced). */
   async waitForRunning(logName: string, timeoutMs = 30_000): Promise<void> {
-    await this.waitFor(`${logName} running`, () => {
-      const path = join(this.dir, `${logName}.log`);
-      return existsSync(path) && /"msg":"(operator|node agent) running"/.test(readFileSync(path, 'utf8'));
-    }, timeoutMs);
+    await this.waitFor(
+      `${logName} running`,
+      () => {
+        const path = join(this.dir, `${logName}.log`);
+        return existsSync(path) && /"msg":"(operator|node agent) running"/.test(readFileSync(path, 'utf8'));
+      },
+      timeoutMs,
+    );
   }
 
   kubectl(args: string[], input?: string): string {
@@ -172,7 +195,12 @@ export class TestEnv {
     return this.kubectl(['apply', '-f', '-'], text);
   }
 
-  async waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
+  async waitFor<T>(
+    what: string,
+    probe: () => Promise<T | undefined | false> | T | undefined | false,
+    timeoutMs = 60_000,
+    intervalMs = 200,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     while (Date.now() < deadline) {
@@ -204,18 +232,32 @@ export class TestEnv {
   }
 
   async waitForNodesReady(names: string[], timeoutMs = 60_000): Promise<void> {
-    await this.waitFor(`ComputeNodes ${names.join(', ')} Ready`, async () => {
-      for (const n of names) if (this.nodeReady(await this.computeNode(n)) !== 'True') return false;
-      return true;
-    }, timeoutMs);
+    await this.waitFor(
+      `ComputeNodes ${names.join(', ')} Ready`,
+      async () => {
+        for (const n of names) if (this.nodeReady(await this.computeNode(n)) !== 'True') return false;
+        return true;
+      },
+      timeoutMs,
+    );
   }
 
   /** Instance states as `vmState/taskState`, e.g. "active/". */
-  async waitForInstance(name: string, predicate: (i: Instance) => boolean, what: string, timeoutMs = 60_000, namespace = 'default'): Promise<Instance> {
-    return this.waitFor(`instance ${namespace}/${name} ${what}`, async () => {
-      const i = await this.instance(name, namespace);
-      return i && predicate(i) ? i : undefined;
-    }, timeoutMs);
+  async waitForInstance(
+    name: string,
+    predicate: (i: Instance) => boolean,
+    what: string,
+    timeoutMs = 60_000,
+    namespace = 'default',
+  ): Promise<Instance> {
+    return this.waitFor(
+      `instance ${namespace}/${name} ${what}`,
+      async () => {
+        const i = await this.instance(name, namespace);
+        return i && predicate(i) ? i : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   async events(name: string, namespace = 'default'): Promise<{ reason: string; message: string; type: string }[]> {
@@ -227,13 +269,21 @@ export class TestEnv {
    * just after the status change they report, so a scenario waits for them rather than
    * reading them in the same instant.
    */
-  async eventsWith(name: string, reasons: string[], namespace = 'default', timeoutMs = 15_000): Promise<{ reason: string; message: string; type: string }[]> {
-    return this.waitFor(`events ${reasons.join(', ')} on ${name}`, async () => {
-      const events = await this.events(name, namespace);
-      return reasons.every((r) => events.some((e) => e.reason === r)) ? events : undefined;
-    }, timeoutMs);
+  async eventsWith(
+    name: string,
+    reasons: string[],
+    namespace = 'default',
+    timeoutMs = 15_000,
+  ): Promise<{ reason: string; message: string; type: string }[]> {
+    return this.waitFor(
+      `events ${reasons.join(', ')} on ${name}`,
+      async () => {
+        const events = await this.events(name, namespace);
+        return reasons.every((r) => events.some((e) => e.reason === r)) ? events : undefined;
+      },
+      timeoutMs,
+    );
   }
-
 
   /** Stops what this environment started; in external mode that is nothing in the cluster. */
   async stop(): Promise<void> {
@@ -253,5 +303,7 @@ export function parseTable(output: string): Record<string, string>[] {
   let m: RegExpExecArray | null;
   while ((m = re.exec(header))) starts.push(m.index);
   const names = starts.map((s, i) => header.slice(s, starts[i + 1]).trim());
-  return lines.slice(1).map((line) => Object.fromEntries(names.map((n, i) => [n, line.slice(starts[i], starts[i + 1]).trim()])));
+  return lines
+    .slice(1)
+    .map((line) => Object.fromEntries(names.map((n, i) => [n, line.slice(starts[i], starts[i + 1]).trim()])));
 }

@@ -13,11 +13,14 @@ export function libvirtUnavailable(): string | undefined {
     }
   }
   try {
-    execFileSync('virsh', ['-q', '-c', LIBVIRT_URI, 'list', '--name'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000, encoding: 'utf8' });
+    execFileSync('virsh', ['-q', '-c', LIBVIRT_URI, 'list', '--name'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 20_000,
+      encoding: 'utf8',
+    });
   } catch (err) {
     const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n')[0];
     return `libvirtd does not answer at ${LIBVIRT_URI}: ${msg} (run: bash devenv/libvirt/setup.sh, as root)`;
   }
   return undefined;
 }
-

@@ -58,15 +58,26 @@ export class Auditor {
 
   run(): Promise<AuditResult> {
     return this.tracker.lock.run(async () => {
-      const result: AuditResult = { freedClaims: [], adoptedDomains: [], destroyedDomains: [], unclaimedDomains: [], discardedTransfers: [] };
+      const result: AuditResult = {
+        freedClaims: [],
+        adoptedDomains: [],
+        destroyedDomains: [],
+        unclaimedDomains: [],
+        discardedTransfers: [],
+      };
       const now = this.now().getTime();
       const byUid = new Map(this.instances.list().map((i) => [i.metadata.uid ?? '', i]));
       const migrations = new Map(this.migrationsInformer.list().map((m) => [m.metadata.uid ?? '', m]));
-      const young = (createdAt: string | undefined) => createdAt !== undefined && now - Date.parse(createdAt) < this.graceMs;
+      const young = (createdAt: string | undefined) =>
+        createdAt !== undefined && now - Date.parse(createdAt) < this.graceMs;
       const keep: Claim[] = [];
       for (const claim of this.tracker.claims()) {
         const inst = byUid.get(claim.consumer);
-        if (this.needs(claim, byUid, migrations) || young(claim.createdAt) || (inst?.metadata.deletionTimestamp && inst.status?.host === this.host)) {
+        if (
+          this.needs(claim, byUid, migrations) ||
+          young(claim.createdAt) ||
+          (inst?.metadata.deletionTimestamp && inst.status?.host === this.host)
+        ) {
           keep.push(claim);
         } else {
           result.freedClaims.push(claim.consumer);
@@ -78,7 +89,13 @@ export class Auditor {
         if (claimed.has(domain.uid) || claimed.has(domain.name)) continue;
         const inst = byUid.get(domain.uid);
         if (inst && inst.status?.host === this.host && !inst.metadata.deletionTimestamp) {
-          keep.push({ consumer: domain.uid, kind: 'instance', instance: domain.name, ...resourcesOf(domain.flavor), createdAt: new Date(now).toISOString() });
+          keep.push({
+            consumer: domain.uid,
+            kind: 'instance',
+            instance: domain.name,
+            ...resourcesOf(domain.flavor),
+            createdAt: new Date(now).toISOString(),
+          });
           result.adoptedDomains.push(domain.uid);
         } else if (!inst) {
           // A domain whose instance no longer exists (Nova's running_deleted_instance_action=reap).
@@ -93,7 +110,13 @@ export class Auditor {
         this.log.warn({ ...result, step: 'audit' }, 'audit healed drift');
         for (const uid of [...result.freedClaims, ...result.adoptedDomains]) {
           const inst = byUid.get(uid);
-          if (inst) this.events.record(inst, 'Warning', EventReason.AuditHealed, `resource audit on ${this.host} corrected the claim for this instance`);
+          if (inst)
+            this.events.record(
+              inst,
+              'Warning',
+              EventReason.AuditHealed,
+              `resource audit on ${this.host} corrected the claim for this instance`,
+            );
         }
       }
       for (const uid of await this.staged()) {
@@ -102,7 +125,11 @@ export class Auditor {
           result.discardedTransfers.push(uid);
         }
       }
-      if (result.destroyedDomains.length) this.log.warn({ destroyed: result.destroyedDomains, step: 'audit' }, 'audit reaped domains of deleted instances');
+      if (result.destroyedDomains.length)
+        this.log.warn(
+          { destroyed: result.destroyedDomains, step: 'audit' },
+          'audit reaped domains of deleted instances',
+        );
       return result;
     });
   }

@@ -24,12 +24,15 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     rename: async (from: PathLike, to: PathLike): Promise<void> => {
       if (faults.exdevFrom.has(String(from))) {
         faults.exdevThrown++;
-        throw Object.assign(new Error(`EXDEV: cross-device link not permitted, rename '${String(from)}'`), { code: 'EXDEV' });
+        throw Object.assign(new Error(`EXDEV: cross-device link not permitted, rename '${String(from)}'`), {
+          code: 'EXDEV',
+        });
       }
       return actual.rename(from, to);
     },
     copyFile: async (src: PathLike, dest: PathLike, mode?: number): Promise<void> => {
-      if (faults.failCopyTo?.(String(dest))) throw Object.assign(new Error(`EIO: i/o error, copyfile '${String(dest)}'`), { code: 'EIO' });
+      if (faults.failCopyTo?.(String(dest)))
+        throw Object.assign(new Error(`EIO: i/o error, copyfile '${String(dest)}'`), { code: 'EIO' });
       return actual.copyFile(src, dest, mode);
     },
   };
@@ -37,7 +40,13 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 
 const CAPACITY: ResourceAmounts = { vcpus: 8, memoryMiB: 16384, diskGiB: 200 };
 const SMALL: FlavorSnapshot = { name: 'm1.small', vcpus: 1, memoryMiB: 2048, rootDiskGiB: 2, ephemeralDiskGiB: 0 };
-const spec = (uid: string, over: Partial<DomainSpec> = {}): DomainSpec => ({ uid, name: `default/${uid}`, flavor: SMALL, image: 'cirros', ...over });
+const spec = (uid: string, over: Partial<DomainSpec> = {}): DomainSpec => ({
+  uid,
+  name: `default/${uid}`,
+  flavor: SMALL,
+  image: 'cirros',
+  ...over,
+});
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 let stateDir: string;
@@ -73,7 +82,14 @@ describe('FakeDriver', () => {
 
   it('spawn creates a running domain with a definition and a disk of the scaled size', async () => {
     const info = await driver.spawn(spec('u1'));
-    expect(info).toEqual({ uid: 'u1', name: 'default/u1', flavor: SMALL, image: 'cirros', powerState: 'running', diskBytes: 2 * FAKE_DISK_BYTES_PER_GIB });
+    expect(info).toEqual({
+      uid: 'u1',
+      name: 'default/u1',
+      flavor: SMALL,
+      image: 'cirros',
+      powerState: 'running',
+      diskBytes: 2 * FAKE_DISK_BYTES_PER_GIB,
+    });
     const dir = driver.instanceDir('u1');
     expect(dir).toBe(join(stateDir, 'instances', 'u1'));
     expect((await readdir(dir)).sort()).toEqual(['disk.img', 'domain.json']);
@@ -135,7 +151,12 @@ describe('FakeDriver', () => {
   it('guestReport shows the flavor and marker while running and nothing while stopped', async () => {
     await driver.spawn(spec('u1'));
     const report = await driver.guestReport('u1');
-    expect(report).toEqual({ vcpus: 1, memoryKiB: 2048 * 1024, diskBytes: 2 * 1024 ** 3, marker: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(report).toEqual({
+      vcpus: 1,
+      memoryKiB: 2048 * 1024,
+      diskBytes: 2 * 1024 ** 3,
+      marker: expect.stringMatching(/^[0-9a-f]{32}$/),
+    });
     await driver.powerOff('u1');
     expect(await driver.guestReport('u1')).toBeUndefined();
     expect(await driver.guestReport('missing')).toBeUndefined();
@@ -379,11 +400,23 @@ describe('FakeDriver migration', () => {
   it('finishMigration on another host moves the received directory in, grows the disk keeping the original bytes, applies the flavor, keeps the marker and starts the guest', async () => {
     const { received, diskBefore, marker } = await migrateToDest();
     const info = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
-    expect(info).toEqual({ uid: 'u1', name: 'default/u1', flavor: MEDIUM, image: 'cirros', powerState: 'running', diskBytes: 5 * UNIT });
+    expect(info).toEqual({
+      uid: 'u1',
+      name: 'default/u1',
+      flavor: MEDIUM,
+      image: 'cirros',
+      powerState: 'running',
+      diskBytes: 5 * UNIT,
+    });
     const disk = await readFile(join(dest.instanceDir('u1'), 'disk.img'));
     expect(sha256(disk.subarray(0, diskBefore.length))).toBe(sha256(diskBefore));
     expect(disk.subarray(2 * UNIT).equals(fakeDiskContent('u1', 2 * UNIT, 3 * UNIT))).toBe(true);
-    expect(await dest.guestReport('u1')).toEqual({ vcpus: 2, memoryKiB: 4096 * 1024, diskBytes: 5 * 1024 ** 3, marker });
+    expect(await dest.guestReport('u1')).toEqual({
+      vcpus: 2,
+      memoryKiB: 4096 * 1024,
+      diskBytes: 5 * 1024 ** 3,
+      marker,
+    });
     await expect(stat(received)).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await readdir(dest.instanceDir('u1'))).sort()).toEqual(['disk.img', 'domain.json']);
     expect(await instancesListing(destDir)).toEqual(['u1']);
@@ -405,7 +438,9 @@ describe('FakeDriver migration', () => {
     const { received } = await migrateToDest();
     const first = await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true });
     const hashes = await dirHashes(dest.instanceDir('u1'));
-    expect(await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true })).toEqual(first);
+    expect(
+      await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true }),
+    ).toEqual(first);
     expect(await dirHashes(dest.instanceDir('u1'))).toEqual(hashes);
   });
 
@@ -439,7 +474,9 @@ describe('FakeDriver migration', () => {
     // What the interrupted removal leaves: the definition went first, part of the rest stays.
     await mkdir(received, { recursive: true });
     await writeFile(join(received, 'disk.img'), 'left over');
-    expect(await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true })).toEqual(first);
+    expect(
+      await dest.finishMigration(spec('u1', { flavor: MEDIUM }), { receivedDir: received, powerOn: true }),
+    ).toEqual(first);
     await expect(stat(received)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
@@ -447,16 +484,22 @@ describe('FakeDriver migration', () => {
     const incomplete = join(destDir, 'incoming', 'u1');
     await mkdir(incomplete, { recursive: true });
     await writeFile(join(incomplete, 'disk.img'), 'half');
-    expect((await rejection(dest.finishMigration(spec('u1'), { receivedDir: incomplete, powerOn: true }))).operation).toBe('finishMigration');
+    expect(
+      (await rejection(dest.finishMigration(spec('u1'), { receivedDir: incomplete, powerOn: true }))).operation,
+    ).toBe('finishMigration');
     expect(await dest.list()).toEqual([]);
     const gone = join(destDir, 'incoming', 'nothing');
-    expect((await rejection(dest.finishMigration(spec('u9'), { receivedDir: gone, powerOn: true }))).operation).toBe('finishMigration');
+    expect((await rejection(dest.finishMigration(spec('u9'), { receivedDir: gone, powerOn: true }))).operation).toBe(
+      'finishMigration',
+    );
     expect((await rejection(dest.finishMigration(spec('u9'), { powerOn: true }))).operation).toBe('finishMigration');
   });
 
   it('finishMigration refuses a received directory holding another instance', async () => {
     const { received } = await migrateToDest();
-    await expect(dest.finishMigration(spec('u2'), { receivedDir: received, powerOn: true })).rejects.toThrow(DriverError);
+    await expect(dest.finishMigration(spec('u2'), { receivedDir: received, powerOn: true })).rejects.toThrow(
+      DriverError,
+    );
     expect(await dest.list()).toEqual([]);
   });
 
@@ -467,7 +510,9 @@ describe('FakeDriver migration', () => {
     const backup = await dirHashes(exp.dir);
     const info = await driver.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true });
     expect(info).toMatchObject({ flavor: MEDIUM, powerState: 'running', diskBytes: 5 * UNIT });
-    expect((await readFile(join(driver.instanceDir('u1'), 'disk.img'))).equals(fakeDiskContent('u1', 0, 5 * UNIT))).toBe(true);
+    expect(
+      (await readFile(join(driver.instanceDir('u1'), 'disk.img'))).equals(fakeDiskContent('u1', 0, 5 * UNIT)),
+    ).toBe(true);
     expect((await driver.guestReport('u1'))?.marker).toBe(marker);
     expect(await dirHashes(exp.dir)).toEqual(backup);
     expect(await instancesListing(stateDir)).toEqual(['u1', 'u1_resize']);
@@ -521,7 +566,14 @@ describe('FakeDriver migration', () => {
     await driver.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true });
     expect((await driver.get('u1'))?.diskBytes).toBe(5 * UNIT);
     const info = await driver.revertMigration(spec('u1'), { powerOn: true });
-    expect(info).toEqual({ uid: 'u1', name: 'default/u1', flavor: SMALL, image: 'cirros', powerState: 'running', diskBytes: 2 * UNIT });
+    expect(info).toEqual({
+      uid: 'u1',
+      name: 'default/u1',
+      flavor: SMALL,
+      image: 'cirros',
+      powerState: 'running',
+      diskBytes: 2 * UNIT,
+    });
     expect(sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')))).toBe(backupDisk);
     expect((await driver.guestReport('u1'))?.marker).toBe(marker);
     expect(await driver.hasBackup('u1')).toBe(false);

@@ -109,7 +109,15 @@ function parseDefinition(text: string, uid: string): DomainDefinition {
   ) {
     throw new DriverError('read', uid, `${DEFINITION} is not a valid domain definition`);
   }
-  return { uid, name: v.name, flavor: v.flavor, image: v.image, powerState: v.powerState, marker: v.marker, createdAt: v.createdAt };
+  return {
+    uid,
+    name: v.name,
+    flavor: v.flavor,
+    image: v.image,
+    powerState: v.powerState,
+    marker: v.marker,
+    createdAt: v.createdAt,
+  };
 }
 
 /** The definition in `dir`, or undefined when there is none; a corrupt one is a DriverError. */
@@ -329,7 +337,11 @@ export class FakeDriver implements VirtDriver {
 
   /** Puts `flavor` into the definition and the guest into the asked power state, writing only on change. */
   async #settle(def: DomainDefinition, flavor: FlavorSnapshot, powerOn: boolean): Promise<DomainDefinition> {
-    const next: DomainDefinition = { ...def, flavor: structuredClone(flavor), powerState: powerOn ? 'running' : 'shutdown' };
+    const next: DomainDefinition = {
+      ...def,
+      flavor: structuredClone(flavor),
+      powerState: powerOn ? 'running' : 'shutdown',
+    };
     if (isDeepStrictEqual(next, def)) return def;
     if (powerOn && def.powerState !== 'running') await this.#bootDelay();
     await this.#write(next);
@@ -373,10 +385,18 @@ export class FakeDriver implements VirtDriver {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    return { uid: def.uid, name: def.name, flavor: structuredClone(def.flavor), image: def.image, powerState: def.powerState, diskBytes };
+    return {
+      uid: def.uid,
+      name: def.name,
+      flavor: structuredClone(def.flavor),
+      image: def.image,
+      powerState: def.powerState,
+      diskBytes,
+    };
   }
 
   #checkUid(operation: string, uid: string): void {
-    if (!UID_PATTERN.test(uid)) throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
+    if (!UID_PATTERN.test(uid))
+      throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
   }
 }

@@ -23,7 +23,9 @@ export const TINY_IMAGE = 'tiny';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The build script lives in the source tree; from dist/ walk back to it. */
-const guestImageDir = existsSync(join(here, 'guest-image', 'build.sh')) ? join(here, 'guest-image') : join(here, '..', '..', '..', 'node-agent', 'driver', 'guest-image');
+const guestImageDir = existsSync(join(here, 'guest-image', 'build.sh'))
+  ? join(here, 'guest-image')
+  : join(here, '..', '..', '..', 'node-agent', 'driver', 'guest-image');
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -39,8 +41,15 @@ export function loadGuestImage(dir: string, name?: string): GuestImage {
   } catch (err) {
     throw new Error(`guest image ${abs}: cannot read image.json: ${(err as Error).message}`, { cause: err });
   }
-  if (!isRecord(v) || typeof v.kernel !== 'string' || (v.initrd !== undefined && typeof v.initrd !== 'string') || (v.disk !== undefined && typeof v.disk !== 'string')) {
-    throw new Error(`guest image ${abs}: image.json needs "kernel" and may have "initrd", "disk", "cmdline", "guestReport"`);
+  if (
+    !isRecord(v) ||
+    typeof v.kernel !== 'string' ||
+    (v.initrd !== undefined && typeof v.initrd !== 'string') ||
+    (v.disk !== undefined && typeof v.disk !== 'string')
+  ) {
+    throw new Error(
+      `guest image ${abs}: image.json needs "kernel" and may have "initrd", "disk", "cmdline", "guestReport"`,
+    );
   }
   const file = (p: string): string => {
     const full = isAbsolute(p) ? p : join(abs, p);
@@ -63,7 +72,10 @@ export function loadGuestImage(dir: string, name?: string): GuestImage {
  */
 export function parseImageList(spec: string): Record<string, GuestImage> {
   const out: Record<string, GuestImage> = {};
-  for (const item of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = item.indexOf('=');
     const image = eq > 0 ? loadGuestImage(item.slice(eq + 1), item.slice(0, eq)) : loadGuestImage(item);
     out[image.name] = image;
@@ -78,10 +90,15 @@ export function parseImageList(spec: string): Record<string, GuestImage> {
 export function ensureTinyImage(): GuestImage {
   let out: string;
   try {
-    out = execFileSync('bash', [join(guestImageDir, 'build.sh')], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    out = execFileSync('bash', [join(guestImageDir, 'build.sh')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
+    });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`building the ${TINY_IMAGE} guest image failed: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
+    throw new Error(`building the ${TINY_IMAGE} guest image failed: ${(e.stderr ?? '').trim() || e.message}`, {
+      cause: err,
+    });
   }
   const dir = out.trim().split('\n').pop() ?? '';
   return loadGuestImage(dir, TINY_IMAGE);

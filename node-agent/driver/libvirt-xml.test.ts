@@ -36,7 +36,8 @@ const input = (over: Partial<DomainXmlInput> = {}): DomainXmlInput => ({
 });
 
 /** The text of the first element `tag` in xml. */
-const element = (xml: string, tag: string): string | undefined => new RegExp(`<${tag}(?:\\s[^>]*)?>([^<]*)</${tag}>`).exec(xml)?.[1];
+const element = (xml: string, tag: string): string | undefined =>
+  new RegExp(`<${tag}(?:\\s[^>]*)?>([^<]*)</${tag}>`).exec(xml)?.[1];
 
 describe('libvirt domain names', () => {
   it('carry the host, so agents sharing one libvirtd never share a domain', () => {
@@ -72,7 +73,7 @@ describe('flavor to domain', () => {
     expect(rootDiskBytes({ rootDiskGiB: 0 }, 5_000_000)).toBe(5_000_000);
   });
 
-  it('builds an emulated, directly booted domain with the flavor\'s vCPUs and memory, one virtio disk and a file console', () => {
+  it("builds an emulated, directly booted domain with the flavor's vCPUs and memory, one virtio disk and a file console", () => {
     const xml = buildDomainXml(input({ flavor: { ...TINY, vcpus: 2, memoryMiB: 192 } }));
     expect(xml).toMatch(/^<domain type='qemu'>\n/);
     expect(element(xml, 'name')).toBe('kn-node-a-0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f');
@@ -87,7 +88,9 @@ describe('flavor to domain', () => {
     expect(xml).toContain(`<driver name='qemu' type='qcow2'/>`);
     expect(xml).toContain(`<source file='/state/node-a/instances/0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f/disk.qcow2'/>`);
     expect(xml).toContain(`<target dev='vda' bus='virtio'/>`);
-    expect(xml).toContain(`<source path='/state/node-a/console/0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f.log' append='off'/>`);
+    expect(xml).toContain(
+      `<source path='/state/node-a/console/0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f.log' append='off'/>`,
+    );
     expect(xml).toContain(`<memballoon model='none'/>`);
     expect(xml).not.toContain('<interface');
     expect(xml).toContain(`<seclabel type='static' model='dac' relabel='no'>`);
@@ -99,7 +102,7 @@ describe('flavor to domain', () => {
     expect(parseDomainMetadata(xml)?.flavor.memoryMiB).toBe(64);
   });
 
-  it('leaves out the initrd when the image has none and the root label when QEMU runs as libvirt\'s user', () => {
+  it("leaves out the initrd when the image has none and the root label when QEMU runs as libvirt's user", () => {
     const xml = buildDomainXml(input({ initrd: undefined, runAsRoot: false }));
     expect(xml).not.toContain('<initrd>');
     expect(xml).not.toContain('<seclabel');
@@ -111,7 +114,9 @@ describe('flavor to domain', () => {
 
   it('escapes what it is given', () => {
     expect(escapeXml(`a<b>&'"`)).toBe('a&lt;b&gt;&amp;&apos;&quot;');
-    const xml = buildDomainXml(input({ name: `ns/we<ird>&'"`, flavor: { ...TINY, name: 'a&b' }, disk: "/state/it's/disk.qcow2" }));
+    const xml = buildDomainXml(
+      input({ name: `ns/we<ird>&'"`, flavor: { ...TINY, name: 'a&b' }, disk: "/state/it's/disk.qcow2" }),
+    );
     expect(element(xml, 'title')).toBe('ns/we&lt;ird&gt;&amp;&apos;&quot;');
     expect(xml).toContain(`<source file='/state/it&apos;s/disk.qcow2'/>`);
     expect(parseDomainMetadata(xml)).toMatchObject({ name: `ns/we<ird>&'"`, flavor: { name: 'a&b' } });
@@ -149,12 +154,20 @@ describe('domain metadata', () => {
     <other:thing xmlns:other="urn:other"><other:host>elsewhere</other:host></other:thing>
   </metadata>
 </domain>`;
-    expect(parseDomainMetadata(dumped)).toEqual({ host: 'node-a', uid: 'u1', name: 'default/web-1', image: 'tiny', flavor: { name: 'm1', vcpus: 2, memoryMiB: 256, rootDiskGiB: 3, ephemeralDiskGiB: 0 } });
+    expect(parseDomainMetadata(dumped)).toEqual({
+      host: 'node-a',
+      uid: 'u1',
+      name: 'default/web-1',
+      image: 'tiny',
+      flavor: { name: 'm1', vcpus: 2, memoryMiB: 256, rootDiskGiB: 3, ephemeralDiskGiB: 0 },
+    });
   });
 
   it('finds nothing in a domain kubenova did not define or whose metadata is incomplete', () => {
     expect(parseDomainMetadata(`<domain type='kvm'><name>vm1</name></domain>`)).toBeUndefined();
-    expect(parseDomainMetadata(`<metadata><x:instance xmlns:x="urn:other"><x:host>a</x:host></x:instance></metadata>`)).toBeUndefined();
+    expect(
+      parseDomainMetadata(`<metadata><x:instance xmlns:x="urn:other"><x:host>a</x:host></x:instance></metadata>`),
+    ).toBeUndefined();
     const noFlavor = buildDomainXml(input()).replace(/<kubenova:flavor[^>]*\/>\n/, '');
     expect(parseDomainMetadata(noFlavor)).toBeUndefined();
     const badNumber = buildDomainXml(input()).replace('vcpus="1"', 'vcpus="one"');
@@ -163,10 +176,16 @@ describe('domain metadata', () => {
 });
 
 describe('guest report', () => {
-  const line = (over = '') => `KUBENOVA-GUEST vcpus=2 memkib=160340 diskbytes=2147483648 marker=3fe12b46b49ba32f404734157d61d1f7${over}`;
+  const line = (over = '') =>
+    `KUBENOVA-GUEST vcpus=2 memkib=160340 diskbytes=2147483648 marker=3fe12b46b49ba32f404734157d61d1f7${over}`;
 
   it('parses the line the tiny guest prints', () => {
-    expect(parseGuestReport(`${line()}\n`)).toEqual({ vcpus: 2, memoryKiB: 160340, diskBytes: 2147483648, marker: '3fe12b46b49ba32f404734157d61d1f7' });
+    expect(parseGuestReport(`${line()}\n`)).toEqual({
+      vcpus: 2,
+      memoryKiB: 160340,
+      diskBytes: 2147483648,
+      marker: '3fe12b46b49ba32f404734157d61d1f7',
+    });
   });
 
   it('takes the last line among kernel messages, with serial line endings', () => {
@@ -187,7 +206,12 @@ describe('guest report', () => {
   });
 
   it('accepts an empty marker (a guest without a disk)', () => {
-    expect(parseGuestReport('KUBENOVA-GUEST vcpus=1 memkib=94780 diskbytes=0 marker=\n')).toEqual({ vcpus: 1, memoryKiB: 94780, diskBytes: 0, marker: '' });
+    expect(parseGuestReport('KUBENOVA-GUEST vcpus=1 memkib=94780 diskbytes=0 marker=\n')).toEqual({
+      vcpus: 1,
+      memoryKiB: 94780,
+      diskBytes: 0,
+      marker: '',
+    });
   });
 });
 
@@ -211,8 +235,10 @@ describe('virsh output', () => {
   });
 
   it('makes one message of virsh errors', () => {
-    expect(virshMessage("error: Failed to start domain 'kn-a-u1'\nerror: internal error: qemu unexpectedly closed the monitor\n")).toBe(
-      "Failed to start domain 'kn-a-u1'; internal error: qemu unexpectedly closed the monitor",
-    );
+    expect(
+      virshMessage(
+        "error: Failed to start domain 'kn-a-u1'\nerror: internal error: qemu unexpectedly closed the monitor\n",
+      ),
+    ).toBe("Failed to start domain 'kn-a-u1'; internal error: qemu unexpectedly closed the monitor");
   });
 });

@@ -55,7 +55,10 @@ export function domainUuid(host: string, uid: string): string {
 }
 
 /** The memory the domain gets for a flavor: the flavor's, raised to the floor. */
-export function guestMemoryMiB(flavor: Pick<FlavorSnapshot, 'memoryMiB'>, minMemoryMiB = DEFAULT_MIN_MEMORY_MIB): number {
+export function guestMemoryMiB(
+  flavor: Pick<FlavorSnapshot, 'memoryMiB'>,
+  minMemoryMiB = DEFAULT_MIN_MEMORY_MIB,
+): number {
   return Math.max(flavor.memoryMiB, minMemoryMiB);
 }
 
@@ -66,15 +69,21 @@ export function rootDiskBytes(flavor: Pick<FlavorSnapshot, 'rootDiskGiB'>, baseB
 }
 
 export function escapeXml(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c);
+  return s.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] ?? c,
+  );
 }
 
 export function unescapeXml(s: string): string {
-  return s.replace(/&(lt|gt|amp|apos|quot|#(\d+)|#x([0-9a-fA-F]+));/g, (_m, name: string, dec?: string, hex?: string) => {
-    if (dec) return String.fromCodePoint(Number(dec));
-    if (hex) return String.fromCodePoint(parseInt(hex, 16));
-    return { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' }[name] ?? _m;
-  });
+  return s.replace(
+    /&(lt|gt|amp|apos|quot|#(\d+)|#x([0-9a-fA-F]+));/g,
+    (_m, name: string, dec?: string, hex?: string) => {
+      if (dec) return String.fromCodePoint(Number(dec));
+      if (hex) return String.fromCodePoint(parseInt(hex, 16));
+      return { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' }[name] ?? _m;
+    },
+  );
 }
 
 export interface DomainXmlInput {
@@ -153,7 +162,9 @@ export function buildDomainXml(d: DomainXmlInput): string {
     `    </serial>`,
     `    <memballoon model='none'/>`,
     `  </devices>`,
-    ...(d.runAsRoot ? [`  <seclabel type='static' model='dac' relabel='no'>`, `    <label>+0:+0</label>`, `  </seclabel>`] : []),
+    ...(d.runAsRoot
+      ? [`  <seclabel type='static' model='dac' relabel='no'>`, `    <label>+0:+0</label>`, `  </seclabel>`]
+      : []),
     `</domain>`,
   ];
   return `${lines.join('\n')}\n`;
@@ -181,7 +192,8 @@ export interface DomainMetadata {
 
 function attributes(tag: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const m of tag.matchAll(/([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) out[m[1]!] = unescapeXml(m[2] ?? m[3] ?? '');
+  for (const m of tag.matchAll(/([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g))
+    out[m[1]!] = unescapeXml(m[2] ?? m[3] ?? '');
   return out;
 }
 
@@ -192,7 +204,9 @@ function attributes(tag: string): Record<string, string> {
  */
 export function parseDomainMetadata(xml: string): DomainMetadata | undefined {
   // The prefix is whatever the element was declared with; find it by the namespace.
-  const open = new RegExp(`<([A-Za-z_][\\w.-]*):instance\\b[^>]*\\bxmlns:\\1\\s*=\\s*["']${METADATA_NAMESPACE.replace(/[.:]/g, '\\$&')}["'][^>]*>`).exec(xml);
+  const open = new RegExp(
+    `<([A-Za-z_][\\w.-]*):instance\\b[^>]*\\bxmlns:\\1\\s*=\\s*["']${METADATA_NAMESPACE.replace(/[.:]/g, '\\$&')}["'][^>]*>`,
+  ).exec(xml);
   if (!open) return undefined;
   const p = open[1]!;
   const end = xml.indexOf(`</${p}:instance>`, open.index);
@@ -207,14 +221,16 @@ export function parseDomainMetadata(xml: string): DomainMetadata | undefined {
   const uid = text('uid');
   const name = text('name');
   const image = text('image');
-  if (host === undefined || uid === undefined || name === undefined || image === undefined || !flavorTag) return undefined;
+  if (host === undefined || uid === undefined || name === undefined || image === undefined || !flavorTag)
+    return undefined;
   const a = attributes(flavorTag[0]);
   const num = (k: string): number | undefined => (a[k] !== undefined && /^\d+$/.test(a[k]) ? Number(a[k]) : undefined);
   const vcpus = num('vcpus');
   const memoryMiB = num('memoryMiB');
   const rootDiskGiB = num('rootDiskGiB');
   const ephemeralDiskGiB = num('ephemeralDiskGiB') ?? 0;
-  if (a.name === undefined || vcpus === undefined || memoryMiB === undefined || rootDiskGiB === undefined) return undefined;
+  if (a.name === undefined || vcpus === undefined || memoryMiB === undefined || rootDiskGiB === undefined)
+    return undefined;
   const flavor: FlavorSnapshot = { name: a.name, vcpus, memoryMiB, rootDiskGiB, ephemeralDiskGiB };
   const extraSpecs: Record<string, string> = {};
   for (const m of body.matchAll(new RegExp(`<${p}:extraSpec\\b[^>]*>`, 'g'))) {

@@ -89,13 +89,18 @@ async function readIfExists(path: string): Promise<string | undefined> {
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<CommandResult> {
   return new Promise((resolvePromise, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
-      if (!err) return resolvePromise({ code: 0, stdout, stderr });
-      const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
-      if (typeof e.code === 'number') return resolvePromise({ code: e.code, stdout, stderr });
-      if (e.killed) return resolvePromise({ code: -1, stdout, stderr: `${stderr}\ntimed out after ${timeoutMs} ms` });
-      reject(err);
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } },
+      (err, stdout, stderr) => {
+        if (!err) return resolvePromise({ code: 0, stdout, stderr });
+        const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
+        if (typeof e.code === 'number') return resolvePromise({ code: e.code, stdout, stderr });
+        if (e.killed) return resolvePromise({ code: -1, stdout, stderr: `${stderr}\ntimed out after ${timeoutMs} ms` });
+        reject(err);
+      },
+    );
   });
 }
 
@@ -118,7 +123,8 @@ export class LibvirtDriver implements VirtDriver {
   readonly #steps: MigrationSteps;
 
   constructor(opts: LibvirtDriverOptions) {
-    if (!isValidHost(opts.host)) throw new Error(`libvirt driver: host name ${JSON.stringify(opts.host)} must be letters, digits, "-" or "."`);
+    if (!isValidHost(opts.host))
+      throw new Error(`libvirt driver: host name ${JSON.stringify(opts.host)} must be letters, digits, "-" or "."`);
     this.host = opts.host;
     // Absolute, because instanceDir() is handed to the migration transfer and paths go into domain XML.
     this.#stateDir = resolve(opts.stateDir);
@@ -370,13 +376,21 @@ export class LibvirtDriver implements VirtDriver {
       if (report) return report;
       const now = Date.now();
       if (now - started > this.#bootTimeoutMs) {
-        throw new DriverError(op, uid, `the guest of ${this.domainName(uid)} on host ${this.host} did not report within ${Math.round(this.#bootTimeoutMs / 1000)} s; console: ${JSON.stringify(text.slice(-CONSOLE_TAIL))}`);
+        throw new DriverError(
+          op,
+          uid,
+          `the guest of ${this.domainName(uid)} on host ${this.host} did not report within ${Math.round(this.#bootTimeoutMs / 1000)} s; console: ${JSON.stringify(text.slice(-CONSOLE_TAIL))}`,
+        );
       }
       if (now - lastStateCheck >= 1000) {
         lastStateCheck = now;
         const state = await this.#state(op, uid);
         if (state === undefined || powerStateOf(state) !== 'running') {
-          throw new DriverError(op, uid, `the guest of ${this.domainName(uid)} on host ${this.host} stopped while booting (${state ?? 'undefined'}); console: ${JSON.stringify(text.slice(-CONSOLE_TAIL))}`);
+          throw new DriverError(
+            op,
+            uid,
+            `the guest of ${this.domainName(uid)} on host ${this.host} stopped while booting (${state ?? 'undefined'}); console: ${JSON.stringify(text.slice(-CONSOLE_TAIL))}`,
+          );
         }
       }
       await sleep(POLL_MS);
@@ -387,7 +401,8 @@ export class LibvirtDriver implements VirtDriver {
   async #stop(op: string, uid: string): Promise<void> {
     const args = ['destroy', this.domainName(uid)];
     const res = await this.#virshRun(args);
-    if (res.code !== 0 && !noSuchDomain(res.stderr) && !/not running/i.test(res.stderr)) throw this.#error(op, uid, args, res);
+    if (res.code !== 0 && !noSuchDomain(res.stderr) && !/not running/i.test(res.stderr))
+      throw this.#error(op, uid, args, res);
   }
 
   async #undefine(op: string, uid: string): Promise<void> {
@@ -429,13 +444,21 @@ export class LibvirtDriver implements VirtDriver {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    return { uid: meta.uid, name: meta.name, flavor: structuredClone(meta.flavor), image: meta.image, powerState: powerStateOf(state), diskBytes };
+    return {
+      uid: meta.uid,
+      name: meta.name,
+      flavor: structuredClone(meta.flavor),
+      image: meta.image,
+      powerState: powerStateOf(state),
+      diskBytes,
+    };
   }
 
   async #infoOrFail(op: string, uid: string): Promise<DomainInfo> {
     const state = await this.#state(op, uid);
     const meta = state === undefined ? undefined : await this.#metadata(op, uid);
-    if (state === undefined || !meta) throw new DriverError(op, uid, `domain ${this.domainName(uid)} vanished from host ${this.host}`);
+    if (state === undefined || !meta)
+      throw new DriverError(op, uid, `domain ${this.domainName(uid)} vanished from host ${this.host}`);
     return this.#info(meta, state);
   }
 
@@ -449,7 +472,14 @@ export class LibvirtDriver implements VirtDriver {
         const size = rootDiskBytes({ rootDiskGiB }, base);
         if (size > base) await this.#qemuImgOrFail(op, uid, ['resize', '-q', tmp, String(size)]);
       } else {
-        await this.#qemuImgOrFail(op, uid, ['create', '-q', '-f', 'qcow2', tmp, String(rootDiskBytes({ rootDiskGiB }))]);
+        await this.#qemuImgOrFail(op, uid, [
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          tmp,
+          String(rootDiskBytes({ rootDiskGiB })),
+        ]);
       }
       await rename(tmp, disk);
     } catch (err) {
@@ -478,7 +508,8 @@ export class LibvirtDriver implements VirtDriver {
     } catch {
       v = undefined;
     }
-    if (!isRecord(v) || typeof v['virtual-size'] !== 'number') throw new DriverError(op, uid, `qemu-img info ${disk} on host ${this.host} gave no virtual size`);
+    if (!isRecord(v) || typeof v['virtual-size'] !== 'number')
+      throw new DriverError(op, uid, `qemu-img info ${disk} on host ${this.host} gave no virtual size`);
     return v['virtual-size'];
   }
 
@@ -522,15 +553,25 @@ export class LibvirtDriver implements VirtDriver {
     } catch (err) {
       res = { code: -1, stdout: '', stderr: `cannot run ${this.#qemuImg}: ${(err as Error).message}` };
     }
-    if (res.code !== 0) throw new DriverError(op, uid, `${this.#qemuImg} ${args.join(' ')} failed on host ${this.host}: ${res.stderr.trim() || `exit ${res.code}`}`);
+    if (res.code !== 0)
+      throw new DriverError(
+        op,
+        uid,
+        `${this.#qemuImg} ${args.join(' ')} failed on host ${this.host}: ${res.stderr.trim() || `exit ${res.code}`}`,
+      );
     return res.stdout;
   }
 
   #error(op: string, uid: string, args: string[], res: CommandResult): DriverError {
-    return new DriverError(op, uid, `virsh ${args.join(' ')} failed on host ${this.host}: ${virshMessage(res.stderr) || `exit ${res.code}`}`);
+    return new DriverError(
+      op,
+      uid,
+      `virsh ${args.join(' ')} failed on host ${this.host}: ${virshMessage(res.stderr) || `exit ${res.code}`}`,
+    );
   }
 
   #checkUid(operation: string, uid: string): void {
-    if (!isValidUid(uid)) throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
+    if (!isValidUid(uid))
+      throw new DriverError(operation, uid, 'uid must be letters, digits, "-" or "." and not start with "."');
   }
 }

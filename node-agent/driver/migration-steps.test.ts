@@ -348,7 +348,7 @@ describe('MigrationSteps', () => {
     expect(await exists(src.dirs.dir('u1'))).toBe(true);
   });
 
-  it('every step runs in the driver\'s per-uid queue, and a bad uid is refused before it is queued', async () => {
+  it("every step runs in the driver's per-uid queue, and a bad uid is refused before it is queued", async () => {
     await src.create('u1');
     await src.steps.migrateOut('u1');
     await src.steps.finishMigration(spec('u1'), { powerOn: true });

@@ -35,7 +35,10 @@ export class InstanceWorker implements Reconciler {
     private readonly onMigrationFreed?: (migrationUid: string) => Promise<void>,
   ) {}
 
-  /** Whether this host has anything to do with the instance (runs it, was sent it, or holds a claim for it or its migrations). */
+  /**
+   * Whether this host has anything to do with the instance (runs it, was sent it, or holds a claim
+   * for it or its migrations).
+   */
   concerns(inst: Instance): boolean {
     const s = inst.status;
     if (s?.host === this.host || s?.scheduling?.selectedHost === this.host) return true;
@@ -52,7 +55,12 @@ export class InstanceWorker implements Reconciler {
     if (inst.metadata.deletionTimestamp) return this.cleanUp(inst, log);
     const s = inst.status ?? {};
     if (s.host === this.host) return this.manage(inst, log);
-    if (s.vmState === 'building' && s.taskState === 'scheduling' && !s.host && s.scheduling?.selectedHost === this.host) {
+    if (
+      s.vmState === 'building' &&
+      s.taskState === 'scheduling' &&
+      !s.host &&
+      s.scheduling?.selectedHost === this.host
+    ) {
       return this.claim(inst, log);
     }
     return {};
@@ -69,7 +77,12 @@ export class InstanceWorker implements Reconciler {
       {
         target: inst,
         scheduling: s.scheduling,
-        claim: { consumer: uid, kind: 'instance', instance: `${inst.metadata.namespace}/${inst.metadata.name}`, ...resourcesOf(flavor) },
+        claim: {
+          consumer: uid,
+          kind: 'instance',
+          instance: `${inst.metadata.namespace}/${inst.metadata.name}`,
+          ...resourcesOf(flavor),
+        },
         guard: await this.serverGroupGuard(inst),
         report: (claimFailure) => this.kube.instances.patchStatus(inst, { scheduling: { claimFailure } }),
       },
@@ -87,8 +100,13 @@ export class InstanceWorker implements Reconciler {
       if (isNotFound(err)) await this.tracker.release(uid);
       else if (isConflict(err)) {
         const fresh = await this.kube.instances.get({ namespace: inst.metadata.namespace, name: inst.metadata.name });
-        const stillOurs = fresh && !fresh.metadata.deletionTimestamp && (fresh.status?.host === this.host ||
-          (fresh.status?.taskState === 'scheduling' && fresh.status.scheduling?.selectedHost === this.host && fresh.status.scheduling.claimFailure?.attempt !== fresh.status.scheduling.attempts));
+        const stillOurs =
+          fresh &&
+          !fresh.metadata.deletionTimestamp &&
+          (fresh.status?.host === this.host ||
+            (fresh.status?.taskState === 'scheduling' &&
+              fresh.status.scheduling?.selectedHost === this.host &&
+              fresh.status.scheduling.claimFailure?.attempt !== fresh.status.scheduling.attempts));
         if (!stillOurs) await this.tracker.release(uid);
       }
       throw err;
@@ -114,14 +132,26 @@ export class InstanceWorker implements Reconciler {
     if (policy === 'anti-affinity') {
       return (claims) => {
         const other = claims.find((c) => memberOf(c.instance));
-        return other ? `server group ${name} (anti-affinity): member ${other.instance} already holds this host` : undefined;
+        return other
+          ? `server group ${name} (anti-affinity): member ${other.instance} already holds this host`
+          : undefined;
       };
     }
     if (policy === 'affinity') {
       const elsewhere = this.instances
         .list(inst.metadata.namespace)
-        .find((m) => m.metadata.name !== inst.metadata.name && m.spec.serverGroup === name && m.status?.host && m.status.host !== this.host && m.status.vmState !== 'error');
-      return () => (elsewhere ? `server group ${name} (affinity): member ${elsewhere.metadata.name} runs on ${elsewhere.status?.host}` : undefined);
+        .find(
+          (m) =>
+            m.metadata.name !== inst.metadata.name &&
+            m.spec.serverGroup === name &&
+            m.status?.host &&
+            m.status.host !== this.host &&
+            m.status.vmState !== 'error',
+        );
+      return () =>
+        elsewhere
+          ? `server group ${name} (affinity): member ${elsewhere.metadata.name} runs on ${elsewhere.status?.host}`
+          : undefined;
     }
     return undefined;
   }
@@ -154,7 +184,12 @@ export class InstanceWorker implements Reconciler {
     if (!s.flavor) return {};
     let domain: DomainInfo;
     try {
-      domain = await this.driver.spawn({ uid, name: `${inst.metadata.namespace}/${inst.metadata.name}`, flavor: s.flavor, image: inst.spec.image });
+      domain = await this.driver.spawn({
+        uid,
+        name: `${inst.metadata.namespace}/${inst.metadata.name}`,
+        flavor: s.flavor,
+        image: inst.spec.image,
+      });
     } catch (err) {
       if (!(err instanceof DriverError)) throw err;
       return this.spawnFailed(inst, err, log);
@@ -168,7 +203,11 @@ export class InstanceWorker implements Reconciler {
       launchedAt: s.launchedAt ?? now.toISOString(),
       fault: null,
       guest: await this.guest(uid),
-      conditions: setCondition(s.conditions, { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` }, now),
+      conditions: setCondition(
+        s.conditions,
+        { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` },
+        now,
+      ),
     });
     log.info({ step: 'spawning' }, 'spawned');
     this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}`);
@@ -210,7 +249,11 @@ export class InstanceWorker implements Reconciler {
       vmState: 'stopped',
       taskState: '',
       powerState: domain.powerState,
-      conditions: setCondition(inst.status?.conditions, { type: 'Ready', status: 'False', reason: 'Stopped', message: 'stopped by request' }, now),
+      conditions: setCondition(
+        inst.status?.conditions,
+        { type: 'Ready', status: 'False', reason: 'Stopped', message: 'stopped by request' },
+        now,
+      ),
     });
     log.info({ step: 'powering_off' }, 'stopped');
     this.events.record(inst, 'Normal', EventReason.Stopped, `instance stopped on ${this.host}`);
@@ -226,7 +269,11 @@ export class InstanceWorker implements Reconciler {
       taskState: '',
       powerState: domain.powerState,
       guest: await this.guest(uid),
-      conditions: setCondition(inst.status?.conditions, { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` }, now),
+      conditions: setCondition(
+        inst.status?.conditions,
+        { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` },
+        now,
+      ),
     });
     log.info({ step: 'powering_on' }, 'started');
     this.events.record(inst, 'Normal', EventReason.Started, `instance started on ${this.host}`);

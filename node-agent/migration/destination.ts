@@ -132,7 +132,12 @@ export class MigrationDestination implements Reconciler {
     const decide = `patch Migration ${mig.metadata.name} spec.decision to Confirm or Revert`;
     const migMessage = `instance running with ${s.newFlavor.name} on ${host}; confirm or revert`;
     this.side.events.record(mig, 'Normal', EventReason.ResizeFinished, migMessage);
-    this.side.events.record(inst, 'Normal', EventReason.ResizeFinished, `now on ${host} with ${s.newFlavor.name}; ${decide}`);
+    this.side.events.record(
+      inst,
+      'Normal',
+      EventReason.ResizeFinished,
+      `now on ${host} with ${s.newFlavor.name}; ${decide}`,
+    );
     return {};
   }
 

@@ -38,7 +38,12 @@ export interface MigrationSide {
 export const sameHost = (mig: Migration): boolean => mig.status?.sourceHost === mig.status?.destHost;
 
 export function domainSpec(inst: Instance, flavor: FlavorSnapshot): DomainSpec {
-  return { uid: inst.metadata.uid ?? '', name: `${inst.metadata.namespace}/${inst.metadata.name}`, flavor, image: inst.spec.image };
+  return {
+    uid: inst.metadata.uid ?? '',
+    name: `${inst.metadata.namespace}/${inst.metadata.name}`,
+    flavor,
+    image: inst.spec.image,
+  };
 }
 
 /** Makes the Instance show the task this Migration step belongs to (idempotent). */
@@ -62,7 +67,11 @@ export function readyOn(
 ): Condition[] {
   const pending = awaitingDecision ? ', resize awaiting confirm or revert' : '';
   if (powerState === 'running') {
-    return setCondition(conditions, { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${host}${pending}` }, now);
+    return setCondition(
+      conditions,
+      { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${host}${pending}` },
+      now,
+    );
   }
   const message = awaitingDecision ? `stopped on ${host}${pending}` : 'stopped';
   return setCondition(conditions, { type: 'Ready', status: 'False', reason: 'Stopped', message }, now);

@@ -109,7 +109,11 @@ export class MigrationSource implements Reconciler {
 
   private async send(mig: Migration, dir: string, files: string[], log: Logger): Promise<MigrationStatus['transfer']> {
     const s = mig.status ?? {};
-    const ref: TransferRef = { namespace: mig.metadata.namespace ?? 'default', name: mig.metadata.name, uid: mig.metadata.uid ?? '' };
+    const ref: TransferRef = {
+      namespace: mig.metadata.namespace ?? 'default',
+      name: mig.metadata.name,
+      uid: mig.metadata.uid ?? '',
+    };
     const token = await readTransferToken(this.side.kube.secrets, ref);
     if (!token) throw new TransferFailed(`no transfer token for Migration ${ref.name}`, 0);
     const dest = await this.side.kube.computeNodes.get({ name: s.destHost ?? '' });
@@ -201,7 +205,9 @@ export class MigrationSource implements Reconciler {
     const uid = inst.metadata.uid ?? '';
     const { driver, host, kube } = this.side;
     crashPoint('agent:reverting:before-restore');
-    const domain = await driver.revertMigration(domainSpec(inst, s.oldFlavor!), { powerOn: s.oldVmState !== 'stopped' });
+    const domain = await driver.revertMigration(domainSpec(inst, s.oldFlavor!), {
+      powerOn: s.oldVmState !== 'stopped',
+    });
     const report = await driver.guestReport(uid);
     const now = this.side.now();
     await kube.instances.patchStatus(inst, {

@@ -4,7 +4,14 @@ import { ClaimLedger } from './claim-ledger.js';
 import { ClaimFailed } from './claims.js';
 
 const ALLOCATABLE: ResourceAmounts = { vcpus: 4, memoryMiB: 4096, diskGiB: 40 };
-const claim = (consumer: string, kind: ClaimKind, vcpus: number, memoryMiB: number, diskGiB: number, extra: Partial<Claim> = {}): Claim => ({
+const claim = (
+  consumer: string,
+  kind: ClaimKind,
+  vcpus: number,
+  memoryMiB: number,
+  diskGiB: number,
+  extra: Partial<Claim> = {},
+): Claim => ({
   consumer,
   kind,
   vcpus,
@@ -46,7 +53,11 @@ describe('ClaimLedger', () => {
     const ledger = new ClaimLedger([claim('u1', 'instance', 3, 3584, 30)]);
     const err = failureOf(() => ledger.claim('node-a', ALLOCATABLE, claim('u2', 'instance', 2, 2048, 20)));
     expect(err.host).toBe('node-a');
-    expect(err.reasons).toEqual(['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2', 'free disk 10 GiB < requested 20 GiB']);
+    expect(err.reasons).toEqual([
+      'free memory 512 MiB < requested 2048 MiB',
+      'free vcpus 1 < requested 2',
+      'free disk 10 GiB < requested 20 GiB',
+    ]);
     expect(ledger.has('u2', 'instance')).toBe(false);
     expect(ledger.allocated()).toEqual({ vcpus: 3, memoryMiB: 3584, diskGiB: 30 });
   });
@@ -82,14 +93,22 @@ describe('ClaimLedger', () => {
   });
 
   it('release without a kind frees every claim of the consumer', () => {
-    const ledger = new ClaimLedger([claim('u1', 'instance', 1, 1024, 10), claim('u1', 'migration', 2, 2048, 20), claim('u2', 'instance', 1, 1, 1)]);
+    const ledger = new ClaimLedger([
+      claim('u1', 'instance', 1, 1024, 10),
+      claim('u1', 'migration', 2, 2048, 20),
+      claim('u2', 'instance', 1, 1, 1),
+    ]);
     expect(ledger.release('u1')).toBe(true);
     expect(ledger.release('u1')).toBe(false);
     expect(ledger.claims.map((c) => c.consumer)).toEqual(['u2']);
   });
 
   it('lists claims sorted by consumer then kind', () => {
-    const ledger = new ClaimLedger([claim('b', 'migration', 1, 1, 1), claim('a', 'migration', 1, 1, 1), claim('b', 'instance', 1, 1, 1)]);
+    const ledger = new ClaimLedger([
+      claim('b', 'migration', 1, 1, 1),
+      claim('a', 'migration', 1, 1, 1),
+      claim('b', 'instance', 1, 1, 1),
+    ]);
     expect(ledger.claims.map((c) => `${c.consumer}/${c.kind}`)).toEqual(['a/migration', 'b/instance', 'b/migration']);
   });
 

@@ -19,7 +19,9 @@ function assertValidAmounts(c: Claim): void {
     // A negative or non-numeric amount would shrink `allocated` and let later claims
     // overcommit the host, so it is a bug to stop here, not a shortfall to report.
     if (!Number.isFinite(v) || v < 0) {
-      throw new RangeError(`claim ${c.kind}/${c.consumer} has an invalid amount: ${c.vcpus} vcpus, ${c.memoryMiB} MiB, ${c.diskGiB} GiB`);
+      throw new RangeError(
+        `claim ${c.kind}/${c.consumer} has an invalid amount: ${c.vcpus} vcpus, ${c.memoryMiB} MiB, ${c.diskGiB} GiB`,
+      );
     }
   }
 }
@@ -27,7 +29,10 @@ function assertValidAmounts(c: Claim): void {
 export class ClaimLedger {
   readonly #byKey = new Map<string, Claim>();
 
-  /** Duplicates (same consumer and kind) in `claims` collapse to the last one, so a status written twice is not counted twice. */
+  /**
+   * Duplicates (same consumer and kind) in `claims` collapse to the last one, so a status written
+   * twice is not counted twice.
+   */
   constructor(claims: readonly Claim[]) {
     for (const c of claims) this.#byKey.set(keyOf(c.consumer, c.kind), { ...c });
   }

@@ -3,7 +3,13 @@ import type { Claim, ResourceAmounts } from '../../common/api/types.js';
 import { ClaimFailed, allocatableOf, allocatedOf, describeShortfall, shortfalls } from './claims.js';
 
 const amounts = (vcpus: number, memoryMiB: number, diskGiB: number): ResourceAmounts => ({ vcpus, memoryMiB, diskGiB });
-const claim = (consumer: string, vcpus: number, memoryMiB: number, diskGiB: number): Claim => ({ consumer, kind: 'instance', vcpus, memoryMiB, diskGiB });
+const claim = (consumer: string, vcpus: number, memoryMiB: number, diskGiB: number): Claim => ({
+  consumer,
+  kind: 'instance',
+  vcpus,
+  memoryMiB,
+  diskGiB,
+});
 const NO_RESERVE = amounts(0, 0, 0);
 const described = (...args: Parameters<typeof shortfalls>) => shortfalls(...args).map(describeShortfall);
 const UNIT_RATIO = { cpu: 1, memory: 1, disk: 1 };
@@ -17,12 +23,16 @@ describe('allocatableOf', () => {
   });
 
   it('floors fractional results down, never up', () => {
-    expect(allocatableOf(amounts(3, 1001, 7), NO_RESERVE, { cpu: 1.5, memory: 0.5, disk: 1.1 })).toEqual(amounts(4, 500, 7));
+    expect(allocatableOf(amounts(3, 1001, 7), NO_RESERVE, { cpu: 1.5, memory: 0.5, disk: 1.1 })).toEqual(
+      amounts(4, 500, 7),
+    );
   });
 
   it('does not lose a unit to floating-point error when the product is a whole number', () => {
     // 100 * 1.15 is 114.99999999999999 in IEEE doubles.
-    expect(allocatableOf(amounts(100, 100, 100), NO_RESERVE, { cpu: 1.15, memory: 1.15, disk: 1.15 })).toEqual(amounts(115, 115, 115));
+    expect(allocatableOf(amounts(100, 100, 100), NO_RESERVE, { cpu: 1.15, memory: 1.15, disk: 1.15 })).toEqual(
+      amounts(115, 115, 115),
+    );
   });
 
   it('is never negative when reserved exceeds capacity', () => {
@@ -49,7 +59,9 @@ describe('shortfalls', () => {
   });
 
   it('reports memory alone when only memory is short', () => {
-    expect(described(allocatable, allocated, amounts(1, 2048, 10))).toEqual(['free memory 512 MiB < requested 2048 MiB']);
+    expect(described(allocatable, allocated, amounts(1, 2048, 10))).toEqual([
+      'free memory 512 MiB < requested 2048 MiB',
+    ]);
   });
 
   it('reports vcpus alone when only vcpus are short', () => {
@@ -69,11 +81,15 @@ describe('shortfalls', () => {
   });
 
   it('shows negative free space truthfully when the host is already overcommitted', () => {
-    expect(described(amounts(2, 1024, 10), amounts(3, 1024, 10), amounts(1, 0, 0))).toEqual(['free vcpus -1 < requested 1']);
+    expect(described(amounts(2, 1024, 10), amounts(3, 1024, 10), amounts(1, 0, 0))).toEqual([
+      'free vcpus -1 < requested 1',
+    ]);
   });
 
   it('fails rather than passes a request with a missing (NaN) amount', () => {
-    expect(described(allocatable, allocated, amounts(1, Number.NaN, 0))).toEqual(['free memory 512 MiB < requested NaN MiB']);
+    expect(described(allocatable, allocated, amounts(1, Number.NaN, 0))).toEqual([
+      'free memory 512 MiB < requested NaN MiB',
+    ]);
   });
 });
 
@@ -89,6 +105,8 @@ describe('ClaimFailed', () => {
     expect(err.host).toBe('node-a');
     expect(err.shortfalls.map((f) => f.resource)).toEqual(['memoryMiB', 'vcpus']);
     expect(err.reasons).toEqual(['free memory 512 MiB < requested 2048 MiB', 'free vcpus 1 < requested 2']);
-    expect(err.message).toBe('claim on node-a failed: free memory 512 MiB < requested 2048 MiB; free vcpus 1 < requested 2');
+    expect(err.message).toBe(
+      'claim on node-a failed: free memory 512 MiB < requested 2048 MiB; free vcpus 1 < requested 2',
+    );
   });
 });

@@ -17,7 +17,11 @@ export interface AllocationRatios {
  * (100 * 1.15 === 114.99999999999999); rounding to 12 significant digits first keeps
  * floor from taking away a whole unit the admin meant to give.
  */
-export function allocatableOf(capacity: ResourceAmounts, reserved: ResourceAmounts, ratio: AllocationRatios): ResourceAmounts {
+export function allocatableOf(
+  capacity: ResourceAmounts,
+  reserved: ResourceAmounts,
+  ratio: AllocationRatios,
+): ResourceAmounts {
   const one = (cap: number, res: number, r: number): number => {
     const exact = Number(((cap - res) * r).toPrecision(12));
     return Math.max(0, Math.floor(exact));
@@ -67,7 +71,11 @@ export function describeShortfall(s: Shortfall): string {
 }
 
 /** [] when `request` fits in `allocatable - allocated`, else one shortfall per short resource. */
-export function shortfalls(allocatable: ResourceAmounts, allocated: ResourceAmounts, request: ResourceAmounts): Shortfall[] {
+export function shortfalls(
+  allocatable: ResourceAmounts,
+  allocated: ResourceAmounts,
+  request: ResourceAmounts,
+): Shortfall[] {
   const short: Shortfall[] = [];
   for (const { key } of TESTS) {
     const free = allocatable[key] - allocated[key];

@@ -107,7 +107,8 @@ export class ResourceTracker {
       for (let attempt = 1; ; attempt++) {
         const before = this.ledger.claims;
         const held = before.find((c) => c.consumer === claim.consumer && c.kind === claim.kind);
-        const same = held && held.vcpus === claim.vcpus && held.memoryMiB === claim.memoryMiB && held.diskGiB === claim.diskGiB;
+        const same =
+          held && held.vcpus === claim.vcpus && held.memoryMiB === claim.memoryMiB && held.diskGiB === claim.diskGiB;
         // The ledger only ever holds what was written: a repeated claim has nothing to write.
         if (same) return;
         // A placement rule checked under the host's lock against the claims really here
@@ -119,7 +120,10 @@ export class ResourceTracker {
           throw failed;
         }
         try {
-          this.ledger.claim(this.host, this.allocatable(), { ...claim, createdAt: claim.createdAt ?? this.now().toISOString() });
+          this.ledger.claim(this.host, this.allocatable(), {
+            ...claim,
+            createdAt: claim.createdAt ?? this.now().toISOString(),
+          });
         } catch (err) {
           if (err instanceof ClaimFailed) this.opts.onClaim?.(claim.kind, err);
           throw err;
@@ -195,8 +199,16 @@ export class ResourceTracker {
     const spec = this.node?.spec ?? {};
     return allocatableOf(
       this.capacity,
-      { vcpus: spec.reserved?.vcpus ?? 0, memoryMiB: spec.reserved?.memoryMiB ?? 512, diskGiB: spec.reserved?.diskGiB ?? 0 },
-      { cpu: spec.allocationRatio?.cpu ?? 4, memory: spec.allocationRatio?.memory ?? 1, disk: spec.allocationRatio?.disk ?? 1 },
+      {
+        vcpus: spec.reserved?.vcpus ?? 0,
+        memoryMiB: spec.reserved?.memoryMiB ?? 512,
+        diskGiB: spec.reserved?.diskGiB ?? 0,
+      },
+      {
+        cpu: spec.allocationRatio?.cpu ?? 4,
+        memory: spec.allocationRatio?.memory ?? 1,
+        disk: spec.allocationRatio?.disk ?? 1,
+      },
     );
   }
 
@@ -252,7 +264,12 @@ export class ResourceTracker {
       driver: this.opts.driverKind,
       conditions: setCondition(
         this.node.status?.conditions,
-        { type: 'Ready', status: 'True', reason: ConditionReason.AgentReady, message: `node agent on ${this.host} is posting heartbeats` },
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: ConditionReason.AgentReady,
+          message: `node agent on ${this.host} is posting heartbeats`,
+        },
         now,
       ),
     };

@@ -36,7 +36,10 @@ export interface SendOptions {
   retries?: number;
   /** First backoff, doubles per attempt, default 200. */
   backoffMs?: number;
-  /** Test hook: return true to break this attempt mid-stream (destroy the request after about half the bytes), to simulate a broken connection. */
+  /**
+   * Test hook: return true to break this attempt mid-stream (destroy the request after about half
+   * the bytes), as a broken connection would.
+   */
   breakAttempt?(file: string, attempt: number): boolean;
   /** Aborting rejects with the signal's reason rather than TransferFailed: nothing failed, the caller stopped. */
   signal?: AbortSignal;
@@ -88,7 +91,8 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const retries = opts.retries ?? 3;
   const backoffMs = opts.backoffMs ?? 200;
-  if (!Number.isInteger(retries) || retries < 1) throw new RangeError(`retries must be a positive integer, got ${retries}`);
+  if (!Number.isInteger(retries) || retries < 1)
+    throw new RangeError(`retries must be a positive integer, got ${retries}`);
   if (!isValidRef(opts.ref)) throw new TransferFailed(`invalid migration reference ${JSON.stringify(opts.ref)}`, 0);
   const seen = new Set<string>();
   for (const name of opts.files) {
@@ -137,7 +141,9 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
       entries.push(entry);
       if (alreadyCommitted) continue;
       try {
-        attempts += await withRetries(`upload ${name}`, (n) => putFile(target, full, entry, opts.ref, opts.breakAttempt?.(name, n) ?? false));
+        attempts += await withRetries(`upload ${name}`, (n) =>
+          putFile(target, full, entry, opts.ref, opts.breakAttempt?.(name, n) ?? false),
+        );
       } catch (err) {
         if (!(err instanceof TransferFailed && err.alreadyCommitted)) throw err;
         attempts += err.attempts;
@@ -147,7 +153,9 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
     const manifest: Manifest = { files: entries };
     const bytes = entries.reduce((sum, e) => sum + e.size, 0);
     if (!alreadyCommitted) {
-      attempts += await withRetries('commit', (n) => postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS, n));
+      attempts += await withRetries('commit', (n) =>
+        postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS, n),
+      );
     }
     return { bytes, manifest, durationMs: Math.round(performance.now() - started), attempts };
   } finally {
@@ -155,7 +163,11 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   }
 }
 
-async function hashSource(full: string, name: string, signal: AbortSignal | undefined): Promise<{ size: number; sha256: string }> {
+async function hashSource(
+  full: string,
+  name: string,
+  signal: AbortSignal | undefined,
+): Promise<{ size: number; sha256: string }> {
   try {
     return await hashFile(full, signal);
   } catch (err) {
@@ -170,7 +182,13 @@ function isRetryable(err: unknown): boolean {
   return err.status === 400 && err.reason !== undefined && RETRYABLE_REASONS.has(err.reason);
 }
 
-async function putFile(target: Target, full: string, entry: ManifestEntry, ref: TransferRef, breakIt: boolean): Promise<void> {
+async function putFile(
+  target: Target,
+  full: string,
+  entry: ManifestEntry,
+  ref: TransferRef,
+  breakIt: boolean,
+): Promise<void> {
   const headers = {
     [SHA256_HEADER]: entry.sha256,
     'content-type': 'application/octet-stream',
@@ -193,8 +211,10 @@ async function putFile(target: Target, full: string, entry: ManifestEntry, ref: 
           sent += chunk.length;
           yield chunk;
         }
-        if (breakAt !== undefined) throw new BrokenByHook(`connection to the destination broken while sending ${entry.name} (test hook)`);
-        if (sent !== entry.size) throw new Error(`${entry.name} shrank while being sent: read ${sent} of ${entry.size} bytes`);
+        if (breakAt !== undefined)
+          throw new BrokenByHook(`connection to the destination broken while sending ${entry.name} (test hook)`);
+        if (sent !== entry.size)
+          throw new Error(`${entry.name} shrank while being sent: read ${sent} of ${entry.size} bytes`);
       },
       req,
     );
@@ -202,7 +222,13 @@ async function putFile(target: Target, full: string, entry: ManifestEntry, ref: 
   if (reply.status !== 201) throw failureOf(reply);
 }
 
-async function postCommit(target: Target, manifest: Manifest, ref: TransferRef, timeoutMs: number, attempt: number): Promise<void> {
+async function postCommit(
+  target: Target,
+  manifest: Manifest,
+  ref: TransferRef,
+  timeoutMs: number,
+  attempt: number,
+): Promise<void> {
   const body = Buffer.from(JSON.stringify(manifest));
   const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
   const reply = await exchange(target, 'POST', commitPath(ref), headers, timeoutMs, async (req) => {
@@ -245,7 +271,9 @@ function exchange(
       reject(err);
     };
     req.on('error', fail);
-    req.setTimeout(timeoutMs, () => fail(new Error(`no response from ${target.host}:${target.port} within ${timeoutMs} ms`)));
+    req.setTimeout(timeoutMs, () =>
+      fail(new Error(`no response from ${target.host}:${target.port} within ${timeoutMs} ms`)),
+    );
     req.on('continue', () => writeBody(req).catch(fail));
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
@@ -275,7 +303,12 @@ function failureOf(reply: Reply): HttpFailure {
   } catch {
     parsed = undefined;
   }
-  if (typeof parsed === 'object' && parsed !== null && typeof (parsed as ErrorBody).message === 'string' && typeof (parsed as ErrorBody).reason === 'string') {
+  if (
+    typeof parsed === 'object' &&
+    parsed !== null &&
+    typeof (parsed as ErrorBody).message === 'string' &&
+    typeof (parsed as ErrorBody).reason === 'string'
+  ) {
     const body = parsed as ErrorBody;
     return new HttpFailure(reply.status, body.reason, `${reply.status} ${body.reason}: ${body.message}`);
   }
@@ -286,6 +319,7 @@ function parseEndpoint(endpoint: string): { host: string; port: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(endpoint);
   const port = Number(m?.[3]);
   const host = m?.[1] ?? m?.[2];
-  if (!m || host === undefined || port < 1 || port > 65535) throw new TransferFailed(`invalid endpoint ${JSON.stringify(endpoint)}, want host:port`, 0);
+  if (!m || host === undefined || port < 1 || port > 65535)
+    throw new TransferFailed(`invalid endpoint ${JSON.stringify(endpoint)}, want host:port`, 0);
   return { host, port };
 }

@@ -156,10 +156,12 @@ export function manifestProblem(value: unknown): string | undefined {
   for (const entry of (value as { files: unknown[] }).files) {
     if (typeof entry !== 'object' || entry === null) return 'manifest entries must be objects';
     const { name, size, sha256 } = entry as Record<string, unknown>;
-    if (typeof name !== 'string' || !isPlainFileName(name)) return `manifest entry has an invalid name: ${JSON.stringify(name)}`;
+    if (typeof name !== 'string' || !isPlainFileName(name))
+      return `manifest entry has an invalid name: ${JSON.stringify(name)}`;
     if (seen.has(name)) return `manifest lists "${name}" twice`;
     seen.add(name);
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return `manifest entry "${name}" has an invalid size`;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+      return `manifest entry "${name}" has an invalid size`;
     if (typeof sha256 !== 'string' || !isSha256Hex(sha256)) return `manifest entry "${name}" has an invalid sha256`;
   }
   return undefined;

@@ -31,7 +31,10 @@ export interface TransferServerOptions {
   address: string;
   /** 0 = any free port. */
   port: number;
-  /** Returns the expected token for that Migration, or undefined when none exists (then 401). Called per request; may read a Kubernetes Secret. */
+  /**
+   * Returns the expected token for that Migration, or undefined when none exists (then 401). Called
+   * per request; may read a Kubernetes Secret.
+   */
   tokenFor(ref: TransferRef): Promise<string | undefined>;
   log: Logger;
   /**
@@ -223,11 +226,19 @@ export class TransferServer {
       unguard();
 
       if (received !== length) {
-        throw new HttpError(400, 'SizeMismatch', `${file}: received ${received} bytes but Content-Length was ${length}; nothing stored`);
+        throw new HttpError(
+          400,
+          'SizeMismatch',
+          `${file}: received ${received} bytes but Content-Length was ${length}; nothing stored`,
+        );
       }
       const digest = hash.digest('hex');
       if (digest !== declared) {
-        throw new HttpError(400, 'ChecksumMismatch', `${file}: body hashes to ${digest} but ${SHA256_HEADER} was ${declared}; nothing stored`);
+        throw new HttpError(
+          400,
+          'ChecksumMismatch',
+          `${file}: body hashes to ${digest} but ${SHA256_HEADER} was ${declared}; nothing stored`,
+        );
       }
       await this.locked(ref.uid, async () => {
         // The commit may have landed while this body was streaming.
@@ -308,7 +319,10 @@ export class TransferServer {
       httpErr = new HttpError(500, 'Internal', 'internal error while handling the transfer');
     }
     const level = httpErr.status >= 500 ? 'error' : 'warn';
-    log[level]({ err: httpErr.status >= 500 ? err : undefined, status: httpErr.status, reason: httpErr.reason, url: req.url }, httpErr.message);
+    log[level](
+      { err: httpErr.status >= 500 ? err : undefined, status: httpErr.status, reason: httpErr.reason, url: req.url },
+      httpErr.message,
+    );
     // Closing stops the parser from draining an unread body that may be gigabytes long.
     sendJson(res, httpErr.status, { reason: httpErr.reason, message: httpErr.message } satisfies ErrorBody, true);
   }
@@ -324,17 +338,26 @@ async function verifyAgainst(manifest: Manifest, filesDir: string): Promise<void
   }
   const presentNames = new Set(present.map((e) => e.name));
   for (const f of manifest.files) {
-    if (!presentNames.has(f.name)) throw new HttpError(400, 'ManifestMismatch', `${f.name}: in the manifest but never stored`);
+    if (!presentNames.has(f.name))
+      throw new HttpError(400, 'ManifestMismatch', `${f.name}: in the manifest but never stored`);
   }
   // Re-reading rather than trusting the upload-time digest catches anything that went wrong
   // between the socket and the disk, and files changed in staging since.
   for (const f of manifest.files) {
     const actual = await hashFile(path.join(filesDir, f.name));
     if (actual.size !== f.size) {
-      throw new HttpError(400, 'ManifestMismatch', `${f.name}: stored ${actual.size} bytes but the manifest says ${f.size}`);
+      throw new HttpError(
+        400,
+        'ManifestMismatch',
+        `${f.name}: stored ${actual.size} bytes but the manifest says ${f.size}`,
+      );
     }
     if (actual.sha256 !== f.sha256) {
-      throw new HttpError(400, 'ManifestMismatch', `${f.name}: stored bytes hash to ${actual.sha256} but the manifest says ${f.sha256}`);
+      throw new HttpError(
+        400,
+        'ManifestMismatch',
+        `${f.name}: stored bytes hash to ${actual.sha256} but the manifest says ${f.sha256}`,
+      );
     }
   }
 }
@@ -345,7 +368,14 @@ function parseRoute(url: string): Route {
   // a file name rather than silently changing the route; no dot-segment normalisation either.
   const parts = rawPath.split('/');
   const [empty, v1, transfers, namespace, name, uid, action, ...rest] = parts.map(decodeSegment);
-  if (empty !== '' || v1 !== 'v1' || transfers !== 'transfers' || namespace === undefined || name === undefined || uid === undefined) {
+  if (
+    empty !== '' ||
+    v1 !== 'v1' ||
+    transfers !== 'transfers' ||
+    namespace === undefined ||
+    name === undefined ||
+    uid === undefined
+  ) {
     throw new HttpError(404, 'NotFound', 'no such route');
   }
   const ref = { namespace, name, uid };
@@ -357,7 +387,11 @@ function parseRoute(url: string): Route {
     if (!isValidRef(ref)) throw invalidRef(ref);
     const file = rest.join('/');
     if (!isPlainFileName(file)) {
-      throw new HttpError(400, 'InvalidName', `${JSON.stringify(file)} is not a plain file name (no '/', no '..', no leading '.')`);
+      throw new HttpError(
+        400,
+        'InvalidName',
+        `${JSON.stringify(file)} is not a plain file name (no '/', no '..', no leading '.')`,
+      );
     }
     return { kind: 'file', ref, file };
   }
@@ -395,9 +429,11 @@ function headerValue(req: http.IncomingMessage, name: string): string | undefine
 
 function contentLength(req: http.IncomingMessage): number {
   const raw = req.headers['content-length'];
-  if (raw === undefined) throw new HttpError(411, 'LengthRequired', 'Content-Length is required so truncation can be detected');
+  if (raw === undefined)
+    throw new HttpError(411, 'LengthRequired', 'Content-Length is required so truncation can be detected');
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new HttpError(400, 'InvalidRequest', 'invalid Content-Length');
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n))
+    throw new HttpError(400, 'InvalidRequest', 'invalid Content-Length');
   return n;
 }
 
@@ -408,7 +444,8 @@ async function readJson(req: http.IncomingMessage): Promise<{ value: unknown; by
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       bytes += chunk.length;
-      if (bytes > MAX_MANIFEST_BYTES) throw new HttpError(413, 'PayloadTooLarge', `manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
+      if (bytes > MAX_MANIFEST_BYTES)
+        throw new HttpError(413, 'PayloadTooLarge', `manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
       chunks.push(chunk);
     }
   } finally {

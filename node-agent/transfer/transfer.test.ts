@@ -7,7 +7,15 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sendDirectory, type SendOptions } from './client.js';
-import { SHA256_HEADER, TransferFailed, commitPath, filePath, type ErrorBody, type Manifest, type TransferRef } from './protocol.js';
+import {
+  SHA256_HEADER,
+  TransferFailed,
+  commitPath,
+  filePath,
+  type ErrorBody,
+  type Manifest,
+  type TransferRef,
+} from './protocol.js';
 import { TransferServer } from './server.js';
 
 const REF: TransferRef = { namespace: 'tenant-a', name: 'resize-vm1', uid: '5f0c6c2e-8a7b-4c1d-9e2f-0a1b2c3d4e5f' };
@@ -98,31 +106,48 @@ interface RawReply {
 /** A request outside the client, to act as a misbehaving or malicious sender. */
 function raw(method: string, urlPath: string, headers: Record<string, string>, body?: Buffer): Promise<RawReply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: fx.port, method, path: urlPath, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as unknown) : undefined });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: fx.port, method, path: urlPath, headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as unknown) : undefined });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
-function put(name: string, body: Buffer, opts: { sha?: string; token?: string; encodedPath?: string } = {}): Promise<RawReply> {
-  return raw('PUT', opts.encodedPath ?? filePath(REF, name), {
-    authorization: `Bearer ${opts.token ?? TOKEN}`,
-    [SHA256_HEADER]: opts.sha ?? sha256(body),
-    'content-length': String(body.length),
-  }, body);
+function put(
+  name: string,
+  body: Buffer,
+  opts: { sha?: string; token?: string; encodedPath?: string } = {},
+): Promise<RawReply> {
+  return raw(
+    'PUT',
+    opts.encodedPath ?? filePath(REF, name),
+    {
+      authorization: `Bearer ${opts.token ?? TOKEN}`,
+      [SHA256_HEADER]: opts.sha ?? sha256(body),
+      'content-length': String(body.length),
+    },
+    body,
+  );
 }
 
 function commit(manifest: Manifest): Promise<RawReply> {
   const body = Buffer.from(JSON.stringify(manifest));
-  return raw('POST', commitPath(REF), { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': String(body.length) }, body);
+  return raw(
+    'POST',
+    commitPath(REF),
+    { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': String(body.length) },
+    body,
+  );
 }
 
 function manifestOf(files: Record<string, Buffer>): Manifest {
@@ -162,7 +187,11 @@ describe('sendDirectory with TransferServer', () => {
     const result = await sendDirectory(sendOpts());
 
     const manifestBytes = Buffer.byteLength(JSON.stringify(result.manifest));
-    expect(fx.storedBytes.slice(0, -1).sort()).toEqual(Object.values(fx.files).map((b) => b.length).sort());
+    expect(fx.storedBytes.slice(0, -1).sort()).toEqual(
+      Object.values(fx.files)
+        .map((b) => b.length)
+        .sort(),
+    );
     expect(fx.storedBytes.at(-1)).toBe(manifestBytes);
   });
 
@@ -205,7 +234,9 @@ describe('sendDirectory with TransferServer', () => {
   });
 
   it('gives up with TransferFailed after every attempt breaks, reporting how many were made', async () => {
-    const failure = await expectFailure(sendDirectory(sendOpts({ retries: 4, breakAttempt: (file) => file === 'disk' })));
+    const failure = await expectFailure(
+      sendDirectory(sendOpts({ retries: 4, breakAttempt: (file) => file === 'disk' })),
+    );
 
     expect(failure.attempts).toBe(4);
     expect(failure.message).toMatch(/upload disk failed after 4 attempts/);
@@ -306,7 +337,9 @@ describe('TransferServer protocol', () => {
     const xml = fx.files['domain.xml'] as Buffer;
     await put('domain.xml', xml);
 
-    const reply = await commit({ files: [{ name: 'domain.xml', size: xml.length, sha256: sha256(Buffer.from('other')) }] });
+    const reply = await commit({
+      files: [{ name: 'domain.xml', size: xml.length, sha256: sha256(Buffer.from('other')) }],
+    });
 
     expect(reply.status).toBe(400);
     expect((reply.json as ErrorBody).message).toMatch(/^domain\.xml: stored bytes hash to/);

@@ -97,7 +97,12 @@ export class BootConductor {
       },
       announce: (kind, message, host, attempt) => {
         if (kind === 'scheduled') this.log.info({ instance: key, host, attempt, step: 'scheduling' }, 'scheduled');
-        this.events.record(inst, 'Normal', kind === 'scheduled' ? EventReason.Scheduled : EventReason.Rescheduled, message);
+        this.events.record(
+          inst,
+          'Normal',
+          kind === 'scheduled' ? EventReason.Scheduled : EventReason.Rescheduled,
+          message,
+        );
       },
       fail: (fault) => this.fail(inst, fault),
     };

@@ -44,9 +44,17 @@ export class DeletionConductor {
     if (this.quota.governs(namespace)) await this.quota.release(namespace, (a) => a.instance === inst.metadata.name);
     await this.kube.instances.patch(
       { namespace: inst.metadata.namespace, name: inst.metadata.name },
-      { metadata: { resourceVersion: inst.metadata.resourceVersion, finalizers: finalizers.filter((f) => f !== FINALIZER) } },
+      {
+        metadata: {
+          resourceVersion: inst.metadata.resourceVersion,
+          finalizers: finalizers.filter((f) => f !== FINALIZER),
+        },
+      },
     );
-    this.log.info({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'deleting' }, 'instance deleted; every claim freed');
+    this.log.info(
+      { instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'deleting' },
+      'instance deleted; every claim freed',
+    );
     return {};
   }
 }

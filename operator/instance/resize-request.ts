@@ -41,7 +41,10 @@ export class ResizeRequests {
     const check = checkResizeFlavor(s.flavor, inst.spec.flavor, this.flavors.get(inst.spec.flavor));
     if (!check.ok) return this.refuse(inst, check.message);
     // A resize over quota is refused before anything is created (the Migration reserves for real).
-    const overs = this.quota.wouldExceed(inst.metadata.namespace ?? 'default', resizeIncrease(s.flavor, snapshotOf(this.flavors.get(inst.spec.flavor)!)));
+    const overs = this.quota.wouldExceed(
+      inst.metadata.namespace ?? 'default',
+      resizeIncrease(s.flavor, snapshotOf(this.flavors.get(inst.spec.flavor)!)),
+    );
     if (overs.length) return this.refuse(inst, `quota exceeded: ${overs.join('; ')}`, FaultReason.QuotaExceeded);
     const name = resizeMigrationName(inst);
     try {
@@ -52,7 +55,16 @@ export class ResizeRequests {
           name,
           namespace: inst.metadata.namespace,
           labels: { 'compute.kubenova.io/instance': inst.metadata.name },
-          ownerReferences: [{ apiVersion: API_VERSION, kind: 'Instance', name: inst.metadata.name, uid: inst.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
+          ownerReferences: [
+            {
+              apiVersion: API_VERSION,
+              kind: 'Instance',
+              name: inst.metadata.name,
+              uid: inst.metadata.uid ?? '',
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
         },
         spec: { instance: inst.metadata.name, flavor: inst.spec.flavor },
       });
@@ -60,11 +72,18 @@ export class ResizeRequests {
       if (!isConflict(err)) throw err;
     }
     await this.kube.instances.patchStatus(inst, { observedGeneration: generation });
-    this.log.info({ instance: `${inst.metadata.namespace}/${inst.metadata.name}`, migration: name, step: 'resize_prep' }, `resize to ${inst.spec.flavor} requested`);
+    this.log.info(
+      { instance: `${inst.metadata.namespace}/${inst.metadata.name}`, migration: name, step: 'resize_prep' },
+      `resize to ${inst.spec.flavor} requested`,
+    );
     return {};
   }
 
-  private async refuse(inst: Instance, message: string, reason: FaultReason = FaultReason.ResizeRefused): Promise<ReconcileResult> {
+  private async refuse(
+    inst: Instance,
+    message: string,
+    reason: FaultReason = FaultReason.ResizeRefused,
+  ): Promise<ReconcileResult> {
     await this.faults.record(
       new Fault(reason, message),
       (fault) => this.kube.instances.patchStatus(inst, { observedGeneration: inst.metadata.generation ?? 1, fault }),

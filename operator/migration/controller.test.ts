@@ -597,7 +597,9 @@ describe('MigrationSettlement: after the end', () => {
     await world.reconcileMigration(RESIZE);
 
     expect(world.instance('web-1').spec.flavor).toBe('m1.large');
-    expect(world.messages('web-1', 'FlavorReset')).toEqual(['resize confirmed: spec.flavor set from m1.small to m1.large']);
+    expect(world.messages('web-1', 'FlavorReset')).toEqual([
+      'resize confirmed: spec.flavor set from m1.small to m1.large',
+    ]);
     await world.reconcileInstance('web-1');
     expect(world.cluster.list('Migration').map((m) => m.metadata.name)).toEqual([RESIZE]);
   });

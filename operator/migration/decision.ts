@@ -65,7 +65,12 @@ export class Decisions {
     const message =
       `decision ${mig.spec.decision} ignored while the migration is ${mig.status?.status}; ` +
       'it takes effect once the migration is finished';
-    const condition = { type: DECISION_DEFERRED, status: 'True' as const, reason: EventReason.DecisionIgnored, message };
+    const condition = {
+      type: DECISION_DEFERRED,
+      status: 'True' as const,
+      reason: EventReason.DecisionIgnored,
+      message,
+    };
     const noted = await this.kube.migrations.patchStatus(mig, {
       conditions: setCondition(mig.status?.conditions, condition, this.now()),
     });

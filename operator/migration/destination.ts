@@ -56,7 +56,12 @@ export class DestinationPlacement {
         await this.kube.migrations.patchStatus(mig, { scheduling: { ...scheduling, claimFailure: null } });
       },
       announce: (kind, message) => {
-        this.events.record(mig, 'Normal', kind === 'scheduled' ? EventReason.Scheduled : EventReason.Rescheduled, message);
+        this.events.record(
+          mig,
+          'Normal',
+          kind === 'scheduled' ? EventReason.Scheduled : EventReason.Rescheduled,
+          message,
+        );
       },
       fail: (fault) => this.fail(mig, inst, fault),
     });

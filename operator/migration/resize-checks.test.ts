@@ -18,13 +18,35 @@ const instance = (status: Instance['status']): Instance => ({
 });
 
 describe('resize flavor checks', () => {
-  it('refuses a missing flavor', () => expect(checkResizeFlavor(small, 'm9', undefined)).toEqual({ ok: false, message: expect.stringContaining('flavor m9 does not exist') }));
-  it('refuses a disabled flavor', () => expect(checkResizeFlavor(small, 'old', flavor('old', 40, true))).toEqual({ ok: false, message: expect.stringContaining('flavor old is disabled') }));
-  it('refuses the same flavor', () => expect(checkResizeFlavor(small, 'm1.small', flavor('m1.small', 20))).toEqual({ ok: false, message: expect.stringContaining('already has flavor m1.small') }));
-  it('refuses a shrinking root disk', () => expect(checkResizeFlavor(small, 'm1.mini', flavor('m1.mini', 10))).toEqual({ ok: false, message: expect.stringContaining('root disks cannot shrink') }));
-  it('refuses a sized disk going to a zero disk', () => expect(checkResizeFlavor(small, 'zero', flavor('zero', 0))).toEqual({ ok: false, message: expect.stringContaining('cannot resize to a zero-disk flavor') }));
-  it('accepts a bigger flavor', () => expect(checkResizeFlavor(small, 'm1.large', flavor('m1.large', 80))).toEqual({ ok: true }));
-  it('accepts a zero-disk instance growing', () => expect(checkResizeFlavor({ ...small, rootDiskGiB: 0 }, 'm1.large', flavor('m1.large', 80))).toEqual({ ok: true }));
+  it('refuses a missing flavor', () =>
+    expect(checkResizeFlavor(small, 'm9', undefined)).toEqual({
+      ok: false,
+      message: expect.stringContaining('flavor m9 does not exist'),
+    }));
+  it('refuses a disabled flavor', () =>
+    expect(checkResizeFlavor(small, 'old', flavor('old', 40, true))).toEqual({
+      ok: false,
+      message: expect.stringContaining('flavor old is disabled'),
+    }));
+  it('refuses the same flavor', () =>
+    expect(checkResizeFlavor(small, 'm1.small', flavor('m1.small', 20))).toEqual({
+      ok: false,
+      message: expect.stringContaining('already has flavor m1.small'),
+    }));
+  it('refuses a shrinking root disk', () =>
+    expect(checkResizeFlavor(small, 'm1.mini', flavor('m1.mini', 10))).toEqual({
+      ok: false,
+      message: expect.stringContaining('root disks cannot shrink'),
+    }));
+  it('refuses a sized disk going to a zero disk', () =>
+    expect(checkResizeFlavor(small, 'zero', flavor('zero', 0))).toEqual({
+      ok: false,
+      message: expect.stringContaining('cannot resize to a zero-disk flavor'),
+    }));
+  it('accepts a bigger flavor', () =>
+    expect(checkResizeFlavor(small, 'm1.large', flavor('m1.large', 80))).toEqual({ ok: true }));
+  it('accepts a zero-disk instance growing', () =>
+    expect(checkResizeFlavor({ ...small, rootDiskGiB: 0 }, 'm1.large', flavor('m1.large', 80))).toEqual({ ok: true }));
 });
 
 describe('instance state checks', () => {
@@ -33,14 +55,27 @@ describe('instance state checks', () => {
     expect(checkInstanceMovable(instance(booted))).toEqual({ ok: true });
     expect(checkInstanceMovable(instance({ ...booted, vmState: 'stopped' }))).toEqual({ ok: true });
   });
-  it('refuses a busy instance, naming the task', () => expect(checkInstanceMovable(instance({ ...booted, taskState: 'powering_off' }))).toEqual({ ok: false, message: expect.stringContaining('busy with task powering_off') }));
+  it('refuses a busy instance, naming the task', () =>
+    expect(checkInstanceMovable(instance({ ...booted, taskState: 'powering_off' }))).toEqual({
+      ok: false,
+      message: expect.stringContaining('busy with task powering_off'),
+    }));
   it('refuses a building or errored instance', () => {
-    expect(checkInstanceMovable(instance({ ...booted, vmState: 'error' }))).toEqual({ ok: false, message: expect.stringContaining('is error') });
-    expect(checkInstanceMovable(instance({ vmState: 'building', taskState: 'scheduling' }))).toEqual({ ok: false, message: expect.stringContaining('busy') });
+    expect(checkInstanceMovable(instance({ ...booted, vmState: 'error' }))).toEqual({
+      ok: false,
+      message: expect.stringContaining('is error'),
+    });
+    expect(checkInstanceMovable(instance({ vmState: 'building', taskState: 'scheduling' }))).toEqual({
+      ok: false,
+      message: expect.stringContaining('busy'),
+    });
   });
   it('refuses a second migration while one is in progress, but recognises its own', () => {
     const moving = instance({ ...booted, taskState: 'resize_prep', migration: 'web-1-move' });
-    expect(checkInstanceMovable(moving, 'other')).toEqual({ ok: false, message: expect.stringContaining('already has migration web-1-move in progress') });
+    expect(checkInstanceMovable(moving, 'other')).toEqual({
+      ok: false,
+      message: expect.stringContaining('already has migration web-1-move in progress'),
+    });
     expect(checkInstanceMovable(moving, 'web-1-move')).toEqual({ ok: true });
   });
 });

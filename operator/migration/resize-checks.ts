@@ -20,12 +20,17 @@ export function checkInstanceMovable(inst: Instance, migrationName?: string): Ch
 export function checkResizeFlavor(current: FlavorSnapshot, wantedName: string, wanted: Flavor | undefined): Check {
   if (!wanted) return refuse(`flavor ${wantedName} does not exist; create it or pick another (kubectl get flv)`);
   if (wanted.spec.disabled) return refuse(`flavor ${wantedName} is disabled; pick another flavor`);
-  if (wantedName === current.name) return refuse(`instance already has flavor ${wantedName}; pick a different flavor to resize`);
+  if (wantedName === current.name)
+    return refuse(`instance already has flavor ${wantedName}; pick a different flavor to resize`);
   if (current.rootDiskGiB > 0 && wanted.spec.rootDiskGiB === 0) {
-    return refuse(`flavor ${wantedName} has a zero root disk and the instance has ${current.rootDiskGiB} GiB; a sized disk cannot resize to a zero-disk flavor`);
+    return refuse(
+      `flavor ${wantedName} has a zero root disk and the instance has ${current.rootDiskGiB} GiB; a sized disk cannot resize to a zero-disk flavor`,
+    );
   }
   if (wanted.spec.rootDiskGiB < current.rootDiskGiB) {
-    return refuse(`flavor ${wantedName} has a ${wanted.spec.rootDiskGiB} GiB root disk, smaller than the instance's ${current.rootDiskGiB} GiB; root disks cannot shrink`);
+    return refuse(
+      `flavor ${wantedName} has a ${wanted.spec.rootDiskGiB} GiB root disk, smaller than the instance's ${current.rootDiskGiB} GiB; root disks cannot shrink`,
+    );
   }
   return OK;
 }

@@ -30,9 +30,17 @@ export class MigrationSettlement {
     // for with a Migration (spec.flavor untouched) sets it to what the instance now runs.
     const { oldFlavor, newFlavor } = s;
     if (s.status === 'reverted' && inst.spec.flavor === newFlavor.name) {
-      await this.setFlavor(inst, oldFlavor.name, `resize reverted: spec.flavor set back from ${newFlavor.name} to ${oldFlavor.name}`);
+      await this.setFlavor(
+        inst,
+        oldFlavor.name,
+        `resize reverted: spec.flavor set back from ${newFlavor.name} to ${oldFlavor.name}`,
+      );
     } else if (s.status === 'confirmed' && inst.spec.flavor === oldFlavor.name) {
-      await this.setFlavor(inst, newFlavor.name, `resize confirmed: spec.flavor set from ${oldFlavor.name} to ${newFlavor.name}`);
+      await this.setFlavor(
+        inst,
+        newFlavor.name,
+        `resize confirmed: spec.flavor set from ${oldFlavor.name} to ${newFlavor.name}`,
+      );
     }
     return {};
   }

@@ -65,7 +65,12 @@ export class MigrationStart {
     const namespace = mig.metadata.namespace ?? 'default';
     if (isResize && this.quota.governs(namespace)) {
       try {
-        await this.quota.reserve(namespace, mig.metadata.uid ?? '', inst.metadata.name, resizeIncrease(current, newFlavor));
+        await this.quota.reserve(
+          namespace,
+          mig.metadata.uid ?? '',
+          inst.metadata.name,
+          resizeIncrease(current, newFlavor),
+        );
       } catch (err) {
         if (err instanceof Fault) return this.refuse(mig, inst, err.message, err.reason);
         throw err;
@@ -74,7 +79,11 @@ export class MigrationStart {
     // The instance is claimed for this task first: its resourceVersion guard makes this
     // the one place where two concurrent requests for one instance are told apart.
     if (inst.status?.migration !== mig.metadata.name) {
-      await this.kube.instances.patchStatus(inst, { taskState: 'resize_prep', migration: mig.metadata.name, fault: null });
+      await this.kube.instances.patchStatus(inst, {
+        taskState: 'resize_prep',
+        migration: mig.metadata.name,
+        fault: null,
+      });
     }
     crashPoint('operator:migration:after-instance-task');
     const owned = await this.ensureOwner(mig, inst);
@@ -100,10 +109,20 @@ export class MigrationStart {
   /** The Migration with the instance among its owners, as written (its status write starts from that version). */
   private async ensureOwner(mig: Migration, inst: Instance): Promise<Migration> {
     if ((mig.metadata.ownerReferences ?? []).some((o) => o.uid === inst.metadata.uid)) return mig;
-    const owner = { apiVersion: inst.apiVersion, kind: 'Instance', name: inst.metadata.name, uid: inst.metadata.uid ?? '' };
+    const owner = {
+      apiVersion: inst.apiVersion,
+      kind: 'Instance',
+      name: inst.metadata.name,
+      uid: inst.metadata.uid ?? '',
+    };
     return this.kube.migrations.patch(
       { namespace: mig.metadata.namespace, name: mig.metadata.name },
-      { metadata: { resourceVersion: mig.metadata.resourceVersion, ownerReferences: [...(mig.metadata.ownerReferences ?? []), owner] } },
+      {
+        metadata: {
+          resourceVersion: mig.metadata.resourceVersion,
+          ownerReferences: [...(mig.metadata.ownerReferences ?? []), owner],
+        },
+      },
     );
   }
 

@@ -52,10 +52,19 @@ export class NodeMonitor {
       const message = `node agent stopped posting heartbeats (last ${node.status?.heartbeatTime ?? 'never'}, timeout ${this.opts.timeoutMs / 1000}s)`;
       try {
         await this.kube.computeNodes.patchStatus(node, {
-          conditions: setCondition(node.status?.conditions, { type: 'Ready', status: 'Unknown', reason: ConditionReason.AgentNotResponding, message }, now),
+          conditions: setCondition(
+            node.status?.conditions,
+            { type: 'Ready', status: 'Unknown', reason: ConditionReason.AgentNotResponding, message },
+            now,
+          ),
         });
         this.log.warn({ node: node.metadata.name }, message);
-        this.events.record({ kind: 'ComputeNode', metadata: { ...node.metadata, namespace: 'default' } }, 'Warning', EventReason.NodeNotReady, message);
+        this.events.record(
+          { kind: 'ComputeNode', metadata: { ...node.metadata, namespace: 'default' } },
+          'Warning',
+          EventReason.NodeNotReady,
+          message,
+        );
       } catch (err) {
         // A heartbeat that raced us wins: the node is alive after all.
         if (!isConflict(err) && !isNotFound(err)) throw err;

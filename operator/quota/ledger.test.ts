@@ -14,7 +14,9 @@ describe('quota ledger', () => {
   });
 
   it('refuses a boot that would pass a limit, naming used, requested and limit for every resource over', () => {
-    const a = [{ consumer: 'x', instance: 'x', state: 'used' as const, instances: 1, vcpus: 4, memoryMiB: 2048, diskGiB: 1 }];
+    const a = [
+      { consumer: 'x', instance: 'x', state: 'used' as const, instances: 1, vcpus: 4, memoryMiB: 2048, diskGiB: 1 },
+    ];
     expect(() => reserve({ vcpus: 4, memoryMiB: 2048 }, a, 'uid-2', 'web-2', one)).toThrow(QuotaExceeded);
     expect(overLimits({ vcpus: 4, memoryMiB: 2048 }, a, one)).toEqual([
       'vcpus: used 4 + requested 1 > limit 4',
@@ -28,17 +30,29 @@ describe('quota ledger', () => {
   });
 
   it('reserves only the increase of a resize, nothing for a shrink', () => {
-    expect(increase({ instances: 0, vcpus: 2, memoryMiB: 4096, diskGiB: 40 }, { instances: 0, vcpus: 1, memoryMiB: 8192, diskGiB: 40 })).toEqual({ instances: 0, vcpus: 0, memoryMiB: 4096, diskGiB: 0 });
+    expect(
+      increase(
+        { instances: 0, vcpus: 2, memoryMiB: 4096, diskGiB: 40 },
+        { instances: 0, vcpus: 1, memoryMiB: 8192, diskGiB: 40 },
+      ),
+    ).toEqual({ instances: 0, vcpus: 0, memoryMiB: 4096, diskGiB: 0 });
   });
 
   it('folds a confirmed resize into the instance and releases a reverted one', () => {
     let a = commit(reserve(undefined, [], 'i', 'web', one), 'i');
     a = commit(reserve(undefined, a, 'm', 'web', { instances: 0, vcpus: 1, memoryMiB: 512, diskGiB: 0 }), 'm');
-    expect(fold(a, 'm', 'i')).toEqual([{ consumer: 'i', instance: 'web', state: 'used', instances: 1, vcpus: 2, memoryMiB: 1024, diskGiB: 1 }]);
+    expect(fold(a, 'm', 'i')).toEqual([
+      { consumer: 'i', instance: 'web', state: 'used', instances: 1, vcpus: 2, memoryMiB: 1024, diskGiB: 1 },
+    ]);
     expect(release(a, (x) => x.consumer === 'm')).toEqual([{ consumer: 'i', instance: 'web', state: 'used', ...one }]);
   });
 
   it('summarises used/hard for kubectl get', () => {
-    expect(statusOf({ vcpus: 4 }, commit(reserve({ vcpus: 4 }, [], 'i', 'web', one), 'i')).summary).toEqual({ instances: '1/∞', vcpus: '1/4', memory: '512/∞', disk: '1/∞' });
+    expect(statusOf({ vcpus: 4 }, commit(reserve({ vcpus: 4 }, [], 'i', 'web', one), 'i')).summary).toEqual({
+      instances: '1/∞',
+      vcpus: '1/4',
+      memory: '512/∞',
+      disk: '1/∞',
+    });
   });
 });

@@ -46,14 +46,22 @@ export function overLimits(hard: QuotaAmounts | undefined, allocations: QuotaAll
     const limit = hard?.[k];
     if (limit === undefined || request[k] === 0) continue;
     if (used[k] + reserved[k] + request[k] > limit) {
-      overs.push(`${k}: used ${used[k] + reserved[k]}${UNIT[k]} + requested ${request[k]}${UNIT[k]} > limit ${limit}${UNIT[k]}`);
+      overs.push(
+        `${k}: used ${used[k] + reserved[k]}${UNIT[k]} + requested ${request[k]}${UNIT[k]} > limit ${limit}${UNIT[k]}`,
+      );
     }
   }
   return overs;
 }
 
 /** Adds a reservation (idempotent per consumer); throws QuotaExceeded naming every resource over. */
-export function reserve(hard: QuotaAmounts | undefined, allocations: QuotaAllocation[], consumer: string, instance: string, request: Amounts): QuotaAllocation[] {
+export function reserve(
+  hard: QuotaAmounts | undefined,
+  allocations: QuotaAllocation[],
+  consumer: string,
+  instance: string,
+  request: Amounts,
+): QuotaAllocation[] {
   if (allocations.some((a) => a.consumer === consumer)) return allocations;
   const overs = overLimits(hard, allocations, request);
   if (overs.length) throw new QuotaExceeded(overs);
@@ -69,7 +77,11 @@ export function release(allocations: QuotaAllocation[], match: (a: QuotaAllocati
 }
 
 /** A confirmed resize: the instance's own allocation grows by the committed increase, which is folded into it. */
-export function fold(allocations: QuotaAllocation[], resizeConsumer: string, instanceConsumer: string): QuotaAllocation[] {
+export function fold(
+  allocations: QuotaAllocation[],
+  resizeConsumer: string,
+  instanceConsumer: string,
+): QuotaAllocation[] {
   const delta = allocations.find((a) => a.consumer === resizeConsumer);
   if (!delta) return allocations;
   return allocations
@@ -86,5 +98,10 @@ export function statusOf(hard: QuotaAmounts | undefined, allocations: QuotaAlloc
   const used = sum(allocations, 'used');
   const reserved = sum(allocations, 'reserved');
   const show = (k: QuotaKey) => `${used[k]}/${hard?.[k] ?? '∞'}`;
-  return { used, reserved, allocations, summary: { instances: show('instances'), vcpus: show('vcpus'), memory: show('memoryMiB'), disk: show('diskGiB') } };
+  return {
+    used,
+    reserved,
+    allocations,
+    summary: { instances: show('instances'), vcpus: show('vcpus'), memory: show('memoryMiB'), disk: show('diskGiB') },
+  };
 }

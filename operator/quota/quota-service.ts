@@ -56,7 +56,10 @@ export class QuotaService {
     return this.update(namespace, (_q, allocations) => fold(allocations, resizeConsumer, instanceConsumer));
   }
 
-  private async update(namespace: string, change: (q: ComputeQuota, allocations: QuotaAllocation[]) => QuotaAllocation[]): Promise<void> {
+  private async update(
+    namespace: string,
+    change: (q: ComputeQuota, allocations: QuotaAllocation[]) => QuotaAllocation[],
+  ): Promise<void> {
     for (const cached of this.quotas.list(namespace)) {
       for (let attempt = 1; ; attempt++) {
         const q = await this.kube.quotas.get({ namespace, name: cached.metadata.name });
@@ -76,7 +79,9 @@ export class QuotaService {
   }
 }
 
-export const bootAmounts = (r: { vcpus: number; memoryMiB: number; diskGiB: number }): Amounts => amountsOf({ instances: 1, ...r });
+export const bootAmounts = (r: { vcpus: number; memoryMiB: number; diskGiB: number }): Amounts =>
+  amountsOf({ instances: 1, ...r });
 
 /** What a resize reserves: only the increase from the old flavor to the new (no instance). */
-export const resizeIncrease = (from: FlavorSnapshot, to: FlavorSnapshot): Amounts => increase(amountsOf(resourcesOf(from)), amountsOf(resourcesOf(to)));
+export const resizeIncrease = (from: FlavorSnapshot, to: FlavorSnapshot): Amounts =>
+  increase(amountsOf(resourcesOf(from)), amountsOf(resourcesOf(to)));

@@ -48,7 +48,9 @@ export interface PlacementTarget {
   /** Runs before the scheduler decides (a boot reserves its quota); may throw a Fault. */
   beforeSelect?(): Promise<void>;
   /** Writes the new attempt (attempts, triedHosts, selectedHost) to status. */
-  recordAttempt(scheduling: Required<Pick<SchedulingStatus, 'attempts' | 'triedHosts' | 'selectedHost'>>): Promise<void>;
+  recordAttempt(
+    scheduling: Required<Pick<SchedulingStatus, 'attempts' | 'triedHosts' | 'selectedHost'>>,
+  ): Promise<void>;
   /** Ends the placement with a fault: status, Events, giving back what was held. */
   fail(fault: Fault): Promise<ReconcileResult>;
   /** Tells the user (an Event) and the log about a new attempt or a retry. */
@@ -85,7 +87,10 @@ export class PlacementAttempts {
     if (target.forcedHost) {
       // Nova disables retries for a forced host: there is nowhere else to go.
       const who = target.what === 'instance' ? 'forced host' : 'target host';
-      return this.fail(target, new Fault(FaultReason.ClaimFailed, `${who} ${target.forcedHost} could not take the instance: ${reason}`));
+      return this.fail(
+        target,
+        new Fault(FaultReason.ClaimFailed, `${who} ${target.forcedHost} could not take the instance: ${reason}`),
+      );
     }
     if (attempts >= this.config.maxAttempts) {
       const message =

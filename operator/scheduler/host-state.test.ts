@@ -16,7 +16,10 @@ function node(status: ComputeNodeStatus | undefined, disabled = false): ComputeN
   };
 }
 
-function readyStatus(heartbeatTime: string | undefined, ready: 'True' | 'False' | 'Unknown' = 'True'): ComputeNodeStatus {
+function readyStatus(
+  heartbeatTime: string | undefined,
+  ready: 'True' | 'False' | 'Unknown' = 'True',
+): ComputeNodeStatus {
   return {
     allocatable: { vcpus: 32, memoryMiB: 65536, diskGiB: 900 },
     allocated: { vcpus: 4, memoryMiB: 8192, diskGiB: 100 },
@@ -47,11 +50,20 @@ describe('hostStateFrom', () => {
 
   it('copies name, labels, disabled and allocatable from the node', () => {
     const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z'), true), now, TIMEOUT);
-    expect(host).toMatchObject({ name: 'cn-1', labels: { [ZONE_LABEL]: 'zone-a' }, disabled: true, allocatable: { vcpus: 32, memoryMiB: 65536, diskGiB: 900 } });
+    expect(host).toMatchObject({
+      name: 'cn-1',
+      labels: { [ZONE_LABEL]: 'zone-a' },
+      disabled: true,
+      allocatable: { vcpus: 32, memoryMiB: 65536, diskGiB: 900 },
+    });
   });
 
-  it('adds the scheduler\'s in-flight placements to status.allocated', () => {
-    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT, { vcpus: 2, memoryMiB: 4096, diskGiB: 40 });
+  it("adds the scheduler's in-flight placements to status.allocated", () => {
+    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT, {
+      vcpus: 2,
+      memoryMiB: 4096,
+      diskGiB: 40,
+    });
     expect(host.allocated).toEqual({ vcpus: 6, memoryMiB: 12288, diskGiB: 140 });
     expect(free(host)).toEqual({ vcpus: 26, memoryMiB: 53248, diskGiB: 760 });
   });

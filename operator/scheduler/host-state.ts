@@ -32,7 +32,12 @@ function isReady(node: ComputeNode, now: Date, heartbeatTimeoutMs: number): bool
   return now.getTime() - beatMs <= heartbeatTimeoutMs;
 }
 
-export function hostStateFrom(node: ComputeNode, now: Date, heartbeatTimeoutMs: number, inFlight?: ResourceAmounts): HostState {
+export function hostStateFrom(
+  node: ComputeNode,
+  now: Date,
+  heartbeatTimeoutMs: number,
+  inFlight?: ResourceAmounts,
+): HostState {
   const reported = amounts(node.status?.allocated);
   return {
     name: node.metadata.name,

@@ -7,7 +7,13 @@ const small = { vcpus: 1, memoryMiB: 2048, diskGiB: 20 };
 const large = { vcpus: 4, memoryMiB: 8192, diskGiB: 80 };
 
 function node(name: string, consumers: string[]): ComputeNode {
-  const claims: Claim[] = consumers.map((consumer) => ({ consumer, kind: 'instance', vcpus: 1, memoryMiB: 2048, diskGiB: 20 }));
+  const claims: Claim[] = consumers.map((consumer) => ({
+    consumer,
+    kind: 'instance',
+    vcpus: 1,
+    memoryMiB: 2048,
+    diskGiB: 20,
+  }));
   return { apiVersion: API_VERSION, kind: 'ComputeNode', metadata: { name }, spec: {}, status: { claims } };
 }
 
@@ -17,7 +23,7 @@ function clock(start = 1_000_000): { now: () => number; advance: (ms: number) =>
 }
 
 describe('InFlightPlacements', () => {
-  it('sums the pending placements of a host so a burst sees each other\'s consumption', () => {
+  it("sums the pending placements of a host so a burst sees each other's consumption", () => {
     const inFlight = new InFlightPlacements(clock().now);
     inFlight.add('a', 'uid-1', small);
     inFlight.add('a', 'uid-2', large);
@@ -43,7 +49,7 @@ describe('InFlightPlacements', () => {
     expect(inFlight.size()).toBe(0);
   });
 
-  it('reconcileWithNode drops entries whose claim now appears in that node\'s status, keeping the rest', () => {
+  it("reconcileWithNode drops entries whose claim now appears in that node's status, keeping the rest", () => {
     const inFlight = new InFlightPlacements(clock().now);
     inFlight.add('a', 'uid-1', small);
     inFlight.add('a', 'uid-2', large);

@@ -6,7 +6,11 @@ export interface FilterCount {
   remaining: number;
 }
 
-function describe(filterCounts: readonly FilterCount[], hostReasons: Record<string, string>, totalHosts: number): string {
+function describe(
+  filterCounts: readonly FilterCount[],
+  hostReasons: Record<string, string>,
+  totalHosts: number,
+): string {
   const parts = ['No valid host was found.'];
   if (totalHosts === 0) parts.push('There are no compute hosts.');
   if (filterCounts.length > 0) {
@@ -25,7 +29,6 @@ function describe(filterCounts: readonly FilterCount[], hostReasons: Record<stri
 
 /** Nova's NoValidHost, with the counts an operator needs to see why (Nova logs them; we keep them). */
 export class NoValidHost extends Fault {
-
   constructor(
     readonly filterCounts: FilterCount[],
     /** host name -> "<FilterName>: <reason>" for the filter that removed it. */

@@ -24,13 +24,23 @@ function readyNode(name: string): ComputeNode {
 }
 
 function cache(nodes: ComputeNode[]): Informer<'ComputeNode'> {
-  return { on: () => undefined, list: () => nodes, get: (name: string) => nodes.find((n) => n.metadata.name === name) } as unknown as Informer<'ComputeNode'>;
+  return {
+    on: () => undefined,
+    list: () => nodes,
+    get: (name: string) => nodes.find((n) => n.metadata.name === name),
+  } as unknown as Informer<'ComputeNode'>;
 }
 
 describe('placement', () => {
   it('reports every scheduler decision once, with its result and how long it took', () => {
     const decisions: [SchedulingResult, number][] = [];
-    const placement = new Placement(new Scheduler(DEFAULT_SCHEDULER_CONFIG), cache([readyNode('node-a')]), 60_000, () => now, (result, seconds) => decisions.push([result, seconds]));
+    const placement = new Placement(
+      new Scheduler(DEFAULT_SCHEDULER_CONFIG),
+      cache([readyNode('node-a')]),
+      60_000,
+      () => now,
+      (result, seconds) => decisions.push([result, seconds]),
+    );
     expect(placement.select(aRequest(), 'uid-1').host).toBe('node-a');
     expect(() => placement.select(aRequest({ availabilityZone: 'az9' }), 'uid-2')).toThrow(NoValidHost);
     expect(decisions.map(([r]) => r)).toEqual(['success', 'no_valid_host']);

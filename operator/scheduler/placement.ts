@@ -32,7 +32,9 @@ export class Placement {
     const now = this.now();
     let selection: Selection;
     try {
-      const hosts = this.nodes.list().map((n) => hostStateFrom(n, now, this.heartbeatTimeoutMs, this.inFlight.forHost(n.metadata.name)));
+      const hosts = this.nodes
+        .list()
+        .map((n) => hostStateFrom(n, now, this.heartbeatTimeoutMs, this.inFlight.forHost(n.metadata.name)));
       selection = this.scheduler.selectDestination(hosts, request);
     } catch (err) {
       if (err instanceof NoValidHost) this.onDecision?.('no_valid_host', (performance.now() - started) / 1000);
@@ -59,7 +61,8 @@ export class Placement {
     const node = this.nodes.get(host);
     if (!node) return 'does not exist (kubectl get cn lists hosts)';
     if (node.spec.disabled) return `is disabled${node.spec.disabledReason ? ` (${node.spec.disabledReason})` : ''}`;
-    if (!hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready) return 'is not Ready: its node agent is not responding';
+    if (!hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready)
+      return 'is not Ready: its node agent is not responding';
     return undefined;
   }
 
@@ -67,4 +70,3 @@ export class Placement {
     return this.nodes.list().filter((n) => (n.status?.claims ?? []).some((c) => consumers.includes(c.consumer)));
   }
 }
-

@@ -24,7 +24,13 @@ const small = aHost({ name: 'small', allocated: { vcpus: 0, memoryMiB: 22528, di
 
 describe('Scheduler.selectDestination', () => {
   it('defaults to spreading on RAM, CPU and disk with a subset of one', () => {
-    expect(DEFAULT_SCHEDULER_CONFIG).toEqual({ ramWeightMultiplier: 1, cpuWeightMultiplier: 1, diskWeightMultiplier: 1, softAffinityWeightMultiplier: 1, hostSubsetSize: 1 });
+    expect(DEFAULT_SCHEDULER_CONFIG).toEqual({
+      ramWeightMultiplier: 1,
+      cpuWeightMultiplier: 1,
+      diskWeightMultiplier: 1,
+      softAffinityWeightMultiplier: 1,
+      hostSubsetSize: 1,
+    });
   });
 
   it('picks the best weighed host that passes every filter', () => {
@@ -34,7 +40,9 @@ describe('Scheduler.selectDestination', () => {
   });
 
   it('packs onto the fullest host that still fits when the RAM multiplier is negative', () => {
-    const scheduler = new Scheduler(config({ ramWeightMultiplier: -1, cpuWeightMultiplier: 0, diskWeightMultiplier: 0 }));
+    const scheduler = new Scheduler(
+      config({ ramWeightMultiplier: -1, cpuWeightMultiplier: 0, diskWeightMultiplier: 0 }),
+    );
     expect(scheduler.selectDestination([big, mid, small], aRequest()).host).toBe('small');
   });
 
@@ -47,7 +55,9 @@ describe('hostSubsetSize', () => {
   const hosts = [big, mid, small];
 
   it('chooses among the top hostSubsetSize hosts using the injected random source', () => {
-    const pick = (r: number): string => new Scheduler(config({ hostSubsetSize: 2 }), undefined, undefined, () => r).selectDestination(hosts, aRequest()).host;
+    const pick = (r: number): string =>
+      new Scheduler(config({ hostSubsetSize: 2 }), undefined, undefined, () => r).selectDestination(hosts, aRequest())
+        .host;
     expect(pick(0)).toBe('big');
     expect(pick(0.49)).toBe('big');
     expect(pick(0.5)).toBe('mid');
@@ -72,8 +82,16 @@ describe('hostSubsetSize', () => {
 
 describe('forced host', () => {
   it('bypasses every filter: a disabled, not-ready, full, already-tried host is still selected', () => {
-    const bad = aHost({ name: 'bad', disabled: true, ready: false, allocated: { vcpus: 99, memoryMiB: 99999, diskGiB: 9999 } });
-    const selection = new Scheduler(config()).selectDestination([big, bad], aRequest({ forcedHost: 'bad', ignoreHosts: ['bad'] }));
+    const bad = aHost({
+      name: 'bad',
+      disabled: true,
+      ready: false,
+      allocated: { vcpus: 99, memoryMiB: 99999, diskGiB: 9999 },
+    });
+    const selection = new Scheduler(config()).selectDestination(
+      [big, bad],
+      aRequest({ forcedHost: 'bad', ignoreHosts: ['bad'] }),
+    );
     expect(selection.host).toBe('bad');
   });
 
@@ -85,9 +103,14 @@ describe('forced host', () => {
 });
 
 describe('NoValidHost', () => {
-  it('says how many hosts each filter removed, in Nova\'s wording', () => {
+  it("says how many hosts each filter removed, in Nova's wording", () => {
     const down = aHost({ name: 'down', ready: false });
-    const err = caught(() => new Scheduler(config(), [ComputeFilter, RamFilter]).selectDestination([down, mid, small], aRequest({ flavor: { memoryMiB: 30720 } })));
+    const err = caught(() =>
+      new Scheduler(config(), [ComputeFilter, RamFilter]).selectDestination(
+        [down, mid, small],
+        aRequest({ flavor: { memoryMiB: 30720 } }),
+      ),
+    );
     expect(err.reason).toBe('NoValidHost');
     expect(err.message).toBe(
       'No valid host was found. There are not enough hosts available. Filtering removed all hosts: ComputeFilter removed 1 of 3, RamFilter removed 2 of 2',
@@ -100,7 +123,9 @@ describe('NoValidHost', () => {
 
   it('records, per host, which filter removed it and why', () => {
     const down = aHost({ name: 'down', ready: false });
-    const err = caught(() => new Scheduler(config()).selectDestination([down, small], aRequest({ flavor: { memoryMiB: 30720 } })));
+    const err = caught(() =>
+      new Scheduler(config()).selectDestination([down, small], aRequest({ flavor: { memoryMiB: 30720 } })),
+    );
     expect(err.hostReasons).toEqual({
       down: 'ComputeFilter: host is not ready (Ready condition not True or heartbeat stale)',
       small: 'RamFilter: free memory 10240 MiB < requested 30720 MiB',
@@ -109,7 +134,9 @@ describe('NoValidHost', () => {
 
   it('leaves out filters that removed nothing and stops at the filter that removed the last host', () => {
     const err = caught(() => new Scheduler(config()).selectDestination([mid], aRequest({ flavor: { vcpus: 64 } })));
-    expect(err.message).toBe('No valid host was found. There are not enough hosts available. Filtering removed all hosts: CoreFilter removed 1 of 1');
+    expect(err.message).toBe(
+      'No valid host was found. There are not enough hosts available. Filtering removed all hosts: CoreFilter removed 1 of 1',
+    );
     expect(err.filterCounts.map((c) => c.filter)).toEqual([
       'IgnoreHostsFilter',
       'ComputeFilter',

@@ -17,8 +17,17 @@ export function aHost(overrides: Partial<HostState> & { name: string }): HostSta
 }
 
 /** `flavor` is partial here; `resources` follows the flavor unless given. */
-export function aRequest(overrides: Partial<Omit<RequestSpec, 'flavor'>> & { flavor?: Partial<FlavorSnapshot> } = {}): RequestSpec {
-  const flavor: FlavorSnapshot = { name: 'm1.small', vcpus: 1, memoryMiB: 2048, rootDiskGiB: 20, ephemeralDiskGiB: 0, ...overrides.flavor };
+export function aRequest(
+  overrides: Partial<Omit<RequestSpec, 'flavor'>> & { flavor?: Partial<FlavorSnapshot> } = {},
+): RequestSpec {
+  const flavor: FlavorSnapshot = {
+    name: 'm1.small',
+    vcpus: 1,
+    memoryMiB: 2048,
+    rootDiskGiB: 20,
+    ephemeralDiskGiB: 0,
+    ...overrides.flavor,
+  };
   return {
     instance: 'default/vm-1',
     ignoreHosts: [],

@@ -47,7 +47,10 @@ export class ServerGroups {
     const name = inst.spec.serverGroup;
     if (!name) return {};
     const group = this.groups.get(name, inst.metadata.namespace);
-    if (!group) return { missing: `server group ${name} does not exist in namespace ${inst.metadata.namespace}; create it or boot without spec.serverGroup` };
+    if (!group)
+      return {
+        missing: `server group ${name} does not exist in namespace ${inst.metadata.namespace}; create it or boot without spec.serverGroup`,
+      };
     const memberHosts = membersOf(this.instances.list(inst.metadata.namespace), group)
       .filter((m) => m.metadata.uid !== inst.metadata.uid)
       .map((m) => placedOn(m) ?? this.pendingHostOf(m.metadata.uid ?? ''))

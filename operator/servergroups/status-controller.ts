@@ -29,7 +29,11 @@ export class ServerGroupStatus implements Reconciler {
     const members = membersOf(this.instances.list(namespace), group);
     const names = members.map((m) => m.metadata.name).sort();
     const hosts = [...new Set(members.map((m) => m.status?.host).filter((h): h is string => Boolean(h)))].sort();
-    if (JSON.stringify(names) === JSON.stringify(group.status?.members ?? []) && JSON.stringify(hosts) === JSON.stringify(group.status?.hosts ?? [])) return {};
+    if (
+      JSON.stringify(names) === JSON.stringify(group.status?.members ?? []) &&
+      JSON.stringify(hosts) === JSON.stringify(group.status?.hosts ?? [])
+    )
+      return {};
     await this.kube.serverGroups.patchStatus(group, { members: names, hosts });
     return {};
   }

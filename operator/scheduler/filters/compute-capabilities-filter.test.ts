@@ -11,7 +11,9 @@ describe('ComputeCapabilitiesFilter', () => {
   });
 
   it('ignores extra spec keys without the node: prefix', () => {
-    const request = aRequest({ flavor: { extraSpecs: { 'hw:cpu_policy': 'dedicated', 'quota:disk_read_bytes_sec': '1000' } } });
+    const request = aRequest({
+      flavor: { extraSpecs: { 'hw:cpu_policy': 'dedicated', 'quota:disk_read_bytes_sec': '1000' } },
+    });
     expect(ComputeCapabilitiesFilter.passes(aHost({ name: 'plain' }), request)).toEqual({ pass: true });
   });
 

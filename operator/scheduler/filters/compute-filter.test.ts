@@ -8,7 +8,10 @@ describe('ComputeFilter', () => {
   });
 
   it('rejects a disabled host and says it is disabled', () => {
-    expect(ComputeFilter.passes(aHost({ name: 'a', disabled: true }), aRequest())).toEqual({ pass: false, reason: 'host is disabled' });
+    expect(ComputeFilter.passes(aHost({ name: 'a', disabled: true }), aRequest())).toEqual({
+      pass: false,
+      reason: 'host is disabled',
+    });
   });
 
   it('rejects a host that is not ready and says it is not ready', () => {
@@ -19,6 +22,9 @@ describe('ComputeFilter', () => {
   });
 
   it('names disabled, the admin decision, when a host is both disabled and not ready', () => {
-    expect(ComputeFilter.passes(aHost({ name: 'a', disabled: true, ready: false }), aRequest())).toEqual({ pass: false, reason: 'host is disabled' });
+    expect(ComputeFilter.passes(aHost({ name: 'a', disabled: true, ready: false }), aRequest())).toEqual({
+      pass: false,
+      reason: 'host is disabled',
+    });
   });
 });

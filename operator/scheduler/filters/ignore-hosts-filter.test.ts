@@ -4,7 +4,10 @@ import { IgnoreHostsFilter } from './ignore-hosts-filter.js';
 
 describe('IgnoreHostsFilter', () => {
   it('rejects a host the request already tried, saying so', () => {
-    expect(IgnoreHostsFilter.passes(aHost({ name: 'a' }), aRequest({ ignoreHosts: ['a'] }))).toEqual({ pass: false, reason: 'already tried' });
+    expect(IgnoreHostsFilter.passes(aHost({ name: 'a' }), aRequest({ ignoreHosts: ['a'] }))).toEqual({
+      pass: false,
+      reason: 'already tried',
+    });
   });
 
   it('passes a host not in ignoreHosts', () => {

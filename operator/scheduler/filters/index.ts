@@ -10,7 +10,17 @@ import { ServerGroupAffinityFilter } from './server-group-affinity-filter.js';
 import { ServerGroupAntiAffinityFilter } from './server-group-anti-affinity-filter.js';
 
 export type { FilterResult, HostFilter } from './filter.js';
-export { AvailabilityZoneFilter, ComputeCapabilitiesFilter, ComputeFilter, CoreFilter, DiskFilter, IgnoreHostsFilter, RamFilter, ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter };
+export {
+  AvailabilityZoneFilter,
+  ComputeCapabilitiesFilter,
+  ComputeFilter,
+  CoreFilter,
+  DiskFilter,
+  IgnoreHostsFilter,
+  RamFilter,
+  ServerGroupAffinityFilter,
+  ServerGroupAntiAffinityFilter,
+};
 
 // Order decides which filter a NoValidHost message blames: a host that is both down and full is
 // reported as down, because that is the thing to fix. Placement rules (tried, zone, labels) come

@@ -3,9 +3,13 @@ import { aHost, aRequest } from '../testing.js';
 import { RamFilter } from './ram-filter.js';
 
 describe('RamFilter', () => {
-  const host = aHost({ name: 'a', allocatable: { vcpus: 8, memoryMiB: 4096, diskGiB: 100 }, allocated: { vcpus: 0, memoryMiB: 3584, diskGiB: 0 } });
+  const host = aHost({
+    name: 'a',
+    allocatable: { vcpus: 8, memoryMiB: 4096, diskGiB: 100 },
+    allocated: { vcpus: 0, memoryMiB: 3584, diskGiB: 0 },
+  });
 
-  it('RamFilter rejects a host whose free memory is below the flavor\'s and names both numbers', () => {
+  it("RamFilter rejects a host whose free memory is below the flavor's and names both numbers", () => {
     expect(RamFilter.passes(host, aRequest({ flavor: { memoryMiB: 2048 } }))).toEqual({
       pass: false,
       reason: 'free memory 512 MiB < requested 2048 MiB',
@@ -17,7 +21,11 @@ describe('RamFilter', () => {
   });
 
   it('RamFilter counts allocated (including in-flight) against allocatable, not capacity', () => {
-    const full = aHost({ name: 'b', allocatable: { vcpus: 8, memoryMiB: 4096, diskGiB: 100 }, allocated: { vcpus: 0, memoryMiB: 4096, diskGiB: 0 } });
+    const full = aHost({
+      name: 'b',
+      allocatable: { vcpus: 8, memoryMiB: 4096, diskGiB: 100 },
+      allocated: { vcpus: 0, memoryMiB: 4096, diskGiB: 0 },
+    });
     expect(RamFilter.passes(full, aRequest({ flavor: { memoryMiB: 64 } })).pass).toBe(false);
   });
 });

@@ -8,6 +8,8 @@ export const ServerGroupAffinityFilter: HostFilter = {
     const group = request.group;
     if (group?.policy !== 'affinity' || group.memberHosts.length === 0) return PASS;
     if (group.memberHosts.includes(host.name)) return PASS;
-    return fail(`server group ${group.name} (affinity) has its members on ${[...new Set(group.memberHosts)].join(', ')}`);
+    return fail(
+      `server group ${group.name} (affinity) has its members on ${[...new Set(group.memberHosts)].join(', ')}`,
+    );
   },
 };

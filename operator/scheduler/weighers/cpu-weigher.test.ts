@@ -3,7 +3,12 @@ import { aHost, aRequest } from '../testing.js';
 import { CPUWeigher } from './cpu-weigher.js';
 import { weighHosts } from './weigh.js';
 
-const only = { ramWeightMultiplier: 0, cpuWeightMultiplier: 1, diskWeightMultiplier: 0, softAffinityWeightMultiplier: 0 };
+const only = {
+  ramWeightMultiplier: 0,
+  cpuWeightMultiplier: 1,
+  diskWeightMultiplier: 0,
+  softAffinityWeightMultiplier: 0,
+};
 const hosts = [
   aHost({ name: 'idle', allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 } }),
   aHost({ name: 'busy', allocated: { vcpus: 12, memoryMiB: 0, diskGiB: 0 } }),

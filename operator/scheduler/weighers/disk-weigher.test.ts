@@ -3,7 +3,12 @@ import { aHost, aRequest } from '../testing.js';
 import { DiskWeigher } from './disk-weigher.js';
 import { weighHosts } from './weigh.js';
 
-const only = { ramWeightMultiplier: 0, cpuWeightMultiplier: 0, diskWeightMultiplier: 1, softAffinityWeightMultiplier: 0 };
+const only = {
+  ramWeightMultiplier: 0,
+  cpuWeightMultiplier: 0,
+  diskWeightMultiplier: 1,
+  softAffinityWeightMultiplier: 0,
+};
 const hosts = [
   aHost({ name: 'full', allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 400 } }),
   aHost({ name: 'roomy', allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 } }),

@@ -9,4 +9,9 @@ export { normalize, weighHosts } from './weigh.js';
 export type { WeighedHost, WeightMultipliers } from './weigh.js';
 export { CPUWeigher, DiskWeigher, RAMWeigher, ServerGroupSoftAffinityWeigher };
 
-export const DEFAULT_WEIGHERS: readonly HostWeigher[] = Object.freeze([RAMWeigher, CPUWeigher, DiskWeigher, ServerGroupSoftAffinityWeigher]);
+export const DEFAULT_WEIGHERS: readonly HostWeigher[] = Object.freeze([
+  RAMWeigher,
+  CPUWeigher,
+  DiskWeigher,
+  ServerGroupSoftAffinityWeigher,
+]);

@@ -24,7 +24,12 @@ describe('weighHosts', () => {
   const cpu = aHost({ name: 'cpu', allocatable: { vcpus: 64, memoryMiB: 8192, diskGiB: 100 } });
 
   it('sums multiplier times normalised weight, so units (MiB vs vCPUs) do not dominate', () => {
-    const weighed = weighHosts([ram, cpu], aRequest(), [RAMWeigher, CPUWeigher], { ramWeightMultiplier: 1, cpuWeightMultiplier: 2, diskWeightMultiplier: 0, softAffinityWeightMultiplier: 0 });
+    const weighed = weighHosts([ram, cpu], aRequest(), [RAMWeigher, CPUWeigher], {
+      ramWeightMultiplier: 1,
+      cpuWeightMultiplier: 2,
+      diskWeightMultiplier: 0,
+      softAffinityWeightMultiplier: 0,
+    });
     expect(weighed.map((w) => [w.host.name, w.weight])).toEqual([
       ['cpu', 2],
       ['ram', 1],
@@ -34,6 +39,13 @@ describe('weighHosts', () => {
   it('ranks equally weighted hosts by name, so the same snapshot always ranks the same way', () => {
     const b = aHost({ name: 'b' });
     const a = aHost({ name: 'a' });
-    expect(weighHosts([b, a], aRequest(), [RAMWeigher], { ramWeightMultiplier: 1, cpuWeightMultiplier: 1, diskWeightMultiplier: 1, softAffinityWeightMultiplier: 0 }).map((w) => w.host.name)).toEqual(['a', 'b']);
+    expect(
+      weighHosts([b, a], aRequest(), [RAMWeigher], {
+        ramWeightMultiplier: 1,
+        cpuWeightMultiplier: 1,
+        diskWeightMultiplier: 1,
+        softAffinityWeightMultiplier: 0,
+      }).map((w) => w.host.name),
+    ).toEqual(['a', 'b']);
   });
 });

@@ -1,7 +1,8 @@
 import type { HostState } from '../host-state.js';
 import type { RequestSpec } from '../request.js';
 
-export type WeightMultiplierKey = 'ramWeightMultiplier' | 'cpuWeightMultiplier' | 'diskWeightMultiplier' | 'softAffinityWeightMultiplier';
+export type WeightMultiplierKey =
+  'ramWeightMultiplier' | 'cpuWeightMultiplier' | 'diskWeightMultiplier' | 'softAffinityWeightMultiplier';
 
 /** One Nova weigher: a raw score per host; weigh.ts normalises it and applies the multiplier. */
 export interface HostWeigher {
