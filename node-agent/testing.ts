@@ -17,7 +17,7 @@ import type {
 import { API_VERSION } from '../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../common/kube/api.js';
 import type { EventRecorder } from '../common/kube/events.js';
-import type { FakeCluster } from '../common/kube/fake.js';
+import { FakeCluster } from '../common/kube/fake.js';
 import { FaultRecorder } from '../common/kube/fault-recorder.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { objectKey } from '../common/runtime/controller.js';
@@ -206,6 +206,13 @@ export class TestHosts {
 }
 
 /** An Instance in namespace default, seeded with the given status. */
+/** A fresh in-memory cluster with one registered host, as each test starts from. */
+export async function oneHost(name = 'host-a', opts: HostOptions = {}) {
+  const cluster = new FakeCluster();
+  const hosts = new TestHosts(cluster);
+  return { cluster, hosts, host: await hosts.add(name, opts) };
+}
+
 export function seedInstance(
   cluster: FakeCluster,
   name: string,

@@ -27,14 +27,21 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { ServerGroups } from './servergroups/membership.js';
 import { ServerGroupStatus } from './servergroups/status-controller.js';
 
+/** The watch-fed caches every controller reads; nodes and flavors first, since placements need them. */
+function caches(kube: Kube, log: Logger, instanceSelector: string | undefined) {
+  return {
+    nodes: new Informer(kube, 'ComputeNode', log),
+    flavors: new Informer(kube, 'Flavor', log),
+    instances: new Informer(kube, 'Instance', log, { labelSelector: instanceSelector }),
+    migrations: new Informer(kube, 'Migration', log),
+    quotas: new Informer(kube, 'ComputeQuota', log),
+    serverGroups: new Informer(kube, 'ServerGroup', log),
+  };
+}
+
 export class Operator {
-  readonly nodes: Informer<'ComputeNode'>;
-  readonly flavors: Informer<'Flavor'>;
-  readonly instances: Informer<'Instance'>;
-  readonly migrations: Informer<'Migration'>;
-  readonly quotas: Informer<'ComputeQuota'>;
-  readonly serverGroups: Informer<'ServerGroup'>;
-  readonly placement: Placement;
+  private readonly caches: ReturnType<typeof caches>;
+  private readonly placement: Placement;
   private readonly nodeMonitor: NodeMonitor;
   private readonly controllers: Controller[] = [];
   private started = false;
@@ -49,19 +56,13 @@ export class Operator {
     private readonly leaderGate: () => boolean = () => true,
   ) {
     const heartbeatTimeoutMs = config['node-heartbeat-timeout'] * 1000;
-    this.nodes = new Informer(kube, 'ComputeNode', log);
-    this.flavors = new Informer(kube, 'Flavor', log);
-    this.instances = new Informer(kube, 'Instance', log, { labelSelector: config['instance-selector'] });
-    this.migrations = new Informer(kube, 'Migration', log);
-    this.quotas = new Informer(kube, 'ComputeQuota', log);
-    this.serverGroups = new Informer(kube, 'ServerGroup', log);
+    this.caches = caches(kube, log, config['instance-selector']);
+    const { nodes, flavors, instances, migrations, quotas, serverGroups } = this.caches;
     const faults = new FaultRecorder(events);
-    const quota = new QuotaService(kube, this.quotas, log.child({ controller: 'quota' }));
+    const quota = new QuotaService(kube, quotas, log.child({ controller: 'quota' }));
     const monitorConfig = { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 };
     const monitorLog = log.child({ controller: 'node-monitor' });
-    this.nodeMonitor = new NodeMonitor(kube, this.nodes, events, monitorConfig, monitorLog, undefined, () =>
-      this.canAct(),
-    );
+    this.nodeMonitor = new NodeMonitor(kube, nodes, events, monitorConfig, monitorLog, undefined, () => this.canAct());
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],
@@ -72,8 +73,8 @@ export class Operator {
     const domain = metrics.operator;
     const onDecision = (result: Parameters<typeof domain.scheduled>[0], seconds: number) =>
       domain.scheduled(result, seconds);
-    this.placement = new Placement(scheduler, this.nodes, heartbeatTimeoutMs, undefined, onDecision);
-    const groups = new ServerGroups(this.serverGroups, this.instances, (uid) => this.placement.inFlight.hostOf(uid));
+    this.placement = new Placement(scheduler, nodes, heartbeatTimeoutMs, undefined, onDecision);
+    const groups = new ServerGroups(serverGroups, instances, (uid) => this.placement.inFlight.hostOf(uid));
     const attempts = new PlacementAttempts(this.placement, groups, {
       maxAttempts: config['max-attempts'],
       claimTimeoutMs: Math.max(2_000, heartbeatTimeoutMs / 2),
@@ -82,10 +83,10 @@ export class Operator {
 
     const instanceLog = log.child({ controller: 'instance' });
     const instanceController = new InstanceController(
-      this.instances,
-      this.migrations,
-      new BootConductor(kube, this.flavors, attempts, quota, groups, events, faults, instanceLog),
-      new ResizeRequests(kube, this.flavors, quota, faults, instanceLog),
+      instances,
+      migrations,
+      new BootConductor(kube, flavors, attempts, quota, groups, events, faults, instanceLog),
+      new ResizeRequests(kube, flavors, quota, faults, instanceLog),
       new DeletionConductor(kube, this.placement, quota, instanceLog),
       quota,
     );
@@ -96,16 +97,16 @@ export class Operator {
     const migrationQuota = new MigrationQuota(quota);
     const tokens = new TransferTokens(kube.secrets);
     const migrationController = new MigrationController(
-      this.migrations,
-      this.instances,
-      new MigrationStart(kube, this.flavors, this.placement, quota, events, faults, sameHost, migrationLog),
+      migrations,
+      instances,
+      new MigrationStart(kube, flavors, this.placement, quota, events, faults, sameHost, migrationLog),
       new DestinationPlacement(kube, attempts, groups, migrationQuota, tokens, events, faults, sameHost, migrationLog),
       new Decisions(kube, migrationQuota, tokens, events, config['resize-confirm-window'], migrationLog),
       new MigrationSettlement(kube, this.placement, migrationQuota, tokens, events),
     );
     this.run('migration', migrationController, migrationLog, config.workers).watchWith(migrationController);
 
-    const groupStatus = new ServerGroupStatus(kube, this.serverGroups, this.instances);
+    const groupStatus = new ServerGroupStatus(kube, serverGroups, instances);
     this.run('servergroup', groupStatus, log, 2).watchWith(groupStatus);
     this.watchMetrics();
   }
@@ -132,17 +133,18 @@ export class Operator {
 
   /** Domain metrics from what the caches show: boot time, migration phases, host usage. */
   private watchMetrics(): void {
+    const { instances, migrations, nodes } = this.caches;
     const domain = this.metrics.operator;
-    this.instances.on('add', (inst) => domain.observeInstance(inst));
-    this.instances.on('update', (inst) => domain.observeInstance(inst));
-    this.instances.on('delete', (inst) => domain.forgetInstance(inst));
-    this.migrations.on('add', (mig) => domain.observeMigration(mig));
-    this.migrations.on('update', (mig) => domain.observeMigration(mig));
-    this.migrations.on('delete', (mig) => domain.forgetMigration(mig));
-    const nodeMetrics = this.metrics.nodes;
-    this.nodes.on('add', (node) => nodeMetrics.set(node.metadata.name, node.status));
-    this.nodes.on('update', (node) => nodeMetrics.set(node.metadata.name, node.status));
-    this.nodes.on('delete', (node) => nodeMetrics.delete(node.metadata.name));
+    const hosts = this.metrics.nodes;
+    instances.on('add', (inst) => domain.observeInstance(inst));
+    instances.on('update', (inst) => domain.observeInstance(inst));
+    instances.on('delete', (inst) => domain.forgetInstance(inst));
+    migrations.on('add', (mig) => domain.observeMigration(mig));
+    migrations.on('update', (mig) => domain.observeMigration(mig));
+    migrations.on('delete', (mig) => domain.forgetMigration(mig));
+    for (const event of ['add', 'update'] as const)
+      nodes.on(event, (node) => hosts.set(node.metadata.name, node.status));
+    nodes.on('delete', (node) => hosts.delete(node.metadata.name));
   }
 
   get ready(): boolean {
@@ -150,13 +152,9 @@ export class Operator {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.nodes.start(), this.flavors.start()]);
-    await Promise.all([
-      this.instances.start(),
-      this.migrations.start(),
-      this.quotas.start(),
-      this.serverGroups.start(),
-    ]);
+    const { nodes, flavors, ...rest } = this.caches;
+    await Promise.all([nodes.start(), flavors.start()]);
+    await Promise.all(Object.values(rest).map((cache) => cache.start()));
     this.nodeMonitor.start();
     this.started = true;
   }
@@ -164,7 +162,6 @@ export class Operator {
   async stop(): Promise<void> {
     this.nodeMonitor.stop();
     await Promise.all(this.controllers.map((c) => c.stop()));
-    const informers = [this.nodes, this.flavors, this.instances, this.migrations, this.quotas, this.serverGroups];
-    await Promise.all(informers.map((i) => i.stop()));
+    await Promise.all(Object.values(this.caches).map((cache) => cache.stop()));
   }
 }

@@ -32,3 +32,17 @@ export function setCondition(
 export function getCondition(list: Condition[] | undefined, type: string): Condition | undefined {
   return list?.find((c) => c.type === type);
 }
+
+/**
+ * The Instance's Ready condition (what `kubectl wait --for=condition=Ready` reads): True with
+ * reason Running while the guest runs, False with `reason` (Stopped unless said) otherwise.
+ */
+export function setReady(
+  list: Condition[] | undefined,
+  running: boolean,
+  message: string,
+  now: Date,
+  reason = running ? 'Running' : 'Stopped',
+): Condition[] {
+  return setCondition(list, { type: 'Ready', status: running ? 'True' : 'False', reason, message }, now);
+}

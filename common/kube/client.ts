@@ -188,12 +188,7 @@ export class Kube implements KubeClient {
   readonly core: CoreV1Api;
   readonly secrets: SecretClient;
   readonly events: EventSink;
-  readonly flavors: ResourceClient<'Flavor'>;
-  readonly instances: ResourceClient<'Instance'>;
-  readonly migrations: ResourceClient<'Migration'>;
-  readonly computeNodes: ResourceClient<'ComputeNode'>;
-  readonly quotas: ResourceClient<'ComputeQuota'>;
-  readonly serverGroups: ResourceClient<'ServerGroup'>;
+  private readonly clients = new Map<KindName, ResourceClient<KindName>>();
 
   constructor(
     readonly config: KubeConfig,
@@ -203,23 +198,31 @@ export class Kube implements KubeClient {
     this.core = config.makeApiClient(CoreV1Api);
     this.secrets = new CoreSecrets(this.core);
     this.events = new CoreEvents(this.core);
-    this.flavors = new ResourceClient(this.custom, 'Flavor', fieldManager);
-    this.instances = new ResourceClient(this.custom, 'Instance', fieldManager);
-    this.migrations = new ResourceClient(this.custom, 'Migration', fieldManager);
-    this.computeNodes = new ResourceClient(this.custom, 'ComputeNode', fieldManager);
-    this.quotas = new ResourceClient(this.custom, 'ComputeQuota', fieldManager);
-    this.serverGroups = new ResourceClient(this.custom, 'ServerGroup', fieldManager);
   }
 
+  /** The client of one kind, made once. */
   resource<K extends KindName>(kind: K): ResourceClient<K> {
-    const map = {
-      Flavor: this.flavors,
-      Instance: this.instances,
-      Migration: this.migrations,
-      ComputeNode: this.computeNodes,
-      ComputeQuota: this.quotas,
-      ServerGroup: this.serverGroups,
-    };
-    return map[kind] as unknown as ResourceClient<K>;
+    let client = this.clients.get(kind);
+    if (!client) this.clients.set(kind, (client = new ResourceClient(this.custom, kind, this.fieldManager)));
+    return client as ResourceClient<K>;
+  }
+
+  get flavors() {
+    return this.resource('Flavor');
+  }
+  get instances() {
+    return this.resource('Instance');
+  }
+  get migrations() {
+    return this.resource('Migration');
+  }
+  get computeNodes() {
+    return this.resource('ComputeNode');
+  }
+  get quotas() {
+    return this.resource('ComputeQuota');
+  }
+  get serverGroups() {
+    return this.resource('ServerGroup');
   }
 }

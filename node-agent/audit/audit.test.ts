@@ -17,6 +17,7 @@ import {
   seedInstance,
   type TestHost,
 } from '../testing.js';
+import { oneHost } from '../testing.js';
 
 const GRACE_MS = 60_000;
 
@@ -26,15 +27,10 @@ let clock: Clock;
 let a: TestHost;
 
 beforeEach(async () => {
-  cluster = new FakeCluster();
-  hosts = new TestHosts(cluster);
   clock = new Clock();
-  a = await hosts.add('host-a', { clock, auditGraceMs: GRACE_MS });
+  ({ cluster, hosts, host: a } = await oneHost('host-a', { clock, auditGraceMs: GRACE_MS }));
 });
-
-afterEach(async () => {
-  await hosts.cleanup();
-});
+afterEach(() => hosts.cleanup());
 
 const claimFor = (consumer: string, over: Partial<Claim> = {}): Claim => ({
   consumer,

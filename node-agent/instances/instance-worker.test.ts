@@ -19,6 +19,7 @@ import {
   seedInstance,
   type TestHost,
 } from '../testing.js';
+import { oneHost } from '../testing.js';
 
 const KEY = 'default/web-1';
 
@@ -26,15 +27,8 @@ let cluster: FakeCluster;
 let hosts: TestHosts;
 let host: TestHost;
 
-beforeEach(async () => {
-  cluster = new FakeCluster();
-  hosts = new TestHosts(cluster);
-  host = await hosts.add('host-a');
-});
-
-afterEach(async () => {
-  await hosts.cleanup();
-});
+beforeEach(async () => ({ cluster, hosts, host } = await oneHost()));
+afterEach(() => hosts.cleanup());
 
 const inst = (name = 'web-1'): Instance => cluster.get('Instance', name)!;
 const ready = (i: Instance) => i.status?.conditions?.find((c) => c.type === 'Ready');

@@ -4,7 +4,7 @@
 // is resumed by running the same step again.
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
-import { setCondition } from '../../common/api/conditions.js';
+import { setReady } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
 import { checkInstanceState } from '../../common/api/instance-actions.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
@@ -162,9 +162,9 @@ export class InstanceWorker implements Reconciler {
       case 'spawning':
         return this.spawn(inst, log);
       case 'powering_off':
-        return this.powerOff(inst, log);
+        return this.power(inst, log, false);
       case 'powering_on':
-        return this.powerOn(inst, log);
+        return this.power(inst, log, true);
       case '':
       case undefined: {
         const wanted = inst.spec.powerState === 'Stopped' ? 'stop' : 'start';
@@ -203,11 +203,7 @@ export class InstanceWorker implements Reconciler {
       launchedAt: s.launchedAt ?? now.toISOString(),
       fault: null,
       guest: await this.guest(uid),
-      conditions: setCondition(
-        s.conditions,
-        { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` },
-        now,
-      ),
+      conditions: setReady(s.conditions, true, `running on ${this.host}`, now),
     });
     log.info({ step: 'spawning' }, 'spawned');
     this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}`);
@@ -229,11 +225,7 @@ export class InstanceWorker implements Reconciler {
           powerState: 'nostate',
           host: null,
           fault: status,
-          conditions: setCondition(
-            inst.status?.conditions,
-            { type: 'Ready', status: 'False', reason: fault.reason, message: fault.message },
-            this.now(),
-          ),
+          conditions: setReady(inst.status?.conditions, false, fault.message, this.now(), fault.reason),
         }),
       [{ target: inst }],
       log,
@@ -242,41 +234,26 @@ export class InstanceWorker implements Reconciler {
     return {};
   }
 
-  private async powerOff(inst: Instance, log: Logger): Promise<ReconcileResult> {
-    const domain = await this.driver.powerOff(inst.metadata.uid ?? '');
-    const now = this.now();
-    await this.kube.instances.patchStatus(inst, {
-      vmState: 'stopped',
-      taskState: '',
-      powerState: domain.powerState,
-      conditions: setCondition(
-        inst.status?.conditions,
-        { type: 'Ready', status: 'False', reason: 'Stopped', message: 'stopped by request' },
-        now,
-      ),
-    });
-    log.info({ step: 'powering_off' }, 'stopped');
-    this.events.record(inst, 'Normal', EventReason.Stopped, `instance stopped on ${this.host}`);
-    return {};
-  }
-
-  private async powerOn(inst: Instance, log: Logger): Promise<ReconcileResult> {
+  /** powering_off / powering_on: the driver acts, then the instance says what it now is. */
+  private async power(inst: Instance, log: Logger, on: boolean): Promise<ReconcileResult> {
     const uid = inst.metadata.uid ?? '';
-    const domain = await this.driver.powerOn(uid);
-    const now = this.now();
+    const domain = on ? await this.driver.powerOn(uid) : await this.driver.powerOff(uid);
+    const message = on ? `running on ${this.host}` : 'stopped by request';
     await this.kube.instances.patchStatus(inst, {
-      vmState: 'active',
+      vmState: on ? 'active' : 'stopped',
       taskState: '',
       powerState: domain.powerState,
-      guest: await this.guest(uid),
-      conditions: setCondition(
-        inst.status?.conditions,
-        { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${this.host}` },
-        now,
-      ),
+      ...(on ? { guest: await this.guest(uid) } : {}),
+      conditions: setReady(inst.status?.conditions, on, message, this.now()),
     });
-    log.info({ step: 'powering_on' }, 'started');
-    this.events.record(inst, 'Normal', EventReason.Started, `instance started on ${this.host}`);
+    const done = on ? 'started' : 'stopped';
+    log.info({ step: on ? 'powering_on' : 'powering_off' }, done);
+    this.events.record(
+      inst,
+      'Normal',
+      on ? EventReason.Started : EventReason.Stopped,
+      `instance ${done} on ${this.host}`,
+    );
     return {};
   }
 

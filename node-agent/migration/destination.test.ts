@@ -6,6 +6,7 @@ import type { Instance, Migration } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { fakeDiskSize } from '../driver/fake.js';
 import { HUGE, MEDIUM, SMALL, TestHosts, bootOn, claimsOn, decide, pathExists, type TestHost } from '../testing.js';
+import { oneHost } from '../testing.js';
 import {
   INST_KEY,
   MIG,
@@ -20,15 +21,8 @@ let cluster: FakeCluster;
 let hosts: TestHosts;
 let a: TestHost;
 
-beforeEach(async () => {
-  cluster = new FakeCluster();
-  hosts = new TestHosts(cluster);
-  a = await hosts.add('host-a');
-});
-
-afterEach(async () => {
-  await hosts.cleanup();
-});
+beforeEach(async () => ({ cluster, hosts, host: a } = await oneHost()));
+afterEach(() => hosts.cleanup());
 
 const inst = (): Instance => cluster.get('Instance', 'web-1')!;
 const mig = (name = MIG): Migration => cluster.get('Migration', name)!;

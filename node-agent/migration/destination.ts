@@ -15,16 +15,8 @@ import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
 import type { Logger } from '../../common/log.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
-import {
-  domainSpec,
-  instanceTask,
-  readyOn,
-  reconcileSide,
-  sameHost,
-  type EndStep,
-  type LiveStep,
-  type MigrationSide,
-} from './shared.js';
+import { domainSpec, instanceTask, readyOn, reconcileSide, sameHost } from './shared.js';
+import type { EndStep, LiveStep, MigrationSide } from './shared.js';
 
 export class MigrationDestination implements Reconciler {
   readonly steps: PhaseDispatch<LiveStep, EndStep>;

@@ -1,6 +1,6 @@
 // What both sides of a migration on one host share: who they are, what they touch, and the
 // small idempotent writes every step starts with.
-import { setCondition } from '../../common/api/conditions.js';
+import { setReady } from '../../common/api/conditions.js';
 import { isTerminal, type PhaseDispatch } from '../../common/api/lifecycle.js';
 import type { MergePatch } from '../../common/api/patch.js';
 import type {
@@ -66,15 +66,8 @@ export function readyOn(
   awaitingDecision: boolean,
 ): Condition[] {
   const pending = awaitingDecision ? ', resize awaiting confirm or revert' : '';
-  if (powerState === 'running') {
-    return setCondition(
-      conditions,
-      { type: 'Ready', status: 'True', reason: 'Running', message: `running on ${host}${pending}` },
-      now,
-    );
-  }
-  const message = awaitingDecision ? `stopped on ${host}${pending}` : 'stopped';
-  return setCondition(conditions, { type: 'Ready', status: 'False', reason: 'Stopped', message }, now);
+  if (powerState === 'running') return setReady(conditions, true, `running on ${host}${pending}`, now);
+  return setReady(conditions, false, awaitingDecision ? `stopped on ${host}${pending}` : 'stopped', now);
 }
 
 export type LiveStep = (mig: Migration, inst: Instance, log: Logger) => Promise<ReconcileResult>;

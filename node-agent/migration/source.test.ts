@@ -6,21 +6,15 @@ import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/t
 import type { Instance, Migration } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { MEDIUM, SMALL, TestHosts, claimsOn, decide, pathExists, type TestHost } from '../testing.js';
+import { oneHost } from '../testing.js';
 import { MIG, MIG_KEY, crossHostToFinished, resizeStarted, sameHostToFinished, type Resize } from './testing.js';
 
 let cluster: FakeCluster;
 let hosts: TestHosts;
 let a: TestHost;
 
-beforeEach(async () => {
-  cluster = new FakeCluster();
-  hosts = new TestHosts(cluster);
-  a = await hosts.add('host-a');
-});
-
-afterEach(async () => {
-  await hosts.cleanup();
-});
+beforeEach(async () => ({ cluster, hosts, host: a } = await oneHost()));
+afterEach(() => hosts.cleanup());
 
 const inst = (): Instance => cluster.get('Instance', 'web-1')!;
 const mig = (): Migration => cluster.get('Migration', MIG)!;

@@ -18,16 +18,8 @@ import type { Logger } from '../../common/log.js';
 import { sendDirectory } from '../transfer/client.js';
 import { TransferFailed, type TransferRef } from '../transfer/protocol.js';
 import { readTransferToken } from '../transfer/token.js';
-import {
-  domainSpec,
-  instanceTask,
-  readyOn,
-  reconcileSide,
-  sameHost,
-  type EndStep,
-  type LiveStep,
-  type MigrationSide,
-} from './shared.js';
+import { domainSpec, instanceTask, readyOn, reconcileSide, sameHost } from './shared.js';
+import type { EndStep, LiveStep, MigrationSide } from './shared.js';
 
 export interface MigrationSourceOptions {
   transferRetries: number;
