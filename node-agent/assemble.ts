@@ -7,7 +7,7 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ZONE_LABEL } from '../common/api/types.js';
+import { ZONE_LABEL, type ResourceAmounts } from '../common/api/types.js';
 import { ConfigError, parseLabels } from '../common/config.js';
 import type { Kube } from '../common/kube/client.js';
 import { Informer } from '../common/kube/informer.js';
@@ -52,9 +52,16 @@ export function guestImages(config: AgentConfig): Record<string, GuestImage> {
   }
 }
 
-/** The virt driver of `host`, keeping its instance directories under <state-dir>/<host>. */
+/** What the fake driver reports for a --capacity-* flag not given. */
+export const FAKE_CAPACITY: ResourceAmounts = { vcpus: 8, memoryMiB: 16384, diskGiB: 200 };
+
+/**
+ * The virt driver of `host`, keeping its instance directories under <state-dir>/<host>. The
+ * fake driver reports the --capacity-* flags (FAKE_CAPACITY for those not given); the libvirt
+ * driver measures the machine for those not given.
+ */
 export function createDriver(config: AgentConfig, host: string, images: Record<string, GuestImage>): VirtDriver {
-  const capacity = {
+  const given: Partial<ResourceAmounts> = {
     vcpus: config['capacity-vcpus'],
     memoryMiB: config['capacity-memory-mib'],
     diskGiB: config['capacity-disk-gib'],
@@ -64,13 +71,18 @@ export function createDriver(config: AgentConfig, host: string, images: Record<s
     return new LibvirtDriver({
       host,
       stateDir,
-      capacity,
+      capacity: Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
       images,
       uri: config['libvirt-uri'],
       bootTimeoutMs: config['libvirt-boot-timeout'] * 1000,
       minMemoryMiB: config['libvirt-min-memory-mib'],
     });
   }
+  const capacity: ResourceAmounts = {
+    vcpus: given.vcpus ?? FAKE_CAPACITY.vcpus,
+    memoryMiB: given.memoryMiB ?? FAKE_CAPACITY.memoryMiB,
+    diskGiB: given.diskGiB ?? FAKE_CAPACITY.diskGiB,
+  };
   return new FakeDriver(stateDir, capacity, {
     spawnDelayMs: config['spawn-delay-ms'],
     failSpawnForImage: config['fake-fail-spawn-image'],
@@ -111,6 +123,7 @@ export class AgentProcess {
   readonly migrations: Informer<'Migration'>;
   readonly metrics = new Metrics('node-agent');
   private readonly agents: HostAgent[] = [];
+  private readonly hosts = new Map<HostAgent, { driver: VirtDriver; log: Logger }>();
   private readonly started = new Set<HostAgent>();
   private stopping = false;
 
@@ -130,6 +143,7 @@ export class AgentProcess {
   addHost(kube: Kube, driver: VirtDriver, opts: HostAgentOptions, log: Logger): HostAgent {
     const agent = new HostAgent(kube, driver, this.instances, this.migrations, opts, this.metrics, log);
     this.agents.push(agent);
+    this.hosts.set(agent, { driver, log });
     return agent;
   }
 
@@ -160,12 +174,39 @@ export class AgentProcess {
         const delay = startDelayMs(i);
         if (delay > 0) await sleep(delay);
         if (this.stopping) return;
+        const host = this.hosts.get(agent);
+        if (host) await this.untilHypervisorAnswers(host.driver, host.log);
+        if (this.stopping) return;
         await agent.start();
         this.started.add(agent);
       }),
     );
     const address = server.address();
     return typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
+  }
+
+  /**
+   * Returns once the driver's hypervisor answers (or the process stops). libvirtd may come up
+   * after the agent — in the Helm chart it runs in a pod of its own — and a host registered
+   * before it answers would take instances only to fail their spawns; meanwhile /readyz says
+   * not ready. The fake driver has nothing to wait for.
+   */
+  private async untilHypervisorAnswers(driver: VirtDriver, log: Logger): Promise<void> {
+    if (!(driver instanceof LibvirtDriver)) return;
+    let reported = 0;
+    while (!this.stopping) {
+      const problem = await driver.answers();
+      if (problem === undefined) {
+        if (reported > 0) log.info('libvirtd answers');
+        return;
+      }
+      // Said at once and then every 30 s, not every second.
+      if (Date.now() - reported >= 30_000) {
+        log.warn({ err: problem }, 'waiting for libvirtd to answer before registering the host');
+        reported = Date.now();
+      }
+      await sleep(1_000);
+    }
   }
 }
 

@@ -16,26 +16,32 @@ export const AGENT_FLAGS = {
     default: '/var/lib/kubenova',
     description: 'Where instance directories live',
   },
+  // No defaults here: with the libvirt driver a capacity flag given is an override and one not
+  // given is measured on the host, so the parser must tell the two apart. The fake driver's
+  // defaults (8 vCPUs, 16384 MiB, 200 GiB) are applied in assemble.ts.
   'capacity-vcpus': {
     type: 'number',
     env: 'KUBENOVA_CAPACITY_VCPUS',
-    default: 8,
     min: 1,
-    description: 'Host vCPUs offered to the scheduler (configured, not probed)',
+    description:
+      'Host vCPUs offered to the scheduler. Fake driver: default 8. Libvirt driver: when not given, the CPUs ' +
+      'the agent may run on, lowered to its cgroup CPU quota when that is tighter',
   },
   'capacity-memory-mib': {
     type: 'number',
     env: 'KUBENOVA_CAPACITY_MEMORY_MIB',
-    default: 16384,
     min: 64,
-    description: 'Host memory in MiB offered to the scheduler',
+    description:
+      'Host memory in MiB offered to the scheduler. Fake driver: default 16384. Libvirt driver: when not given, ' +
+      "the machine's total memory",
   },
   'capacity-disk-gib': {
     type: 'number',
     env: 'KUBENOVA_CAPACITY_DISK_GIB',
-    default: 200,
     min: 0,
-    description: 'Host disk in GiB offered to the scheduler',
+    description:
+      'Host disk in GiB offered to the scheduler. Fake driver: default 200. Libvirt driver: when not given, the ' +
+      'size of the filesystem holding --state-dir',
   },
   zone: { type: 'string', env: 'KUBENOVA_ZONE', description: 'Availability zone label (topology.kubernetes.io/zone)' },
   labels: { type: 'string', env: 'KUBENOVA_NODE_LABELS', description: 'Extra ComputeNode labels, k=v,k2=v2' },
@@ -135,7 +141,9 @@ export const AGENT_FLAGS = {
     type: 'string',
     env: 'KUBENOVA_LIBVIRT_URI',
     default: 'qemu:///system',
-    description: 'Libvirt driver: libvirt connection URI',
+    description:
+      'Libvirt driver: libvirt connection URI, e.g. qemu:///system?socket=<dir>/libvirt-sock for a libvirtd ' +
+      'listening elsewhere than in /run/libvirt; the agent waits until it answers before it registers its host',
   },
   'libvirt-images': {
     type: 'string',

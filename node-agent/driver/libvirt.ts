@@ -3,6 +3,7 @@
 // <metadata> (host, uid, name, image, flavor), a qcow2 root disk and a domain.xml in its
 // instance directory, so a migration moves the directory as with the fake driver. Guests are
 // software-emulated (domain type 'qemu': no /dev/kvm) and boot the image's kernel directly.
+// The host's capacity is measured on the machine (host-capacity.ts) unless configured.
 //
 // libvirt is driven through `virsh` and disks through `qemu-img`, as processes: there is no
 // maintained libvirt binding for Node.js (the npm packages are unmaintained forks of a native
@@ -16,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
+import { detectHostCapacity } from './host-capacity.js';
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
 import type { GuestImage } from './libvirt-image.js';
 import {
@@ -40,8 +42,13 @@ export interface LibvirtDriverOptions {
   host: string;
   /** Holds instances/<uid> (disk.qcow2, domain.xml), instances/<uid>_resize and console/<uid>.log. */
   stateDir: string;
-  /** What the host offers the scheduler (configured, not probed: the guests are emulated). */
-  capacity: ResourceAmounts;
+  /**
+   * What the host offers the scheduler. A resource given here is an override (a flag or chart
+   * value); the others are measured on the machine at the first capacity() call.
+   */
+  capacity?: Partial<ResourceAmounts>;
+  /** Measures the machine (default detectHostCapacity) for the disks under `dir`; tests replace it. */
+  detectCapacity?: (dir: string) => Promise<ResourceAmounts>;
   /** Bootable images by name (Instance spec.image). */
   images: Record<string, GuestImage>;
   /** libvirt connection URI; default qemu:///system. */
@@ -110,7 +117,9 @@ export class LibvirtDriver implements VirtDriver {
   readonly #stateDir: string;
   readonly #dirs: InstanceDirs;
   readonly #consoleDir: string;
-  readonly #capacity: ResourceAmounts;
+  readonly #capacityOverride: Partial<ResourceAmounts>;
+  readonly #detectCapacity: (dir: string) => Promise<ResourceAmounts>;
+  #capacity: Promise<ResourceAmounts> | undefined;
   readonly #images: Record<string, GuestImage>;
   readonly #uri: string;
   readonly #virsh: string;
@@ -130,7 +139,8 @@ export class LibvirtDriver implements VirtDriver {
     this.#stateDir = resolve(opts.stateDir);
     this.#dirs = new InstanceDirs(join(this.#stateDir, 'instances'), DEFINITION);
     this.#consoleDir = join(this.#stateDir, 'console');
-    this.#capacity = { ...opts.capacity };
+    this.#capacityOverride = { ...opts.capacity };
+    this.#detectCapacity = opts.detectCapacity ?? ((dir) => detectHostCapacity(dir));
     this.#images = { ...opts.images };
     this.#uri = opts.uri ?? 'qemu:///system';
     this.#virsh = opts.virsh ?? 'virsh';
@@ -170,7 +180,41 @@ export class LibvirtDriver implements VirtDriver {
   }
 
   async capacity(): Promise<ResourceAmounts> {
-    return { ...this.#capacity };
+    // Measured once: the machine does not change under a running agent, and the tracker reads
+    // it only to register the host.
+    this.#capacity ??= this.#measureCapacity();
+    try {
+      return { ...(await this.#capacity) };
+    } catch (err) {
+      this.#capacity = undefined;
+      throw err;
+    }
+  }
+
+  async #measureCapacity(): Promise<ResourceAmounts> {
+    const given = this.#capacityOverride;
+    if (given.vcpus !== undefined && given.memoryMiB !== undefined && given.diskGiB !== undefined) {
+      return { vcpus: given.vcpus, memoryMiB: given.memoryMiB, diskGiB: given.diskGiB };
+    }
+    // The instance directories are where every root disk is written.
+    const measured = await this.#detectCapacity(this.#dirs.root);
+    return {
+      vcpus: given.vcpus ?? measured.vcpus,
+      memoryMiB: given.memoryMiB ?? measured.memoryMiB,
+      diskGiB: given.diskGiB ?? measured.diskGiB,
+    };
+  }
+
+  /**
+   * Undefined when libvirtd answers on this driver's URI and runs a hypervisor, else what went
+   * wrong. libvirtd may start after the agent (in the Helm chart it is another pod), so the
+   * agent waits on this before it registers the host.
+   */
+  async answers(): Promise<string | undefined> {
+    const res = await this.#virshRun(['version']);
+    if (res.code === 0) return undefined;
+    const why = virshMessage(res.stderr) || `exit ${res.code}`;
+    return `virsh -c ${this.#uri} version failed on host ${this.host}: ${why}`;
   }
 
   instanceDir(uid: string): string {
