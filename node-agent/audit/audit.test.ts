@@ -16,8 +16,8 @@ import {
   pathExists,
   seedInstance,
   type TestHost,
+  oneHost,
 } from '../testing.js';
-import { oneHost } from '../testing.js';
 
 const GRACE_MS = 60_000;
 

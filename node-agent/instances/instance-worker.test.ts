@@ -18,8 +18,8 @@ import {
   scheduledTo,
   seedInstance,
   type TestHost,
+  oneHost,
 } from '../testing.js';
-import { oneHost } from '../testing.js';
 
 const KEY = 'default/web-1';
 

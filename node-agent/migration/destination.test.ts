@@ -5,8 +5,19 @@ import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } f
 import type { Instance, Migration } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { fakeDiskSize } from '../driver/fake.js';
-import { HUGE, MEDIUM, SMALL, TestHosts, bootOn, claimsOn, decide, pathExists, type TestHost } from '../testing.js';
-import { oneHost } from '../testing.js';
+import {
+  HUGE,
+  MEDIUM,
+  SMALL,
+  TestHosts,
+  silentLog,
+  bootOn,
+  claimsOn,
+  decide,
+  pathExists,
+  type TestHost,
+  oneHost,
+} from '../testing.js';
 import {
   INST_KEY,
   MIG,
@@ -236,6 +247,18 @@ describe('MigrationDestination: failures', () => {
 
     expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
     expect(mig().status?.destHost).toBeUndefined();
+  });
+
+  it('pre-migrating: a step run again from a cache that missed its own destHost write keeps the claim', async () => {
+    const r = await resizeStarted(cluster, a, a);
+    const stale = mig();
+    await a.destination.reconcile(MIG_KEY);
+    // The source has moved on; this host's cache still shows the migration before destHost.
+    await a.kube.migrations.patchStatus(mig(), { status: 'migrating' });
+
+    await expect(a.destination.steps['pre-migrating']!(stale, inst(), silentLog)).rejects.toMatchObject({ code: 409 });
+
+    expect(claimsOn(cluster, 'host-a').sort()).toEqual([`instance/${r.uid}`, `migration/${r.migUid}`].sort());
   });
 
   it('error: frees its migration claim and anything staged for the migration', async () => {

@@ -77,13 +77,19 @@ export class MigrationDestination implements Reconciler {
     return {};
   }
 
+  /** Whether the migration, as the API server has it now, still counts on this host's claim. */
   private async stillSentHere(mig: Migration): Promise<boolean> {
     const fresh = await this.side.kube.migrations.get({ namespace: mig.metadata.namespace, name: mig.metadata.name });
     const s = fresh?.status;
-    if (!fresh || fresh.metadata.deletionTimestamp || s?.status !== 'pre-migrating') return false;
-    if (s.destHost) return s.destHost === this.side.host;
-    const attempt = s.scheduling?.attempts;
-    return s.scheduling?.selectedHost === this.side.host && s.scheduling.claimFailure?.attempt !== attempt;
+    if (!fresh || fresh.metadata.deletionTimestamp) return false;
+    // Our own earlier write may have landed already (the cache lagged behind it): the claim is in use.
+    if (s?.destHost) return s.destHost === this.side.host;
+    const attempt = s?.scheduling?.attempts;
+    return (
+      s?.status === 'pre-migrating' &&
+      s.scheduling?.selectedHost === this.side.host &&
+      s.scheduling.claimFailure?.attempt !== attempt
+    );
   }
 
   private release(mig: Migration) {

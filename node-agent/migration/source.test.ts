@@ -5,8 +5,7 @@ import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } f
 import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
-import { MEDIUM, SMALL, TestHosts, claimsOn, decide, pathExists, type TestHost } from '../testing.js';
-import { oneHost } from '../testing.js';
+import { MEDIUM, SMALL, TestHosts, claimsOn, decide, pathExists, type TestHost, oneHost } from '../testing.js';
 import { MIG, MIG_KEY, crossHostToFinished, resizeStarted, sameHostToFinished, type Resize } from './testing.js';
 
 let cluster: FakeCluster;
