@@ -1,6 +1,7 @@
-// Finds (building or unpacking on first use) the control-plane servers and the kubectl
-// and helm clients. Both are cached outside the repo, keyed by version, so a second run
-// costs nothing.
+// Finds (building or unpacking on first use) the control-plane servers, the node
+// components and the kubectl and helm clients. All are cached outside the repo, keyed by
+// version, so a second run costs nothing. The node components are a build of their own:
+// the tests, which run no kubelet, never wait for it.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,8 +30,15 @@ export function kubernetesVersion(): string {
   return readFileSync(join(moduleDir, 'K8S_VERSION'), 'utf8').trim();
 }
 
-function serverBinDir(): string {
-  const out = execFileSync('bash', [join(moduleDir, 'build.sh')], {
+/** Node components: what a real node runs, and the scheduler that places pods on it. */
+export interface NodeBinaries {
+  kubelet: string;
+  kubeProxy: string;
+  kubeScheduler: string;
+}
+
+function builtDir(target: 'servers' | 'nodes'): string {
+  const out = execFileSync('bash', [join(moduleDir, 'build.sh'), target], {
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',
   });
@@ -66,7 +74,7 @@ let cached: Binaries | undefined;
 
 export function ensureBinaries(): Binaries {
   if (cached) return cached;
-  const servers = serverBinDir();
+  const servers = builtDir('servers');
   const clients = clientBinDir();
   cached = {
     etcd: join(servers, 'etcd'),
@@ -77,4 +85,18 @@ export function ensureBinaries(): Binaries {
     kubernetesVersion: kubernetesVersion(),
   };
   return cached;
+}
+
+let cachedNodes: NodeBinaries | undefined;
+
+/** Builds kubelet, kube-proxy and kube-scheduler on first use (a few minutes), then finds them. */
+export function ensureNodeBinaries(): NodeBinaries {
+  if (cachedNodes) return cachedNodes;
+  const dir = builtDir('nodes');
+  cachedNodes = {
+    kubelet: join(dir, 'kubelet'),
+    kubeProxy: join(dir, 'kube-proxy'),
+    kubeScheduler: join(dir, 'kube-scheduler'),
+  };
+  return cachedNodes;
 }
