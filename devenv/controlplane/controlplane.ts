@@ -1,13 +1,29 @@
 // A real local Kubernetes control plane — etcd, kube-apiserver and kube-controller-manager
 // as processes on free loopback ports — started the way envtest does for Go operators.
-// RBAC is on; the admin identity is a static token in system:masters.
+// RBAC is on; the admin identity is a static token in system:masters. With `nodes` it also
+// serves real kubelets (devenv/cluster/): kube-scheduler, the Node authorizer, the
+// controllers nodes and pods need, and an API server bound where the nodes reach it.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
-import { ensureBinaries, type Binaries } from './binaries.js';
+import { ensureBinaries, ensureNodeBinaries, type Binaries } from './binaries.js';
 import { freePort, startProcess, type ManagedProcess } from './processes.js';
+
+/** An identity the API server accepts as a bearer token (its --token-auth-file). */
+export interface StaticToken {
+  token: string;
+  user: string;
+  uid: string;
+  groups: string[];
+}
+
+/** What real nodes need from the control plane. */
+export interface NodeSupport {
+  /** Credentials of the kubelets (user system:node:<name>, group system:nodes) and kube-proxies. */
+  tokens: StaticToken[];
+}
 
 export interface ControlPlaneOptions {
   /** Directory for data, certificates, logs and the kubeconfig; created if missing. */
@@ -16,24 +32,42 @@ export interface ControlPlaneOptions {
   apiserverFlags?: string[];
   /** Stream server logs here instead of files (npm start shows them only on failure). */
   quiet?: boolean;
+  /**
+   * The address kube-apiserver binds to and advertises (default 127.0.0.1). Real nodes live in
+   * other network namespaces and cannot reach this machine's loopback: give an address of
+   * theirs, such as the environment bridge's.
+   */
+  bindAddress?: string;
+  /** The Service ClusterIP range (default 10.0.0.0/24); its first address is the `kubernetes` Service. */
+  serviceCidr?: string;
+  /** Serve real kubelets: see NodeSupport. Builds kube-scheduler on first use. */
+  nodes?: NodeSupport;
 }
+
+const DEFAULT_SERVICE_CIDR = '10.0.0.0/24';
 
 export class ControlPlane {
   readonly server: string;
   readonly kubeconfigPath: string;
   readonly caPath: string;
   readonly adminToken: string;
+  readonly bindAddress: string;
+  readonly serviceCidr: string;
   private etcd?: ManagedProcess;
   private apiserver?: ManagedProcess;
   private controllerManager?: ManagedProcess;
+  private scheduler?: ManagedProcess;
 
   private constructor(
     readonly dir: string,
     readonly binaries: Binaries,
     private readonly ports: { etcdClient: number; etcdPeer: number; apiserver: number },
     private readonly apiserverFlags: string[],
+    private readonly opts: ControlPlaneOptions,
   ) {
-    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    this.bindAddress = opts.bindAddress ?? '127.0.0.1';
+    this.serviceCidr = opts.serviceCidr ?? DEFAULT_SERVICE_CIDR;
+    this.server = `https://${this.bindAddress}:${ports.apiserver}`;
     this.kubeconfigPath = join(dir, 'kubeconfig');
     this.caPath = join(dir, 'pki', 'ca.crt');
     this.adminToken = randomBytes(24).toString('hex');
@@ -43,13 +77,14 @@ export class ControlPlane {
     const binaries = ensureBinaries();
     mkdirSync(opts.dir, { recursive: true });
     const ports = { etcdClient: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
-    const cp = new ControlPlane(opts.dir, binaries, ports, opts.apiserverFlags ?? []);
+    const cp = new ControlPlane(opts.dir, binaries, ports, opts.apiserverFlags ?? [], opts);
     cp.writePki();
     cp.writeKubeconfig();
     try {
       await cp.startEtcd();
       await cp.startApiserver();
       await cp.startControllerManager();
+      if (opts.nodes) await cp.startScheduler();
     } catch (err) {
       await cp.stop();
       throw err;
@@ -92,9 +127,12 @@ export class ControlPlane {
       '-out',
       join(pki, 'apiserver.csr'),
     );
+    // Pods with in-cluster config reach the API server through the `kubernetes` Service's
+    // ClusterIP and verify it by that address.
+    const sans = new Set(['IP:127.0.0.1', `IP:${this.bindAddress}`, `IP:${firstAddress(this.serviceCidr)}`]);
     writeFileSync(
       join(pki, 'san.ext'),
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' +
+      `subjectAltName=${[...sans].join(',')},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n` +
         'extendedKeyUsage=serverAuth\n',
     );
     openssl(
@@ -117,7 +155,49 @@ export class ControlPlane {
     const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(join(pki, 'sa.key'), sa.privateKey.export({ type: 'pkcs1', format: 'pem' }));
     writeFileSync(join(pki, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
-    writeFileSync(join(pki, 'tokens.csv'), `${this.adminToken},admin,admin-uid,"system:masters"\n`);
+    const tokens: StaticToken[] = [
+      { token: this.adminToken, user: 'admin', uid: 'admin-uid', groups: ['system:masters'] },
+      ...(this.opts.nodes?.tokens ?? []),
+    ];
+    writeFileSync(
+      join(pki, 'tokens.csv'),
+      tokens.map((t) => `${t.token},${t.user},${t.uid}${t.groups.length ? `,"${t.groups.join(',')}"` : ''}\n`).join(''),
+      { mode: 0o600 },
+    );
+    if (this.opts.nodes) {
+      // The API server's identity towards kubelets (logs, exec, port-forward): kubelets trust
+      // this CA for client certificates, and system:masters passes their authorization webhook.
+      openssl(
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/O=system:masters/CN=kube-apiserver-kubelet-client',
+        '-keyout',
+        join(pki, 'kubelet-client.key'),
+        '-out',
+        join(pki, 'kubelet-client.csr'),
+      );
+      writeFileSync(join(pki, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        join(pki, 'kubelet-client.csr'),
+        '-CA',
+        join(pki, 'ca.crt'),
+        '-CAkey',
+        join(pki, 'ca.key'),
+        '-CAcreateserial',
+        '-days',
+        '3650',
+        '-extfile',
+        join(pki, 'client.ext'),
+        '-out',
+        join(pki, 'kubelet-client.crt'),
+      );
+    }
   }
 
   private writeKubeconfig(): void {
@@ -177,28 +257,41 @@ export class ControlPlane {
 
   async startApiserver(): Promise<void> {
     const pki = this.path('pki');
+    const nodeFlags = this.opts.nodes
+      ? [
+          // Kubelets are authorized for their own node and its pods only, as on a real cluster.
+          '--authorization-mode=Node,RBAC',
+          '--enable-admission-plugins=NodeRestriction',
+          // Nodes are reached by the address they registered; they have no resolvable name.
+          '--kubelet-preferred-address-types=InternalIP',
+          `--kubelet-client-certificate=${join(pki, 'kubelet-client.crt')}`,
+          `--kubelet-client-key=${join(pki, 'kubelet-client.key')}`,
+        ]
+      : [
+          '--authorization-mode=RBAC',
+          // Pods never run here (no kubelet): skip the admission that waits for their service account.
+          '--disable-admission-plugins=ServiceAccount',
+        ];
     this.apiserver = startProcess({
       name: 'kube-apiserver',
       command: this.binaries.kubeApiserver,
       args: [
         `--etcd-servers=http://127.0.0.1:${this.ports.etcdClient}`,
         `--secure-port=${this.ports.apiserver}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${this.bindAddress}`,
+        `--advertise-address=${this.bindAddress}`,
         `--cert-dir=${pki}`,
         `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
         `--client-ca-file=${join(pki, 'ca.crt')}`,
         `--token-auth-file=${join(pki, 'tokens.csv')}`,
-        '--authorization-mode=RBAC',
-        '--service-cluster-ip-range=10.0.0.0/24',
+        `--service-cluster-ip-range=${this.serviceCidr}`,
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${join(pki, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
         '--allow-privileged=true',
         '--enable-priority-and-fairness=false',
-        // Pods never run here (no kubelet): skip the admission that waits for their service account.
-        '--disable-admission-plugins=ServiceAccount',
+        ...nodeFlags,
         '--v=1',
         ...this.apiserverFlags,
       ],
@@ -210,6 +303,22 @@ export class ControlPlane {
   private async startControllerManager(): Promise<void> {
     const pki = this.path('pki');
     const logFile = this.path('kube-controller-manager.log');
+    const controllers = this.opts.nodes
+      ? [
+          // Everything a real cluster runs by default: node lifecycle (it lifts the not-ready
+          // taint), service-account tokens, kube-root-ca.crt for projected volumes, workloads
+          // (Deployments, DaemonSets), EndpointSlices and certificate signing.
+          '--controllers=*',
+          `--cluster-signing-cert-file=${join(pki, 'ca.crt')}`,
+          `--cluster-signing-key-file=${join(pki, 'ca.key')}`,
+          // Its volume controllers would otherwise create /usr/libexec/kubernetes on this machine.
+          `--flex-volume-plugin-dir=${this.path('flex-volume')}`,
+        ]
+      : [
+          // Namespace deletion, ownerReference garbage collection and service-account tokens
+          // behave as on a real cluster; nothing here runs pods.
+          '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token',
+        ];
     // On a loaded machine it can exit at start while the API server is still settling its
     // post-start hooks; a short retry is what a kubelet restarting it would do.
     for (let attempt = 1; ; attempt++) {
@@ -218,9 +327,7 @@ export class ControlPlane {
         command: this.binaries.kubeControllerManager,
         args: [
           `--kubeconfig=${this.kubeconfigPath}`,
-          // Namespace deletion, ownerReference garbage collection and service-account tokens
-          // behave as on a real cluster; nothing here runs pods.
-          '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token',
+          ...controllers,
           `--service-account-private-key-file=${join(pki, 'sa.key')}`,
           `--root-ca-file=${join(pki, 'ca.crt')}`,
           '--leader-elect=false',
@@ -237,6 +344,22 @@ export class ControlPlane {
       if (attempt >= 3)
         throw new Error(`kube-controller-manager exited at start (${attempt} tries); its log ends:\n${tail}`);
       await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+
+  /** kube-scheduler, for real nodes: it has no port here either, so it is up when it stays up. */
+  private async startScheduler(): Promise<void> {
+    const logFile = this.path('kube-scheduler.log');
+    this.scheduler = startProcess({
+      name: 'kube-scheduler',
+      command: ensureNodeBinaries().kubeScheduler,
+      args: [`--kubeconfig=${this.kubeconfigPath}`, '--leader-elect=false', '--secure-port=0', '--v=1'],
+      logFile,
+    });
+    await new Promise((r) => setTimeout(r, 1_000));
+    if (this.scheduler.child.exitCode !== null || this.scheduler.child.signalCode !== null) {
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+      throw new Error(`kube-scheduler exited at start; its log (${logFile}) ends:\n${tail}`);
     }
   }
 
@@ -259,10 +382,22 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
+    await this.scheduler?.stop();
     await this.controllerManager?.stop();
     await this.apiserver?.stop('SIGTERM', 15_000);
     await this.etcd?.stop();
   }
+}
+
+/** The first host address of an IPv4 CIDR (10.0.0.0/24 -> 10.0.0.1): the `kubernetes` Service's ClusterIP. */
+export function firstAddress(cidr: string): string {
+  const [base = ''] = cidr.split('/');
+  const octets = base.split('.').map(Number);
+  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255))
+    throw new Error(`${cidr}: not an IPv4 CIDR`);
+  const n = (((octets[0] ?? 0) << 24) | ((octets[1] ?? 0) << 16) | ((octets[2] ?? 0) << 8) | (octets[3] ?? 0)) >>> 0;
+  const first = n + 1;
+  return [first >>> 24, (first >>> 16) & 255, (first >>> 8) & 255, first & 255].join('.');
 }
 
 async function waitUntil(
