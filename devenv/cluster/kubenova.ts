@@ -1,0 +1,134 @@
+// kubenova installed the way users install it: its image built here (devenv/images), loaded into
+// every node's containerd, and `helm install charts/kubenova` with the libvirt driver onto the
+// real-node cluster; ready when the operator has a leader and every node has a Ready ComputeNode.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '../components.js';
+import { buildKubenovaImage } from '../images/kubenova.js';
+import type { ImageArchive } from '../images/oci.js';
+import { defaultCacheDir } from '../images/paths.js';
+import { startCluster, type Cluster, type ClusterOptions } from './cluster.js';
+import { waitFor } from './exec.js';
+
+export const RELEASE = 'kubenova';
+export const RELEASE_NAMESPACE = 'kubenova-system';
+export const CHART = join(repoRoot, 'charts', 'kubenova');
+
+/** `localhost/kubenova:abc` -> the chart's image.repository and image.tag. */
+export function imageValues(ref: string): { repository: string; tag: string } {
+  const colon = ref.lastIndexOf(':');
+  if (colon <= ref.lastIndexOf('/')) throw new Error(`image reference ${ref} has no tag`);
+  return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+}
+
+/** The --set flags the cluster installs with: the local image, never pulled, driving real VMs. */
+export function releaseValues(image: ImageArchive, extra: Record<string, string> = {}): string[] {
+  const { repository, tag } = imageValues(image.ref);
+  const values: Record<string, string> = {
+    'image.repository': repository,
+    'image.tag': tag,
+    'image.pullPolicy': 'Never',
+    'nodeAgent.driver': 'libvirt',
+    ...extra,
+  };
+  return Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+}
+
+export interface KubenovaCluster {
+  cluster: Cluster;
+  image: ImageArchive;
+  /** Runs helm against the cluster; resolves with stdout. */
+  helm(args: string[]): string;
+  timings: Record<string, number>;
+}
+
+/** Waits until the release serves: operator leader elected, one Ready ComputeNode per node. */
+export async function waitForRelease(cluster: Cluster, timeoutMs = 300_000): Promise<void> {
+  const nodes = cluster.nodes.map((n) => n.name).sort();
+  await waitFor(
+    `a Ready ComputeNode for each of ${nodes.join(', ')}`,
+    async () => {
+      const out = cluster.kubectl([
+        'get',
+        'computenodes',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+      ]);
+      const ready = out
+        .split('\n')
+        .filter((l) => l.endsWith('=True'))
+        .map((l) => l.slice(0, -'=True'.length))
+        .sort();
+      return nodes.every((n) => ready.includes(n)) ? true : undefined;
+    },
+    timeoutMs,
+  );
+  await waitFor(
+    'the operator to elect a leader',
+    async () => {
+      const holder = cluster.kubectl([
+        ...['-n', RELEASE_NAMESPACE, 'get', 'lease', 'kubenova-operator'],
+        ...['-o', 'jsonpath={.spec.holderIdentity}'],
+      ]);
+      return holder.trim() || undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** helm against the cluster, as its admin; a failure says what helm said. */
+export function helmFor(cluster: Cluster): (args: string[]) => string {
+  return (args) => {
+    try {
+      return execFileSync(cluster.helmPath, args, {
+        env: { ...process.env, ...cluster.env },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        maxBuffer: 64 * 1024 * 1024,
+      });
+    } catch (err) {
+      const stderr = (err as { stderr?: string }).stderr ?? '';
+      throw new Error(`helm ${args.slice(0, 2).join(' ')} failed: ${stderr.trim() || (err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+}
+
+/**
+ * Starts a real-node cluster with kubenova's image loaded and the chart installed with the
+ * libvirt driver. `values` adds or overrides --set values.
+ */
+export async function startKubenovaCluster(
+  opts: ClusterOptions & { values?: Record<string, string> },
+): Promise<KubenovaCluster> {
+  const log = opts.log ?? (() => undefined);
+  const timings: Record<string, number> = {};
+  let t = Date.now();
+  log('building the kubenova image (cached when nothing changed)…');
+  const image = await buildKubenovaImage(defaultCacheDir(), repoRoot);
+  timings.image = (Date.now() - t) / 1000;
+  const cluster = await startCluster({ ...opts, images: [...(opts.images ?? []), image] });
+  try {
+    t = Date.now();
+    log(`helm install ${RELEASE} (image ${image.ref}, libvirt driver)…`);
+    helmFor(cluster)([
+      'install',
+      RELEASE,
+      CHART,
+      '--namespace',
+      RELEASE_NAMESPACE,
+      '--create-namespace',
+      ...releaseValues(image, opts.values),
+      '--wait',
+      '--timeout',
+      '10m',
+    ]);
+    await waitForRelease(cluster);
+    timings.install = (Date.now() - t) / 1000;
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return { cluster, image, helm: helmFor(cluster), timings: { ...cluster.timings, ...timings } };
+}
