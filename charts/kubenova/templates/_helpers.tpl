@@ -104,3 +104,26 @@ and agents must heartbeat well within the operator's timeout.
 {{- end -}}
 {{- join "," $pairs -}}
 {{- end -}}
+
+{{- define "kubenova.libvirt.fullname" -}}
+{{- printf "%s-libvirt" (include "kubenova.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Where libvirt keeps what must outlive its pod, on the host under the state directory: the
+socket directory shared with the agent's pod and the persistent domain definitions. "_" cannot
+start a node name, so this never meets an agent's <stateDir>/<node>.
+*/}}
+{{- define "kubenova.libvirt.hostDir" -}}
+{{- printf "%s/_libvirt" .Values.nodeAgent.stateDir -}}
+{{- end -}}
+
+{{/* The directory of libvirtd's sockets inside the libvirtd and agent containers. */}}
+{{- define "kubenova.libvirt.socketDir" -}}
+/run/kubenova-libvirt
+{{- end -}}
+
+{{/* The URI the agent's virsh and the probes use: libvirtd's read-write socket, by path. */}}
+{{- define "kubenova.libvirt.uri" -}}
+{{- printf "qemu:///system?socket=%s/libvirt-sock" (include "kubenova.libvirt.socketDir" .) -}}
+{{- end -}}
