@@ -16,6 +16,7 @@ import {
   parseManifests,
   podSpecOf,
   resolveEnv,
+  type Container,
   type Manifest,
 } from './harness/chart.js';
 import { repoRoot } from './harness/components.js';
@@ -285,5 +286,298 @@ describe('the Helm chart', () => {
       resolveEnv(containerOf(findManifest(manifests, 'Deployment', '-operator'), 'operator'), FIELDS)
         .KUBENOVA_LEADER_ELECT,
     ).toBe('false');
+  });
+});
+
+/** What the libvirt tests read beyond the harness's Container: exec probes, sidecars, mount options. */
+type Probe = { exec?: { command: string[] } };
+type FullContainer = Container & {
+  restartPolicy?: string;
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
+};
+
+/** Every container and init container of every workload, as "<workload>/<container>". */
+function allContainers(manifests: Manifest[]): [string, FullContainer][] {
+  return manifests
+    .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')
+    .flatMap((m) => {
+      const pod = podSpecOf(m);
+      return [...(pod.initContainers ?? []), ...pod.containers].map((c): [string, FullContainer] => [
+        `${m.metadata.name}/${c.name}`,
+        c,
+      ]);
+    });
+}
+
+const fullContainer = (m: Manifest, name: string): FullContainer => {
+  const pod = podSpecOf(m);
+  const c = [...(pod.initContainers ?? []), ...pod.containers].find((x) => x.name === name);
+  if (!c) throw new Error(`${m.metadata.name} has no container ${name}`);
+  return c;
+};
+const mountOf = (c: FullContainer, volume: string) => c.volumeMounts?.filter((v) => v.name === volume) ?? [];
+const hostPathOf = (m: Manifest, volume: string) => podSpecOf(m).volumes?.find((v) => v.name === volume)?.hostPath;
+
+describe('the Helm chart with the libvirt driver', () => {
+  const libvirt = (values: object = {}, ...sets: string[]) =>
+    render(values, 'nodeAgent.driver=libvirt', 'nodeAgent.stateDir=/srv/kubenova', ...sets);
+
+  it('renders nothing of libvirt with the default fake driver', () => {
+    const manifests = render();
+    expect(manifests.filter((m) => m.kind === 'DaemonSet').map((m) => m.metadata.name)).toEqual([
+      'kubenova-node-agent',
+    ]);
+    expect(manifests.filter((m) => m.kind === 'ConfigMap')).toEqual([]);
+    expect(envNames(findManifest(manifests, 'DaemonSet', '-node-agent'), 'node-agent')).not.toContain(
+      'KUBENOVA_LIBVIRT_URI',
+    );
+  });
+
+  it("runs libvirtd and a virtlogd sidecar in a DaemonSet of their own on the agents' nodes, off the host net", () => {
+    const scheduling = {
+      nodeAgent: {
+        nodeSelector: { 'kubenova.io/compute': 'true' },
+        tolerations: [{ operator: 'Exists' }],
+        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } },
+        priorityClassName: 'system-node-critical',
+      },
+    };
+    const manifests = libvirt(scheduling);
+    const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
+    const daemons = findManifest(manifests, 'DaemonSet', '-libvirt');
+    const pod = podSpecOf(daemons);
+    for (const key of ['nodeSelector', 'tolerations', 'affinity', 'priorityClassName'])
+      expect(pod[key], key).toEqual(podSpecOf(agents)[key]);
+    expect(pod.hostNetwork).toBeUndefined();
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers.map((c) => [c.name, c.command, c.args])).toEqual([
+      [
+        'libvirtd',
+        ['/usr/sbin/libvirtd'],
+        ['--config', '/etc/kubenova/libvirt/libvirtd.conf', '--pid-file', '/run/libvirtd.pid'],
+      ],
+    ]);
+    const virtlogd = fullContainer(daemons, 'virtlogd');
+    expect([virtlogd.command, virtlogd.args, virtlogd.restartPolicy]).toEqual([
+      ['/usr/sbin/virtlogd'],
+      ['--config', '/etc/kubenova/libvirt/virtlogd.conf', '--pid-file', '/run/virtlogd.pid'],
+      'Always',
+    ]);
+    // virtlogd's socket is up before libvirtd starts; both share the pod's /run and log directory.
+    expect(virtlogd.startupProbe?.exec?.command).toEqual(['test', '-S', '/run/libvirt/virtlogd-sock']);
+    const libvirtd = fullContainer(daemons, 'libvirtd');
+    for (const volume of ['run', 'logs']) expect(mountOf(libvirtd, volume)).toEqual(mountOf(virtlogd, volume));
+    expect((daemons as unknown as { spec: { updateStrategy: object } }).spec.updateStrategy).toEqual({
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: 1 },
+    });
+    expect(
+      libvirt({}, 'nodeAgent.libvirt.updateStrategy=OnDelete')
+        .filter((m) => m.kind === 'DaemonSet' && m.metadata.name.endsWith('-libvirt'))
+        .map((m) => (m as unknown as { spec: { updateStrategy: object } }).spec.updateStrategy),
+    ).toEqual([{ type: 'OnDelete' }]);
+  });
+
+  it("shares libvirtd's socket directory with the agent (a hostPath under stateDir) and points the URI at it", () => {
+    const manifests = libvirt();
+    const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
+    const daemons = findManifest(manifests, 'DaemonSet', '-libvirt');
+    const agent = fullContainer(agents, 'node-agent');
+    const libvirtd = fullContainer(daemons, 'libvirtd');
+    expect(hostPathOf(daemons, 'sockets')).toEqual({ path: '/srv/kubenova/_libvirt/sock', type: 'DirectoryOrCreate' });
+    expect(hostPathOf(agents, 'libvirt-sockets')).toEqual(hostPathOf(daemons, 'sockets'));
+    const [inLibvirtd] = mountOf(libvirtd, 'sockets');
+    const [inAgent] = mountOf(agent, 'libvirt-sockets');
+    expect(inAgent).toEqual({ name: 'libvirt-sockets', mountPath: inLibvirtd!.mountPath, readOnly: true });
+    const uri = `qemu:///system?socket=${inLibvirtd!.mountPath}/libvirt-sock`;
+    expect(resolveEnv(agent, FIELDS).KUBENOVA_LIBVIRT_URI).toBe(uri);
+    const config = (findManifest(manifests, 'ConfigMap', '-libvirt') as unknown as { data: Record<string, string> })
+      .data;
+    expect(config['libvirtd.conf']).toContain(`unix_sock_dir = "${inLibvirtd!.mountPath}"`);
+    // Ready only when libvirtd answers on that same socket; never restarted by a probe (that would stop its guests).
+    expect(libvirtd.readinessProbe?.exec?.command).toEqual(['virsh', '-c', uri, 'version']);
+    expect(libvirtd.livenessProbe).toBeUndefined();
+    // The agent's own readiness stays /readyz: it registers its host only once libvirtd answers.
+    expect(agent.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 'metrics' } });
+  });
+
+  it('mounts the state directory at the same path in agent and libvirtd; domain definitions stay on the host', () => {
+    const manifests = libvirt();
+    const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
+    const daemons = findManifest(manifests, 'DaemonSet', '-libvirt');
+    expect(hostPathOf(daemons, 'state')).toEqual(hostPathOf(agents, 'state'));
+    expect(hostPathOf(daemons, 'state')?.path).toBe('/srv/kubenova');
+    expect(mountOf(fullContainer(daemons, 'libvirtd'), 'state')).toEqual([
+      { name: 'state', mountPath: '/srv/kubenova' },
+    ]);
+    expect(mountOf(fullContainer(agents, 'node-agent'), 'state')).toEqual([
+      { name: 'state', mountPath: '/srv/kubenova' },
+    ]);
+    expect(resolveEnv(fullContainer(agents, 'node-agent'), FIELDS).KUBENOVA_STATE_DIR).toBe('/srv/kubenova');
+    expect(hostPathOf(daemons, 'definitions')?.path).toBe('/srv/kubenova/_libvirt/qemu');
+    expect(mountOf(fullContainer(daemons, 'libvirtd'), 'definitions')).toEqual([
+      { name: 'definitions', mountPath: '/etc/libvirt/qemu' },
+    ]);
+  });
+
+  it('passes the baked guest image and the libvirt settings, and a capacity only where the values override it', () => {
+    const manifests = libvirt({ nodeAgent: { libvirt: { bootTimeout: 60, minMemoryMiB: 256 } } });
+    const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
+    const env = resolveEnv(containerOf(agents, 'node-agent'), FIELDS);
+    expect(env).toMatchObject({
+      KUBENOVA_DRIVER: 'libvirt',
+      KUBENOVA_LIBVIRT_IMAGES: 'tiny=/usr/share/kubenova/guest-images/tiny',
+      KUBENOVA_LIBVIRT_BOOT_TIMEOUT: '60',
+      KUBENOVA_LIBVIRT_MIN_MEMORY_MIB: '256',
+    });
+    // Measured on the node: neither the fake capacity nor its spawn delay reaches a libvirt agent.
+    expect(
+      Object.keys(env).filter((k) => k.startsWith('KUBENOVA_CAPACITY_') || k === 'KUBENOVA_SPAWN_DELAY_MS'),
+    ).toEqual([]);
+    const agentReads = flagEnvs(AGENT_FLAGS);
+    expect(Object.keys(env).filter((e) => !agentReads.has(e) && e !== 'NODE_IP')).toEqual([]);
+    const overridden = resolveEnv(
+      containerOf(
+        findManifest(
+          libvirt({}, 'nodeAgent.libvirt.capacity.vcpus=4', 'nodeAgent.libvirt.capacity.diskGiB=0'),
+          'DaemonSet',
+          '-node-agent',
+        ),
+        'node-agent',
+      ),
+      FIELDS,
+    );
+    expect(overridden).toMatchObject({ KUBENOVA_CAPACITY_VCPUS: '4', KUBENOVA_CAPACITY_DISK_GIB: '0' });
+    expect(overridden.KUBENOVA_CAPACITY_MEMORY_MIB).toBeUndefined();
+  });
+
+  it('makes libvirtd the one privileged container; the agent and virtlogd run as root with no capability', () => {
+    const manifests = libvirt();
+    const containers = allContainers(manifests);
+    expect(containers.filter(([, c]) => c.securityContext?.privileged === true).map(([n]) => n)).toEqual([
+      'kubenova-libvirt/libvirtd',
+    ]);
+    expect(
+      containers
+        .map(([n, c]) => [n, (c.securityContext?.capabilities as { add?: string[] } | undefined)?.add])
+        .filter(([, add]) => add !== undefined),
+    ).toEqual([['kubenova-node-agent/state-dir-owner', ['CHOWN']]]);
+    for (const [name, c] of containers) {
+      expect(c.securityContext?.readOnlyRootFilesystem, name).toBe(true);
+      if (c.securityContext?.privileged !== true) {
+        expect(c.securityContext, name).toMatchObject({
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+        });
+      }
+    }
+    const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
+    // Root because QEMU (root, capabilities cleared) and the agent share files by owner.
+    expect(containerOf(agents, 'node-agent').securityContext).toEqual({
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(podSpecOf(agents).initContainers?.map((c) => c.command)).toEqual([
+      ['chown', '-R', '-h', '0:0', '/srv/kubenova'],
+    ]);
+    expect(fullContainer(findManifest(manifests, 'DaemonSet', '-libvirt'), 'virtlogd').securityContext).toMatchObject({
+      runAsUser: 0,
+      runAsNonRoot: false,
+    });
+  });
+
+  it('configures libvirtd for a container: root-only sockets, no polkit, no per-guest cgroups or namespaces', () => {
+    const manifests = libvirt();
+    const config = (findManifest(manifests, 'ConfigMap', '-libvirt') as unknown as { data: Record<string, string> })
+      .data;
+    expect(Object.keys(config).sort()).toEqual(['libvirtd.conf', 'qemu.conf', 'virtlogd.conf']);
+    const settings = (text: string) =>
+      Object.fromEntries(
+        text
+          .split('\n')
+          .map((l) => /^\s*([a-z_]+)\s*=\s*(.*?)\s*$/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => [m[1]!, m[2]!]),
+      );
+    expect(settings(config['libvirtd.conf']!)).toMatchObject({
+      unix_sock_rw_perms: '"0700"',
+      unix_sock_ro_perms: '"0700"',
+      unix_sock_admin_perms: '"0700"',
+      auth_unix_rw: '"none"',
+      auth_unix_ro: '"none"',
+    });
+    expect(settings(config['libvirtd.conf']!)).not.toHaveProperty('listen_tcp');
+    expect(settings(config['qemu.conf']!)).toEqual({
+      user: '"root"',
+      group: '"root"',
+      security_driver: '"none"',
+      cgroup_controllers: '[ ]',
+      namespaces: '[ ]',
+      stdio_handler: '"logd"',
+    });
+    const daemons = findManifest(manifests, 'DaemonSet', '-libvirt');
+    expect(mountOf(fullContainer(daemons, 'libvirtd'), 'config')).toContainEqual({
+      name: 'config',
+      mountPath: '/etc/libvirt/qemu.conf',
+      subPath: 'qemu.conf',
+      readOnly: true,
+    });
+    const annotations = (daemons as unknown as { spec: { template: { metadata: { annotations: object } } } }).spec
+      .template.metadata.annotations;
+    expect(annotations).toHaveProperty('checksum/config', expect.stringMatching(/^[0-9a-f]{64}$/));
+  });
+
+  it.each([
+    ['an unknown driver', ['nodeAgent.driver=xen'], /at '\/nodeAgent\/driver': value must be one of 'fake', 'libvirt'/],
+    [
+      'a capacity of zero vCPUs',
+      ['nodeAgent.libvirt.capacity.vcpus=0'],
+      /at '\/nodeAgent\/libvirt\/capacity\/vcpus': minimum: got 0, want 1/,
+    ],
+    [
+      'a word for a capacity',
+      ['nodeAgent.libvirt.capacity.memoryMiB=lots'],
+      /at '\/nodeAgent\/libvirt\/capacity\/memoryMiB': got string, want integer/,
+    ],
+    [
+      'an unknown update strategy',
+      ['nodeAgent.libvirt.updateStrategy=Never'],
+      /at '\/nodeAgent\/libvirt\/updateStrategy': value must be one of 'RollingUpdate', 'OnDelete'/,
+    ],
+    [
+      'a relative guest image directory',
+      ['nodeAgent.libvirt.guestImages.tiny=images/tiny'],
+      /at '\/nodeAgent\/libvirt\/guestImages\/tiny': 'images\/tiny' does not match pattern/,
+    ],
+    [
+      'a state directory with a trailing slash',
+      ['nodeAgent.stateDir=/var/lib/kubenova/'],
+      /at '\/nodeAgent\/stateDir'/,
+    ],
+    [
+      'a misspelt libvirt value',
+      ['nodeAgent.libvirt.bootTimout=5'],
+      /at '\/nodeAgent\/libvirt': additional properties 'bootTimout' not allowed/,
+    ],
+  ])('refuses %s, naming the value and what is wrong', (_what, sets, message) => {
+    const args = ['nodeAgent.driver=libvirt', ...sets].flatMap((s) => ['--set', s]);
+    const r = helm.run(['template', 'kubenova', chartDir, ...args]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('lints clean with the libvirt driver', () => {
+    const r = helm.run(['lint', '--strict', chartDir, '--set', 'nodeAgent.driver=libvirt']);
+    expect(r.stderr + r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
   });
 });

@@ -461,3 +461,77 @@ localOnly("the node agents' own-host admission policy", () => {
     expect(() => setStatus('computenode', 'node-b', { driver: 'fake' })).not.toThrow();
   });
 });
+
+localOnly('helm install with the libvirt driver', () => {
+  const RELEASE = 'kubenova-lv';
+  const LV_NS = 'kubenova-libvirt';
+  let output = '';
+
+  beforeAll(() => {
+    // Beside the fake-driver release: its own namespace and object names, the CRDs already there.
+    output = helm.ok([
+      'install',
+      RELEASE,
+      chartDir,
+      '--namespace',
+      LV_NS,
+      '--create-namespace',
+      '--skip-crds',
+      '--set',
+      'nodeAgent.driver=libvirt',
+    ]);
+  });
+
+  it('creates every object it renders, the libvirt DaemonSet and ConfigMap too, as the server validated them', () => {
+    const rendered = helm.ok(['get', 'manifest', RELEASE, '--namespace', LV_NS]);
+    const manifests = parseManifests(rendered);
+    expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).filter((k) => k.includes('libvirt'))).toEqual([
+      `ConfigMap/${RELEASE}-libvirt`,
+      `DaemonSet/${RELEASE}-libvirt`,
+    ]);
+    const found = kubectl(['get', '-f', '-', '-o', 'name'], rendered).trim().split('\n');
+    expect(found).toHaveLength(manifests.length);
+    const ds = JSON.parse(kubectl(['get', 'daemonset', `${RELEASE}-libvirt`, '-n', LV_NS, '-o', 'json'])) as {
+      spec: { template: { spec: { initContainers: object[]; containers: object[] } } };
+    };
+    // What the server kept of what matters: virtlogd as a restartable sidecar, libvirtd privileged.
+    expect(ds.spec.template.spec.initContainers).toMatchObject([{ name: 'virtlogd', restartPolicy: 'Always' }]);
+    expect(ds.spec.template.spec.containers).toMatchObject([
+      { name: 'libvirtd', securityContext: { privileged: true } },
+    ]);
+  });
+
+  it('shows a first Flavor and Instance inline in its notes, which the API server accepts as they are', () => {
+    const block = /<<'YAML'\n([\s\S]*?)\nYAML\n/.exec(output)?.[1];
+    expect(block, output).toBeDefined();
+    expect(yaml.loadAll(block!)).toMatchObject([
+      { kind: 'Flavor', spec: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1 } },
+      { kind: 'Instance', spec: { image: 'tiny' } },
+    ]);
+    const r = runTool(
+      cp.binaries.kubectl,
+      ['--kubeconfig', cp.kubeconfigPath, 'apply', '--dry-run=server', '-n', 'default', '-f', '-'],
+      block,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/flavor.compute.kubenova.io\/m1.nano created \(server dry run\)/);
+    expect(output).toMatch(/libvirt: +DaemonSet kubenova-lv-libvirt/);
+  });
+
+  it('leaves none of its objects behind on uninstall', () => {
+    helm.ok(['uninstall', RELEASE, '--namespace', LV_NS, '--wait']);
+    const left = kubectl([
+      'get',
+      [
+        'daemonset,deployment,configmap,serviceaccount,role,rolebinding,clusterrole,clusterrolebinding',
+        'validatingadmissionpolicy,validatingadmissionpolicybinding',
+      ].join(','),
+      '-A',
+      '-l',
+      `app.kubernetes.io/instance=${RELEASE}`,
+      '-o',
+      'name',
+    ]);
+    expect(left.trim()).toBe('');
+  });
+});
