@@ -11,12 +11,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterLeftovers, startCluster, type Cluster } from '../devenv/cluster/cluster.js';
 import { missingPrerequisites } from '../devenv/cluster/preflight.js';
+import { listProcesses } from '../devenv/cluster/processes.js';
 
 const missing = missingPrerequisites();
 const title =
   missing.length === 0
     ? 'a cluster of real nodes (npm run cluster)'
     : `a cluster of real nodes (skipped: this machine lacks ${missing.join('; ')})`;
+
+/** The kernel settings the kubelet changes machine-wide. */
+const TUNABLES = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
+const readTunables = () => TUNABLES.map((k) => readFileSync(`/proc/sys/${k}`, 'utf8').trim());
 
 /** Files in fixed places that the nodes' containerds and libcni write and a teardown must remove. */
 function sharedLeftoverDirs(): Map<string, Set<string>> {
@@ -34,6 +39,7 @@ describe.skipIf(missing.length > 0)(title, () => {
   let beside: Cluster;
   let startSeconds = 0;
   let before: Map<string, Set<string>>;
+  let tunablesBefore: string[] = [];
   const podIps = new Map<string, string>();
 
   const kubectl = (...args: string[]) => cluster.kubectl(['--request-timeout=30s', ...args]);
@@ -71,6 +77,7 @@ describe.skipIf(missing.length > 0)(title, () => {
     stateDir = mkdtempSync(join(tmp, 'kubenova-cluster-'));
     besideDir = mkdtempSync(join(tmp, 'kubenova-cluster-beside-'));
     before = sharedLeftoverDirs();
+    tunablesBefore = readTunables();
     const keepState = process.env.KUBENOVA_KEEP_TEST_DIRS === '1';
     const started = Date.now();
     // A second, one-node environment starts at the same moment: they must not collide.
@@ -250,5 +257,8 @@ describe.skipIf(missing.length > 0)(title, () => {
       .filter((l) => l.includes(stateDir));
     expect(mentions).toEqual([]);
     if (process.env.KUBENOVA_KEEP_TEST_DIRS !== '1') expect(readdirSync(stateDir)).toEqual([]);
+    // The last kubelet gone, the machine has its own kernel settings back (unless another
+    // environment started meanwhile: then it is that one's to restore).
+    if (!listProcesses().some((p) => p.comm === 'kubelet')) expect(readTunables()).toEqual(tunablesBefore);
   });
 });

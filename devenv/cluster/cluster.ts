@@ -16,7 +16,7 @@ import { defaultCacheDir } from '../images/paths.js';
 import { containerdPaths } from './containerd.js';
 import { waitFor } from './exec.js';
 import { startGuardian } from './guardian.js';
-import { recordKernelTunables } from './kernel-tunables.js';
+import { recordKernelTunables } from './machine-state.js';
 import { addPodRoutes, createBridge } from './network.js';
 import { ClusterNode, nodeCredentials } from './node.js';
 import { environmentNames, planEnvironment } from './plan.js';

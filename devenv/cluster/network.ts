@@ -51,6 +51,11 @@ async function withNetworkLock<T>(fn: () => Promise<T>): Promise<T> {
       writeFileSync(`${lock}/pid`, String(process.pid));
       break;
     } catch (err) {
+      // The last environment to stop removes an empty /run/kubenova: make it again.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        mkdirSync(dir, { recursive: true });
+        continue;
+      }
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let owner = 0;
       try {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupProcesses, leftoverCgroups, removeCgroupTree } from './cgroups.js';
-import { restoreKernelTunables } from './kernel-tunables.js';
+import { restoreMachineState } from './machine-state.js';
 import { mountPointsUnder, unmountUnder } from './mounts.js';
 import { leftoverNetwork, teardownNetwork } from './network.js';
 import type { EnvironmentNames } from './plan.js';
@@ -66,7 +66,7 @@ export async function teardownEnvironment(names: EnvironmentNames, opts: Teardow
   });
   await step('removing cgroups', () => removeCgroupTree(names.cgroupParent));
   await step('removing files', () => removeFiles(names, opts));
-  await step('restoring kernel settings', () => restoreKernelTunables());
+  await step('restoring machine-wide state', () => restoreMachineState());
   if (failures.length > 0)
     throw new Error(`cleaning up environment ${names.stateDir} left something behind:\n${failures.join('\n')}`);
 }
