@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { archivePath, configArgs, imageRef, namedIndex, REF_NAME_ANNOTATION } from './oci.js';
+import {
+  archivePath,
+  archivePattern,
+  configArgs,
+  layerTarArgs,
+  imageRef,
+  namedIndex,
+  REF_NAME_ANNOTATION,
+} from './oci.js';
 
 const manifest = {
   mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -24,6 +32,16 @@ describe('archivePath', () => {
   it('puts the archive in the cache under the name and tag', () => {
     expect(archivePath('/c', 'localhost/kubenova:abc')).toBe('/c/kubenova-abc.oci.tar');
     expect(() => archivePath('/c', 'docker.io/library/kubenova:abc')).toThrow(/localhost/);
+  });
+});
+
+describe('archivePattern', () => {
+  it("matches one image's archives and not another's whose name starts the same", () => {
+    const kubenova = archivePattern('kubenova');
+    expect(kubenova.test('kubenova-30fd5383f5ab.oci.tar')).toBe(true);
+    expect(kubenova.test('kubenova-pause-7e64b6b615ed.oci.tar')).toBe(false);
+    expect(kubenova.test('kubenova-30fd5383f5ab.oci.tar.tmp-12')).toBe(false);
+    expect(archivePattern('kubenova-pause').test('kubenova-pause-7e64b6b615ed.oci.tar')).toBe(true);
   });
 });
 
@@ -77,5 +95,21 @@ describe('configArgs', () => {
 
   it('refuses an environment variable name umoci would mangle', () => {
     expect(() => configArgs({ env: { 'A=B': 'c' } })).toThrow(/variable name/);
+  });
+});
+
+describe('layerTarArgs', () => {
+  it("tars the directory's entries, not the directory: a './' entry would set the mode of /", () => {
+    const args = layerTarArgs({ dir: '/w/root', createdBy: 'x' }, ['etc', 'usr'], '/w/l.tar');
+    expect(args.slice(-6)).toEqual(['/w/root', '-cf', '/w/l.tar', '--', 'etc', 'usr']);
+    expect(args).not.toContain('.');
+    expect(args).toContain('--numeric-owner');
+    expect(args).not.toContain('--owner=0');
+  });
+
+  it('normalises owners, times and modes of staged files, and anchors exclusions at the root', () => {
+    const args = layerTarArgs({ dir: '/w', createdBy: 'x', normalize: true, exclude: ['dev/*'] }, ['app'], '/l');
+    expect(args).toEqual(expect.arrayContaining(['--owner=0', '--group=0', '--mtime=@0', '--mode=go+rX,go-w']));
+    expect(args.join(' ')).toContain('--anchored --exclude=dev/*');
   });
 });

@@ -10,6 +10,7 @@
 import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { run } from './exec.js';
+import { TAG_LENGTH } from './inputs.js';
 
 /** What a built image is: its full reference and the archive that `ctr images import` takes. */
 export interface ImageArchive {
@@ -32,6 +33,14 @@ export interface LayerSource {
   dir: string;
   /** The layer's history entry: what put these files there. */
   createdBy: string;
+  /** Paths relative to `dir` (tar patterns, e.g. `dev/*`) left out of the layer. */
+  exclude?: string[];
+  /**
+   * For files we staged ourselves: owner root, time zero and everything readable, so the same
+   * content gives the same layer digest (which containerd then stores once) whatever the umask
+   * and clock of the build were. A Debian root filesystem keeps its packages' owners and modes.
+   */
+  normalize?: boolean;
 }
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -53,6 +62,12 @@ export function archivePath(cacheDir: string, ref: string): string {
   const m = /^localhost\/([^:]+):(.+)$/.exec(ref);
   if (!m) throw new Error(`archivePath: ${ref} is not a localhost/<name>:<tag> reference`);
   return join(cacheDir, `${m[1]}-${m[2]}.oci.tar`);
+}
+
+/** Matches the archive names archivePath gives the builds of image `name`. */
+export function archivePattern(name: string): RegExp {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${escaped}-[0-9a-f]{${TAG_LENGTH}}\\.oci\\.tar$`);
 }
 
 interface Descriptor {
@@ -128,16 +143,37 @@ export async function copyLayout(from: string, to: string): Promise<void> {
     await link(join(from, 'blobs', 'sha256', blob), join(to, 'blobs', 'sha256', blob));
 }
 
+/** GNU tar's arguments for a layer of the entries `names` (the top level of `source.dir`). */
+export function layerTarArgs(source: LayerSource, names: readonly string[], tarFile: string): string[] {
+  return [
+    '--sort=name',
+    '--numeric-owner',
+    '--format=gnu',
+    ...(source.normalize ? ['--owner=0', '--group=0', '--mtime=@0', '--mode=go+rX,go-w'] : []),
+    // Anchored: `dev/*` is the root's dev/, not every dev/ below it.
+    ...(source.exclude ?? []).flatMap((p) => ['--anchored', `--exclude=${p}`]),
+    '-C',
+    source.dir,
+    '-cf',
+    tarFile,
+    '--',
+    ...names,
+  ];
+}
+
 /**
  * Adds `source.dir` as the image's next layer. The tar is made by GNU tar, not by `umoci
  * insert`, whose layers (umoci 0.4.7) end without tar's end-of-archive blocks, which
- * containerd refuses to unpack. Entries are sorted and owners numeric, so the same tree gives
- * the same layer.
+ * containerd refuses to unpack. The entries are the directory's contents, not the directory
+ * itself: an entry for `./` would set the mode of the container's `/` to the build
+ * directory's.
  */
 export async function addLayer(layout: string, source: LayerSource): Promise<void> {
+  const names = (await readdir(source.dir)).sort();
+  if (names.length === 0) throw new Error(`addLayer: ${source.dir} is empty`);
   const tarFile = join(dirname(layout), `${basename(layout)}.layer.tar`);
   try {
-    await run('tar', ['--sort=name', '--numeric-owner', '--format=gnu', '-C', source.dir, '-cf', tarFile, '.']);
+    await run('tar', layerTarArgs(source, names, tarFile));
     await run('umoci', [
       'raw',
       'add-layer',
@@ -185,6 +221,18 @@ export async function writeArchive(layout: string, ref: string, archive: string)
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/**
+ * Unpacks an image archive into a layout at `layout`, its image renamed to umoci's work tag:
+ * ready for addLayer, setConfig and writeArchive under a new name (a variant of an image).
+ */
+export async function openArchive(archive: string, layout: string): Promise<void> {
+  await mkdir(layout, { recursive: true });
+  await run('tar', ['-xf', archive, '-C', layout]);
+  const indexPath = join(layout, 'index.json');
+  const index = namedIndex(JSON.parse(await readFile(indexPath, 'utf8')), WORK_TAG);
+  await writeFile(indexPath, `${JSON.stringify(index)}\n`);
 }
 
 /** A scratch directory beside the cache (same file system: renames and hard links work). */

@@ -3,11 +3,13 @@
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { pruneCache } from './cache.js';
 import { run, SETUP_HINT } from './exec.js';
 import { inputsTag, sha256 } from './inputs.js';
 import {
   addLayer,
   archivePath,
+  archivePattern,
   imageRef,
   newLayout,
   setConfig,
@@ -24,7 +26,7 @@ const CFLAGS = ['-Os', '-static', '-s', '-Wall', '-Wextra', '-Werror'];
 /** The nobody user of upstream's pause image: the sandbox needs no privilege. */
 const CONFIG: ImageConfig = { entrypoint: ['/pause'], user: '65535:65535' };
 /** Bump when the way the image is put together changes without any input changing. */
-const RECIPE = 1;
+const RECIPE = 2;
 
 export async function buildPauseImage(cacheDir: string): Promise<ImageArchive> {
   const source = join(SOURCE_DIR, 'pause', 'pause.c');
@@ -50,11 +52,12 @@ export async function buildPauseImage(cacheDir: string): Promise<ImageArchive> {
     });
     const layout = join(work, 'oci');
     await newLayout(layout);
-    await addLayer(layout, { dir: root, createdBy: 'gcc -static pause.c' });
+    await addLayer(layout, { dir: root, createdBy: 'gcc -static pause.c', normalize: true });
     await setConfig(layout, CONFIG);
     await writeArchive(layout, ref, archive);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+  await pruneCache(cacheDir, archivePattern(PAUSE_NAME), archive, 3);
   return { ref, archive };
 }
