@@ -5,14 +5,15 @@
 //
 // Needs root and the tools devenv/images/setup.sh installs. Archives are cached by their
 // inputs: a second run with nothing changed takes seconds.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildKubenovaImage } from './kubenova.js';
 import { buildPauseImage } from './pause.js';
-import { defaultCacheDir } from './paths.js';
+import { defaultCacheDir, SOURCE_DIR } from './paths.js';
 
 export type { ImageArchive } from './oci.js';
 
-const IMAGES = ['pause'] as const;
+const IMAGES = ['pause', 'kubenova'] as const;
 type ImageKind = (typeof IMAGES)[number];
 
 function isImageKind(v: string): v is ImageKind {
@@ -30,8 +31,11 @@ async function main(): Promise<void> {
   const only = values.only;
   if (only !== undefined && !isImageKind(only)) throw new Error(`--only: one of ${IMAGES.join(', ')}`);
   const cacheDir = resolve(values['cache-dir'] ?? defaultCacheDir());
+  // The image holds this checkout's dist/ and lockfile.
+  const repoRoot = join(SOURCE_DIR, '..', '..');
   const build: Record<ImageKind, () => Promise<{ ref: string; archive: string }>> = {
     pause: () => buildPauseImage(cacheDir),
+    kubenova: () => buildKubenovaImage(cacheDir, repoRoot),
   };
   // One after another: the machines this runs on have few cores and the builds are CPU-bound.
   for (const kind of IMAGES) {
