@@ -3,8 +3,8 @@
 // everything it made. Needs root and devenv/cluster/setup.sh.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ImageArchive } from '../images/oci.js';
-import { DEFAULT_NODES, startCluster, type Cluster } from './cluster.js';
+import { DEFAULT_NODES, type Cluster } from './cluster.js';
+import { RELEASE, RELEASE_NAMESPACE, startKubenovaCluster } from './kubenova.js';
 import { missingPrerequisites } from './preflight.js';
 
 async function main(): Promise<void> {
@@ -42,15 +42,20 @@ async function main(): Promise<void> {
   }
 
   const started = Date.now();
-  // ── kubenova's images ── built here (devenv/images) and loaded into every node.
-  const images: ImageArchive[] = [];
-  const cluster = await startCluster({ nodes, stateDir, images, log, keepState: values['keep-state'] });
+  // kubenova's image is built here (devenv/images), loaded into every node, and the chart is
+  // installed with the libvirt driver before Ready: is printed.
+  const { cluster, image, timings } = await startKubenovaCluster({
+    nodes,
+    stateDir,
+    log,
+    keepState: values['keep-state'],
+  });
   running.cluster = cluster;
-  // ── kubenova itself ── `helm install charts/kubenova` against cluster.env goes here, before Ready:.
+  log(`kubenova ${image.ref} installed as release ${RELEASE} in namespace ${RELEASE_NAMESPACE}`);
 
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const memory = cluster.memory().map((m) => `${m.node} ${Math.round(m.total / 1024)} MiB`);
-  log(`started in ${seconds} s (${JSON.stringify(cluster.timings)}); node daemons' memory: ${memory.join(', ')}`);
+  log(`started in ${seconds} s (${JSON.stringify(timings)}); node daemons' memory: ${memory.join(', ')}`);
   log(
     `Ready: export KUBECONFIG=${cluster.kubeconfig} (or source ${resolve(stateDir, 'env.sh')} for a matching kubectl), then: kubectl get nodes -o wide`,
   );

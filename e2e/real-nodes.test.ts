@@ -1,0 +1,355 @@
+// The installed form on real nodes: `npm run cluster`'s kubelets run the chart's operator
+// Deployment and node-agent DaemonSet from the image built here, and the agents drive real
+// QEMU guests through libvirt inside the agent pods. Every check goes through kubectl, helm
+// and the API server, as a platform engineer would.
+import { availableParallelism, totalmem } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ComputeNode, Instance, Migration } from '../common/api/types.js';
+import { Kube, loadKubeConfig } from '../common/kube/client.js';
+import { waitFor } from '../devenv/cluster/exec.js';
+import {
+  startKubenovaCluster,
+  RELEASE,
+  RELEASE_NAMESPACE,
+  CHART,
+  releaseValues,
+  type KubenovaCluster,
+} from '../devenv/cluster/kubenova.js';
+import { missingPrerequisites } from '../devenv/cluster/preflight.js';
+
+const API = 'compute.kubenova.io/v1alpha1';
+const GiB = 1024 ** 3;
+
+function whyNot(): string | undefined {
+  if (process.getuid?.() !== 0) return 'real nodes need root';
+  const missing = missingPrerequisites();
+  return missing.length ? `this machine lacks: ${missing.join('; ')} (run devenv/cluster/setup.sh)` : undefined;
+}
+const unavailable = whyNot();
+if (unavailable) console.warn(`e2e/real-nodes.test.ts skipped: ${unavailable}`);
+
+let env: KubenovaCluster;
+let kube: Kube;
+let stateDir: string;
+const kubectl = (...args: string[]) => env.cluster.kubectl(args);
+const apply = (yaml: string) => env.cluster.kubectl(['apply', '-f', '-'], yaml);
+
+function pods(selector: string): { name: string; node: string; phase: string; ready: boolean }[] {
+  const out = kubectl(
+    ...['-n', RELEASE_NAMESPACE, 'get', 'pods', '-l', selector, '-o'],
+    'jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase} ' +
+      '{.status.containerStatuses[*].ready}{"\\n"}{end}',
+  );
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [name = '', node = '', phase = '', ...ready] = line.split(' ');
+      return { name, node, phase, ready: ready.length > 0 && ready.every((r) => r === 'true') };
+    });
+}
+const agentPods = () => pods('app.kubernetes.io/component=node-agent');
+const operatorPods = () => pods('app.kubernetes.io/component=operator');
+const agentPodOn = (node: string) => agentPods().find((p) => p.node === node)!.name;
+const holder = () =>
+  kubectl('-n', RELEASE_NAMESPACE, 'get', 'lease', 'kubenova-operator', '-o', 'jsonpath={.spec.holderIdentity}').trim();
+/** The operator pod holding the Lease (its identity is <hostname = pod name>-<pid>-<random>). */
+const leaderPod = () => operatorPods().find((p) => holder().startsWith(`${p.name}-`))?.name;
+
+/** Runs a shell line in the node agent's container on `node`. */
+function inAgent(node: string, line: string): string {
+  return kubectl('-n', RELEASE_NAMESPACE, 'exec', agentPodOn(node), '-c', 'node-agent', '--', 'sh', '-c', line);
+}
+
+async function instance(name: string): Promise<Instance> {
+  const inst = await kube.instances.get({ namespace: 'default', name });
+  if (!inst) throw new Error(`instance ${name} is gone`);
+  return inst;
+}
+
+async function waitForInstance(name: string, what: string, ok: (i: Instance) => boolean, ms = 240_000) {
+  return waitFor(
+    `instance ${name} ${what}`,
+    async () => {
+      const inst = await instance(name);
+      if (inst.status?.vmState === 'error') throw new Error(`error: ${inst.status.fault?.message}`);
+      return ok(inst) ? inst : undefined;
+    },
+    ms,
+    1_000,
+  );
+}
+
+async function waitForMigration(name: string, phases: string[], ms = 300_000): Promise<Migration> {
+  return waitFor(
+    `migration ${name} to reach ${phases.join(' or ')}`,
+    async () => {
+      const mig = await kube.migrations.get({ namespace: 'default', name });
+      return mig?.status?.status && phases.includes(mig.status.status) ? mig : undefined;
+    },
+    ms,
+    1_000,
+  );
+}
+
+const running = (i: Instance) =>
+  i.status?.vmState === 'active' && i.status.powerState === 'running' && !!i.status.guest;
+const otherNode = (node: string) => env.cluster.nodes.map((n) => n.name).find((n) => n !== node)!;
+const decide = (mig: string, decision: 'Confirm' | 'Revert') =>
+  kubectl('patch', 'migration', mig, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } }));
+const resize = (name: string, flavor: string) =>
+  kubectl('patch', 'instance', name, '--type', 'merge', '-p', JSON.stringify({ spec: { flavor } }));
+
+/** Domains libvirt knows and instance directories on disk, on every node. */
+function leftovers(): string[] {
+  return env.cluster.nodes.flatMap(({ name }) => {
+    const domains = inAgent(name, 'virsh -q -c "$KUBENOVA_LIBVIRT_URI" list --all --name').trim();
+    const dirs = inAgent(name, 'ls "$KUBENOVA_STATE_DIR/$NODE_NAME/instances" 2>/dev/null || true').trim();
+    return [...domains.split('\n'), ...dirs.split('\n')].filter(Boolean).map((d) => `${name}: ${d}`);
+  });
+}
+
+async function claims(): Promise<string[]> {
+  const nodes = (await kube.computeNodes.list()).items as ComputeNode[];
+  return nodes.flatMap((n) => (n.status?.claims ?? []).map((c) => `${n.metadata.name}: ${c.kind}/${c.consumer}`));
+}
+
+describe.skipIf(Boolean(unavailable))('kubenova installed with Helm onto real nodes', () => {
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'kubenova-real-nodes-'));
+    env = await startKubenovaCluster({ nodes: 2, stateDir, log: (l) => console.log(`[cluster] ${l}`) });
+    kube = new Kube(loadKubeConfig(env.cluster.kubeconfig), 'e2e-real-nodes');
+    console.log(`[cluster] timings ${JSON.stringify(env.timings)}`);
+    console.log(`[cluster] node memory ${JSON.stringify(env.cluster.memory())}`);
+    apply(`
+apiVersion: ${API}
+kind: Flavor
+metadata: {name: rn.small}
+spec: {vcpus: 1, memoryMiB: 128, rootDiskGiB: 1}
+---
+apiVersion: ${API}
+kind: Flavor
+metadata: {name: rn.large}
+spec: {vcpus: 2, memoryMiB: 192, rootDiskGiB: 2}
+---
+apiVersion: ${API}
+kind: Flavor
+metadata: {name: rn.xl}
+spec: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 3}
+`);
+  }, 1_800_000);
+
+  afterAll(async () => {
+    await env?.cluster.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }, 300_000);
+
+  it('runs on Ready nodes: the operator with one leader, one agent per node, a ComputeNode per node with its real capacity', async () => {
+    const runtimes = kubectl(
+      'get',
+      'nodes',
+      '-o',
+      'jsonpath={range .items[*]}{.status.nodeInfo.containerRuntimeVersion}{"\\n"}{end}',
+    );
+    expect(runtimes.trim().split('\n')).toEqual(env.cluster.nodes.map(() => expect.stringMatching(/^containerd:\/\//)));
+    const ops = operatorPods();
+    expect(ops.length).toBeGreaterThanOrEqual(2);
+    expect(ops.every((p) => p.phase === 'Running')).toBe(true);
+    expect(leaderPod()).toBeDefined();
+    const agents = agentPods();
+    expect(agents.map((p) => p.node).sort()).toEqual(env.cluster.nodes.map((n) => n.name).sort());
+    expect(agents.every((p) => p.phase === 'Running' && p.ready)).toBe(true);
+    for (const { name } of env.cluster.nodes) {
+      const cn = await kube.computeNodes.get({ name });
+      expect(cn?.status?.driver).toBe('libvirt');
+      // All nodes share this machine: each reports the machine's own CPUs and memory.
+      expect(cn?.status?.capacity?.vcpus).toBeLessThanOrEqual(availableParallelism());
+      expect(cn?.status?.capacity?.vcpus).toBeGreaterThan(0);
+      expect(cn?.status?.capacity?.memoryMiB).toBe(Math.floor(totalmem() / 1024 ** 2));
+      expect(cn?.status?.capacity?.diskGiB).toBeGreaterThan(0);
+    }
+    const first = env.cluster.nodes[0]!.name;
+    expect(inAgent(first, 'node --version').trim()).toMatch(/^v24\./);
+    const logs = kubectl('-n', RELEASE_NAMESPACE, 'logs', agentPodOn(first), '-c', 'node-agent');
+    expect(logs).toContain('registered ComputeNode');
+  });
+
+  it('boots a real guest, resizes it to the other node and confirms, reverts a second resize, cold-migrates, stops, starts and deletes it', async () => {
+    apply(`
+apiVersion: ${API}
+kind: Instance
+metadata: {name: vm-1, namespace: default}
+spec: {flavor: rn.small, image: tiny}
+`);
+    const booted = await waitForInstance('vm-1', 'running with its guest reporting', running);
+    const home = booted.status!.host!;
+    const marker = booted.status!.guest!.marker;
+    expect(booted.status?.guest).toMatchObject({ vcpus: 1, diskBytes: 1 * GiB });
+
+    resize('vm-1', 'rn.large');
+    const first = await waitForMigration('vm-1-resize-2', ['finished']);
+    expect(first.status?.destHost).toBe(otherNode(home));
+    decide('vm-1-resize-2', 'Confirm');
+    await waitForMigration('vm-1-resize-2', ['confirmed']);
+    const grown = await waitForInstance(
+      'vm-1',
+      'running rn.large',
+      (i) => running(i) && i.status?.flavor?.name === 'rn.large',
+    );
+    expect(grown.status?.host).toBe(otherNode(home));
+    expect(grown.status?.guest).toMatchObject({ vcpus: 2, diskBytes: 2 * GiB, marker });
+
+    resize('vm-1', 'rn.xl');
+    await waitForMigration('vm-1-resize-3', ['finished']);
+    decide('vm-1-resize-3', 'Revert');
+    await waitForMigration('vm-1-resize-3', ['reverted']);
+    const back = await waitForInstance(
+      'vm-1',
+      'back on rn.large',
+      (i) => running(i) && i.status?.flavor?.name === 'rn.large',
+    );
+    expect(back.status?.host).toBe(otherNode(home));
+    expect(back.status?.guest).toMatchObject({ vcpus: 2, diskBytes: 2 * GiB, marker });
+
+    apply(`
+apiVersion: ${API}
+kind: Migration
+metadata: {name: vm-1-move, namespace: default}
+spec: {instance: vm-1}
+`);
+    await waitForMigration('vm-1-move', ['finished']);
+    decide('vm-1-move', 'Confirm');
+    await waitForMigration('vm-1-move', ['confirmed']);
+    const moved = await waitForInstance('vm-1', 'moved home', (i) => running(i) && i.status?.host === home);
+    expect(moved.status?.guest?.marker).toBe(marker);
+
+    kubectl('patch', 'instance', 'vm-1', '--type', 'merge', '-p', '{"spec":{"powerState":"Stopped"}}');
+    await waitForInstance('vm-1', 'stopped', (i) => i.status?.vmState === 'stopped');
+    kubectl('patch', 'instance', 'vm-1', '--type', 'merge', '-p', '{"spec":{"powerState":"Running"}}');
+    const again = await waitForInstance('vm-1', 'running again', running);
+    expect(again.status?.guest?.marker).toBe(marker);
+
+    kubectl('delete', 'instance', 'vm-1', '--wait=true', '--timeout=180s');
+    expect(await claims()).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('finishes a resize when the leader pod is deleted in the middle of it', async () => {
+    apply(`
+apiVersion: ${API}
+kind: Instance
+metadata: {name: vm-2, namespace: default}
+spec: {flavor: rn.small, image: tiny}
+`);
+    await waitForInstance('vm-2', 'running', running);
+    resize('vm-2', 'rn.large');
+    await waitForMigration('vm-2-resize-2', ['pre-migrating', 'migrating', 'post-migrating', 'finished'], 60_000);
+    const old = leaderPod()!;
+    kubectl('-n', RELEASE_NAMESPACE, 'delete', 'pod', old, '--wait=false');
+    await waitForMigration('vm-2-resize-2', ['finished']);
+    decide('vm-2-resize-2', 'Confirm');
+    await waitForMigration('vm-2-resize-2', ['confirmed']);
+    await waitForInstance('vm-2', 'running rn.large', (i) => running(i) && i.status?.flavor?.name === 'rn.large');
+    await waitFor('a new leader', async () => (leaderPod() && leaderPod() !== old ? true : undefined), 120_000);
+  });
+
+  it('finishes or rolls back a migration whose source agent pod is deleted in the middle, leaking nothing', async () => {
+    const before = await instance('vm-2');
+    const source = before.status!.host!;
+    apply(`
+apiVersion: ${API}
+kind: Migration
+metadata: {name: vm-2-move, namespace: default}
+spec: {instance: vm-2}
+`);
+    await waitForMigration('vm-2-move', ['migrating', 'post-migrating', 'finished'], 120_000);
+    kubectl('-n', RELEASE_NAMESPACE, 'delete', 'pod', agentPodOn(source), '--wait=false');
+    const ended = await waitForMigration('vm-2-move', ['finished', 'error']);
+    if (ended.status?.status === 'finished') {
+      decide('vm-2-move', 'Confirm');
+      await waitForMigration('vm-2-move', ['confirmed']);
+    }
+    await waitFor(
+      'the agent DaemonSet back on every node',
+      async () => (agentPods().every((p) => p.ready) ? true : undefined),
+      180_000,
+    );
+    const after = await waitForInstance('vm-2', 'running after the move', running);
+    expect(after.status?.host).toBe(ended.status?.status === 'error' ? source : otherNode(source));
+    expect(after.status?.guest?.marker).toBe(before.status?.guest?.marker);
+    // Only the instance's own claim is left, on the host it runs on.
+    expect(await claims()).toEqual([`${after.status!.host}: instance/${after.metadata.uid}`]);
+  });
+
+  it("refuses, from inside the agent pod on one node, a write to another node's ComputeNode", async () => {
+    const [a, b] = env.cluster.nodes.map((n) => n.name) as [string, string];
+    const patch = (node: string) =>
+      inAgent(
+        a,
+        `node -e '${[
+          "const fs=require('fs'),https=require('https');",
+          "const sa='/var/run/secrets/kubernetes.io/serviceaccount/';",
+          'const req=https.request({host:process.env.KUBERNETES_SERVICE_HOST,port:process.env.KUBERNETES_SERVICE_PORT,',
+          `path:'/apis/compute.kubenova.io/v1alpha1/computenodes/${node}/status',method:'PATCH',ca:fs.readFileSync(sa+'ca.crt'),`,
+          "headers:{Authorization:'Bearer '+fs.readFileSync(sa+'token','utf8').trim(),'Content-Type':'application/merge-patch+json'}},",
+          "(res)=>{let b='';res.on('data',(d)=>b+=d);res.on('end',()=>console.log(res.statusCode+' '+b));});",
+          `req.end(JSON.stringify({status:{driver:'libvirt'}}));`,
+        ].join('')}'`,
+      );
+    expect(patch(a)).toMatch(/^200 /);
+    const refused = patch(b);
+    expect(refused).toMatch(/^(403|422) /);
+    expect(refused).toMatch(/ValidatingAdmissionPolicy|denied|forbidden/i);
+  });
+
+  it('rolls the pods on helm upgrade without losing the instance, and helm uninstall leaves no kubenova pod, role or binding', async () => {
+    const before = await instance('vm-2');
+    const oldAgents = agentPods()
+      .map((p) => p.name)
+      .sort();
+    env.helm([
+      'upgrade',
+      RELEASE,
+      CHART,
+      '--namespace',
+      RELEASE_NAMESPACE,
+      ...releaseValues(env.image, { 'log.level': 'debug' }),
+      '--wait',
+      '--timeout',
+      '10m',
+    ]);
+    await waitFor(
+      'new agent pods',
+      async () => {
+        const now = agentPods();
+        return now.every((p) => p.ready && !oldAgents.includes(p.name)) && now.length === oldAgents.length
+          ? true
+          : undefined;
+      },
+      300_000,
+    );
+    const after = await waitForInstance('vm-2', 'still running after the upgrade', running);
+    expect(after.status?.host).toBe(before.status?.host);
+    expect(after.status?.guest?.marker).toBe(before.status?.guest?.marker);
+
+    kubectl('delete', 'instance', 'vm-2', '--wait=true', '--timeout=180s');
+    expect(leftovers()).toEqual([]);
+    env.helm(['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE, '--wait']);
+    await waitFor(
+      'no kubenova pod',
+      async () => (operatorPods().length + agentPods().length === 0 ? true : undefined),
+      180_000,
+    );
+    const rbac = kubectl('get', 'clusterroles,clusterrolebindings', '-o', 'name')
+      .split('\n')
+      .filter((n) => n.includes('kubenova'));
+    expect(rbac).toEqual([]);
+    // CRDs stay (Helm never deletes them), and so do the objects they hold.
+    expect(kubectl('get', 'crd', 'instances.compute.kubenova.io', '-o', 'name').trim()).toBe(
+      'customresourcedefinition.apiextensions.k8s.io/instances.compute.kubenova.io',
+    );
+  });
+});
