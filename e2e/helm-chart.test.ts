@@ -291,12 +291,12 @@ describe('the Helm chart', () => {
 
 /** What the libvirt tests read beyond the harness's Container: exec probes, sidecars, mount options. */
 type Probe = { exec?: { command: string[] } };
-type FullContainer = Container & {
+type FullContainer = Omit<Container, 'volumeMounts' | 'readinessProbe' | 'livenessProbe'> & {
   restartPolicy?: string;
   startupProbe?: Probe;
-  readinessProbe?: Probe;
-  livenessProbe?: Probe;
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
+  readinessProbe?: Probe & { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: Probe & { httpGet?: { path: string; port: string | number } };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string; subPathExpr?: string }[];
 };
 
 /** Every container and init container of every workload, as "<workload>/<container>". */
@@ -353,6 +353,8 @@ describe('the Helm chart with the libvirt driver', () => {
       expect(pod[key], key).toEqual(podSpecOf(agents)[key]);
     expect(pod.hostNetwork).toBeUndefined();
     expect(pod.automountServiceAccountToken).toBe(false);
+    // The sandbox, not libvirtd, is PID 1: it reaps the QEMU processes libvirt daemonizes.
+    expect(pod.shareProcessNamespace).toBe(true);
     expect(pod.containers.map((c) => [c.name, c.command, c.args])).toEqual([
       [
         'libvirtd',
@@ -387,11 +389,18 @@ describe('the Helm chart with the libvirt driver', () => {
     const daemons = findManifest(manifests, 'DaemonSet', '-libvirt');
     const agent = fullContainer(agents, 'node-agent');
     const libvirtd = fullContainer(daemons, 'libvirtd');
-    expect(hostPathOf(daemons, 'sockets')).toEqual({ path: '/srv/kubenova/_libvirt/sock', type: 'DirectoryOrCreate' });
-    expect(hostPathOf(agents, 'libvirt-sockets')).toEqual(hostPathOf(daemons, 'sockets'));
-    const [inLibvirtd] = mountOf(libvirtd, 'sockets');
-    const [inAgent] = mountOf(agent, 'libvirt-sockets');
-    expect(inAgent).toEqual({ name: 'libvirt-sockets', mountPath: inLibvirtd!.mountPath, readOnly: true });
+    expect(hostPathOf(daemons, 'libvirt-host')).toEqual({ path: '/srv/kubenova/_libvirt', type: 'DirectoryOrCreate' });
+    expect(hostPathOf(agents, 'libvirt-host')).toEqual(hostPathOf(daemons, 'libvirt-host'));
+    // <stateDir>/_libvirt/<node>/sock: nodes that share a filesystem never share a libvirtd.
+    const [inLibvirtd] = mountOf(libvirtd, 'libvirt-host').filter((m) => m.subPathExpr === '$(NODE_NAME)/sock');
+    const [inAgent] = mountOf(agent, 'libvirt-host');
+    expect(inAgent).toEqual({
+      name: 'libvirt-host',
+      mountPath: inLibvirtd!.mountPath,
+      subPathExpr: '$(NODE_NAME)/sock',
+      readOnly: true,
+    });
+    for (const c of [agent, libvirtd]) expect(resolveEnv(c, FIELDS).NODE_NAME).toBe('node-a');
     const uri = `qemu:///system?socket=${inLibvirtd!.mountPath}/libvirt-sock`;
     expect(resolveEnv(agent, FIELDS).KUBENOVA_LIBVIRT_URI).toBe(uri);
     const config = (findManifest(manifests, 'ConfigMap', '-libvirt') as unknown as { data: Record<string, string> })
@@ -417,10 +426,11 @@ describe('the Helm chart with the libvirt driver', () => {
       { name: 'state', mountPath: '/srv/kubenova' },
     ]);
     expect(resolveEnv(fullContainer(agents, 'node-agent'), FIELDS).KUBENOVA_STATE_DIR).toBe('/srv/kubenova');
-    expect(hostPathOf(daemons, 'definitions')?.path).toBe('/srv/kubenova/_libvirt/qemu');
-    expect(mountOf(fullContainer(daemons, 'libvirtd'), 'definitions')).toEqual([
-      { name: 'definitions', mountPath: '/etc/libvirt/qemu' },
-    ]);
+    expect(mountOf(fullContainer(daemons, 'libvirtd'), 'libvirt-host')).toContainEqual({
+      name: 'libvirt-host',
+      mountPath: '/etc/libvirt/qemu',
+      subPathExpr: '$(NODE_NAME)/qemu',
+    });
   });
 
   it('passes the baked guest image and the libvirt settings, and a capacity only where the values override it', () => {
@@ -518,6 +528,8 @@ describe('the Helm chart with the libvirt driver', () => {
     expect(settings(config['qemu.conf']!)).toEqual({
       user: '"root"',
       group: '"root"',
+      dynamic_ownership: '0',
+      remember_owner: '0',
       security_driver: '"none"',
       cgroup_controllers: '[ ]',
       namespaces: '[ ]',

@@ -110,9 +110,9 @@ and agents must heartbeat well within the operator's timeout.
 {{- end -}}
 
 {{/*
-Where libvirt keeps what must outlive its pod, on the host under the state directory: the
-socket directory shared with the agent's pod and the persistent domain definitions. "_" cannot
-start a node name, so this never meets an agent's <stateDir>/<node>.
+Where libvirt keeps what must outlive its pod, on the host under the state directory, in
+<node>/sock (the sockets shared with the agent's pod) and <node>/qemu (persistent domain
+definitions). "_" cannot start a node name, so this never meets an agent's <stateDir>/<node>.
 */}}
 {{- define "kubenova.libvirt.hostDir" -}}
 {{- printf "%s/_libvirt" .Values.nodeAgent.stateDir -}}
