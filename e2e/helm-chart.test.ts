@@ -431,6 +431,19 @@ describe('the Helm chart with the libvirt driver', () => {
       mountPath: '/etc/libvirt/qemu',
       subPathExpr: '$(NODE_NAME)/qemu',
     });
+    // Everything else libvirtd writes is the pod's own (the root filesystem is read-only).
+    const libvirtd = fullContainer(daemons, 'libvirtd');
+    const emptyDirs = new Set(
+      podSpecOf(daemons)
+        .volumes?.filter((v) => v.emptyDir)
+        .map((v) => v.name),
+    );
+    expect(
+      libvirtd.volumeMounts
+        ?.filter((m) => emptyDirs.has(m.name))
+        .map((m) => m.mountPath)
+        .sort(),
+    ).toEqual(['/etc/libvirt', '/run', '/tmp', '/var/cache/libvirt', '/var/lib/libvirt', '/var/log/libvirt']);
   });
 
   it('passes the baked guest image and the libvirt settings, and a capacity only where the values override it', () => {
