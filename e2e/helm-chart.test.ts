@@ -364,7 +364,7 @@ describe('the Helm chart with the libvirt driver', () => {
     ]);
     const virtlogd = fullContainer(daemons, 'virtlogd');
     expect([virtlogd.command, virtlogd.args, virtlogd.restartPolicy]).toEqual([
-      ['/usr/sbin/virtlogd'],
+      ['sh', '-c', 'mkdir -p /var/log/libvirt/qemu && exec /usr/sbin/virtlogd "$@"', 'virtlogd'],
       ['--config', '/etc/kubenova/libvirt/virtlogd.conf', '--pid-file', '/run/virtlogd.pid'],
       'Always',
     ]);
@@ -372,6 +372,8 @@ describe('the Helm chart with the libvirt driver', () => {
     expect(virtlogd.startupProbe?.exec?.command).toEqual(['test', '-S', '/run/libvirt/virtlogd-sock']);
     const libvirtd = fullContainer(daemons, 'libvirtd');
     for (const volume of ['run', 'logs']) expect(mountOf(libvirtd, volume)).toEqual(mountOf(virtlogd, volume));
+    // virtlogd opens each guest's serial console file, in the state directory the agent reads.
+    expect(mountOf(virtlogd, 'state')).toEqual(mountOf(libvirtd, 'state'));
     expect((daemons as unknown as { spec: { updateStrategy: object } }).spec.updateStrategy).toEqual({
       type: 'RollingUpdate',
       rollingUpdate: { maxUnavailable: 1 },

@@ -1,7 +1,7 @@
 // The installed form on real nodes: `npm run cluster`'s kubelets run the chart's operator
-// Deployment and node-agent DaemonSet from the image built here, and the agents drive real
-// QEMU guests through libvirt inside the agent pods. Every check goes through kubectl, helm
-// and the API server, as a platform engineer would.
+// Deployment, node-agent DaemonSet and libvirt DaemonSet from the image built here, and the
+// agents drive real QEMU guests through each node's libvirtd. Every check goes through kubectl,
+// helm and the API server, as a platform engineer would.
 import { availableParallelism, totalmem } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,10 +59,11 @@ const holder = () =>
 /** The operator pod holding the Lease (its identity is <hostname = pod name>-<pid>-<random>). */
 const leaderPod = () => operatorPods().find((p) => holder().startsWith(`${p.name}-`))?.name;
 
-/** Runs a shell line in the node agent's container on `node`. */
-function inAgent(node: string, line: string): string {
-  return kubectl('-n', RELEASE_NAMESPACE, 'exec', agentPodOn(node), '-c', 'node-agent', '--', 'sh', '-c', line);
+/** Runs a command in the node agent's container on `node` (it has node, virsh and libvirt's socket). */
+function execAgent(node: string, ...argv: string[]): string {
+  return kubectl('-n', RELEASE_NAMESPACE, 'exec', agentPodOn(node), '-c', 'node-agent', '--', ...argv);
 }
+const inAgent = (node: string, line: string) => execAgent(node, 'sh', '-c', line);
 
 async function instance(name: string): Promise<Instance> {
   const inst = await kube.instances.get({ namespace: 'default', name });
@@ -286,19 +287,20 @@ spec: {instance: vm-2}
 
   it("refuses, from inside the agent pod on one node, a write to another node's ComputeNode", async () => {
     const [a, b] = env.cluster.nodes.map((n) => n.name) as [string, string];
-    const patch = (node: string) =>
-      inAgent(
-        a,
-        `node -e '${[
-          "const fs=require('fs'),https=require('https');",
-          "const sa='/var/run/secrets/kubernetes.io/serviceaccount/';",
-          'const req=https.request({host:process.env.KUBERNETES_SERVICE_HOST,port:process.env.KUBERNETES_SERVICE_PORT,',
-          `path:'/apis/compute.kubenova.io/v1alpha1/computenodes/${node}/status',method:'PATCH',ca:fs.readFileSync(sa+'ca.crt'),`,
-          "headers:{Authorization:'Bearer '+fs.readFileSync(sa+'token','utf8').trim(),'Content-Type':'application/merge-patch+json'}},",
-          "(res)=>{let b='';res.on('data',(d)=>b+=d);res.on('end',()=>console.log(res.statusCode+' '+b));});",
-          `req.end(JSON.stringify({status:{driver:'libvirt'}}));`,
-        ].join('')}'`,
-      );
+    // The agent's own pod-bound token, straight to the API server through the kubernetes Service.
+    const script = [
+      "const fs = require('fs'), https = require('https');",
+      "const sa = '/var/run/secrets/kubernetes.io/serviceaccount/';",
+      'const req = https.request({',
+      '  host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT,',
+      "  path: '/apis/compute.kubenova.io/v1alpha1/computenodes/' + process.argv[1] + '/status',",
+      "  method: 'PATCH', ca: fs.readFileSync(sa + 'ca.crt'),",
+      "  headers: { Authorization: 'Bearer ' + fs.readFileSync(sa + 'token', 'utf8').trim(),",
+      "    'Content-Type': 'application/merge-patch+json' },",
+      "}, (res) => { let b = ''; res.on('data', (d) => (b += d)); res.on('end', () => console.log(res.statusCode + ' ' + b)); });",
+      "req.end(JSON.stringify({ status: { driver: 'libvirt' } }));",
+    ].join('\n');
+    const patch = (node: string) => execAgent(a, 'node', '-e', script, node);
     expect(patch(a)).toMatch(/^200 /);
     const refused = patch(b);
     expect(refused).toMatch(/^(403|422) /);
@@ -316,7 +318,7 @@ spec: {instance: vm-2}
       CHART,
       '--namespace',
       RELEASE_NAMESPACE,
-      ...releaseValues(env.image, { 'log.level': 'debug' }),
+      ...releaseValues(env.image, { ...env.values, 'log.level': 'debug' }),
       '--wait',
       '--timeout',
       '10m',

@@ -47,6 +47,8 @@ export interface ClusterNodeInfo {
 }
 
 export interface Cluster {
+  /** Its state directory (real path): data, logs, kubeconfig; removed by stop() unless kept. */
+  stateDir: string;
   /** Admin kubeconfig, pointing at the API server on the bridge address. */
   kubeconfig: string;
   server: string;
@@ -166,6 +168,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       kubectlPath: binaries.kubectl,
       helmPath: binaries.helm,
       pauseImage,
+      stateDir,
       kubectl: (args, input) => controlPlane.kubectl(args, input),
       memory: () => nodes.map((n) => ({ node: n.plan.name, ...n.memoryKiB() })),
       timings,

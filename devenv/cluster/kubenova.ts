@@ -37,6 +37,8 @@ export function releaseValues(image: ImageArchive, extra: Record<string, string>
 export interface KubenovaCluster {
   cluster: Cluster;
   image: ImageArchive;
+  /** The --set values it was installed with (an upgrade keeps them). */
+  values: Record<string, string>;
   /** Runs helm against the cluster; resolves with stdout. */
   helm(args: string[]): string;
   timings: Record<string, number>;
@@ -109,6 +111,9 @@ export async function startKubenovaCluster(
   const image = await buildKubenovaImage(defaultCacheDir(), repoRoot);
   timings.image = (Date.now() - t) / 1000;
   const cluster = await startCluster({ ...opts, images: [...(opts.images ?? []), image] });
+  // The nodes share this machine's filesystem: instance disks and libvirt's state go under this
+  // environment's own directory, so two environments (or an earlier one) never see each other's.
+  const values = { 'nodeAgent.stateDir': join(cluster.stateDir, 'hostpath', 'kubenova'), ...opts.values };
   try {
     t = Date.now();
     log(`helm install ${RELEASE} (image ${image.ref}, libvirt driver)…`);
@@ -119,7 +124,7 @@ export async function startKubenovaCluster(
       '--namespace',
       RELEASE_NAMESPACE,
       '--create-namespace',
-      ...releaseValues(image, opts.values),
+      ...releaseValues(image, values),
       '--wait',
       '--timeout',
       '10m',
@@ -130,5 +135,5 @@ export async function startKubenovaCluster(
     await cluster.stop();
     throw err;
   }
-  return { cluster, image, helm: helmFor(cluster), timings: { ...cluster.timings, ...timings } };
+  return { cluster, image, values, helm: helmFor(cluster), timings: { ...cluster.timings, ...timings } };
 }

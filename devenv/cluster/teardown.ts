@@ -14,7 +14,8 @@ import { killAll, listProcesses, processAlive, processStartTime, selfAndAncestor
 
 /** What the environment writes into its state directory (the rest of it is the user's). */
 const OWNER_FILE = 'owner.json';
-export const STATE_ENTRIES = ['controlplane', 'nodes', 'kubeconfig', 'env.sh', OWNER_FILE];
+// hostpath: where workloads' hostPath volumes point (the nodes share this machine's filesystem).
+export const STATE_ENTRIES = ['controlplane', 'nodes', 'hostpath', 'kubeconfig', 'env.sh', OWNER_FILE];
 
 /** The commands an environment runs (by /proc comm, which keeps 15 characters). */
 const OUR_COMMANDS = new Set([
