@@ -18,7 +18,7 @@ import { onShutdown } from '../common/runtime/signals.js';
 import type { AgentConfig } from './config.js';
 import type { VirtDriver } from './driver/driver.js';
 import { FakeDriver } from './driver/fake.js';
-import { LibvirtDriver } from './driver/libvirt.js';
+import { LibvirtDriver, type LibvirtAccel } from './driver/libvirt.js';
 import { ensureTinyImage, parseImageList, type GuestImage } from './driver/libvirt-image.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 
@@ -76,6 +76,7 @@ export function createDriver(config: AgentConfig, host: string, images: Record<s
       uri: config['libvirt-uri'],
       bootTimeoutMs: config['libvirt-boot-timeout'] * 1000,
       minMemoryMiB: config['libvirt-min-memory-mib'],
+      accel: config['libvirt-accel'] as LibvirtAccel,
     });
   }
   const capacity: ResourceAmounts = {

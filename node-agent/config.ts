@@ -158,6 +158,15 @@ export const AGENT_FLAGS = {
     min: 0,
     description: 'Libvirt driver: seconds a start waits for the guest to report (0 = do not wait)',
   },
+  'libvirt-accel': {
+    type: 'string',
+    env: 'KUBENOVA_LIBVIRT_ACCEL',
+    default: 'auto',
+    choices: ['auto', 'kvm', 'tcg'],
+    description:
+      'Libvirt driver: auto = KVM when libvirt offers it on this host (a working /dev/kvm), software emulation ' +
+      '(TCG) otherwise; kvm = require it; tcg = never use it',
+  },
   'libvirt-min-memory-mib': {
     type: 'number',
     env: 'KUBENOVA_LIBVIRT_MIN_MEMORY_MIB',

@@ -73,6 +73,11 @@ describe('flavor to domain', () => {
     expect(rootDiskBytes({ rootDiskGiB: 0 }, 5_000_000)).toBe(5_000_000);
   });
 
+  it('runs a KVM domain where the host offers KVM, and an emulated one otherwise', () => {
+    expect(buildDomainXml(input({ virtType: 'kvm' }))).toMatch(/^<domain type='kvm'>\n/);
+    expect(buildDomainXml(input({ virtType: 'qemu' }))).toMatch(/^<domain type='qemu'>\n/);
+  });
+
   it("builds an emulated, directly booted domain with the flavor's vCPUs and memory, one virtio disk and a file console", () => {
     const xml = buildDomainXml(input({ flavor: { ...TINY, vcpus: 2, memoryMiB: 192 } }));
     expect(xml).toMatch(/^<domain type='qemu'>\n/);

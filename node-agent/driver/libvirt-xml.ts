@@ -104,10 +104,12 @@ export interface DomainXmlInput {
    * by libvirt's qemu user, which a private temp directory or a home-directory cache is not.
    */
   runAsRoot: boolean;
+  /** 'kvm' with a usable /dev/kvm, 'qemu' (software emulation, TCG) otherwise; default 'qemu'. */
+  virtType?: 'kvm' | 'qemu';
 }
 
 /**
- * The domain for a flavor: software-emulated (type 'qemu', no /dev/kvm needed), direct kernel
+ * The domain for a flavor: KVM-accelerated or software-emulated (type 'qemu', no /dev/kvm), direct kernel
  * boot of the image's kernel and initramfs, one qcow2 virtio disk, the serial console written
  * to a file that QEMU truncates at every start (so it holds only the latest boot), no network
  * and no balloon. Deterministic: the same input gives the same bytes.
@@ -117,7 +119,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
   const f = d.flavor;
   const memKiB = guestMemoryMiB(f, d.minMemoryMiB) * 1024;
   const lines = [
-    `<domain type='qemu'>`,
+    `<domain type='${d.virtType ?? 'qemu'}'>`,
     `  <name>${e(domainName(d.host, d.uid))}</name>`,
     `  <uuid>${domainUuid(d.host, d.uid)}</uuid>`,
     `  <title>${e(d.name)}</title>`,

@@ -37,6 +37,8 @@ import {
 import { MigrationSteps } from './migration-steps.js';
 import { UidQueue } from './uid-queue.js';
 
+export type LibvirtAccel = 'auto' | 'kvm' | 'tcg';
+
 export interface LibvirtDriverOptions {
   /** The host this driver serves: it names the domains and only its domains are listed. */
   host: string;
@@ -61,6 +63,11 @@ export interface LibvirtDriverOptions {
   bootTimeoutMs?: number;
   /** Limit for one virsh or qemu-img call (default 120 s). */
   commandTimeoutMs?: number;
+  /**
+   * Hardware acceleration: 'auto' (default) uses KVM when libvirt offers it on this host and
+   * software emulation (TCG) otherwise; 'kvm' requires it; 'tcg' never uses it.
+   */
+  accel?: LibvirtAccel;
   /** Run QEMU as root instead of libvirt's qemu user (default true), so any state directory works. */
   runQemuAsRoot?: boolean;
 }
@@ -125,6 +132,8 @@ export class LibvirtDriver implements VirtDriver {
   readonly #virsh: string;
   readonly #qemuImg: string;
   readonly #minMemoryMiB: number;
+  readonly #accel: LibvirtAccel;
+  #virtType?: Promise<'kvm' | 'qemu'>;
   readonly #bootTimeoutMs: number;
   readonly #commandTimeoutMs: number;
   readonly #runAsRoot: boolean;
@@ -146,6 +155,7 @@ export class LibvirtDriver implements VirtDriver {
     this.#virsh = opts.virsh ?? 'virsh';
     this.#qemuImg = opts.qemuImg ?? 'qemu-img';
     this.#minMemoryMiB = opts.minMemoryMiB ?? DEFAULT_MIN_MEMORY_MIB;
+    this.#accel = opts.accel ?? 'auto';
     this.#bootTimeoutMs = opts.bootTimeoutMs ?? 180_000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 120_000;
     this.#runAsRoot = opts.runQemuAsRoot ?? true;
@@ -351,7 +361,7 @@ export class LibvirtDriver implements VirtDriver {
    */
   async #settle(op: string, spec: DomainSpec, image: GuestImage, powerOn: boolean): Promise<DomainInfo> {
     const uid = spec.uid;
-    const xml = this.#xml(spec, image);
+    const xml = this.#xml(spec, image, await this.#domainType(op, uid));
     const file = join(this.instanceDir(uid), DEFINITION);
     let state = await this.#state(op, uid);
     const defined = state === undefined ? undefined : await this.#metadata(op, uid, { lenient: true });
@@ -371,7 +381,28 @@ export class LibvirtDriver implements VirtDriver {
     return this.#infoOrFail(op, uid);
   }
 
-  #xml(spec: DomainSpec, image: GuestImage): string {
+  /**
+   * The domain type this host runs guests with, decided once. libvirt offers KVM whenever
+   * /dev/kvm opens, but a guest only runs under KVM when the CPU exposes its virtualization
+   * extensions (a nested VM without them starts KVM guests paused), so 'auto' asks for both.
+   */
+  #domainType(op: string, uid: string): Promise<'kvm' | 'qemu'> {
+    if (this.#accel === 'tcg') return Promise.resolve('qemu');
+    this.#virtType ??= (async () => {
+      const res = await this.#virshRun(['domcapabilities', '--virttype', 'kvm']);
+      const cpu = await readIfExists('/proc/cpuinfo');
+      const extensions = /^flags\s*:.*\b(vmx|svm)\b/m.test(cpu ?? '');
+      if (res.code === 0 && (extensions || this.#accel === 'kvm')) return 'kvm';
+      if (this.#accel === 'kvm') {
+        this.#virtType = undefined;
+        throw this.#error(op, uid, ['domcapabilities', '--virttype', 'kvm'], res);
+      }
+      return 'qemu';
+    })();
+    return this.#virtType;
+  }
+
+  #xml(spec: DomainSpec, image: GuestImage, virtType: 'kvm' | 'qemu'): string {
     const dir = this.instanceDir(spec.uid);
     return buildDomainXml({
       host: this.host,
@@ -386,12 +417,13 @@ export class LibvirtDriver implements VirtDriver {
       consoleLog: this.consoleLog(spec.uid),
       minMemoryMiB: this.#minMemoryMiB,
       runAsRoot: this.#runAsRoot,
+      virtType,
     });
   }
 
   async #define(op: string, spec: DomainSpec, image: GuestImage): Promise<void> {
     const file = join(this.instanceDir(spec.uid), DEFINITION);
-    await writeFileAtomic(file, this.#xml(spec, image));
+    await writeFileAtomic(file, this.#xml(spec, image, await this.#domainType(op, spec.uid)));
     await this.#virshOrFail(op, spec.uid, ['define', file]);
   }
 
