@@ -22,7 +22,7 @@ export function imageValues(ref: string): { repository: string; tag: string } {
 }
 
 /** The --set flags the cluster installs with: the local image, never pulled, driving real VMs. */
-export function releaseValues(image: ImageArchive, extra: Record<string, string> = {}): string[] {
+export function releaseValues(image: Pick<ImageArchive, 'ref'>, extra: Record<string, string> = {}): string[] {
   const { repository, tag } = imageValues(image.ref);
   const values: Record<string, string> = {
     'image.repository': repository,

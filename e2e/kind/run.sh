@@ -10,7 +10,8 @@
 #   5. runs the e2e suite against the cluster (KUBENOVA_E2E_KUBECONFIG): scenarios that need
 #      local processes or host directories are skipped; the others, e2e/helm-journey.test.ts
 #      first of all, boot, migrate, resize and delete instances through the in-cluster
-#      components, their service-account tokens, RBAC and admission policy,
+#      components, their service-account tokens, RBAC and admission policy; then it upgrades
+#      the release to the libvirt driver and runs e2e/real-nodes.test.ts on real guests,
 #   6. deletes the cluster (KUBENOVA_KEEP_CLUSTER=1 keeps it for a look).
 #
 # It needs a Docker engine, so it cannot run in the sandbox where `npm test` runs; CI there
@@ -94,6 +95,23 @@ kubectl get computenodes
 
 echo "--- e2e suite against the cluster"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
-KUBENOVA_E2E_KUBECONFIG="$KUBECONFIG_FILE" KUBENOVA_E2E_KUBECTL="$(command -v kubectl)" KUBENOVA_E2E_HELM="$(command -v helm)" \
-  KUBENOVA_E2E_NAMESPACE="$NAMESPACE" \
+export KUBENOVA_E2E_KUBECONFIG="$KUBECONFIG_FILE" KUBENOVA_E2E_KUBECTL="$(command -v kubectl)" \
+  KUBENOVA_E2E_HELM="$(command -v helm)" KUBENOVA_E2E_NAMESPACE="$NAMESPACE"
+if (($#)); then
   npx vitest run --config e2e/kind/vitest.config.ts "$@"
+  exit
+fi
+npx vitest run --config e2e/kind/vitest.config.ts --exclude e2e/real-nodes.test.ts
+
+# The same real-VM suite `npm test` runs on the local real-node cluster: the release switched to
+# the libvirt driver (libvirtd per node in its own DaemonSet; guests use KVM where the kind
+# nodes' /dev/kvm works, software emulation otherwise). It ends with helm uninstall.
+echo "--- real guests: helm upgrade to the libvirt driver"
+helm upgrade kubenova charts/kubenova --namespace "$NAMESPACE" --reuse-values \
+  --set nodeAgent.driver=libvirt --wait --timeout 10m
+for _ in $(seq 1 90); do
+  libvirt=$(kubectl get computenodes -o jsonpath='{range .items[*]}{.status.driver}{"\n"}{end}' | grep -c libvirt || true)
+  [[ "$libvirt" -ge "$workers" ]] && break
+  sleep 2
+done
+npx vitest run --config e2e/kind/vitest.config.ts e2e/real-nodes.test.ts
