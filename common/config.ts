@@ -19,6 +19,24 @@ export type Parsed<T extends Record<string, FlagSpec>> = {
 
 export class ConfigError extends Error {}
 
+/** The flags every component logs by. */
+export const LOG_FLAGS = {
+  'log-level': {
+    type: 'string',
+    env: 'LOG_LEVEL',
+    default: 'info',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'],
+    description: 'Log level',
+  },
+  'log-format': {
+    type: 'string',
+    env: 'LOG_FORMAT',
+    default: 'json',
+    choices: ['json', 'pretty'],
+    description: 'Log format',
+  },
+} as const satisfies Record<string, FlagSpec>;
+
 export function parseFlags<T extends Record<string, FlagSpec>>(
   specs: T,
   argv: string[],

@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS } from '../common/config.js';
 
 export const AGENT_FLAGS = {
   'node-name': { type: 'string', env: 'NODE_NAME', description: 'Host name this agent serves (its ComputeNode name)' },
@@ -111,20 +111,7 @@ export const AGENT_FLAGS = {
     min: 0,
     description: 'Test hook: break this many transfer attempts mid-stream',
   },
-  'log-level': {
-    type: 'string',
-    env: 'LOG_LEVEL',
-    default: 'info',
-    choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'],
-    description: 'Log level',
-  },
-  'log-format': {
-    type: 'string',
-    env: 'LOG_FORMAT',
-    default: 'json',
-    choices: ['json', 'pretty'],
-    description: 'Log format',
-  },
+  ...LOG_FLAGS,
   'fake-fail-spawn-image': {
     type: 'string',
     env: 'KUBENOVA_FAKE_FAIL_SPAWN_IMAGE',

@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS } from '../common/config.js';
 
 export const OPERATOR_FLAGS = {
   kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
@@ -132,20 +132,7 @@ export const OPERATOR_FLAGS = {
     default: '127.0.0.1',
     description: 'Address for the metrics server',
   },
-  'log-level': {
-    type: 'string',
-    env: 'LOG_LEVEL',
-    default: 'info',
-    choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'],
-    description: 'Log level',
-  },
-  'log-format': {
-    type: 'string',
-    env: 'LOG_FORMAT',
-    default: 'json',
-    choices: ['json', 'pretty'],
-    description: 'Log format',
-  },
+  ...LOG_FLAGS,
 } as const satisfies Record<string, FlagSpec>;
 
 export type OperatorConfig = ReturnType<typeof parseOperatorConfig>;
