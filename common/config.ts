@@ -19,6 +19,23 @@ export type Parsed<T extends Record<string, FlagSpec>> = {
 
 export class ConfigError extends Error {}
 
+/** Where every component serves /metrics, /healthz and /readyz. */
+export const METRICS_FLAGS = {
+  'metrics-port': {
+    type: 'number',
+    env: 'KUBENOVA_METRICS_PORT',
+    default: 0,
+    min: 0,
+    description: 'Port for /metrics, /healthz, /readyz (0 = any free port)',
+  },
+  'metrics-address': {
+    type: 'string',
+    env: 'KUBENOVA_METRICS_ADDRESS',
+    default: '127.0.0.1',
+    description: 'Address for the metrics server',
+  },
+} as const satisfies Record<string, FlagSpec>;
+
 /** The flags every component logs by. */
 export const LOG_FLAGS = {
   'log-level': {

@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec, LOG_FLAGS } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS } from '../common/config.js';
 
 export const AGENT_FLAGS = {
   'node-name': { type: 'string', env: 'NODE_NAME', description: 'Host name this agent serves (its ComputeNode name)' },
@@ -66,19 +66,7 @@ export const AGENT_FLAGS = {
     min: 0,
     description: 'Seconds a claim without a live consumer is kept before the audit frees it',
   },
-  'metrics-port': {
-    type: 'number',
-    env: 'KUBENOVA_METRICS_PORT',
-    default: 0,
-    min: 0,
-    description: 'Port for /metrics, /healthz, /readyz (0 = any free port)',
-  },
-  'metrics-address': {
-    type: 'string',
-    env: 'KUBENOVA_METRICS_ADDRESS',
-    default: '127.0.0.1',
-    description: 'Address for the metrics server',
-  },
+  ...METRICS_FLAGS,
   'migration-address': {
     type: 'string',
     env: 'KUBENOVA_MIGRATION_ADDRESS',

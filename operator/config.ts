@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec, LOG_FLAGS } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS } from '../common/config.js';
 
 export const OPERATOR_FLAGS = {
   kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
@@ -119,19 +119,7 @@ export const OPERATOR_FLAGS = {
     min: 1,
     description: 'Concurrent reconciles per controller',
   },
-  'metrics-port': {
-    type: 'number',
-    env: 'KUBENOVA_METRICS_PORT',
-    default: 0,
-    min: 0,
-    description: 'Port for /metrics, /healthz, /readyz (0 = any free port)',
-  },
-  'metrics-address': {
-    type: 'string',
-    env: 'KUBENOVA_METRICS_ADDRESS',
-    default: '127.0.0.1',
-    description: 'Address for the metrics server',
-  },
+  ...METRICS_FLAGS,
   ...LOG_FLAGS,
 } as const satisfies Record<string, FlagSpec>;
 
