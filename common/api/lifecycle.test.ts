@@ -4,8 +4,6 @@ import {
   MIGRATION_PHASES,
   MIGRATION_START,
   isTerminal,
-  mayMove,
-  moverOf,
   ownersOf,
   type PhaseRule,
 } from './lifecycle.js';
@@ -13,6 +11,10 @@ import type { MigrationPhase } from './types.js';
 import { MIGRATION_STATUSES } from './schema.js';
 
 const rule = (p: MigrationPhase): PhaseRule => MIGRATION_LIFECYCLE[p];
+/** Who writes the move from one phase to the next, as the table says; undefined when it has no such move. */
+const moverOf = (from: MigrationPhase | undefined, to: MigrationPhase) =>
+  (from === undefined ? (MIGRATION_START.next as PhaseRule['next']) : rule(from).next)[to];
+const mayMove = (from: MigrationPhase | undefined, to: MigrationPhase) => moverOf(from, to) !== undefined;
 const nextOf = (p: MigrationPhase | undefined): MigrationPhase[] =>
   Object.keys(p === undefined ? MIGRATION_START.next : rule(p).next) as MigrationPhase[];
 

@@ -142,11 +142,6 @@ export function isTerminal(phase: MigrationPhase | undefined): phase is Terminal
   return phase !== undefined && MIGRATION_LIFECYCLE[phase].terminal;
 }
 
-/** Whether a migration in this phase is over or has a live task (undefined: not yet started). */
-export function isActive(mig: Migration): boolean {
-  return !isTerminal(mig.status?.status);
-}
-
 /** Whether the step that marks `done` has run (a condition on the Migration). */
 export function stepDone(mig: Migration, done: StepDone): boolean {
   return (mig.status?.conditions ?? []).some((c) => c.type === done && c.status === 'True');
@@ -156,17 +151,6 @@ export function stepDone(mig: Migration, done: StepDone): boolean {
 export function ownersOf(phase: MigrationPhase | 'start'): ReadonlySet<MigrationRole> {
   const rule = phase === 'start' ? MIGRATION_START : MIGRATION_LIFECYCLE[phase];
   return new Set(rule.steps.map((s: PhaseStep) => s.owner));
-}
-
-/** Whether going from one phase to the next is a transition the table allows. */
-export function mayMove(from: MigrationPhase | undefined, to: MigrationPhase): boolean {
-  return moverOf(from, to) !== undefined;
-}
-
-/** Who writes the move from one phase to the next; undefined when the table has no such move. */
-export function moverOf(from: MigrationPhase | undefined, to: MigrationPhase): MigrationRole | undefined {
-  const next: PhaseRule['next'] = from === undefined ? MIGRATION_START.next : MIGRATION_LIFECYCLE[from].next;
-  return next[to];
 }
 
 type Lifecycle = typeof MIGRATION_LIFECYCLE;
