@@ -78,23 +78,28 @@ export async function waitForRelease(cluster: Cluster, timeoutMs = 300_000): Pro
   );
 }
 
-/** helm against the cluster, as its admin; a failure says what helm said. */
+/** Runs a client tool (helm, kubectl) and returns its stdout; a failure says what the tool said. */
+export function runTool(tool: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): string {
+  try {
+    return execFileSync(tool, args, {
+      env: opts.env,
+      input: opts.input,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? '';
+    const name = tool.split('/').pop();
+    throw new Error(`${name} ${args.slice(0, 3).join(' ')} failed: ${stderr.trim() || (err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** helm against the cluster, as its admin. */
 export function helmFor(cluster: Cluster): (args: string[]) => string {
-  return (args) => {
-    try {
-      return execFileSync(cluster.helmPath, args, {
-        env: { ...process.env, ...cluster.env },
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr ?? '';
-      throw new Error(`helm ${args.slice(0, 2).join(' ')} failed: ${stderr.trim() || (err as Error).message}`, {
-        cause: err,
-      });
-    }
-  };
+  return (args) => runTool(cluster.helmPath, args, { env: { ...process.env, ...cluster.env } });
 }
 
 /**

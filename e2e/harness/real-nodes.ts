@@ -1,8 +1,7 @@
 // Where e2e/real-nodes.test.ts runs: by default on `npm run cluster`'s real nodes, started and
 // removed by the suite; with KUBENOVA_E2E_KUBECONFIG (e2e/kind/run.sh) on that cluster, where
 // the chart was installed with the libvirt driver before the suite started.
-import { execFileSync } from 'node:child_process';
-import { startKubenovaCluster, RELEASE, RELEASE_NAMESPACE } from '../../devenv/cluster/kubenova.js';
+import { startKubenovaCluster, RELEASE, RELEASE_NAMESPACE, runTool } from '../../devenv/cluster/kubenova.js';
 import { externalKubeconfig } from './mode.js';
 
 export interface RealNodes {
@@ -33,23 +32,13 @@ export async function localRealNodes(stateDir: string, log: (line: string) => vo
   };
 }
 
-function run(tool: string, args: string[], input?: string): string {
-  try {
-    return execFileSync(tool, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? '';
-    throw new Error(`${tool} ${args.slice(0, 3).join(' ')} failed: ${stderr.trim() || (err as Error).message}`, {
-      cause: err,
-    });
-  }
-}
-
 /** The external cluster's release, as e2e/kind/run.sh installed it. */
 export function externalRealNodes(kubeconfig: string): RealNodes {
   const kubectlPath = process.env.KUBENOVA_E2E_KUBECTL ?? 'kubectl';
   const helmPath = process.env.KUBENOVA_E2E_HELM ?? 'helm';
-  const kubectl = (args: string[], input?: string) => run(kubectlPath, ['--kubeconfig', kubeconfig, ...args], input);
-  const helm = (args: string[]) => run(helmPath, ['--kubeconfig', kubeconfig, ...args]);
+  const kubectl = (args: string[], input?: string) =>
+    runTool(kubectlPath, ['--kubeconfig', kubeconfig, ...args], { input });
+  const helm = (args: string[]) => runTool(helmPath, ['--kubeconfig', kubeconfig, ...args]);
   const flat: Record<string, string> = {};
   const flatten = (prefix: string, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
