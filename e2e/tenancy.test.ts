@@ -120,7 +120,12 @@ localOnly('compute quota', () => {
       },
       60_000,
     );
-    expect((await quota('team-b'))?.status?.used?.vcpus).toBe(2); // committed at finished
+    // The operator commits the increase once it sees the migration finished.
+    const committed = await env.waitFor('increase committed at finished', async () => {
+      const q = await quota('team-b');
+      return q?.status?.used?.vcpus === 2 ? q : undefined;
+    });
+    expect(committed.status?.used?.vcpus).toBe(2);
     env.kubectl([
       'patch',
       'migration',
