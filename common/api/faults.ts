@@ -30,4 +30,7 @@ export const EVENT_FOR_FAULT = {
   [FaultReason.TransferFailed]: EventReason.MigrationFailed,
   [FaultReason.QuotaExceeded]: EventReason.QuotaExceeded,
   [FaultReason.ServerGroupNotFound]: EventReason.ServerGroupNotFound,
+  [FaultReason.StepFailed]: EventReason.StepFailed,
+  [FaultReason.Cancelled]: EventReason.MigrationCancelled,
+  [FaultReason.HostLost]: EventReason.HostLost,
 } as const satisfies Record<FaultReason, EventReason>;

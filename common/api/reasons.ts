@@ -30,6 +30,16 @@ export const EventReason = {
   DecisionIgnored: 'DecisionIgnored',
   QuotaExceeded: 'QuotaExceeded',
   ServerGroupNotFound: 'ServerGroupNotFound',
+  StepFailed: 'StepFailed',
+  RollingBack: 'RollingBack',
+  RolledBack: 'RolledBack',
+  MigrationCancelled: 'MigrationCancelled',
+  HostLost: 'HostLost',
+  HostBack: 'HostBack',
+  EvacuationStarted: 'EvacuationStarted',
+  Evacuated: 'Evacuated',
+  LocalDelete: 'LocalDelete',
+  StaleCopyDestroyed: 'StaleCopyDestroyed',
 } as const;
 export type EventReason = (typeof EventReason)[keyof typeof EventReason];
 
@@ -44,6 +54,12 @@ export const FaultReason = {
   TransferFailed: 'TransferFailed',
   QuotaExceeded: 'QuotaExceeded',
   ServerGroupNotFound: 'ServerGroupNotFound',
+  /** A step ran out of its retry budget or deadline; the message names the step, host and cause. */
+  StepFailed: 'StepFailed',
+  /** The Migration was deleted (or its instance was) before it ended. */
+  Cancelled: 'Cancelled',
+  /** The host is gone (forced down) and took the step with it. */
+  HostLost: 'HostLost',
 } as const;
 export type FaultReason = (typeof FaultReason)[keyof typeof FaultReason];
 

@@ -301,6 +301,13 @@ export const instance: KindDefinition = {
       serverGroup: {
         ...name('ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable.'),
       },
+      evacuationPolicy: {
+        type: 'string',
+        enum: ['Manual', 'Automatic'],
+        default: 'Manual',
+        description:
+          'Automatic: once its host is forced down (ComputeNode spec.forcedDown), the operator rebuilds the instance on another host from its image by itself. Manual: an admin creates an Evacuation Migration.',
+      },
     },
     'x-kubernetes-validations': [
       {
@@ -403,6 +410,10 @@ export const migration: KindDefinition = {
         message: 'spec.targetHost is immutable: create a new Migration to aim at another host',
       },
       {
+        rule: "(has(self.type) ? self.type : '') == (has(oldSelf.type) ? oldSelf.type : '')",
+        message: 'spec.type is immutable: create a new Migration of the other type',
+      },
+      {
         rule: "!has(oldSelf.decision) || oldSelf.decision == '' || (has(self.decision) && self.decision == oldSelf.decision)",
         message:
           'spec.decision is final once set: a resize that is being confirmed or reverted cannot be decided again',
@@ -417,6 +428,13 @@ export const migration: KindDefinition = {
         description: 'New flavor for a resize; empty for a cold migration (flavor kept).',
       },
       targetHost: { type: 'string', maxLength: 253, description: 'Forced destination host (still claimed there).' },
+      type: {
+        type: 'string',
+        enum: ['', 'Evacuation'],
+        default: '',
+        description:
+          'Empty for a cold migration or resize. Evacuation rebuilds the instance from its image on another host once its host is forced down (the old disk is lost). Immutable.',
+      },
       decision: {
         type: 'string',
         default: '',
@@ -431,7 +449,7 @@ export const migration: KindDefinition = {
     type: 'object',
     title: 'MigrationStatus',
     properties: {
-      type: { type: 'string', enum: ['resize', 'migration'] },
+      type: { type: 'string', enum: ['resize', 'migration', 'evacuation'] },
       status: { type: 'string', enum: [...MIGRATION_STATUSES] },
       sourceHost: { type: 'string', maxLength: 253 },
       destHost: { type: 'string', maxLength: 253 },
@@ -459,6 +477,22 @@ export const migration: KindDefinition = {
       scheduling: scheduling('Placement attempts for the destination.'),
       fault: fault,
       conditions,
+      stepDeadline: time(
+        'When the current phase gives up if it has not moved on: the migration then rolls back onto the source (stepTimeout after the phase began; empty while waiting for a decision).',
+      ),
+      rollback: {
+        type: 'object',
+        title: 'RollbackRequest',
+        description:
+          "Why the migration is being rolled back (a step deadline, a cancel, a lost host); the owner of the named phase's step rolls back instead of going on.",
+        required: ['phase', 'reason', 'message'],
+        properties: {
+          phase: { type: 'string', enum: [...MIGRATION_STATUSES], description: 'The phase the request applies to.' },
+          reason: { type: 'string', enum: ['StepTimedOut', 'Cancelled', 'HostLost'] },
+          message: { type: 'string', maxLength: 4096 },
+          time: time('When it was requested.'),
+        },
+      },
       startedAt: time('When the migration started.'),
       finishedAt: time('When it reached finished, confirmed, reverted or error.'),
     },
@@ -506,6 +540,12 @@ export const computeNode: KindDefinition = {
     properties: {
       disabled: { type: 'boolean', default: false, description: 'No new instances land here (nova service-disable).' },
       disabledReason: { type: 'string', maxLength: 1024 },
+      forcedDown: {
+        type: 'boolean',
+        default: false,
+        description:
+          'Admin: the host is dead and fenced (Nova forced_down). Its instances may be evacuated, deletes complete without its agent, and its agent cleans up what moved away when it returns.',
+      },
       allocationRatio: {
         type: 'object',
         title: 'AllocationRatio',

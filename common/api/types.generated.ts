@@ -33,6 +33,8 @@ export interface InstanceSpec {
   host?: string;
   /** ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable. */
   serverGroup?: string;
+  /** Automatic: once its host is forced down (ComputeNode spec.forcedDown), the operator rebuilds the instance on another host from its image by itself. Manual: an admin creates an Evacuation Migration. */
+  evacuationPolicy?: "Manual" | "Automatic";
 }
 
 export interface FlavorSnapshot {
@@ -136,6 +138,8 @@ export interface MigrationSpec {
   flavor?: string;
   /** Forced destination host (still claimed there). */
   targetHost?: string;
+  /** Empty for a cold migration or resize. Evacuation rebuilds the instance from its image on another host once its host is forced down (the old disk is lost). Immutable. */
+  type?: "" | "Evacuation";
   /** Confirm or Revert a finished resize or migration; empty until decided. */
   decision?: string;
 }
@@ -151,8 +155,17 @@ export interface TransferStatus {
   completedAt?: string;
 }
 
+export interface RollbackRequest {
+  /** The phase the request applies to. */
+  phase: "pre-migrating" | "migrating" | "post-migrating" | "finished" | "confirming" | "confirmed" | "reverting" | "reverted" | "error";
+  reason: "StepTimedOut" | "Cancelled" | "HostLost";
+  message: string;
+  /** When it was requested. */
+  time?: string;
+}
+
 export interface MigrationStatus {
-  type?: "resize" | "migration";
+  type?: "resize" | "migration" | "evacuation";
   status?: "pre-migrating" | "migrating" | "post-migrating" | "finished" | "confirming" | "confirmed" | "reverting" | "reverted" | "error";
   sourceHost?: string;
   destHost?: string;
@@ -172,6 +185,10 @@ export interface MigrationStatus {
   fault?: Fault;
   /** Observations of the object's state, in the Kubernetes API-conventions form. */
   conditions?: Condition[];
+  /** When the current phase gives up if it has not moved on: the migration then rolls back onto the source (stepTimeout after the phase began; empty while waiting for a decision). */
+  stepDeadline?: string;
+  /** Why the migration is being rolled back (a step deadline, a cancel, a lost host); the owner of the named phase's step rolls back instead of going on. */
+  rollback?: RollbackRequest;
   /** When the migration started. */
   startedAt?: string;
   /** When it reached finished, confirmed, reverted or error. */
@@ -194,6 +211,8 @@ export interface ComputeNodeSpec {
   /** No new instances land here (nova service-disable). */
   disabled?: boolean;
   disabledReason?: string;
+  /** Admin: the host is dead and fenced (Nova forced_down). Its instances may be evacuated, deletes complete without its agent, and its agent cleans up what moved away when it returns. */
+  forcedDown?: boolean;
   /** Overcommit ratios: allocatable = (capacity - reserved) * ratio. */
   allocationRatio?: AllocationRatio;
   /** Kept back for the host itself. */
