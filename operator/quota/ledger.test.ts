@@ -39,12 +39,44 @@ describe('quota ledger', () => {
   });
 
   it('folds a confirmed resize into the instance and releases a reverted one', () => {
+    const two = { instances: 1, vcpus: 2, memoryMiB: 1024, diskGiB: 1 };
     let a = commit(reserve(undefined, [], 'i', 'web', one), 'i');
-    a = commit(reserve(undefined, a, 'm', 'web', { instances: 0, vcpus: 1, memoryMiB: 512, diskGiB: 0 }), 'm');
-    expect(fold(a, 'm', 'i')).toEqual([
-      { consumer: 'i', instance: 'web', state: 'used', instances: 1, vcpus: 2, memoryMiB: 1024, diskGiB: 1 },
-    ]);
+    a = commit(reserve(undefined, a, 'm', 'web', increase(one, two)), 'm');
+    expect(fold(a, 'm', 'i', two)).toEqual([{ consumer: 'i', instance: 'web', state: 'used', ...two }]);
     expect(release(a, (x) => x.consumer === 'm')).toEqual([{ consumer: 'i', instance: 'web', state: 'used', ...one }]);
+  });
+
+  it('a confirmed downsize lowers used to the new flavor; a reverted one leaves used as it was', () => {
+    const big = { instances: 1, vcpus: 4, memoryMiB: 4096, diskGiB: 40 };
+    const other = { consumer: 'j', instance: 'db', state: 'used' as const, ...one };
+    let a = commit(reserve({ vcpus: 8 }, [other], 'i', 'web', big), 'i');
+    // The downsize reserves nothing, and committing nothing changes nothing.
+    a = commit(reserve({ vcpus: 8 }, a, 'm', 'web', increase(big, one)), 'm');
+    expect(sum(a, 'used')).toEqual({ instances: 2, vcpus: 5, memoryMiB: 4608, diskGiB: 41 });
+
+    const confirmed = fold(a, 'm', 'i', one);
+    expect(confirmed).toEqual([other, { consumer: 'i', instance: 'web', state: 'used', ...one }]);
+    expect(sum(confirmed, 'used')).toEqual({ instances: 2, vcpus: 2, memoryMiB: 1024, diskGiB: 2 });
+    expect(
+      sum(
+        release(a, (x) => x.consumer === 'm'),
+        'used',
+      ),
+    ).toEqual(sum(a, 'used'));
+  });
+
+  it('a confirmed resize up in one resource and down in another leaves exactly the new flavor used', () => {
+    const from = { instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 20 };
+    const to = { instances: 1, vcpus: 4, memoryMiB: 2048, diskGiB: 20 };
+    let a = commit(reserve(undefined, [], 'i', 'web', from), 'i');
+    a = commit(reserve(undefined, a, 'm', 'web', increase(from, to)), 'm');
+    expect(sum(a, 'used')).toEqual({ instances: 1, vcpus: 4, memoryMiB: 4096, diskGiB: 20 });
+    expect(sum(fold(a, 'm', 'i', to), 'used')).toEqual(to);
+  });
+
+  it('folds once: a settled resize is not folded again', () => {
+    const a = [{ consumer: 'i', instance: 'web', state: 'used' as const, ...one }];
+    expect(fold(a, 'm', 'i', { ...one, vcpus: 8 })).toBe(a);
   });
 
   it('summarises used/hard for kubectl get', () => {

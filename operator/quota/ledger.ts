@@ -1,7 +1,8 @@
 // Nova's quota reservations as pure arithmetic over a ComputeQuota's allocations: a boot
 // reserves one instance and its flavor before scheduling; a resize reserves only the
 // increase; a reservation is committed (used) when the task succeeds and dropped when it
-// fails, is reverted or its instance is deleted.
+// fails, is reverted or its instance is deleted. A confirmed resize leaves the instance
+// holding exactly its new flavor, so a downsize lowers what is used.
 import { Fault } from '../../common/api/faults.js';
 import { FaultReason } from '../../common/api/reasons.js';
 import type { ComputeQuotaStatus, QuotaAllocation, QuotaAmounts } from '../../common/api/types.js';
@@ -76,22 +77,21 @@ export function release(allocations: QuotaAllocation[], match: (a: QuotaAllocati
   return allocations.filter((a) => !match(a));
 }
 
-/** A confirmed resize: the instance's own allocation grows by the committed increase, which is folded into it. */
+/**
+ * A confirmed resize: the resize's allocation goes and the instance's own allocation becomes
+ * `holds`, what the instance now has (its new flavor). An upsize ends where its committed
+ * increase took it; a downsize, which reserved nothing, lowers what is used.
+ */
 export function fold(
   allocations: QuotaAllocation[],
   resizeConsumer: string,
   instanceConsumer: string,
+  holds: Amounts,
 ): QuotaAllocation[] {
-  const delta = allocations.find((a) => a.consumer === resizeConsumer);
-  if (!delta) return allocations;
+  if (!allocations.some((a) => a.consumer === resizeConsumer)) return allocations;
   return allocations
     .filter((a) => a.consumer !== resizeConsumer)
-    .map((a) => {
-      if (a.consumer !== instanceConsumer) return a;
-      const next = { ...a };
-      for (const k of QUOTA_KEYS) next[k] = (a[k] ?? 0) + (delta[k] ?? 0);
-      return next;
-    });
+    .map((a) => (a.consumer === instanceConsumer ? { ...a, ...holds } : a));
 }
 
 export function statusOf(hard: QuotaAmounts | undefined, allocations: QuotaAllocation[]): ComputeQuotaStatus {

@@ -52,8 +52,9 @@ export class QuotaService {
     return this.update(namespace, (_q, allocations) => release(allocations, match));
   }
 
-  fold(namespace: string, resizeConsumer: string, instanceConsumer: string): Promise<void> {
-    return this.update(namespace, (_q, allocations) => fold(allocations, resizeConsumer, instanceConsumer));
+  /** A confirmed resize: the instance's allocation becomes `holds` and the resize's goes. */
+  fold(namespace: string, resizeConsumer: string, instanceConsumer: string, holds: Amounts): Promise<void> {
+    return this.update(namespace, (_q, allocations) => fold(allocations, resizeConsumer, instanceConsumer, holds));
   }
 
   private async update(
