@@ -1,6 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { createDriver, FAKE_CAPACITY } from './assemble.js';
+import { FAIL_ANNOTATION } from '../common/api/fault-injection.js';
+import { API_VERSION } from '../common/api/types.js';
+import { Kube } from '../common/kube/client.js';
+import { AgentProcess, agentLogger, createDriver, FAKE_CAPACITY, hostAgentOptions } from './assemble.js';
 import { parseAgentConfig } from './config.js';
+import { DriverError } from './driver/driver.js';
 import { LibvirtDriver } from './driver/libvirt.js';
 
 describe('createDriver capacity', () => {
@@ -33,5 +41,47 @@ describe('createDriver capacity', () => {
     expect(measured.vcpus).toBe(2);
     expect(measured.memoryMiB).toBeGreaterThan(0);
     expect(measured.diskGiB).toBeGreaterThan(0);
+  });
+});
+
+describe('AgentProcess fault injection', () => {
+  it("makes each fake driver fail the steps an Instance's fake.kubenova.io/fail names for its host", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'kubenova-assemble-'));
+    try {
+      const config = parseAgentConfig([`--state-dir=${stateDir}`, '--log-level=silent'], {});
+      const kc = new KubeConfig();
+      // Never contacted: the informers are not started, the index is fed by hand.
+      kc.loadFromOptions({
+        clusters: [{ name: 'none', server: 'https://127.0.0.1:1' }],
+        users: [{ name: 'none' }],
+        contexts: [{ name: 'none', cluster: 'none', user: 'none' }],
+        currentContext: 'none',
+      });
+      const kube = new Kube(kc, 'test');
+      const log = agentLogger(config);
+      const agents = new AgentProcess(kube, log);
+      const a = createDriver(config, 'node-a', {});
+      const b = createDriver(config, 'node-b', {});
+      agents.addHost(kube, a, hostAgentOptions(config, 'node-a', {}), log);
+      agents.addHost(kube, b, hostAgentOptions(config, 'node-b', {}), log);
+      agents.injectedFailures.observe({
+        apiVersion: API_VERSION,
+        kind: 'Instance',
+        metadata: {
+          name: 'web-1',
+          namespace: 'default',
+          uid: 'u1',
+          annotations: { [FAIL_ANNOTATION]: 'spawn@node-a' },
+        },
+        spec: { flavor: 'm1.small', image: 'cirros' },
+      });
+      const flavor = { name: 'm1.small', vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, ephemeralDiskGiB: 0 };
+      const spec = { uid: 'u1', name: 'default/web-1', flavor, image: 'cirros' };
+      await expect(a.spawn(spec)).rejects.toThrow(DriverError);
+      await expect(a.spawn(spec)).rejects.toThrow(/fake\.kubenova\.io\/fail/);
+      expect((await b.spawn(spec)).powerState).toBe('running');
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });

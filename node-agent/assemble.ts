@@ -18,6 +18,7 @@ import { onShutdown } from '../common/runtime/signals.js';
 import type { AgentConfig } from './config.js';
 import type { VirtDriver } from './driver/driver.js';
 import { FakeDriver } from './driver/fake.js';
+import { InjectedFailures } from './driver/injected-failures.js';
 import { LibvirtDriver, type LibvirtAccel } from './driver/libvirt.js';
 import { ensureTinyImage, parseImageList, type GuestImage } from './driver/libvirt-image.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
@@ -123,6 +124,8 @@ export class AgentProcess {
   readonly instances: Informer<'Instance'>;
   readonly migrations: Informer<'Migration'>;
   readonly metrics = new Metrics('node-agent');
+  /** The Instances carrying fake.kubenova.io/fail, which every fake driver added here asks. */
+  readonly injectedFailures: InjectedFailures;
   private readonly agents: HostAgent[] = [];
   private readonly hosts = new Map<HostAgent, { driver: VirtDriver; log: Logger }>();
   private readonly started = new Set<HostAgent>();
@@ -134,14 +137,22 @@ export class AgentProcess {
   ) {
     this.instances = new Informer(kube, 'Instance', log);
     this.migrations = new Informer(kube, 'Migration', log);
+    this.injectedFailures = new InjectedFailures(log);
+    this.injectedFailures.watch(this.instances);
     this.instances.on('add', (i) => this.agents.forEach((a) => a.onInstance(i)));
     this.instances.on('update', (i) => this.agents.forEach((a) => a.onInstance(i)));
     this.migrations.on('add', (m) => this.agents.forEach((a) => a.onMigration(m)));
     this.migrations.on('update', (m) => this.agents.forEach((a) => a.onMigration(m)));
   }
 
-  /** A HostAgent on this process's informers and metrics. */
+  /**
+   * A HostAgent on this process's informers and metrics. A fake driver fails the steps an
+   * Instance's fake.kubenova.io/fail annotation names for this host; other drivers ignore it.
+   */
   addHost(kube: Kube, driver: VirtDriver, opts: HostAgentOptions, log: Logger): HostAgent {
+    if (driver instanceof FakeDriver) {
+      driver.setInjectedFailures((uid) => this.injectedFailures.stepsFor(uid, opts.host));
+    }
     const agent = new HostAgent(kube, driver, this.instances, this.migrations, opts, this.metrics, log);
     this.agents.push(agent);
     this.hosts.set(agent, { driver, log });

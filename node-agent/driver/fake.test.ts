@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
 import type { DomainSpec, MigrationExport } from './driver.js';
+import type { FailStep } from '../../common/api/fault-injection.js';
 import { FAKE_DISK_BYTES_PER_GIB, FakeDriver, fakeDiskContent, fakeDiskSize } from './fake.js';
 
 // Filesystem faults for the migration tests: a rename that crosses filesystems and a copy
@@ -623,5 +624,80 @@ describe('FakeDriver migration', () => {
     await expect(driver.confirmMigration('.x', true)).rejects.toThrow(DriverError);
     await expect(driver.finishMigration(spec('u_1'), { powerOn: true })).rejects.toThrow(DriverError);
     await expect(driver.revertMigration(spec(''), { powerOn: true })).rejects.toThrow(DriverError);
+  });
+});
+
+describe('FakeDriver fault injection (fake.kubenova.io/fail)', () => {
+  /** Which steps fail for which uid; tests change it between calls, as the annotation would change. */
+  let failing: Map<string, FailStep[]>;
+  let injected: FakeDriver;
+
+  beforeEach(() => {
+    failing = new Map();
+    injected = new FakeDriver(stateDir, CAPACITY, {
+      injectedFailures: (uid) => new Set(failing.get(uid) ?? []),
+    });
+  });
+
+  const injectedError = async (p: Promise<unknown>, operation: string, step: FailStep) => {
+    const err = await rejection(p);
+    expect(err.operation).toBe(operation);
+    expect(err.uid).toBe('u1');
+    expect(err.message).toBe(
+      `${operation} u1: injected failure: the instance's annotation fake.kubenova.io/fail makes ${step} fail`,
+    );
+  };
+
+  it('an injected spawn fails with a DriverError naming the annotation and creates nothing', async () => {
+    failing.set('u1', ['spawn']);
+    await injectedError(injected.spawn(spec('u1')), 'spawn', 'spawn');
+    expect(await injected.list()).toEqual([]);
+  });
+
+  it('the lookup is asked on every call: once the step is no longer listed, the next try succeeds', async () => {
+    failing.set('u1', ['spawn']);
+    await rejection(injected.spawn(spec('u1')));
+    failing.delete('u1');
+    expect((await injected.spawn(spec('u1'))).powerState).toBe('running');
+  });
+
+  it('only the listed steps of the listed instance fail', async () => {
+    failing.set('u1', ['power-on']);
+    expect((await injected.spawn(spec('u1'))).powerState).toBe('running');
+    expect((await injected.spawn(spec('u2'))).powerState).toBe('running');
+    await injected.powerOff('u1');
+    await injected.powerOff('u2');
+    await injectedError(injected.powerOn('u1'), 'powerOn', 'power-on');
+    expect((await injected.get('u1'))?.powerState).toBe('shutdown');
+    expect((await injected.powerOn('u2')).powerState).toBe('running');
+  });
+
+  it('an injected migrate-out leaves the guest running and makes no backup', async () => {
+    await injected.spawn(spec('u1'));
+    failing.set('u1', ['migrate-out']);
+    await injectedError(injected.migrateOut('u1'), 'migrateOut', 'migrate-out');
+    expect((await injected.get('u1'))?.powerState).toBe('running');
+    expect(await injected.hasBackup('u1')).toBe(false);
+  });
+
+  it('an injected finish-migration and revert change nothing, and succeed once no longer listed', async () => {
+    await injected.spawn(spec('u1'));
+    await injected.migrateOut('u1');
+    failing.set('u1', ['finish-migration', 'revert']);
+    await injectedError(
+      injected.finishMigration(spec('u1', { flavor: MEDIUM }), { powerOn: true }),
+      'finishMigration',
+      'finish-migration',
+    );
+    await injectedError(injected.revertMigration(spec('u1'), { powerOn: true }), 'revertMigration', 'revert');
+    expect(await injected.get('u1')).toMatchObject({ flavor: SMALL, powerState: 'shutdown' });
+    expect(await injected.hasBackup('u1')).toBe(true);
+    failing.delete('u1');
+    expect(await injected.revertMigration(spec('u1'), { powerOn: true })).toMatchObject({ powerState: 'running' });
+  });
+
+  it('a lookup set after construction replaces the one given as an option', async () => {
+    injected.setInjectedFailures(() => new Set<FailStep>(['spawn']));
+    await injectedError(injected.spawn(spec('u1')), 'spawn', 'spawn');
   });
 });

@@ -7,6 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
+import { injectedFailureMessage, type FailStep } from '../../common/api/fault-injection.js';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
 import { InstanceDirs, isNotFound, syncAndClose, tempPathFor, writeFileAtomic } from './instance-dirs.js';
@@ -73,6 +74,12 @@ export interface FakeDriverOptions {
   spawnDelayMs?: number;
   /** spawn of this image throws DriverError, so tests can exercise a failed spawn. */
   failSpawnForImage?: string;
+  /**
+   * The steps that fail for an instance (its fake.kubenova.io/fail annotation, see
+   * common/api/fault-injection.ts), asked on every call so that removing the annotation lets
+   * the next retry succeed. Must be cheap: it is called on every spawn, power-on and migration step.
+   */
+  injectedFailures?: (uid: string) => ReadonlySet<FailStep>;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -144,6 +151,7 @@ export class FakeDriver implements VirtDriver {
   readonly #dirs: InstanceDirs;
   readonly #capacity: ResourceAmounts;
   readonly #options: FakeDriverOptions;
+  #injectedFailures: ((uid: string) => ReadonlySet<FailStep>) | undefined;
   readonly #queue = new UidQueue();
   readonly #steps: MigrationSteps;
 
@@ -152,6 +160,7 @@ export class FakeDriver implements VirtDriver {
     this.#dirs = new InstanceDirs(join(resolve(stateDir), 'instances'), DEFINITION);
     this.#capacity = { ...capacity };
     this.#options = { ...options };
+    this.#injectedFailures = options.injectedFailures;
     this.#steps = new MigrationSteps({
       dirs: this.#dirs,
       disk: DISK,
@@ -186,6 +195,14 @@ export class FakeDriver implements VirtDriver {
     return { ...this.#capacity };
   }
 
+  /**
+   * Sets where the driver asks which steps fail for an instance (the injectedFailures option),
+   * for a process that builds its index of annotated instances after the driver.
+   */
+  setInjectedFailures(lookup: (uid: string) => ReadonlySet<FailStep>): void {
+    this.#injectedFailures = lookup;
+  }
+
   instanceDir(uid: string): string {
     this.#checkUid('instanceDir', uid);
     return this.#dirs.dir(uid);
@@ -193,6 +210,7 @@ export class FakeDriver implements VirtDriver {
 
   async spawn(spec: DomainSpec): Promise<DomainInfo> {
     this.#checkUid('spawn', spec.uid);
+    this.#failIfInjected('spawn', spec.uid, 'spawn');
     return this.#queue.run(spec.uid, async () => {
       if (this.#options.failSpawnForImage !== undefined && spec.image === this.#options.failSpawnForImage) {
         throw new DriverError('spawn', spec.uid, `image ${spec.image} failed to boot`);
@@ -234,6 +252,7 @@ export class FakeDriver implements VirtDriver {
   }
 
   async powerOn(uid: string): Promise<DomainInfo> {
+    this.#failIfInjected('powerOn', uid, 'power-on');
     return this.#power('powerOn', uid, 'running');
   }
 
@@ -297,11 +316,13 @@ export class FakeDriver implements VirtDriver {
     });
   }
 
-  migrateOut(uid: string): Promise<MigrationExport> {
+  async migrateOut(uid: string): Promise<MigrationExport> {
+    this.#failIfInjected('migrateOut', uid, 'migrate-out');
     return this.#steps.migrateOut(uid);
   }
 
-  finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
+  async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
+    this.#failIfInjected('finishMigration', spec.uid, 'finish-migration');
     return this.#steps.finishMigration(spec, opts);
   }
 
@@ -309,7 +330,8 @@ export class FakeDriver implements VirtDriver {
     return this.#steps.confirmMigration(uid, sameHost);
   }
 
-  revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
+  async revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
+    this.#failIfInjected('revertMigration', spec.uid, 'revert');
     return this.#steps.revertMigration(spec, opts);
   }
 
@@ -393,6 +415,11 @@ export class FakeDriver implements VirtDriver {
       powerState: def.powerState,
       diskBytes,
     };
+  }
+
+  /** Throws the injected DriverError when the instance's annotation makes `step` fail; changes nothing. */
+  #failIfInjected(operation: string, uid: string, step: FailStep): void {
+    if (this.#injectedFailures?.(uid).has(step)) throw new DriverError(operation, uid, injectedFailureMessage(step));
   }
 
   #checkUid(operation: string, uid: string): void {
