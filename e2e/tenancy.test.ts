@@ -1,6 +1,7 @@
 // Tenancy: ComputeQuota reserved like Nova's quotas (boot reserves before scheduling, a
-// resize only its increase, committed on success, given back on revert, failure or delete)
-// and ServerGroup placement policies, re-checked on the host after the claim.
+// resize only its increase, committed on success, given back on revert, failure or delete;
+// a confirmed resize leaves the instance's new flavor used, so a downsize lowers it) and
+// ServerGroup placement policies, re-checked on the host after the claim.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ComputeQuota, Instance } from '../common/api/types.js';
 import { TestEnv } from './harness/env.js';
@@ -13,6 +14,7 @@ beforeAll(async () => {
   env = await TestEnv.start();
   env.kubectl(['create', 'namespace', 'team-a']);
   env.kubectl(['create', 'namespace', 'team-b']);
+  env.kubectl(['create', 'namespace', 'team-c']);
   env.kubectl(['create', 'namespace', 'groups']);
   env.apply({
     apiVersion: API,
@@ -186,6 +188,77 @@ localOnly('compute quota', () => {
       },
       30_000,
     );
+  });
+});
+
+localOnly('compute quota: downsizes', () => {
+  const decide = (name: string, decision: 'Confirm' | 'Revert') =>
+    env.kubectl([
+      'patch',
+      'migration',
+      name,
+      '-n',
+      'team-c',
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { decision } }),
+    ]);
+  const downsizeFinished = async (except: string[] = []) => {
+    env.kubectl(['patch', 'instance', 'd-1', '-n', 'team-c', '--type', 'merge', '-p', '{"spec":{"flavor":"c1"}}']);
+    return env.waitFor(
+      'downsize finished',
+      async () =>
+        (await env.kube.migrations.list('team-c')).items.find(
+          (m) => !except.includes(m.metadata.name) && m.status?.status === 'finished',
+        ),
+      60_000,
+    );
+  };
+  /** The quota once only the instance's own allocation is left (the resize's has been settled). */
+  const settled = (what: string) =>
+    env.waitFor(what, async () => {
+      const q = await quota('team-c');
+      const allocations = q?.status?.allocations ?? [];
+      return allocations.length === 1 && allocations[0]?.instance === 'd-1' ? q : undefined;
+    });
+
+  it('a downsize reverted leaves quota used as it was; a downsize confirmed lowers quota used', async () => {
+    env.apply({
+      apiVersion: API,
+      kind: 'ComputeQuota',
+      metadata: { name: 'quota', namespace: 'team-c' },
+      spec: { hard: { vcpus: 4 } },
+    });
+    await env.waitFor('quota cached', async () => (await quota('team-c')) !== undefined);
+    env.kubectl(['create', '-f', '-'], instanceDoc('d-1', 'team-c', { flavor: 'c2' }));
+    await env.waitForInstance('d-1', active, 'active', 60_000, 'team-c');
+    const booted = await env.waitFor('boot committed', async () => {
+      const q = await quota('team-c');
+      return q?.status?.used?.vcpus === 2 ? q : undefined;
+    });
+    expect(booted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
+
+    const first = await downsizeFinished();
+    decide(first.metadata.name, 'Revert');
+    await env.waitForInstance('d-1', (i) => active(i) && i.spec.flavor === 'c2', 'reverted', 60_000, 'team-c');
+    const reverted = await settled('revert settled');
+    expect(reverted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
+    expect(reverted.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+
+    const second = await downsizeFinished([first.metadata.name]);
+    decide(second.metadata.name, 'Confirm');
+    await env.waitForInstance(
+      'd-1',
+      (i) => active(i) && i.status?.flavor?.name === 'c1',
+      'confirmed',
+      60_000,
+      'team-c',
+    );
+    const confirmed = await settled('confirm settled');
+    expect(confirmed.status?.used).toEqual({ instances: 1, vcpus: 1, memoryMiB: 256, diskGiB: 1 });
+    expect(confirmed.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+    expect(confirmed.status?.allocations?.[0]).toMatchObject({ state: 'used', vcpus: 1 });
   });
 });
 
