@@ -58,6 +58,13 @@ describe('hostStateFrom', () => {
     });
   });
 
+  it('copies spec.forcedDown from the node, false when unset', () => {
+    const down = node(readyStatus('2025-01-01T11:59:59Z'));
+    down.spec.forcedDown = true;
+    expect(hostStateFrom(down, now, TIMEOUT).forcedDown).toBe(true);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT).forcedDown).toBe(false);
+  });
+
   it("adds the scheduler's in-flight placements to status.allocated", () => {
     const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT, {
       vcpus: 2,

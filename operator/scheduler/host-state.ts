@@ -7,6 +7,8 @@ export interface HostState {
   name: string;
   labels: Record<string, string>;
   disabled: boolean;
+  /** The admin declared the host dead and fenced (ComputeNode spec.forcedDown): never a destination. */
+  forcedDown?: boolean;
   /** Ready condition True and heartbeat fresh. */
   ready: boolean;
   /** From status.allocatable (ratio and reserved already applied by the agent). */
@@ -43,6 +45,7 @@ export function hostStateFrom(
     name: node.metadata.name,
     labels: { ...(node.metadata.labels ?? {}) },
     disabled: node.spec.disabled === true,
+    forcedDown: node.spec.forcedDown === true,
     ready: isReady(node, now, heartbeatTimeoutMs),
     allocatable: amounts(node.status?.allocatable),
     allocated: inFlight ? add(reported, inFlight) : reported,

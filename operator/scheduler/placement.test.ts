@@ -46,4 +46,13 @@ describe('placement', () => {
     expect(decisions.map(([r]) => r)).toEqual(['success', 'no_valid_host']);
     for (const [, seconds] of decisions) expect(seconds).toBeGreaterThanOrEqual(0);
   });
+
+  it('a forced-down host is neither usable nor accepted as a named host, and says why', () => {
+    const down = readyNode('node-a');
+    down.spec.forcedDown = true;
+    const placement = new Placement(new Scheduler(DEFAULT_SCHEDULER_CONFIG), cache([down]), 60_000, () => now);
+    expect(placement.hostIsUsable('node-a')).toBe(false);
+    expect(placement.hostProblem('node-a')).toBe('is forced down (ComputeNode spec.forcedDown): it takes no work');
+    expect(() => placement.select(aRequest(), 'uid-1')).toThrow(NoValidHost);
+  });
 });

@@ -53,13 +53,15 @@ export class Placement {
   hostIsUsable(host: string): boolean {
     const node = this.nodes.get(host);
     if (!node) return false;
-    return hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready;
+    const state = hostStateFrom(node, this.now(), this.heartbeatTimeoutMs);
+    return state.ready && !state.forcedDown;
   }
 
   /** Why a host named by the user cannot take work, or undefined when it can. */
   hostProblem(host: string): string | undefined {
     const node = this.nodes.get(host);
     if (!node) return 'does not exist (kubectl get cn lists hosts)';
+    if (node.spec.forcedDown) return 'is forced down (ComputeNode spec.forcedDown): it takes no work';
     if (node.spec.disabled) return `is disabled${node.spec.disabledReason ? ` (${node.spec.disabledReason})` : ''}`;
     if (!hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready)
       return 'is not Ready: its node agent is not responding';

@@ -95,6 +95,12 @@ describe('forced host', () => {
     expect(selection.host).toBe('bad');
   });
 
+  it('never selects a forced host that is forced down, and says so', () => {
+    const dead = aHost({ name: 'dead', forcedDown: true });
+    const err = caught(() => new Scheduler(config()).selectDestination([big, dead], aRequest({ forcedHost: 'dead' })));
+    expect(err.hostReasons).toEqual({ dead: 'Forced host dead is forced down.' });
+  });
+
   it('throws NoValidHost naming the forced host when it does not exist', () => {
     const err = caught(() => new Scheduler(config()).selectDestination([big, mid], aRequest({ forcedHost: 'ghost' })));
     expect(err.message).toBe('No valid host was found. Forced host ghost does not exist.');

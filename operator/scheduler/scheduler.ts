@@ -65,9 +65,12 @@ export class Scheduler {
   }
 
   // Nova's force_hosts: the admin's choice skips every filter (even a disabled or tried host),
-  // but the host must exist; its agent's claim still decides whether it fits.
+  // but the host must exist and not be forced down (declared dead); its agent's claim still
+  // decides whether it fits.
   private forced(hosts: readonly HostState[], name: string): Selection {
-    if (hosts.some((h) => h.name === name)) return { host: name, weight: 0 };
+    const host = hosts.find((h) => h.name === name);
+    if (host?.forcedDown) throw new NoValidHost([], { [name]: `Forced host ${name} is forced down.` }, hosts.length);
+    if (host) return { host: name, weight: 0 };
     throw new NoValidHost([], { [name]: `Forced host ${name} does not exist.` }, hosts.length);
   }
 

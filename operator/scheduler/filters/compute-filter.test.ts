@@ -27,4 +27,12 @@ describe('ComputeFilter', () => {
       reason: 'host is disabled',
     });
   });
+
+  it('rejects a forced-down host and says it is forced down, even when it is also disabled and not ready', () => {
+    const reason = 'host is forced down (ComputeNode spec.forcedDown)';
+    expect(ComputeFilter.passes(aHost({ name: 'a', forcedDown: true }), aRequest())).toEqual({ pass: false, reason });
+    expect(
+      ComputeFilter.passes(aHost({ name: 'a', forcedDown: true, disabled: true, ready: false }), aRequest()),
+    ).toEqual({ pass: false, reason });
+  });
 });
