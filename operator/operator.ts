@@ -87,7 +87,7 @@ export class Operator {
       migrations,
       new BootConductor(kube, flavors, attempts, quota, groups, events, faults, instanceLog),
       new ResizeRequests(kube, flavors, quota, faults, instanceLog),
-      new DeletionConductor(kube, this.placement, quota, instanceLog),
+      new DeletionConductor(kube, this.placement, quota, events, instanceLog),
       quota,
     );
     this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);

@@ -195,7 +195,7 @@ export class World {
     const flavors = cluster.cache('Flavor');
     this.boot = new BootConductor(kube, flavors, this.attempts, this.quota, this.groups, events, faults, log, clock);
     this.resize = new ResizeRequests(kube, flavors, this.quota, faults, log);
-    this.deletion = new DeletionConductor(kube, this.placement, this.quota, log);
+    this.deletion = new DeletionConductor(kube, this.placement, this.quota, events, log);
     this.instances = new InstanceController(
       cluster.cache('Instance'),
       cluster.cache('Migration'),

@@ -1,8 +1,12 @@
 // Instance deletion behind a finalizer: the agents holding the instance destroy its
 // domain and free its claims; only when no ComputeNode records a claim for it any more
-// does the operator let the API server forget the Instance.
+// does the operator let the API server forget the Instance. A host declared dead
+// (ComputeNode spec.forcedDown) cannot clean up now, so its claims do not hold the delete:
+// Nova's local delete. Its agent destroys the copy and drops the claims when it comes back.
+import { EventReason } from '../../common/api/reasons.js';
 import { FINALIZER, type Instance } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
+import type { EventRecorder } from '../../common/kube/events.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { QuotaService } from '../quota/quota-service.js';
@@ -13,6 +17,7 @@ export class DeletionConductor {
     private readonly kube: KubeClient,
     private readonly placement: Placement,
     private readonly quota: QuotaService,
+    private readonly events: EventRecorder,
     private readonly log: Logger,
   ) {}
 
@@ -34,7 +39,8 @@ export class DeletionConductor {
       return {};
     }
     const holders = this.placement.claimedAnywhere(consumers);
-    if (holders.length > 0) {
+    const forcedDown = holders.filter((n) => n.spec.forcedDown === true).map((n) => n.metadata.name);
+    if (holders.length > forcedDown.length) {
       // The agents clean up; we look again shortly (and on every ComputeNode change).
       return { requeueAfterMs: 1_000 };
     }
@@ -51,10 +57,17 @@ export class DeletionConductor {
         },
       },
     );
-    this.log.info(
-      { instance: `${inst.metadata.namespace}/${inst.metadata.name}`, step: 'deleting' },
-      'instance deleted; every claim freed',
-    );
+    const instance = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    if (forcedDown.length > 0) {
+      const hosts = forcedDown.join(', ');
+      const message =
+        `deleted without the node agent of forced-down host ${hosts} (local delete): quota released; ` +
+        `the agent destroys the instance's copy there and drops its claims when it comes back`;
+      this.events.record(inst, 'Normal', EventReason.LocalDelete, message);
+      this.log.warn({ instance, hosts: forcedDown, step: 'deleting' }, message);
+      return {};
+    }
+    this.log.info({ instance, step: 'deleting' }, 'instance deleted; every claim freed');
     return {};
   }
 }
