@@ -8,7 +8,7 @@ import { setReady } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
 import { checkInstanceState } from '../../common/api/instance-actions.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
-import type { Claim, Instance } from '../../common/api/types.js';
+import type { Instance } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { EventRecorder } from '../../common/kube/events.js';
@@ -18,6 +18,7 @@ import { splitKey, type ReconcileResult, type Reconciler } from '../../common/ru
 import { DriverError, type DomainInfo, type VirtDriver } from '../driver/driver.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
+import { serverGroupGuard } from '../tracker/server-group-guard.js';
 
 export class InstanceWorker implements Reconciler {
   constructor(
@@ -83,7 +84,7 @@ export class InstanceWorker implements Reconciler {
           instance: `${inst.metadata.namespace}/${inst.metadata.name}`,
           ...resourcesOf(flavor),
         },
-        guard: await this.serverGroupGuard(inst),
+        guard: await serverGroupGuard({ host: this.host, kube: this.kube, instances: this.instances }, inst),
         report: (claimFailure) => this.kube.instances.patchStatus(inst, { scheduling: { claimFailure } }),
       },
       log,
@@ -111,49 +112,6 @@ export class InstanceWorker implements Reconciler {
       }
       throw err;
     }
-  }
-
-  /**
-   * Nova's _validate_instance_group_policy on the compute host: re-checks a hard server
-   * group policy against the claims on this host at claim time, catching members placed
-   * by schedulers that could not see each other.
-   */
-  private async serverGroupGuard(inst: Instance): Promise<((claims: Claim[]) => string | undefined) | undefined> {
-    const name = inst.spec.serverGroup;
-    if (!name) return undefined;
-    const group = await this.kube.serverGroups.get({ namespace: inst.metadata.namespace, name });
-    const policy = group?.spec.policy;
-    const self = `${inst.metadata.namespace}/${inst.metadata.name}`;
-    const memberOf = (key: string | undefined) => {
-      if (!key || key === self) return false;
-      const [ns, n] = key.split('/');
-      return this.instances.get(n ?? '', ns)?.spec.serverGroup === name && ns === inst.metadata.namespace;
-    };
-    if (policy === 'anti-affinity') {
-      return (claims) => {
-        const other = claims.find((c) => memberOf(c.instance));
-        return other
-          ? `server group ${name} (anti-affinity): member ${other.instance} already holds this host`
-          : undefined;
-      };
-    }
-    if (policy === 'affinity') {
-      const elsewhere = this.instances
-        .list(inst.metadata.namespace)
-        .find(
-          (m) =>
-            m.metadata.name !== inst.metadata.name &&
-            m.spec.serverGroup === name &&
-            m.status?.host &&
-            m.status.host !== this.host &&
-            m.status.vmState !== 'error',
-        );
-      return () =>
-        elsewhere
-          ? `server group ${name} (affinity): member ${elsewhere.metadata.name} runs on ${elsewhere.status?.host}`
-          : undefined;
-    }
-    return undefined;
   }
 
   private async manage(inst: Instance, log: Logger): Promise<ReconcileResult> {

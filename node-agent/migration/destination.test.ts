@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } from '../../common/api/lifecycle.js';
-import type { Instance, Migration } from '../../common/api/types.js';
+import { API_VERSION, type Instance, type Migration } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { fakeDiskSize } from '../driver/fake.js';
 import {
@@ -290,6 +290,82 @@ describe('MigrationDestination: failures', () => {
     expect(mig().status?.status).toBe('post-migrating');
     expect(await b.driver.list()).toEqual([]);
     expect(claimsOn(cluster, 'host-b')).toEqual([`migration/${r.migUid}`]);
+  });
+});
+
+describe('MigrationDestination: server groups (the late check under the claim lock)', () => {
+  const group = (name: string, policy: 'affinity' | 'anti-affinity') =>
+    cluster.seed<'ServerGroup'>({
+      apiVersion: API_VERSION,
+      kind: 'ServerGroup',
+      metadata: { name, namespace: 'default' },
+      spec: { policy },
+    });
+
+  it('pre-migrating: an anti-affinity member on the chosen host fails the claim, reported for this attempt', async () => {
+    const b = await hosts.add('host-b');
+    group('web', 'anti-affinity');
+    await bootOn(a, cluster, 'web-1', SMALL, { serverGroup: 'web' });
+    const other = await bootOn(b, cluster, 'web-2', SMALL, { serverGroup: 'web' });
+    await resizeStarted(cluster, a, b);
+
+    await b.destination.reconcile(MIG_KEY);
+
+    // What the operator reads to try another host: the refusal of this host for this attempt.
+    expect(mig().status?.scheduling?.claimFailure).toEqual({
+      host: 'host-b',
+      attempt: 1,
+      message: 'claim on host-b failed: server group web (anti-affinity): member default/web-2 already holds this host',
+    });
+    expect(mig().status?.destHost).toBeUndefined();
+    expect(claimsOn(cluster, 'host-b')).toEqual([`instance/${other.metadata.uid}`]);
+    expect(cluster.eventsFor(MIG)).toEqual(['ClaimFailed']);
+    expect(inst().status).toMatchObject({ host: 'host-a', taskState: 'resize_prep' });
+    // Not tried again for the same attempt.
+    const from = cluster.writes.length;
+    await b.destination.reconcile(MIG_KEY);
+    expect(cluster.writes.slice(from)).toEqual([]);
+  });
+
+  it('pre-migrating: the instance being moved is not a conflicting member of itself (same-host resize)', async () => {
+    group('web', 'anti-affinity');
+    const r = await resizeStarted(cluster, a, a);
+    await a.kube.instances.patch({ namespace: 'default', name: 'web-1' }, { spec: { serverGroup: 'web' } });
+
+    await a.destination.reconcile(MIG_KEY);
+
+    expect(mig().status?.scheduling?.claimFailure).toBeUndefined();
+    expect(mig().status?.destHost).toBe('host-a');
+    expect(claimsOn(cluster, 'host-a').sort()).toEqual([`instance/${r.uid}`, `migration/${r.migUid}`].sort());
+  });
+
+  it('pre-migrating: a host with no other member of the anti-affinity group takes the migration', async () => {
+    const b = await hosts.add('host-b');
+    const c = await hosts.add('host-c');
+    group('web', 'anti-affinity');
+    await bootOn(a, cluster, 'web-1', SMALL, { serverGroup: 'web' });
+    await bootOn(b, cluster, 'web-2', SMALL, { serverGroup: 'web' });
+    const r = await resizeStarted(cluster, a, c);
+
+    await c.destination.reconcile(MIG_KEY);
+
+    expect(mig().status?.destHost).toBe('host-c');
+    expect(claimsOn(cluster, 'host-c')).toEqual([`migration/${r.migUid}`]);
+  });
+
+  it('pre-migrating: an affinity member running elsewhere fails the claim on the chosen host', async () => {
+    const b = await hosts.add('host-b');
+    group('db', 'affinity');
+    await bootOn(a, cluster, 'web-1', SMALL, { serverGroup: 'db' });
+    await bootOn(a, cluster, 'db-2', SMALL, { serverGroup: 'db' });
+    await resizeStarted(cluster, a, b);
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(mig().status?.scheduling?.claimFailure?.message).toContain(
+      'server group db (affinity): member db-2 runs on host-a',
+    );
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
   });
 });
 

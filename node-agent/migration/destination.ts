@@ -15,6 +15,7 @@ import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
 import type { Logger } from '../../common/log.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
+import { serverGroupGuard } from '../tracker/server-group-guard.js';
 import { domainSpec, instanceTask, readyOn, reconcileSide, sameHost } from './shared.js';
 import type { EndStep, LiveStep, MigrationSide } from './shared.js';
 
@@ -57,6 +58,8 @@ export class MigrationDestination implements Reconciler {
         target: mig,
         scheduling: s.scheduling,
         claim: { consumer: mig.metadata.uid ?? '', kind: 'migration', instance: key, ...resourcesOf(s.newFlavor) },
+        // The same late server-group check as a boot's; the instance moving is not its own conflict.
+        guard: await serverGroupGuard(this.side, inst),
         report: (claimFailure) => this.side.kube.migrations.patchStatus(mig, { scheduling: { claimFailure } }),
       },
       log,
