@@ -122,6 +122,7 @@ export class HostAgent {
     const staged = () => readdir(opts.stagingDir).catch(() => []);
     this.auditor = new Auditor(
       opts.host,
+      kube,
       this.tracker,
       driver,
       instances,

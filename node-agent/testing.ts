@@ -170,6 +170,7 @@ export class TestHosts {
     const grace = opts.auditGraceMs ?? 60_000;
     const auditor = new Auditor(
       name,
+      kube,
       tracker,
       driver,
       cluster.cache('Instance'),

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resourcesOf } from '../../common/api/flavor.js';
 import type { Claim, Migration, MigrationStatus } from '../../common/api/types.js';
 import { API_VERSION, FINALIZER } from '../../common/api/types.js';
+import type { KubeClient } from '../../common/kube/api.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import {
   Clock,
@@ -15,9 +16,12 @@ import {
   claimsOn,
   pathExists,
   seedInstance,
+  silentLog,
+  StaleView,
   type TestHost,
   oneHost,
 } from '../testing.js';
+import { Auditor } from './audit.js';
 
 const GRACE_MS = 60_000;
 
@@ -241,6 +245,72 @@ describe('Auditor: domains', () => {
       discardedTransfers: [],
     });
     expect(await a.driver.get(uid)).toBeDefined();
+  });
+});
+
+describe('Auditor: a cache that lags behind the API server', () => {
+  /** host-a's auditor reading instances from a view that can be frozen, and live reads from `kube`. */
+  function lagging(kube: KubeClient = a.kube) {
+    const view = new StaleView(cluster.cache('Instance'));
+    const migrations = cluster.cache('Migration');
+    const auditor = new Auditor('host-a', kube, a.tracker, a.driver, view, migrations, a.events, GRACE_MS, silentLog);
+    return { view, auditor };
+  }
+
+  it('never destroys the domain of an instance the cache does not show yet: the live read finds it here, it is adopted', async () => {
+    const { view, auditor } = lagging();
+    view.freeze();
+    const inst = seedInstance(cluster, 'web-1', { vmState: 'active', taskState: '', host: 'host-a', flavor: MEDIUM });
+    const uid = inst.metadata.uid!;
+    await a.driver.spawn({ uid, name: 'default/web-1', flavor: MEDIUM, image: 'cirros' });
+    expect(view.get('web-1')).toBeUndefined();
+
+    const result = await auditor.run();
+
+    expect(result.destroyedDomains).toEqual([]);
+    expect(result.adoptedDomains).toEqual([uid]);
+    expect(await a.driver.get(uid)).toBeDefined();
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${uid}`]);
+    expect(cluster.eventsFor('web-1')).toEqual(['AuditHealed']);
+  });
+
+  it('leaves the domain of an instance the cache does not show yet in place when the live read says it lives elsewhere', async () => {
+    const { view, auditor } = lagging();
+    view.freeze();
+    const uid = runningElsewhere().metadata.uid!;
+    await a.driver.spawn({ uid, name: 'default/web-1', flavor: SMALL, image: 'cirros' });
+
+    const result = await auditor.run();
+
+    expect(result).toMatchObject({ destroyedDomains: [], adoptedDomains: [], unclaimedDomains: [uid] });
+    expect(await a.driver.get(uid)).toBeDefined();
+  });
+
+  it('leaves a domain the cache does not show in place when the live read fails', async () => {
+    const unreachable = {
+      instances: { get: () => Promise.reject(new Error('connection refused')) },
+    } as unknown as KubeClient;
+    const { auditor } = lagging(unreachable);
+    const uid = randomUUID();
+    await a.driver.spawn({ uid, name: 'default/web-1', flavor: SMALL, image: 'cirros' });
+
+    const result = await auditor.run();
+
+    expect(result).toMatchObject({ destroyedDomains: [], unclaimedDomains: [uid] });
+    expect(await a.driver.get(uid)).toBeDefined();
+  });
+
+  it('destroys a domain once the live read confirms its instance is gone: its name now belongs to another instance', async () => {
+    const { view, auditor } = lagging();
+    view.freeze();
+    seedInstance(cluster, 'web-1', { vmState: 'building', taskState: 'scheduling', flavor: SMALL });
+    const uid = randomUUID();
+    await a.driver.spawn({ uid, name: 'default/web-1', flavor: SMALL, image: 'cirros' });
+
+    const result = await auditor.run();
+
+    expect(result.destroyedDomains).toEqual([uid]);
+    expect(await a.driver.get(uid)).toBeUndefined();
   });
 });
 

@@ -1,13 +1,15 @@
 // Nova's update_available_resource: rebuild this host's usage from the driver's real
 // domains and the live instances, and heal drift. A claim is freed only when no task can
 // still need it (its instance is gone or lives elsewhere, and it is older than the grace
-// period that covers the gap between a claim and the status write that follows it).
+// period that covers the gap between a claim and the status write that follows it). A domain
+// is destroyed only when a live read confirms its instance is gone, never because a lagging
+// cache does not show it yet.
 import { resourcesOf } from '../../common/api/flavor.js';
 import { isTerminal } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Claim, Instance, Migration } from '../../common/api/types.js';
 import type { EventRecorder } from '../../common/kube/events.js';
-import type { ObjectCache } from '../../common/kube/api.js';
+import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
 import type { VirtDriver } from '../driver/driver.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
@@ -23,6 +25,8 @@ export interface AuditResult {
 export class Auditor {
   constructor(
     private readonly host: string,
+    /** For live reads: the cache alone never condemns a domain. */
+    private readonly kube: KubeClient,
     private readonly tracker: ResourceTracker,
     private readonly driver: VirtDriver,
     private readonly instances: ObjectCache<'Instance'>,
@@ -50,6 +54,24 @@ export class Auditor {
     // The source keeps the old claim until the resize is confirmed or reverted.
     const m = s.migration ? migrations.get(this.migrationUid(inst, s.migration)) : undefined;
     return m?.status?.sourceHost === this.host;
+  }
+
+  /**
+   * The instance of a domain the cache does not show, read from the API server: 'gone' only
+   * when the API server confirms it (not found, or its name now belongs to another instance);
+   * 'unknown' when the read fails or the domain's name says nothing to read.
+   */
+  private async liveInstance(domain: { uid: string; name: string }): Promise<Instance | 'gone' | 'unknown'> {
+    const slash = domain.name.indexOf('/');
+    if (slash <= 0 || slash === domain.name.length - 1) return 'unknown';
+    const ref = { namespace: domain.name.slice(0, slash), name: domain.name.slice(slash + 1) };
+    try {
+      const live = await this.kube.instances.get(ref);
+      return live && live.metadata.uid === domain.uid ? live : 'gone';
+    } catch (err) {
+      this.log.warn({ step: 'audit', domain: domain.uid, err: (err as Error).message }, 'cannot read instance');
+      return 'unknown';
+    }
   }
 
   private migrationUid(inst: Instance, name: string): string {
@@ -87,7 +109,16 @@ export class Auditor {
       const claimed = new Set(keep.flatMap((c) => [c.consumer, ...(c.instance ? [c.instance] : [])]));
       for (const domain of await this.driver.list()) {
         if (claimed.has(domain.uid) || claimed.has(domain.name)) continue;
-        const inst = byUid.get(domain.uid);
+        let inst = byUid.get(domain.uid);
+        if (!inst) {
+          // Missing from the cache: it may only lag behind. Ask the API server before judging.
+          const live = await this.liveInstance(domain);
+          if (live === 'unknown') {
+            result.unclaimedDomains.push(domain.uid);
+            continue;
+          }
+          if (live !== 'gone') byUid.set(domain.uid, (inst = live));
+        }
         if (inst && inst.status?.host === this.host && !inst.metadata.deletionTimestamp) {
           keep.push({
             consumer: domain.uid,
@@ -98,7 +129,8 @@ export class Auditor {
           });
           result.adoptedDomains.push(domain.uid);
         } else if (!inst) {
-          // A domain whose instance no longer exists (Nova's running_deleted_instance_action=reap).
+          // A domain whose instance the API server says no longer exists (Nova's
+          // running_deleted_instance_action=reap).
           await this.driver.destroy(domain.uid);
           result.destroyedDomains.push(domain.uid);
         } else {
