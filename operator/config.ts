@@ -16,6 +16,14 @@ export const OPERATOR_FLAGS = {
     min: 0.1,
     description: 'Seconds between heartbeat checks',
   },
+  'host-lost-grace': {
+    type: 'number',
+    env: 'KUBENOVA_HOST_LOST_GRACE',
+    default: 60,
+    min: 0,
+    description:
+      'Seconds a ComputeNode may stay not Ready before the Instances on it get condition HostLost (after the heartbeat timeout)',
+  },
   'max-attempts': {
     type: 'number',
     env: 'KUBENOVA_MAX_ATTEMPTS',

@@ -19,6 +19,7 @@ import { MigrationQuota } from './migration/quota.js';
 import { MigrationSettlement } from './migration/settle.js';
 import { MigrationStart } from './migration/start.js';
 import { TransferTokens } from './migration/transfer-token.js';
+import { HostLostReporter } from './nodehealth/host-lost.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
 import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
@@ -63,6 +64,8 @@ export class Operator {
     const monitorConfig = { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 };
     const monitorLog = log.child({ controller: 'node-monitor' });
     this.nodeMonitor = new NodeMonitor(kube, nodes, events, monitorConfig, monitorLog, undefined, () => this.canAct());
+    const hostLostGrace = { graceMs: config['host-lost-grace'] * 1000 };
+    this.nodeMonitor.addPass(new HostLostReporter(kube, nodes, instances, events, hostLostGrace, monitorLog));
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],

@@ -1,6 +1,8 @@
 // Nova's service-down check, done the way Kubernetes' node lifecycle controller does it:
 // a ComputeNode whose agent stopped posting heartbeats is marked Ready=Unknown, so the
 // scheduler stops placing work there. The agent's next heartbeat sets it True again.
+// What follows from a host's health (instances told their host is lost, automatic
+// evacuations) runs as passes after each check, on the same period and leader gate.
 import type { ComputeNode } from '../../common/api/types.js';
 import { getCondition, setCondition } from '../../common/api/conditions.js';
 import { ConditionReason, EventReason } from '../../common/api/reasons.js';
@@ -15,8 +17,15 @@ export function heartbeatStale(node: ComputeNode, now: Date, timeoutMs: number):
   return !Number.isFinite(t) || now.getTime() - t > timeoutMs;
 }
 
+/** Work that follows each heartbeat check (host-lost.ts, auto-evacuation.ts). */
+export interface HealthPass {
+  readonly name: string;
+  check(): Promise<void>;
+}
+
 export class NodeMonitor {
   private timer?: NodeJS.Timeout;
+  private readonly passes: HealthPass[] = [];
 
   constructor(
     private readonly kube: KubeClient,
@@ -43,8 +52,26 @@ export class NodeMonitor {
     clearTimeout(this.timer);
   }
 
+  /** Runs `pass` after every check, in the order added; one failing pass does not stop the others. */
+  addPass(pass: HealthPass): this {
+    this.passes.push(pass);
+    return this;
+  }
+
   async check(): Promise<void> {
     if (!this.canAct()) return;
+    try {
+      await this.markSilentNodes();
+    } finally {
+      for (const pass of this.passes) {
+        await pass.check().catch((err: unknown) => {
+          this.log.warn({ err: (err as Error).message, pass: pass.name }, 'node health pass failed');
+        });
+      }
+    }
+  }
+
+  private async markSilentNodes(): Promise<void> {
     const now = this.now();
     for (const node of this.nodes.list()) {
       const ready = getCondition(node.status?.conditions, 'Ready');
