@@ -19,6 +19,7 @@ import { MigrationQuota } from './migration/quota.js';
 import { MigrationSettlement } from './migration/settle.js';
 import { MigrationStart } from './migration/start.js';
 import { TransferTokens } from './migration/transfer-token.js';
+import { AutoEvacuation } from './nodehealth/auto-evacuation.js';
 import { HostLostReporter } from './nodehealth/host-lost.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
 import { QuotaService } from './quota/quota-service.js';
@@ -66,6 +67,7 @@ export class Operator {
     this.nodeMonitor = new NodeMonitor(kube, nodes, events, monitorConfig, monitorLog, undefined, () => this.canAct());
     const hostLostGrace = { graceMs: config['host-lost-grace'] * 1000 };
     this.nodeMonitor.addPass(new HostLostReporter(kube, nodes, instances, events, hostLostGrace, monitorLog));
+    this.nodeMonitor.addPass(new AutoEvacuation(kube, nodes, instances, migrations, events, monitorLog));
     const scheduler = new Scheduler({
       ramWeightMultiplier: config['ram-weight-multiplier'],
       cpuWeightMultiplier: config['cpu-weight-multiplier'],
