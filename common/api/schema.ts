@@ -151,12 +151,36 @@ const scheduling = (description: string): JSONSchema => ({
     claimFailure: {
       type: 'object',
       title: 'ClaimFailure',
-      description: 'Written by the agent of selectedHost when its claim failed; the conductor then reschedules.',
+      description:
+        'Written by the agent of selectedHost when its claim, or the spawn after it, failed; the conductor then reschedules.',
       required: ['host', 'attempt', 'message'],
       properties: {
         host: { type: 'string', maxLength: 253 },
         attempt: count('The attempt whose claim failed.'),
+        reason: {
+          type: 'string',
+          enum: ['ClaimFailed', 'SpawnFailed'],
+          description: 'What failed: the claim (ClaimFailed, also when absent) or the spawn after it (SpawnFailed).',
+        },
         message: { type: 'string', maxLength: 4096 },
+      },
+    },
+    failures: {
+      type: 'array',
+      description:
+        'Every failed attempt so far, oldest first, written by the conductor as it retries; the final fault lists them.',
+      maxItems: 64,
+      'x-kubernetes-list-type': 'atomic',
+      items: {
+        type: 'object',
+        title: 'PlacementFailure',
+        required: ['host', 'attempt', 'message'],
+        properties: {
+          host: { type: 'string', maxLength: 253 },
+          attempt: count('The attempt that failed.'),
+          reason: { type: 'string', enum: ['ClaimFailed', 'SpawnFailed'], description: 'As in claimFailure.' },
+          message: { type: 'string', maxLength: 4096 },
+        },
       },
     },
   },

@@ -63,6 +63,17 @@ export interface ClaimFailure {
   host: string;
   /** The attempt whose claim failed. */
   attempt: number;
+  /** What failed: the claim (ClaimFailed, also when absent) or the spawn after it (SpawnFailed). */
+  reason?: "ClaimFailed" | "SpawnFailed";
+  message: string;
+}
+
+export interface PlacementFailure {
+  host: string;
+  /** The attempt that failed. */
+  attempt: number;
+  /** As in claimFailure. */
+  reason?: "ClaimFailed" | "SpawnFailed";
   message: string;
 }
 
@@ -73,8 +84,10 @@ export interface SchedulingStatus {
   triedHosts?: string[];
   /** The host the scheduler chose for the current attempt; that host's agent claims it. */
   selectedHost?: string;
-  /** Written by the agent of selectedHost when its claim failed; the conductor then reschedules. */
+  /** Written by the agent of selectedHost when its claim, or the spawn after it, failed; the conductor then reschedules. */
   claimFailure?: ClaimFailure;
+  /** Every failed attempt so far, oldest first, written by the conductor as it retries; the final fault lists them. */
+  failures?: PlacementFailure[];
 }
 
 export interface GuestReport {
