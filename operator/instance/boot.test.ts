@@ -14,6 +14,25 @@ async function booting(opts: WorldOptions & { nodes?: string[]; spec?: Parameter
 }
 
 const step = (world: World) => world.boot.reconcile(world.instance('web-1'));
+
+/**
+ * What the selected host's agent writes when it claimed web-1 but the spawn failed: the one
+ * status patch that hands it back (host cleared, scheduling again, claimFailure SpawnFailed).
+ */
+async function failSpawn(world: World, cause: string) {
+  const inst = world.instance('web-1');
+  const s = inst.status?.scheduling ?? {};
+  const host = s.selectedHost ?? '';
+  const claimed = await world.kube.instances.patchStatus(inst, { host, taskState: 'spawning' });
+  await world.kube.instances.patchStatus(claimed, {
+    host: null,
+    taskState: 'scheduling',
+    powerState: 'nostate',
+    scheduling: {
+      claimFailure: { host, attempt: s.attempts ?? 0, reason: 'SpawnFailed', message: `spawn failed: ${cause}` },
+    },
+  });
+}
 const uidOf = (world: World) => world.instance('web-1').metadata.uid ?? '';
 
 describe('BootConductor: a new instance', () => {
@@ -83,7 +102,12 @@ describe('BootConductor: choosing a host', () => {
     expect(await step(world)).toEqual({ requeueAfterMs: CLAIM_TIMEOUT_MS });
 
     const s = world.instance('web-1').status;
-    expect(s?.scheduling).toEqual({ attempts: 2, triedHosts: ['node-a', 'node-b'], selectedHost: 'node-b' });
+    expect(s?.scheduling).toEqual({
+      attempts: 2,
+      triedHosts: ['node-a', 'node-b'],
+      selectedHost: 'node-b',
+      failures: [{ host: 'node-a', attempt: 1, message: 'free vcpus 0 < requested 1' }],
+    });
     expect(s?.vmState).toBe('building');
     expect(world.cluster.eventsFor('web-1')).toEqual(['Scheduled', 'Rescheduled', 'Scheduled']);
     expect(world.messages('web-1', 'Rescheduled')).toEqual([
@@ -106,7 +130,7 @@ describe('BootConductor: choosing a host', () => {
     ]);
   });
 
-  it('after maxAttempts failed claims the boot goes to error/NoValidHost naming the last failure', async () => {
+  it("after maxAttempts failed claims the boot goes to error/NoValidHost naming every attempt's host and failure", async () => {
     const world = await booting({ maxAttempts: 2, nodes: ['node-a', 'node-b', 'node-c'] });
     await step(world);
     await world.failClaim('Instance', 'web-1', 'free vcpus 0 < requested 1');
@@ -119,8 +143,8 @@ describe('BootConductor: choosing a host', () => {
     expect(s).toMatchObject({ vmState: 'error', taskState: '' });
     expect(s?.fault?.reason).toBe('NoValidHost');
     expect(s?.fault?.message).toBe(
-      'No valid host was found: exceeded max scheduling attempts 2; ' +
-        'last failure on node-b: free memory 0 MiB < requested 2048 MiB',
+      'no host could take the instance after 2 attempts: node-a: free vcpus 0 < requested 1; ' +
+        'node-b: free memory 0 MiB < requested 2048 MiB',
     );
     expect(s?.fault?.time).toBe(world.now.toISOString());
     expect(s?.scheduling?.selectedHost).toBeUndefined();
@@ -149,6 +173,91 @@ describe('BootConductor: choosing a host', () => {
     expect(s?.scheduling?.attempts).toBe(1);
     expect(world.cluster.eventsFor('web-1')).toEqual(['Scheduled', 'ClaimFailed']);
     expect(world.reschedules).toEqual([]);
+  });
+
+  it('a spawn that failed on the selected host is rescheduled on an untried host, the failure kept', async () => {
+    const world = await booting({ nodes: ['node-a', 'node-b', 'node-c'] });
+    await step(world);
+    // The agent spawning "spawns" a moment: the conductor has nothing to do meanwhile.
+    await failSpawn(world, 'image broken failed to boot');
+
+    expect(await step(world)).toEqual({ requeueAfterMs: CLAIM_TIMEOUT_MS });
+
+    const s = world.instance('web-1').status;
+    expect(s).toMatchObject({ vmState: 'building', taskState: 'scheduling' });
+    expect(s?.host).toBeUndefined();
+    expect(s?.scheduling).toEqual({
+      attempts: 2,
+      triedHosts: ['node-a', 'node-b'],
+      selectedHost: 'node-b',
+      failures: [
+        { host: 'node-a', attempt: 1, reason: 'SpawnFailed', message: 'spawn failed: image broken failed to boot' },
+      ],
+    });
+    expect(world.messages('web-1', 'Rescheduled')).toEqual([
+      'attempt 1 on node-a failed (spawn failed: image broken failed to boot); rescheduling',
+    ]);
+    expect(world.reschedules).toEqual(['instance']);
+    expect(world.placement.inFlight.hostOf(uidOf(world))).toBe('node-b');
+  });
+
+  it("after maxAttempts failed spawns the boot goes to error/SpawnFailed naming every host's cause, quota given back", async () => {
+    const world = await booting({ nodes: ['node-a', 'node-b', 'node-c'] });
+    world.seedQuota({ instances: 10 });
+    for (let i = 0; i < 3; i++) {
+      await step(world);
+      await failSpawn(world, `boom ${i + 1}`);
+    }
+    expect(world.allocations().map((a) => a.state)).toEqual(['reserved']);
+
+    expect(await step(world)).toEqual({});
+
+    const s = world.instance('web-1').status;
+    expect(s).toMatchObject({ vmState: 'error', taskState: '' });
+    expect(s?.fault).toEqual({
+      reason: 'SpawnFailed',
+      message:
+        'no host could take the instance after 3 attempts: node-a: spawn failed: boom 1; ' +
+        'node-b: spawn failed: boom 2; node-c: spawn failed: boom 3',
+      time: world.now.toISOString(),
+    });
+    expect(s?.scheduling?.selectedHost).toBeUndefined();
+    const notScheduled = { type: 'Scheduled', status: 'False', reason: 'SpawnFailed' };
+    expect(s?.conditions).toEqual([expect.objectContaining(notScheduled)]);
+    // Each spawn failure's Warning is the agent's; the conductor adds the one for the end.
+    expect(world.cluster.eventsFor('web-1')).toEqual([
+      'Scheduled',
+      'Rescheduled',
+      'Scheduled',
+      'Rescheduled',
+      'Scheduled',
+      'SpawnFailed',
+    ]);
+    expect(world.allocations()).toEqual([]);
+    expect(world.placement.inFlight.size()).toBe(0);
+  });
+
+  it('the end of a boot whose claims and spawns failed is SpawnFailed only when the last attempt failed in spawn', async () => {
+    const spawnLast = await booting({ maxAttempts: 2 });
+    await step(spawnLast);
+    await spawnLast.failClaim('Instance', 'web-1', 'free vcpus 0 < requested 1');
+    await step(spawnLast);
+    await failSpawn(spawnLast, 'boom');
+    await step(spawnLast);
+    expect(spawnLast.instance('web-1').status?.fault).toMatchObject({
+      reason: 'SpawnFailed',
+      message:
+        'no host could take the instance after 2 attempts: node-a: free vcpus 0 < requested 1; ' +
+        'node-b: spawn failed: boom',
+    });
+
+    const claimLast = await booting({ maxAttempts: 2 });
+    await step(claimLast);
+    await failSpawn(claimLast, 'boom');
+    await step(claimLast);
+    await claimLast.failClaim('Instance', 'web-1', 'free vcpus 0 < requested 1');
+    await step(claimLast);
+    expect(claimLast.instance('web-1').status?.fault?.reason).toBe('NoValidHost');
   });
 
   it('a reschedule keeps the flavor snapshot it started with, even when the Flavor was deleted meanwhile', async () => {

@@ -1,6 +1,10 @@
 // Nova's build_instances on the conductor: put a new Instance into building/scheduling, then
 // place it through PlacementAttempts (scheduler, the chosen host's claim, retries elsewhere).
 // A boot reserves its quota before the scheduler decides, so one over quota never reaches a host.
+// A host that claims but fails to spawn hands the instance back the way a refused claim does
+// (scheduling.claimFailure with reason SpawnFailed, in the agent's one status patch) and it is
+// retried elsewhere the same way; every failed attempt is kept in scheduling.failures so the
+// final fault can name each host and why.
 import { resourcesOf, snapshotOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
@@ -83,11 +87,11 @@ export class BootConductor {
           await this.quota.reserve(namespace, uid, inst.metadata.name, bootAmounts(resourcesOf(flavor)));
         }
       },
-      recordAttempt: async (scheduling) => {
+      recordAttempt: async (scheduling, failures) => {
         const message = `placed on ${scheduling.selectedHost} (attempt ${scheduling.attempts})`;
         await this.kube.instances.patchStatus(inst, {
           flavor,
-          scheduling: { ...scheduling, claimFailure: null },
+          scheduling: { ...scheduling, claimFailure: null, ...(failures.length > 0 ? { failures } : {}) },
           conditions: setCondition(
             inst.status?.conditions,
             { type: 'Scheduled', status: 'True', reason: 'Scheduled', message },

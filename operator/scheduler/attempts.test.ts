@@ -4,7 +4,14 @@ import type { Instance } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { ServerGroups } from '../servergroups/membership.js';
 import { aNode, anInstance } from '../testing.js';
-import { PlacementAttempts, placementStep, type PlacementTarget } from './attempts.js';
+import {
+  describeAttempts,
+  exhaustedReason,
+  PlacementAttempts,
+  placementStep,
+  type PlacementFailure,
+  type PlacementTarget,
+} from './attempts.js';
 import { Placement } from './placement.js';
 import { DEFAULT_SCHEDULER_CONFIG, Scheduler } from './scheduler.js';
 import { aRequest } from './testing.js';
@@ -28,7 +35,22 @@ describe('placement step', () => {
         up,
         'instance',
       ),
-    ).toEqual({ next: 'retry', host: 'a', reason: 'free vcpus 0 < requested 2' }));
+    ).toEqual({ next: 'retry', failure: { host: 'a', attempt: 1, message: 'free vcpus 0 < requested 2' } }));
+  it('retries after a failed spawn of the current attempt, keeping that it was the spawn that failed', () =>
+    expect(
+      placementStep(
+        {
+          attempts: 2,
+          selectedHost: 'b',
+          claimFailure: { host: 'b', attempt: 2, reason: 'SpawnFailed', message: 'spawn failed: boom' },
+        },
+        up,
+        'instance',
+      ),
+    ).toEqual({
+      next: 'retry',
+      failure: { host: 'b', attempt: 2, reason: 'SpawnFailed', message: 'spawn failed: boom' },
+    }));
   it('ignores the failure of an earlier attempt', () =>
     expect(
       placementStep(
@@ -40,9 +62,40 @@ describe('placement step', () => {
   it('retries when the chosen host went silent before claiming', () =>
     expect(placementStep({ attempts: 1, selectedHost: 'a' }, down, 'migration')).toEqual({
       next: 'retry',
-      host: 'a',
-      reason: 'host a stopped responding before it claimed the migration',
+      failure: { host: 'a', attempt: 1, message: 'host a stopped responding before it claimed the migration' },
     }));
+});
+
+describe('the fault that ends a placement after failed attempts', () => {
+  const claim = (host: string, attempt: number) => ({ host, attempt, message: `claim on ${host} failed: no room` });
+  const spawn = (host: string, attempt: number) => ({
+    host,
+    attempt,
+    reason: 'SpawnFailed' as const,
+    message: 'spawn failed: boom',
+  });
+
+  it('is SpawnFailed when the last attempt failed in spawn, NoValidHost when it failed to claim or was lost', () => {
+    expect(exhaustedReason(spawn('b', 2))).toBe('SpawnFailed');
+    expect(exhaustedReason(claim('b', 2))).toBe('NoValidHost');
+    expect(exhaustedReason({ host: 'b', attempt: 2, message: 'host b stopped responding' })).toBe('NoValidHost');
+  });
+
+  it("names every attempt's host and why, in order", () =>
+    expect(describeAttempts([claim('a', 1), spawn('b', 2), spawn('c', 3)], 3)).toBe(
+      'no host could take the instance after 3 attempts: a: claim on a failed: no room; ' +
+        'b: spawn failed: boom; c: spawn failed: boom',
+    ));
+
+  it('says nothing when not every attempt was recorded (a placement that does not keep them)', () =>
+    expect(describeAttempts([spawn('c', 3)], 3)).toBeUndefined());
+
+  it('shortens a very long failure so the fault stays within its limit', () => {
+    const long = { host: 'a', attempt: 1, message: 'x'.repeat(5000) };
+    const text = describeAttempts([long], 1) ?? '';
+    expect(text.length).toBeLessThan(1100);
+    expect(text.endsWith('…')).toBe(true);
+  });
 });
 
 describe('PlacementAttempts', () => {
@@ -59,6 +112,7 @@ describe('PlacementAttempts', () => {
     const attempts = new PlacementAttempts(placement, groups, { maxAttempts: 3, claimTimeoutMs: 20_000 });
     const order: string[] = [];
     const failed: Fault[] = [];
+    const recorded: PlacementFailure[][] = [];
     const target = (name: string, spec: Partial<Instance['spec']> = {}): PlacementTarget => ({
       what: 'instance',
       consumer: `uid-${name}`,
@@ -69,9 +123,10 @@ describe('PlacementAttempts', () => {
         return aRequest({ instance: `default/${name}` });
       },
       beforeSelect: tick,
-      recordAttempt: async (s) => {
+      recordAttempt: async (s, failures) => {
         await tick();
         order.push(`record ${name} on ${s.selectedHost}`);
+        recorded.push(failures);
       },
       fail: async (fault) => {
         failed.push(fault);
@@ -79,8 +134,90 @@ describe('PlacementAttempts', () => {
       },
       announce: () => undefined,
     });
-    return { attempts, placement, order, failed, target };
+    return { attempts, placement, order, failed, recorded, target };
   }
+
+  /** web-1 after `failures`, the last one of the current attempt, with node-a and node-b tried. */
+  const failedOn = (base: PlacementTarget, failures: PlacementFailure[]): PlacementTarget => {
+    const last = failures.at(-1)!;
+    return {
+      ...base,
+      scheduling: {
+        attempts: last.attempt,
+        triedHosts: failures.map((f) => f.host),
+        selectedHost: last.host,
+        claimFailure: last,
+        failures: failures.slice(0, -1),
+      },
+    };
+  };
+  const spawnFailed = (host: string, attempt: number): PlacementFailure => ({
+    host,
+    attempt,
+    reason: 'SpawnFailed',
+    message: `spawn failed: boom on ${host}`,
+  });
+
+  it('a retry records the earlier failures with the new attempt, the one just failed last', async () => {
+    const { attempts, recorded, target } = setup();
+    const first = { host: 'node-a', attempt: 1, message: 'claim on node-a failed: no room' };
+
+    await attempts.step(failedOn(target('web-1'), [first]));
+
+    expect(recorded).toEqual([[first]]);
+  });
+
+  it("when the attempts run out after spawn failures the fault is SpawnFailed and names every attempt's host", async () => {
+    const { attempts, failed, order, target } = setup();
+
+    await attempts.step(
+      failedOn(target('web-1'), [spawnFailed('node-a', 1), spawnFailed('node-b', 2), spawnFailed('node-c', 3)]),
+    );
+
+    expect(order).toEqual([]);
+    expect(failed.map((f) => [f.reason, f.message])).toEqual([
+      [
+        'SpawnFailed',
+        'no host could take the instance after 3 attempts: node-a: spawn failed: boom on node-a; ' +
+          'node-b: spawn failed: boom on node-b; node-c: spawn failed: boom on node-c',
+      ],
+    ]);
+  });
+
+  it('when the attempts run out on a refused claim after a spawn failure the fault stays NoValidHost', async () => {
+    const { attempts, failed, target } = setup();
+    const refused = { host: 'node-c', attempt: 3, message: 'claim on node-c failed: no room' };
+
+    await attempts.step(failedOn(target('web-1'), [spawnFailed('node-a', 1), spawnFailed('node-b', 2), refused]));
+
+    expect(failed[0]?.reason).toBe('NoValidHost');
+    expect(failed[0]?.message).toContain('node-a: spawn failed: boom on node-a; ');
+  });
+
+  it('when no untried host is left after spawn failures, the fault names them and what the scheduler said', async () => {
+    const { attempts, failed, target } = setup();
+
+    // Both hosts of this world tried; a third attempt is allowed but nothing is left to try.
+    const web1 = { ...target('web-1'), request: (tried: string[]) => aRequest({ ignoreHosts: tried }) };
+    await attempts.step(failedOn(web1, [spawnFailed('node-a', 1), spawnFailed('node-b', 2)]));
+
+    expect(failed[0]?.reason).toBe('SpawnFailed');
+    expect(failed[0]?.message).toMatch(
+      /^no host could take the instance after 2 attempts: node-a: spawn failed: boom on node-a; node-b: spawn failed: boom on node-b; no other host is left\. No valid host was found\./,
+    );
+  });
+
+  it('a forced host whose spawn failed ends SpawnFailed without a retry', async () => {
+    const { attempts, failed, order, target } = setup();
+
+    const forced = { ...target('web-1', { host: 'node-a' }), forcedHost: 'node-a' };
+    await attempts.step(failedOn(forced, [spawnFailed('node-a', 1)]));
+
+    expect(order).toEqual([]);
+    expect(failed.map((f) => [f.reason, f.message])).toEqual([
+      ['SpawnFailed', 'forced host node-a could not take the instance: spawn failed: boom on node-a'],
+    ]);
+  });
 
   it('places the members of one server group one at a time, so each sees where the last one went', async () => {
     const { attempts, order, target } = setup();
