@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { injectedFailureMessage, type FailStep } from '../../common/api/fault-injection.js';
 import { API_VERSION, FINALIZER } from '../../common/api/types.js';
 import type { Instance } from '../../common/api/types.js';
 import { isConflict } from '../../common/kube/client.js';
@@ -171,9 +172,9 @@ describe('InstanceWorker: boot on this host', () => {
     expect(claimsOn(cluster, 'host-a')).toEqual([]);
   });
 
-  it('frees the claim after a failed spawn and ends in error with a SpawnFailed fault and Event', async () => {
+  it('a failed spawn on a forced host (spec.host) frees the claim and ends in error/SpawnFailed at once', async () => {
     const broken = await hosts.add('host-b', { driver: { failSpawnForImage: 'broken' } });
-    const seeded = seedInstance(cluster, 'web-1', scheduledTo('host-b'), { image: 'broken' });
+    const seeded = seedInstance(cluster, 'web-1', scheduledTo('host-b'), { image: 'broken', host: 'host-b' });
 
     await broken.worker.reconcile(KEY);
 
@@ -186,6 +187,106 @@ describe('InstanceWorker: boot on this host', () => {
     expect(claimsOn(cluster, 'host-b')).toEqual([]);
     expect(await broken.driver.get(seeded.metadata.uid!)).toBeUndefined();
     expect(cluster.eventsFor('web-1')).toEqual(['SpawnFailed']);
+  });
+});
+
+describe('InstanceWorker: a failed spawn goes back to the scheduler (RescheduledException)', () => {
+  /** host-b, whose fake driver fails the steps listed for an instance uid (as fake.kubenova.io/fail would). */
+  async function failingHost(steps: FailStep[] = ['spawn']) {
+    const failing = new Map<string, FailStep[]>();
+    const b = await hosts.add('host-b', { driver: { injectedFailures: (uid) => new Set(failing.get(uid) ?? []) } });
+    const seeded = seedInstance(cluster, 'web-1', scheduledTo('host-b', SMALL, 2));
+    failing.set(seeded.metadata.uid!, steps);
+    return { b, uid: seeded.metadata.uid!, failing };
+  }
+
+  it('destroys the domain, frees the claim and hands the instance back with claimFailure SpawnFailed for this attempt', async () => {
+    const { b, uid } = await failingHost();
+    const seen: string[] = [];
+    cluster
+      .cache('Instance')
+      .on('update', (i) => seen.push(`${i.status?.vmState}/${i.status?.taskState}/${i.status?.host ?? '-'}`));
+
+    expect(await b.worker.reconcile(KEY)).toEqual({});
+
+    const s = inst().status!;
+    expect(s).toMatchObject({ vmState: 'building', taskState: 'scheduling', powerState: 'nostate' });
+    expect(s.host).toBeUndefined();
+    expect(s.fault).toBeUndefined();
+    expect(s.scheduling).toEqual({
+      attempts: 2,
+      triedHosts: ['host-b'],
+      selectedHost: 'host-b',
+      claimFailure: {
+        host: 'host-b',
+        attempt: 2,
+        reason: 'SpawnFailed',
+        message: `spawn failed: spawn ${uid}: ${injectedFailureMessage('spawn')}`,
+      },
+    });
+    // Claimed and spawning, then straight back to scheduling: the hand-back is one status write.
+    expect(seen).toEqual(['building/spawning/host-b', 'building/scheduling/-']);
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(await b.driver.list()).toEqual([]);
+  });
+
+  it('says so in one SpawnFailed Warning naming the host and the cause', async () => {
+    const { b } = await failingHost();
+
+    await b.worker.reconcile(KEY);
+
+    const events = cluster.events.filter((e) => e.involvedObject.name === 'web-1');
+    expect(events.map((e) => `${e.type} ${e.reason}`)).toEqual(['Warning SpawnFailed']);
+    expect(events[0]?.message).toMatch(
+      /^spawn on host-b failed: spawn \S+: injected failure: .*fake\.kubenova\.io\/fail/,
+    );
+    expect(events[0]?.message).toMatch(/; given back to the scheduler$/);
+  });
+
+  it('does nothing more for the attempt it handed back: no spawn, no claim, no write', async () => {
+    const { b } = await failingHost();
+    await b.worker.reconcile(KEY);
+    const from = cluster.writes.length;
+
+    await b.worker.reconcile(KEY);
+
+    expect(writesSince(from)).toEqual([]);
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(cluster.eventsFor('web-1')).toEqual(['SpawnFailed']);
+  });
+
+  it('frees a claim left by a crash between the hand-back write and the release, on the next pass', async () => {
+    const { b, uid } = await failingHost();
+    await b.tracker.claim({ consumer: uid, kind: 'instance', instance: KEY, vcpus: 1, memoryMiB: 1024, diskGiB: 1 });
+    await b.kube.instances.patchStatus(inst(), {
+      scheduling: { claimFailure: { host: 'host-b', attempt: 2, reason: 'SpawnFailed', message: 'spawn failed: x' } },
+    });
+
+    await b.worker.reconcile(KEY);
+
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(inst().status?.scheduling?.claimFailure?.message).toBe('spawn failed: x');
+  });
+
+  it('keeps the claim when the hand-back write conflicts, so a retry after the failure is gone boots with it', async () => {
+    const { b, uid, failing } = await failingHost();
+    // As after the claim: host set, spawning, the claim held.
+    await b.tracker.claim({ consumer: uid, kind: 'instance', instance: KEY, vcpus: 1, memoryMiB: 1024, diskGiB: 1 });
+    await b.kube.instances.patchStatus(inst(), { host: 'host-b', taskState: 'spawning' });
+    cluster.failNext('Instance', 'patchStatus', undefined, 'web-1');
+
+    const err = await b.worker.reconcile(KEY).catch((e: unknown) => e);
+
+    expect(isConflict(err)).toBe(true);
+    expect(inst().status).toMatchObject({ vmState: 'building', taskState: 'spawning', host: 'host-b' });
+    expect(claimsOn(cluster, 'host-b')).toEqual([`instance/${uid}`]);
+    expect(cluster.eventsFor('web-1')).toEqual([]);
+
+    failing.delete(uid);
+    await b.worker.reconcile(KEY);
+
+    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', host: 'host-b' });
+    expect(claimsOn(cluster, 'host-b')).toEqual([`instance/${uid}`]);
   });
 });
 

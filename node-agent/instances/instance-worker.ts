@@ -1,7 +1,8 @@
 // The compute manager's instance work on one host: claim what the scheduler sent here
-// (instance_claim), spawn it, start and stop it, and destroy it on delete. Each step reads
-// the Instance, does one idempotent thing and writes the result, so a crash at any point
-// is resumed by running the same step again.
+// (instance_claim), spawn it (or give it back to the conductor when the spawn fails, Nova's
+// RescheduledException), start and stop it, and destroy it on delete. Each step reads the
+// Instance, does one idempotent thing and writes the result, so a crash at any point is
+// resumed by running the same step again.
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { setReady } from '../../common/api/conditions.js';
@@ -70,7 +71,12 @@ export class InstanceWorker implements Reconciler {
   private async claim(inst: Instance, log: Logger): Promise<ReconcileResult> {
     const s = inst.status ?? {};
     const attempt = s.scheduling?.attempts ?? 0;
-    if (s.scheduling?.claimFailure?.attempt === attempt) return {};
+    const failure = s.scheduling?.claimFailure;
+    if (failure?.attempt === attempt) {
+      // Handed back after a failed spawn here: a crash may have come before the claim was freed.
+      if (failure.host === this.host && failure.reason === 'SpawnFailed') await this.releaseInstanceClaim(inst);
+      return {};
+    }
     const flavor = s.flavor;
     if (!flavor) return {};
     const uid = inst.metadata.uid ?? '';
@@ -168,28 +174,69 @@ export class InstanceWorker implements Reconciler {
     return {};
   }
 
+  /**
+   * Nova's claim is a context manager: a failed build gives everything back. Then, as Nova's
+   * RescheduledException, the instance goes back to the conductor to try another host: one
+   * status patch clears host, returns to scheduling and reports scheduling.claimFailure for
+   * this attempt with reason SpawnFailed, as a refused claim is reported, and a SpawnFailed
+   * Warning names the host and the cause. A forced host (spec.host) has nowhere else to go:
+   * the instance ends in error/SpawnFailed at once.
+   *
+   * The order makes a crash at any point safe: the domain goes first (a repeat finds none and
+   * spawns again with the claim still held), then the one status patch, then the claim (if a
+   * crash comes before it, claim() gives it back on the next pass, or else the audit does).
+   */
   private async spawnFailed(inst: Instance, err: DriverError, log: Logger): Promise<ReconcileResult> {
     const uid = inst.metadata.uid ?? '';
-    // Nova's claim is a context manager: a failed build gives everything back.
     await this.driver.destroy(uid);
-    await this.tracker.release(uid);
     const fault = new Fault(FaultReason.SpawnFailed, `spawn on ${this.host} failed: ${err.message}`, { cause: err });
-    await this.faults.record(
-      fault,
-      (status) =>
-        this.kube.instances.patchStatus(inst, {
-          vmState: 'error',
-          taskState: '',
-          powerState: 'nostate',
-          host: null,
-          fault: status,
-          conditions: setReady(inst.status?.conditions, false, fault.message, this.now(), fault.reason),
-        }),
-      [{ target: inst }],
-      log,
-      'spawning',
-    );
+    if (inst.spec.host) {
+      await this.faults.record(
+        fault,
+        (status) =>
+          this.kube.instances.patchStatus(inst, {
+            vmState: 'error',
+            taskState: '',
+            powerState: 'nostate',
+            host: null,
+            fault: status,
+            conditions: setReady(inst.status?.conditions, false, fault.message, this.now(), fault.reason),
+          }),
+        [{ target: inst }],
+        log,
+        'spawning',
+      );
+    } else {
+      const attempt = inst.status?.scheduling?.attempts ?? 0;
+      const claimFailure = {
+        host: this.host,
+        attempt,
+        reason: FaultReason.SpawnFailed,
+        message: `spawn failed: ${err.message}`,
+      } as const;
+      await this.faults.record(
+        fault,
+        () =>
+          this.kube.instances.patchStatus(inst, {
+            taskState: 'scheduling',
+            powerState: 'nostate',
+            host: null,
+            scheduling: { claimFailure },
+          }),
+        [{ target: inst, message: `${fault.message}; given back to the scheduler` }],
+        log.child({ attempt }),
+        'spawning',
+      );
+    }
+    await this.tracker.release(uid);
     return {};
+  }
+
+  /** Frees the instance's own claim on this host, if it still holds one. */
+  private async releaseInstanceClaim(inst: Instance): Promise<void> {
+    const uid = inst.metadata.uid ?? '';
+    if (this.tracker.holds((c) => c.consumer === uid && c.kind === 'instance'))
+      await this.tracker.release(uid, 'instance');
   }
 
   /** powering_off / powering_on: the driver acts, then the instance says what it now is. */
