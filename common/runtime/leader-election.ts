@@ -2,7 +2,8 @@
 // the holder renews every retryPeriod; a candidate takes the lease once it has seen no
 // renewal for leaseDuration (measured on its own clock, so clock skew between replicas
 // does not matter); a leader that has not renewed within renewDeadline stops acting at
-// once, before it even learns that someone else holds the lease.
+// once, before it even learns that someone else holds the lease. Leading starts in the
+// background: the renewals go on while the new leader syncs its caches, however long that takes.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { isConflict, isNotFound } from '../kube/client.js';
@@ -16,14 +17,24 @@ export interface LeaderElectionConfig {
   retryPeriodMs: number;
 }
 
+/** The Lease calls the elector makes (CoordinationV1Api's; an in-memory one in tests). */
+export type LeaseApi = Pick<
+  CoordinationV1Api,
+  'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'
+>;
+
 export interface LeaderCallbacks {
+  /**
+   * Called once the lease is won, without holding up its renewals. A rejection gives up the
+   * lease (onStoppedLeading), so a replica that cannot start does not lead without acting.
+   */
   onStartedLeading(): void | Promise<void>;
   /** Called once when leadership is lost; the process is expected to exit. */
   onStoppedLeading(): void;
 }
 
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly api: LeaseApi;
   private leading = false;
   private lastRenew = 0;
   private observed?: { holder: string; renewTime: string; at: number };
@@ -31,7 +42,7 @@ export class LeaderElector {
   private stopped = false;
 
   constructor(
-    kc: KubeConfig,
+    leases: KubeConfig | LeaseApi,
     private readonly config: LeaderElectionConfig,
     private readonly callbacks: LeaderCallbacks,
     private readonly log: Logger,
@@ -41,7 +52,7 @@ export class LeaderElector {
       throw new Error('renew deadline must be shorter than the lease duration');
     if (config.retryPeriodMs >= config.renewDeadlineMs)
       throw new Error('retry period must be shorter than the renew deadline');
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = 'makeApiClient' in leases ? leases.makeApiClient(CoordinationV1Api) : leases;
   }
 
   /** True only while this replica holds a lease it renewed within the renew deadline. */
@@ -136,10 +147,14 @@ export class LeaderElector {
     };
   }
 
-  private async acquired(now: number): Promise<void> {
+  private acquired(now: number): void {
     this.leading = true;
     this.lastRenew = now;
     this.log.info({ lease: this.config.name, identity: this.config.identity }, 'became leader');
-    await this.callbacks.onStartedLeading();
+    // Not awaited: the renew loop waits for this attempt to end before the next one, so awaiting
+    // a start that syncs caches would stop the renewals until the lease was lost.
+    void Promise.resolve()
+      .then(() => this.callbacks.onStartedLeading())
+      .catch((err: unknown) => this.lose(`starting to lead failed: ${(err as Error).message}`));
   }
 }
