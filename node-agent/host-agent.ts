@@ -16,6 +16,7 @@ import { InstanceWorker } from './instances/instance-worker.js';
 import { MigrationDestination } from './migration/destination.js';
 import type { MigrationSide } from './migration/shared.js';
 import { MigrationSource } from './migration/source.js';
+import { StaleCopies } from './recovery/stale-copies.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
 import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
 import { TransferServer } from './transfer/server.js';
@@ -44,6 +45,7 @@ export class HostAgent {
   readonly source: MigrationSource;
   readonly destination: MigrationDestination;
   readonly auditor: Auditor;
+  readonly staleCopies: StaleCopies;
   readonly transfers: TransferServer;
   private readonly instanceController: Controller;
   private readonly sourceController: Controller;
@@ -133,6 +135,7 @@ export class HostAgent {
       staged,
       discard,
     );
+    this.staleCopies = new StaleCopies(opts.host, kube, this.tracker, driver, instances, migrations, events, log);
     const controller = (name: string, reconciler: Reconciler) =>
       new Controller({ name, workers: opts.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log });
     this.instanceController = controller('agent-instance', this.worker);
@@ -170,13 +173,26 @@ export class HostAgent {
     const port = await this.transfers.start();
     this.tracker.setMigrationEndpoint(`${this.opts.advertiseAddress ?? this.opts.migrationAddress}:${port}`);
     const node = await this.tracker.register(await this.driver.capacity());
+    // Nova's init_host: what was deleted or evacuated while this host was down goes before any new work.
+    await this.destroyStaleCopies();
     this.registered = true;
     const { capacity, allocatable, claims, migrationEndpoint } = node.status ?? {};
     this.log.info({ capacity, allocatable, claims: claims?.length ?? 0, migrationEndpoint }, 'registered ComputeNode');
     for (const inst of this.instances.list()) this.onInstance(inst);
     for (const mig of this.migrations.list()) this.onMigration(mig);
     this.heartbeatTimer = this.every(this.opts.heartbeatIntervalMs, () => this.tracker.heartbeat(), 'heartbeat');
-    this.auditTimer = this.every(this.opts.auditIntervalMs, () => this.auditor.run(), 'audit');
+    this.auditTimer = this.every(
+      this.opts.auditIntervalMs,
+      () => this.destroyStaleCopies().then(() => this.auditor.run()),
+      'audit',
+    );
+  }
+
+  /** One stale-copies pass; a failure is logged and left for the next audit pass. */
+  private async destroyStaleCopies(): Promise<void> {
+    await this.staleCopies.run().catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message, step: 'stale-copies' }, 'stale copies pass failed');
+    });
   }
 
   private every(ms: number, fn: () => Promise<unknown>, what: string): NodeJS.Timeout {
