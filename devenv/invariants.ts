@@ -1,17 +1,30 @@
 // The invariant from DESIGN.md, checked continuously while a scenario or the benchmark runs,
 // not just at the end: on every node, allocated <= allocatable for each resource, allocated
 // is the sum of the claims, and every domain on disk is covered by a claim on its host.
+//
+// A watcher that could not look proves nothing: stop() reports a run that took no sample, or
+// whose samples failed, as a broken promise beside the invariant's own violations, so a test
+// that checks `violations` is empty fails on either. A scenario that takes the API server down
+// on purpose says so with pause() and resume(): nothing is sampled in between.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ComputeNode } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 
 export interface InvariantReport {
+  /** Samples that read every node and host directory and checked them. */
   samples: number;
+  /**
+   * Every broken promise: the invariant violated at a sample, and (once stopped) the
+   * watcher's own, when it took no sample or some samples failed.
+   */
   violations: string[];
+  /** Why samples failed: the invariant went unchecked at those moments. */
+  errors: string[];
 }
 
 const RESOURCES = ['vcpus', 'memoryMiB', 'diskGiB'] as const;
+const INVARIANT = 'the claim invariant (allocated <= allocatable, allocated = sum of claims, every domain claimed)';
 
 export function checkNode(node: ComputeNode): string[] {
   const out: string[] = [];
@@ -24,6 +37,21 @@ export function checkNode(node: ComputeNode): string[] {
       out.push(`${node.metadata.name}: allocated ${r} ${allocated} > allocatable ${allocatable}`);
     const sum = (s.claims ?? []).reduce((acc, c) => acc + c[r], 0);
     if (sum !== allocated) out.push(`${node.metadata.name}: allocated ${r} ${allocated} != sum of claims ${sum}`);
+  }
+  return out;
+}
+
+/** The watcher's own broken promises in a report: no sample taken, or samples that failed. */
+export function watcherProblems(report: Pick<InvariantReport, 'samples' | 'errors'>): string[] {
+  const out: string[] = [];
+  if (report.samples === 0) out.push(`invariant watcher took no samples: ${INVARIANT} was never checked`);
+  if (report.errors.length > 0) {
+    const distinct = [...new Set(report.errors)];
+    out.push(
+      `invariant watcher: ${report.errors.length} sample(s) failed, so ${INVARIANT} went unchecked at those moments: ` +
+        distinct.slice(0, 3).join('; ') +
+        (distinct.length > 3 ? `; and ${distinct.length - 3} other error(s)` : ''),
+    );
   }
   return out;
 }
@@ -46,7 +74,9 @@ function domainsOnDisk(stateDir: string, host: string): Map<string, string> {
 export class InvariantWatcher {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
-  readonly report: InvariantReport = { samples: 0, violations: [] };
+  private paused = false;
+  private stopped = false;
+  readonly report: InvariantReport = { samples: 0, violations: [], errors: [] };
 
   constructor(
     private readonly kube: Kube,
@@ -56,14 +86,34 @@ export class InvariantWatcher {
 
   start(): this {
     const tick = () => {
-      this.running = this.sample()
-        .catch(() => undefined)
+      if (this.stopped) return;
+      this.running = (this.paused ? Promise.resolve() : this.sample())
+        .catch((err: unknown) => {
+          this.report.errors.push(err instanceof Error ? err.message : String(err));
+        })
         .finally(() => {
-          this.timer = setTimeout(tick, this.intervalMs);
+          if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
         });
     };
     tick();
     return this;
+  }
+
+  /**
+   * Stops sampling until resume(), for a scenario that makes the API server unreachable on
+   * purpose. Resolves once a sample in progress has ended.
+   */
+  async pause(): Promise<void> {
+    this.paused = true;
+    await this.running;
+  }
+
+  /** Samples again, at once; resolves after that sample (a failure is recorded as usual). */
+  async resume(): Promise<void> {
+    this.paused = false;
+    await this.sample().catch((err: unknown) => {
+      this.report.errors.push(err instanceof Error ? err.message : String(err));
+    });
   }
 
   async sample(): Promise<void> {
@@ -85,9 +135,16 @@ export class InvariantWatcher {
     this.report.samples++;
   }
 
+  /**
+   * Ends sampling once the sample in progress has ended, and returns the report with the
+   * watcher's own problems (no sample, failed samples) added to its violations. Repeatable.
+   */
   async stop(): Promise<InvariantReport> {
+    if (this.stopped) return this.report;
+    this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
+    this.report.violations.push(...watcherProblems(this.report));
     return this.report;
   }
 }
