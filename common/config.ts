@@ -36,6 +36,18 @@ export const METRICS_FLAGS = {
   },
 } as const satisfies Record<string, FlagSpec>;
 
+/** How long a migration phase may take, for whoever starts one (operator or agent). */
+export const STEP_FLAGS = {
+  'step-timeout': {
+    type: 'number',
+    env: 'KUBENOVA_STEP_TIMEOUT',
+    default: 300,
+    min: 1,
+    description:
+      'Seconds a migration phase may take before it is rolled back onto the source (KubeVirt gives a stuck migration 5 minutes)',
+  },
+} as const satisfies Record<string, FlagSpec>;
+
 /** The flags every component logs by. */
 export const LOG_FLAGS = {
   'log-level': {

@@ -110,6 +110,8 @@ export function hostAgentOptions(
     migrationPort: config['migration-port'],
     advertiseAddress: config['advertise-address'],
     transferRetries: config['transfer-retries'],
+    stepRetries: config['step-retries'],
+    stepTimeoutMs: config['step-timeout'] * 1000,
     breakTransfers: config['test-break-transfers'],
     ...overrides,
   };

@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS, STEP_FLAGS } from '../common/config.js';
 
 export const AGENT_FLAGS = {
   'node-name': { type: 'string', env: 'NODE_NAME', description: 'Host name this agent serves (its ComputeNode name)' },
@@ -92,6 +92,15 @@ export const AGENT_FLAGS = {
     min: 1,
     description: 'Attempts per file before a disk transfer is given up and the migration rolled back',
   },
+  'step-retries': {
+    type: 'number',
+    env: 'KUBENOVA_STEP_RETRIES',
+    default: 5,
+    min: 1,
+    description:
+      'Failures of one migration step (a driver or transfer error, not an API error) before it rolls back onto the source',
+  },
+  ...STEP_FLAGS,
   'test-break-transfers': {
     type: 'number',
     env: 'KUBENOVA_TEST_BREAK_TRANSFERS',

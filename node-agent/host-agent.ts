@@ -37,6 +37,10 @@ export interface HostAgentOptions {
   advertiseAddress?: string;
   transferRetries: number;
   breakTransfers?: number;
+  /** Failures of one migration step before it rolls back. */
+  stepRetries: number;
+  /** How long a migration phase this host starts may take. */
+  stepTimeoutMs: number;
 }
 
 export class HostAgent {
@@ -114,13 +118,15 @@ export class HostAgent {
       faults,
       log,
       now: () => new Date(),
+      stepTimeoutMs: opts.stepTimeoutMs,
     };
     this.source = new MigrationSource(side, {
       transferRetries: opts.transferRetries,
+      stepRetries: opts.stepRetries,
       breakTransfers: opts.breakTransfers,
       onTransfer: (bytes, seconds) => domain.transferred(bytes, seconds),
     });
-    this.destination = new MigrationDestination(side, claims);
+    this.destination = new MigrationDestination(side, claims, opts.stepRetries);
     const staged = () => readdir(opts.stagingDir).catch(() => []);
     this.auditor = new Auditor(
       opts.host,

@@ -57,6 +57,9 @@ export const HUGE: FlavorSnapshot = {
 };
 
 /** 4 vCPUs (16 after the default 4x ratio), 8 GiB allocatable after the default 512 MiB reserve, 20 GiB disk. */
+/** The step deadline the agents under test write (five minutes, as the default flag). */
+export const STEP_TIMEOUT_MS = 300_000;
+
 export const CAPACITY: ResourceAmounts = { vcpus: 4, memoryMiB: 8704, diskGiB: 20 };
 
 /** Whether a file or directory is there. */
@@ -83,6 +86,8 @@ export interface HostOptions {
   migrationEndpoint?: string;
   clock?: Clock;
   auditGraceMs?: number;
+  /** Failures of one migration step before it gives up (3 here, so tests stay short). */
+  stepRetries?: number;
   /** The Instance cache the worker reads (a stale view in a test); the cluster's own by default. */
   instanceCache?: ObjectCache<'Instance'>;
 }
@@ -163,9 +168,10 @@ export class TestHosts {
       faults,
       log,
       now: clock.now,
+      stepTimeoutMs: STEP_TIMEOUT_MS,
     };
-    const source = new MigrationSource(side, { transferRetries: 1 });
-    const destination = new MigrationDestination(side, claims);
+    const source = new MigrationSource(side, { transferRetries: 1, stepRetries: opts.stepRetries ?? 3 });
+    const destination = new MigrationDestination(side, claims, opts.stepRetries ?? 3);
     const staged = () => readdir(stagingDir).catch(() => []);
     const grace = opts.auditGraceMs ?? 60_000;
     const auditor = new Auditor(

@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS, STEP_FLAGS } from '../common/config.js';
 
 export const OPERATOR_FLAGS = {
   kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
@@ -76,6 +76,7 @@ export const OPERATOR_FLAGS = {
     min: 0,
     description: 'Seconds after which a finished resize is confirmed automatically (0 = never)',
   },
+  ...STEP_FLAGS,
   'instance-selector': {
     type: 'string',
     env: 'KUBENOVA_INSTANCE_SELECTOR',

@@ -11,14 +11,8 @@ import type { OperatorConfig } from './config.js';
 import { BootConductor } from './instance/boot.js';
 import { InstanceController } from './instance/controller.js';
 import { DeletionConductor } from './instance/deletion.js';
+import { migrationController } from './migration/wiring.js';
 import { ResizeRequests } from './instance/resize-request.js';
-import { MigrationController } from './migration/controller.js';
-import { Decisions } from './migration/decision.js';
-import { DestinationPlacement } from './migration/destination.js';
-import { MigrationQuota } from './migration/quota.js';
-import { MigrationSettlement } from './migration/settle.js';
-import { MigrationStart } from './migration/start.js';
-import { TransferTokens } from './migration/transfer-token.js';
 import { AutoEvacuation } from './nodehealth/auto-evacuation.js';
 import { HostLostReporter } from './nodehealth/host-lost.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
@@ -98,18 +92,23 @@ export class Operator {
     this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);
 
     const migrationLog = log.child({ controller: 'migration' });
-    const sameHost = { allowResizeToSameHost: config['allow-resize-to-same-host'] };
-    const migrationQuota = new MigrationQuota(quota);
-    const tokens = new TransferTokens(kube.secrets);
-    const migrationController = new MigrationController(
-      migrations,
-      instances,
-      new MigrationStart(kube, flavors, this.placement, quota, events, faults, sameHost, migrationLog),
-      new DestinationPlacement(kube, attempts, groups, migrationQuota, tokens, events, faults, sameHost, migrationLog),
-      new Decisions(kube, migrationQuota, tokens, events, config['resize-confirm-window'], migrationLog),
-      new MigrationSettlement(kube, this.placement, migrationQuota, tokens, events),
-    );
-    this.run('migration', migrationController, migrationLog, config.workers).watchWith(migrationController);
+    const { controller: migrationReconciler } = migrationController({
+      kube,
+      caches: { migrations, instances, nodes, flavors },
+      placement: this.placement,
+      attempts,
+      groups,
+      quota,
+      events,
+      faults,
+      config: {
+        allowResizeToSameHost: config['allow-resize-to-same-host'],
+        resizeConfirmWindowSeconds: config['resize-confirm-window'],
+        stepTimeoutMs: config['step-timeout'] * 1000,
+      },
+      log: migrationLog,
+    });
+    this.run('migration', migrationReconciler, migrationLog, config.workers).watchWith(migrationReconciler);
 
     const groupStatus = new ServerGroupStatus(kube, serverGroups, instances);
     this.run('servergroup', groupStatus, log, 2).watchWith(groupStatus);

@@ -31,13 +31,9 @@ import { BootConductor } from './instance/boot.js';
 import { InstanceController } from './instance/controller.js';
 import { DeletionConductor } from './instance/deletion.js';
 import { ResizeRequests } from './instance/resize-request.js';
-import { MigrationController } from './migration/controller.js';
-import { Decisions } from './migration/decision.js';
-import { DestinationPlacement } from './migration/destination.js';
-import { MigrationQuota } from './migration/quota.js';
-import { MigrationSettlement } from './migration/settle.js';
-import { MigrationStart } from './migration/start.js';
-import { TransferTokens } from './migration/transfer-token.js';
+import type { MigrationController } from './migration/controller.js';
+import type { Decisions } from './migration/decision.js';
+import { migrationController } from './migration/wiring.js';
 import { statusOf } from './quota/ledger.js';
 import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
@@ -47,6 +43,8 @@ import { ServerGroups } from './servergroups/membership.js';
 
 export const T0 = new Date('2025-01-01T12:00:00Z');
 export const HEARTBEAT_TIMEOUT_MS = 40_000;
+/** The step deadline the operator under test writes (the default flag: five minutes). */
+export const STEP_TIMEOUT_MS = 300_000;
 /** What operator.ts derives from the heartbeat timeout. */
 export const CLAIM_TIMEOUT_MS = Math.max(2_000, HEARTBEAT_TIMEOUT_MS / 2);
 
@@ -204,18 +202,30 @@ export class World {
       this.deletion,
       this.quota,
     );
-    const sameHost = { allowResizeToSameHost: opts.allowResizeToSameHost ?? false };
-    const migrationQuota = new MigrationQuota(this.quota);
-    const tokens = new TransferTokens(kube.secrets);
-    this.decisions = new Decisions(kube, migrationQuota, tokens, events, opts.resizeConfirmWindow ?? 0, log, clock);
-    this.migrations = new MigrationController(
-      cluster.cache('Migration'),
-      cluster.cache('Instance'),
-      new MigrationStart(kube, flavors, this.placement, this.quota, events, faults, sameHost, log, clock),
-      new DestinationPlacement(kube, this.attempts, this.groups, migrationQuota, tokens, events, faults, sameHost, log),
-      this.decisions,
-      new MigrationSettlement(kube, this.placement, migrationQuota, tokens, events),
-    );
+    const wired = migrationController({
+      kube,
+      caches: {
+        migrations: cluster.cache('Migration'),
+        instances: cluster.cache('Instance'),
+        nodes: cluster.cache('ComputeNode'),
+        flavors,
+      },
+      placement: this.placement,
+      attempts: this.attempts,
+      groups: this.groups,
+      quota: this.quota,
+      events,
+      faults,
+      config: {
+        allowResizeToSameHost: opts.allowResizeToSameHost ?? false,
+        resizeConfirmWindowSeconds: opts.resizeConfirmWindow ?? 0,
+        stepTimeoutMs: STEP_TIMEOUT_MS,
+      },
+      log,
+      now: clock,
+    });
+    this.decisions = wired.decisions;
+    this.migrations = wired.controller;
   }
 
   seedFlavor(name: string, spec: Partial<FlavorSpec> = {}): Flavor {

@@ -3,7 +3,7 @@
 // anything starts; the agent checks power actions against it before it changes the task.
 import type { Instance, TaskState, VmState } from './types.js';
 
-export type InstanceAction = 'resize' | 'migrate' | 'stop' | 'start' | 'delete';
+export type InstanceAction = 'resize' | 'migrate' | 'evacuate' | 'stop' | 'start' | 'delete';
 
 export interface ActionGuard {
   /** vm states the action is allowed in; 'any' for every state. */
@@ -17,6 +17,8 @@ export interface ActionGuard {
 export const INSTANCE_ACTIONS = {
   resize: { vmStates: ['active', 'stopped'], taskStates: [''], verb: 'resized' },
   migrate: { vmStates: ['active', 'stopped'], taskStates: [''], verb: 'resized or migrated' },
+  // Nova evacuates an instance in error too: its host is gone, whatever it said last.
+  evacuate: { vmStates: ['active', 'stopped', 'error'], taskStates: [''], verb: 'evacuated' },
   stop: { vmStates: ['active'], taskStates: [''], verb: 'stopped' },
   start: { vmStates: ['stopped'], taskStates: [''], verb: 'started' },
   // Nova lets a delete through in any state: the finalizer waits for every host to clean up.

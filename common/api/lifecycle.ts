@@ -4,7 +4,8 @@
 // `Record<MigrationPhase, ...>` so the compiler proves every phase is handled, and a unit test
 // proves the dispatch tables agree with the owners listed here.
 import { MIGRATION_STATUSES } from './schema.js';
-import type { Migration, MigrationPhase, TaskState } from './types.js';
+import type { MergePatch } from './patch.js';
+import type { Migration, MigrationPhase, MigrationStatus, TaskState } from './types.js';
 
 /** Who acts: the operator (conductor) or the agent of the source or destination host. */
 export type MigrationRole = 'operator' | 'source' | 'destination';
@@ -39,6 +40,31 @@ export interface PhaseRule {
   steps: readonly PhaseStep[];
   /** The phases it may go to, and who writes each move. */
   next: Partial<Record<MigrationPhase, MigrationRole>>;
+  /**
+   * The way back when this phase cannot go on (its owner's retry budget or the step deadline
+   * runs out, the Migration is deleted, a host is lost): who acts, what they do, and the phase
+   * they write. A live phase without one has only forward moves left (it retries, then strands
+   * the instance in error with a fault an admin can act on).
+   */
+  rollback?: { owner: MigrationRole; does: string; to: MigrationPhase };
+  /**
+   * What the operator does in the place of an agent whose host an admin has forced down
+   * (fenced, Nova's forced_down): that host will never act, and whatever it held is cleaned up
+   * when its agent returns. A side not listed needs no stand-in in this phase.
+   */
+  fenced?: Partial<Record<AgentRole, FencedStandIn>>;
+}
+
+export type AgentRole = Exclude<MigrationRole, 'operator'>;
+
+export interface FencedStandIn {
+  does: string;
+  /** The phase the operator writes; the rollback request says HostLost. */
+  to?: MigrationPhase;
+  /** The mark the operator sets for the fenced side. */
+  marks?: StepDone;
+  /** The instance goes to error: no copy can be brought back. */
+  strands?: true;
 }
 
 /** Every phase, in the order the API lists them (the CRD's enum). */
@@ -60,8 +86,15 @@ export const MIGRATION_LIFECYCLE = {
       { owner: 'operator', does: 'choose a destination (select_destinations), retrying up to maxAttempts' },
       { owner: 'destination', does: 'claim the new flavor (resize_claim) or report the failed claim' },
       { owner: 'source', does: 'take the task once the destination holds its claim' },
+      { owner: 'operator', does: 'for an evacuation, take the task in the place of the fenced source' },
     ],
-    next: { migrating: 'source', error: 'operator' },
+    // An evacuation has no source to take the task: the destination rebuilds at once.
+    next: { migrating: 'source', 'post-migrating': 'operator', error: 'operator' },
+    rollback: { owner: 'operator', does: 'end it; the destination frees its claim', to: 'error' },
+    fenced: {
+      source: { does: 'end it (an evacuation goes on: its source is fenced by definition)', to: 'error' },
+      destination: { does: 'end it; nothing has moved', to: 'error' },
+    },
   },
   migrating: {
     taskState: 'resize_migrating',
@@ -69,13 +102,28 @@ export const MIGRATION_LIFECYCLE = {
     decision: 'early',
     steps: [{ owner: 'source', does: 'power off, keep <uid>_resize, send the directory (migrate_disk_and_power_off)' }],
     next: { 'post-migrating': 'source', error: 'source' },
+    rollback: { owner: 'source', does: 'drop <uid>_resize, run the guest again on the source', to: 'error' },
+    fenced: { source: { does: 'end it: nothing has landed on the destination', to: 'error' } },
   },
   'post-migrating': {
     taskState: 'resize_migrated',
     terminal: false,
     decision: 'early',
-    steps: [{ owner: 'destination', does: 'apply the new flavor, grow the disk, start the guest (finish_resize)' }],
-    next: { finished: 'destination' },
+    steps: [
+      {
+        owner: 'destination',
+        does: 'apply the new flavor, grow the disk, start the guest (finish_resize); an evacuation rebuilds from the image',
+      },
+    ],
+    next: { finished: 'destination', confirmed: 'destination', reverting: 'destination' },
+    rollback: {
+      owner: 'destination',
+      does: 'hand over to the revert steps; the source restores <uid>_resize and ends in error',
+      to: 'reverting',
+    },
+    fenced: {
+      destination: { does: 'roll back onto the source for it', to: 'reverting', marks: StepDone.DestinationCleaned },
+    },
   },
   finished: {
     taskState: '',
@@ -83,6 +131,10 @@ export const MIGRATION_LIFECYCLE = {
     decision: 'open',
     steps: [{ owner: 'operator', does: 'wait for Confirm or Revert, or confirm once resizeConfirmWindow passes' }],
     next: { confirming: 'operator', reverting: 'operator' },
+    rollback: { owner: 'operator', does: 'revert, as if the user had asked for it (a cancel)', to: 'reverting' },
+    fenced: {
+      destination: { does: 'roll back onto the source for it', to: 'reverting', marks: StepDone.DestinationCleaned },
+    },
   },
   confirming: {
     taskState: 'resize_confirming',
@@ -93,6 +145,7 @@ export const MIGRATION_LIFECYCLE = {
       { owner: 'destination', does: 'turn the migration claim into the instance claim', after: StepDone.SourceCleaned },
     ],
     next: { confirmed: 'destination' },
+    fenced: { source: { does: 'mark the source cleaned for it', marks: StepDone.SourceCleaned } },
   },
   reverting: {
     taskState: 'resize_reverting',
@@ -110,7 +163,11 @@ export const MIGRATION_LIFECYCLE = {
         after: StepDone.DestinationCleaned,
       },
     ],
-    next: { reverted: 'source' },
+    next: { reverted: 'source', error: 'source' },
+    fenced: {
+      destination: { does: 'mark the destination cleaned for it', marks: StepDone.DestinationCleaned },
+      source: { does: 'end it: the copy to restore is on the fenced host; evacuate the instance', strands: true },
+    },
   },
   confirmed: {
     taskState: '',
@@ -137,6 +194,21 @@ export const MIGRATION_LIFECYCLE = {
     next: {},
   },
 } as const satisfies Record<MigrationPhase, PhaseRule>;
+
+/** Whether a phase runs against the step deadline ('finished' waits for a person instead). */
+export function hasDeadline(phase: MigrationPhase): boolean {
+  return !MIGRATION_LIFECYCLE[phase].terminal && MIGRATION_LIFECYCLE[phase].decision !== 'open';
+}
+
+/**
+ * The status patch that moves a Migration into `phase`, with the deadline its step runs
+ * against. A rollback request belongs to the phase it names, so it is cleared; a move that is
+ * itself part of a rollback sets it again in the same patch.
+ */
+export function enterPhase(phase: MigrationPhase, now: Date, stepTimeoutMs: number): MergePatch<MigrationStatus> {
+  const deadline = hasDeadline(phase) ? new Date(now.getTime() + stepTimeoutMs).toISOString() : null;
+  return { status: phase, stepDeadline: deadline, rollback: null };
+}
 
 export function isTerminal(phase: MigrationPhase | undefined): phase is TerminalPhase {
   return phase !== undefined && MIGRATION_LIFECYCLE[phase].terminal;

@@ -512,7 +512,7 @@ export const migration: KindDefinition = {
         required: ['phase', 'reason', 'message'],
         properties: {
           phase: { type: 'string', enum: [...MIGRATION_STATUSES], description: 'The phase the request applies to.' },
-          reason: { type: 'string', enum: ['StepTimedOut', 'Cancelled', 'HostLost'] },
+          reason: { type: 'string', enum: ['StepFailed', 'StepTimedOut', 'Cancelled', 'HostLost'] },
           message: { type: 'string', maxLength: 4096 },
           time: time('When it was requested.'),
         },

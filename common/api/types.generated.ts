@@ -171,7 +171,7 @@ export interface TransferStatus {
 export interface RollbackRequest {
   /** The phase the request applies to. */
   phase: "pre-migrating" | "migrating" | "post-migrating" | "finished" | "confirming" | "confirmed" | "reverting" | "reverted" | "error";
-  reason: "StepTimedOut" | "Cancelled" | "HostLost";
+  reason: "StepFailed" | "StepTimedOut" | "Cancelled" | "HostLost";
   message: string;
   /** When it was requested. */
   time?: string;

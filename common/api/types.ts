@@ -54,6 +54,8 @@ export type ResourceName = (typeof RESOURCE_NAMES)[number];
 
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const FINALIZER = 'compute.kubenova.io/instance-cleanup';
+/** Holds a deleted Migration until its instance is steady again (a delete is a cancel). */
+export const MIGRATION_FINALIZER = 'compute.kubenova.io/migration-cancel';
 
 export interface KindInfo {
   plural: string;

@@ -2,31 +2,44 @@
 //
 //   pre-migrating  chosen by the scheduler: claim the new flavor (resize_claim) or report why not
 //   post-migrating finish_resize: move the received directory in, new flavor, grow, start -> finished
+//                  (an evacuation rebuilds from the image instead -> confirmed); when it cannot,
+//                  hand over to the revert steps (-> reverting, a rollback that ends in error)
 //   confirming     after SourceCleaned: the migration claim becomes the instance's -> confirmed
 //   reverting      destroy this copy, free the migration claim, mark DestinationCleaned
 //   error          free the migration claim and anything staged
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
-import { StepDone, stepDone, type PhaseDispatch } from '../../common/api/lifecycle.js';
+import { StepDone, stepDone } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
+import type { Fault } from '../../common/api/faults.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
 import type { Logger } from '../../common/log.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import { serverGroupGuard } from '../tracker/server-group-guard.js';
-import { domainSpec, instanceTask, readyOn, reconcileSide, sameHost } from './shared.js';
-import type { EndStep, LiveStep, MigrationSide } from './shared.js';
+import {
+  announceRollback,
+  domainSpec,
+  enter,
+  instanceTask,
+  readyOn,
+  reconcileSide,
+  rollbackRequest,
+} from './shared.js';
+import { sameHost, type MigrationSide, type SideSteps } from './shared.js';
+import { StepBudget } from './step-budget.js';
 
 export class MigrationDestination implements Reconciler {
-  readonly steps: PhaseDispatch<LiveStep, EndStep>;
+  readonly work: SideSteps;
 
   constructor(
     private readonly side: MigrationSide,
     private readonly claims: PlacementClaims,
+    stepRetries: number,
   ) {
-    this.steps = {
+    const steps: SideSteps['steps'] = {
       'pre-migrating': (m, i, log) => this.claim(m, i, log),
       migrating: null,
       'post-migrating': (m, i, log) => this.finishResize(m, i, log),
@@ -37,6 +50,18 @@ export class MigrationDestination implements Reconciler {
       reverted: null,
       error: (m, log) => this.abandon(m, log),
     };
+    this.work = {
+      steps,
+      giveUp: {
+        'post-migrating': (m, i, fault, log) =>
+          m.status?.type === 'evacuation' ? this.abandonEvacuation(m, i, fault, log) : this.handOver(m, i, fault, log),
+      },
+      budget: new StepBudget(stepRetries),
+    };
+  }
+
+  get steps(): SideSteps['steps'] {
+    return this.work.steps;
   }
 
   concerns(mig: Migration): boolean {
@@ -45,7 +70,7 @@ export class MigrationDestination implements Reconciler {
   }
 
   reconcile(key: string): Promise<ReconcileResult> {
-    return reconcileSide(this.side, key, (m) => this.concerns(m), this.steps);
+    return reconcileSide(this.side, key, (m) => this.concerns(m), this.work);
   }
 
   // resize_claim: the new flavor is held here before anything moves.
@@ -104,6 +129,7 @@ export class MigrationDestination implements Reconciler {
   private async finishResize(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
     const s = mig.status ?? {};
     if (s.destHost !== this.side.host || !s.newFlavor || !s.oldFlavor) return {};
+    if (s.type === 'evacuation') return this.rebuild(mig, inst, log);
     const { driver, host, kube, transfers } = this.side;
     const uid = inst.metadata.uid ?? '';
     const migUid = mig.metadata.uid ?? '';
@@ -128,7 +154,7 @@ export class MigrationDestination implements Reconciler {
       guest: report ? { ...report, reportedAt: now.toISOString() } : null,
       conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, true),
     });
-    await kube.migrations.patchStatus(mig, { status: 'finished', finishedAt: now.toISOString() });
+    await kube.migrations.patchStatus(mig, { ...enter(this.side, 'finished'), finishedAt: now.toISOString() });
     log.info({ step: 'post-migrating' }, 'finished; awaiting confirm or revert');
     const decide = `patch Migration ${mig.metadata.name} spec.decision to Confirm or Revert`;
     const migMessage = `instance running with ${s.newFlavor.name} on ${host}; confirm or revert`;
@@ -160,7 +186,7 @@ export class MigrationDestination implements Reconciler {
       migration: null,
       taskHosts: null,
     });
-    await this.side.kube.migrations.patchStatus(mig, { status: 'confirmed', finishedAt: now });
+    await this.side.kube.migrations.patchStatus(mig, { ...enter(this.side, 'confirmed'), finishedAt: now });
     log.info({ step: 'confirming' }, 'confirmed');
     const message = `confirmed: the instance stays on ${this.side.host} with ${s.newFlavor?.name}`;
     this.side.events.record(mig, 'Normal', EventReason.ResizeConfirmed, message);
@@ -184,6 +210,91 @@ export class MigrationDestination implements Reconciler {
       conditions: setCondition(mig.status?.conditions, done, this.side.now()),
     });
     log.info({ step: 'reverting' }, 'destination cleaned');
+    return {};
+  }
+
+  /**
+   * finish_resize cannot be done here: the revert steps take over (this copy goes, the source
+   * restores `<uid>_resize`), and the migration ends in error with the reason.
+   */
+  private async handOver(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
+    if (mig.status?.destHost !== this.side.host) return {};
+    await instanceTask(this.side, inst, 'resize_reverting');
+    await this.side.kube.migrations.patchStatus(mig, {
+      ...enter(this.side, 'reverting'),
+      rollback: mig.status.rollback ?? rollbackRequest('post-migrating', fault, this.side.now()),
+    });
+    log.warn({ step: 'post-migrating', err: fault.message }, 'rolling back onto the source');
+    announceRollback(this.side, mig, inst, fault);
+    return {};
+  }
+
+  /**
+   * Nova's evacuate on the destination: the source is fenced and its disk out of reach, so the
+   * instance is rebuilt from its image here, with this host's claim now the instance's.
+   */
+  private async rebuild(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const s = mig.status ?? {};
+    const { driver, host, kube } = this.side;
+    const uid = inst.metadata.uid ?? '';
+    const flavor = s.newFlavor!;
+    inst = await instanceTask(this.side, inst, 'resize_finish');
+    let domain = await driver.spawn(domainSpec(inst, flavor));
+    if (s.oldVmState === 'stopped') domain = await driver.powerOff(uid);
+    crashPoint('agent:post-migrating:after-rebuild');
+    const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
+    await this.side.tracker.convertClaim(
+      { consumer: mig.metadata.uid ?? '', kind: 'migration' },
+      { consumer: uid, kind: 'instance', instance: key, ...resourcesOf(flavor) },
+    );
+    const report = await driver.guestReport(uid);
+    const now = this.side.now();
+    await kube.instances.patchStatus(inst, {
+      vmState: s.oldVmState ?? 'active',
+      taskState: '',
+      host,
+      flavor,
+      oldFlavor: null,
+      migration: null,
+      taskHosts: null,
+      fault: null,
+      powerState: domain.powerState,
+      launchedAt: now.toISOString(),
+      guest: report ? { ...report, reportedAt: now.toISOString() } : null,
+      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false),
+    });
+    await kube.migrations.patchStatus(mig, { ...enter(this.side, 'confirmed'), finishedAt: now.toISOString() });
+    log.info({ step: 'post-migrating' }, 'evacuated: rebuilt from the image');
+    const message = `rebuilt on ${host} from image ${inst.spec.image} (the disk on ${s.sourceHost} is lost)`;
+    this.side.events.record(mig, 'Normal', EventReason.Evacuated, message);
+    this.side.events.record(inst, 'Normal', EventReason.Evacuated, message);
+    return {};
+  }
+
+  /** The rebuild cannot be done here: this host gives everything back; the instance stays on its dead host. */
+  private async abandonEvacuation(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
+    if (mig.status?.destHost !== this.side.host) return {};
+    const { kube } = this.side;
+    await this.side.driver.destroy(inst.metadata.uid ?? '');
+    await this.release(mig);
+    const told = `${fault.message}; the instance stays on ${mig.status.sourceHost}: create another Evacuation`;
+    await this.side.faults.record(
+      fault,
+      async (status) => {
+        await kube.instances.patchStatus(inst, { taskState: '', migration: null, taskHosts: null, fault: status });
+        await kube.migrations.patchStatus(mig, {
+          ...enter(this.side, 'error'),
+          fault: status,
+          finishedAt: status.time,
+        });
+      },
+      [
+        { target: mig, message: told },
+        { target: inst, message: told },
+      ],
+      log,
+      'post-migrating',
+    );
     return {};
   }
 

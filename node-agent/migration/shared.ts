@@ -1,7 +1,9 @@
 // What both sides of a migration on one host share: who they are, what they touch, and the
 // small idempotent writes every step starts with.
 import { setReady } from '../../common/api/conditions.js';
-import { isTerminal, type PhaseDispatch } from '../../common/api/lifecycle.js';
+import { Fault } from '../../common/api/faults.js';
+import { enterPhase, isTerminal, type LivePhase, type PhaseDispatch } from '../../common/api/lifecycle.js';
+import { EventReason, FaultReason } from '../../common/api/reasons.js';
 import type { MergePatch } from '../../common/api/patch.js';
 import type {
   Condition,
@@ -9,6 +11,8 @@ import type {
   Instance,
   InstanceStatus,
   Migration,
+  MigrationPhase,
+  MigrationStatus,
   PowerState,
   TaskState,
 } from '../../common/api/types.js';
@@ -17,9 +21,11 @@ import type { EventRecorder } from '../../common/kube/events.js';
 import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
 import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
+import { statusCode } from '../../common/kube/client.js';
 import type { DomainSpec, VirtDriver } from '../driver/driver.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 import type { TransferServer } from '../transfer/server.js';
+import type { StepBudget } from './step-budget.js';
 
 export interface MigrationSide {
   host: string;
@@ -33,6 +39,8 @@ export interface MigrationSide {
   faults: FaultRecorder;
   log: Logger;
   now: () => Date;
+  /** How long a phase this side starts may take before it is rolled back. */
+  stepTimeoutMs: number;
 }
 
 export const sameHost = (mig: Migration): boolean => mig.status?.sourceHost === mig.status?.destHost;
@@ -73,25 +81,139 @@ export function readyOn(
 export type LiveStep = (mig: Migration, inst: Instance, log: Logger) => Promise<ReconcileResult>;
 /** A terminal phase's clean-up runs even when the instance is gone. */
 export type EndStep = (mig: Migration, log: Logger) => Promise<ReconcileResult>;
+/** What this side does when a live phase cannot go on; the fault says why. */
+export type GiveUpStep = (mig: Migration, inst: Instance, fault: Fault, log: Logger) => Promise<ReconcileResult>;
+
+/** One side's work: its step in each phase and, where it owns the way back, its give-up. */
+export interface SideSteps {
+  steps: PhaseDispatch<LiveStep, EndStep>;
+  giveUp: Partial<Record<LivePhase, GiveUpStep>>;
+  budget: StepBudget;
+}
+
+type RollbackRequest = NonNullable<MigrationStatus['rollback']>;
+
+const FAULT_FOR_ROLLBACK = {
+  StepFailed: FaultReason.StepFailed,
+  StepTimedOut: FaultReason.StepFailed,
+  Cancelled: FaultReason.Cancelled,
+  HostLost: FaultReason.HostLost,
+} as const satisfies Record<RollbackRequest['reason'], FaultReason>;
+
+/** The fault a requested rollback ends with. */
+export function rollbackFault(request: RollbackRequest): Fault {
+  return new Fault(FAULT_FOR_ROLLBACK[request.reason], request.message);
+}
+
+/** The request a side writes when it gives up by itself (its retry budget is spent). */
+export function rollbackRequest(phase: MigrationPhase, fault: Fault, now: Date): RollbackRequest {
+  const reason =
+    fault.reason === FaultReason.Cancelled || fault.reason === FaultReason.HostLost ? fault.reason : 'StepFailed';
+  return { phase, reason, message: fault.message, time: now.toISOString() };
+}
+
+/** The patch that moves a Migration on, with the deadline of the phase it enters. */
+export const enter = (side: MigrationSide, phase: MigrationPhase): MergePatch<MigrationStatus> =>
+  enterPhase(phase, side.now(), side.stepTimeoutMs);
 
 /**
  * One side's reconcile: read the Migration and its Instance from the caches and run this side's
- * step for the phase. A deleted instance is cleaned up by the instance controller; nothing more
- * moves for it.
+ * step for the phase. A rollback requested for this phase (a deadline, a cancel) runs this
+ * side's give-up instead, and so does a step whose retry budget is spent. A deleted instance
+ * is cleaned up by the instance controller; nothing more moves for it.
  */
 export async function reconcileSide(
   side: MigrationSide,
   key: string,
   concerns: (mig: Migration) => boolean,
-  steps: PhaseDispatch<LiveStep, EndStep>,
+  work: SideSteps,
 ): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);
   const mig = side.migrations.get(name, namespace);
   const phase = mig?.status?.status;
   if (!mig || !phase || !concerns(mig)) return {};
   const log = side.log.child({ migration: key, instance: `${namespace}/${mig.spec.instance}` });
-  if (isTerminal(phase)) return (await steps[phase]?.(mig, log)) ?? {};
+  if (isTerminal(phase)) return (await work.steps[phase]?.(mig, log)) ?? {};
   const inst = side.instances.get(mig.spec.instance, namespace);
   if (!inst || inst.metadata.deletionTimestamp || inst.metadata.uid === undefined) return {};
-  return (await steps[phase]?.(mig, inst, log)) ?? {};
+  const giveUp = work.giveUp[phase];
+  const request = mig.status?.rollback;
+  if (giveUp && request?.phase === phase) return giveUpSafely(side, giveUp, mig, inst, rollbackFault(request), log);
+  const step = work.steps[phase];
+  if (!step) return {};
+  const uid = mig.metadata.uid ?? '';
+  try {
+    const result = await step(mig, inst, log);
+    work.budget.succeeded(uid);
+    return result;
+  } catch (err) {
+    const fault = work.budget.failed(uid, phase, side.host, err);
+    if (!fault) throw err;
+    log.warn({ step: phase, err: fault.message }, 'retry budget spent');
+    if (!giveUp) return strand(side, mig, inst, fault, log);
+    return giveUpSafely(side, giveUp, mig, inst, fault, log);
+  }
+}
+
+/** A give-up that itself fails for good (not an API error) leaves the instance in error, said plainly. */
+async function giveUpSafely(
+  side: MigrationSide,
+  giveUp: GiveUpStep,
+  mig: Migration,
+  inst: Instance,
+  fault: Fault,
+  log: Logger,
+): Promise<ReconcileResult> {
+  try {
+    return await giveUp(mig, inst, fault, log);
+  } catch (err) {
+    if (statusCode(err) !== undefined) throw err;
+    const cause = err instanceof Error ? err.message : String(err);
+    return strand(side, mig, inst, new Fault(fault.reason, `${fault.message}; rolling back failed too: ${cause}`), log);
+  }
+}
+
+/**
+ * The last resort when no copy can be brought back: the Migration ends in error and the
+ * instance goes to error, with what an admin can do. Nothing is deleted: the disk and its
+ * `<uid>_resize` backup stay where they are.
+ */
+export async function strand(
+  side: MigrationSide,
+  mig: Migration,
+  inst: Instance,
+  fault: Fault,
+  log: Logger,
+): Promise<ReconcileResult> {
+  const s = mig.status ?? {};
+  const where = [s.sourceHost, s.destHost].filter(Boolean).join(' and ');
+  const advice =
+    `the instance is left in error with its files kept on ${where}; fix the host, then delete the ` +
+    'instance, or recreate it from its image';
+  const stranded = new Fault(fault.reason, `${fault.message}; ${advice}`, { cause: fault });
+  await side.faults.record(
+    stranded,
+    async (status) => {
+      await side.kube.instances.patchStatus(inst, {
+        vmState: 'error',
+        taskState: '',
+        migration: null,
+        taskHosts: null,
+        fault: status,
+        conditions: setReady(inst.status?.conditions, false, status.message, side.now(), fault.reason),
+      });
+      await side.kube.migrations.patchStatus(mig, { ...enter(side, 'error'), fault: status, finishedAt: status.time });
+    },
+    [{ target: mig }, { target: inst }],
+    log,
+    s.status ?? 'migration',
+  );
+  return {};
+}
+
+/** Tells both objects that the migration is rolling back, and why. */
+export function announceRollback(side: MigrationSide, mig: Migration, inst: Instance, fault: Fault): void {
+  const message = `rolling back onto ${mig.status?.sourceHost}: ${fault.message}`;
+  side.events.record(mig, 'Warning', EventReason.RollingBack, message);
+  side.events.record(inst, 'Warning', EventReason.RollingBack, `Migration ${mig.metadata.name} ${message}`);
 }

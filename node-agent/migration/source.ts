@@ -2,15 +2,19 @@
 //
 //   pre-migrating  once the destination holds its claim: take the task -> migrating
 //   migrating      power off, keep <uid>_resize, send the directory -> post-migrating
-//                  (or, when the transfer cannot finish, run again here -> error)
-//   confirming     drop <uid>_resize and the old claim, mark SourceCleaned
-//   reverting      after DestinationCleaned: restore <uid>_resize byte for byte -> reverted
+//                  (or, when the transfer cannot finish, the step's retry budget is spent or a
+//                  rollback is requested: run again here -> error)
+//   confirming     drop <uid>_resize and the old claim, mark SourceCleaned (when the files
+//                  cannot go, free the claim and leave them to the stale-copy clean-up)
+//   reverting      after DestinationCleaned: restore <uid>_resize byte for byte -> reverted,
+//                  or -> error when the revert is a rollback
 //
 // Every step first makes the Instance show the task, then does its idempotent work, then
 // advances the Migration; a crash anywhere repeats the step.
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { setCondition } from '../../common/api/conditions.js';
-import { StepDone, stepDone, type PhaseDispatch } from '../../common/api/lifecycle.js';
+import { StepDone, stepDone } from '../../common/api/lifecycle.js';
+import type { Fault } from '../../common/api/faults.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration, MigrationStatus } from '../../common/api/types.js';
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
@@ -18,25 +22,28 @@ import type { Logger } from '../../common/log.js';
 import { sendDirectory } from '../transfer/client.js';
 import { TransferFailed, type TransferRef } from '../transfer/protocol.js';
 import { readTransferToken } from '../transfer/token.js';
-import { domainSpec, instanceTask, readyOn, reconcileSide, sameHost } from './shared.js';
-import type { EndStep, LiveStep, MigrationSide } from './shared.js';
+import { domainSpec, enter, instanceTask, readyOn, reconcileSide, rollbackFault, sameHost } from './shared.js';
+import type { MigrationSide, SideSteps } from './shared.js';
+import { StepBudget } from './step-budget.js';
 
 export interface MigrationSourceOptions {
   transferRetries: number;
+  /** Failures of one step before it gives up (StepBudget). */
+  stepRetries: number;
   /** Test hook: break this many transfer attempts of this agent mid-stream. */
   breakTransfers?: number;
   onTransfer?(bytes: number, seconds: number): void;
 }
 
 export class MigrationSource implements Reconciler {
-  readonly steps: PhaseDispatch<LiveStep, EndStep>;
+  readonly work: SideSteps;
   private brokenSoFar = 0;
 
   constructor(
     private readonly side: MigrationSide,
     private readonly opts: MigrationSourceOptions,
   ) {
-    this.steps = {
+    const steps: SideSteps['steps'] = {
       'pre-migrating': (m, i, log) => this.beginMigrating(m, i, log),
       migrating: (m, i, log) => this.migrateOut(m, i, log),
       'post-migrating': null,
@@ -47,6 +54,18 @@ export class MigrationSource implements Reconciler {
       reverted: null,
       error: null,
     };
+    this.work = {
+      steps,
+      giveUp: {
+        migrating: (m, i, fault, log) => this.rollBack(m, i, fault, log),
+        confirming: (m, i, fault, log) => this.leaveOldCopy(m, i, fault, log),
+      },
+      budget: new StepBudget(opts.stepRetries),
+    };
+  }
+
+  get steps(): SideSteps['steps'] {
+    return this.work.steps;
   }
 
   concerns(mig: Migration): boolean {
@@ -54,7 +73,7 @@ export class MigrationSource implements Reconciler {
   }
 
   reconcile(key: string): Promise<ReconcileResult> {
-    return reconcileSide(this.side, key, (m) => this.concerns(m), this.steps);
+    return reconcileSide(this.side, key, (m) => this.concerns(m), this.work);
   }
 
   // The destination holds the new flavor: the source takes the task and starts moving.
@@ -62,7 +81,7 @@ export class MigrationSource implements Reconciler {
     const s = mig.status ?? {};
     if (!s.destHost) return {};
     await instanceTask(this.side, inst, 'resize_migrating', { taskHosts: [s.sourceHost ?? '', s.destHost] });
-    const updated = await this.side.kube.migrations.patchStatus(mig, { status: 'migrating' });
+    const updated = await this.side.kube.migrations.patchStatus(mig, enter(this.side, 'migrating'));
     return this.migrateOut(updated, this.side.instances.get(inst.metadata.name, inst.metadata.namespace) ?? inst, log);
   }
 
@@ -90,7 +109,10 @@ export class MigrationSource implements Reconciler {
     }
     crashPoint('agent:migrating:after-transfer');
     await instanceTask(this.side, inst, 'resize_migrated');
-    await this.side.kube.migrations.patchStatus(mig, { status: 'post-migrating', ...(transfer ? { transfer } : {}) });
+    await this.side.kube.migrations.patchStatus(mig, {
+      ...enter(this.side, 'post-migrating'),
+      ...(transfer ? { transfer } : {}),
+    });
     log.info({ step: 'migrating', bytes: transfer?.bytes ?? 0 }, 'instance directory sent');
     if (transfer) {
       const message = `${transfer.bytes} bytes sent to ${s.destHost} in ${transfer.attempts} attempt(s), SHA-256 verified`;
@@ -143,8 +165,11 @@ export class MigrationSource implements Reconciler {
     };
   }
 
-  /** The transfer cannot finish: the instance runs on the source as before. */
-  private async rollBack(mig: Migration, inst: Instance, fault: TransferFailed, log: Logger): Promise<ReconcileResult> {
+  /**
+   * Nothing has landed on the destination (the transfer cannot finish, the step gave up, the
+   * migration was cancelled): the backup goes and the instance runs on the source as before.
+   */
+  private async rollBack(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
     const s = mig.status ?? {};
     const uid = inst.metadata.uid ?? '';
     const { driver, host, kube } = this.side;
@@ -162,7 +187,11 @@ export class MigrationSource implements Reconciler {
           taskHosts: null,
           fault: status,
         });
-        await kube.migrations.patchStatus(mig, { status: 'error', fault: status, finishedAt: status.time });
+        await kube.migrations.patchStatus(mig, {
+          ...enter(this.side, 'error'),
+          fault: status,
+          finishedAt: status.time,
+        });
       },
       [
         { target: mig, message: told },
@@ -214,11 +243,43 @@ export class MigrationSource implements Reconciler {
       guest: report ? { ...report, reportedAt: now.toISOString() } : null,
       conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false),
     });
-    await kube.migrations.patchStatus(mig, { status: 'reverted', finishedAt: now.toISOString() });
+    const message = `the instance runs on ${host} with ${s.oldFlavor?.name} again`;
+    if (s.rollback) {
+      // A rollback, not a revert the user asked for: the migration failed, and says why.
+      const fault = rollbackFault(s.rollback);
+      await this.side.faults.record(
+        fault,
+        (status) =>
+          kube.migrations.patchStatus(mig, { ...enter(this.side, 'error'), fault: status, finishedAt: status.time }),
+        [{ target: mig, message: `${fault.message}; rolled back: ${message}` }],
+        log,
+        'reverting',
+      );
+      this.side.events.record(inst, 'Normal', EventReason.RolledBack, `Migration ${mig.metadata.name} rolled back`);
+      return {};
+    }
+    await kube.migrations.patchStatus(mig, { ...enter(this.side, 'reverted'), finishedAt: now.toISOString() });
     log.info({ step: 'reverting' }, 'reverted');
-    const message = `reverted: the instance runs on ${host} with ${s.oldFlavor?.name} again`;
-    this.side.events.record(mig, 'Normal', EventReason.ResizeReverted, message);
+    this.side.events.record(mig, 'Normal', EventReason.ResizeReverted, `reverted: ${message}`);
     this.side.events.record(inst, 'Normal', EventReason.ResizeReverted, `Migration ${mig.metadata.name} reverted`);
+    return {};
+  }
+
+  /**
+   * confirm_resize could not remove the old files here: the instance runs on the destination,
+   * so the old claim goes and the files are left to the stale-copy clean-up, with a warning.
+   */
+  private async leaveOldCopy(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
+    if (stepDone(mig, StepDone.SourceCleaned)) return {};
+    const uid = inst.metadata.uid ?? '';
+    await this.side.tracker.releaseWhere((c) => c.consumer === uid && c.kind === 'instance');
+    const message = `${this.side.host} could not drop the old copy (${fault.message}); it is left for the clean-up`;
+    const done = { type: StepDone.SourceCleaned, status: 'True' as const, reason: 'CleanupFailed', message };
+    await this.side.kube.migrations.patchStatus(mig, {
+      conditions: setCondition(mig.status?.conditions, done, this.side.now()),
+    });
+    log.warn({ step: 'confirming' }, message);
+    this.side.events.record(mig, 'Warning', EventReason.StepFailed, message);
     return {};
   }
 }

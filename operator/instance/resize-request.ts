@@ -4,7 +4,7 @@
 import { Fault } from '../../common/api/faults.js';
 import { checkInstanceState } from '../../common/api/instance-actions.js';
 import { FaultReason } from '../../common/api/reasons.js';
-import { API_VERSION, type Instance } from '../../common/api/types.js';
+import { API_VERSION, MIGRATION_FINALIZER, type Instance } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import { isConflict } from '../../common/kube/client.js';
 import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
@@ -55,6 +55,8 @@ export class ResizeRequests {
           name,
           namespace: inst.metadata.namespace,
           labels: { 'compute.kubenova.io/instance': inst.metadata.name },
+          // Held from birth, so a delete at any moment is a cancel the operator carries out.
+          finalizers: [MIGRATION_FINALIZER],
           ownerReferences: [
             {
               apiVersion: API_VERSION,

@@ -3,6 +3,7 @@ import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, ownersOf } from '../../common/ap
 import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
 import {
   API_VERSION,
+  MIGRATION_FINALIZER,
   type InstanceStatus,
   type Migration,
   type MigrationStatus,
@@ -17,6 +18,7 @@ import {
   running,
   SMALL,
   snapshot,
+  STEP_TIMEOUT_MS,
   World,
   type WorldOptions,
 } from '../testing.js';
@@ -110,8 +112,10 @@ describe('MigrationStart: a new Migration', () => {
       newFlavor: large,
       oldVmState: 'active',
       startedAt: world.now.toISOString(),
+      stepDeadline: new Date(world.now.getTime() + STEP_TIMEOUT_MS).toISOString(),
       scheduling: { attempts: 0, triedHosts: [] },
     });
+    expect(mig.metadata.finalizers).toEqual([MIGRATION_FINALIZER]);
     expect(mig.metadata.ownerReferences).toEqual([
       expect.objectContaining({ kind: 'Instance', name: 'web-1', uid: INSTANCE_UID }),
     ]);
@@ -155,9 +159,10 @@ describe('MigrationStart: a new Migration', () => {
     expect(world.allocations()).toEqual([bootUsed]);
   });
 
-  it('an operator-made resize Migration already owned by its instance gets no second owner reference', async () => {
+  it('an operator-made resize Migration already owned and held by its instance gets no metadata write', async () => {
     const world = cluster();
     const mig = aMigration(RESIZE, { instance: 'web-1', flavor: 'm1.large' });
+    mig.metadata.finalizers = [MIGRATION_FINALIZER];
     mig.metadata.ownerReferences = [
       { apiVersion: API_VERSION, kind: 'Instance', name: 'web-1', uid: INSTANCE_UID, controller: true },
     ];
@@ -307,7 +312,8 @@ describe('DestinationPlacement: choosing where the instance goes', () => {
     await world.kube.migrations.patchStatus(world.migration(RESIZE), { destHost: 'node-b' });
     const writes = world.cluster.writes.length;
 
-    expect(await world.reconcileMigration(RESIZE)).toEqual({});
+    // Nothing to do but look again at the step deadline.
+    expect(await world.reconcileMigration(RESIZE)).toEqual({ requeueAfterMs: STEP_TIMEOUT_MS + 100 });
 
     expect(world.writesSince(writes)).toEqual([]);
   });
@@ -506,7 +512,8 @@ describe('Decisions: confirm or revert a finished resize', () => {
     expect(world.instance('web-1').status?.taskState).toBe('');
 
     world.now = new Date(start + 60_001);
-    expect(await world.reconcileMigration(RESIZE)).toEqual({});
+    // Confirming runs against the step deadline; the operator looks again then.
+    expect(await world.reconcileMigration(RESIZE)).toEqual({ requeueAfterMs: STEP_TIMEOUT_MS + 100 });
     expect(world.migration(RESIZE).status?.status).toBe('confirming');
     expect(world.instance('web-1').status?.taskState).toBe('resize_confirming');
   });
@@ -630,7 +637,7 @@ describe('MigrationController and the lifecycle table', () => {
     }
   });
 
-  it('a Migration being deleted is left alone', async () => {
+  it('a Migration being deleted without the cancel finalizer is left alone', async () => {
     const world = cluster();
     const mig = aMigration('web-1-move', { instance: 'web-1' });
     mig.metadata.finalizers = ['test/hold'];

@@ -3,6 +3,7 @@
 // it out. A decision made before the migration has finished waits for it, with an Event.
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { setCondition } from '../../common/api/conditions.js';
+import { enterPhase } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
@@ -22,6 +23,7 @@ export class Decisions {
     private readonly events: EventRecorder,
     /** Seconds; 0 = never confirm automatically. */
     private readonly resizeConfirmWindow: number,
+    private readonly stepTimeoutMs: number,
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
   ) {}
@@ -47,11 +49,18 @@ export class Decisions {
       log.info({ step: 'confirming' }, 'resizeConfirmWindow passed; confirming automatically');
     }
     if (decision !== 'Confirm' && decision !== 'Revert') return {};
+    return this.carryOut(mig, inst, decision);
+  }
+
+  /** Moves a finished migration to confirming or reverting (a cancel reverts through here too). */
+  async carryOut(mig: Migration, inst: Instance, decision: 'Confirm' | 'Revert'): Promise<ReconcileResult> {
     const confirming = decision === 'Confirm';
     await this.kube.instances.patchStatus(inst, { taskState: confirming ? 'resize_confirming' : 'resize_reverting' });
     crashPoint('operator:decide:after-instance-task');
-    await this.kube.migrations.patchStatus(mig, { status: confirming ? 'confirming' : 'reverting' });
-    log.info({ step: confirming ? 'confirming' : 'reverting' }, `${decision} accepted`);
+    const phase = confirming ? 'confirming' : 'reverting';
+    // A cancel's request is carried out by this revert (entering the phase clears it): it reverts, not fails.
+    await this.kube.migrations.patchStatus(mig, enterPhase(phase, this.now(), this.stepTimeoutMs));
+    this.log.info({ migration: `${mig.metadata.namespace}/${mig.metadata.name}`, step: phase }, `${decision} accepted`);
     return {};
   }
 

@@ -1,18 +1,18 @@
 // select_destinations for a Migration: PlacementAttempts chooses the destination and retries
 // after a failed claim; when no host can take it, the instance stays where it is, with the
-// reason, and the Migration ends in error.
+// reason, and the Migration ends in error. For an evacuation the operator then takes the
+// task in the place of the fenced source and hands it to the destination.
 import { resourcesOf } from '../../common/api/flavor.js';
-import type { Fault } from '../../common/api/faults.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
-import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
+import { enterPhase } from '../../common/api/lifecycle.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { PlacementAttempts } from '../scheduler/attempts.js';
 import type { ServerGroups } from '../servergroups/membership.js';
-import type { MigrationQuota } from './quota.js';
+import type { MigrationEnding } from './ending.js';
 import type { TransferTokens } from './transfer-token.js';
 
 export class DestinationPlacement {
@@ -20,19 +20,21 @@ export class DestinationPlacement {
     private readonly kube: KubeClient,
     private readonly attempts: PlacementAttempts,
     private readonly groups: ServerGroups,
-    private readonly quota: MigrationQuota,
+    private readonly ending: MigrationEnding,
     private readonly tokens: TransferTokens,
     private readonly events: EventRecorder,
-    private readonly faults: FaultRecorder,
-    private readonly config: { allowResizeToSameHost: boolean },
+    private readonly config: { allowResizeToSameHost: boolean; stepTimeoutMs: number },
     private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   async reconcile(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
-    await this.tokens.ensure(mig);
     const s = mig.status ?? {};
-    if (s.destHost) return {};
+    const evacuation = s.type === 'evacuation';
+    // An evacuation rebuilds from the image: there is no disk to send, so no token.
+    if (!evacuation) await this.tokens.ensure(mig);
     if (!inst || inst.metadata.deletionTimestamp) return {};
+    if (s.destHost) return evacuation ? this.handToDestination(mig, inst) : {};
     const flavor = s.newFlavor!;
     return this.attempts.step({
       what: 'migration',
@@ -41,7 +43,8 @@ export class DestinationPlacement {
       scheduling: s.scheduling,
       forcedHost: mig.spec.targetHost,
       request: (tried) => {
-        const ignore = this.config.allowResizeToSameHost ? tried : [...tried, s.sourceHost ?? ''];
+        const sameHostAllowed = this.config.allowResizeToSameHost && !evacuation;
+        const ignore = sameHostAllowed ? tried : [...tried, s.sourceHost ?? ''];
         return {
           instance: `${inst.metadata.namespace}/${inst.metadata.name}`,
           flavor,
@@ -63,31 +66,18 @@ export class DestinationPlacement {
           message,
         );
       },
-      fail: (fault) => this.fail(mig, inst, fault),
+      fail: (fault) => this.ending.fail(mig, inst, fault, 'pre-migrating'),
     });
   }
 
-  private async fail(mig: Migration, inst: Instance, fault: Fault): Promise<ReconcileResult> {
-    await this.quota.settle(mig, inst);
-    const log = this.log.child({ migration: `${mig.metadata.namespace}/${mig.metadata.name}` });
-    await this.faults.record(
-      fault,
-      async (status) => {
-        // The instance never left its host: it goes back to where it was, with the reason.
-        if (inst.status?.migration === mig.metadata.name) {
-          await this.kube.instances.patchStatus(inst, { taskState: '', migration: null, fault: status });
-        }
-        await this.kube.migrations.patchStatus(mig, {
-          status: 'error',
-          fault: status,
-          finishedAt: status.time,
-          scheduling: { selectedHost: null },
-        });
-      },
-      [{ target: mig }, { target: inst, message: `Migration ${mig.metadata.name} failed: ${fault.message}` }],
-      log,
-      'pre-migrating',
-    );
+  /** The fenced source cannot take the task: the operator does, and the destination rebuilds. */
+  private async handToDestination(mig: Migration, inst: Instance): Promise<ReconcileResult> {
+    const s = mig.status ?? {};
+    const hosts = [s.sourceHost ?? '', s.destHost ?? ''];
+    await this.kube.instances.patchStatus(inst, { taskState: 'resize_migrated', taskHosts: hosts });
+    await this.kube.migrations.patchStatus(mig, enterPhase('post-migrating', this.now(), this.config.stepTimeoutMs));
+    const key = `${mig.metadata.namespace}/${mig.metadata.name}`;
+    this.log.info({ migration: key, step: 'pre-migrating' }, `evacuation handed to ${s.destHost}`);
     return {};
   }
 }

@@ -1,11 +1,14 @@
-// Nova's resize/migrate API and MigrationTask prologue: validate a new Migration against its
-// Instance, reserve a resize's quota increase, mark the instance resize_prep and move the
-// Migration to pre-migrating; or refuse it with the reason and leave the instance untouched.
+// Nova's resize/migrate/evacuate API and MigrationTask prologue: validate a new Migration
+// against its Instance, reserve a resize's quota increase, mark the instance resize_prep and
+// move the Migration to pre-migrating; or refuse it with the reason and leave the instance
+// untouched. An evacuation is allowed only off a host an admin has forced down.
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { snapshotOf } from '../../common/api/flavor.js';
 import { Fault } from '../../common/api/faults.js';
+import { checkInstanceState } from '../../common/api/instance-actions.js';
+import { enterPhase } from '../../common/api/lifecycle.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
-import type { FlavorSnapshot, Instance, Migration } from '../../common/api/types.js';
+import { MIGRATION_FINALIZER, type FlavorSnapshot, type Instance, type Migration } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { FaultNotice, FaultRecorder } from '../../common/kube/fault-recorder.js';
@@ -13,7 +16,7 @@ import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import { resizeIncrease, type QuotaService } from '../quota/quota-service.js';
 import type { Placement } from '../scheduler/placement.js';
-import { checkInstanceMovable, checkResizeFlavor } from './resize-checks.js';
+import { checkInstanceMovable, checkResizeFlavor, type Check } from './resize-checks.js';
 
 export class MigrationStart {
   constructor(
@@ -23,13 +26,14 @@ export class MigrationStart {
     private readonly quota: QuotaService,
     private readonly events: EventRecorder,
     private readonly faults: FaultRecorder,
-    private readonly config: { allowResizeToSameHost: boolean },
+    private readonly config: { allowResizeToSameHost: boolean; stepTimeoutMs: number },
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
   ) {}
 
   async reconcile(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
     const isResize = Boolean(mig.spec.flavor);
+    const evacuation = mig.spec.type === 'Evacuation';
     if (!inst) {
       const where = `namespace ${mig.metadata.namespace}`;
       return this.refuse(
@@ -38,7 +42,14 @@ export class MigrationStart {
         `instance ${mig.spec.instance} does not exist in ${where}; a Migration must live in its Instance's namespace`,
       );
     }
-    const movable = checkInstanceMovable(inst, mig.metadata.name);
+    const busy = inst.status?.migration;
+    // A migration off a fenced host is being ended for it (the stand-in); the evacuation waits.
+    if (evacuation && busy && busy !== mig.metadata.name && this.placement.isForcedDown(inst.status?.host)) {
+      return { requeueAfterMs: 1_000 };
+    }
+    const movable = evacuation
+      ? this.checkEvacuable(inst, mig.metadata.name)
+      : checkInstanceMovable(inst, mig.metadata.name);
     if (!movable.ok) return this.refuse(mig, inst, movable.message);
     const current = inst.status!.flavor!;
     let newFlavor: FlavorSnapshot = current;
@@ -51,6 +62,9 @@ export class MigrationStart {
     const source = inst.status!.host!;
     if (mig.spec.targetHost) {
       const target = mig.spec.targetHost;
+      if (target === source && evacuation) {
+        return this.refuse(mig, inst, `targetHost ${target} is the forced-down host the instance is evacuated from`);
+      }
       if (target === source && !this.config.allowResizeToSameHost) {
         return this.refuse(
           mig,
@@ -88,8 +102,8 @@ export class MigrationStart {
     crashPoint('operator:migration:after-instance-task');
     const owned = await this.ensureOwner(mig, inst);
     await this.kube.migrations.patchStatus(owned, {
-      type: isResize ? 'resize' : 'migration',
-      status: 'pre-migrating',
+      type: evacuation ? 'evacuation' : isResize ? 'resize' : 'migration',
+      ...enterPhase('pre-migrating', this.now(), this.config.stepTimeoutMs),
       sourceHost: source,
       oldFlavor: current,
       newFlavor,
@@ -97,18 +111,51 @@ export class MigrationStart {
       startedAt: this.now().toISOString(),
       scheduling: { attempts: 0, triedHosts: [] },
     });
-    const what = isResize ? `resize from ${current.name} to ${newFlavor.name}` : `cold migration off ${source}`;
+    const what = evacuation
+      ? `evacuation off forced-down ${source}, rebuilding from image ${inst.spec.image}`
+      : isResize
+        ? `resize from ${current.name} to ${newFlavor.name}`
+        : `cold migration off ${source}`;
     const key = `${mig.metadata.namespace}/${inst.metadata.name}`;
     this.log.info({ instance: key, migration: mig.metadata.name, step: 'pre-migrating' }, `${what} started`);
-    const reason = isResize ? EventReason.ResizeStarted : EventReason.MigrationStarted;
+    const reason = evacuation
+      ? EventReason.EvacuationStarted
+      : isResize
+        ? EventReason.ResizeStarted
+        : EventReason.MigrationStarted;
     this.events.record(inst, 'Normal', reason, `${what} started (Migration ${mig.metadata.name})`);
     this.events.record(mig, 'Normal', reason, `${what} started`);
     return {};
   }
 
-  /** The Migration with the instance among its owners, as written (its status write starts from that version). */
+  /** Nova's evacuate checks: the instance ran somewhere, and that host is fenced. */
+  private checkEvacuable(inst: Instance, migrationName: string): Check {
+    const host = inst.status?.host;
+    const name = inst.metadata.name;
+    if (!host || !inst.status?.flavor) {
+      return { ok: false, message: `instance ${name} has no host; only an instance placed on a host can be evacuated` };
+    }
+    if (!this.placement.isForcedDown(host)) {
+      return {
+        ok: false,
+        message:
+          `host ${host} of instance ${name} is not forced down; once the host is fenced (powered off), set ` +
+          `spec.forcedDown: true on ComputeNode ${host}, or cold-migrate the instance while its host is up`,
+      };
+    }
+    return checkInstanceState(inst, 'evacuate', migrationName);
+  }
+
+  /**
+   * The Migration owned by its instance and held by the cancel finalizer, as written (its status
+   * write starts from that version). One metadata write; none when both are there already.
+   */
   private async ensureOwner(mig: Migration, inst: Instance): Promise<Migration> {
-    if ((mig.metadata.ownerReferences ?? []).some((o) => o.uid === inst.metadata.uid)) return mig;
+    const owners = mig.metadata.ownerReferences ?? [];
+    const finalizers = mig.metadata.finalizers ?? [];
+    const owned = owners.some((o) => o.uid === inst.metadata.uid);
+    const held = finalizers.includes(MIGRATION_FINALIZER);
+    if (owned && held) return mig;
     const owner = {
       apiVersion: inst.apiVersion,
       kind: 'Instance',
@@ -120,7 +167,8 @@ export class MigrationStart {
       {
         metadata: {
           resourceVersion: mig.metadata.resourceVersion,
-          ownerReferences: [...(mig.metadata.ownerReferences ?? []), owner],
+          ...(owned ? {} : { ownerReferences: [...owners, owner] }),
+          ...(held ? {} : { finalizers: [...finalizers, MIGRATION_FINALIZER] }),
         },
       },
     );
@@ -138,7 +186,7 @@ export class MigrationStart {
       new Fault(reason, message),
       (fault) =>
         this.kube.migrations.patchStatus(mig, {
-          type: mig.spec.flavor ? 'resize' : 'migration',
+          type: mig.spec.type === 'Evacuation' ? 'evacuation' : mig.spec.flavor ? 'resize' : 'migration',
           status: 'error',
           fault,
           finishedAt: fault.time,

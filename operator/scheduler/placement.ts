@@ -68,6 +68,11 @@ export class Placement {
     return undefined;
   }
 
+  /** Whether an admin has declared the host dead and fenced (Nova's forced_down). */
+  isForcedDown(host: string | undefined): boolean {
+    return host !== undefined && this.nodes.get(host)?.spec.forcedDown === true;
+  }
+
   claimedAnywhere(consumers: string[]): ComputeNode[] {
     return this.nodes.list().filter((n) => (n.status?.claims ?? []).some((c) => consumers.includes(c.consumer)));
   }
