@@ -44,7 +44,10 @@ const escape = (text: string) => text.replace(/</g, '&lt;').replace(/>/g, '&gt;'
 
 /** The table behind the diagram, in words: who does what in each phase. */
 export function lifecycleTable(): string {
-  const rows = ['| phase | instance task | steps, in order | next (written by) |', '|---|---|---|---|'];
+  const rows = [
+    '| phase | instance task | steps, in order | next (written by) | way back (deadline, cancel, failure) | host forced down |',
+    '|---|---|---|---|---|---|',
+  ];
   const cell = (steps: PhaseRule['steps']) =>
     steps
       .map(
@@ -56,10 +59,20 @@ export function lifecycleTable(): string {
     Object.entries(n)
       .map(([to, who]) => `${to} (${who})`)
       .join(', ') || '— terminal';
-  rows.push(`| (new) | — | ${cell(MIGRATION_START.steps)} | ${next(MIGRATION_START.next)} |`);
+  const back = (rule: PhaseRule) =>
+    rule.rollback ? `**${rule.rollback.owner}**: ${escape(rule.rollback.does)} → ${rule.rollback.to}` : '—';
+  const fenced = (rule: PhaseRule) =>
+    Object.entries(rule.fenced ?? {})
+      .map(
+        ([side, f]) =>
+          `${side}: **operator** ${escape(f.does)}${f.to ? ` → ${f.to}` : ''}${f.marks ? ` (${f.marks})` : ''}`,
+      )
+      .join('<br>') || '—';
+  rows.push(`| (new) | — | ${cell(MIGRATION_START.steps)} | ${next(MIGRATION_START.next)} | — | — |`);
   for (const phase of MIGRATION_PHASES) {
     const rule: PhaseRule = MIGRATION_LIFECYCLE[phase];
-    rows.push(`| ${phase} | ${rule.taskState || '""'} | ${cell(rule.steps)} | ${next(rule.next)} |`);
+    const cells = [phase, rule.taskState || '""', cell(rule.steps), next(rule.next), back(rule), fenced(rule)];
+    rows.push(`| ${cells.join(' | ')} |`);
   }
   return rows.join('\n');
 }
