@@ -611,7 +611,7 @@ describe('MigrationSettlement: after the end', () => {
     expect(world.cluster.list('Migration').map((m) => m.metadata.name)).toEqual([RESIZE]);
   });
 
-  it('a migration that ended in error gives its quota back and drops its transfer Secret', async () => {
+  it('a resize that ended in error gives its quota back, drops its transfer Secret and sets spec.flavor back', async () => {
     const world = await ended('error', running('node-a', small));
 
     await world.reconcileMigration(RESIZE);
@@ -619,7 +619,11 @@ describe('MigrationSettlement: after the end', () => {
     expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeUndefined();
     expect(world.allocations()).toEqual([bootUsed]);
     expect(world.placement.inFlight.size()).toBe(0);
-    expect(world.instance('web-1').spec.flavor).toBe('m1.large');
+    // The instance runs its old flavor; spec says so again, so no second resize starts.
+    expect(world.instance('web-1').spec.flavor).toBe('m1.small');
+    expect(world.messages('web-1', 'FlavorReset')).toEqual([
+      'resize failed (error): spec.flavor set back from m1.large to m1.small',
+    ]);
   });
 });
 

@@ -29,11 +29,14 @@ export class MigrationSettlement {
     // another resize: DESIGN's revert resets spec.flavor, and a confirm of a resize the user asked
     // for with a Migration (spec.flavor untouched) sets it to what the instance now runs.
     const { oldFlavor, newFlavor } = s;
-    if (s.status === 'reverted' && inst.spec.flavor === newFlavor.name) {
+    const backOnOld = inst.status?.flavor?.name === oldFlavor.name;
+    if ((s.status === 'reverted' || (s.status === 'error' && backOnOld)) && inst.spec.flavor === newFlavor.name) {
+      // A failed resize leaves the instance on its old flavor, like a revert (Nova's failed resize).
+      const how = s.status === 'reverted' ? 'resize reverted' : `resize failed (${s.fault?.reason ?? 'error'})`;
       await this.setFlavor(
         inst,
         oldFlavor.name,
-        `resize reverted: spec.flavor set back from ${newFlavor.name} to ${oldFlavor.name}`,
+        `${how}: spec.flavor set back from ${newFlavor.name} to ${oldFlavor.name}`,
       );
     } else if (s.status === 'confirmed' && inst.spec.flavor === oldFlavor.name) {
       await this.setFlavor(
