@@ -1,12 +1,32 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } from '../../common/api/lifecycle.js';
+import { FAIL_ANNOTATION, injectedFailureMessage } from '../../common/api/fault-injection.js';
 import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
-import type { Instance, Migration } from '../../common/api/types.js';
+import type { Instance, Migration, MigrationStatus } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
-import { MEDIUM, SMALL, TestHosts, claimsOn, decide, pathExists, type TestHost, oneHost } from '../testing.js';
-import { MIG, MIG_KEY, crossHostToFinished, resizeStarted, sameHostToFinished, type Resize } from './testing.js';
+import { InjectedFailures } from '../driver/injected-failures.js';
+import {
+  MEDIUM,
+  SMALL,
+  TestHosts,
+  claimsOn,
+  decide,
+  pathExists,
+  silentLog,
+  type TestHost,
+  oneHost,
+} from '../testing.js';
+import {
+  MIG,
+  MIG_KEY,
+  crossHostToFinished,
+  resizeStarted,
+  sameHostToFinished,
+  stageTransfer,
+  type Resize,
+} from './testing.js';
 
 let cluster: FakeCluster;
 let hosts: TestHosts;
@@ -233,5 +253,344 @@ describe('MigrationSource: across hosts', () => {
     }
     expect(await c.driver.list()).toEqual([]);
     expect(claimsOn(cluster, 'host-c')).toEqual([]);
+  });
+});
+
+/** The host's driver honours the instance's fake.kubenova.io/fail annotation, wired as the agent wires it. */
+function honourFailAnnotation(host: TestHost): void {
+  const index = new InjectedFailures(silentLog);
+  index.watch(cluster.cache('Instance'));
+  for (const i of cluster.list('Instance')) index.observe(i);
+  host.driver.setInjectedFailures((uid) => index.stepsFor(uid, host.name));
+}
+
+/** Annotates web-1 so that these driver steps fail (common/api/fault-injection.ts). */
+async function failSteps(value: string): Promise<void> {
+  await cluster
+    .client()
+    .instances.patch(
+      { namespace: 'default', name: 'web-1' },
+      { metadata: { annotations: { [FAIL_ANNOTATION]: value } } },
+    );
+}
+
+/** Runs the source's step until its retry budget (3 in these tests) is spent: two failures, then the give-up. */
+async function sourceUntilGiveUp(host: TestHost, failure: string | RegExp): Promise<void> {
+  await expect(host.source.reconcile(MIG_KEY)).rejects.toThrow(failure);
+  await expect(host.source.reconcile(MIG_KEY)).rejects.toThrow(failure);
+  expect(await host.source.reconcile(MIG_KEY)).toEqual({});
+}
+
+const rollbackFor = (phase: MigrationStatus['status'], reason: 'Cancelled' | 'StepTimedOut' | 'HostLost') => ({
+  phase: phase!,
+  reason,
+  message: `test: ${reason} while ${phase}`,
+  time: new Date().toISOString(),
+});
+
+describe("MigrationSource: giving up in migrating (the way back is the source's)", () => {
+  /** A resize from host-a to host-b whose source powered off and kept <uid>_resize, then was restarted. */
+  async function migratingAfterBackup(): Promise<{ b: TestHost; r: Resize }> {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await b.destination.reconcile(MIG_KEY);
+    await a.driver.migrateOut(r.uid);
+    await a.kube.instances.patchStatus(inst(), { taskState: 'resize_migrating', taskHosts: ['host-a', 'host-b'] });
+    await a.kube.migrations.patchStatus(mig(), { status: 'migrating' });
+    return { b, r };
+  }
+
+  it('a step that fails stepRetries times drops <uid>_resize, runs the guest again and ends the Migration in error', async () => {
+    const { b, r } = await migratingAfterBackup();
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+    honourFailAnnotation(a);
+    await failSteps('migrate-out@host-a');
+
+    await sourceUntilGiveUp(a, injectedFailureMessage('migrate-out'));
+
+    const m = mig().status!;
+    expect(m.status).toBe('error');
+    expect(m.fault).toMatchObject({ reason: 'StepFailed' });
+    expect(m.fault?.message).toBe(
+      `migrating on host-a failed 3 times: migrateOut ${r.uid}: ${injectedFailureMessage('migrate-out')}`,
+    );
+    expect(m.finishedAt).toBe(m.fault?.time);
+    expect(m.rollback).toBeUndefined();
+    // The instance keeps its state on the source: active, its old flavor, running.
+    const s = inst().status!;
+    expect(s).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', flavor: SMALL, powerState: 'running' });
+    expect(s.fault).toMatchObject({ reason: 'StepFailed' });
+    expect(s.migration).toBeUndefined();
+    expect(s.taskHosts).toBeUndefined();
+    expect((await a.driver.get(r.uid))?.powerState).toBe('running');
+    expect(await a.driver.hasBackup(r.uid)).toBe(false);
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+    expect(cluster.eventsFor(MIG)).toContain('StepFailed');
+    expect(cluster.eventsFor('web-1')).toContain('StepFailed');
+    expect(cluster.events.find((e) => e.reason === 'StepFailed')?.message).toContain(
+      'the instance keeps running on host-a',
+    );
+    // The destination then gives back what it held for it.
+    await b.destination.reconcile(MIG_KEY);
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+  });
+
+  it('a rollback that itself fails leaves the instance in error, saying both failures and what an admin can do', async () => {
+    const { r } = await migratingAfterBackup();
+    honourFailAnnotation(a);
+    await failSteps('migrate-out,power-on');
+
+    await sourceUntilGiveUp(a, injectedFailureMessage('migrate-out'));
+
+    const m = mig().status!;
+    expect(m.status).toBe('error');
+    expect(m.fault?.reason).toBe('StepFailed');
+    expect(m.fault?.message).toBe(
+      `migrating on host-a failed 3 times: migrateOut ${r.uid}: ${injectedFailureMessage('migrate-out')}; ` +
+        `rolling back failed too: powerOn ${r.uid}: ${injectedFailureMessage('power-on')}; ` +
+        'the instance is left in error with its files kept on host-a and host-b; fix the host, then delete the ' +
+        'instance, or recreate it from its image',
+    );
+    expect(inst().status).toMatchObject({ vmState: 'error', taskState: '', fault: m.fault });
+    expect(inst().status?.migration).toBeUndefined();
+  });
+
+  it('a step that failed fewer than stepRetries times changes nothing and is tried again', async () => {
+    const { r } = await migratingAfterBackup();
+    honourFailAnnotation(a);
+    await failSteps('migrate-out');
+    const from = cluster.writes.length;
+
+    await expect(a.source.reconcile(MIG_KEY)).rejects.toThrow(injectedFailureMessage('migrate-out'));
+    await expect(a.source.reconcile(MIG_KEY)).rejects.toThrow(injectedFailureMessage('migrate-out'));
+
+    expect(cluster.writes.slice(from)).toEqual([]);
+    expect(mig().status?.status).toBe('migrating');
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+  });
+
+  it('a failure on another host named in the annotation does not fail the step here', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, a);
+    honourFailAnnotation(a);
+    await failSteps(`migrate-out@${b.name}`);
+    await a.destination.reconcile(MIG_KEY);
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(mig().status?.status).toBe('post-migrating');
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+  });
+
+  it('a rollback requested for migrating (a cancel) rolls back at once: the guest keeps running, error Cancelled', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await b.destination.reconcile(MIG_KEY);
+    await a.kube.instances.patchStatus(inst(), { taskState: 'resize_migrating' });
+    const request = rollbackFor('migrating', 'Cancelled');
+    await a.kube.migrations.patchStatus(mig(), { status: 'migrating', rollback: request });
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(mig().status).toMatchObject({ status: 'error', fault: { reason: 'Cancelled', message: request.message } });
+    expect(mig().status?.rollback).toBeUndefined();
+    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', powerState: 'running' });
+    expect(inst().status?.fault).toMatchObject({ reason: 'Cancelled' });
+    // Nothing was sent: the guest was never powered off, no backup was made.
+    expect((await a.driver.get(r.uid))?.powerState).toBe('running');
+    expect(await a.driver.hasBackup(r.uid)).toBe(false);
+    expect(cluster.eventsFor(MIG)).toContain('MigrationCancelled');
+    expect(cluster.eventsFor('web-1')).toContain('MigrationCancelled');
+  });
+
+  it('a rollback of a stopped instance leaves it stopped', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await a.driver.powerOff(r.uid);
+    await a.kube.instances.patchStatus(inst(), { vmState: 'stopped', powerState: 'shutdown' });
+    await b.destination.reconcile(MIG_KEY);
+    await a.kube.migrations.patchStatus(mig(), {
+      status: 'migrating',
+      oldVmState: 'stopped',
+      rollback: rollbackFor('migrating', 'StepTimedOut'),
+    });
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(mig().status).toMatchObject({ status: 'error', fault: { reason: 'StepFailed' } });
+    expect(inst().status).toMatchObject({ vmState: 'stopped', taskState: '', powerState: 'shutdown' });
+    expect((await a.driver.get(r.uid))?.powerState).toBe('shutdown');
+  });
+
+  it('a rollback request naming another phase does not stop the step, and entering the next phase clears it', async () => {
+    const r = await resizeStarted(cluster, a, a);
+    await a.destination.reconcile(MIG_KEY);
+    await a.kube.migrations.patchStatus(mig(), {
+      status: 'migrating',
+      rollback: rollbackFor('pre-migrating', 'StepTimedOut'),
+    });
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(mig().status?.status).toBe('post-migrating');
+    expect(mig().status?.rollback).toBeUndefined();
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+  });
+
+  it('taking the task writes the step deadline of migrating, then of post-migrating', async () => {
+    await resizeStarted(cluster, a, a);
+    await a.destination.reconcile(MIG_KEY);
+    const deadlines: [string | undefined, string | undefined][] = [];
+    cluster.cache('Migration').on('update', (m) => deadlines.push([m.status?.status, m.status?.stepDeadline]));
+
+    await a.source.reconcile(MIG_KEY);
+
+    const at = new Date(a.clock.now().getTime() + 300_000).toISOString();
+    expect(deadlines).toEqual([
+      ['migrating', at],
+      ['post-migrating', at],
+    ]);
+  });
+});
+
+describe('MigrationSource: giving up in confirming (free the old claim, leave the files to the clean-up)', () => {
+  it('confirm_resize failing stepRetries times frees the old claim and marks SourceCleaned (CleanupFailed)', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await crossHostToFinished(cluster, a, b, r);
+    await decide(cluster, MIG, 'Confirm');
+    // The migrated-away original runs again here: the driver refuses to delete it.
+    await a.driver.powerOn(r.uid);
+
+    await sourceUntilGiveUp(a, 'refusing to delete it as the migrated-away original');
+
+    const done = mig().status?.conditions?.find((c) => c.type === StepDone.SourceCleaned);
+    expect(done).toMatchObject({ status: 'True', reason: 'CleanupFailed' });
+    expect(done?.message).toContain('host-a could not drop the old copy (confirming on host-a failed 3 times: ');
+    expect(done?.message).toContain('it is left for the clean-up');
+    expect(mig().status?.status).toBe('confirming');
+    expect(claimsOn(cluster, 'host-a')).toEqual([]);
+    // The files stay for the stale-copy clean-up.
+    expect(await pathExists(a.driver.instanceDir(r.uid))).toBe(true);
+    expect(cluster.eventsFor(MIG)).toContain('StepFailed');
+    // The confirm goes on: the destination keeps the instance.
+    await b.destination.reconcile(MIG_KEY);
+    expect(mig().status?.status).toBe('confirmed');
+    expect(inst().status).toMatchObject({ vmState: 'active', host: 'host-b', flavor: MEDIUM });
+    expect(claimsOn(cluster, 'host-b')).toEqual([`instance/${r.uid}`]);
+  });
+
+  it('a rollback requested for confirming (past its deadline) gives up at once, without touching the files', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await crossHostToFinished(cluster, a, b, r);
+    await decide(cluster, MIG, 'Confirm');
+    await a.kube.migrations.patchStatus(mig(), { rollback: rollbackFor('confirming', 'StepTimedOut') });
+    const confirm = vi.spyOn(a.driver, 'confirmMigration');
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(confirm).not.toHaveBeenCalled();
+    expect(stepDone(mig(), StepDone.SourceCleaned)).toBe(true);
+    expect(claimsOn(cluster, 'host-a')).toEqual([]);
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+    // Done once: a second pass does nothing.
+    const from = cluster.writes.length;
+    await a.source.reconcile(MIG_KEY);
+    expect(cluster.writes.slice(from)).toEqual([]);
+  });
+});
+
+describe('MigrationSource: reverting has no way back (it strands)', () => {
+  it('a restore failing stepRetries times leaves the instance in error with what an admin can do; files kept', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await crossHostToFinished(cluster, a, b, r);
+    await decide(cluster, MIG, 'Revert');
+    await b.destination.reconcile(MIG_KEY);
+    honourFailAnnotation(a);
+    await failSteps('revert');
+
+    await sourceUntilGiveUp(a, injectedFailureMessage('revert'));
+
+    const m = mig().status!;
+    expect(m.status).toBe('error');
+    expect(m.fault?.reason).toBe('StepFailed');
+    expect(m.fault?.message).toBe(
+      `reverting on host-a failed 3 times: revertMigration ${r.uid}: ${injectedFailureMessage('revert')}; ` +
+        'the instance is left in error with its files kept on host-a and host-b; fix the host, then delete the ' +
+        'instance, or recreate it from its image',
+    );
+    expect(m.finishedAt).toBe(m.fault?.time);
+    const s = inst().status!;
+    expect(s).toMatchObject({ vmState: 'error', taskState: '', fault: m.fault });
+    expect(s.migration).toBeUndefined();
+    expect(s.taskHosts).toBeUndefined();
+    expect(s.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'StepFailed' });
+    // Nothing is deleted: the backup to restore by hand stays, and so does the claim.
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+    expect(cluster.eventsFor(MIG)).toContain('StepFailed');
+    expect(cluster.eventsFor('web-1')).toContain('StepFailed');
+  });
+
+  it('a rollback request for reverting does not make the source give up: it restores as asked', async () => {
+    const r = await resizeStarted(cluster, a, a);
+    await sameHostToFinished(a);
+    await decide(cluster, MIG, 'Revert');
+    await a.destination.reconcile(MIG_KEY);
+    await a.kube.migrations.patchStatus(mig(), { rollback: rollbackFor('reverting', 'StepTimedOut') });
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', flavor: SMALL });
+    expect(await a.driver.hasBackup(r.uid)).toBe(false);
+  });
+});
+
+describe('MigrationSource: a revert that is a rollback ends in error', () => {
+  it("after the destination handed over, restores the old copy and ends the Migration in error with the rollback's fault", async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    const original = await diskOf(a, r.uid);
+    await b.destination.reconcile(MIG_KEY);
+    await stageTransfer(cluster, a, b, r);
+    const request = rollbackFor('post-migrating', 'HostLost');
+    await a.kube.instances.patchStatus(inst(), { taskState: 'resize_reverting' });
+    await a.kube.migrations.patchStatus(mig(), {
+      status: 'reverting',
+      rollback: request,
+      conditions: [
+        {
+          type: StepDone.DestinationCleaned,
+          status: 'True',
+          reason: 'HostLost',
+          message: 'host-b is forced down',
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ],
+    });
+
+    await a.source.reconcile(MIG_KEY);
+
+    const m = mig().status!;
+    expect(m.status).toBe('error');
+    expect(m.fault).toMatchObject({ reason: 'HostLost', message: request.message });
+    expect(m.finishedAt).toBe(m.fault?.time);
+    expect(inst().status).toMatchObject({
+      vmState: 'active',
+      taskState: '',
+      host: 'host-a',
+      flavor: SMALL,
+      powerState: 'running',
+    });
+    expect(inst().status?.migration).toBeUndefined();
+    expect((await diskOf(a, r.uid)).equals(original)).toBe(true);
+    expect(await a.driver.hasBackup(r.uid)).toBe(false);
+    expect(cluster.eventsFor(MIG)).toContain('HostLost');
+    expect(cluster.eventsFor(MIG)).not.toContain('ResizeReverted');
+    expect(cluster.eventsFor('web-1')).toContain('RolledBack');
+    const told = cluster.events.find((e) => e.reason === 'HostLost')?.message;
+    expect(told).toBe(`${request.message}; rolled back: the instance runs on host-a with m1.small again`);
   });
 });
