@@ -1,10 +1,12 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } from '../../common/api/lifecycle.js';
-import { API_VERSION, type Instance, type Migration } from '../../common/api/types.js';
+import { FAIL_ANNOTATION, injectedFailureMessage } from '../../common/api/fault-injection.js';
+import { API_VERSION, type Instance, type Migration, type MigrationStatus } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { fakeDiskSize } from '../driver/fake.js';
+import { InjectedFailures } from '../driver/injected-failures.js';
 import {
   HUGE,
   MEDIUM,
@@ -419,5 +421,252 @@ describe('MigrationDestination: across hosts', () => {
     expect(cluster.writes.length - from).toBe(MIGRATION_PHASES.length);
     expect(claimsOn(cluster, 'host-c')).toEqual([]);
     expect(await b.driver.list()).toEqual([]);
+  });
+});
+
+/** The host's driver honours the instance's fake.kubenova.io/fail annotation, wired as the agent wires it. */
+function honourFailAnnotation(host: TestHost): void {
+  const index = new InjectedFailures(silentLog);
+  index.watch(cluster.cache('Instance'));
+  for (const i of cluster.list('Instance')) index.observe(i);
+  host.driver.setInjectedFailures((uid) => index.stepsFor(uid, host.name));
+}
+
+/** Annotates web-1 so that these driver steps fail (common/api/fault-injection.ts). */
+async function failSteps(value: string): Promise<void> {
+  await cluster
+    .client()
+    .instances.patch(
+      { namespace: 'default', name: 'web-1' },
+      { metadata: { annotations: { [FAIL_ANNOTATION]: value } } },
+    );
+}
+
+/** Runs the destination's step until its retry budget (3 in these tests) is spent: two failures, then the give-up. */
+async function destinationUntilGiveUp(host: TestHost, failure: string): Promise<void> {
+  await expect(host.destination.reconcile(MIG_KEY)).rejects.toThrow(failure);
+  await expect(host.destination.reconcile(MIG_KEY)).rejects.toThrow(failure);
+  expect(await host.destination.reconcile(MIG_KEY)).toEqual({});
+}
+
+const rollbackFor = (phase: NonNullable<MigrationStatus['status']>, reason: 'Cancelled' | 'StepTimedOut') => ({
+  phase,
+  reason,
+  message: `test: ${reason} while ${phase}`,
+  time: new Date().toISOString(),
+});
+
+describe('MigrationDestination: giving up in post-migrating hands over to the revert steps', () => {
+  it('finish_resize failing stepRetries times -> reverting with the rollback; the revert steps end the migration in error', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    const original = await diskOf(a, r.uid);
+    await b.destination.reconcile(MIG_KEY);
+    await stageTransfer(cluster, a, b, r);
+    honourFailAnnotation(b);
+    await failSteps('finish-migration@host-b');
+
+    await destinationUntilGiveUp(b, injectedFailureMessage('finish-migration'));
+
+    const handed = mig().status!;
+    expect(handed.status).toBe('reverting');
+    const cause = `post-migrating on host-b failed 3 times: finishMigration ${r.uid}: ${injectedFailureMessage('finish-migration')}`;
+    expect(handed.rollback).toMatchObject({ phase: 'post-migrating', reason: 'StepFailed', message: cause });
+    expect(handed.stepDeadline).toBe(new Date(b.clock.now().getTime() + 300_000).toISOString());
+    expect(inst().status).toMatchObject({ taskState: 'resize_reverting', host: 'host-a', flavor: SMALL });
+    expect(cluster.eventsFor(MIG)).toContain('RollingBack');
+    expect(cluster.eventsFor('web-1')).toContain('RollingBack');
+    expect(cluster.events.find((e) => e.reason === 'RollingBack')?.message).toBe(`rolling back onto host-a: ${cause}`);
+
+    // The normal revert steps: the destination lets go, the source restores its backup.
+    await b.destination.reconcile(MIG_KEY);
+    expect(stepDone(mig(), StepDone.DestinationCleaned)).toBe(true);
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(await pathExists(join(b.stagingDir, r.migUid))).toBe(false);
+    await a.source.reconcile(MIG_KEY);
+
+    const m = mig().status!;
+    expect(m.status).toBe('error');
+    expect(m.fault).toMatchObject({ reason: 'StepFailed', message: cause });
+    const s = inst().status!;
+    expect(s).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', flavor: SMALL, powerState: 'running' });
+    expect(s.migration).toBeUndefined();
+    expect((await diskOf(a, r.uid)).equals(original)).toBe(true);
+    expect(await a.driver.hasBackup(r.uid)).toBe(false);
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+    expect(cluster.eventsFor(MIG)).not.toContain('ResizeReverted');
+    expect(cluster.eventsFor('web-1')).toContain('RolledBack');
+  });
+
+  it('on one host: the failed finish is handed over, the source restores the backup in place and ends error', async () => {
+    const r = await resizeStarted(cluster, a, a);
+    const original = await diskOf(a, r.uid);
+    await a.destination.reconcile(MIG_KEY);
+    await a.source.reconcile(MIG_KEY);
+    expect(mig().status?.status).toBe('post-migrating');
+    honourFailAnnotation(a);
+    await failSteps('finish-migration');
+
+    await destinationUntilGiveUp(a, injectedFailureMessage('finish-migration'));
+    expect(mig().status?.status).toBe('reverting');
+    await a.destination.reconcile(MIG_KEY);
+    // The directory is the source's to restore: the destination on the same host does not destroy it.
+    expect(await a.driver.hasBackup(r.uid)).toBe(true);
+    await a.source.reconcile(MIG_KEY);
+
+    expect(mig().status).toMatchObject({ status: 'error', fault: { reason: 'StepFailed' } });
+    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', flavor: SMALL, powerState: 'running' });
+    expect((await diskOf(a, r.uid)).equals(original)).toBe(true);
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+  });
+
+  it('a rollback requested for post-migrating (a cancel) hands over at once, keeping the request; it ends error Cancelled', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await b.destination.reconcile(MIG_KEY);
+    await stageTransfer(cluster, a, b, r);
+    const request = rollbackFor('post-migrating', 'Cancelled');
+    await a.kube.migrations.patchStatus(mig(), { rollback: request });
+    const finish = vi.spyOn(b.driver, 'finishMigration');
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(finish).not.toHaveBeenCalled();
+    expect(mig().status).toMatchObject({ status: 'reverting', rollback: request });
+    expect(inst().status?.taskState).toBe('resize_reverting');
+    await b.destination.reconcile(MIG_KEY);
+    await a.source.reconcile(MIG_KEY);
+    expect(mig().status).toMatchObject({ status: 'error', fault: { reason: 'Cancelled', message: request.message } });
+    expect(inst().status).toMatchObject({ vmState: 'active', host: 'host-a', flavor: SMALL });
+  });
+
+  it('a rollback request on a migration this host is not the destination of changes nothing', async () => {
+    const b = await hosts.add('host-b');
+    const c = await hosts.add('host-c');
+    const r = await resizeStarted(cluster, a, b);
+    await b.destination.reconcile(MIG_KEY);
+    await stageTransfer(cluster, a, b, r);
+    await a.kube.migrations.patchStatus(mig(), { rollback: rollbackFor('post-migrating', 'Cancelled') });
+    const from = cluster.writes.length;
+
+    await c.destination.reconcile(MIG_KEY);
+
+    expect(cluster.writes.slice(from)).toEqual([]);
+    expect(mig().status?.status).toBe('post-migrating');
+  });
+});
+
+describe('MigrationDestination: an evacuation rebuilds from the image', () => {
+  /**
+   * web-1 on host-a (forced down) evacuated to host-b: the destination holds its claim and the
+   * operator, standing in for the fenced source, has moved the Migration to post-migrating.
+   */
+  async function evacuationHandedTo(b: TestHost, vmState: 'active' | 'stopped' = 'active') {
+    const booted = await bootOn(a, cluster, 'web-1', SMALL);
+    if (vmState === 'stopped') {
+      await a.driver.powerOff(booted.metadata.uid!);
+      await a.kube.instances.patchStatus(booted, { vmState: 'stopped', powerState: 'shutdown' });
+    }
+    const r = await resizeStarted(cluster, a, b, SMALL);
+    await a.kube.migrations.patchStatus(mig(), { type: 'evacuation' });
+    await b.destination.reconcile(MIG_KEY);
+    expect(mig().status?.destHost).toBe(b.name);
+    await a.kube.instances.patchStatus(inst(), { taskState: 'resize_migrated', taskHosts: ['host-a', b.name] });
+    await a.kube.migrations.patchStatus(mig(), { status: 'post-migrating' });
+    const marker = (await a.driver.guestReport(r.uid))?.marker;
+    return { ...r, marker };
+  }
+
+  it('post-migrating: spawns a new guest here, turns the migration claim into the instance claim -> confirmed', async () => {
+    const b = await hosts.add('host-b');
+    const r = await evacuationHandedTo(b);
+
+    await b.destination.reconcile(MIG_KEY);
+
+    const m = mig().status!;
+    expect(m.status).toBe('confirmed');
+    expect(m.finishedAt).toBeDefined();
+    expect(m.stepDeadline).toBeUndefined();
+    const s = inst().status!;
+    expect(s).toMatchObject({ vmState: 'active', taskState: '', host: 'host-b', flavor: SMALL, powerState: 'running' });
+    expect(s.migration).toBeUndefined();
+    expect(s.taskHosts).toBeUndefined();
+    expect(s.oldFlavor).toBeUndefined();
+    expect(s.launchedAt).toBe(b.clock.now().toISOString());
+    expect(s.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Running' });
+    // A new guest from the image, not a copy of the one on the fenced host.
+    expect(s.guest?.marker).toBeDefined();
+    expect(s.guest?.marker).not.toBe(r.marker);
+    expect(await b.driver.get(r.uid)).toMatchObject({ powerState: 'running', flavor: SMALL });
+    expect(claimsOn(cluster, 'host-b')).toEqual([`instance/${r.uid}`]);
+    const message = 'rebuilt on host-b from image cirros (the disk on host-a is lost)';
+    expect(cluster.events.filter((e) => e.reason === 'Evacuated').map((e) => e.message)).toEqual([message, message]);
+    // Nothing was asked of the fenced host: its copy and claim wait for its agent to come back.
+    expect(await a.driver.get(r.uid)).toBeDefined();
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+  });
+
+  it('post-migrating: a stopped instance is rebuilt and left stopped', async () => {
+    const b = await hosts.add('host-b');
+    const r = await evacuationHandedTo(b, 'stopped');
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(mig().status?.status).toBe('confirmed');
+    expect(inst().status).toMatchObject({ vmState: 'stopped', host: 'host-b', powerState: 'shutdown' });
+    expect((await b.driver.get(r.uid))?.powerState).toBe('shutdown');
+  });
+
+  it('a rebuild repeated after a crash finds the guest it spawned and finishes with one claim', async () => {
+    const b = await hosts.add('host-b');
+    const r = await evacuationHandedTo(b);
+    await b.driver.spawn({ uid: r.uid, name: 'default/web-1', flavor: SMALL, image: 'cirros' });
+    const marker = (await b.driver.guestReport(r.uid))?.marker;
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(mig().status?.status).toBe('confirmed');
+    expect(inst().status?.guest?.marker).toBe(marker);
+    expect(claimsOn(cluster, 'host-b')).toEqual([`instance/${r.uid}`]);
+  });
+
+  it('a rebuild failing stepRetries times destroys what it made, frees the claim and ends error; the instance stays', async () => {
+    const b = await hosts.add('host-b');
+    const r = await evacuationHandedTo(b);
+    honourFailAnnotation(b);
+    await failSteps('spawn@host-b');
+
+    await destinationUntilGiveUp(b, injectedFailureMessage('spawn'));
+
+    const m = mig().status!;
+    expect(m.status).toBe('error');
+    const cause = `post-migrating on host-b failed 3 times: spawn ${r.uid}: ${injectedFailureMessage('spawn')}`;
+    expect(m.fault).toMatchObject({ reason: 'StepFailed', message: cause });
+    expect(m.finishedAt).toBe(m.fault?.time);
+    const s = inst().status!;
+    expect(s).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', flavor: SMALL });
+    expect(s.fault).toMatchObject({ reason: 'StepFailed' });
+    expect(s.migration).toBeUndefined();
+    expect(s.taskHosts).toBeUndefined();
+    expect(await b.driver.list()).toEqual([]);
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    const told = `${cause}; the instance stays on host-a: create another Evacuation`;
+    expect(cluster.events.filter((e) => e.reason === 'StepFailed').map((e) => e.message)).toEqual([told, told]);
+  });
+
+  it('a rollback requested for an evacuation in post-migrating (a cancel) gives everything back at once', async () => {
+    const b = await hosts.add('host-b');
+    await evacuationHandedTo(b);
+    const request = rollbackFor('post-migrating', 'Cancelled');
+    await a.kube.migrations.patchStatus(mig(), { rollback: request });
+    const spawn = vi.spyOn(b.driver, 'spawn');
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(spawn).not.toHaveBeenCalled();
+    expect(mig().status).toMatchObject({ status: 'error', fault: { reason: 'Cancelled', message: request.message } });
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(inst().status).toMatchObject({ host: 'host-a', taskState: '' });
+    expect(inst().status?.migration).toBeUndefined();
   });
 });
