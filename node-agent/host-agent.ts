@@ -105,6 +105,7 @@ export class HostAgent {
       log,
       undefined,
       discard,
+      opts.stepRetries,
     );
     const side: MigrationSide = {
       host: opts.host,

@@ -155,6 +155,7 @@ export class TestHosts {
       log,
       clock.now,
       discard,
+      opts.stepRetries ?? 3,
     );
     const side: MigrationSide = {
       host: name,

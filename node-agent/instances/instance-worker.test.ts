@@ -341,6 +341,40 @@ describe('InstanceWorker: power', () => {
     expect(cluster.eventsFor('web-1')).toEqual(['Spawned', 'Stopped', 'Started']);
   });
 
+  it('a start that keeps failing ends its task with a StepFailed fault and Event after the retry budget, and is not tried again until the spec changes', async () => {
+    await bootOn(host, cluster, 'web-1');
+    const ref = { namespace: 'default', name: 'web-1' };
+    await host.kube.instances.patch(ref, { spec: { powerState: 'Stopped' } });
+    await host.worker.reconcile(KEY);
+    await host.worker.reconcile(KEY);
+    host.driver.setInjectedFailures(() => new Set<FailStep>(['power-on']));
+    await host.kube.instances.patch(ref, { spec: { powerState: 'Running' } });
+    await host.worker.reconcile(KEY);
+
+    // The test hosts give a step three tries.
+    await expect(host.worker.reconcile(KEY)).rejects.toThrow(/injected/);
+    await expect(host.worker.reconcile(KEY)).rejects.toThrow(/injected/);
+    await host.worker.reconcile(KEY);
+
+    expect(inst().status).toMatchObject({ vmState: 'stopped', taskState: '', powerState: 'shutdown' });
+    expect(inst().status?.fault?.reason).toBe('StepFailed');
+    expect(inst().status?.fault?.message).toMatch(
+      /^powering_on on host-a failed 3 times: .*injected.*; the instance stays stopped: fix the host, then set spec.powerState again$/,
+    );
+    expect(cluster.eventsFor('web-1')).toEqual(['Spawned', 'Stopped', 'StepFailed']);
+    const from = cluster.writes.length;
+    await host.worker.reconcile(KEY);
+    expect(writesSince(from)).toEqual([]);
+
+    // Asked again (a new generation of the spec), with the host fixed: it starts.
+    host.driver.setInjectedFailures(() => new Set<FailStep>());
+    await host.kube.instances.patch(ref, { spec: { powerState: 'Stopped' } });
+    await host.kube.instances.patch(ref, { spec: { powerState: 'Running' } });
+    await host.worker.reconcile(KEY);
+    await host.worker.reconcile(KEY);
+    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', powerState: 'running' });
+  });
+
   it('does not start a power change while a resize awaits its decision (vmState resized)', async () => {
     const booted = await bootOn(host, cluster, 'web-1');
     await host.kube.instances.patchStatus(booted, {

@@ -17,6 +17,7 @@ import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
 import { splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
 import { DriverError, type DomainInfo, type VirtDriver } from '../driver/driver.js';
+import { StepBudget } from '../migration/step-budget.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 import { serverGroupGuard } from '../tracker/server-group-guard.js';
@@ -35,7 +36,15 @@ export class InstanceWorker implements Reconciler {
     private readonly now: () => Date = () => new Date(),
     /** Drops what a transfer staged for a migration whose claim was just freed. */
     private readonly onMigrationFreed?: (migrationUid: string) => Promise<void>,
-  ) {}
+    /** Failures of a power action before it gives up with a fault. */
+    stepRetries = 5,
+  ) {
+    this.budget = new StepBudget(stepRetries);
+  }
+
+  private readonly budget: StepBudget;
+  /** The spec generation whose power action gave up, per instance: it is not tried again until the spec changes. */
+  private readonly gaveUp = new Map<string, number>();
 
   /**
    * Whether this host has anything to do with the instance (runs it, was sent it, or holds a claim
@@ -131,6 +140,7 @@ export class InstanceWorker implements Reconciler {
         return this.power(inst, log, true);
       case '':
       case undefined: {
+        if (this.gaveUp.get(inst.metadata.uid ?? '') === inst.metadata.generation) return {};
         const wanted = inst.spec.powerState === 'Stopped' ? 'stop' : 'start';
         // Already in the wanted state, or in one the table does not allow it from: nothing to do.
         if (!checkInstanceState(inst, wanted).ok) return {};
@@ -242,7 +252,17 @@ export class InstanceWorker implements Reconciler {
   /** powering_off / powering_on: the driver acts, then the instance says what it now is. */
   private async power(inst: Instance, log: Logger, on: boolean): Promise<ReconcileResult> {
     const uid = inst.metadata.uid ?? '';
-    const domain = on ? await this.driver.powerOn(uid) : await this.driver.powerOff(uid);
+    const step = on ? 'powering_on' : 'powering_off';
+    let domain: DomainInfo;
+    try {
+      domain = on ? await this.driver.powerOn(uid) : await this.driver.powerOff(uid);
+    } catch (err) {
+      const fault = this.budget.failed(uid, step, this.host, err);
+      if (!fault) throw err;
+      return this.powerFailed(inst, fault, log, step);
+    }
+    this.budget.succeeded(uid);
+    this.gaveUp.delete(uid);
     const message = on ? `running on ${this.host}` : 'stopped by request';
     await this.kube.instances.patchStatus(inst, {
       vmState: on ? 'active' : 'stopped',
@@ -259,6 +279,31 @@ export class InstanceWorker implements Reconciler {
       on ? EventReason.Started : EventReason.Stopped,
       `instance ${done} on ${this.host}`,
     );
+    return {};
+  }
+
+  /**
+   * A power action that keeps failing: the task ends with the fault and an Event, the instance
+   * stays in the state it was in, and the action is not tried again until the spec changes.
+   */
+  private async powerFailed(inst: Instance, fault: Fault, log: Logger, step: string): Promise<ReconcileResult> {
+    const uid = inst.metadata.uid ?? '';
+    const advice = `; the instance stays ${inst.status?.vmState}: fix the host, then set spec.powerState again`;
+    const told = new Fault(fault.reason, `${fault.message}${advice}`, { cause: fault });
+    const domain = await this.driver.get(uid);
+    await this.faults.record(
+      told,
+      (status) =>
+        this.kube.instances.patchStatus(inst, {
+          taskState: '',
+          fault: status,
+          ...(domain ? { powerState: domain.powerState } : {}),
+        }),
+      [{ target: inst }],
+      log,
+      step,
+    );
+    this.gaveUp.set(uid, inst.metadata.generation ?? 0);
     return {};
   }
 

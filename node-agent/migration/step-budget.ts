@@ -1,23 +1,22 @@
-// A step's retry budget: how many times the work of one phase of one migration may fail on
-// this host before its owner gives up and rolls back. Only the step's own work counts (the
+// A step's retry budget: how many times the work of one step (a migration phase, a power
+// action) may fail on this host before its owner gives up and rolls back. Only the step's own work counts (the
 // driver, the transfer); an API error is the API server's trouble and is bounded by the step
 // deadline instead. Kept in memory: an agent restart starts the count again, and the deadline
 // written in the Migration still bounds the whole phase.
 import { Fault } from '../../common/api/faults.js';
 import { FaultReason } from '../../common/api/reasons.js';
-import type { MigrationPhase } from '../../common/api/types.js';
 import { statusCode } from '../../common/kube/client.js';
 
 export class StepBudget {
-  private readonly failures = new Map<string, { phase: MigrationPhase; count: number }>();
+  private readonly failures = new Map<string, { phase: string; count: number }>();
 
   constructor(readonly retries: number) {}
 
   /**
-   * Counts a failure of `phase` for the migration `uid`; returns the fault to give up with once
+   * Counts a failure of step `phase` for the object `uid`; returns the fault to give up with once
    * the budget is spent, undefined while retries are left (or when the error does not count).
    */
-  failed(uid: string, phase: MigrationPhase, host: string, err: unknown): Fault | undefined {
+  failed(uid: string, phase: string, host: string, err: unknown): Fault | undefined {
     if (statusCode(err) !== undefined) return undefined;
     const seen = this.failures.get(uid);
     const count = seen?.phase === phase ? seen.count + 1 : 1;
