@@ -292,11 +292,14 @@ localOnly('server groups', () => {
       reason: 'NoValidHost',
       message: expect.stringMatching(/ServerGroupAntiAffinityFilter removed 3 of 3/),
     });
-    const status = await env.waitFor('group status', async () => {
+    // The group's status had three members on three hosts before spread-4 was created: wait
+    // for the write that adds it, not for the hosts alone.
+    const status = await env.waitFor('group status with four members', async () => {
       const g = await env.kube.serverGroups.get({ namespace: 'groups', name: 'spread' });
-      return g?.status?.hosts?.length === 3 ? g : undefined;
+      return g?.status?.members?.length === 4 ? g : undefined;
     });
     expect(status.status?.members).toEqual(['spread-1', 'spread-2', 'spread-3', 'spread-4']);
+    expect(status.status?.hosts).toHaveLength(3);
   });
 
   it('affinity: all members on one host', async () => {
