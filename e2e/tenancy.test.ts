@@ -15,6 +15,7 @@ beforeAll(async () => {
   env.kubectl(['create', 'namespace', 'team-a']);
   env.kubectl(['create', 'namespace', 'team-b']);
   env.kubectl(['create', 'namespace', 'team-c']);
+  env.kubectl(['create', 'namespace', 'team-d']);
   env.kubectl(['create', 'namespace', 'groups']);
   env.apply({
     apiVersion: API,
@@ -191,63 +192,50 @@ localOnly('compute quota', () => {
   });
 });
 
+// Each downsize has an instance and a namespace of its own, so neither quota shows the other's.
 localOnly('compute quota: downsizes', () => {
-  const decide = (name: string, decision: 'Confirm' | 'Revert') =>
-    env.kubectl([
-      'patch',
-      'migration',
-      name,
-      '-n',
-      'team-c',
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({ spec: { decision } }),
-    ]);
-  const downsizeFinished = async (except: string[] = []) => {
-    env.kubectl(['patch', 'instance', 'd-1', '-n', 'team-c', '--type', 'merge', '-p', '{"spec":{"flavor":"c1"}}']);
-    return env.waitFor(
-      'downsize finished',
-      async () =>
-        (await env.kube.migrations.list('team-c')).items.find(
-          (m) => !except.includes(m.metadata.name) && m.status?.status === 'finished',
-        ),
-      60_000,
-    );
-  };
-  /** The quota once only the instance's own allocation is left (the resize's has been settled). */
-  const settled = (what: string) =>
-    env.waitFor(what, async () => {
-      const q = await quota('team-c');
-      const allocations = q?.status?.allocations ?? [];
-      return allocations.length === 1 && allocations[0]?.instance === 'd-1' ? q : undefined;
-    });
-
-  it('a downsize reverted leaves quota used as it was; a downsize confirmed lowers quota used', async () => {
+  /** `name` booted with c2 in `namespace` under hard.vcpus 4, its usage committed. */
+  async function bootedWithC2(namespace: string, name: string) {
     env.apply({
       apiVersion: API,
       kind: 'ComputeQuota',
-      metadata: { name: 'quota', namespace: 'team-c' },
+      metadata: { name: 'quota', namespace },
       spec: { hard: { vcpus: 4 } },
     });
-    await env.waitFor('quota cached', async () => (await quota('team-c')) !== undefined);
-    env.kubectl(['create', '-f', '-'], instanceDoc('d-1', 'team-c', { flavor: 'c2' }));
-    await env.waitForInstance('d-1', active, 'active', 60_000, 'team-c');
+    await env.waitFor('quota cached', async () => (await quota(namespace)) !== undefined);
+    env.kubectl(['create', '-f', '-'], instanceDoc(name, namespace, { flavor: 'c2' }));
+    await env.waitForInstance(name, active, 'active', 60_000, namespace);
     const booted = await env.waitFor('boot committed', async () => {
-      const q = await quota('team-c');
+      const q = await quota(namespace);
       return q?.status?.used?.vcpus === 2 ? q : undefined;
     });
     expect(booted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
+  }
 
-    const first = await downsizeFinished();
-    decide(first.metadata.name, 'Revert');
-    await env.waitForInstance('d-1', (i) => active(i) && i.spec.flavor === 'c2', 'reverted', 60_000, 'team-c');
-    const reverted = await settled('revert settled');
-    expect(reverted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
-    expect(reverted.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+  /** Resizes `name` down to c1 and decides once it has finished. */
+  async function downsize(namespace: string, name: string, decision: 'Confirm' | 'Revert') {
+    env.kubectl(['patch', 'instance', name, '-n', namespace, '--type', 'merge', '-p', '{"spec":{"flavor":"c1"}}']);
+    const mig = await env.waitFor(
+      'downsize finished',
+      async () => (await env.kube.migrations.list(namespace)).items.find((m) => m.status?.status === 'finished'),
+      60_000,
+    );
+    const patch = JSON.stringify({ spec: { decision } });
+    env.kubectl(['patch', 'migration', mig.metadata.name, '-n', namespace, '--type', 'merge', '-p', patch]);
+    return mig;
+  }
 
-    const second = await downsizeFinished([first.metadata.name]);
-    decide(second.metadata.name, 'Confirm');
+  /** The quota once only the instance's own allocation is left: the resize's has been settled. */
+  const settled = (namespace: string, name: string) =>
+    env.waitFor('resize quota settled', async () => {
+      const q = await quota(namespace);
+      const allocations = q?.status?.allocations ?? [];
+      return allocations.length === 1 && allocations[0]?.instance === name ? q : undefined;
+    });
+
+  it('a downsize confirmed lowers quota used', async () => {
+    await bootedWithC2('team-c', 'd-1');
+    await downsize('team-c', 'd-1', 'Confirm');
     await env.waitForInstance(
       'd-1',
       (i) => active(i) && i.status?.flavor?.name === 'c1',
@@ -255,10 +243,19 @@ localOnly('compute quota: downsizes', () => {
       60_000,
       'team-c',
     );
-    const confirmed = await settled('confirm settled');
+    const confirmed = await settled('team-c', 'd-1');
     expect(confirmed.status?.used).toEqual({ instances: 1, vcpus: 1, memoryMiB: 256, diskGiB: 1 });
     expect(confirmed.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
     expect(confirmed.status?.allocations?.[0]).toMatchObject({ state: 'used', vcpus: 1 });
+  });
+
+  it('a downsize reverted leaves quota used as it was', async () => {
+    await bootedWithC2('team-d', 'd-2');
+    await downsize('team-d', 'd-2', 'Revert');
+    await env.waitForInstance('d-2', (i) => active(i) && i.spec.flavor === 'c2', 'reverted', 60_000, 'team-d');
+    const reverted = await settled('team-d', 'd-2');
+    expect(reverted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
+    expect(reverted.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
   });
 });
 
