@@ -1,6 +1,9 @@
 // What the operator does once a Migration has ended (confirmed, reverted, error): drop the
 // transfer token, stop counting the placement, settle the quota, and set the instance's
-// wanted flavor in line with what the instance runs, so no second resize starts.
+// wanted flavor in line with what the instance runs, so no second resize starts. Done once:
+// the Migration's Settled condition says so, so a later pass (a resync, a cancel) cannot set
+// a flavor back that the user has asked for again since.
+import { setCondition } from '../../common/api/conditions.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
@@ -10,6 +13,8 @@ import type { Placement } from '../scheduler/placement.js';
 import type { MigrationQuota } from './quota.js';
 import type { TransferTokens } from './transfer-token.js';
 
+const SETTLED = 'Settled';
+
 export class MigrationSettlement {
   constructor(
     private readonly kube: KubeClient,
@@ -17,14 +22,30 @@ export class MigrationSettlement {
     private readonly quota: MigrationQuota,
     private readonly tokens: TransferTokens,
     private readonly events: EventRecorder,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   async reconcile(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
+    if (mig.status?.conditions?.some((c) => c.type === SETTLED && c.status === 'True')) return {};
+    await this.settle(mig, inst);
+    const settled = {
+      type: SETTLED,
+      status: 'True' as const,
+      reason: 'Settled',
+      message: 'quota, token and flavor settled',
+    };
+    await this.kube.migrations.patchStatus(mig, {
+      conditions: setCondition(mig.status?.conditions, settled, this.now()),
+    });
+    return {};
+  }
+
+  private async settle(mig: Migration, inst: Instance | undefined): Promise<void> {
     await this.tokens.drop(mig);
     this.placement.forget(mig.metadata.uid ?? '');
     await this.quota.settle(mig, inst);
     const s = mig.status ?? {};
-    if (!inst || s.type !== 'resize' || !s.oldFlavor || !s.newFlavor) return {};
+    if (!inst || s.type !== 'resize' || !s.oldFlavor || !s.newFlavor) return;
     // Spec and status must agree once a resize is over, or the instance controller would start
     // another resize: DESIGN's revert resets spec.flavor, and a confirm of a resize the user asked
     // for with a Migration (spec.flavor untouched) sets it to what the instance now runs.
@@ -45,7 +66,6 @@ export class MigrationSettlement {
         `resize confirmed: spec.flavor set from ${oldFlavor.name} to ${newFlavor.name}`,
       );
     }
-    return {};
   }
 
   private async setFlavor(inst: Instance, flavor: string, message: string): Promise<void> {

@@ -53,7 +53,7 @@ export function migrationController(w: MigrationWiring): { controller: Migration
     log,
     now,
   );
-  const settlement = new MigrationSettlement(kube, placement, quota, tokens, events);
+  const settlement = new MigrationSettlement(kube, placement, quota, tokens, events, now);
   const controller = new MigrationController(
     caches.migrations,
     caches.instances,
