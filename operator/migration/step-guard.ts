@@ -108,8 +108,13 @@ export class StepGuard {
     const message = `${host}, the ${role} of this ${phase} migration, is forced down: the operator will ${standIn.does}`;
     const fault = new Fault(FaultReason.HostLost, message);
     const log = this.log.child({ migration: `${mig.metadata.namespace}/${mig.metadata.name}`, step: phase });
-    if (standIn.strands) return this.strand(mig, inst, fault, log);
-    if (standIn.to === 'error') return this.ending.fail(mig, inst, fault, phase);
+    if (standIn.strands) return this.strand(mig, inst, fault, log, role === 'source');
+    // An evacuation has no source to roll back onto: losing its destination just ends it, and
+    // the instance, still on its dead host, can be evacuated again.
+    const evacuation = mig.status?.type === 'evacuation';
+    if (standIn.to === 'error' || (evacuation && standIn.to === 'reverting')) {
+      return this.ending.fail(mig, inst, fault, phase);
+    }
     const now = this.now();
     const conditions = standIn.marks
       ? setCondition(mig.status?.conditions, { type: standIn.marks, status: 'True', reason: 'HostLost', message }, now)
@@ -129,8 +134,20 @@ export class StepGuard {
     return {};
   }
 
-  /** No copy can be brought back: the instance goes to error with what an admin can do. */
-  private async strand(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
+  /**
+   * No copy can be brought back: the instance goes to error with what an admin can do. When the
+   * last copy is on the fenced source, the instance is recorded there with its old flavor, so
+   * the Evacuation the fault advises can start from that host.
+   */
+  private async strand(
+    mig: Migration,
+    inst: Instance,
+    fault: Fault,
+    log: Logger,
+    onFencedSource: boolean,
+  ): Promise<ReconcileResult> {
+    const s = mig.status ?? {};
+    const backOnSource = onFencedSource && s.sourceHost && s.oldFlavor;
     const told = new Fault(
       fault.reason,
       `${fault.message}; the instance is in error: evacuate it (a Migration with spec.type Evacuation) or delete it`,
@@ -143,6 +160,7 @@ export class StepGuard {
           taskState: '',
           migration: null,
           taskHosts: null,
+          ...(backOnSource ? { host: s.sourceHost, flavor: s.oldFlavor, oldFlavor: null } : {}),
           fault: status,
           conditions: setReady(inst.status?.conditions, false, status.message, this.now(), fault.reason),
         });
