@@ -653,3 +653,214 @@ describe('MigrationController and the lifecycle table', () => {
     expect(world.writesSince(writes)).toEqual([]);
   });
 });
+
+/** An admin declares the host dead and fenced (ComputeNode spec.forcedDown). */
+async function forceDown(world: World, host: string): Promise<void> {
+  await world.kube.computeNodes.patch({ name: host }, { spec: { forcedDown: true } });
+}
+
+const EVACUATE = 'web-1-evacuate-1';
+
+describe('MigrationStart: an Evacuation', () => {
+  /** Runs the start of a refused Evacuation; returns the fault message. The instance is untouched. */
+  async function refusedEvacuation(world: World): Promise<string> {
+    const before = world.cluster.get('Instance', 'web-1', 'default');
+    expect(await world.reconcileMigration(EVACUATE)).toEqual({});
+    const s = world.migration(EVACUATE).status;
+    expect(s).toMatchObject({ type: 'evacuation', status: 'error', fault: { reason: 'MigrationRefused' } });
+    expect(world.cluster.get('Instance', 'web-1', 'default')).toEqual(before);
+    expect(world.cluster.eventsFor(EVACUATE)).toEqual(['MigrationRefused']);
+    return s?.fault?.message ?? '';
+  }
+
+  it('is refused while the instance host is not forced down, saying what to do', async () => {
+    const world = cluster();
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation' });
+
+    expect(await refusedEvacuation(world)).toBe(
+      'host node-a of instance web-1 is not forced down; once the host is fenced (powered off), set ' +
+        'spec.forcedDown: true on ComputeNode node-a, or cold-migrate the instance while its host is up',
+    );
+  });
+
+  it('is refused for an instance that was never placed on a host', async () => {
+    const world = cluster({ instance: { vmState: 'building', taskState: '' } });
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation' });
+
+    expect(await refusedEvacuation(world)).toBe(
+      'instance web-1 has no host; only an instance placed on a host can be evacuated',
+    );
+  });
+
+  it('is refused when its targetHost is the forced-down host itself', async () => {
+    const world = cluster();
+    await forceDown(world, 'node-a');
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation', targetHost: 'node-a' });
+
+    expect(await refusedEvacuation(world)).toBe(
+      'targetHost node-a is the forced-down host the instance is evacuated from',
+    );
+  });
+
+  it('is refused for an instance busy with another task', async () => {
+    const world = cluster({ instance: running('node-a', small, { taskState: 'powering_off' }) });
+    await forceDown(world, 'node-a');
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation' });
+
+    expect(await refusedEvacuation(world)).toContain('busy with task powering_off');
+  });
+
+  it('waits, writing nothing, while another migration of the instance off the fenced host is being ended', async () => {
+    const world = cluster({
+      instance: running('node-a', small, { taskState: 'resize_migrating', migration: 'web-1-move' }),
+    });
+    await forceDown(world, 'node-a');
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation' });
+    const writes = world.cluster.writes.length;
+
+    expect(await world.reconcileMigration(EVACUATE)).toEqual({ requeueAfterMs: 1_000 });
+
+    expect(world.writesSince(writes)).toEqual([]);
+    expect(world.migration(EVACUATE).status).toBeUndefined();
+
+    // Once that migration has let go of the instance, the evacuation starts.
+    await world.kube.instances.patchStatus(world.instance('web-1'), { taskState: '', migration: null });
+    await world.reconcileMigrationRetryingConflicts(EVACUATE);
+    expect(world.migration(EVACUATE).status?.status).toBe('pre-migrating');
+  });
+
+  it.each([
+    ['active', running('node-a', small), 'active'],
+    ['stopped', running('node-a', small, { vmState: 'stopped', powerState: 'shutdown' }), 'stopped'],
+    ['error', running('node-a', small, { vmState: 'error', powerState: 'nostate' }), 'active'],
+  ] as const)('starts off a forced-down host for an instance in %s', async (_state, instance, oldVmState) => {
+    const world = cluster({ instance, quota: { hard: { vcpus: 4 }, allocations: [bootUsed] } });
+    await forceDown(world, 'node-a');
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation' });
+
+    const { result, conflicts } = await world.reconcileMigrationRetryingConflicts(EVACUATE);
+
+    expect(result).toEqual({});
+    expect(conflicts).toBe(0);
+    const mig = world.migration(EVACUATE);
+    expect(mig.status).toEqual({
+      type: 'evacuation',
+      status: 'pre-migrating',
+      sourceHost: 'node-a',
+      oldFlavor: small,
+      newFlavor: small,
+      oldVmState,
+      startedAt: world.now.toISOString(),
+      stepDeadline: new Date(world.now.getTime() + STEP_TIMEOUT_MS).toISOString(),
+      scheduling: { attempts: 0, triedHosts: [] },
+    });
+    expect(mig.metadata.finalizers).toEqual([MIGRATION_FINALIZER]);
+    expect(mig.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Instance', uid: INSTANCE_UID })]);
+    expect(world.instance('web-1').status).toMatchObject({ taskState: 'resize_prep', migration: EVACUATE });
+    const what = 'evacuation off forced-down node-a, rebuilding from image cirros started';
+    expect(world.messages('web-1', 'EvacuationStarted')).toEqual([`${what} (Migration ${EVACUATE})`]);
+    expect(world.messages(EVACUATE, 'EvacuationStarted')).toEqual([what]);
+    // The instance keeps what it has: an evacuation reserves no quota.
+    expect(world.allocations()).toEqual([bootUsed]);
+  });
+});
+
+describe('DestinationPlacement: an evacuation', () => {
+  /** An Evacuation of web-1 off forced-down node-a, started. */
+  async function evacuating(setup: Setup = {}): Promise<World> {
+    const world = cluster(setup);
+    await forceDown(world, 'node-a');
+    seedMigration(world, EVACUATE, { instance: 'web-1', type: 'Evacuation' });
+    await world.reconcileMigrationRetryingConflicts(EVACUATE);
+    expect(world.migration(EVACUATE).status?.status).toBe('pre-migrating');
+    return world;
+  }
+
+  it('chooses a destination other than the fenced source and creates no transfer Secret', async () => {
+    const world = await evacuating();
+
+    expect(await world.reconcileMigration(EVACUATE)).toEqual({ requeueAfterMs: CLAIM_TIMEOUT_MS });
+
+    expect(world.migration(EVACUATE).status?.scheduling).toEqual({
+      attempts: 1,
+      triedHosts: ['node-b'],
+      selectedHost: 'node-b',
+    });
+    expect(world.cluster.secret('default', transferSecretName(EVACUATE))).toBeUndefined();
+  });
+
+  it('never chooses the source, even with allowResizeToSameHost and the source no longer forced down', async () => {
+    const world = cluster({ allowResizeToSameHost: true, others: [] });
+    seedMigration(
+      world,
+      EVACUATE,
+      { instance: 'web-1', type: 'Evacuation' },
+      {
+        type: 'evacuation',
+        status: 'pre-migrating',
+        sourceHost: 'node-a',
+        oldFlavor: small,
+        newFlavor: small,
+        oldVmState: 'active',
+        scheduling: { attempts: 0, triedHosts: [] },
+      },
+    );
+    await world.kube.instances.patchStatus(world.instance('web-1'), { taskState: 'resize_prep', migration: EVACUATE });
+
+    await world.reconcileMigration(EVACUATE);
+
+    expect(world.migration(EVACUATE).status).toMatchObject({
+      status: 'error',
+      fault: {
+        reason: 'NoValidHost',
+        message:
+          'No valid host was found. There are not enough hosts available. ' +
+          'Filtering removed all hosts: IgnoreHostsFilter removed 1 of 1',
+      },
+    });
+  });
+
+  it('once the destination holds its claim, takes the task for the fenced source and hands it to post-migrating', async () => {
+    const world = await evacuating();
+    await world.reconcileMigration(EVACUATE);
+    world.now = new Date(world.now.getTime() + 5_000);
+    // node-b's agent claimed and named itself destHost.
+    await world.kube.migrations.patchStatus(world.migration(EVACUATE), { destHost: 'node-b' });
+
+    const { result } = await world.reconcileMigrationRetryingConflicts(EVACUATE);
+
+    expect(result).toEqual({ requeueAfterMs: STEP_TIMEOUT_MS + 100 });
+    const s = world.migration(EVACUATE).status!;
+    expect(s.status).toBe('post-migrating');
+    expect(s.stepDeadline).toBe(new Date(world.now.getTime() + STEP_TIMEOUT_MS).toISOString());
+    expect(world.instance('web-1').status).toMatchObject({
+      taskState: 'resize_migrated',
+      taskHosts: ['node-a', 'node-b'],
+      host: 'node-a',
+      migration: EVACUATE,
+    });
+    expect(world.cluster.secret('default', transferSecretName(EVACUATE))).toBeUndefined();
+    // The destination's agent rebuilds next; the operator has nothing more to write.
+    const writes = world.cluster.writes.length;
+    await world.reconcileMigration(EVACUATE);
+    expect(world.writesSince(writes)).toEqual([]);
+  });
+});
+
+describe('MigrationSettlement: a failed resize that left the instance on its new flavor', () => {
+  it('leaves spec.flavor as the user asked: spec and status already agree', async () => {
+    const world = cluster({ instance: running('node-b', large, { vmState: 'error' }) });
+    await world.kube.instances.patch({ namespace: 'default', name: 'web-1' }, { spec: { flavor: 'm1.large' } });
+    seedMigration(
+      world,
+      RESIZE,
+      { instance: 'web-1', flavor: 'm1.large' },
+      { type: 'resize', status: 'error', sourceHost: 'node-a', destHost: 'node-b', oldFlavor: small, newFlavor: large },
+    );
+
+    await world.reconcileMigration(RESIZE);
+
+    expect(world.instance('web-1').spec.flavor).toBe('m1.large');
+    expect(world.messages('web-1', 'FlavorReset')).toEqual([]);
+  });
+});
