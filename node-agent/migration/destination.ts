@@ -275,8 +275,13 @@ export class MigrationDestination implements Reconciler {
   private async abandonEvacuation(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
     if (mig.status?.destHost !== this.side.host) return {};
     const { kube } = this.side;
-    await this.side.driver.destroy(inst.metadata.uid ?? '');
-    await this.release(mig);
+    const uid = inst.metadata.uid ?? '';
+    await this.side.driver.destroy(uid);
+    // The rebuild may have turned the migration claim into the instance's before it failed.
+    const migUid = mig.metadata.uid ?? '';
+    await this.side.tracker.releaseWhere(
+      (c) => (c.consumer === migUid && c.kind === 'migration') || (c.consumer === uid && c.kind === 'instance'),
+    );
     const told = `${fault.message}; the instance stays on ${mig.status.sourceHost}: create another Evacuation`;
     await this.side.faults.record(
       fault,

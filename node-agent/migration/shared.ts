@@ -186,7 +186,7 @@ export async function strand(
   log: Logger,
 ): Promise<ReconcileResult> {
   const s = mig.status ?? {};
-  const where = [s.sourceHost, s.destHost].filter(Boolean).join(' and ');
+  const where = [...new Set([s.sourceHost, s.destHost].filter(Boolean))].join(' and ');
   const advice =
     `the instance is left in error with its files kept on ${where}; fix the host, then delete the ` +
     'instance, or recreate it from its image';

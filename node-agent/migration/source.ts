@@ -69,7 +69,8 @@ export class MigrationSource implements Reconciler {
   }
 
   concerns(mig: Migration): boolean {
-    return mig.status?.sourceHost === this.side.host;
+    // An evacuation's source is fenced: the operator stands in for it, even once its agent is back.
+    return mig.status?.sourceHost === this.side.host && mig.status.type !== 'evacuation';
   }
 
   reconcile(key: string): Promise<ReconcileResult> {
@@ -244,8 +245,9 @@ export class MigrationSource implements Reconciler {
       conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false),
     });
     const message = `the instance runs on ${host} with ${s.oldFlavor?.name} again`;
-    if (s.rollback) {
-      // A rollback, not a revert the user asked for: the migration failed, and says why.
+    // A rollback carried out by the revert steps, not a revert the user asked for (a deadline
+    // passed while reverting does not make it one): the migration failed, and says why.
+    if (s.rollback && s.rollback.phase !== 'reverting') {
       const fault = rollbackFault(s.rollback);
       await this.side.faults.record(
         fault,

@@ -187,7 +187,10 @@ export class StepGuard {
       `waiting on the ${owners})`;
     const now = this.now();
     const request: RollbackRequest = { phase, reason: 'StepTimedOut', message, time: now.toISOString() };
-    await this.kube.migrations.patchStatus(mig, { rollback: request });
+    // The deadline is spent either way; a rollback already being carried out (a revert that is
+    // one) keeps its request, so it still ends as the failure it is.
+    const carryingOut = mig.status?.rollback && mig.status.rollback.phase !== phase;
+    await this.kube.migrations.patchStatus(mig, { stepDeadline: null, ...(carryingOut ? {} : { rollback: request }) });
     this.log.warn({ migration: `${mig.metadata.namespace}/${mig.metadata.name}`, step: phase }, message);
     const what = 'rollback' in rule ? `rolling back: ${rule.rollback.does}` : 'its owner gives up';
     this.events.record(mig, 'Warning', EventReason.StepFailed, `${message}; ${what}`);
