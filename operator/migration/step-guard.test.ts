@@ -328,6 +328,51 @@ describe('StepGuard: the operator stands in for a forced-down host (the table\u2
     expect(world.allocations()).toEqual([bootUsed]);
   });
 
+  it('reverting, source forced down after the destination let go: the instance is recorded on the source with its old flavor, so the advised Evacuation starts', async () => {
+    const world = resizeIn('reverting', {
+      conditions: [
+        {
+          type: StepDone.DestinationCleaned,
+          status: 'True',
+          reason: 'Reverted',
+          message: 'node-b destroyed its copy and freed its claim',
+          lastTransitionTime: T0.toISOString(),
+        },
+      ],
+    });
+    await forceDown(world, 'node-a');
+
+    await world.reconcileMigration(RESIZE);
+
+    const inst = world.instance('web-1').status!;
+    expect(inst).toMatchObject({ vmState: 'error', taskState: '', host: 'node-a', flavor: small });
+    expect(inst.oldFlavor).toBeUndefined();
+    world.seedMigration(aMigration('web-1-evacuate-1', { instance: 'web-1', type: 'Evacuation' }));
+    await world.reconcileMigrationRetryingConflicts('web-1-evacuate-1');
+    const evacuation = world.migration('web-1-evacuate-1').status!;
+    expect(evacuation.fault).toBeUndefined();
+    expect(evacuation).toMatchObject({ type: 'evacuation', status: 'pre-migrating', sourceHost: 'node-a' });
+  });
+
+  it('an evacuation whose destination is forced down while it rebuilds ends (HostLost): there is no source to roll back onto', async () => {
+    const world = resizeIn('post-migrating', { type: 'evacuation', newFlavor: small });
+    await forceDown(world, 'node-a');
+    await forceDown(world, 'node-b');
+
+    await world.reconcileMigration(RESIZE);
+
+    const s = world.migration(RESIZE).status!;
+    expect(s).toMatchObject({ status: 'error', fault: { reason: 'HostLost' } });
+    expect(s.fault?.message).toContain('node-b, the destination of this post-migrating migration, is forced down');
+    const inst = world.instance('web-1').status!;
+    expect(inst).toMatchObject({ taskState: '', host: 'node-a' });
+    expect(inst.migration).toBeUndefined();
+    // Nothing holds the instance: another Evacuation can start.
+    world.seedMigration(aMigration('web-1-evacuate-2', { instance: 'web-1', type: 'Evacuation' }));
+    await world.reconcileMigrationRetryingConflicts('web-1-evacuate-2');
+    expect(world.migration('web-1-evacuate-2').status?.status).toBe('pre-migrating');
+  });
+
   it('an evacuation goes on in pre-migrating although its source is forced down: a destination is chosen', async () => {
     const world = resizeIn('pre-migrating', {
       type: 'evacuation',
