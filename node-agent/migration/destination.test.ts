@@ -654,6 +654,20 @@ describe('MigrationDestination: an evacuation rebuilds from the image', () => {
     expect(cluster.events.filter((e) => e.reason === 'StepFailed').map((e) => e.message)).toEqual([told, told]);
   });
 
+  it('a rebuild that fails after it converted the claim destroys the new guest and gives that claim back too', async () => {
+    const b = await hosts.add('host-b');
+    const r = await evacuationHandedTo(b);
+    // Fails after spawn and convertClaim, before the status writes.
+    vi.spyOn(b.driver, 'guestReport').mockRejectedValue(new Error('guest agent not responding'));
+
+    await destinationUntilGiveUp(b, 'guest agent not responding');
+
+    expect(mig().status).toMatchObject({ status: 'error', fault: { reason: 'StepFailed' } });
+    expect(await b.driver.get(r.uid)).toBeUndefined();
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(inst().status).toMatchObject({ host: 'host-a', taskState: '' });
+  });
+
   it('a rollback requested for an evacuation in post-migrating (a cancel) gives everything back at once', async () => {
     const b = await hosts.add('host-b');
     await evacuationHandedTo(b);

@@ -534,17 +534,55 @@ describe('MigrationSource: reverting has no way back (it strands)', () => {
     expect(cluster.eventsFor('web-1')).toContain('StepFailed');
   });
 
-  it('a rollback request for reverting does not make the source give up: it restores as asked', async () => {
+  it('a revert the user asked for that ran past its deadline still restores and ends reverted, not error', async () => {
     const r = await resizeStarted(cluster, a, a);
     await sameHostToFinished(a);
     await decide(cluster, MIG, 'Revert');
     await a.destination.reconcile(MIG_KEY);
+    // The operator's step guard asks for the rollback of reverting, which has no way back.
     await a.kube.migrations.patchStatus(mig(), { rollback: rollbackFor('reverting', 'StepTimedOut') });
 
     await a.source.reconcile(MIG_KEY);
 
     expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', flavor: SMALL });
     expect(await a.driver.hasBackup(r.uid)).toBe(false);
+    expect(mig().status?.status).toBe('reverted');
+    expect(mig().status?.fault).toBeUndefined();
+    expect(cluster.eventsFor(MIG)).toContain('ResizeReverted');
+  });
+
+  it('a same-host resize stranded in reverting names its one host', async () => {
+    await resizeStarted(cluster, a, a);
+    await sameHostToFinished(a);
+    await decide(cluster, MIG, 'Revert');
+    await a.destination.reconcile(MIG_KEY);
+    honourFailAnnotation(a);
+    await failSteps('revert');
+
+    await sourceUntilGiveUp(a, injectedFailureMessage('revert'));
+
+    expect(mig().status?.status).toBe('error');
+    expect(mig().status?.fault?.message).toContain(
+      'the instance is left in error with its files kept on host-a; fix the host',
+    );
+  });
+});
+
+describe('MigrationSource: an evacuation', () => {
+  it('never acts for an evacuation, even when its agent is back: its host is fenced and the operator stands in', async () => {
+    const b = await hosts.add('host-b');
+    await resizeStarted(cluster, a, b, SMALL);
+    await a.kube.migrations.patchStatus(mig(), { type: 'evacuation' });
+    await b.destination.reconcile(MIG_KEY);
+    expect(mig().status?.destHost).toBe('host-b');
+    expect(a.source.concerns(mig())).toBe(false);
+    const from = cluster.writes.length;
+
+    await a.source.reconcile(MIG_KEY);
+
+    expect(cluster.writes.slice(from)).toEqual([]);
+    expect(mig().status?.status).toBe('pre-migrating');
+    expect(inst().status?.taskState).toBe('resize_prep');
   });
 });
 

@@ -483,6 +483,8 @@ describe('StepGuard: the step deadline', () => {
     const s = world.migration(RESIZE).status!;
     expect(s.status).toBe('migrating');
     expect(s.rollback).toEqual({ phase: 'migrating', reason: 'StepTimedOut', message, time: world.now.toISOString() });
+    // The deadline is spent: it is not looked at again.
+    expect(s.stepDeadline).toBeUndefined();
     expect(world.messages(RESIZE, 'StepFailed')).toEqual([
       `${message}; rolling back: drop <uid>_resize, run the guest again on the source`,
     ]);
@@ -527,6 +529,24 @@ describe('StepGuard: the step deadline', () => {
       `confirming did not finish by its deadline ${DEADLINE} (step timeout 300s; waiting on the source and ` +
         'destination); its owner gives up',
     ]);
+  });
+
+  it('a revert that is a rollback, past its deadline, keeps the rollback it carries out (and its reason), once', async () => {
+    const carried = request('post-migrating', 'HostLost');
+    const world = resizeIn('reverting', { rollback: carried });
+    world.now = new Date(T0.getTime() + STEP_TIMEOUT_MS + 1);
+
+    expect(await world.reconcileMigration(RESIZE)).toEqual({});
+
+    const s = world.migration(RESIZE).status!;
+    expect(s.status).toBe('reverting');
+    expect(s.rollback).toEqual(carried);
+    expect(s.stepDeadline).toBeUndefined();
+    expect(world.messages(RESIZE, 'StepFailed')).toHaveLength(1);
+    const writes = world.cluster.writes.length;
+    await world.reconcileMigration(RESIZE);
+    expect(world.writesSince(writes)).toEqual([]);
+    expect(world.messages(RESIZE, 'StepFailed')).toHaveLength(1);
   });
 
   it('finished waits for a person: it has no deadline and is never timed out', async () => {
