@@ -59,7 +59,7 @@ export class MigrationCancel {
 
   /** Ended: settle (idempotent), wait for the destination's claim to go, then let it go. */
   private async release(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
-    await this.settlement.reconcile(mig, inst);
+    mig = await this.settlement.settleOnce(mig, inst);
     const holders = this.placement.claimedAnywhere([mig.metadata.uid ?? '']).filter((node) => !node.spec.forcedDown);
     // The agent frees it on its own (its terminal step); we look again shortly and on every change.
     if (holders.length > 0) return { requeueAfterMs: 1_000 };

@@ -26,7 +26,13 @@ export class MigrationSettlement {
   ) {}
 
   async reconcile(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
-    if (mig.status?.conditions?.some((c) => c.type === SETTLED && c.status === 'True')) return {};
+    await this.settleOnce(mig, inst);
+    return {};
+  }
+
+  /** Settles an ended Migration unless done already; returns it as written, for a next write. */
+  async settleOnce(mig: Migration, inst: Instance | undefined): Promise<Migration> {
+    if (mig.status?.conditions?.some((c) => c.type === SETTLED && c.status === 'True')) return mig;
     await this.settle(mig, inst);
     const settled = {
       type: SETTLED,
@@ -34,10 +40,9 @@ export class MigrationSettlement {
       reason: 'Settled',
       message: 'quota, token and flavor settled',
     };
-    await this.kube.migrations.patchStatus(mig, {
+    return this.kube.migrations.patchStatus(mig, {
       conditions: setCondition(mig.status?.conditions, settled, this.now()),
     });
-    return {};
   }
 
   private async settle(mig: Migration, inst: Instance | undefined): Promise<void> {

@@ -7,6 +7,7 @@ import { setCondition, setReady } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
 import {
   MIGRATION_LIFECYCLE,
+  StepDone,
   enterPhase,
   type AgentRole,
   type FencedStandIn,
@@ -147,7 +148,11 @@ export class StepGuard {
     onFencedSource: boolean,
   ): Promise<ReconcileResult> {
     const s = mig.status ?? {};
-    const backOnSource = onFencedSource && s.sourceHost && s.oldFlavor;
+    // Only once the destination has let go of its copy is the source's the last one.
+    const destinationCleaned = (s.conditions ?? []).some(
+      (c) => c.type === StepDone.DestinationCleaned && c.status === 'True',
+    );
+    const backOnSource = onFencedSource && destinationCleaned && s.sourceHost && s.oldFlavor;
     const told = new Fault(
       fault.reason,
       `${fault.message}; the instance is in error: evacuate it (a Migration with spec.type Evacuation) or delete it`,
