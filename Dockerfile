@@ -7,8 +7,8 @@
 # Build: docker build -t kubenova:dev .   (e2e/kind/run.sh builds and loads it into kind)
 #
 # Where there is no Docker, devenv/images/ builds the same content from the same package list
-# (devenv/images/kubenova/packages.txt) and libvirt config (devenv/images/kubenova/libvirt/):
-# keep the two in step.
+# (devenv/images/kubenova/packages.txt) and libvirt config (devenv/images/kubenova/libvirt/,
+# charts/kubenova/files/qemu.conf): keep the two in step.
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG BUILD_IMAGE=node:24-bookworm-slim
 ARG NODE_MAJOR=24
@@ -58,10 +58,11 @@ RUN printf '%s\n' 'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/
   && apt-get update \
   && sed -e 's/#.*//' /tmp/packages.txt | xargs apt-get install -y --no-install-recommends \
   && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log /tmp/packages.txt
-# libvirtd and virtlogd run in a container: QEMU as root, no security driver, no cgroup or
-# namespace setup of their own, no polkit (see the files). libvirtd will not start without its
+# libvirtd and virtlogd run in a container: QEMU as the unprivileged libvirt-qemu user with
+# dynamic ownership, no security driver but DAC, no cgroup or namespace setup of their own, no
+# polkit (see the files; qemu.conf is the chart's, the one copy). libvirt-qemu is libvirt's
 # built-in QEMU user, which libvirt-daemon-system would create; the image's own user is 1000.
-COPY devenv/images/kubenova/libvirt/qemu.conf devenv/images/kubenova/libvirt/libvirtd.conf /etc/libvirt/
+COPY charts/kubenova/files/qemu.conf devenv/images/kubenova/libvirt/libvirtd.conf /etc/libvirt/
 RUN groupadd --gid 1000 kubenova \
   && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kubenova \
   && groupadd --gid 64055 libvirt-qemu \

@@ -500,7 +500,7 @@ describe('the Helm chart with the libvirt driver', () => {
       }
     }
     const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
-    // Root because QEMU (root, capabilities cleared) and the agent share files by owner.
+    // Root, with no capability: it makes the instance files root's; libvirt lends a guest's to QEMU's user.
     expect(containerOf(agents, 'node-agent').securityContext).toEqual({
       runAsUser: 0,
       runAsGroup: 0,
@@ -519,7 +519,7 @@ describe('the Helm chart with the libvirt driver', () => {
     });
   });
 
-  it('configures libvirtd for a container: root-only sockets, no polkit, no per-guest cgroups or namespaces', () => {
+  it('configures libvirtd for a container: root-only sockets, no polkit, no per-guest cgroups or namespaces, QEMU as an unprivileged user with dynamic ownership', () => {
     const manifests = libvirt();
     const config = (findManifest(manifests, 'ConfigMap', '-libvirt') as unknown as { data: Record<string, string> })
       .data;
@@ -541,9 +541,9 @@ describe('the Helm chart with the libvirt driver', () => {
     });
     expect(settings(config['libvirtd.conf']!)).not.toHaveProperty('listen_tcp');
     expect(settings(config['qemu.conf']!)).toEqual({
-      user: '"root"',
-      group: '"root"',
-      dynamic_ownership: '0',
+      user: '"libvirt-qemu"',
+      group: '"libvirt-qemu"',
+      dynamic_ownership: '1',
       remember_owner: '0',
       security_driver: '"none"',
       cgroup_controllers: '[ ]',

@@ -41,9 +41,9 @@ const MERGED_USR_HOOKS = '/usr/share/mmdebstrap/hooks/merged-usr';
 /** The image's default user: numeric 1000:1000 in the image config, named here for tools that look it up. */
 export const APP_USER = { name: 'kubenova', uid: 1000, gid: 1000 };
 /**
- * libvirtd refuses to start unless its built-in QEMU user exists, even when qemu.conf runs QEMU
- * as root. libvirt-daemon-system's postinst would create it (with Debian's fixed uid and gid);
- * the image leaves that package out.
+ * The unprivileged user QEMU runs as (qemu.conf's `user` and `group`), libvirt's built-in one,
+ * without which libvirtd does not start. libvirt-daemon-system's postinst would create it (with
+ * Debian's fixed uid and gid); the image leaves that package out.
  */
 export const LIBVIRT_QEMU_USER = { name: 'libvirt-qemu', uid: 64055, gid: 64055 };
 
@@ -64,9 +64,17 @@ const LEFTOVERS = [
 /** Directories libvirtd and QEMU write to, present before a volume or the daemon creates them. */
 const LIBVIRT_DIRS = ['var/lib/libvirt/qemu', 'var/log/libvirt/qemu', 'var/cache/libvirt/qemu'];
 
-/** Where this folder's kubenova files are: the package list and the libvirt config. */
+/** Where this folder's kubenova files are: the package list and libvirtd's config. */
 const KUBENOVA_DIR = join(SOURCE_DIR, 'kubenova');
-const LIBVIRT_CONFIG = ['qemu.conf', 'libvirtd.conf'];
+/**
+ * libvirt's config files the image ships in /etc/libvirt, by name. qemu.conf (QEMU as an
+ * unprivileged user with dynamic ownership) is the chart's: one copy for the image and the
+ * ConfigMap the chart mounts over it.
+ */
+const LIBVIRT_CONFIG: Record<string, string> = {
+  'qemu.conf': join(SOURCE_DIR, '..', '..', 'charts', 'kubenova', 'files', 'qemu.conf'),
+  'libvirtd.conf': join(KUBENOVA_DIR, 'libvirt', 'libvirtd.conf'),
+};
 /** Bump when the way the base is put together changes without any input changing. */
 const RECIPE = 1;
 
@@ -116,7 +124,7 @@ export async function readPackages(): Promise<string[]> {
 /** Our changes to what the packages installed: libvirt's config, the user, fewer leftovers. */
 async function customize(root: string): Promise<void> {
   await mkdir(join(root, 'etc', 'libvirt'), { recursive: true });
-  for (const f of LIBVIRT_CONFIG) await copyFile(join(KUBENOVA_DIR, 'libvirt', f), join(root, 'etc', 'libvirt', f));
+  for (const [f, src] of Object.entries(LIBVIRT_CONFIG)) await copyFile(src, join(root, 'etc', 'libvirt', f));
   for (const d of LIBVIRT_DIRS) await mkdir(join(root, d), { recursive: true, mode: 0o755 });
   const { passwd, group } = accountEntries();
   await appendFile(join(root, 'etc', 'passwd'), passwd);
@@ -133,7 +141,7 @@ export interface BaseLayout {
 
 /** The base's cache key: a hash of the package list, the way it is installed and our changes. */
 export async function baseKey(): Promise<string> {
-  const config = await hashFiles(Object.fromEntries(LIBVIRT_CONFIG.map((f) => [f, join(KUBENOVA_DIR, 'libvirt', f)])));
+  const config = await hashFiles(LIBVIRT_CONFIG);
   return inputsTag({
     recipe: RECIPE,
     suite: SUITE,
