@@ -315,9 +315,10 @@ export class ControlPlane {
           `--flex-volume-plugin-dir=${this.path('flex-volume')}`,
         ]
       : [
-          // Namespace deletion, ownerReference garbage collection and service-account tokens
-          // behave as on a real cluster; nothing here runs pods.
-          '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token',
+          // Namespace deletion, ownerReference garbage collection, service-account tokens and
+          // aggregated ClusterRoles (view, edit and admin pick up kubenova's user roles) behave
+          // as on a real cluster; nothing here runs pods.
+          '--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation',
         ];
     // On a loaded machine it can exit at start while the API server is still settling its
     // post-start hooks; a short retry is what a kubelet restarting it would do.
