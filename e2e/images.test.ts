@@ -167,7 +167,7 @@ describe.skipIf(why !== undefined)('container images', () => {
       writeFileSync('/tmp/kn/domain.xml', buildDomainXml({
         host: 'images-test', uid: '${uid}', name: 'default/images-test', image: 'tiny', flavor,
         kernel: image.kernel, initrd: image.initrd, cmdline: image.cmdline,
-        disk: '/tmp/kn/disk.qcow2', consoleLog: '/tmp/kn/console.log', runAsRoot: true,
+        disk: '/tmp/kn/disk.qcow2', consoleLog: '/tmp/kn/console.log',
       }));`;
     const script = [
       'set -e',

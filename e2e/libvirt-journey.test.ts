@@ -3,6 +3,7 @@
 // status.guest, so the flavor is proven from inside, and its first-boot marker proves the
 // disk travelled.
 import { execFileSync } from 'node:child_process';
+import { chmodSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
@@ -41,6 +42,9 @@ describe.skipIf(Boolean(unavailable) || external)('real guests on the libvirt dr
         { name: hostB, vcpus: 4, memoryMiB: 2048, diskGiB: 20, extraArgs: driverArgs },
       ],
     });
+    // QEMU runs as libvirt's unprivileged user, which must pass through the agents' state
+    // directories (the environment's private directory is 0700).
+    chmodSync(dirname(env.stateDir), 0o711);
     env.apply({
       apiVersion: API,
       kind: 'Flavor',
@@ -62,7 +66,7 @@ describe.skipIf(Boolean(unavailable) || external)('real guests on the libvirt dr
   const reported = (i: Instance) =>
     i.status?.vmState === 'active' && i.status.taskState === '' && i.status.guest?.marker;
 
-  it('boots a tiny guest whose own report matches its flavor, resizes it to another host keeping its disk, and deletes it leaving no domain', async () => {
+  it('boots a tiny guest (QEMU not root) whose own report matches its flavor, resizes it to another host keeping its disk, and deletes it leaving no domain', async () => {
     env.apply({
       apiVersion: API,
       kind: 'Instance',
@@ -82,6 +86,9 @@ describe.skipIf(Boolean(unavailable) || external)('real guests on the libvirt dr
     expect(guest.memoryKiB).toBeGreaterThan(64 * MiB);
     expect(guest.memoryKiB).toBeLessThanOrEqual(128 * MiB);
     const marker = guest.marker;
+    // The guest's QEMU is not root.
+    const pid = readFileSync(`/run/libvirt/qemu/kn-${hostA}-${booted.metadata.uid}.pid`, 'utf8').trim();
+    expect(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]).not.toBe('0');
 
     env.kubectl(['patch', 'instance', 'vm-1', '--type', 'merge', '-p', '{"spec":{"flavor":"g2"}}']);
     const mig = await env.waitFor(

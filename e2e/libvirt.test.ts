@@ -7,8 +7,9 @@
 // Needs libvirtd and QEMU (bash devenv/libvirt/setup.sh, as root) and builds the guest image on
 // first use (node-agent/driver/guest-image/build.sh, cached). Each boot takes about 7 s.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +42,19 @@ const allDomains = (): string[] =>
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
+
+/** Who the QEMU process of a running domain is, from libvirt's pid file and /proc. */
+function qemuProcess(domain: string): { pid: number; uids: number[]; gids: number[]; capEff: bigint } {
+  const pid = Number(readFileSync(`/run/libvirt/qemu/${domain}.pid`, 'utf8').trim());
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1] ?? '';
+  return {
+    pid,
+    uids: field('Uid').split(/\s+/).map(Number),
+    gids: field('Gid').split(/\s+/).map(Number),
+    capEff: BigInt(`0x${field('CapEff')}`),
+  };
+}
 
 /** The guest's own report says it has the flavor: vCPUs, memory less the kernel's share, disk size. */
 function expectFlavor(report: GuestInfo | undefined, flavor: FlavorSnapshot): GuestInfo {
@@ -107,6 +121,8 @@ describe.skipIf(unavailable !== undefined)(
     beforeAll(async () => {
       image = await timed('guest image (build or cache)', async () => ensureTinyImage());
       dir = await mkdtemp(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-libvirt-'));
+      // QEMU runs as libvirt's unprivileged user, which must pass through the state directories.
+      await chmod(dir, 0o711);
       stateA = join(dir, hostA);
       stateB = join(dir, hostB);
       const capacity = { vcpus: 4, memoryMiB: 2048, diskGiB: 20 };
@@ -131,7 +147,7 @@ describe.skipIf(unavailable !== undefined)(
       );
     });
 
-    it('boots a tiny guest whose own report matches the flavor, on a sparse disk, listed only by its host', async () => {
+    it('boots a tiny guest whose own report matches the flavor, on a sparse disk, listed only by its host, its QEMU running as an unprivileged user that only the disk is lent to', async () => {
       expect(a.kind).toBe('libvirt');
       expect(await a.capacity()).toEqual({ vcpus: 4, memoryMiB: 2048, diskGiB: 20 });
       const info = await timed('spawn (boot 1)', () => a.spawn(spec(SMALL)));
@@ -159,6 +175,18 @@ describe.skipIf(unavailable !== undefined)(
       expect(info.diskBytes).toBe((await stat(disk)).size);
       expect(await listing(a.instanceDir(uid))).toEqual(['disk.qcow2', 'domain.xml']);
 
+      // QEMU runs unprivileged: libvirt lent it the disk for as long as the guest runs, and
+      // nothing else of the instance.
+      const qemu = qemuProcess(`kn-${hostA}-${uid}`);
+      expect(qemu.uids.every((u) => u !== 0)).toBe(true);
+      expect(qemu.gids.every((g) => g !== 0)).toBe(true);
+      expect(qemu.capEff).toBe(0n);
+      expect((await stat(disk)).uid).toBe(qemu.uids[0]);
+      expect((await stat(disk)).mode & 0o777).toBe(0o600);
+      const definition = await stat(join(a.instanceDir(uid), 'domain.xml'));
+      expect([definition.uid, definition.mode & 0o777]).toEqual([0, 0o600]);
+      expect((await stat(a.instanceDir(uid))).mode & 0o777).toBe(0o711);
+
       // Idempotent: a second spawn returns the running domain without rebooting it.
       const again = await timed('spawn again (no boot)', () => a.spawn(spec(SMALL)));
       expect(again.powerState).toBe('running');
@@ -169,6 +197,8 @@ describe.skipIf(unavailable !== undefined)(
       expect((await timed('powerOff', () => a.powerOff(uid))).powerState).toBe('shutdown');
       expect((await a.powerOff(uid)).powerState).toBe('shutdown');
       expect(await a.guestReport(uid)).toBeUndefined();
+      // Dynamic ownership: the stopped guest's disk is root's again.
+      expect((await stat(join(a.instanceDir(uid), 'disk.qcow2'))).uid).toBe(0);
       expect((await timed('powerOn (boot 2)', () => a.powerOn(uid))).powerState).toBe('running');
       expect(expectFlavor(await a.guestReport(uid), SMALL).marker).toBe(marker);
     });

@@ -39,7 +39,21 @@ if [[ -c /dev/kvm && $(id -u) -eq 0 ]] && getent group kvm >/dev/null && [[ $(st
   chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
 fi
 
+# kubenova's guests run QEMU as an unprivileged user with libvirt's dynamic ownership (the
+# driver refuses a libvirtd that runs QEMU as root). Debian's qemu.conf does so by default (user
+# libvirt-qemu, dynamic_ownership = 1); a host whose qemu.conf sets user = "root" must change it.
+qemu_user_ok() {
+  local label
+  label=$(virsh -c "$uri" capabilities 2>/dev/null |
+    sed -n "/<model>dac<\/model>/,/<\/secmodel>/s/.*<baselabel type='qemu'>\([^<]*\)<.*/\1/p" | head -n1)
+  if [[ $label == +0:* ]]; then
+    echo "setup.sh: libvirtd at $uri runs QEMU as root ($label): set user and group in /etc/libvirt/qemu.conf to an unprivileged user (Debian's: libvirt-qemu) with dynamic_ownership = 1, then restart libvirtd" >&2
+    return 1
+  fi
+}
+
 if virsh -c "$uri" list --name >/dev/null 2>&1; then
+  qemu_user_ok
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -51,6 +65,7 @@ pgrep -x virtlogd >/dev/null 2>&1 || virtlogd -d
 pgrep -x libvirtd >/dev/null 2>&1 || libvirtd -d
 for _ in $(seq 1 100); do
   if virsh -c "$uri" list --name >/dev/null 2>&1; then
+    qemu_user_ok
     echo "setup.sh: libvirtd is running ($uri)" >&2
     exit 0
   fi

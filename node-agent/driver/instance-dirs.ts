@@ -82,7 +82,8 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
  * `tmp` to `dest`, so `dest` appears whole or not at all. A failed copy removes `tmp`.
  */
 export async function copyDirAtomic(src: string, dest: string, tmp: string): Promise<void> {
-  await mkdir(tmp);
+  // The agent's alone (a libvirt driver opens an instance directory to QEMU's user only to boot it).
+  await mkdir(tmp, { mode: 0o700 });
   try {
     for (const name of await domainFiles(src)) {
       await copyFile(join(src, name), join(tmp, name));

@@ -14,6 +14,7 @@ import {
   parseGuestReport,
   parseVirshList,
   powerStateOf,
+  qemuDacLabel,
   rootDiskBytes,
   virshMessage,
   type DomainXmlInput,
@@ -31,7 +32,6 @@ const input = (over: Partial<DomainXmlInput> = {}): DomainXmlInput => ({
   cmdline: 'console=ttyS0 quiet panic=-1',
   disk: '/state/node-a/instances/0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f/disk.qcow2',
   consoleLog: '/state/node-a/console/0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f.log',
-  runAsRoot: true,
   ...over,
 });
 
@@ -57,6 +57,35 @@ describe('libvirt domain names', () => {
     expect(isValidHost('node-a')).toBe(true);
     expect(isValidHost('node_a')).toBe(false);
     expect(isValidHost('x'.repeat(101))).toBe(false);
+  });
+});
+
+describe("QEMU's user", () => {
+  const capabilities = (dac: string) => `<capabilities>
+  <host>
+    <secmodel>
+      <model>none</model>
+      <doi>0</doi>
+    </secmodel>
+    <secmodel>
+      <model>dac</model>
+      <doi>0</doi>
+${dac}    </secmodel>
+  </host>
+</capabilities>
+`;
+
+  it('is the DAC base label libvirt gives a domain type, from virsh capabilities', () => {
+    const caps = capabilities(
+      "      <baselabel type='kvm'>+64055:+64055</baselabel>\n      <baselabel type='qemu'>+107:+108</baselabel>\n",
+    );
+    expect(qemuDacLabel(caps, 'kvm')).toBe('+64055:+64055');
+    expect(qemuDacLabel(caps, 'qemu')).toBe('+107:+108');
+  });
+
+  it('is unknown when libvirt shows no DAC label (a session daemon)', () => {
+    expect(qemuDacLabel(capabilities(''), 'qemu')).toBeUndefined();
+    expect(qemuDacLabel('<capabilities/>', 'qemu')).toBeUndefined();
   });
 });
 
@@ -98,7 +127,17 @@ describe('flavor to domain', () => {
     );
     expect(xml).toContain(`<memballoon model='none'/>`);
     expect(xml).not.toContain('<interface');
-    expect(xml).toContain(`<seclabel type='static' model='dac' relabel='no'>`);
+  });
+
+  it("names no security label, so QEMU runs as libvirt's unprivileged user with dynamic ownership", () => {
+    expect(buildDomainXml(input())).not.toContain('<seclabel');
+  });
+
+  it('pins the disk to qcow2 with an empty backing store, so no backing file named in a disk is ever opened', () => {
+    const xml = buildDomainXml(input());
+    expect(xml).toContain(
+      `<driver name='qemu' type='qcow2'/>\n      <source file='${input().disk}'/>\n      <backingStore/>\n`,
+    );
   });
 
   it('gives a tiny flavor the memory floor but keeps the flavor itself in the metadata', () => {
@@ -107,10 +146,8 @@ describe('flavor to domain', () => {
     expect(parseDomainMetadata(xml)?.flavor.memoryMiB).toBe(64);
   });
 
-  it("leaves out the initrd when the image has none and the root label when QEMU runs as libvirt's user", () => {
-    const xml = buildDomainXml(input({ initrd: undefined, runAsRoot: false }));
-    expect(xml).not.toContain('<initrd>');
-    expect(xml).not.toContain('<seclabel');
+  it('leaves out the initrd when the image has none', () => {
+    expect(buildDomainXml(input({ initrd: undefined }))).not.toContain('<initrd>');
   });
 
   it('is deterministic, so a restored definition keeps its bytes', () => {

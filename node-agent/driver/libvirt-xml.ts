@@ -99,11 +99,6 @@ export interface DomainXmlInput {
   disk: string;
   consoleLog: string;
   minMemoryMiB?: number;
-  /**
-   * Run QEMU as root (a static DAC label). Instance directories then need not be reachable
-   * by libvirt's qemu user, which a private temp directory or a home-directory cache is not.
-   */
-  runAsRoot: boolean;
   /** 'kvm' with a usable /dev/kvm, 'qemu' (software emulation, TCG) otherwise; default 'qemu'. */
   virtType?: 'kvm' | 'qemu';
 }
@@ -113,6 +108,12 @@ export interface DomainXmlInput {
  * boot of the image's kernel and initramfs, one qcow2 virtio disk, the serial console written
  * to a file that QEMU truncates at every start (so it holds only the latest boot), no network
  * and no balloon. Deterministic: the same input gives the same bytes.
+ *
+ * No security label: QEMU runs as the user libvirtd's qemu.conf names, unprivileged, and libvirt
+ * chowns the disk, kernel and initramfs to it for as long as the guest runs (dynamic
+ * ownership). The disk's format is pinned and its empty <backingStore/> says it stands alone,
+ * so neither libvirt nor QEMU opens a backing file named in its header (libvirt would chown
+ * that file too); the driver refuses such a disk before it is defined.
  */
 export function buildDomainXml(d: DomainXmlInput): string {
   const e = escapeXml;
@@ -156,6 +157,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
     `    <disk type='file' device='disk'>`,
     `      <driver name='qemu' type='qcow2'/>`,
     `      <source file='${e(d.disk)}'/>`,
+    `      <backingStore/>`,
     `      <target dev='vda' bus='virtio'/>`,
     `    </disk>`,
     `    <serial type='file'>`,
@@ -164,9 +166,6 @@ export function buildDomainXml(d: DomainXmlInput): string {
     `    </serial>`,
     `    <memballoon model='none'/>`,
     `  </devices>`,
-    ...(d.runAsRoot
-      ? [`  <seclabel type='static' model='dac' relabel='no'>`, `    <label>+0:+0</label>`, `  </seclabel>`]
-      : []),
     `</domain>`,
   ];
   return `${lines.join('\n')}\n`;
@@ -256,6 +255,19 @@ export function parseGuestReport(consoleText: string): GuestInfo | undefined {
   const after = consoleText.slice((last.index ?? 0) + last[0].length);
   if (!/^\r?\n/.test(after)) return undefined;
   return { vcpus: Number(last[1]), memoryKiB: Number(last[2]), diskBytes: Number(last[3]), marker: last[4]! };
+}
+
+/**
+ * The user:group label libvirt's DAC driver gives QEMU for domains of `virtType` (`+64055:+64055`,
+ * from qemu.conf's user and group), read from `virsh capabilities`; undefined when there is none.
+ */
+export function qemuDacLabel(capabilities: string, virtType: 'kvm' | 'qemu'): string | undefined {
+  for (const m of capabilities.matchAll(/<secmodel>([\s\S]*?)<\/secmodel>/g)) {
+    if (!/<model>\s*dac\s*<\/model>/.test(m[1]!)) continue;
+    const label = new RegExp(`<baselabel type=['"]${virtType}['"]>([^<]*)</baselabel>`).exec(m[1]!);
+    return label?.[1]?.trim();
+  }
+  return undefined;
 }
 
 /** libvirt's domain state (`virsh domstate`, the State column of `virsh list`) as an API power state. */

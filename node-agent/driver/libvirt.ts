@@ -5,14 +5,20 @@
 // software-emulated (domain type 'qemu': no /dev/kvm) and boot the image's kernel directly.
 // The host's capacity is measured on the machine (host-capacity.ts) unless configured.
 //
+// QEMU runs as libvirtd's unprivileged user (qemu.conf; the driver refuses a libvirtd that runs
+// it as root) with dynamic ownership: libvirt chowns a guest's disk and boot files to that user
+// while it runs. The agent stays root and keeps every other file out of that user's reach.
+//
 // libvirt is driven through `virsh` and disks through `qemu-img`, as processes: there is no
 // maintained libvirt binding for Node.js (the npm packages are unmaintained forks of a native
 // addon that needs libvirt's development headers and a compiler at install time), and the
 // CLI is what every libvirt installation has, with libvirt's own error messages.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InstanceDirs, isFile, isNotFound, tempPathFor, writeFileAtomic } from './instance-dirs.js';
+import { InstanceDirs, isDirectory, isFile, isNotFound, tempPathFor, writeFileAtomic } from './instance-dirs.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { ResourceAmounts } from '../../common/api/types.js';
@@ -30,6 +36,7 @@ import {
   parseGuestReport,
   parseVirshList,
   powerStateOf,
+  qemuDacLabel,
   rootDiskBytes,
   virshMessage,
   type DomainMetadata,
@@ -42,7 +49,11 @@ export type LibvirtAccel = 'auto' | 'kvm' | 'tcg';
 export interface LibvirtDriverOptions {
   /** The host this driver serves: it names the domains and only its domains are listed. */
   host: string;
-  /** Holds instances/<uid> (disk.qcow2, domain.xml), instances/<uid>_resize and console/<uid>.log. */
+  /**
+   * Holds instances/<uid> (disk.qcow2, domain.xml), instances/<uid>_resize, console/<uid>.log
+   * and images/<sha256>/ (the kernels and initramfs QEMU boots). QEMU's unprivileged user must
+   * be able to pass through it and its parents (mode o+x).
+   */
   stateDir: string;
   /**
    * What the host offers the scheduler. A resource given here is an override (a flag or chart
@@ -68,8 +79,12 @@ export interface LibvirtDriverOptions {
    * software emulation (TCG) otherwise; 'kvm' requires it; 'tcg' never uses it.
    */
   accel?: LibvirtAccel;
-  /** Run QEMU as root instead of libvirt's qemu user (default true), so any state directory works. */
-  runQemuAsRoot?: boolean;
+}
+
+/** The copies of an image's boot files that QEMU reads (see #bootFiles). */
+interface BootFiles {
+  kernel: string;
+  initrd?: string;
 }
 
 const DISK = 'disk.qcow2';
@@ -124,6 +139,9 @@ export class LibvirtDriver implements VirtDriver {
   readonly #stateDir: string;
   readonly #dirs: InstanceDirs;
   readonly #consoleDir: string;
+  readonly #imagesDir: string;
+  readonly #staged = new Map<string, Promise<BootFiles>>();
+  #qemuUser?: Promise<string | undefined>;
   readonly #capacityOverride: Partial<ResourceAmounts>;
   readonly #detectCapacity: (dir: string) => Promise<ResourceAmounts>;
   #capacity: Promise<ResourceAmounts> | undefined;
@@ -136,7 +154,6 @@ export class LibvirtDriver implements VirtDriver {
   #virtType?: Promise<'kvm' | 'qemu'>;
   readonly #bootTimeoutMs: number;
   readonly #commandTimeoutMs: number;
-  readonly #runAsRoot: boolean;
   readonly #queue = new UidQueue();
   readonly #steps: MigrationSteps;
 
@@ -148,6 +165,7 @@ export class LibvirtDriver implements VirtDriver {
     this.#stateDir = resolve(opts.stateDir);
     this.#dirs = new InstanceDirs(join(this.#stateDir, 'instances'), DEFINITION);
     this.#consoleDir = join(this.#stateDir, 'console');
+    this.#imagesDir = join(this.#stateDir, 'images');
     this.#capacityOverride = { ...opts.capacity };
     this.#detectCapacity = opts.detectCapacity ?? ((dir) => detectHostCapacity(dir));
     this.#images = { ...opts.images };
@@ -158,7 +176,6 @@ export class LibvirtDriver implements VirtDriver {
     this.#accel = opts.accel ?? 'auto';
     this.#bootTimeoutMs = opts.bootTimeoutMs ?? 180_000;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? 120_000;
-    this.#runAsRoot = opts.runQemuAsRoot ?? true;
     this.#steps = new MigrationSteps({
       dirs: this.#dirs,
       disk: DISK,
@@ -259,7 +276,7 @@ export class LibvirtDriver implements VirtDriver {
       const def = await this.#definitionIn(dir);
       if (!(def?.uid === uid && (await isFile(disk)))) {
         await this.#dirs.removeDomainDir(uid);
-        await mkdir(dir, { recursive: true });
+        await mkdir(dir, { recursive: true, mode: 0o711 });
         await this.#createDisk('spawn', uid, disk, image, spec.flavor.rootDiskGiB);
       }
       await this.#define('spawn', spec, image);
@@ -361,7 +378,7 @@ export class LibvirtDriver implements VirtDriver {
    */
   async #settle(op: string, spec: DomainSpec, image: GuestImage, powerOn: boolean): Promise<DomainInfo> {
     const uid = spec.uid;
-    const xml = this.#xml(spec, image, await this.#domainType(op, uid));
+    const xml = await this.#xml(op, spec, image);
     const file = join(this.instanceDir(uid), DEFINITION);
     let state = await this.#state(op, uid);
     const defined = state === undefined ? undefined : await this.#metadata(op, uid, { lenient: true });
@@ -402,34 +419,53 @@ export class LibvirtDriver implements VirtDriver {
     return this.#virtType;
   }
 
-  #xml(spec: DomainSpec, image: GuestImage, virtType: 'kvm' | 'qemu'): string {
+  async #xml(op: string, spec: DomainSpec, image: GuestImage): Promise<string> {
     const dir = this.instanceDir(spec.uid);
+    const virtType = await this.#domainType(op, spec.uid);
+    const boot = await this.#bootFiles(op, spec.uid, image);
     return buildDomainXml({
       host: this.host,
       uid: spec.uid,
       name: spec.name,
       image: spec.image,
       flavor: spec.flavor,
-      kernel: image.kernel,
-      initrd: image.initrd,
+      kernel: boot.kernel,
+      initrd: boot.initrd,
       cmdline: image.cmdline,
       disk: join(dir, DISK),
       consoleLog: this.consoleLog(spec.uid),
       minMemoryMiB: this.#minMemoryMiB,
-      runAsRoot: this.#runAsRoot,
       virtType,
     });
   }
 
   async #define(op: string, spec: DomainSpec, image: GuestImage): Promise<void> {
     const file = join(this.instanceDir(spec.uid), DEFINITION);
-    await writeFileAtomic(file, this.#xml(spec, image, await this.#domainType(op, spec.uid)));
+    await writeFileAtomic(file, await this.#xml(op, spec, image));
     await this.#virshOrFail(op, spec.uid, ['define', file]);
   }
 
-  /** Starts the domain and, for an image whose guest reports, waits until it has booted. */
+  /**
+   * Starts the domain and, for an image whose guest reports, waits until it has booted. A
+   * definition this driver would now write differently (one from an earlier version, which
+   * ran QEMU as root) is replaced first, so every boot runs on the current one.
+   */
   async #start(op: string, uid: string): Promise<void> {
-    await mkdir(this.#consoleDir, { recursive: true });
+    await this.#checkQemuUser(op, uid);
+    const meta = await this.#metadata(op, uid, { lenient: true });
+    const image = meta && this.#images[meta.image];
+    if (meta && image) {
+      const spec: DomainSpec = { uid, name: meta.name, flavor: meta.flavor, image: meta.image };
+      const file = join(this.instanceDir(uid), DEFINITION);
+      const xml = await this.#xml(op, spec, image);
+      if ((await readIfExists(file)) !== xml) {
+        await writeFileAtomic(file, xml);
+        await this.#virshOrFail(op, uid, ['define', file]);
+      }
+    }
+    await this.#restrictInstanceDir(uid);
+    // Only virtlogd (root) opens the console logs: QEMU's user needs nothing here.
+    await mkdir(this.#consoleDir, { recursive: true, mode: 0o700 });
     // No line of an earlier boot may be taken for this one's.
     await rm(this.consoleLog(uid), { force: true });
     const res = await this.#virshRun(['start', this.domainName(uid)]);
@@ -438,9 +474,110 @@ export class LibvirtDriver implements VirtDriver {
       if (/already active/i.test(res.stderr)) return;
       throw this.#error(op, uid, ['start', this.domainName(uid)], res);
     }
-    const meta = await this.#metadata(op, uid, { lenient: true });
-    const image = meta && this.#images[meta.image];
     if (image?.guestReport && this.#bootTimeoutMs > 0) await this.#waitForGuest(op, uid);
+  }
+
+  /**
+   * Refuses to start guests when libvirtd runs QEMU as root: its DAC label (`virsh
+   * capabilities`) names the user qemu.conf sets. Asked once; a libvirtd that shows no DAC
+   * label (a session daemon runs QEMU as its own user) is taken at its word.
+   */
+  async #checkQemuUser(op: string, uid: string): Promise<void> {
+    this.#qemuUser ??= (async () => {
+      const res = await this.#virshRun(['capabilities']);
+      if (res.code !== 0) {
+        this.#qemuUser = undefined;
+        throw this.#error(op, uid, ['capabilities'], res);
+      }
+      return qemuDacLabel(res.stdout, await this.#domainType(op, uid));
+    })();
+    const label = await this.#qemuUser;
+    if (label !== undefined && /^\+?0:/.test(label)) {
+      throw new DriverError(
+        op,
+        uid,
+        `libvirtd on host ${this.host} runs QEMU as root (DAC label ${label}); set an unprivileged user and group, with dynamic_ownership = 1, in its qemu.conf`,
+      );
+    }
+  }
+
+  /**
+   * What QEMU's user may reach of an instance: the directories to pass through (0711), not
+   * the files. libvirt chowns the disk to that user while the guest runs and back to root after;
+   * disk and definition stay 0600 (a received directory keeps the modes it came with until here).
+   */
+  async #restrictInstanceDir(uid: string): Promise<void> {
+    const dir = this.instanceDir(uid);
+    await mkdir(this.#dirs.root, { recursive: true, mode: 0o711 });
+    await chmod(this.#dirs.root, 0o711);
+    // A missing directory or file is for `virsh start` to report.
+    for (const [path, mode] of [
+      [dir, 0o711],
+      [join(dir, DISK), 0o600],
+      [join(dir, DEFINITION), 0o600],
+    ] as const) {
+      try {
+        await chmod(path, mode);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  /**
+   * The kernel and initramfs a guest of `image` boots, copied into `<stateDir>/images/<sha256>/`
+   * (once per content): QEMU runs unprivileged and libvirt chowns them to its user, so they
+   * must sit where that user can pass (an image in root's home directory is not) and must not
+   * be the image's own files. Named by content, so a definition keeps pointing at the files
+   * it was written with while a changed image gets a directory of its own.
+   */
+  #bootFiles(op: string, uid: string, image: GuestImage): Promise<BootFiles> {
+    let staged = this.#staged.get(image.name);
+    if (!staged) {
+      staged = this.#stageBootFiles(image).catch((err: unknown) => {
+        this.#staged.delete(image.name);
+        throw new DriverError(
+          op,
+          uid,
+          `cannot stage the boot files of image ${image.name} on host ${this.host}: ${(err as Error).message}`,
+        );
+      });
+      this.#staged.set(image.name, staged);
+    }
+    return staged;
+  }
+
+  async #stageBootFiles(image: GuestImage): Promise<BootFiles> {
+    const sources: [keyof BootFiles, string][] = [['kernel', image.kernel]];
+    if (image.initrd) sources.push(['initrd', image.initrd]);
+    const hash = createHash('sha256');
+    for (const [name, path] of sources) {
+      hash.update(`${name}\0`);
+      for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    }
+    const dir = join(this.#imagesDir, hash.digest('hex').slice(0, 32));
+    const files: BootFiles = { kernel: join(dir, 'kernel') };
+    if (image.initrd) files.initrd = join(dir, 'initrd');
+    if (await isDirectory(dir)) return files;
+    await mkdir(this.#imagesDir, { recursive: true, mode: 0o711 });
+    const tmp = tempPathFor(dir);
+    await mkdir(tmp, { mode: 0o711 });
+    try {
+      for (const [name, path] of sources) {
+        await copyFile(path, join(tmp, name));
+        // Readable by all: the guests of several instances share them, and libvirt gives each
+        // back to root when one of them stops.
+        await chmod(join(tmp, name), 0o644);
+      }
+      await chmod(tmp, 0o711);
+      await rename(tmp, dir);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      // Another driver on this state directory staged the same files meanwhile.
+      if (await isDirectory(dir)) return files;
+      throw err;
+    }
+    return files;
   }
 
   async #waitForGuest(op: string, uid: string): Promise<GuestInfo> {
