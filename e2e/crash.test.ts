@@ -60,14 +60,32 @@ async function arm(who: Who, point: string): Promise<ManagedProcess> {
   return proc;
 }
 
-/** Waits for the armed process to crash at its point, then starts it normally. */
-async function survive(who: Who, proc: ManagedProcess): Promise<void> {
-  const result = await Promise.race([proc.exited, new Promise((r) => setTimeout(() => r('no crash'), 60_000))]);
+/**
+ * Waits for the armed process to crash at its point, then starts it normally. `scenario` is
+ * what the test awaits meanwhile (a decision given once the migration has finished): when it
+ * fails first, its error is the one reported, since the crash point will not come. `state`
+ * says where the task is when no crash came.
+ */
+async function survive(
+  who: Who,
+  proc: ManagedProcess,
+  scenario?: Promise<unknown>,
+  state?: () => Promise<string>,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([
+    proc.exited,
+    new Promise((r) => (timer = setTimeout(() => r('no crash'), 90_000))),
+    new Promise((r) => scenario?.catch(() => r('scenario failed'))),
+  ]);
+  clearTimeout(timer);
   // Whatever happened, the next scenario gets a component without a crash point armed.
   if (result !== 'SIGKILL') await proc.kill();
   if (who === 'operator') env.startOperator();
   else env.startAgent({ name: who === 'source' ? 'node-a' : 'node-b' });
-  expect(result, `${who} should have crashed at its crash point`).toBe('SIGKILL');
+  if (result === 'scenario failed') await scenario;
+  const where = result === 'no crash' && state ? ` (${await state().catch((e: Error) => e.message)})` : '';
+  expect(result, `${who} should have crashed at its crash point${where}`).toBe('SIGKILL');
   tally.faults++;
 }
 
@@ -210,8 +228,13 @@ localOnly('crash during a migration', () => {
           const decision = outcome === 'confirmed' ? 'Confirm' : 'Revert';
           env.kubectl(['patch', 'migration', migName, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } })]);
         })();
-        decided.catch(() => undefined); // its failure is reported where it is awaited, after survive()
-        await survive(who, proc);
+        decided.catch(() => undefined); // its failure is reported by survive()
+        await survive(who, proc, decided, async () => {
+          const m = await env.migration(migName);
+          const i = await env.instance(name);
+          const decision = m?.spec.decision ? `, decision ${m.spec.decision}` : '';
+          return `migration ${m?.status?.status ?? 'not started'}${decision}, instance ${i?.status?.vmState}/${i?.status?.taskState ?? ''}`;
+        });
         await decided;
         const end: MigrationPhase = outcome === 'rolled back' ? 'error' : outcome;
         const mig = await phaseReached(migName, end);
