@@ -1,5 +1,6 @@
 // Command-line flags with environment-variable fallbacks (the Helm chart sets env), each
 // validated at start with an error that names the flag and the value expected.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 type Kind = 'string' | 'number' | 'boolean';
@@ -47,6 +48,31 @@ export const STEP_FLAGS = {
       'Seconds a migration phase may take before it is rolled back onto the source (KubeVirt gives a stuck migration 5 minutes)',
   },
 } as const satisfies Record<string, FlagSpec>;
+
+/** The namespace kubenova is installed in: transfer credentials and the agents' CA live there only. */
+export const RELEASE_FLAGS = {
+  'release-namespace': {
+    type: 'string',
+    env: 'KUBENOVA_RELEASE_NAMESPACE',
+    description:
+      "Namespace kubenova is installed in, where transfer credentials and the agents' CA live (the chart sets the " +
+      "pod's namespace); default: the service account's namespace in a pod, else kubenova-system",
+  },
+} as const satisfies Record<string, FlagSpec>;
+
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** --release-namespace, else the pod's own namespace, else kubenova-system. */
+export function releaseNamespace(flag: string | undefined, namespaceFile = SERVICE_ACCOUNT_NAMESPACE_FILE): string {
+  if (flag) return flag;
+  try {
+    const fromPod = readFileSync(namespaceFile, 'utf8').trim();
+    if (fromPod) return fromPod;
+  } catch {
+    // Not in a pod.
+  }
+  return 'kubenova-system';
+}
 
 /** The flags every component logs by. */
 export const LOG_FLAGS = {

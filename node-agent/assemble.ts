@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ZONE_LABEL, type ResourceAmounts } from '../common/api/types.js';
-import { ConfigError, parseLabels } from '../common/config.js';
+import { ConfigError, parseLabels, releaseNamespace } from '../common/config.js';
 import type { Kube } from '../common/kube/client.js';
 import { Informer } from '../common/kube/informer.js';
 import { createLogger, type Logger } from '../common/log.js';
@@ -106,6 +106,9 @@ export function hostAgentOptions(
     auditGraceMs: config['audit-grace'] * 1000,
     workers: 4,
     stagingDir: join(config['state-dir'], host, 'incoming'),
+    certDir: join(config['state-dir'], host, 'tls'),
+    releaseNamespace: releaseNamespace(config['release-namespace']),
+    transferHeadroomBytes: config['transfer-headroom-mib'] * 1024 * 1024,
     migrationAddress: config['migration-address'],
     migrationPort: config['migration-port'],
     advertiseAddress: config['advertise-address'],

@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS, STEP_FLAGS } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS, RELEASE_FLAGS, STEP_FLAGS } from '../common/config.js';
 
 export const AGENT_FLAGS = {
   'node-name': { type: 'string', env: 'NODE_NAME', description: 'Host name this agent serves (its ComputeNode name)' },
@@ -84,6 +84,15 @@ export const AGENT_FLAGS = {
     type: 'string',
     env: 'KUBENOVA_ADVERTISE_ADDRESS',
     description: 'Address peers use to reach this agent (defaults to --migration-address; the node IP in a cluster)',
+  },
+  ...RELEASE_FLAGS,
+  'transfer-headroom-mib': {
+    type: 'number',
+    env: 'KUBENOVA_TRANSFER_HEADROOM_MIB',
+    default: 1024,
+    min: 0,
+    description:
+      'MiB of free space the staging filesystem keeps: an incoming disk transfer that would leave less is refused',
   },
   'transfer-retries': {
     type: 'number',

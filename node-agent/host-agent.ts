@@ -19,8 +19,10 @@ import { MigrationSource } from './migration/source.js';
 import { StaleCopies } from './recovery/stale-copies.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
 import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
+import { CredentialCache } from './transfer/credentials.js';
+import { TransferGate } from './transfer/gate.js';
+import { AgentIdentity, type Identity } from './transfer/identity.js';
 import { TransferServer } from './transfer/server.js';
-import { readTransferToken } from './transfer/token.js';
 
 export interface HostAgentOptions {
   host: string;
@@ -41,6 +43,12 @@ export interface HostAgentOptions {
   stepRetries: number;
   /** How long a migration phase this host starts may take. */
   stepTimeoutMs: number;
+  /** The release namespace: transfer credentials are read there and nowhere else. */
+  releaseNamespace: string;
+  /** Where this host's transfer key and certificate are kept. */
+  certDir: string;
+  /** Free bytes the staging filesystem keeps; a transfer that would leave less is refused. */
+  transferHeadroomBytes: number;
 }
 
 export class HostAgent {
@@ -51,6 +59,8 @@ export class HostAgent {
   readonly auditor: Auditor;
   readonly staleCopies: StaleCopies;
   readonly transfers: TransferServer;
+  readonly identity: AgentIdentity;
+  private transfersStarted?: Promise<void>;
   private readonly instanceController: Controller;
   private readonly sourceController: Controller;
   private readonly destinationController: Controller;
@@ -70,13 +80,17 @@ export class HostAgent {
   ) {
     const events = new EventRecorder(kube.events, 'kubenova-node-agent', opts.host, log);
     const faults = new FaultRecorder(events);
+    const credentials = new CredentialCache(kube.secrets, opts.releaseNamespace);
+    const gate = new TransferGate(opts.host, migrations, credentials, driver);
     this.transfers = new TransferServer({
       stagingRoot: opts.stagingDir,
       address: opts.migrationAddress,
       port: opts.migrationPort,
-      tokenFor: (ref) => readTransferToken(kube.secrets, ref),
+      admit: (request) => gate.admit(request),
+      headroomBytes: opts.transferHeadroomBytes,
       log,
     });
+    this.identity = new AgentIdentity({ host: opts.host, dir: opts.certDir, csrs: kube.csrs, log });
     const domain = metrics.agent;
     const nodes = metrics.nodes;
     this.tracker = new ResourceTracker(
@@ -115,6 +129,8 @@ export class HostAgent {
       tracker: this.tracker,
       driver,
       transfers: this.transfers,
+      credentials,
+      identity: this.identity,
       events,
       faults,
       log,
@@ -177,8 +193,15 @@ export class HostAgent {
   }
 
   async start(): Promise<void> {
-    const port = await this.transfers.start();
-    this.tracker.setMigrationEndpoint(`${this.opts.advertiseAddress ?? this.opts.migrationAddress}:${port}`);
+    // With a certificate kept from an earlier run the transfer server serves before the host
+    // registers; a first start asks for one and publishes the endpoint once it is issued.
+    const kept = await this.identity.load();
+    if (kept) await this.serveTransfers(kept);
+    this.identity.start((identity) => {
+      this.serveTransfers(identity).catch((err: unknown) =>
+        this.log.error({ err: (err as Error).message }, 'cannot start the transfer server'),
+      );
+    });
     const node = await this.tracker.register(await this.driver.capacity());
     // Nova's init_host: what was deleted or evacuated while this host was down goes before any new work.
     await this.destroyStaleCopies();
@@ -193,6 +216,22 @@ export class HostAgent {
       () => this.destroyStaleCopies().then(() => this.auditor.run()),
       'audit',
     );
+  }
+
+  /** Starts the transfer server with `identity` and publishes its endpoint, or hands it a renewed certificate. */
+  private async serveTransfers(identity: Identity): Promise<void> {
+    if (this.transfersStarted) {
+      await this.transfersStarted;
+      this.transfers.setTls(identity);
+      return;
+    }
+    this.transfersStarted = (async () => {
+      const port = await this.transfers.start(identity);
+      this.tracker.setMigrationEndpoint(`${this.opts.advertiseAddress ?? this.opts.migrationAddress}:${port}`);
+      // Published at once when registered already (else registration does).
+      if (this.registered) await this.tracker.heartbeat();
+    })();
+    await this.transfersStarted;
   }
 
   /** One stale-copies pass; a failure is logged and left for the next audit pass. */
@@ -216,6 +255,7 @@ export class HostAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.identity.stop();
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.auditTimer);
     await Promise.all([

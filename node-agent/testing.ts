@@ -29,8 +29,18 @@ import type { MigrationSide } from './migration/shared.js';
 import { MigrationSource } from './migration/source.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
 import { ResourceTracker } from './tracker/resource-tracker.js';
-import { TransferServer } from './transfer/server.js';
-import { readTransferToken } from './transfer/token.js';
+import { credentialSecret } from '../common/api/transfer-credential.js';
+import {
+  createCa,
+  createCsr,
+  newPrivateKey,
+  parseCsr,
+  signLeaf,
+  type CertificateAuthority,
+} from '../common/tls/x509.js';
+import { CredentialCache } from './transfer/credentials.js';
+import { TransferGate } from './transfer/gate.js';
+import { TransferServer, type TlsMaterial } from './transfer/server.js';
 
 export const silentLog: Logger = createLogger({ component: 'test', level: 'silent' });
 
@@ -68,6 +78,42 @@ export function pathExists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** The namespace agents under test read transfer credentials from. */
+export const RELEASE_NAMESPACE = 'kubenova-system';
+
+let testCa: Promise<CertificateAuthority> | undefined;
+const testLeaves = new Map<string, Promise<TlsMaterial>>();
+
+/** A transfer certificate for `host` from one CA made once per test process. */
+export function testTls(host: string): Promise<TlsMaterial> {
+  let leaf = testLeaves.get(host);
+  if (!leaf) {
+    leaf = (async () => {
+      const ca = await (testCa ??= createCa('kubenova test agent CA', 1));
+      const key = await newPrivateKey();
+      const pub = parseCsr(createCsr(key, host)).publicKeyPem;
+      const cert = signLeaf(ca, pub, host, new Date(Date.now() + 86_400_000));
+      return { key, cert: `${cert}${ca.certPem}`, ca: ca.certPem };
+    })();
+    testLeaves.set(host, leaf);
+  }
+  return leaf;
+}
+
+/** The transfer credential the operator would keep for `mig`, valid for `validMs` from `now`. */
+export async function seedCredential(
+  cluster: FakeCluster,
+  mig: { namespace: string; name: string; uid: string },
+  source: string,
+  destination: string,
+  token: string,
+  expiresAt = new Date(Date.parse('2100-01-01T00:00:00Z')),
+): Promise<void> {
+  await cluster
+    .client()
+    .secrets.create(credentialSecret(RELEASE_NAMESPACE, { migration: mig, source, destination, expiresAt, token }));
 }
 
 /** A clock tests move by hand. */
@@ -129,13 +175,17 @@ export class TestHosts {
     const faults = new FaultRecorder(events, clock.now);
     const driver = new FakeDriver(join(this.root, name), opts.capacity ?? CAPACITY, opts.driver);
     const stagingDir = join(this.root, name, 'incoming');
+    const migrationCache = cluster.cache('Migration');
+    const credentials = new CredentialCache(kube.secrets, RELEASE_NAMESPACE, {}, () => clock.now().getTime());
+    const gate = new TransferGate(name, migrationCache, credentials, driver, clock.now);
     const transfers = new TransferServer({
       stagingRoot: stagingDir,
       address: '127.0.0.1',
       port: 0,
-      tokenFor: (ref) => readTransferToken(kube.secrets, ref),
+      admit: (request) => gate.admit(request),
       log,
     });
+    const tls = await testTls(name);
     const tracker = new ResourceTracker(kube, { host: name, driverKind: driver.kind, labels: {}, now: clock.now }, log);
     if (opts.migrationEndpoint) tracker.setMigrationEndpoint(opts.migrationEndpoint);
     await tracker.register(await driver.capacity());
@@ -165,6 +215,8 @@ export class TestHosts {
       tracker,
       driver,
       transfers,
+      credentials,
+      identity: { current: () => tls },
       events,
       faults,
       log,

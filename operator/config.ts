@@ -1,4 +1,4 @@
-import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS, STEP_FLAGS } from '../common/config.js';
+import { parseFlags, type FlagSpec, LOG_FLAGS, METRICS_FLAGS, RELEASE_FLAGS, STEP_FLAGS } from '../common/config.js';
 
 export const OPERATOR_FLAGS = {
   kubeconfig: { type: 'string', env: 'KUBECONFIG', description: 'Path to a kubeconfig; in-cluster config when absent' },
@@ -77,6 +77,37 @@ export const OPERATOR_FLAGS = {
     description: 'Seconds after which a finished resize is confirmed automatically (0 = never)',
   },
   ...STEP_FLAGS,
+  ...RELEASE_FLAGS,
+  'transfer-credential-ttl': {
+    type: 'number',
+    env: 'KUBENOVA_TRANSFER_CREDENTIAL_TTL',
+    default: 0,
+    min: 0,
+    description:
+      "Seconds a migration's disk-transfer credential stays valid (0 = until the migrating phase's latest deadline: " +
+      'the pre-migrating deadline plus --step-timeout)',
+  },
+  'agent-service-account': {
+    type: 'string',
+    env: 'KUBENOVA_AGENT_SERVICE_ACCOUNT',
+    description:
+      "The node agents' service account as namespace:name; its certificate requests are approved for the node its " +
+      'token is bound to (the CN must equal that node)',
+  },
+  'agent-username-prefix': {
+    type: 'string',
+    env: 'KUBENOVA_AGENT_USERNAME_PREFIX',
+    description:
+      'Also approve agent certificate requests from the user <prefix><CN> (local environments whose agents ' +
+      'authenticate with per-agent client certificates); none by default',
+  },
+  'agent-cert-validity': {
+    type: 'number',
+    env: 'KUBENOVA_AGENT_CERT_VALIDITY',
+    default: 7 * 86400,
+    min: 600,
+    description: 'Seconds an agent transfer certificate is valid (agents renew it after two thirds)',
+  },
   'instance-selector': {
     type: 'string',
     env: 'KUBENOVA_INSTANCE_SELECTOR',

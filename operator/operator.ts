@@ -1,5 +1,6 @@
 // Wires the operator's controllers to shared watch-fed caches. Each controller registers its
 // own watches; this file only builds the caches, the shared services and the queues.
+import { ConfigError, releaseNamespace } from '../common/config.js';
 import type { Kube } from '../common/kube/client.js';
 import type { EventRecorder } from '../common/kube/events.js';
 import { FaultRecorder } from '../common/kube/fault-recorder.js';
@@ -8,9 +9,11 @@ import type { Logger } from '../common/log.js';
 import { Controller, type Reconciler } from '../common/runtime/controller.js';
 import type { Metrics } from '../common/runtime/metrics.js';
 import type { OperatorConfig } from './config.js';
+import { AgentSigner, type AgentIdentityRule } from './certificates/agent-signer.js';
 import { BootConductor } from './instance/boot.js';
 import { InstanceController } from './instance/controller.js';
 import { DeletionConductor } from './instance/deletion.js';
+import type { TransferTokens } from './migration/transfer-token.js';
 import { migrationController } from './migration/wiring.js';
 import { ResizeRequests } from './instance/resize-request.js';
 import { AutoEvacuation } from './nodehealth/auto-evacuation.js';
@@ -40,6 +43,9 @@ export class Operator {
   private readonly placement: Placement;
   private readonly nodeMonitor: NodeMonitor;
   private readonly controllers: Controller[] = [];
+  private readonly signer: AgentSigner;
+  private readonly tokens: TransferTokens;
+  private readonly timers: NodeJS.Timeout[] = [];
   private started = false;
 
   constructor(
@@ -92,7 +98,8 @@ export class Operator {
     this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);
 
     const migrationLog = log.child({ controller: 'migration' });
-    const { controller: migrationReconciler } = migrationController({
+    const namespace = releaseNamespace(config['release-namespace']);
+    const { controller: migrationReconciler, tokens } = migrationController({
       kube,
       caches: { migrations, instances, nodes, flavors },
       placement: this.placement,
@@ -105,10 +112,20 @@ export class Operator {
         allowResizeToSameHost: config['allow-resize-to-same-host'],
         resizeConfirmWindowSeconds: config['resize-confirm-window'],
         stepTimeoutMs: config['step-timeout'] * 1000,
+        releaseNamespace: namespace,
+        transferCredentialTtlMs: config['transfer-credential-ttl'] * 1000,
       },
       log: migrationLog,
     });
+    this.tokens = tokens;
     this.run('migration', migrationReconciler, migrationLog, config.workers).watchWith(migrationReconciler);
+
+    this.signer = new AgentSigner(
+      kube.csrs,
+      kube.secrets,
+      { namespace, rule: agentRule(config), validityMs: config['agent-cert-validity'] * 1000 },
+      log.child({ controller: 'agent-certificates' }),
+    );
 
     const groupStatus = new ServerGroupStatus(kube, serverGroups, instances);
     this.run('servergroup', groupStatus, log, 2).watchWith(groupStatus);
@@ -160,12 +177,43 @@ export class Operator {
     await Promise.all([nodes.start(), flavors.start()]);
     await Promise.all(Object.values(rest).map((cache) => cache.start()));
     this.nodeMonitor.start();
+    // The CA exists before any request is signed; a failure here is retried by the passes.
+    await this.signer.authority().catch((err: unknown) => this.log.warn({ err }, 'cannot load the agent CA yet'));
     this.started = true;
+    this.every(1_000, () => this.signer.pass(), 'agent certificate pass');
+    this.every(60_000, () => this.tokens.sweep(this.caches.migrations), 'transfer credential sweep');
+  }
+
+  /** A periodic pass that only the acting replica runs; a failure waits for the next one. */
+  private every(ms: number, pass: () => Promise<unknown>, what: string): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running || !this.canAct()) return;
+      running = true;
+      pass()
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, `${what} failed`))
+        .finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   async stop(): Promise<void> {
+    this.timers.forEach((t) => clearInterval(t));
     this.nodeMonitor.stop();
     await Promise.all(this.controllers.map((c) => c.stop()));
     await Promise.all(Object.values(this.caches).map((cache) => cache.stop()));
   }
+}
+
+/** Whose certificate requests the signer approves (see operator/certificates/agent-signer.ts). */
+function agentRule(config: OperatorConfig): AgentIdentityRule {
+  const sa = config['agent-service-account'];
+  const [namespace, name, ...rest] = sa?.split(':') ?? [];
+  if (sa && (!namespace || !name || rest.length > 0))
+    throw new ConfigError(`--agent-service-account: ${JSON.stringify(sa)} must be namespace:name`);
+  return {
+    serviceAccount: namespace && name ? { namespace, name } : undefined,
+    usernamePrefix: config['agent-username-prefix'] || undefined,
+  };
 }

@@ -1,7 +1,7 @@
 // The client and cache interfaces the controllers are written against. The real ones talk to
 // the API server (client.ts, informer.ts); the in-memory ones (fake.ts) let unit tests drive a
 // state machine step by step, as controller-runtime's fake client does.
-import type { CoreV1Event, V1Secret } from '@kubernetes/client-node';
+import type { CoreV1Event, V1CertificateSigningRequest, V1Secret } from '@kubernetes/client-node';
 import type { MergePatch } from '../api/patch.js';
 import type { ComputeNode, ComputeQuota, Flavor, Instance, Migration, ServerGroup } from '../api/types.js';
 
@@ -42,6 +42,22 @@ export interface SecretClient {
   create(secret: V1Secret & { metadata: { name: string; namespace: string } }): Promise<void>;
   /** A missing Secret is not an error. */
   delete(namespace: string, name: string): Promise<void>;
+  /** The Secrets of one namespace carrying `label` (any value). */
+  listLabelled(namespace: string, label: string): Promise<V1Secret[]>;
+}
+
+export type Csr = V1CertificateSigningRequest & { metadata: { name: string } };
+
+/** CertificateSigningRequests (certificates.k8s.io/v1, cluster-scoped). */
+export interface CsrClient {
+  create(csr: Csr): Promise<Csr>;
+  get(name: string): Promise<Csr | undefined>;
+  /** The requests addressed to one signer. */
+  list(signerName: string): Promise<Csr[]>;
+  /** Adds an Approved or Denied condition (the approval subresource); 409 when the request changed meanwhile. */
+  decide(csr: Csr, decision: 'Approved' | 'Denied', reason: string, message: string): Promise<Csr>;
+  /** Writes the issued certificate (the status subresource); 409 when the request changed meanwhile. */
+  issue(csr: Csr, certificatePem: string): Promise<Csr>;
 }
 
 export interface EventSink {
@@ -57,6 +73,7 @@ export interface KubeClient {
   readonly serverGroups: ObjectClient<'ServerGroup'>;
   readonly secrets: SecretClient;
   readonly events: EventSink;
+  readonly csrs: CsrClient;
 }
 
 /** A read-only view of a watch-fed cache. */

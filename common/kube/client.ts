@@ -3,6 +3,7 @@
 // writers can never overwrite each other (the loser gets a Conflict and re-reads).
 import {
   ApiException,
+  CertificatesV1Api,
   type CoreV1Event,
   type V1Secret,
   CoreV1Api,
@@ -15,7 +16,17 @@ import {
 import type { MergePatch } from '../api/patch.js';
 import { KeepAliveKubeConfig } from './keepalive.js';
 import { GROUP, KIND_INFO, VERSION } from '../api/types.js';
-import type { EventSink, KindMap, KindName, KubeClient, ObjectClient, Ref, SecretClient } from './api.js';
+import type {
+  Csr,
+  CsrClient,
+  EventSink,
+  KindMap,
+  KindName,
+  KubeClient,
+  ObjectClient,
+  Ref,
+  SecretClient,
+} from './api.js';
 
 export type { KindMap, KindName, Ref } from './api.js';
 
@@ -173,6 +184,43 @@ class CoreSecrets implements SecretClient {
       if (!isNotFound(err)) throw err;
     }
   }
+
+  async listLabelled(namespace: string, label: string): Promise<V1Secret[]> {
+    return (await this.core.listNamespacedSecret({ namespace, labelSelector: label })).items;
+  }
+}
+
+class Csrs implements CsrClient {
+  constructor(private readonly api: CertificatesV1Api) {}
+
+  async create(csr: Csr): Promise<Csr> {
+    return (await this.api.createCertificateSigningRequest({ body: csr })) as Csr;
+  }
+
+  async get(name: string): Promise<Csr | undefined> {
+    try {
+      return (await this.api.readCertificateSigningRequest({ name })) as Csr;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(signerName: string): Promise<Csr[]> {
+    const list = await this.api.listCertificateSigningRequest({ fieldSelector: `spec.signerName=${signerName}` });
+    return list.items as Csr[];
+  }
+
+  async decide(csr: Csr, decision: 'Approved' | 'Denied', reason: string, message: string): Promise<Csr> {
+    const condition = { type: decision, status: 'True', reason, message, lastUpdateTime: new Date() };
+    const body = { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] } };
+    return (await this.api.replaceCertificateSigningRequestApproval({ name: csr.metadata.name, body })) as Csr;
+  }
+
+  async issue(csr: Csr, certificatePem: string): Promise<Csr> {
+    const body = { ...csr, status: { ...csr.status, certificate: Buffer.from(certificatePem).toString('base64') } };
+    return (await this.api.replaceCertificateSigningRequestStatus({ name: csr.metadata.name, body })) as Csr;
+  }
 }
 
 class CoreEvents implements EventSink {
@@ -188,6 +236,7 @@ export class Kube implements KubeClient {
   readonly core: CoreV1Api;
   readonly secrets: SecretClient;
   readonly events: EventSink;
+  readonly csrs: CsrClient;
   private readonly clients = new Map<KindName, ResourceClient<KindName>>();
 
   constructor(
@@ -198,6 +247,7 @@ export class Kube implements KubeClient {
     this.core = config.makeApiClient(CoreV1Api);
     this.secrets = new CoreSecrets(this.core);
     this.events = new CoreEvents(this.core);
+    this.csrs = new Csrs(config.makeApiClient(CertificatesV1Api));
   }
 
   /** The client of one kind, made once. */

@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { CoreV1Event, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, KIND_INFO } from '../api/types.js';
 import type {
+  Csr,
+  CsrClient,
   EventSink,
   KindMap,
   KindName,
@@ -33,7 +35,7 @@ export class FakeApiError extends Error {
 type Verb = 'create' | 'patch' | 'patchStatus' | 'delete';
 export interface Write {
   verb: Verb;
-  kind: KindName | 'Secret';
+  kind: KindName | 'Secret' | 'CertificateSigningRequest';
   name: string;
   namespace?: string;
 }
@@ -61,7 +63,15 @@ export class FakeCluster {
   private readonly stores = new Map<KindName, Map<string, AnyObject>>();
   private readonly handlers = new Map<KindName, Map<WatchEvent, Handler[]>>();
   private readonly secretStore = new Map<string, V1Secret>();
-  private readonly failures: { kind: KindName | 'Secret'; verb: Verb; err: Error; name?: string }[] = [];
+  private readonly csrStore = new Map<string, Csr>();
+  private readonly failures: {
+    kind: KindName | 'Secret' | 'CertificateSigningRequest';
+    verb: Verb;
+    err: Error;
+    name?: string;
+  }[] = [];
+  /** Every read of a Secret through a client, as namespace/name. */
+  readonly secretReads: string[] = [];
   private version = 1;
   readonly events: CoreV1Event[] = [];
   readonly writes: Write[] = [];
@@ -81,11 +91,21 @@ export class FakeCluster {
   }
 
   /** The next `verb` on `kind` (on object `name`, if given) fails with `err` instead. */
-  failNext(kind: KindName | 'Secret', verb: Verb, err: Error = new FakeApiError(409, 'conflict'), name?: string): void {
+  failNext(
+    kind: KindName | 'Secret' | 'CertificateSigningRequest',
+    verb: Verb,
+    err: Error = new FakeApiError(409, 'conflict'),
+    name?: string,
+  ): void {
     this.failures.push({ kind, verb, err, name });
   }
 
-  private checkFailure(kind: KindName | 'Secret', verb: Verb, name: string, namespace?: string): void {
+  private checkFailure(
+    kind: KindName | 'Secret' | 'CertificateSigningRequest',
+    verb: Verb,
+    name: string,
+    namespace?: string,
+  ): void {
     this.writes.push({ verb, kind, name, namespace });
     const i = this.failures.findIndex((f) => f.kind === kind && f.verb === verb && (!f.name || f.name === name));
     if (i >= 0) throw this.failures.splice(i, 1)[0]!.err;
@@ -119,14 +139,26 @@ export class FakeCluster {
   client(): KubeClient {
     const objects = <K extends KindName>(kind: K): ObjectClient<K> => new FakeObjects(this, kind);
     const secrets: SecretClient = {
-      get: async (namespace, name) => structuredClone(this.secretStore.get(keyOf(namespace, name))),
+      get: async (namespace, name) => {
+        this.secretReads.push(keyOf(namespace, name));
+        return structuredClone(this.secretStore.get(keyOf(namespace, name)));
+      },
+      listLabelled: async (namespace, label) =>
+        [...this.secretStore.values()]
+          .filter((s) => s.metadata?.namespace === namespace && s.metadata.labels?.[label] !== undefined)
+          .map((s) => structuredClone(s)),
       create: async (secret) => {
         this.checkFailure('Secret', 'create', secret.metadata.name, secret.metadata.namespace);
         const key = keyOf(secret.metadata.namespace, secret.metadata.name);
         if (this.secretStore.has(key)) throw new FakeApiError(409, `secret ${key} already exists`);
         const data = { ...secret.data };
         for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = Buffer.from(v).toString('base64');
-        this.secretStore.set(key, { ...structuredClone(secret), stringData: undefined, data });
+        const metadata = {
+          ...structuredClone(secret.metadata),
+          uid: randomUUID(),
+          resourceVersion: this.nextVersion(),
+        };
+        this.secretStore.set(key, { ...structuredClone(secret), metadata, stringData: undefined, data });
       },
       delete: async (namespace, name) => {
         this.checkFailure('Secret', 'delete', name, namespace);
@@ -139,6 +171,7 @@ export class FakeCluster {
       },
     };
     return {
+      csrs: this.csrClient(),
       flavors: objects('Flavor'),
       instances: objects('Instance'),
       migrations: objects('Migration'),
@@ -148,6 +181,52 @@ export class FakeCluster {
       secrets,
       events,
     };
+  }
+
+  /** CertificateSigningRequests: the status and approval subresources, guarded by resourceVersion. */
+  private csrClient(): CsrClient {
+    const guarded = (csr: Csr, verb: Verb): Csr => {
+      this.checkFailure('CertificateSigningRequest', verb, csr.metadata.name);
+      const current = this.csrStore.get(csr.metadata.name);
+      if (!current) throw new FakeApiError(404, `certificatesigningrequest ${csr.metadata.name} not found`);
+      if (
+        csr.metadata.resourceVersion !== undefined &&
+        csr.metadata.resourceVersion !== current.metadata.resourceVersion
+      )
+        throw new FakeApiError(409, 'the object has been modified');
+      return current;
+    };
+    const store = (csr: Csr): Csr => {
+      csr.metadata.resourceVersion = this.nextVersion();
+      this.csrStore.set(csr.metadata.name, csr);
+      return structuredClone(csr);
+    };
+    return {
+      create: async (csr) => {
+        this.checkFailure('CertificateSigningRequest', 'create', csr.metadata.name);
+        if (this.csrStore.has(csr.metadata.name)) throw new FakeApiError(409, `${csr.metadata.name} already exists`);
+        return store({ ...structuredClone(csr), metadata: { ...structuredClone(csr.metadata), uid: randomUUID() } });
+      },
+      get: async (name) => structuredClone(this.csrStore.get(name)),
+      list: async (signerName) =>
+        [...this.csrStore.values()].filter((c) => c.spec.signerName === signerName).map((c) => structuredClone(c)),
+      decide: async (csr, decision, reason, message) => {
+        const current = guarded(csr, 'patchStatus');
+        const condition = { type: decision, status: 'True', reason, message, lastUpdateTime: new Date() };
+        const conditions = [...(current.status?.conditions ?? []), condition];
+        return store({ ...structuredClone(current), status: { ...current.status, conditions } });
+      },
+      issue: async (csr, certificatePem) => {
+        const current = guarded(csr, 'patchStatus');
+        const certificate = Buffer.from(certificatePem).toString('base64');
+        return store({ ...structuredClone(current), status: { ...current.status, certificate } });
+      },
+    };
+  }
+
+  /** A CertificateSigningRequest as stored. */
+  csr(name: string): Csr | undefined {
+    return structuredClone(this.csrStore.get(name));
   }
 
   /** A watch-fed cache of one kind that sees every write at once. */

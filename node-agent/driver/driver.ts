@@ -39,6 +39,8 @@ export interface MigrationExport {
 export interface VirtDriver {
   readonly kind: 'fake' | 'libvirt';
   capacity(): Promise<ResourceAmounts>;
+  /** The most bytes the disk files of a domain of `flavor` take here (what a transfer of it may carry). */
+  maxDiskBytes(flavor: FlavorSnapshot): number;
   /** Idempotent: an existing domain with that uid is started if stopped and returned as is. */
   spawn(spec: DomainSpec): Promise<DomainInfo>;
   /** Idempotent. */

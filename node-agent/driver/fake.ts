@@ -191,6 +191,10 @@ export class FakeDriver implements VirtDriver {
     });
   }
 
+  maxDiskBytes(flavor: FlavorSnapshot): number {
+    return fakeDiskSize(flavor.rootDiskGiB);
+  }
+
   async capacity(): Promise<ResourceAmounts> {
     return { ...this.#capacity };
   }

@@ -206,6 +206,12 @@ export class LibvirtDriver implements VirtDriver {
     });
   }
 
+  /** A qcow2 of the root disk's virtual size (at least 1 GiB when the flavor leaves it to the image) and its metadata. */
+  maxDiskBytes(flavor: Parameters<VirtDriver['maxDiskBytes']>[0]): number {
+    const virtual = Math.max(rootDiskBytes(flavor), 1024 ** 3);
+    return virtual + Math.ceil(virtual / 256) + 16 * 1024 * 1024;
+  }
+
   async capacity(): Promise<ResourceAmounts> {
     // Measured once: the machine does not change under a running agent, and the tracker reads
     // it only to register the host.

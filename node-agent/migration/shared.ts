@@ -24,7 +24,8 @@ import { splitKey, type ReconcileResult } from '../../common/runtime/controller.
 import { statusCode } from '../../common/kube/client.js';
 import type { DomainSpec, VirtDriver } from '../driver/driver.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
-import type { TransferServer } from '../transfer/server.js';
+import type { CredentialCache } from '../transfer/credentials.js';
+import type { TlsMaterial, TransferServer } from '../transfer/server.js';
 import type { StepBudget } from './step-budget.js';
 
 export interface MigrationSide {
@@ -35,6 +36,10 @@ export interface MigrationSide {
   tracker: ResourceTracker;
   driver: VirtDriver;
   transfers: TransferServer;
+  /** Transfer credentials, read from the release namespace. */
+  credentials: CredentialCache;
+  /** This host's transfer certificate, once issued. */
+  identity: { current(): TlsMaterial | undefined };
   events: EventRecorder;
   faults: FaultRecorder;
   log: Logger;

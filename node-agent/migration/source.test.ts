@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } from '../../common/api/lifecycle.js';
 import { FAIL_ANNOTATION, injectedFailureMessage } from '../../common/api/fault-injection.js';
-import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
 import type { Instance, Migration, MigrationStatus } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { InjectedFailures } from '../driver/injected-failures.js';
@@ -14,6 +13,7 @@ import {
   claimsOn,
   decide,
   pathExists,
+  seedCredential,
   silentLog,
   type TestHost,
   oneHost,
@@ -39,16 +39,9 @@ const inst = (): Instance => cluster.get('Instance', 'web-1')!;
 const mig = (): Migration => cluster.get('Migration', MIG)!;
 const diskOf = (host: TestHost, uid: string) => readFile(join(host.driver.instanceDir(uid), 'disk.img'));
 
-/** The one-time token the operator keeps for the Migration's transfer. */
+/** The credential the operator keeps for the Migration's transfer from host-a to host-b. */
 async function seedToken(r: Resize): Promise<void> {
-  await cluster.client().secrets.create({
-    metadata: {
-      name: transferSecretName(MIG),
-      namespace: 'default',
-      annotations: { [MIGRATION_UID_ANNOTATION]: r.migUid },
-    },
-    stringData: { token: 'secret-token' },
-  });
+  await seedCredential(cluster, { namespace: 'default', name: MIG, uid: r.migUid }, 'host-a', 'host-b', 'secret-token');
 }
 
 describe('MigrationSource: its dispatch table', () => {

@@ -21,7 +21,6 @@ import type { ReconcileResult, Reconciler } from '../../common/runtime/controlle
 import type { Logger } from '../../common/log.js';
 import { sendDirectory } from '../transfer/client.js';
 import { TransferFailed, type TransferRef } from '../transfer/protocol.js';
-import { readTransferToken } from '../transfer/token.js';
 import { domainSpec, enter, instanceTask, readyOn, reconcileSide, rollbackFault, sameHost } from './shared.js';
 import type { MigrationSide, SideSteps } from './shared.js';
 import { StepBudget } from './step-budget.js';
@@ -129,15 +128,27 @@ export class MigrationSource implements Reconciler {
       name: mig.metadata.name,
       uid: mig.metadata.uid ?? '',
     };
-    const token = await readTransferToken(this.side.kube.secrets, ref);
-    if (!token) throw new TransferFailed(`no transfer token for Migration ${ref.name}`, 0);
-    const dest = await this.side.kube.computeNodes.get({ name: s.destHost ?? '' });
+    const destination = s.destHost ?? '';
+    // The operator made it before the destination was chosen; without one (or one for other
+    // hosts) nothing can be sent.
+    const credential = await this.side.credentials.get(ref.uid);
+    if (!credential || credential.source !== this.side.host || credential.destination !== destination)
+      throw new TransferFailed(
+        `no transfer token for Migration ${ref.name} from ${this.side.host} to ${destination}`,
+        0,
+      );
+    // Not yet issued (a first start): a passing condition, retried within the step's budget.
+    const tls = this.side.identity.current();
+    if (!tls) throw new Error(`${this.side.host} has no transfer certificate yet`);
+    const dest = await this.side.kube.computeNodes.get({ name: destination });
     const endpoint = dest?.status?.migrationEndpoint;
-    if (!endpoint) throw new TransferFailed(`destination ${s.destHost} publishes no migration endpoint`, 0);
+    if (!endpoint) throw new TransferFailed(`destination ${destination} publishes no migration endpoint`, 0);
     const result = await sendDirectory({
       endpoint,
+      destination,
+      tls,
       ref,
-      token,
+      token: credential.token,
       dir,
       files,
       retries: this.opts.transferRetries,

@@ -58,7 +58,8 @@ export async function crossHostToFinished(
 /** What a successful send leaves: the source powered off with its backup, the copy verified in staging. */
 export async function stageTransfer(cluster: FakeCluster, source: TestHost, dest: TestHost, r: Resize): Promise<void> {
   const exported = await source.driver.migrateOut(r.uid);
-  const staged = join(dest.stagingDir, r.migUid);
+  // <staging>/<migration uid>/<credential>/ (node-agent/transfer/protocol.ts)
+  const staged = join(dest.stagingDir, r.migUid, '0123456789abcdef');
   await cp(exported.dir, join(staged, 'files'), { recursive: true });
   await writeFile(join(staged, 'complete'), '{"files":[]}\n');
   const kube = cluster.client();

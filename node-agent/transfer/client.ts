@@ -2,7 +2,8 @@
 // destination agent's transfer server and commits the manifest, retrying what a retry can
 // cure. The wire protocol is described in protocol.ts.
 import { createReadStream } from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,10 +23,15 @@ import {
   type TransferErrorReason,
   type TransferRef,
 } from './protocol.js';
+import type { TlsMaterial } from './server.js';
 
 export interface SendOptions {
   /** "host:port" of the destination agent's transfer server ("[v6addr]:port" for IPv6). */
   endpoint: string;
+  /** The host the destination must prove to be: its certificate's CN (pinned; any other is refused). */
+  destination: string;
+  /** This agent's key, certificate and the agents' CA (the only issuer the destination's certificate may have). */
+  tls: TlsMaterial;
   ref: TransferRef;
   token: string;
   /** Directory to read from. */
@@ -65,7 +71,7 @@ const MAX_REPLY_BYTES = 64 * 1024;
 interface Target {
   host: string;
   port: number;
-  agent: http.Agent;
+  agent: https.Agent;
   token: string;
   signal: AbortSignal | undefined;
 }
@@ -87,6 +93,13 @@ class HttpFailure extends Error {
 
 class BrokenByHook extends Error {}
 
+/** 409 AlreadyCommitted: on an upload, stop sending; on the commit, the manifests differ. */
+class AlreadyCommitted extends Error {
+  constructor(readonly attempts: number) {
+    super('transfer already committed');
+  }
+}
+
 export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const retries = opts.retries ?? 3;
@@ -104,7 +117,20 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   const { host, port } = parseEndpoint(opts.endpoint);
   // No keep-alive: a transfer is a burst of large requests to a peer we rarely talk to again,
   // and lingering sockets would hold the agent's event loop open after it.
-  const agent = new http.Agent({ keepAlive: false });
+  const agent = new https.Agent({
+    keepAlive: false,
+    key: opts.tls.key,
+    cert: opts.tls.cert,
+    ca: opts.tls.ca,
+    minVersion: 'TLSv1.3',
+    // The chain must lead to the agents' CA (checked by TLS); the CN must be the host we meant.
+    checkServerIdentity: (_address, cert) =>
+      cert.subject?.CN === opts.destination
+        ? undefined
+        : new Error(
+            `the transfer server at ${opts.endpoint} is ${cert.subject?.CN ?? 'nobody'}, not ${opts.destination}`,
+          ),
+  });
   const target: Target = { host, port, agent, token: opts.token, signal: opts.signal };
 
   const withRetries = async (what: string, attempt: (n: number) => Promise<void>): Promise<number> => {
@@ -115,11 +141,9 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
         const message = err instanceof Error ? err.message : String(err);
-        if (!isRetryable(err)) {
-          const failed = new TransferFailed(`${what}: ${message}`, n);
-          failed.alreadyCommitted = err instanceof HttpFailure && err.status === 409;
-          throw failed;
-        }
+        if (err instanceof HttpFailure && err.status === 409 && err.reason === 'AlreadyCommitted')
+          throw new AlreadyCommitted(n);
+        if (!isRetryable(err)) throw new TransferFailed(`${what}: ${message}`, n);
         if (n >= retries) throw new TransferFailed(`${what} failed after ${n} attempts: ${message}`, n);
         await sleep(backoffMs * 2 ** (n - 1), undefined, { signal: opts.signal }).catch(() => {
           throw opts.signal?.reason;
@@ -131,30 +155,36 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   try {
     let attempts = 0;
     const entries: ManifestEntry[] = [];
-    // A sender that crashed after its commit and runs again finds the transfer already
-    // committed: the destination verified these very bytes (the source sends from its
-    // immutable backup), so the transfer is done, not failed.
-    let alreadyCommitted = false;
+    // A sender that crashed after its commit and runs again finds the transfer committed: it
+    // sends no more files, and its commit of the manifest it hashed is accepted only when it
+    // is the one the destination verified (the source sends from its immutable backup).
+    let committedBefore = false;
     for (const name of opts.files) {
       const full = path.join(opts.dir, name);
       const entry = { name, ...(await hashSource(full, name, opts.signal)) };
       entries.push(entry);
-      if (alreadyCommitted) continue;
+      if (committedBefore) continue;
       try {
         attempts += await withRetries(`upload ${name}`, (n) =>
           putFile(target, full, entry, opts.ref, opts.breakAttempt?.(name, n) ?? false),
         );
       } catch (err) {
-        if (!(err instanceof TransferFailed && err.alreadyCommitted)) throw err;
+        if (!(err instanceof AlreadyCommitted)) throw err;
         attempts += err.attempts;
-        alreadyCommitted = true;
+        committedBefore = true;
       }
     }
     const manifest: Manifest = { files: entries };
     const bytes = entries.reduce((sum, e) => sum + e.size, 0);
-    if (!alreadyCommitted) {
-      attempts += await withRetries('commit', (n) =>
-        postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS, n),
+    try {
+      attempts += await withRetries('commit', () =>
+        postCommit(target, manifest, opts.ref, IDLE_TIMEOUT_MS + bytes / COMMIT_HASH_BYTES_PER_MS),
+      );
+    } catch (err) {
+      if (!(err instanceof AlreadyCommitted)) throw err;
+      throw new TransferFailed(
+        'commit: the destination holds a transfer committed with a different manifest',
+        err.attempts,
       );
     }
     return { bytes, manifest, durationMs: Math.round(performance.now() - started), attempts };
@@ -178,7 +208,7 @@ async function hashSource(
 
 function isRetryable(err: unknown): boolean {
   if (!(err instanceof HttpFailure)) return true; // network errors, timeouts, broken streams
-  if (err.status >= 500) return true;
+  if (err.status >= 500 || err.status === 429) return true;
   return err.status === 400 && err.reason !== undefined && RETRYABLE_REASONS.has(err.reason);
 }
 
@@ -222,21 +252,14 @@ async function putFile(
   if (reply.status !== 201) throw failureOf(reply);
 }
 
-async function postCommit(
-  target: Target,
-  manifest: Manifest,
-  ref: TransferRef,
-  timeoutMs: number,
-  attempt: number,
-): Promise<void> {
+async function postCommit(target: Target, manifest: Manifest, ref: TransferRef, timeoutMs: number): Promise<void> {
   const body = Buffer.from(JSON.stringify(manifest));
   const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
   const reply = await exchange(target, 'POST', commitPath(ref), headers, timeoutMs, async (req) => {
     req.end(body);
   });
-  // A retried commit told "already committed" means the reply to an earlier try was lost
-  // after the destination had verified everything: the transfer is done.
-  if (reply.status === 409 && attempt > 1) return;
+  // 200 also answers a repeated commit of the identical manifest (the reply to an earlier try
+  // was lost after the destination had verified everything); a different one is a 409.
   if (reply.status !== 200) throw failureOf(reply);
 }
 
@@ -255,7 +278,7 @@ function exchange(
 ): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
     let settled = false;
-    const req = http.request({
+    const req = https.request({
       host: target.host,
       port: target.port,
       method,

@@ -2,25 +2,38 @@
 //
 // The source agent pushes the files of an instance directory to the destination agent's
 // transfer server; the destination stages them and only calls the transfer complete after it
-// has re-read and verified every byte. All routes live under
+// has re-read and verified every byte. The server speaks HTTPS only, with mutual TLS: both
+// sides present the certificate the operator issued for their host (CN = host name) from the
+// agents' CA; the server accepts only such client certificates, and the client only the
+// certificate of the destination host it meant. All routes live under
 // `/v1/transfers/<namespace>/<name>/<uid>/`, naming the Migration; every path segment is
 // percent-encoded.
+//
+// A request is admitted only when the Migration exists (in the destination's cache) with that
+// uid, is `migrating`, goes from the peer's host to this one, and the bearer token matches the
+// Migration's transfer credential (release namespace), which must name the same source,
+// destination and Migration and be unexpired.
 //
 //   PUT  /v1/transfers/<ns>/<name>/<uid>/files/<file name>
 //        Authorization: Bearer <token>
 //        X-Content-SHA256: <64 lowercase hex digits of the file's SHA-256>
 //        Content-Length: <file size>            (required; chunked bodies are refused with 411)
-//        Expect: 100-continue                    (optional; the server checks the token and the
-//                                                 commit state before accepting the body, so a
-//                                                 rejected upload costs no bytes on the wire)
+//        Expect: 100-continue                    (optional; the server checks the credential, the
+//                                                 limits and the commit state before accepting the
+//                                                 body, so a rejected upload costs no bytes on the wire)
 //        body: the raw file bytes
 //     201  stored: the body hashed to X-Content-SHA256 and had exactly Content-Length bytes
 //     400  ChecksumMismatch | SizeMismatch (nothing is stored; worth retrying),
 //          InvalidName (not a plain name: contains '/' or '\', starts with '.', is empty),
 //          InvalidRequest (bad digest header, malformed path)
-//     401  Unauthorized: token missing, wrong, or no token exists for this Migration
-//     409  AlreadyCommitted: the transfer was committed; its token is used up
+//     401  Unauthorized: token missing or wrong, credential missing, expired or naming others
+//     403  Forbidden: no such Migration migrating from the peer's host to this one
+//     409  AlreadyCommitted: the transfer was committed; nothing more is stored
 //     411  LengthRequired
+//     413  PayloadTooLarge: past the transfer's file count, or its size (the flavor's disk as
+//          the driver makes it, plus definition files), counted before and while streaming
+//     429  TooManyRequests: the peer's requests failed too often; retry after a pause
+//     507  InsufficientStorage: the upload would eat into the free space the host keeps
 //     5xx  the destination could not store it (worth retrying)
 //
 //   POST /v1/transfers/<ns>/<name>/<uid>/commit
@@ -28,20 +41,22 @@
 //        Content-Type: application/json
 //        body: Manifest, e.g. {"files":[{"name":"disk","size":1048576,"sha256":"…"}]}
 //     200  every stored file was re-hashed and the set of files matches the manifest exactly;
-//          the transfer is now complete and the token is used up
+//          the transfer is now complete. Asked again with the identical manifest (a sender
+//          that lost the reply) also 200, with "repeated": true, and nothing changes
 //     400  ManifestMismatch (names the file: missing, extra, wrong size or digest) or
 //          InvalidManifest
-//     401, 409 as above
+//     409  AlreadyCommitted with a different manifest; 401, 403, 413 as above
 //
 // Error bodies are JSON `ErrorBody` so the client can tell a retryable 400 (a checksum
 // mismatch caused by a corrupted stream) from a permanent one without parsing prose.
 //
-// Staging layout on the destination, one directory per Migration uid:
-//   <stagingRoot>/<uid>/files/<name>   verified files, each renamed into place whole
-//   <stagingRoot>/<uid>/tmp/<random>   uploads in progress (outside files/ so a partial
-//                                      upload is never mistaken for a stored file)
-//   <stagingRoot>/<uid>/complete       the verified manifest, written to complete.tmp, flushed
-//                                      and renamed last: only a fully verified transfer has it
+// Staging layout on the destination, per Migration uid and credential (a digest of its token):
+//   <stagingRoot>/<uid>/<cred>/files/<name>  verified files, each renamed into place whole
+//   <stagingRoot>/<uid>/<cred>/tmp/<random>  uploads in progress (outside files/ so a partial
+//                                            upload is never mistaken for a stored file)
+//   <stagingRoot>/<uid>/<cred>/complete      the verified manifest, written to complete.tmp,
+//                                            flushed and renamed last: only a fully verified
+//                                            transfer has it
 
 import { Fault } from '../../common/api/faults.js';
 import { FaultReason } from '../../common/api/reasons.js';
@@ -64,9 +79,6 @@ export interface Manifest {
 
 /** `attempts` is how many times the request that failed was tried. */
 export class TransferFailed extends Fault {
-  /** The destination answered that this transfer was committed already (by an earlier run of the sender). */
-  alreadyCommitted = false;
-
   constructor(
     message: string,
     readonly attempts: number,
@@ -85,6 +97,8 @@ export type TransferErrorReason =
   | 'InvalidManifest'
   | 'ManifestMismatch'
   | 'Unauthorized'
+  | 'Forbidden'
+  | 'TooManyRequests'
   | 'AlreadyCommitted'
   | 'LengthRequired'
   | 'NotFound'

@@ -2,14 +2,22 @@
 // declares the transfer complete only once every byte has been re-read and matched against
 // the source's manifest. The wire protocol and the staging layout are described in
 // protocol.ts.
+//
+// It speaks TLS only and requires a client certificate from the agents' CA (mutual TLS): a
+// peer is the host its certificate's CN names. Each request is then admitted (admit(), see
+// gate.ts) for one Migration, peer and credential, and held to that admission's size limits;
+// peers whose requests keep failing, and addresses whose handshakes keep failing, are slowed
+// down before anything is looked up.
 import { crashPoint } from '../../common/runtime/crash-point.js';
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { access, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../common/log.js';
 import { hashFile } from './hashing.js';
 import {
@@ -24,24 +32,68 @@ import {
   type TransferErrorReason,
   type TransferRef,
 } from './protocol.js';
+import { FailureLimiter } from './rate-limit.js';
+
+/** The key, certificate chain and CA this agent serves and connects with. */
+export interface TlsMaterial {
+  key: string;
+  /** The leaf first, then the CA. */
+  cert: string;
+  /** The agents' CA: the only issuer a peer's certificate may have. */
+  ca: string;
+}
+
+/** Who asks, for what, with which token. */
+export interface AdmissionRequest {
+  ref: TransferRef;
+  /** The CN of the peer's verified client certificate: the host it is. */
+  peer: string;
+  /** The bearer token presented, if any. */
+  token: string | undefined;
+}
+
+/** What an admitted request may do. */
+export interface Admission {
+  /** Keys staging together with the migration uid: what one credential uploads is never mixed with another's. */
+  credential: string;
+  /** Bytes all files of this transfer may hold together. */
+  maxBytes: number;
+  maxFiles: number;
+}
+
+/** admit() refuses with one of these; 401 and 403 count against the peer's rate limit. */
+export class Refusal extends Error {
+  constructor(
+    readonly status: 401 | 403 | 503,
+    readonly reason: TransferErrorReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface TransferServerOptions {
-  /** Where received transfers are staged: `${stagingRoot}/<migration uid>/`. */
+  /** Where received transfers are staged: `${stagingRoot}/<migration uid>/<credential>/`. */
   stagingRoot: string;
   address: string;
   /** 0 = any free port. */
   port: number;
   /**
-   * Returns the expected token for that Migration, or undefined when none exists (then 401). Called
-   * per request; may read a Kubernetes Secret.
+   * Whether this request may go on, and within which limits; throws a Refusal otherwise. Called
+   * per request, after the TLS handshake verified the peer.
    */
-  tokenFor(ref: TransferRef): Promise<string | undefined>;
+  admit(request: AdmissionRequest): Promise<Admission>;
+  /** Free bytes the staging filesystem keeps: a transfer that would leave less is refused. */
+  headroomBytes?: number;
   log: Logger;
   /**
    * Called with the body bytes of each successfully stored file and of each accepted commit
    * (the manifest), so a counter fed by it counts what was received and kept, each byte once.
    */
   onBytes?(bytes: number): void;
+  /** Failed requests a peer (and failed handshakes an address) may make at once, and per second after. */
+  failureBurst?: number;
+  failuresPerSecond?: number;
 }
 
 // A stalled sender must not pin a socket and a temp file forever; a healthy one always has
@@ -62,14 +114,30 @@ class HttpError extends Error {
 
 type Route = { kind: 'file'; ref: TransferRef; file: string } | { kind: 'commit'; ref: TransferRef };
 
+const CREDENTIAL_KEY = /^[0-9a-f]{16}$/;
+
 export class TransferServer {
-  private server: http.Server | undefined;
+  private server: https.Server | undefined;
   /** Serialises, per uid, the steps that read or change what is stored against the commit. */
   private readonly locks = new Map<string, Promise<void>>();
+  /** Uploads in progress: their staging directory, file and declared size. */
+  private readonly inflight = new Map<symbol, { stage: string; file: string; bytes: number }>();
+  private readonly peerFailures: FailureLimiter;
+  private readonly addressFailures: FailureLimiter;
 
-  constructor(private readonly opts: TransferServerOptions) {}
+  constructor(private readonly opts: TransferServerOptions) {
+    const burst = opts.failureBurst ?? 20;
+    const rate = opts.failuresPerSecond ?? 2;
+    this.peerFailures = new FailureLimiter(burst, rate);
+    this.addressFailures = new FailureLimiter(burst, rate);
+  }
 
-  async start(): Promise<number> {
+  /** New key and certificate (a renewal): new handshakes use them, open connections keep theirs. */
+  setTls(tls: TlsMaterial): void {
+    this.server?.setSecureContext(tlsContext(tls));
+  }
+
+  async start(tls: TlsMaterial): Promise<number> {
     if (this.server) throw new Error('transfer server already started');
     await mkdir(this.opts.stagingRoot, { recursive: true });
     // requestTimeout would otherwise cut any upload that takes longer than five minutes, which
@@ -80,10 +148,29 @@ export class TransferServer {
         this.opts.log.warn({ err: (err as Error).message, url: req.url }, 'transfer request failed');
         res.destroy();
       });
-    const server = http.createServer({ requestTimeout: 0 }, (req, res) => void serve(req, res, false));
+    const server = https.createServer(
+      {
+        ...tlsContext(tls),
+        requestTimeout: 0,
+        // Mutual TLS: no client certificate of the agents' CA, no connection.
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.3',
+      },
+      (req, res) => void serve(req, res, false),
+    );
     // Answering before `100 Continue` lets a sender with a bad token or a used-up transfer
     // learn so without pushing a whole disk image first.
     server.on('checkContinue', (req, res) => void serve(req, res, true));
+    // A handshake that failed (no or a foreign certificate, plain HTTP) costs its address; an
+    // address over its limit is cut before the handshake.
+    server.on('tlsClientError', (err, socket) => {
+      this.addressFailures.failed(socket.remoteAddress ?? '');
+      this.opts.log.debug({ err: err.message, peer: socket.remoteAddress }, 'transfer handshake refused');
+    });
+    server.on('connection', (socket: import('node:net').Socket) => {
+      if (this.addressFailures.blocked(socket.remoteAddress ?? '')) socket.destroy();
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.address, () => {
@@ -108,8 +195,21 @@ export class TransferServer {
     });
   }
 
+  /** The verified files of `migrationUid`'s committed transfer, whichever credential sent them. */
   async completedDir(migrationUid: string): Promise<string | undefined> {
-    return (await this.isCommitted(this.uidDir(migrationUid))) ? this.filesDir(migrationUid) : undefined;
+    const uidDir = this.uidDir(migrationUid);
+    let keys: string[];
+    try {
+      keys = (await readdir(uidDir)).filter((k) => CREDENTIAL_KEY.test(k));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+    for (const key of keys.sort()) {
+      const stage = path.join(uidDir, key);
+      if (await this.isCommitted(stage)) return path.join(stage, 'files');
+    }
+    return undefined;
   }
 
   async discard(migrationUid: string): Promise<void> {
@@ -123,16 +223,21 @@ export class TransferServer {
     return path.join(this.opts.stagingRoot, uid);
   }
 
-  private filesDir(uid: string): string {
-    return path.join(this.uidDir(uid), 'files');
+  private stageDir(uid: string, credential: string): string {
+    if (!CREDENTIAL_KEY.test(credential)) throw new Error(`invalid credential key ${JSON.stringify(credential)}`);
+    return path.join(this.uidDir(uid), credential);
   }
 
-  private async isCommitted(uidDir: string): Promise<boolean> {
+  private async isCommitted(stage: string): Promise<boolean> {
+    return (await this.committedManifest(stage)) !== undefined;
+  }
+
+  /** The manifest a committed stage was verified against, canonical (sorted by name); undefined before the commit. */
+  private async committedManifest(stage: string): Promise<string | undefined> {
     try {
-      await access(path.join(uidDir, 'complete'));
-      return true;
+      return canonical(JSON.parse(await readFile(path.join(stage, 'complete'), 'utf8')) as Manifest);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return false;
+      if (errnoCode(err) === 'ENOENT') return undefined;
       throw err;
     }
   }
@@ -153,7 +258,12 @@ export class TransferServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): Promise<void> {
     let log = this.opts.log;
+    const peer = peerName(req);
     try {
+      if (this.peerFailures.blocked(peer)) {
+        res.setHeader('retry-after', '1');
+        throw new HttpError(429, 'TooManyRequests', `too many failed requests from ${peer}; slow down`);
+      }
       const route = parseRoute(req.url ?? '/');
       const method = route.kind === 'file' ? 'PUT' : 'POST';
       if (req.method !== method) {
@@ -161,33 +271,76 @@ export class TransferServer {
         throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} not allowed here, use ${method}`);
       }
       const { ref } = route;
-      log = log.child({ migration: `${ref.namespace}/${ref.name}`, migrationUid: ref.uid, step: 'transfer' });
-      await this.authorize(ref, req, log);
-      if (await this.isCommitted(this.uidDir(ref.uid))) throw alreadyCommitted();
-      if (route.kind === 'file') await this.receiveFile(ref, route.file, req, res, expectsContinue, log);
-      else await this.commit(ref, req, res, expectsContinue, log);
+      log = log.child({ migration: `${ref.namespace}/${ref.name}`, migrationUid: ref.uid, step: 'transfer', peer });
+      const admission = await this.admit(ref, peer, req, log);
+      const stage = this.stageDir(ref.uid, admission.credential);
+      if (route.kind === 'file') {
+        if (await this.isCommitted(stage)) throw alreadyCommitted();
+        await this.receiveFile(ref, stage, admission, route.file, req, res, expectsContinue, log);
+      } else {
+        await this.commit(ref, stage, admission, req, res, expectsContinue, log);
+      }
     } catch (err) {
+      if (err instanceof HttpError && [401, 403, 404, 405].includes(err.status)) this.peerFailures.failed(peer);
       this.fail(req, res, err, log);
     }
   }
 
-  private async authorize(ref: TransferRef, req: http.IncomingMessage, log: Logger): Promise<void> {
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
-    let expected: string | undefined;
+  private async admit(ref: TransferRef, peer: string, req: http.IncomingMessage, log: Logger): Promise<Admission> {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
     try {
-      expected = await this.opts.tokenFor(ref);
+      return await this.opts.admit({ ref, peer, token });
     } catch (err) {
-      log.warn({ err }, 'cannot look up the transfer token');
-      throw new HttpError(503, 'Unavailable', 'cannot look up the transfer token right now');
+      if (err instanceof Refusal) throw new HttpError(err.status, err.reason, err.message);
+      log.warn({ err }, 'cannot check the transfer credential');
+      throw new HttpError(503, 'Unavailable', 'cannot check the transfer credential right now');
     }
-    // An empty expected token would let an empty Authorization through; treat it as none.
-    if (!expected || presented === undefined || !tokensEqual(presented, expected)) {
-      throw new HttpError(401, 'Unauthorized', 'missing or wrong transfer token');
+  }
+
+  /**
+   * Refuses (413) an upload that would take the transfer past its file count or size, and (507)
+   * one that would leave the staging filesystem less free space than the headroom, counting
+   * what uploads in progress will still write.
+   */
+  private async checkLimits(stage: string, file: string, bytes: number, admission: Admission): Promise<void> {
+    const sizes = new Map<string, number>();
+    const filesDir = path.join(stage, 'files');
+    for (const name of await readdir(filesDir).catch(() => [] as string[]))
+      sizes.set(name, (await stat(path.join(filesDir, name)).catch(() => undefined))?.size ?? 0);
+    let pending = 0;
+    for (const up of this.inflight.values()) {
+      pending += up.bytes;
+      if (up.stage === stage) sizes.set(up.file, Math.max(sizes.get(up.file) ?? 0, up.bytes));
     }
+    sizes.set(file, bytes);
+    if (sizes.size > admission.maxFiles)
+      throw new HttpError(
+        413,
+        'PayloadTooLarge',
+        `a transfer of this migration holds at most ${admission.maxFiles} files`,
+      );
+    const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+    if (total > admission.maxBytes)
+      throw new HttpError(
+        413,
+        'PayloadTooLarge',
+        `${file}: ${bytes} bytes would take this transfer to ${total} bytes, past its limit of ${admission.maxBytes}`,
+      );
+    const headroom = this.opts.headroomBytes ?? 0;
+    const fs = await statfs(this.opts.stagingRoot);
+    const free = Number(fs.bavail) * Number(fs.bsize);
+    if (free - pending - bytes < headroom)
+      throw new HttpError(
+        507,
+        'InsufficientStorage',
+        `${file}: ${bytes} bytes would leave less than the ${headroom} bytes of free space this host keeps`,
+      );
   }
 
   private async receiveFile(
     ref: TransferRef,
+    stage: string,
+    admission: Admission,
     file: string,
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -199,13 +352,16 @@ export class TransferServer {
       throw new HttpError(400, 'InvalidRequest', `${SHA256_HEADER} must be the 64 hex digits of the file's SHA-256`);
     }
     const length = contentLength(req);
+    await this.checkLimits(stage, file, length, admission);
 
-    const uidDir = this.uidDir(ref.uid);
-    const tmpDir = path.join(uidDir, 'tmp');
+    const tmpDir = path.join(stage, 'tmp');
+    const filesDir = path.join(stage, 'files');
     await mkdir(tmpDir, { recursive: true });
-    await mkdir(this.filesDir(ref.uid), { recursive: true });
+    await mkdir(filesDir, { recursive: true });
     const tmp = path.join(tmpDir, randomUUID());
     let stored = false;
+    const upload = Symbol(file);
+    this.inflight.set(upload, { stage, file, bytes: length });
     const unguard = guardIdle(req, 'upload stalled');
     try {
       if (expectsContinue) res.writeContinue();
@@ -217,6 +373,9 @@ export class TransferServer {
           for await (const chunk of source) {
             hash.update(chunk);
             received += chunk.length;
+            // Counted as it streams: a body longer than it said is cut where it passes it.
+            if (received > length)
+              throw new HttpError(413, 'PayloadTooLarge', `${file}: body longer than its Content-Length ${length}`);
             yield chunk;
           }
         },
@@ -242,8 +401,8 @@ export class TransferServer {
       }
       await this.locked(ref.uid, async () => {
         // The commit may have landed while this body was streaming.
-        if (await this.isCommitted(uidDir)) throw alreadyCommitted();
-        await rename(tmp, path.join(this.filesDir(ref.uid), file));
+        if (await this.isCommitted(stage)) throw alreadyCommitted();
+        await rename(tmp, path.join(filesDir, file));
       });
       stored = true;
       log.debug({ file, bytes: received }, 'stored transfer file');
@@ -252,12 +411,15 @@ export class TransferServer {
       sendJson(res, 201, { name: file, size: received, sha256: digest });
     } finally {
       unguard();
+      this.inflight.delete(upload);
       if (!stored) await rm(tmp, { force: true });
     }
   }
 
   private async commit(
     ref: TransferRef,
+    stage: string,
+    admission: Admission,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     expectsContinue: boolean,
@@ -272,25 +434,42 @@ export class TransferServer {
     const problem = manifestProblem(value);
     if (problem) throw new HttpError(400, 'InvalidManifest', problem);
     const manifest = value as Manifest;
+    const declaredTotal = manifest.files.reduce((sum, f) => sum + f.size, 0);
+    if (manifest.files.length > admission.maxFiles || declaredTotal > admission.maxBytes)
+      throw new HttpError(
+        413,
+        'PayloadTooLarge',
+        `the manifest declares ${manifest.files.length} files of ${declaredTotal} bytes; ` +
+          `this transfer may hold ${admission.maxFiles} files of ${admission.maxBytes} bytes`,
+      );
 
-    const uidDir = this.uidDir(ref.uid);
-    const filesDir = this.filesDir(ref.uid);
-    const total = await this.locked(ref.uid, async () => {
-      if (await this.isCommitted(uidDir)) throw alreadyCommitted();
+    const filesDir = path.join(stage, 'files');
+    const outcome = await this.locked(ref.uid, async () => {
+      const committed = await this.committedManifest(stage);
+      // A sender that lost the reply to its commit asks again: the same manifest is the same
+      // transfer, already verified; any other is refused.
+      if (committed === canonical(manifest)) return 'repeated' as const;
+      if (committed !== undefined)
+        throw new HttpError(409, 'AlreadyCommitted', 'transfer already committed with a different manifest');
       await mkdir(filesDir, { recursive: true });
       await verifyAgainst(manifest, filesDir);
       // Without these fsyncs a power cut could keep the marker but lose a rename it vouches for.
       await fsyncDir(filesDir);
-      const marker = path.join(uidDir, 'complete');
+      const marker = path.join(stage, 'complete');
       await writeFile(`${marker}.tmp`, JSON.stringify(manifest), { flush: true });
       await rename(`${marker}.tmp`, marker);
-      await fsyncDir(uidDir);
-      await rm(path.join(uidDir, 'tmp'), { recursive: true, force: true });
-      return manifest.files.reduce((sum, f) => sum + f.size, 0);
+      await fsyncDir(stage);
+      await rm(path.join(stage, 'tmp'), { recursive: true, force: true });
+      return 'committed' as const;
     });
-    log.info({ files: manifest.files.length, bytes: total }, 'transfer committed');
-    this.countBytes(bytes, log);
-    sendJson(res, 200, { files: manifest.files.length, bytes: total });
+    const body = { files: manifest.files.length, bytes: declaredTotal, repeated: outcome === 'repeated' };
+    if (outcome === 'repeated') {
+      log.info(body, 'transfer commit repeated with the same manifest');
+    } else {
+      log.info(body, 'transfer committed');
+      this.countBytes(bytes, log);
+    }
+    sendJson(res, 200, body);
   }
 
   private countBytes(bytes: number, log: Logger): void {
@@ -414,12 +593,22 @@ function alreadyCommitted(): HttpError {
   return new HttpError(409, 'AlreadyCommitted', 'transfer already committed');
 }
 
-function tokensEqual(presented: string, expected: string): boolean {
-  // Hashing first gives equal-length inputs, so neither the length nor the content of the
-  // expected token leaks through timing.
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+/** A manifest as one string, independent of the order its files were listed in. */
+function canonical(manifest: Manifest): string {
+  const files = [...manifest.files]
+    .map(({ name, size, sha256 }) => ({ name, size, sha256 }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return JSON.stringify(files);
+}
+
+/** The CN of the client certificate the handshake verified. */
+function peerName(req: http.IncomingMessage): string {
+  const cn = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
+  return typeof cn === 'string' ? cn : '';
+}
+
+function tlsContext(tls: TlsMaterial): { key: string; cert: string; ca: string } {
+  return { key: tls.key, cert: tls.cert, ca: tls.ca };
 }
 
 function headerValue(req: http.IncomingMessage, name: string): string | undefined {

@@ -2,10 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCa, createCsr, newPrivateKey, parseCsr, signLeaf } from '../../common/tls/x509.js';
 import { sendDirectory, type SendOptions } from './client.js';
 import {
   SHA256_HEADER,
@@ -16,12 +19,34 @@ import {
   type Manifest,
   type TransferRef,
 } from './protocol.js';
-import { TransferServer } from './server.js';
+import { Refusal, TransferServer, type TlsMaterial } from './server.js';
 
 const REF: TransferRef = { namespace: 'tenant-a', name: 'resize-vm1', uid: '5f0c6c2e-8a7b-4c1d-9e2f-0a1b2c3d4e5f' };
 const TOKEN = 'one-time-token-for-resize-vm1';
+/** The staging key admit() hands out for TOKEN's credential. */
+const CRED = '00112233445566aa';
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** node-a sends, node-b serves; `stranger` holds a certificate of another CA. */
+let certs: { source: TlsMaterial; dest: TlsMaterial; other: TlsMaterial; stranger: TlsMaterial };
+
+async function leaf(ca: { certPem: string; keyPem: string }, cn: string): Promise<TlsMaterial> {
+  const key = await newPrivateKey();
+  const cert = signLeaf(ca, parseCsr(createCsr(key, cn)).publicKeyPem, cn, new Date(Date.now() + 86_400_000));
+  return { key, cert: `${cert}${ca.certPem}`, ca: ca.certPem };
+}
+
+beforeAll(async () => {
+  const ca = await createCa('test agents CA', 1);
+  const foreign = await createCa('someone else CA', 1);
+  certs = {
+    source: await leaf(ca, 'node-a'),
+    dest: await leaf(ca, 'node-b'),
+    other: await leaf(ca, 'node-c'),
+    stranger: await leaf(foreign, 'node-a'),
+  };
+}, 60_000);
 
 interface Fixture {
   root: string;
@@ -29,15 +54,45 @@ interface Fixture {
   stagingRoot: string;
   server: TransferServer;
   port: number;
-  /** The token tokenFor answers with; undefined means no Secret exists. */
+  /** The token admit() expects per migration uid; none means no credential exists. */
   tokens: Map<string, string>;
-  tokenLookups: number;
+  admissions: number;
   failNextLookup: boolean;
+  maxBytes: number;
+  maxFiles: number;
   storedBytes: number[];
   files: Record<string, Buffer>;
 }
 
 let fx: Fixture;
+
+async function startServer(partial: Omit<Fixture, 'server' | 'port'>, headroomBytes = 0) {
+  const server = new TransferServer({
+    stagingRoot: partial.stagingRoot,
+    address: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+    headroomBytes,
+    failureBurst: 5,
+    failuresPerSecond: 0.01,
+    // What gate.ts decides, reduced to what these tests need: node-a may send, with the token.
+    admit: async ({ ref, peer, token }) => {
+      partial.admissions++;
+      if (partial.failNextLookup) {
+        partial.failNextLookup = false;
+        throw new Error('secrets "kubenova-transfer-x" is forbidden');
+      }
+      if (peer !== 'node-a') throw new Refusal(403, 'Forbidden', `nothing is migrating from ${peer}`);
+      const expected = partial.tokens.get(ref.uid);
+      if (!expected || token !== expected) throw new Refusal(401, 'Unauthorized', 'wrong transfer token');
+      return { credential: CRED, maxBytes: partial.maxBytes, maxFiles: partial.maxFiles };
+    },
+    onBytes: (bytes) => partial.storedBytes.push(bytes),
+  });
+  const port = await server.start(certs.dest);
+  // Mutations through fx must reach the closures above, so fx is the same object.
+  fx = Object.assign(partial, { server, port });
+}
 
 beforeEach(async () => {
   const root = await mkdtemp(path.join(os.tmpdir(), 'kubenova-transfer-'));
@@ -50,35 +105,18 @@ beforeEach(async () => {
     'console.log': Buffer.alloc(0),
   };
   for (const [name, data] of Object.entries(files)) await writeFile(path.join(sourceDir, name), data);
-
-  const partial: Omit<Fixture, 'server' | 'port'> = {
+  await startServer({
     root,
     sourceDir,
     stagingRoot,
     tokens: new Map([[REF.uid, TOKEN]]),
-    tokenLookups: 0,
+    admissions: 0,
     failNextLookup: false,
+    maxBytes: 4 * 1024 * 1024,
+    maxFiles: 8,
     storedBytes: [],
     files,
-  };
-  const server = new TransferServer({
-    stagingRoot,
-    address: '127.0.0.1',
-    port: 0,
-    log: pino({ level: 'silent' }),
-    tokenFor: async (ref) => {
-      partial.tokenLookups++;
-      if (partial.failNextLookup) {
-        partial.failNextLookup = false;
-        throw new Error('secrets "transfer-token" is forbidden');
-      }
-      return partial.tokens.get(ref.uid);
-    },
-    onBytes: (bytes) => partial.storedBytes.push(bytes),
   });
-  const port = await server.start();
-  // Mutations through fx must reach the closures above, so fx is the same object.
-  fx = Object.assign(partial, { server, port });
 });
 
 afterEach(async () => {
@@ -89,6 +127,8 @@ afterEach(async () => {
 function sendOpts(overrides: Partial<SendOptions> = {}): SendOptions {
   return {
     endpoint: `127.0.0.1:${fx.port}`,
+    destination: 'node-b',
+    tls: certs.source,
     ref: REF,
     token: TOKEN,
     dir: fx.sourceDir,
@@ -103,11 +143,28 @@ interface RawReply {
   json: unknown;
 }
 
-/** A request outside the client, to act as a misbehaving or malicious sender. */
-function raw(method: string, urlPath: string, headers: Record<string, string>, body?: Buffer): Promise<RawReply> {
+/** A request outside the client, to act as a misbehaving or malicious sender (node-a's certificate by default). */
+function raw(
+  method: string,
+  urlPath: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+  as: TlsMaterial = certs.source,
+): Promise<RawReply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: fx.port, method, path: urlPath, headers, agent: false },
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: fx.port,
+        method,
+        path: urlPath,
+        headers,
+        agent: false,
+        key: as.key,
+        cert: as.cert,
+        ca: certs.dest.ca,
+        checkServerIdentity: () => undefined,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -126,7 +183,7 @@ function raw(method: string, urlPath: string, headers: Record<string, string>, b
 function put(
   name: string,
   body: Buffer,
-  opts: { sha?: string; token?: string; encodedPath?: string } = {},
+  opts: { sha?: string; token?: string; encodedPath?: string; as?: TlsMaterial } = {},
 ): Promise<RawReply> {
   return raw(
     'PUT',
@@ -137,6 +194,7 @@ function put(
       'content-length': String(body.length),
     },
     body,
+    opts.as,
   );
 }
 
@@ -163,8 +221,13 @@ async function expectFailure(promise: Promise<unknown>): Promise<TransferFailed>
   return err as TransferFailed;
 }
 
-const stagedFiles = (): string => path.join(fx.stagingRoot, REF.uid, 'files');
-const stagedTmp = (): string => path.join(fx.stagingRoot, REF.uid, 'tmp');
+/** Resolves with how a connection attempt ended: an error's code or message. */
+function connectionError(start: (done: (outcome: string) => void) => void): Promise<string> {
+  return new Promise((resolve) => start(resolve));
+}
+
+const stagedFiles = (): string => path.join(fx.stagingRoot, REF.uid, CRED, 'files');
+const stagedTmp = (): string => path.join(fx.stagingRoot, REF.uid, CRED, 'tmp');
 const listOrEmpty = async (dir: string): Promise<string[]> => (existsSync(dir) ? (await readdir(dir)).sort() : []);
 
 describe('sendDirectory with TransferServer', () => {
@@ -200,7 +263,7 @@ describe('sendDirectory with TransferServer', () => {
 
     expect(failure.attempts).toBe(1);
     expect(failure.message).toMatch(/401 Unauthorized/);
-    expect(fx.tokenLookups).toBe(1);
+    expect(fx.admissions).toBe(1);
     expect(await listOrEmpty(stagedFiles())).toEqual([]);
   });
 
@@ -260,17 +323,29 @@ describe('sendDirectory with TransferServer', () => {
 
     const again = await sendDirectory(sendOpts({ retries: 5, backoffMs: 60_000 }));
 
-    // One refused upload (409 AlreadyCommitted) and no commit: the token cannot bring new bytes.
-    expect(again.attempts).toBe(1);
+    // One refused upload (409 AlreadyCommitted), then the same manifest committed again (200):
+    // the token cannot bring new bytes.
+    expect(again.attempts).toBe(2);
     const reply = await put('domain.xml', fx.files['domain.xml'] as Buffer);
     expect(reply.status).toBe(409);
+  });
+
+  it('a sender whose files differ from the committed transfer fails: a 409 is never taken for success', async () => {
+    await sendDirectory(sendOpts());
+    await writeFile(path.join(fx.sourceDir, 'domain.xml'), '<domain>changed</domain>\n');
+
+    const failure = await expectFailure(sendDirectory(sendOpts({ retries: 5, backoffMs: 60_000 })));
+
+    expect(failure.message).toMatch(/committed with a different manifest/);
+    const dir = (await fx.server.completedDir(REF.uid)) as string;
+    expect((await readFile(path.join(dir, 'domain.xml'))).equals(fx.files['domain.xml'] as Buffer)).toBe(true);
   });
 
   it('refuses file names that could leave the instance directory before sending anything', async () => {
     const failure = await expectFailure(sendDirectory(sendOpts({ files: ['../etc-passwd'] })));
 
     expect(failure.attempts).toBe(0);
-    expect(fx.tokenLookups).toBe(0);
+    expect(fx.admissions).toBe(0);
   });
 });
 
@@ -307,7 +382,7 @@ describe('TransferServer protocol', () => {
 
     expect(reply.status).toBe(400);
     expect((reply.json as ErrorBody).reason).toBe('InvalidName');
-    expect(existsSync(path.join(fx.stagingRoot, REF.uid, 'x'))).toBe(false);
+    expect(existsSync(path.join(fx.stagingRoot, REF.uid, CRED, 'x'))).toBe(false);
     expect(await listOrEmpty(stagedFiles())).toEqual([]);
   });
 
@@ -356,17 +431,21 @@ describe('TransferServer protocol', () => {
     expect(await fx.server.completedDir(REF.uid)).toBe(stagedFiles());
   });
 
-  it('answers 409 to any upload or commit after the commit, even with the right token', async () => {
+  it('after the commit answers 409 to any upload and to a commit of another manifest, 200 to the identical one', async () => {
     const xml = fx.files['domain.xml'] as Buffer;
     await put('domain.xml', xml);
     await commit(manifestOf({ 'domain.xml': xml }));
 
     const again = await put('domain.xml', Buffer.from('overwrite attempt'));
+    const other = await commit(manifestOf({ 'domain.xml': Buffer.from('overwrite attempt') }));
     const recommit = await commit(manifestOf({ 'domain.xml': xml }));
 
     expect(again.status).toBe(409);
     expect((again.json as ErrorBody).message).toBe('transfer already committed');
-    expect(recommit.status).toBe(409);
+    expect(other.status).toBe(409);
+    expect((other.json as ErrorBody).message).toMatch(/different manifest/);
+    expect(recommit.status).toBe(200);
+    expect(recommit.json).toMatchObject({ repeated: true });
     expect((await readFile(path.join(stagedFiles(), 'domain.xml'))).equals(xml)).toBe(true);
   });
 
@@ -394,13 +473,17 @@ describe('TransferServer protocol', () => {
   it('requires Content-Length so a truncated body can always be detected', async () => {
     const body = Buffer.from('chunked');
     const reply = await new Promise<number>((resolve, reject) => {
-      const req = http.request(
+      const req = https.request(
         {
           host: '127.0.0.1',
           port: fx.port,
           method: 'PUT',
           path: filePath(REF, 'chunked'),
           agent: false,
+          key: certs.source.key,
+          cert: certs.source.cert,
+          ca: certs.dest.ca,
+          checkServerIdentity: () => undefined,
           headers: { authorization: `Bearer ${TOKEN}`, [SHA256_HEADER]: sha256(body), 'transfer-encoding': 'chunked' },
         },
         (res) => {
@@ -413,5 +496,161 @@ describe('TransferServer protocol', () => {
     });
 
     expect(reply).toBe(411);
+  });
+});
+
+describe('TransferServer: mutual TLS', () => {
+  it('refuses plain HTTP on its port: no request gets an answer', async () => {
+    const outcome = await connectionError((done) => {
+      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'GET', path: '/', agent: false }, (res) =>
+        done(`answered ${res.statusCode}`),
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+      req.end();
+    });
+
+    expect(outcome).not.toMatch(/^answered/);
+    expect(fx.admissions).toBe(0);
+  });
+
+  it('refuses a TLS client without a certificate at the handshake', async () => {
+    const outcome = await connectionError((done) => {
+      const socket = tls.connect({
+        host: '127.0.0.1',
+        port: fx.port,
+        ca: certs.dest.ca,
+        checkServerIdentity: () => undefined,
+      });
+      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
+      socket.on('data', (d: Buffer) => done(`answered ${d.toString().split('\r\n')[0]}`));
+      socket.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+      socket.on('close', () => done('closed'));
+    });
+
+    expect(outcome).not.toMatch(/^answered/);
+    expect(fx.admissions).toBe(0);
+  });
+
+  it("refuses a client certificate of another CA, even one naming the migration's source", async () => {
+    const err: unknown = await put('domain.xml', fx.files['domain.xml'] as Buffer, { as: certs.stranger }).catch(
+      (e: unknown) => e,
+    );
+
+    expect(err).toBeInstanceOf(Error);
+    expect(fx.admissions).toBe(0);
+  });
+
+  it('refuses (403) a request from an agent that is not the source, before its token is looked at', async () => {
+    const reply = await put('domain.xml', fx.files['domain.xml'] as Buffer, { as: certs.other });
+
+    expect(reply.status).toBe(403);
+    expect(await listOrEmpty(stagedFiles())).toEqual([]);
+  });
+
+  it('the client refuses a server whose certificate names another host than the destination it meant', async () => {
+    const failure = await expectFailure(sendDirectory(sendOpts({ destination: 'node-c', retries: 1 })));
+
+    expect(failure.message).toMatch(/is node-b, not node-c/);
+    expect(fx.admissions).toBe(0);
+  });
+
+  it('slows down a peer whose requests keep failing: past its burst it gets 429 and nothing is looked up', async () => {
+    for (let i = 0; i < 5; i++)
+      expect((await put('domain.xml', Buffer.from('x'), { token: 'guess' })).status).toBe(401);
+    const lookups = fx.admissions;
+
+    const reply = await put('domain.xml', Buffer.from('x'), { token: 'guess' });
+
+    expect(reply.status).toBe(429);
+    expect(fx.admissions).toBe(lookups);
+  });
+});
+
+describe('TransferServer: limits', () => {
+  it('refuses (413) an upload declaring more than the transfer may hold, before reading its body', async () => {
+    fx.maxBytes = 1024;
+    const body = Buffer.alloc(4096, 1);
+
+    const reply = await put('disk', body);
+
+    expect(reply.status).toBe(413);
+    expect((reply.json as ErrorBody).reason).toBe('PayloadTooLarge');
+    expect(await listOrEmpty(stagedFiles())).toEqual([]);
+    expect(await listOrEmpty(stagedTmp())).toEqual([]);
+  });
+
+  it('counts every file of the transfer: one that takes the total past the cap is refused, the earlier ones stay', async () => {
+    fx.maxBytes = 1500;
+    expect((await put('a', Buffer.alloc(1000, 1))).status).toBe(201);
+
+    const reply = await put('b', Buffer.alloc(1000, 2));
+
+    expect(reply.status).toBe(413);
+    expect((reply.json as ErrorBody).message).toMatch(/past its limit of 1500/);
+    expect(await listOrEmpty(stagedFiles())).toEqual(['a']);
+  });
+
+  it('cuts a sender that streams a body past the cap without waiting for 100 Continue, storing nothing', async () => {
+    fx.maxBytes = 64 * 1024;
+    const status = await new Promise<string>((resolve) => {
+      const req = https.request({
+        host: '127.0.0.1',
+        port: fx.port,
+        method: 'PUT',
+        path: filePath(REF, 'disk'),
+        agent: false,
+        key: certs.source.key,
+        cert: certs.source.cert,
+        ca: certs.dest.ca,
+        checkServerIdentity: () => undefined,
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          [SHA256_HEADER]: 'a'.repeat(64),
+          'content-length': String(64 << 20),
+        },
+      });
+      req.on('response', (res) => resolve(String(res.statusCode)));
+      req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      // 64 MiB pushed as fast as the socket takes it; the server must not read it all.
+      const chunk = Buffer.alloc(1 << 20, 7);
+      let sent = 0;
+      const push = (): void => {
+        while (sent < 64 && req.write(chunk)) sent++;
+        if (sent < 64) req.once('drain', () => (sent++, push()));
+        else req.end();
+      };
+      push();
+    });
+
+    expect(['413', 'ECONNRESET', 'EPIPE']).toContain(status);
+    expect(await listOrEmpty(stagedFiles())).toEqual([]);
+    await expect.poll(() => listOrEmpty(stagedTmp())).toEqual([]);
+  });
+
+  it('refuses (413) a file past the file count and a manifest declaring more than the cap', async () => {
+    fx.maxFiles = 2;
+    expect((await put('a', Buffer.from('a'))).status).toBe(201);
+    expect((await put('b', Buffer.from('b'))).status).toBe(201);
+    expect((await put('c', Buffer.from('c'))).status).toBe(413);
+
+    fx.maxBytes = 10;
+    const reply = await commit({ files: [{ name: 'a', size: 11, sha256: sha256(Buffer.from('a')) }] });
+
+    expect(reply.status).toBe(413);
+  });
+
+  it('refuses (507) a transfer that would eat into the free space the host keeps', async () => {
+    await fx.server.stop();
+    await startServer({ ...fx, admissions: 0 }, Number.MAX_SAFE_INTEGER);
+
+    const reply = await put('domain.xml', fx.files['domain.xml'] as Buffer);
+
+    expect(reply.status).toBe(507);
+    expect((reply.json as ErrorBody).message).toMatch(/free space this host keeps/);
+  });
+
+  it('keys staging by credential: files a credential stored are never committed with another', async () => {
+    await put('domain.xml', fx.files['domain.xml'] as Buffer);
+    expect(await readdir(path.join(fx.stagingRoot, REF.uid))).toEqual([CRED]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasDeadline, type LivePhase } from '../../common/api/lifecycle.js';
-import { transferSecretName } from '../../common/api/transfer-secret.js';
+import { credentialSecret, transferCredentialName } from '../../common/api/transfer-credential.js';
 import {
   MIGRATION_FINALIZER,
   type InstanceStatus,
@@ -263,15 +263,20 @@ describe('MigrationCancel: a live migration is rolled back by the owner of its w
 describe('MigrationCancel: a Migration deleted after it ended', () => {
   it('settles it, waits while a host that is up still holds its claim, then drops the finalizer', async () => {
     const world = await resizeIn('error', { fault: { reason: 'TransferFailed', message: 'test' } });
-    await world.kube.secrets.create({
-      metadata: { name: transferSecretName(RESIZE), namespace: 'default' },
-      stringData: { token: 'x' },
-    });
+    await world.kube.secrets.create(
+      credentialSecret('kubenova-system', {
+        migration: { namespace: 'default', name: RESIZE, uid: MIGRATION_UID },
+        source: 'node-a',
+        destination: 'node-b',
+        expiresAt: new Date('2100-01-01T00:00:00Z'),
+        token: 'x',
+      }),
+    );
     await deleteMigration(world);
 
     expect(await world.reconcileMigration(RESIZE)).toEqual({ requeueAfterMs: 1_000 });
 
-    expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeUndefined();
+    expect(world.cluster.secret('kubenova-system', transferCredentialName(MIGRATION_UID))).toBeUndefined();
     expect(world.allocations()).toEqual([bootUsed]);
     expect(gone(world)).toBe(false);
     await world.setClaims('node-b', []);

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, ownersOf } from '../../common/api/lifecycle.js';
-import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
+import {
+  TRANSFER_CREDENTIAL_LABEL,
+  credentialSecret,
+  parseCredential,
+  transferCredentialName,
+} from '../../common/api/transfer-credential.js';
 import {
   API_VERSION,
   MIGRATION_FINALIZER,
@@ -267,7 +272,7 @@ describe('MigrationStart: refusals leave the instance untouched', () => {
 });
 
 describe('DestinationPlacement: choosing where the instance goes', () => {
-  it('the destination is never the source, and a transfer Secret carrying the Migration uid is created', async () => {
+  it('the destination is never the source, and its transfer credential (release namespace) exists before the host is asked', async () => {
     const world = cluster();
     seedMigration(world, RESIZE, { instance: 'web-1', flavor: 'm1.large' });
     await world.reconcileMigrationRetryingConflicts(RESIZE);
@@ -279,11 +284,22 @@ describe('DestinationPlacement: choosing where the instance goes', () => {
     expect(mig.status?.status).toBe('pre-migrating');
     expect(world.messages(RESIZE, 'Scheduled')).toEqual(['destination node-b chosen (attempt 1 of 3)']);
     expect(world.placement.inFlight.hostOf(MIGRATION_UID)).toBe('node-b');
-    const secret = world.cluster.secret('default', transferSecretName(RESIZE));
-    expect(secret?.metadata?.annotations).toEqual({ [MIGRATION_UID_ANNOTATION]: MIGRATION_UID });
-    const owner = expect.objectContaining({ kind: 'Migration', uid: MIGRATION_UID });
-    expect(secret?.metadata?.ownerReferences).toEqual([owner]);
-    expect(Buffer.from(secret?.data?.token ?? '', 'base64').toString()).toMatch(/^[0-9a-f]{64}$/);
+    const cred = parseCredential(credentialOf(world));
+    expect(cred).toMatchObject({
+      migration: { namespace: 'default', name: RESIZE, uid: MIGRATION_UID },
+      source: 'node-a',
+      destination: 'node-b',
+    });
+    // Valid until the migrating phase after this one must have ended, and not in any tenant namespace.
+    expect(cred?.expiresAt.getTime()).toBe(Date.parse(mig.status?.stepDeadline ?? '') + STEP_TIMEOUT_MS);
+    expect(cred?.token).toMatch(/^[0-9a-f]{64}$/);
+    expect(world.cluster.secret('default', transferCredentialName(MIGRATION_UID))).toBeUndefined();
+    // Written before the status that hands the migration to node-b.
+    const { writes } = world.cluster;
+    const created = writes.findIndex((w) => w.kind === 'Secret' && w.verb === 'create');
+    const asked = writes.findLastIndex((w) => w.kind === 'Migration' && w.verb === 'patchStatus');
+    expect(created).toBeGreaterThanOrEqual(0);
+    expect(created).toBeLessThan(asked);
   });
 
   it('when only the source could take it, the Migration fails with NoValidHost naming IgnoreHostsFilter', async () => {
@@ -383,13 +399,27 @@ describe('DestinationPlacement: choosing where the instance goes', () => {
   });
 });
 
-/** Secret of a migration whose disk has not been sent yet. */
-async function withTransferSecret(world: World, name: string) {
-  await world.kube.secrets.create({
-    metadata: { name: transferSecretName(name), namespace: 'default' },
-    stringData: { token: 'x' },
-  });
+const RELEASE_NAMESPACE = 'kubenova-system';
+
+/** The transfer credential the operator keeps for the Migration with `uid`, if any. */
+function credentialOf(world: World, uid = MIGRATION_UID) {
+  return world.cluster.secret(RELEASE_NAMESPACE, transferCredentialName(uid));
 }
+
+/** The credential of a migration whose disk has not been sent yet. */
+async function withTransferSecret(world: World, name: string) {
+  await world.kube.secrets.create(
+    credentialSecret(RELEASE_NAMESPACE, {
+      migration: { namespace: 'default', name, uid: MIGRATION_UID },
+      source: 'node-a',
+      destination: 'node-b',
+      expiresAt: new Date(T_FAR),
+      token: 'x',
+    }),
+  );
+}
+
+const T_FAR = Date.parse('2100-01-01T00:00:00Z');
 
 /** A resize to m1.large that has finished on node-b and waits for the user's decision. */
 async function finished(setup: Setup & { decision?: string; phase?: MigrationStatus['status'] } = {}) {
@@ -419,7 +449,7 @@ describe('Decisions: confirm or revert a finished resize', () => {
 
     expect(await world.reconcileMigration(RESIZE)).toEqual({});
 
-    expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeUndefined();
+    expect(credentialOf(world)).toBeUndefined();
     expect(world.allocations()).toEqual([bootUsed, increase('used')]);
     expect(world.migration(RESIZE).status?.status).toBe('finished');
     expect(world.instance('web-1')).toEqual(instanceBefore);
@@ -461,7 +491,7 @@ describe('Decisions: confirm or revert a finished resize', () => {
     expect(mig?.status).toBe('migrating');
     expect(mig?.conditions).toEqual([expect.objectContaining({ type: 'DecisionDeferred', status: 'True' })]);
     expect(world.instance('web-1')).toEqual(instanceBefore);
-    expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeDefined();
+    expect(credentialOf(world)).toBeDefined();
   });
 
   it('a decision made while the destination is being chosen is noted once; the destination is chosen', async () => {
@@ -561,7 +591,7 @@ describe('MigrationSettlement: after the end', () => {
 
     expect(await world.reconcileMigration(RESIZE)).toEqual({});
 
-    expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeUndefined();
+    expect(credentialOf(world)).toBeUndefined();
     expect(world.allocations()).toEqual([{ ...bootUsed, vcpus: 2, memoryMiB: 4096, diskGiB: 40 }]);
     expect(world.placement.inFlight.size()).toBe(0);
     expect(world.instance('web-1').spec.flavor).toBe('m1.large');
@@ -572,7 +602,7 @@ describe('MigrationSettlement: after the end', () => {
 
     await world.reconcileMigration(RESIZE);
 
-    expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeUndefined();
+    expect(credentialOf(world)).toBeUndefined();
     expect(world.allocations()).toEqual([bootUsed]);
     const inst = world.instance('web-1');
     expect(inst.spec.flavor).toBe('m1.small');
@@ -616,7 +646,7 @@ describe('MigrationSettlement: after the end', () => {
 
     await world.reconcileMigration(RESIZE);
 
-    expect(world.cluster.secret('default', transferSecretName(RESIZE))).toBeUndefined();
+    expect(credentialOf(world)).toBeUndefined();
     expect(world.allocations()).toEqual([bootUsed]);
     expect(world.placement.inFlight.size()).toBe(0);
     // The instance runs its old flavor; spec says so again, so no second resize starts.
@@ -786,7 +816,7 @@ describe('DestinationPlacement: an evacuation', () => {
       triedHosts: ['node-b'],
       selectedHost: 'node-b',
     });
-    expect(world.cluster.secret('default', transferSecretName(EVACUATE))).toBeUndefined();
+    expect(await world.kube.secrets.listLabelled(RELEASE_NAMESPACE, TRANSFER_CREDENTIAL_LABEL)).toEqual([]);
   });
 
   it('never chooses the source, even with allowResizeToSameHost and the source no longer forced down', async () => {
@@ -839,7 +869,7 @@ describe('DestinationPlacement: an evacuation', () => {
       host: 'node-a',
       migration: EVACUATE,
     });
-    expect(world.cluster.secret('default', transferSecretName(EVACUATE))).toBeUndefined();
+    expect(await world.kube.secrets.listLabelled(RELEASE_NAMESPACE, TRANSFER_CREDENTIAL_LABEL)).toEqual([]);
     // The destination's agent rebuilds next; the operator has nothing more to write.
     const writes = world.cluster.writes.length;
     await world.reconcileMigration(EVACUATE);

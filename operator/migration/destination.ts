@@ -31,8 +31,10 @@ export class DestinationPlacement {
   async reconcile(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
     const s = mig.status ?? {};
     const evacuation = s.type === 'evacuation';
-    // An evacuation rebuilds from the image: there is no disk to send, so no token.
-    if (!evacuation) await this.tokens.ensure(mig);
+    // An evacuation rebuilds from the image: there is no disk to send, so no credential. A
+    // resize's names the host that holds (or is asked for) the destination claim.
+    const chosen = s.destHost ?? s.scheduling?.selectedHost;
+    if (!evacuation && chosen) await this.tokens.ensure(mig, chosen);
     if (!inst || inst.metadata.deletionTimestamp) return {};
     if (s.destHost) return evacuation ? this.handToDestination(mig, inst) : {};
     const flavor = s.newFlavor!;
@@ -56,6 +58,8 @@ export class DestinationPlacement {
         };
       },
       recordAttempt: async (scheduling) => {
+        // Before the host is asked: its credential exists by the time the source can start sending.
+        if (!evacuation) await this.tokens.ensure(mig, scheduling.selectedHost);
         await this.kube.migrations.patchStatus(mig, { scheduling: { ...scheduling, claimFailure: null } });
       },
       announce: (kind, message) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StepDone, hasDeadline, stepDone, type LivePhase } from '../../common/api/lifecycle.js';
-import { transferSecretName } from '../../common/api/transfer-secret.js';
+import { credentialSecret } from '../../common/api/transfer-credential.js';
 import {
   FINALIZER,
   type InstanceStatus,
@@ -572,10 +572,15 @@ describe('StepGuard: the step deadline', () => {
 
   it('a migration that starts gets its deadline, and the controller requeues at it', async () => {
     const world = resizeIn('pre-migrating');
-    await world.kube.secrets.create({
-      metadata: { name: transferSecretName(RESIZE), namespace: 'default' },
-      stringData: { token: 'x' },
-    });
+    await world.kube.secrets.create(
+      credentialSecret('kubenova-system', {
+        migration: { namespace: 'default', name: RESIZE, uid: MIGRATION_UID },
+        source: 'node-a',
+        destination: 'node-b',
+        expiresAt: new Date('2100-01-01T00:00:00Z'),
+        token: 'x',
+      }),
+    );
     await world.kube.migrations.patchStatus(world.migration(RESIZE), { destHost: 'node-b' });
     world.now = new Date(T0.getTime() + 299_000);
 

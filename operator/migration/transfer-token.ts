@@ -1,39 +1,94 @@
-// The one-time token of a Migration's disk transfer: a Secret the operator creates (owned by
-// the Migration) when the destination is being chosen and deletes once the disk has arrived.
+// The credential of a Migration's disk transfer (common/api/transfer-credential.ts): a Secret
+// in the release namespace, created before the destination is handed the migration (so it
+// always exists when the source starts sending) and naming the source, that destination and an
+// expiry; replaced when another destination is chosen; deleted once the disk has arrived or the
+// migration has ended. A Secret in another namespace cannot be owned by the Migration, so the
+// operator cleans up after itself: drop() at each end, and sweep() for any left behind.
 import { randomBytes } from 'node:crypto';
-import { MIGRATION_UID_ANNOTATION, transferSecretName } from '../../common/api/transfer-secret.js';
+import {
+  TRANSFER_CREDENTIAL_LABEL,
+  credentialSecret,
+  parseCredential,
+  transferCredentialName,
+} from '../../common/api/transfer-credential.js';
+import { isTerminal } from '../../common/api/lifecycle.js';
 import type { Migration } from '../../common/api/types.js';
-import type { SecretClient } from '../../common/kube/api.js';
+import type { ObjectCache, SecretClient } from '../../common/kube/api.js';
 import { isConflict } from '../../common/kube/client.js';
 
-export class TransferTokens {
-  constructor(private readonly secrets: SecretClient) {}
+export interface TransferTokenConfig {
+  /** Where credentials live: the release namespace. */
+  namespace: string;
+  /** How long a phase may take; the credential outlives pre-migrating by at most one migrating phase. */
+  stepTimeoutMs: number;
+  /** A fixed lifetime instead (0: derived from the deadlines). */
+  ttlMs?: number;
+}
 
-  async ensure(mig: Migration): Promise<void> {
-    const namespace = mig.metadata.namespace ?? 'default';
-    const name = transferSecretName(mig.metadata.name);
-    if (await this.secrets.get(namespace, name)) return;
+export class TransferTokens {
+  constructor(
+    private readonly secrets: SecretClient,
+    private readonly config: TransferTokenConfig,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * A credential for sending `mig`'s disk from its source to `destination`, created unless one
+   * naming that destination exists. It expires when the migrating phase that uses it must have
+   * ended: the pre-migrating deadline plus one step timeout (or after the configured ttl).
+   */
+  async ensure(mig: Migration, destination: string): Promise<void> {
+    const { namespace } = this.config;
+    const uid = mig.metadata.uid ?? '';
+    const name = transferCredentialName(uid);
+    const existing = parseCredential(await this.secrets.get(namespace, name));
+    if (existing?.destination === destination && existing.migration.uid === uid) return;
+    if (existing || (await this.secrets.get(namespace, name))) await this.secrets.delete(namespace, name);
+    const now = this.now().getTime();
+    const deadline = Date.parse(mig.status?.stepDeadline ?? '');
+    const phaseEnd = Number.isFinite(deadline) && deadline > now ? deadline : now + this.config.stepTimeoutMs;
+    const expiresAt = new Date(this.config.ttlMs ? now + this.config.ttlMs : phaseEnd + this.config.stepTimeoutMs);
     try {
-      await this.secrets.create({
-        metadata: {
-          name,
-          namespace,
-          labels: { 'app.kubernetes.io/part-of': 'kubenova', 'compute.kubenova.io/migration': mig.metadata.name },
-          annotations: { [MIGRATION_UID_ANNOTATION]: mig.metadata.uid ?? '' },
-          ownerReferences: [
-            { apiVersion: mig.apiVersion, kind: 'Migration', name: mig.metadata.name, uid: mig.metadata.uid ?? '' },
-          ],
-        },
-        type: 'Opaque',
-        stringData: { token: randomBytes(32).toString('hex') },
-      });
+      await this.secrets.create(
+        credentialSecret(namespace, {
+          migration: { namespace: mig.metadata.namespace ?? 'default', name: mig.metadata.name, uid },
+          source: mig.status?.sourceHost ?? '',
+          destination,
+          expiresAt,
+          token: randomBytes(32).toString('hex'),
+        }),
+      );
     } catch (err) {
+      // Another pass made it meanwhile; the next pass checks what it names.
       if (!isConflict(err)) throw err;
     }
   }
 
-  /** The disk has arrived (or never will): the token has done its one job. */
+  /** The disk has arrived (or never will): the credential has done its one job. */
   async drop(mig: Migration): Promise<void> {
-    await this.secrets.delete(mig.metadata.namespace ?? 'default', transferSecretName(mig.metadata.name));
+    await this.secrets.delete(this.config.namespace, transferCredentialName(mig.metadata.uid ?? ''));
+  }
+
+  /**
+   * Deletes every credential that is expired, unreadable, or whose Migration is gone, was
+   * replaced (another uid) or has ended; returns how many went.
+   */
+  async sweep(migrations: ObjectCache<'Migration'>): Promise<number> {
+    const { namespace } = this.config;
+    let dropped = 0;
+    for (const secret of await this.secrets.listLabelled(namespace, TRANSFER_CREDENTIAL_LABEL)) {
+      const cred = parseCredential(secret);
+      const mig = cred && migrations.get(cred.migration.name, cred.migration.namespace);
+      const phase = mig?.status?.status;
+      const live =
+        cred !== undefined &&
+        cred.expiresAt.getTime() > this.now().getTime() &&
+        mig?.metadata.uid === cred.migration.uid &&
+        !(phase && isTerminal(phase));
+      if (live || !secret.metadata?.name) continue;
+      await this.secrets.delete(namespace, secret.metadata.name);
+      dropped++;
+    }
+    return dropped;
   }
 }

@@ -32,16 +32,39 @@ export interface MigrationWiring {
   quota: QuotaService;
   events: EventRecorder;
   faults: FaultRecorder;
-  config: { allowResizeToSameHost: boolean; resizeConfirmWindowSeconds: number; stepTimeoutMs: number };
+  config: {
+    allowResizeToSameHost: boolean;
+    resizeConfirmWindowSeconds: number;
+    stepTimeoutMs: number;
+    /** Where transfer credentials live (default kubenova-system). */
+    releaseNamespace?: string;
+    /** A fixed credential lifetime; 0 or absent: derived from the step deadlines. */
+    transferCredentialTtlMs?: number;
+  };
   log: Logger;
   now?: () => Date;
 }
 
-export function migrationController(w: MigrationWiring): { controller: MigrationController; decisions: Decisions } {
+/** Where credentials live when no release namespace is configured (the chart's usual namespace). */
+export const DEFAULT_RELEASE_NAMESPACE = 'kubenova-system';
+
+export function migrationController(w: MigrationWiring): {
+  controller: MigrationController;
+  decisions: Decisions;
+  tokens: TransferTokens;
+} {
   const { kube, caches, placement, events, faults, config, log } = w;
   const now = w.now ?? (() => new Date());
   const quota = new MigrationQuota(w.quota);
-  const tokens = new TransferTokens(kube.secrets);
+  const tokens = new TransferTokens(
+    kube.secrets,
+    {
+      namespace: config.releaseNamespace ?? DEFAULT_RELEASE_NAMESPACE,
+      stepTimeoutMs: config.stepTimeoutMs,
+      ttlMs: config.transferCredentialTtlMs,
+    },
+    now,
+  );
   const ending = new MigrationEnding(kube, quota, faults, log);
   const decisions = new Decisions(
     kube,
@@ -65,5 +88,5 @@ export function migrationController(w: MigrationWiring): { controller: Migration
     new StepGuard(kube, placement, ending, decisions, events, faults, config.stepTimeoutMs, log, now),
     new MigrationCancel(kube, placement, quota, settlement, events, log, now),
   );
-  return { controller, decisions };
+  return { controller, decisions, tokens };
 }
