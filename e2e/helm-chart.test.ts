@@ -281,11 +281,59 @@ describe('the Helm chart', () => {
 
   it('renders without leader election and its Role for a single replica that does not elect', () => {
     const manifests = render({}, 'operator.replicas=1', 'operator.leaderElection.enabled=false');
-    expect(manifests.filter((m) => m.kind === 'Role')).toEqual([]);
+    expect(manifests.filter((m) => m.kind === 'Role').map((m) => m.metadata.name)).toEqual([
+      'kubenova-node-agent-secrets',
+      'kubenova-operator-secrets',
+    ]);
     expect(
       resolveEnv(containerOf(findManifest(manifests, 'Deployment', '-operator'), 'operator'), FIELDS)
         .KUBENOVA_LEADER_ELECT,
     ).toBe('false');
+  });
+});
+
+describe("the Helm chart's roles and policies", () => {
+  it('grants Secrets only through Roles in the release namespace, never a ClusterRole', () => {
+    const manifests = render();
+    const secretRules = manifests
+      .filter((m) => m.kind === 'ClusterRole' || m.kind === 'Role')
+      .flatMap((m) =>
+        (m as unknown as { rules: { apiGroups: string[]; resources: string[] }[] }).rules
+          .filter((r) => r.apiGroups.includes('') && r.resources.includes('secrets'))
+          .map(() => `${m.kind}/${m.metadata.namespace ?? ''}/${m.metadata.name}`),
+      );
+    expect(secretRules.sort()).toEqual([
+      'Role/kubenova-system/kubenova-node-agent-secrets',
+      'Role/kubenova-system/kubenova-operator-secrets',
+    ]);
+  });
+
+  it('renders the roles for people only with rbac.userRoles, and no RBAC at all without rbac.create', () => {
+    const names = (...sets: string[]) =>
+      render({}, ...sets)
+        .filter((m) => m.kind.includes('Role'))
+        .map((m) => `${m.kind}/${m.metadata.name}`);
+    const people = ['view', 'edit', 'flavor-reader', 'forced-placement'].map((r) => `ClusterRole/kubenova-${r}`);
+    expect(names()).toEqual(expect.arrayContaining(people));
+    expect(names('rbac.userRoles=false').filter((n) => people.includes(n))).toEqual([]);
+    expect(names('rbac.create=false')).toEqual([]);
+  });
+
+  it('renders the admission policies and their bindings only with admissionPolicy.enabled', () => {
+    const policies = (...sets: string[]) =>
+      render({}, ...sets)
+        .filter((m) => m.kind.startsWith('ValidatingAdmissionPolicy'))
+        .map((m) => `${m.kind}/${m.metadata.name}`)
+        .sort();
+    expect(policies()).toEqual([
+      'ValidatingAdmissionPolicy/kubenova-forced-placement',
+      'ValidatingAdmissionPolicy/kubenova-node-agent-events',
+      'ValidatingAdmissionPolicy/kubenova-node-agent-own-host',
+      'ValidatingAdmissionPolicyBinding/kubenova-forced-placement',
+      'ValidatingAdmissionPolicyBinding/kubenova-node-agent-events',
+      'ValidatingAdmissionPolicyBinding/kubenova-node-agent-own-host',
+    ]);
+    expect(policies('admissionPolicy.enabled=false')).toEqual([]);
   });
 });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
-import { Helm, chartDir, parseManifests, runTool } from './harness/chart.js';
+import { Helm, chartDir, parseManifests, podSpecOf, runTool } from './harness/chart.js';
 import { localOnly } from './harness/mode.js';
 
 const NS = 'kubenova-system';
@@ -40,25 +40,38 @@ afterAll(async () => {
 
 const kubectl = (args: string[], input?: string) => cp.kubectl(args, input);
 
-/** `kubectl auth can-i` as a service account: "yes" or "no". `resource` is kind, kind/status or kind/name. */
+/** Subresources the checks name as kind/<subresource>; anything else after a slash is a name. */
+const SUBRESOURCES = new Set(['status', 'forcehost', 'evacuate']);
+
+/**
+ * `kubectl auth can-i` as someone: "yes" or "no". `resource` is kind, kind/<subresource> or
+ * kind/name; namespace '' asks cluster-wide (as a request for a cluster-scoped kind is: with a
+ * namespace, RoleBindings there would answer for Flavors too).
+ */
 function canI(as: string, verb: string, resource: string, namespace = 'default'): string {
-  const status = resource.endsWith('/status');
-  const target = status ? resource.slice(0, -'/status'.length) : resource;
+  const [kind = '', sub] = resource.split('/');
+  const subresource = sub !== undefined && SUBRESOURCES.has(sub) ? sub : undefined;
   const args = [
     '--kubeconfig',
     cp.kubeconfigPath,
     'auth',
     'can-i',
     verb,
-    target,
+    subresource ? kind : resource,
     `--as=${as}`,
-    '-n',
-    namespace,
-    ...(status ? ['--subresource=status'] : []),
+    ...(namespace ? ['-n', namespace] : []),
+    ...(subresource ? [`--subresource=${subresource}`] : []),
   ];
   const r = runTool(cp.binaries.kubectl, args);
   if (r.status !== 0 && r.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i failed: ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/** Each check's `kubectl auth can-i` answer, one line each, so a failure shows every check that differs. */
+function expectCanI(as: string, checks: [string, string, string?][], expected: 'yes' | 'no'): void {
+  const line = ([verb, resource, ns]: [string, string, string?], answer: string) =>
+    `${verb} ${resource}${ns === '' ? ' (cluster-wide)' : ns ? ` -n ${ns}` : ''}: ${answer}`;
+  expect(checks.map((c) => line(c, canI(as, c[0], c[1], c[2])))).toEqual(checks.map((c) => line(c, expected)));
 }
 
 interface ApiAnswer {
@@ -147,20 +160,32 @@ localOnly('helm install of charts/kubenova', () => {
   it('creates the CRDs and every object helm template renders, in the release namespace', () => {
     const rendered = helm.ok(['template', 'kubenova', chartDir, '--namespace', NS]);
     const manifests = parseManifests(rendered);
-    expect(manifests.map((m) => m.kind).sort()).toEqual([
-      'ClusterRole',
-      'ClusterRole',
-      'ClusterRoleBinding',
-      'ClusterRoleBinding',
-      'DaemonSet',
-      'Deployment',
-      'Role',
-      'RoleBinding',
-      'Service',
-      'ServiceAccount',
-      'ServiceAccount',
-      'ValidatingAdmissionPolicy',
-      'ValidatingAdmissionPolicyBinding',
+    expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual([
+      'ClusterRole/kubenova-edit',
+      'ClusterRole/kubenova-flavor-reader',
+      'ClusterRole/kubenova-forced-placement',
+      'ClusterRole/kubenova-node-agent',
+      'ClusterRole/kubenova-operator',
+      'ClusterRole/kubenova-view',
+      'ClusterRoleBinding/kubenova-node-agent',
+      'ClusterRoleBinding/kubenova-operator',
+      'DaemonSet/kubenova-node-agent',
+      'Deployment/kubenova-operator',
+      'Role/kubenova-node-agent-secrets',
+      'Role/kubenova-operator-leader-election',
+      'Role/kubenova-operator-secrets',
+      'RoleBinding/kubenova-node-agent-secrets',
+      'RoleBinding/kubenova-operator-leader-election',
+      'RoleBinding/kubenova-operator-secrets',
+      'Service/kubenova-operator-metrics',
+      'ServiceAccount/kubenova-node-agent',
+      'ServiceAccount/kubenova-operator',
+      'ValidatingAdmissionPolicy/kubenova-forced-placement',
+      'ValidatingAdmissionPolicy/kubenova-node-agent-events',
+      'ValidatingAdmissionPolicy/kubenova-node-agent-own-host',
+      'ValidatingAdmissionPolicyBinding/kubenova-forced-placement',
+      'ValidatingAdmissionPolicyBinding/kubenova-node-agent-events',
+      'ValidatingAdmissionPolicyBinding/kubenova-node-agent-own-host',
     ]);
     const found = kubectl(['get', '-f', '-', '-o', 'name'], rendered).trim().split('\n');
     expect(found).toHaveLength(manifests.length);
@@ -241,9 +266,10 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['create', 'migrations'],
     ['patch', 'migrations'],
     ['patch', 'migrations/status'],
-    ['get', 'secrets'],
-    ['create', 'secrets'],
-    ['delete', 'secrets'],
+    ['create', 'migrations/evacuate'],
+    ['get', 'secrets', NS],
+    ['create', 'secrets', NS],
+    ['delete', 'secrets', NS],
     ['create', 'events'],
     ['get', 'leases/kubenova-operator', NS],
     ['update', 'leases/kubenova-operator', NS],
@@ -258,8 +284,13 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'flavors'],
     ['delete', 'flavors'],
     ['delete', 'migrations'],
-    ['list', 'secrets'],
-    ['update', 'secrets'],
+    ['create', 'instances/forcehost'],
+    ['create', 'migrations/forcehost'],
+    ['get', 'secrets'],
+    ['create', 'secrets'],
+    ['delete', 'secrets'],
+    ['list', 'secrets', NS],
+    ['update', 'secrets', NS],
     ['get', 'leases/kubenova-operator', 'default'],
     ['update', 'leases/someone-elses-lease', NS],
     ['delete', 'leases/kubenova-operator', NS],
@@ -277,7 +308,7 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['list', 'migrations'],
     ['watch', 'migrations'],
     ['patch', 'migrations/status'],
-    ['get', 'secrets'],
+    ['get', 'secrets', NS],
     ['create', 'events'],
   ];
   const agentMustNot: [string, string, string?][] = [
@@ -287,10 +318,12 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['create', 'migrations'],
     ['patch', 'migrations'],
     ['delete', 'migrations'],
-    ['list', 'secrets'],
-    ['watch', 'secrets'],
-    ['create', 'secrets'],
-    ['delete', 'secrets'],
+    ['create', 'migrations/evacuate'],
+    ['get', 'secrets'],
+    ['list', 'secrets', NS],
+    ['watch', 'secrets', NS],
+    ['create', 'secrets', NS],
+    ['delete', 'secrets', NS],
     ['delete', 'computenodes'],
     ['list', 'computenodes'],
     ['patch', 'flavors'],
@@ -300,13 +333,7 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['get', 'nodes'],
   ];
 
-  const expectCanI = (as: string, checks: [string, string, string?][], expected: 'yes' | 'no') => {
-    const line = ([verb, resource, ns]: [string, string, string?], answer: string) =>
-      `${verb} ${resource}${ns ? ` -n ${ns}` : ''}: ${answer}`;
-    expect(checks.map((c) => line(c, canI(as, c[0], c[1], c[2])))).toEqual(checks.map((c) => line(c, expected)));
-  };
-
-  it('lets the operator do every verb its code uses: read all kinds, patch statuses, create migrations, handle transfer secrets, hold its Lease', () => {
+  it('lets the operator do every verb its code uses: read all kinds, patch statuses, create migrations and evacuations, handle transfer secrets in the release namespace, hold its Lease', () => {
     expectCanI(OPERATOR, operatorNeeds, 'yes');
   });
 
@@ -341,15 +368,15 @@ localOnly('least-privilege RBAC from the chart', () => {
     expect(r.status).toBe(0);
   });
 
-  it('refuses the operator anything else: deleting or creating ComputeNodes, editing flavors, listing secrets, other Leases', () => {
+  it('refuses the operator anything else: deleting or creating ComputeNodes, editing flavors, forced hosts, any Secret outside the release namespace, other Leases', () => {
     expectCanI(OPERATOR, operatorMustNot, 'no');
   });
 
-  it('lets the node agent do every verb its code uses: register and patch ComputeNodes, watch work, patch statuses, read a transfer token', () => {
+  it('lets the node agent do every verb its code uses: register and patch ComputeNodes, watch work, patch statuses, read a transfer token in the release namespace', () => {
     expectCanI(AGENT, agentNeeds, 'yes');
   });
 
-  it('refuses the node agent anything else: deleting instances, creating migrations, listing secrets, editing specs', () => {
+  it('refuses the node agent anything else: deleting instances, creating migrations, any Secret outside the release namespace or listing them, editing specs', () => {
     expectCanI(AGENT, agentMustNot, 'no');
   });
 });
@@ -456,9 +483,385 @@ localOnly("the node agents' own-host admission policy", () => {
     );
   });
 
+  it('keeps the admin fields of its own ComputeNode from the agent: it registers with spec {} and never changes spec, naming what it tried', async () => {
+    const created = await asAgent('POST', 'node-d', `${GROUP}/computenodes`, {
+      ...computeNode('node-d'),
+      spec: { forcedDown: true, allocationRatio: { cpu: 16 }, reserved: { memoryMiB: 0 } },
+    });
+    expect(created.status).toBe(403);
+    expect(created.message).toMatch(
+      /the kubenova node agent on node node-d may not create ComputeNode node-d with spec.forcedDown, spec.allocationRatio, spec.reserved set: it registers its host with spec: \{\}, and only a cluster admin disables, fences or sizes a host/,
+    );
+    kubectl([
+      'patch',
+      'computenode',
+      'node-b',
+      '--type=merge',
+      '-p',
+      '{"spec":{"disabled":true,"disabledReason":"bad disk"}}',
+    ]);
+    for (const [spec, fields] of [
+      [{ disabled: false }, 'spec.disabled'],
+      [{ disabledReason: 'fixed' }, 'spec.disabledReason'],
+      [{ forcedDown: true }, 'spec.forcedDown'],
+      [{ allocationRatio: { memory: 1.5 } }, 'spec.allocationRatio'],
+      [{ reserved: { vcpus: 0, memoryMiB: 0 } }, 'spec.reserved'],
+    ] as const) {
+      const refused = await patchAsAgent('node-b', `${GROUP}/computenodes/node-b`, { spec });
+      expect(refused.status, JSON.stringify(spec)).toBe(403);
+      expect(refused.message).toMatch(
+        new RegExp(`node node-b may not change ${fields} of ComputeNode node-b: only a cluster admin disables`),
+      );
+    }
+    // Its labels stay its own (zone, node labels), and a write that leaves spec as it is passes.
+    expect(
+      await patchAsAgent('node-b', `${GROUP}/computenodes/node-b`, {
+        metadata: { labels: { tier: 'gold' } },
+        spec: { disabled: true },
+      }),
+    ).toMatchObject({ status: 200 });
+    expect(kubectl(['get', 'computenode', 'node-b', '-o', 'jsonpath={.spec.disabled} {.spec.disabledReason}'])).toBe(
+      'true bad disk',
+    );
+  });
+
+  it('lets an agent record Events about Instances and Migrations as its own node, and refuses any other Event, saying why', async () => {
+    const event = (involvedObject: object, host: string, namespace = 'default') => ({
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: 'policy-', namespace },
+      involvedObject,
+      reason: 'Spawned',
+      message: 'instance is running',
+      type: 'Normal',
+      source: { component: 'kubenova-node-agent', host },
+      reportingComponent: 'kubenova.io/kubenova-node-agent',
+      reportingInstance: host,
+    });
+    const onB = { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', name: 'on-b', namespace: 'default' };
+    const toA = { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Migration', name: 'to-a', namespace: 'default' };
+    const post = (node: string | undefined, body: object) =>
+      asAgent('POST', node, '/api/v1/namespaces/default/events', body);
+    expect(await post('node-b', event(onB, 'node-b'))).toMatchObject({ status: 201 });
+    expect(await post('node-a', event(toA, 'node-a'))).toMatchObject({ status: 201 });
+    const pod = await post(
+      'node-a',
+      event({ apiVersion: 'v1', kind: 'Pod', name: 'web', namespace: 'default' }, 'node-a'),
+    );
+    expect(pod.message).toMatch(
+      /node node-a may record Events only about Instances and Migrations \(compute.kubenova.io\), in their own namespace; not about Pod default\/web \(v1\) in namespace default/,
+    );
+    const node = await post(
+      'node-a',
+      event({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', name: 'node-b' }, 'node-a'),
+    );
+    expect(node.message).toMatch(/may record Events only about Instances and Migrations/);
+    const impostor = await post('node-a', event(onB, 'node-b'));
+    expect(impostor.message).toMatch(
+      /node node-a must name its own node as the reporting instance of its Events \(reportingInstance and source.host node-a\); this Event about Instance default\/on-b .* names node-b and source.host node-b/,
+    );
+    const unsigned = await post('node-a', { ...event(onB, 'node-a'), reportingInstance: undefined });
+    expect(unsigned.message).toMatch(/this Event about Instance default\/on-b .* names none and source.host node-a/);
+    expect(await post(undefined, event(onB, 'node-a'))).toMatchObject({
+      status: 403,
+      message: expect.stringMatching(/must authenticate with the bound service-account token of its pod/),
+    });
+  });
+
   it("leaves everyone else alone: the admin writes any host's objects", () => {
     expect(() => setStatus('instance', 'on-b', { powerState: 'running' })).not.toThrow();
     expect(() => setStatus('computenode', 'node-b', { driver: 'fake' })).not.toThrow();
+  });
+});
+
+localOnly("people's roles from the chart: view, edit and admin aggregate kubenova's kinds", () => {
+  const TEAM = 'team';
+  beforeAll(async () => {
+    kubectl(['create', 'namespace', TEAM]);
+    for (const [user, role] of [
+      ['viewer', 'view'],
+      ['editor', 'edit'],
+      ['owner', 'admin'],
+      ['placer', 'edit'],
+    ]) {
+      kubectl(['create', 'rolebinding', `${user}-${role}`, '-n', TEAM, `--clusterrole=${role}`, `--user=${user}`]);
+    }
+    kubectl([
+      'create',
+      'rolebinding',
+      'placer',
+      '-n',
+      TEAM,
+      '--clusterrole=kubenova-forced-placement',
+      '--user=placer',
+    ]);
+    kubectl(['create', 'clusterrolebinding', 'catalog', '--clusterrole=kubenova-flavor-reader', '--user=shopper']);
+    // kube-controller-manager aggregates the chart's roles into view, edit and admin shortly after install.
+    const deadline = Date.now() + 30_000;
+    const aggregated = () =>
+      ['view', 'edit', 'admin'].every((role) =>
+        kubectl(['get', 'clusterrole', role, '-o', 'jsonpath={.rules[*].resources}']).includes('servergroups'),
+      );
+    while (!aggregated()) {
+      if (Date.now() > deadline) throw new Error('view, edit and admin never aggregated the chart roles');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
+  const read: [string, string, string?][] = ['instances', 'migrations', 'servergroups', 'computequotas'].flatMap((r) =>
+    ['get', 'list', 'watch'].map((v): [string, string, string] => [v, r, TEAM]),
+  );
+  const write: [string, string, string?][] = ['instances', 'migrations', 'servergroups'].flatMap((r) =>
+    ['create', 'update', 'patch', 'delete', 'deletecollection'].map((v): [string, string, string] => [v, r, TEAM]),
+  );
+  const adminOnly: [string, string, string?][] = [
+    ['create', 'flavors', ''],
+    ['patch', 'flavors', ''],
+    ['delete', 'flavors', ''],
+    ['patch', 'computenodes', ''],
+    ['delete', 'computenodes', ''],
+    ['create', 'computequotas', TEAM],
+    ['patch', 'computequotas', TEAM],
+    ['delete', 'computequotas', TEAM],
+    ['patch', 'instances/status', TEAM],
+    ['patch', 'migrations/status', TEAM],
+    ['create', 'instances/forcehost', TEAM],
+    ['create', 'migrations/forcehost', TEAM],
+    ['create', 'migrations/evacuate', TEAM],
+    ['get', 'instances', 'default'],
+  ];
+
+  it('gives view read access to Instances, Migrations, ServerGroups and the ComputeQuota in its namespace, and no write', () => {
+    expectCanI('viewer', read, 'yes');
+    expectCanI('viewer', [...write, ...adminOnly], 'no');
+  });
+
+  it('gives edit and admin also create, change and delete of Instances, Migrations and ServerGroups, and nothing only a cluster admin does', () => {
+    for (const user of ['editor', 'owner']) {
+      expectCanI(user, [...read, ...write], 'yes');
+      expectCanI(user, adminOnly, 'no');
+    }
+  });
+
+  it('puts Flavors into view, and lets a cluster-wide binding of kubenova-flavor-reader list the catalog and nothing else', () => {
+    const view = JSON.parse(kubectl(['get', 'clusterrole', 'view', '-o', 'json'])) as { rules: object[] };
+    expect(view.rules).toContainEqual({
+      apiGroups: ['compute.kubenova.io'],
+      resources: ['flavors'],
+      verbs: ['get', 'list', 'watch'],
+    });
+    expectCanI(
+      'shopper',
+      [
+        ['get', 'flavors', ''],
+        ['list', 'flavors', ''],
+        ['watch', 'flavors', ''],
+      ],
+      'yes',
+    );
+    expectCanI(
+      'shopper',
+      [
+        ['create', 'flavors', ''],
+        ['list', 'instances', TEAM],
+        ['list', 'computenodes', ''],
+      ],
+      'no',
+    );
+  });
+
+  it('gives the forced-placement permissions to whoever holds kubenova-forced-placement, and to no aggregated role', () => {
+    expectCanI(
+      'placer',
+      [
+        ['create', 'instances/forcehost', TEAM],
+        ['create', 'migrations/forcehost', TEAM],
+        ['create', 'migrations/evacuate', TEAM],
+      ],
+      'yes',
+    );
+    expectCanI('placer', [['create', 'instances/forcehost', 'default']], 'no');
+  });
+});
+
+localOnly('forced placement needs its own permission (the forced-placement admission policy)', () => {
+  const NS_ = 'placement';
+  beforeAll(() => {
+    kubectl(['create', 'namespace', NS_]);
+    kubectl(['create', 'rolebinding', 'editor', '-n', NS_, '--clusterrole=edit', '--user=editor']);
+    kubectl(['create', 'rolebinding', 'placer-edit', '-n', NS_, '--clusterrole=edit', '--user=placer']);
+    kubectl(['create', 'rolebinding', 'placer', '-n', NS_, '--clusterrole=kubenova-forced-placement', '--user=placer']);
+  });
+
+  /** `kubectl create --dry-run=server` as `user`; the API server's answer. */
+  const dryRun = (user: string, obj: object) =>
+    runTool(
+      cp.binaries.kubectl,
+      ['--kubeconfig', cp.kubeconfigPath, 'create', '--dry-run=server', '-f', '-', `--as=${user}`],
+      yaml.dump(obj),
+    );
+  const inst = (spec: object) => ({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name: 'web', namespace: NS_ },
+    spec: { flavor: 'm1.tiny', image: 'cirros', ...spec },
+  });
+  const mig = (spec: object) => ({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'web-move', namespace: NS_ },
+    spec: { instance: 'web', ...spec },
+  });
+  const grant = (user: string) =>
+    `a cluster admin grants it with: kubectl create rolebinding <name> -n ${NS_} --clusterrole=kubenova-forced-placement --user=${user}`;
+
+  it.each([
+    [
+      'a forced host',
+      inst({ host: 'node-a' }),
+      `setting spec.host (a forced host, node-a) on Instance ${NS_}/web is for cloud admins: editor lacks permission create on instances/forcehost (compute.kubenova.io) in namespace ${NS_}. Leave spec.host empty and the scheduler chooses; `,
+    ],
+    [
+      'a target host',
+      mig({ targetHost: 'node-b' }),
+      `setting spec.targetHost (node-b) on Migration ${NS_}/web-move is for cloud admins: editor lacks permission create on migrations/forcehost (compute.kubenova.io) in namespace ${NS_}. Leave spec.targetHost empty and the scheduler chooses; `,
+    ],
+    [
+      'an Evacuation',
+      mig({ type: 'Evacuation' }),
+      `an Evacuation (Migration ${NS_}/web-move) rebuilds an instance whose host an admin has forced down, and is for cloud admins: editor lacks permission create on migrations/evacuate (compute.kubenova.io) in namespace ${NS_}. Set spec.evacuationPolicy: Automatic on the Instance to have kubenova evacuate it; `,
+    ],
+  ])('refuses %s to a user with edit, naming the missing permission and how to grant it', (_what, obj, message) => {
+    const r = dryRun('editor', obj);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`ValidatingAdmissionPolicy 'kubenova-forced-placement'`);
+    expect(r.stderr).toContain(message + grant('editor'));
+  });
+
+  it('lets the same user create them without a host, and a holder of kubenova-forced-placement with one', () => {
+    for (const [user, obj] of [
+      ['editor', inst({})],
+      ['editor', mig({})],
+      ['placer', inst({ host: 'node-a' })],
+      ['placer', mig({ targetHost: 'node-b' })],
+      ['placer', mig({ type: 'Evacuation' })],
+    ] as const) {
+      const r = dryRun(user, obj);
+      expect(r.stderr, `${user}: ${JSON.stringify(obj.spec)}`).toBe('');
+      expect(r.stdout).toMatch(/created \(server dry run\)/);
+    }
+  });
+
+  it('lets the operator create the Evacuation of an instance with evacuationPolicy Automatic', () => {
+    const r = dryRun(OPERATOR, mig({ type: 'Evacuation' }));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/created \(server dry run\)/);
+  });
+
+  it("refuses to change an instance's forced host afterwards, and leaves alone updates that keep it", () => {
+    kubectl(['apply', '-f', '-'], yaml.dump(inst({ host: 'node-a' })));
+    const patch = (user: string, spec: object) =>
+      runTool(cp.binaries.kubectl, [
+        '--kubeconfig',
+        cp.kubeconfigPath,
+        'patch',
+        'instance',
+        'web',
+        '-n',
+        NS_,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec }),
+        `--as=${user}`,
+      ]);
+    expect(patch('editor', { host: 'node-b' }).stderr).toMatch(/setting spec.host \(a forced host, node-b\)/);
+    expect(patch('editor', { powerState: 'Stopped' })).toMatchObject({ status: 0, stderr: '' });
+    expect(patch('editor', { host: null })).toMatchObject({ status: 0, stderr: '' });
+  });
+});
+
+localOnly("the release namespace's Pod Security level", () => {
+  const LEVELS = ['restricted', 'baseline', 'privileged'] as const;
+  beforeAll(() => {
+    for (const level of LEVELS) {
+      kubectl(['create', 'namespace', `pss-${level}`]);
+      kubectl(['label', 'namespace', `pss-${level}`, `pod-security.kubernetes.io/enforce=${level}`]);
+    }
+  });
+
+  /** Each workload's pod, as its controller would create it in `namespace`, by "<workload>". */
+  const pods = (namespace: string, ...sets: string[]) =>
+    parseManifests(helm.ok(['template', 'kubenova', chartDir, '--namespace', NS, ...sets.flatMap((x) => ['--set', x])]))
+      .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')
+      .map((m) => ({
+        name: m.metadata.name,
+        pod: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: m.metadata.name, namespace },
+          spec: podSpecOf(m),
+        },
+      }));
+  /** What Pod Security admission says of a pod: "admitted", or the checks it fails. */
+  const admission = (pod: object) => {
+    const r = runTool(
+      cp.binaries.kubectl,
+      ['--kubeconfig', cp.kubeconfigPath, 'create', '--dry-run=server', '-f', '-'],
+      yaml.dump(pod),
+    );
+    if (r.status === 0) return 'admitted';
+    const m = /violates PodSecurity "[a-z]+:latest": (.*)$/m.exec(r.stderr);
+    if (!m) throw new Error(r.stderr);
+    return m[1]!;
+  };
+
+  it('admits the operator under restricted: it needs no privilege at all', () => {
+    const operator = pods('pss-restricted').find((p) => p.name === 'kubenova-operator')!;
+    expect(admission(operator.pod)).toBe('admitted');
+  });
+
+  it('refuses the node agent under baseline for its host network, host ports and host directory, and admits it under privileged', () => {
+    const agent = pods('pss-baseline').find((p) => p.name === 'kubenova-node-agent')!;
+    expect(admission(agent.pod)).toBe(
+      'host namespaces (hostNetwork=true), hostPath volumes (volume "state"), hostPort (container "node-agent" uses hostPorts 9470, 9471)',
+    );
+    expect(admission({ ...agent.pod, metadata: { ...agent.pod.metadata, namespace: 'pss-privileged' } })).toBe(
+      'admitted',
+    );
+  });
+
+  it('refuses the libvirt pods under baseline (libvirtd privileged, unconfined, host directories), and admits them under privileged', () => {
+    const baseline = pods('pss-baseline', 'nodeAgent.driver=libvirt');
+    expect(Object.fromEntries(baseline.map((p) => [p.name, admission(p.pod)]))).toEqual({
+      'kubenova-operator': 'admitted',
+      'kubenova-node-agent':
+        'host namespaces (hostNetwork=true), hostPath volumes (volumes "state", "libvirt-host"), hostPort (container "node-agent" uses hostPorts 9470, 9471)',
+      'kubenova-libvirt':
+        'hostPath volumes (volumes "state", "libvirt-host"), privileged (container "libvirtd" must not set securityContext.privileged=true), seccompProfile (container "libvirtd" must not set securityContext.seccompProfile.type to "Unconfined")',
+    });
+    for (const p of pods('pss-privileged', 'nodeAgent.driver=libvirt'))
+      expect(admission(p.pod), p.name).toBe('admitted');
+  });
+
+  it('refuses to install into a namespace that enforces a stricter level, saying which label to set, and installs nothing', () => {
+    const r = helm.run(['install', 'strict', chartDir, '--namespace', 'pss-baseline', '--skip-crds']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(
+      'namespace pss-baseline enforces the Pod Security level "baseline", which refuses the pods kubenova runs on every node (host network, host ports and a host directory); they need "privileged": kubectl label namespace pss-baseline pod-security.kubernetes.io/enforce=privileged --overwrite',
+    );
+    expect(helm.ok(['list', '--all-namespaces', '-q'])).not.toMatch(/\bstrict\b/);
+    expect(
+      kubectl([
+        'get',
+        'serviceaccounts,roles',
+        '-n',
+        'pss-baseline',
+        '-l',
+        'app.kubernetes.io/instance=strict',
+        '-o',
+        'name',
+      ]),
+    ).toBe('');
   });
 });
 

@@ -73,7 +73,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 Cross-field checks JSON Schema cannot express: a follower must see renewals often enough,
-and agents must heartbeat well within the operator's timeout.
+and agents must heartbeat well within the operator's timeout. And the release namespace must
+not enforce a Pod Security level that refuses the pods on every node.
 */}}
 {{- define "kubenova.validate" -}}
 {{- $le := .Values.operator.leaderElection -}}
@@ -93,6 +94,31 @@ and agents must heartbeat well within the operator's timeout.
 {{- end -}}
 {{- if eq (int .Values.nodeAgent.metrics.port) (int .Values.nodeAgent.migration.port) -}}
 {{- fail (printf "nodeAgent.metrics.port and nodeAgent.migration.port are both %d: both listen on the host network" (int .Values.nodeAgent.metrics.port)) -}}
+{{- end -}}
+{{- $level := include "kubenova.podSecurity.enforced" . -}}
+{{- if and $level (ne $level "privileged") -}}
+{{- fail (printf "namespace %s enforces the Pod Security level %q, which refuses the pods kubenova runs on every node (%s); they need \"privileged\": kubectl label namespace %s pod-security.kubernetes.io/enforce=privileged --overwrite (docs/security.md lists what each pod needs)" .Release.Namespace $level (include "kubenova.podSecurity.needs" .) .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Pod Security level the release namespace enforces (its pod-security.kubernetes.io/enforce
+label), read from the cluster at install or upgrade; empty under `helm template` and where
+the label is not set (the cluster's default applies, privileged unless configured otherwise).
+*/}}
+{{- define "kubenova.podSecurity.enforced" -}}
+{{- $ns := lookup "v1" "Namespace" "" .Release.Namespace -}}
+{{- if $ns -}}
+{{- index ($ns.metadata.labels | default dict) "pod-security.kubernetes.io/enforce" | default "" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Why the agent's pods need the privileged level; docs/security.md says the same. */}}
+{{- define "kubenova.podSecurity.needs" -}}
+{{- if eq .Values.nodeAgent.driver "libvirt" -}}
+host network, host ports and host directories for the agent; a privileged libvirtd with host directories
+{{- else -}}
+host network, host ports and a host directory
 {{- end -}}
 {{- end -}}
 
