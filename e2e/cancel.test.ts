@@ -76,10 +76,10 @@ const cancel = (mig: string) => env.kubectl(['delete', 'migration', mig, '--wait
 
 /** The instance is where it was, as it was, with one claim and no copy anywhere else. */
 async function expectSteadyOnSource(name: string, uid: string, host: string, disk: string, flavor = 'm1.small') {
-  const inst = await env.waitForInstance(name, active, 'steady');
+  // The operator sets spec.flavor back after the instance is steady: wait for both.
+  const inst = await env.waitForInstance(name, (i) => active(i) && i.spec.flavor === flavor, 'steady');
   expect(inst.status).toMatchObject({ host, powerState: 'running', flavor: expect.objectContaining({ name: flavor }) });
   expect(inst.status?.migration).toBeUndefined();
-  expect(inst.spec.flavor).toBe(flavor);
   expect(sha256(diskBytes(env.stateDir, host, uid)!)).toBe(disk);
   expect(existsSync(backupDir(env.stateDir, host, uid))).toBe(false);
   await env.waitFor(`${name}: one claim, on ${host}, and no copy elsewhere`, async () => {

@@ -92,7 +92,7 @@ localOnly('fault injection', () => {
     expect(warning?.message).toMatch(/^spawn on node-a failed: .*injected failure/);
   });
 
-  it('removing the annotation lets the failing step succeed on the next retry', async () => {
+  it('a start that keeps failing ends with a StepFailed fault after the retry budget; without the annotation, asking again starts it', async () => {
     boot('stubborn');
     await env.waitForInstance('stubborn', active, 'active');
     env.kubectl(['annotate', 'instance', 'stubborn', `${FAIL_ANNOTATION}=power-on`]);
@@ -104,12 +104,18 @@ localOnly('fault injection', () => {
     );
 
     env.kubectl(['patch', 'instance', 'stubborn', '--type', 'merge', '-p', '{"spec":{"powerState":"Running"}}']);
-    await env.waitForInstance('stubborn', (i) => i.status?.taskState === 'powering_on', 'powering_on');
-    // The start keeps failing while the annotation asks for it.
-    await new Promise((r) => setTimeout(r, 2_000));
-    expect((await env.instance('stubborn'))?.status).toMatchObject({ vmState: 'stopped', taskState: 'powering_on' });
+    const gaveUp = await env.waitForInstance(
+      'stubborn',
+      (i) => i.status?.fault?.reason === 'StepFailed' && i.status.taskState === '',
+      'start given up with StepFailed',
+    );
+    expect(gaveUp.status).toMatchObject({ vmState: 'stopped', powerState: 'shutdown' });
+    expect(gaveUp.status?.fault?.message).toMatch(/^powering_on on .* failed 5 times: .*injected/);
 
+    // Fixed, and asked again (a new generation of the spec): it starts.
     env.kubectl(['annotate', 'instance', 'stubborn', `${FAIL_ANNOTATION}-`]);
+    env.kubectl(['patch', 'instance', 'stubborn', '--type', 'merge', '-p', '{"spec":{"powerState":"Stopped"}}']);
+    env.kubectl(['patch', 'instance', 'stubborn', '--type', 'merge', '-p', '{"spec":{"powerState":"Running"}}']);
     const running = await env.waitForInstance(
       'stubborn',
       (i) => active(i) && i.status?.powerState === 'running',
