@@ -829,8 +829,8 @@ function countLogProblems(file: string): Record<string, number> {
   const out: Record<string, number> = {};
   if (!existsSync(file)) return out;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const level = /"level":(\d+)/.exec(line);
-    if (!level || Number(level[1]) < 40) continue;
+    const level = /"level":"(\w+)"/.exec(line)?.[1];
+    if (level !== 'warn' && level !== 'error' && level !== 'fatal') continue;
     const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? '?';
     out[msg] = (out[msg] ?? 0) + 1;
   }

@@ -12,7 +12,7 @@ export interface LogOptions {
   node?: string;
 }
 
-export function createLogger(opts: LogOptions): Logger {
+export function createLogger(opts: LogOptions, destination?: pino.DestinationStream): Logger {
   const base = { component: opts.component, ...(opts.node ? { node: opts.node } : {}) };
   const level = (opts.level ?? process.env.LOG_LEVEL ?? 'info') as LevelWithSilent;
   if (opts.pretty ?? process.env.LOG_FORMAT === 'pretty') {
@@ -31,5 +31,14 @@ export function createLogger(opts: LogOptions): Logger {
       },
     });
   }
-  return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime });
+  // Levels as words ("warn", not 40): what log collectors and people filter on.
+  return pino(
+    {
+      level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
 }
