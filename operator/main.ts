@@ -63,8 +63,9 @@ async function main(): Promise<void> {
     running();
   }
   onShutdown(async () => {
-    elector?.stop();
+    // Stop acting first, then hand the lease over, so a rolling update does not wait a lease out.
     await operator.stop();
+    await elector?.release();
     server.close();
   }, log);
 }

@@ -127,6 +127,22 @@ describe('LeaderElector', () => {
     expect(a.elector.isLeader()).toBe(false);
   });
 
+  it('a leader that shuts down releases the lease, and a follower takes it on its next try', async () => {
+    const leases = new FakeLeases();
+    const a = started(replica(leases, 'a'));
+    await vi.advanceTimersByTimeAsync(0);
+    const b = started(replica(leases, 'b'));
+
+    await a.elector.release();
+    expect(leases.holder).toBe('');
+    expect(a.elector.isLeader()).toBe(false);
+
+    await vi.advanceTimersByTimeAsync(TIMING.retryPeriodMs);
+    expect(leases.holder).toBe('b');
+    expect(b.elector.isLeader()).toBe(true);
+    expect(a.stopped).toBe(0);
+  });
+
   it('a follower takes the lease once the leader has stopped renewing for a lease duration', async () => {
     const leases = new FakeLeases();
     const a = started(replica(leases, 'a'));

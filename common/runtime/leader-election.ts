@@ -79,6 +79,32 @@ export class LeaderElector {
     clearTimeout(this.timer);
   }
 
+  /**
+   * A clean shutdown hands the lease over at once (client-go's ReleaseOnCancel): the holder is
+   * cleared, so a follower takes it on its next try instead of waiting out a lease duration.
+   * Call it once this replica has stopped acting.
+   */
+  async release(): Promise<void> {
+    const wasLeading = this.leading;
+    this.stop();
+    this.leading = false;
+    if (!wasLeading) return;
+    const { namespace, name, identity } = this.config;
+    try {
+      const lease = await this.api.readNamespacedLease({ namespace, name });
+      if (lease.spec?.holderIdentity !== identity) return;
+      const body: V1Lease = {
+        ...lease,
+        spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.now()) },
+      };
+      await this.api.replaceNamespacedLease({ namespace, name, body });
+      this.log.info({ lease: name }, 'lease released');
+    } catch (err) {
+      // Not released: the followers wait out the lease duration, as after a crash.
+      this.log.warn({ lease: name, err: (err as Error).message }, 'could not release the lease');
+    }
+  }
+
   private lose(why: string): void {
     if (!this.leading) return;
     this.leading = false;
