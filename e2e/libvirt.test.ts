@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { DriverError } from '../node-agent/driver/driver.js';
 import type { DomainSpec, GuestInfo, MigrationExport } from '../node-agent/driver/driver.js';
 import { LibvirtDriver } from '../node-agent/driver/libvirt.js';
 import { ensureTinyImage, type GuestImage } from '../node-agent/driver/libvirt-image.js';
+import { buildDomainXml } from '../node-agent/driver/libvirt-xml.js';
 import { LIBVIRT_URI, libvirtUnavailable } from './harness/libvirt.js';
 
 const URI = LIBVIRT_URI;
@@ -293,6 +294,40 @@ describe.skipIf(unavailable !== undefined)(
           `^list \\*: virsh list --all failed on host ${hostB}: failed to connect to the hypervisor; .*nonexistent`,
         ),
       );
+    });
+
+    it('refuses a received disk whose qcow2 header names a host file as its backing file: nothing is defined, the file keeps its owner', async () => {
+      const other = randomUUID();
+      const hostFile = join(dir, 'host-secret');
+      await writeFile(hostFile, 'not for guests', { mode: 0o600 });
+      const received = join(stateA, 'incoming', other);
+      await mkdir(received, { recursive: true });
+      // A definition of the instance as another host would send it, and a crafted disk.
+      const xml = buildDomainXml({
+        host: hostB,
+        uid: other,
+        name: 'default/vm-2',
+        image: 'tiny',
+        flavor: SMALL,
+        kernel: image.kernel,
+        cmdline: image.cmdline,
+        disk: join(received, 'disk.qcow2'),
+        consoleLog: join(received, 'console.log'),
+      });
+      await writeFile(join(received, 'domain.xml'), xml);
+      const disk = join(received, 'disk.qcow2');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', hostFile, '-F', 'raw', disk, '1G']);
+      const err = await a
+        .finishMigration(spec(SMALL, { uid: other, name: 'default/vm-2' }), { receivedDir: received, powerOn: true })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DriverError);
+      expect((err as DriverError).message).toBe(
+        `finishMigration ${other}: refusing disk ${disk} on host ${hostA}: it has a backing file ${JSON.stringify(hostFile)} (a disk must stand alone)`,
+      );
+      expect(allDomains()).not.toContain(`kn-${hostA}-${other}`);
+      expect(await listing(join(stateA, 'instances'))).not.toContain(other);
+      expect(await stat(hostFile)).toMatchObject({ uid: 0, gid: 0, mode: 0o100600 });
+      await rm(received, { recursive: true, force: true });
     });
 
     it('destroy leaves no domain defined and no files, and is safe to repeat', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import type { PathLike } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -519,13 +519,56 @@ describe('FakeDriver migration', () => {
     expect(await instancesListing(stateDir)).toEqual(['u1', 'u1_resize']);
   });
 
-  it('finishMigration never shrinks the disk, even for a flavor with a smaller root disk', async () => {
+  it('finishMigration never shrinks the disk: a flavor whose root disk is smaller than the disk is refused, the disk left as it was', async () => {
     await driver.spawn(spec('u1', { flavor: MEDIUM }));
     const before = await readFile(join(driver.instanceDir('u1'), 'disk.img'));
     await driver.migrateOut('u1');
-    const info = await driver.finishMigration(spec('u1'), { powerOn: false });
-    expect(info).toMatchObject({ flavor: SMALL, diskBytes: 5 * UNIT });
+    expect((await rejection(driver.finishMigration(spec('u1'), { powerOn: false }))).message).toBe(
+      `finishMigration u1: refusing ${driver.instanceDir('u1')}: its disk.img is ${5 * UNIT} bytes, more than the ${2 * UNIT} bytes of flavor m1.small's 2 GiB root disk here`,
+    );
     expect((await readFile(join(driver.instanceDir('u1'), 'disk.img'))).equals(before)).toBe(true);
+    expect((await driver.get('u1'))?.flavor).toEqual(MEDIUM);
+  });
+
+  it('finishMigration refuses a received disk bigger than the flavor allows; the received files stay where they are and nothing is defined', async () => {
+    const { received } = await migrateToDest();
+    await writeFile(join(received, 'disk.img'), Buffer.alloc(3 * UNIT, 1));
+    const before = await dirHashes(received);
+    expect((await rejection(dest.finishMigration(spec('u1'), { receivedDir: received, powerOn: true }))).message).toBe(
+      `finishMigration u1: refusing ${received}: its disk.img is ${3 * UNIT} bytes, more than the ${2 * UNIT} bytes of flavor m1.small's 2 GiB root disk here`,
+    );
+    expect(await dirHashes(received)).toEqual(before);
+    expect(await dest.list()).toEqual([]);
+    expect(await instancesListing(destDir)).toEqual([]);
+  });
+
+  it('finishMigration refuses a received directory holding a stray file or links instead of its files, naming each', async () => {
+    const { received } = await migrateToDest();
+    await writeFile(join(received, 'extra.sh'), 'echo');
+    await rm(join(received, 'disk.img'));
+    await symlink('/etc/hostname', join(received, 'disk.img'));
+    expect((await rejection(dest.finishMigration(spec('u1'), { receivedDir: received, powerOn: true }))).message).toBe(
+      `finishMigration u1: refusing ${received}: its disk.img is not a regular file; it holds "extra.sh", which is no part of a domain`,
+    );
+    await rm(join(received, 'extra.sh'));
+    await rm(join(received, 'disk.img'));
+    await writeFile(join(destDir, 'host-file'), 'x');
+    await link(join(destDir, 'host-file'), join(received, 'disk.img'));
+    expect((await rejection(dest.finishMigration(spec('u1'), { receivedDir: received, powerOn: true }))).message).toBe(
+      `finishMigration u1: refusing ${received}: its disk.img has 2 hard links`,
+    );
+    expect(await dest.list()).toEqual([]);
+  });
+
+  it('revertMigration refuses a backup that is no longer what migrateOut made, and keeps the domain in place', async () => {
+    await driver.spawn(spec('u1'));
+    const exp = await driver.migrateOut('u1');
+    await writeFile(join(exp.dir, 'disk.img'), Buffer.alloc(4 * UNIT, 2));
+    expect((await rejection(driver.revertMigration(spec('u1'), { powerOn: true }))).message).toMatch(
+      /^revertMigration u1: refusing .*u1_resize: its disk\.img is \d+ bytes, more than/,
+    );
+    expect(await driver.hasBackup('u1')).toBe(true);
+    expect((await driver.get('u1'))?.powerState).toBe('shutdown');
   });
 
   it('confirmMigration on the same host removes only the backup, and is safe to repeat', async () => {
@@ -597,10 +640,12 @@ describe('FakeDriver migration', () => {
     await driver.spawn(spec('u1', { flavor: MEDIUM }));
     await driver.powerOff('u1');
     const disk = sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')));
-    const info = await driver.revertMigration(spec('u1'), { powerOn: true });
-    expect(info).toMatchObject({ flavor: SMALL, powerState: 'running', diskBytes: 5 * UNIT });
+    // The old flavor had the same root disk (root disks never shrink) and fewer vCPUs.
+    const old: FlavorSnapshot = { ...MEDIUM, name: 'm1.medium-1cpu', vcpus: 1 };
+    const info = await driver.revertMigration(spec('u1', { flavor: old }), { powerOn: true });
+    expect(info).toMatchObject({ flavor: old, powerState: 'running', diskBytes: 5 * UNIT });
     expect(sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')))).toBe(disk);
-    expect((await driver.revertMigration(spec('u1'), { powerOn: false })).powerState).toBe('shutdown');
+    expect((await driver.revertMigration(spec('u1', { flavor: old }), { powerOn: false })).powerState).toBe('shutdown');
   });
 
   it('revertMigration with neither a backup nor the domain is a DriverError', async () => {

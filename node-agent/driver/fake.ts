@@ -10,7 +10,14 @@ import { isDeepStrictEqual } from 'node:util';
 import { injectedFailureMessage, type FailStep } from '../../common/api/fault-injection.js';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
-import { InstanceDirs, isNotFound, syncAndClose, tempPathFor, writeFileAtomic } from './instance-dirs.js';
+import {
+  domainDirProblems,
+  InstanceDirs,
+  isNotFound,
+  syncAndClose,
+  tempPathFor,
+  writeFileAtomic,
+} from './instance-dirs.js';
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
 import { MigrationSteps } from './migration-steps.js';
 import { UidQueue } from './uid-queue.js';
@@ -181,6 +188,7 @@ export class FakeDriver implements VirtDriver {
           throw err;
         }
       },
+      inspect: (op, spec, dir) => this.#inspect(op, spec, dir),
       growDisk: (_op, uid, rootDiskGiB) => this.#growDisk(uid, rootDiskGiB),
       settle: async (op, spec, powerOn) => {
         const def = await this.#read(spec.uid);
@@ -341,6 +349,24 @@ export class FakeDriver implements VirtDriver {
 
   hasBackup(uid: string): Promise<boolean> {
     return this.#steps.hasBackup(uid);
+  }
+
+  /**
+   * What applies of the libvirt driver's disk inspection to a fake disk: the directory holds
+   * only the definition and the disk, as regular files, and the disk is no bigger than the
+   * fake disk of spec.flavor's root disk (there is no format or backing file to check).
+   */
+  async #inspect(op: string, spec: DomainSpec, dir: string): Promise<void> {
+    const problems = await domainDirProblems(dir, { definition: DEFINITION, disk: DISK });
+    if (problems.length === 0) {
+      const size = (await stat(join(dir, DISK))).size;
+      const limit = fakeDiskSize(spec.flavor.rootDiskGiB);
+      if (size > limit) {
+        const what = `the ${limit} bytes of flavor ${spec.flavor.name}'s ${spec.flavor.rootDiskGiB} GiB root disk here`;
+        problems.push(`its ${DISK} is ${size} bytes, more than ${what}`);
+      }
+    }
+    if (problems.length > 0) throw new DriverError(op, spec.uid, `refusing ${dir}: ${problems.join('; ')}`);
   }
 
   /** Appends the uid's deterministic bytes up to the size for `rootDiskGiB`; never shrinks. */

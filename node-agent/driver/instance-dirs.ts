@@ -4,7 +4,7 @@
 // half-made directory never looks complete: copies go through a temp dir renamed into place,
 // and removals take the definition first.
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -41,6 +41,33 @@ export async function isFile(path: string): Promise<boolean> {
     if (isNotFound(err)) return false;
     throw err;
   }
+}
+
+/**
+ * What makes `dir` unfit to define a domain from, one phrase each (empty when nothing does): it
+ * must be a directory, not a link to one, holding the disk and (when there is one yet) the
+ * definition as regular files with one link each, and nothing else but the temp files of
+ * interrupted writes. A link could make the hypervisor open, and libvirt chown, a file of the
+ * host; anything else was not made by a driver.
+ */
+export async function domainDirProblems(dir: string, files: { definition: string; disk: string }): Promise<string[]> {
+  const top = await lstat(dir).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  if (!top?.isDirectory()) return [top ? 'it is not a directory' : 'it does not exist'];
+  const problems: string[] = [];
+  const names = (await readdir(dir)).sort();
+  for (const name of names) {
+    const st = await lstat(join(dir, name));
+    const known = name === files.definition || name === files.disk;
+    if (!known && name.endsWith(TEMP_SUFFIX) && st.isFile()) continue;
+    if (!known) problems.push(`it holds ${JSON.stringify(name)}, which is no part of a domain`);
+    else if (!st.isFile()) problems.push(`its ${name} is not a regular file`);
+    else if (st.nlink !== 1) problems.push(`its ${name} has ${st.nlink} hard links`);
+  }
+  if (!names.includes(files.disk)) problems.push(`it has no ${files.disk}`);
+  return problems;
 }
 
 /** The files that make up a domain directory (sorted), leaving out stray temp files of interrupted writes. */

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DISK_FORMATS, type DiskFormat } from './libvirt-disk.js';
 
 export interface GuestImage {
   name: string;
@@ -13,8 +14,10 @@ export interface GuestImage {
   /** Absolute path of the initramfs, if any. */
   initrd?: string;
   cmdline: string;
-  /** Absolute path of a base disk (any format qemu-img reads) copied into each new root disk. */
+  /** Absolute path of a base disk copied (converted to qcow2) into each new root disk. */
   disk?: string;
+  /** The base disk's format, which image.json must state: a disk's format is never probed. */
+  diskFormat?: DiskFormat;
   /** Whether the guest prints KUBENOVA-GUEST lines: then a start waits for one (the boot is done). */
   guestReport: boolean;
 }
@@ -48,7 +51,13 @@ export function loadGuestImage(dir: string, name?: string): GuestImage {
     (v.disk !== undefined && typeof v.disk !== 'string')
   ) {
     throw new Error(
-      `guest image ${abs}: image.json needs "kernel" and may have "initrd", "disk", "cmdline", "guestReport"`,
+      `guest image ${abs}: image.json needs "kernel" and may have "initrd", "disk" (with "diskFormat"), "cmdline", "guestReport"`,
+    );
+  }
+  const diskFormat = DISK_FORMATS.find((f) => f === v.diskFormat);
+  if (v.disk !== undefined && diskFormat === undefined) {
+    throw new Error(
+      `guest image ${abs}: image.json's "disk" needs "diskFormat" (${DISK_FORMATS.join(' or ')}), not ${JSON.stringify(v.diskFormat ?? null)}: a disk's format is never guessed`,
     );
   }
   const file = (p: string): string => {
@@ -61,6 +70,7 @@ export function loadGuestImage(dir: string, name?: string): GuestImage {
     kernel: file(v.kernel),
     initrd: typeof v.initrd === 'string' ? file(v.initrd) : undefined,
     disk: typeof v.disk === 'string' ? file(v.disk) : undefined,
+    diskFormat: typeof v.disk === 'string' ? diskFormat : undefined,
     cmdline: typeof v.cmdline === 'string' ? v.cmdline : 'console=ttyS0',
     guestReport: v.guestReport === true,
   };

@@ -18,13 +18,22 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { InstanceDirs, isDirectory, isFile, isNotFound, tempPathFor, writeFileAtomic } from './instance-dirs.js';
+import {
+  domainDirProblems,
+  InstanceDirs,
+  isDirectory,
+  isFile,
+  isNotFound,
+  tempPathFor,
+  writeFileAtomic,
+} from './instance-dirs.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import type { ResourceAmounts } from '../../common/api/types.js';
+import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
 import { detectHostCapacity } from './host-capacity.js';
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
+import { diskProblems, parseQemuImgInfo, type DiskFormat, type DiskInfo } from './libvirt-disk.js';
 import type { GuestImage } from './libvirt-image.js';
 import {
   buildDomainXml,
@@ -98,10 +107,6 @@ interface CommandResult {
   stderr: string;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** virsh's words for "there is no such domain". */
 function noSuchDomain(stderr: string): boolean {
   return /failed to get domain|Domain not found|no domain with matching/i.test(stderr);
@@ -141,6 +146,7 @@ export class LibvirtDriver implements VirtDriver {
   readonly #consoleDir: string;
   readonly #imagesDir: string;
   readonly #staged = new Map<string, Promise<BootFiles>>();
+  readonly #baseDisks = new Map<string, Promise<DiskInfo>>();
   #qemuUser?: Promise<string | undefined>;
   readonly #capacityOverride: Partial<ResourceAmounts>;
   readonly #detectCapacity: (dir: string) => Promise<ResourceAmounts>;
@@ -196,6 +202,7 @@ export class LibvirtDriver implements VirtDriver {
       checkSpec: (op, spec) => {
         this.#image(op, spec.uid, spec.image);
       },
+      inspect: (op, spec, dir) => this.#inspect(op, spec, dir),
       growDisk: (op, uid, rootDiskGiB) => this.#growDisk(op, uid, rootDiskGiB),
       settle: (op, spec, powerOn) => this.#settle(op, spec, this.#image(op, spec.uid, spec.image), powerOn),
       undefine: async (op, uid) => {
@@ -206,7 +213,10 @@ export class LibvirtDriver implements VirtDriver {
     });
   }
 
-  /** A qcow2 of the root disk's virtual size (at least 1 GiB when the flavor leaves it to the image) and its metadata. */
+  /**
+   * A qcow2 of the root disk's virtual size (at least 1 GiB when the flavor leaves it to the
+   * image) and its metadata.
+   */
   maxDiskBytes(flavor: Parameters<VirtDriver['maxDiskBytes']>[0]): number {
     const virtual = Math.max(rootDiskBytes(flavor), 1024 ** 3);
     return virtual + Math.ceil(virtual / 256) + 16 * 1024 * 1024;
@@ -283,8 +293,10 @@ export class LibvirtDriver implements VirtDriver {
       if (!(def?.uid === uid && (await isFile(disk)))) {
         await this.#dirs.removeDomainDir(uid);
         await mkdir(dir, { recursive: true, mode: 0o711 });
-        await this.#createDisk('spawn', uid, disk, image, spec.flavor.rootDiskGiB);
+        await this.#createDisk('spawn', uid, disk, image, spec.flavor);
       }
+      // A disk made here from an image, or left by an interrupted spawn: inspected all the same.
+      await this.#inspect('spawn', spec, dir);
       await this.#define('spawn', spec, image);
       await this.#start('spawn', uid);
       return this.#infoOrFail('spawn', uid);
@@ -681,25 +693,25 @@ export class LibvirtDriver implements VirtDriver {
     return this.#info(meta, state);
   }
 
-  /** A sparse qcow2 of the flavor's root disk size: empty, or a copy of the image's base disk grown to it. */
-  async #createDisk(op: string, uid: string, disk: string, image: GuestImage, rootDiskGiB: number): Promise<void> {
+  /**
+   * A sparse qcow2 of the flavor's root disk size: empty, or the image's base disk (inspected
+   * first, read in its stated format) converted and grown to it. The agent's alone (0600) until
+   * libvirt lends it to QEMU.
+   */
+  async #createDisk(op: string, uid: string, disk: string, image: GuestImage, flavor: FlavorSnapshot): Promise<void> {
     const tmp = tempPathFor(disk);
     try {
       if (image.disk) {
-        await this.#qemuImgOrFail(op, uid, ['convert', '-q', '-O', 'qcow2', image.disk, tmp]);
-        const base = await this.#virtualSize(op, uid, tmp);
-        const size = rootDiskBytes({ rootDiskGiB }, base);
-        if (size > base) await this.#qemuImgOrFail(op, uid, ['resize', '-q', tmp, String(size)]);
+        const base = await this.#baseDisk(op, uid, image, flavor);
+        const format = image.diskFormat ?? 'raw';
+        await this.#qemuImgOrFail(op, uid, ['convert', '-q', '-f', format, '-O', 'qcow2', image.disk, tmp]);
+        const size = rootDiskBytes(flavor, base.virtualSize);
+        if (size > base.virtualSize)
+          await this.#qemuImgOrFail(op, uid, ['resize', '-q', '-f', 'qcow2', tmp, String(size)]);
       } else {
-        await this.#qemuImgOrFail(op, uid, [
-          'create',
-          '-q',
-          '-f',
-          'qcow2',
-          tmp,
-          String(rootDiskBytes({ rootDiskGiB })),
-        ]);
+        await this.#qemuImgOrFail(op, uid, ['create', '-q', '-f', 'qcow2', tmp, String(rootDiskBytes(flavor))]);
       }
+      await chmod(tmp, 0o600);
       await rename(tmp, disk);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -710,26 +722,90 @@ export class LibvirtDriver implements VirtDriver {
   /** Grows the root disk's virtual size to the flavor's (never shrinks; existing bytes stay). */
   async #growDisk(op: string, uid: string, rootDiskGiB: number): Promise<void> {
     const disk = join(this.instanceDir(uid), DISK);
-    const current = await this.#virtualSize(op, uid, disk);
+    const current = (await this.#diskInfo(op, uid, disk, 'qcow2')).virtualSize;
     const target = rootDiskBytes({ rootDiskGiB }, current);
     if (target <= current) return;
     // qemu-img needs the image unused; the guest starts again when the flavor is applied.
     await this.#stop(op, uid);
-    await this.#qemuImgOrFail(op, uid, ['resize', '-q', disk, String(target)]);
+    await this.#qemuImgOrFail(op, uid, ['resize', '-q', '-f', 'qcow2', disk, String(target)]);
   }
 
-  async #virtualSize(op: string, uid: string, disk: string): Promise<number> {
-    // -U: readable while a guest holds the image.
-    const out = await this.#qemuImgOrFail(op, uid, ['info', '-U', '--output=json', disk]);
-    let v: unknown;
-    try {
-      v = JSON.parse(out);
-    } catch {
-      v = undefined;
+  /**
+   * Refuses (DriverError saying what is wrong) a domain directory to define spec from unless it
+   * holds only its files, as regular files, and a disk that stands alone: qcow2 (the format
+   * pinned, never probed), no backing or data file that QEMU would open and libvirt would chown
+   * to QEMU's user, a virtual size within the flavor's root disk (the image's size when the
+   * flavor leaves the root disk at 0).
+   */
+  async #inspect(op: string, spec: DomainSpec, dir: string): Promise<void> {
+    const uid = spec.uid;
+    const files = await domainDirProblems(dir, { definition: DEFINITION, disk: DISK });
+    if (files.length > 0) throw new DriverError(op, uid, `refusing ${dir} on host ${this.host}: ${files.join('; ')}`);
+    const image = this.#image(op, uid, spec.image);
+    const base = image.disk ? await this.#baseDisk(op, uid, image) : undefined;
+    const f = spec.flavor;
+    const limit =
+      f.rootDiskGiB > 0
+        ? { bytes: rootDiskBytes(f), what: `flavor ${f.name}'s ${f.rootDiskGiB} GiB root disk` }
+        : base
+          ? { bytes: base.virtualSize, what: `image ${image.name}'s disk (flavor ${f.name} has a 0 GiB root disk)` }
+          : { bytes: rootDiskBytes(f), what: `the disk of a 0 GiB root disk (flavor ${f.name})` };
+    const disk = join(dir, DISK);
+    const problems = diskProblems(await this.#diskInfo(op, uid, disk, 'qcow2'), { format: 'qcow2', limit });
+    if (problems.length > 0)
+      throw new DriverError(op, uid, `refusing disk ${disk} on host ${this.host}: ${problems.join('; ')}`);
+  }
+
+  /**
+   * The image's base disk, inspected once: in its stated format, standing alone, and (given a
+   * flavor with a root disk) no bigger than that root disk, as Nova refuses an image bigger
+   * than the flavor's disk.
+   */
+  async #baseDisk(op: string, uid: string, image: GuestImage, flavor?: FlavorSnapshot): Promise<DiskInfo> {
+    const path = image.disk!;
+    const format = image.diskFormat ?? 'raw';
+    let info = this.#baseDisks.get(image.name);
+    if (!info) {
+      info = this.#diskInfo(op, uid, path, format).then((i) => {
+        const problems = diskProblems(i, { format });
+        if (problems.length > 0)
+          throw new DriverError(
+            op,
+            uid,
+            `refusing image ${image.name}'s disk ${path} on host ${this.host}: ${problems.join('; ')}`,
+          );
+        return i;
+      });
+      info.catch(() => this.#baseDisks.delete(image.name));
+      this.#baseDisks.set(image.name, info);
     }
-    if (!isRecord(v) || typeof v['virtual-size'] !== 'number')
-      throw new DriverError(op, uid, `qemu-img info ${disk} on host ${this.host} gave no virtual size`);
-    return v['virtual-size'];
+    const base = await info;
+    if (flavor && flavor.rootDiskGiB > 0 && base.virtualSize > rootDiskBytes(flavor)) {
+      throw new DriverError(
+        op,
+        uid,
+        `image ${image.name}'s disk (${base.virtualSize} bytes) is bigger than flavor ${flavor.name}'s ${flavor.rootDiskGiB} GiB root disk`,
+      );
+    }
+    return base;
+  }
+
+  /** `qemu-img info` of a disk read as `format` (never probed); -U: readable while a guest holds it. */
+  async #diskInfo(op: string, uid: string, disk: string, format: DiskFormat): Promise<DiskInfo> {
+    const res = await this.#qemuImgRun(['info', '-U', '-f', format, '--output=json', disk]);
+    if (res.code !== 0) {
+      const why = res.stderr.trim().replace(/^qemu-img:\s*/, '') || `exit ${res.code}`;
+      throw new DriverError(
+        op,
+        uid,
+        `refusing disk ${disk} on host ${this.host}: it cannot be read as ${format}: ${why}`,
+      );
+    }
+    try {
+      return parseQemuImgInfo(res.stdout);
+    } catch (err) {
+      throw new DriverError(op, uid, `qemu-img info ${disk} on host ${this.host}: ${(err as Error).message}`);
+    }
   }
 
   // ---- files ----
@@ -765,13 +841,16 @@ export class LibvirtDriver implements VirtDriver {
     return res.stdout;
   }
 
-  async #qemuImgOrFail(op: string, uid: string, args: string[]): Promise<string> {
-    let res: CommandResult;
+  async #qemuImgRun(args: string[]): Promise<CommandResult> {
     try {
-      res = await run(this.#qemuImg, args, this.#commandTimeoutMs);
+      return await run(this.#qemuImg, args, this.#commandTimeoutMs);
     } catch (err) {
-      res = { code: -1, stdout: '', stderr: `cannot run ${this.#qemuImg}: ${(err as Error).message}` };
+      return { code: -1, stdout: '', stderr: `cannot run ${this.#qemuImg}: ${(err as Error).message}` };
     }
+  }
+
+  async #qemuImgOrFail(op: string, uid: string, args: string[]): Promise<string> {
+    const res = await this.#qemuImgRun(args);
     if (res.code !== 0)
       throw new DriverError(
         op,

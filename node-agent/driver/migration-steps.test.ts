@@ -30,6 +30,10 @@ class StandIn {
   serialCalls = 0;
   /** checkSpec rejects this image. */
   badImage: string | undefined;
+  /** The directories inspect was asked about, in order. */
+  readonly inspected: string[] = [];
+  /** inspect refuses these directories. */
+  readonly refuse = new Set<string>();
   readonly steps: MigrationSteps;
 
   constructor(root: string) {
@@ -63,6 +67,10 @@ class StandIn {
       },
       checkSpec: (op, s) => {
         if (s.image === this.badImage) throw new DriverError(op, s.uid, `image ${s.image} is not registered`);
+      },
+      inspect: async (op, s, dir) => {
+        this.inspected.push(dir);
+        if (this.refuse.has(dir)) throw new DriverError(op, s.uid, `refusing ${dir}: it has a backing file`);
       },
       growDisk: async (_op, uid, rootDiskGiB) => {
         this.calls.push(`growDisk ${uid} ${rootDiskGiB}`);
@@ -281,6 +289,42 @@ describe('MigrationSteps', () => {
     expect((await dst.info('u1')).diskBytes).toBe(SMALL.rootDiskGiB * BYTES_PER_GIB);
   });
 
+  it('finishMigration has the driver inspect the received directory before it replaces anything, and the disk in place before it grows it', async () => {
+    await src.create('u1');
+    const received = await sendToDst('u1');
+    await dst.steps.finishMigration(spec('u1'), { receivedDir: received, powerOn: true });
+    expect(dst.inspected).toEqual([received, dst.dirs.dir('u1')]);
+    dst.inspected.length = 0;
+    await dst.steps.finishMigration(spec('u1'), { powerOn: true });
+    expect(dst.inspected).toEqual([dst.dirs.dir('u1')]);
+  });
+
+  it('a received directory the driver refuses replaces nothing: the domain in place and the received files stay, nothing is stopped, grown or settled', async () => {
+    await src.create('u1');
+    const received = await sendToDst('u1');
+    const sent = await contents(received);
+    await dst.create('u1', SMALL, 0x11);
+    const before = await contents(dst.dirs.dir('u1'));
+    dst.refuse.add(received);
+    expect(await failure(dst.steps.finishMigration(spec('u1'), { receivedDir: received, powerOn: true }))).toBe(
+      `finishMigration u1: refusing ${received}: it has a backing file`,
+    );
+    expect(dst.calls).toEqual([]);
+    expect(dst.running.has('u1')).toBe(true);
+    expect(await contents(dst.dirs.dir('u1'))).toEqual(before);
+    expect(await contents(received)).toEqual(sent);
+  });
+
+  it('a same-host finish whose disk in place the driver refuses neither grows nor settles it', async () => {
+    await src.create('u1');
+    await src.steps.migrateOut('u1');
+    src.calls.length = 0;
+    src.refuse.add(src.dirs.dir('u1'));
+    expect(await failure(src.steps.finishMigration(spec('u1'), { powerOn: true }))).toMatch(/refusing/);
+    expect(src.calls).toEqual([]);
+    expect((await src.info('u1')).diskBytes).toBe(SMALL.rootDiskGiB * BYTES_PER_GIB);
+  });
+
   it('confirm on another host drops the backup, undefines and removes the original; safe to repeat', async () => {
     await src.create('u1');
     await src.steps.migrateOut('u1');
@@ -333,6 +377,33 @@ describe('MigrationSteps', () => {
     const info = await src.steps.revertMigration(spec('u1', SMALL), { powerOn: true });
     expect(src.calls).toEqual(['settle u1 small on']);
     expect(info.powerState).toBe('running');
+  });
+
+  it('revert has the driver inspect the backup before it restores it, and the domain in place when the backup is gone', async () => {
+    await src.create('u1');
+    await src.steps.migrateOut('u1');
+    await src.steps.revertMigration(spec('u1', SMALL), { powerOn: true });
+    expect(src.inspected).toEqual([src.dirs.backupDir('u1')]);
+    src.inspected.length = 0;
+    await src.steps.revertMigration(spec('u1', SMALL), { powerOn: true });
+    expect(src.inspected).toEqual([src.dirs.dir('u1')]);
+  });
+
+  it('a backup the driver refuses is not restored: the domain in place and the backup stay as they were', async () => {
+    await src.create('u1');
+    await src.steps.migrateOut('u1');
+    await src.steps.finishMigration(spec('u1'), { powerOn: true });
+    const inPlace = await contents(src.dirs.dir('u1'));
+    const backup = await contents(src.dirs.backupDir('u1'));
+    src.calls.length = 0;
+    src.refuse.add(src.dirs.backupDir('u1'));
+    expect(await failure(src.steps.revertMigration(spec('u1', SMALL), { powerOn: true }))).toBe(
+      `revertMigration u1: refusing ${src.dirs.backupDir('u1')}: it has a backing file`,
+    );
+    expect(src.calls).toEqual([]);
+    expect(src.running.has('u1')).toBe(true);
+    expect(await contents(src.dirs.dir('u1'))).toEqual(inPlace);
+    expect(await contents(src.dirs.backupDir('u1'))).toEqual(backup);
   });
 
   it('revert with neither a backup nor the domain, or with a backup lacking its disk, is a DriverError', async () => {

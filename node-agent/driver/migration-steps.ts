@@ -36,6 +36,14 @@ export interface MigrationHooks {
   stopBeforeReplace?(op: string, uid: string): Promise<void>;
   /** Throws DriverError when spec cannot be applied on this host (libvirt: an unregistered image). */
   checkSpec?(op: string, spec: DomainSpec): void;
+  /**
+   * Throws DriverError, saying what is wrong, unless the domain directory `dir` is fit to define
+   * spec from: its files only, no links, and a disk no bigger than spec.flavor allows (libvirt:
+   * in the pinned format, with no backing or data file). Asked before a received directory or
+   * a backup replaces the domain, and before the domain in place is redefined, so a refused
+   * disk changes nothing.
+   */
+  inspect(op: string, spec: DomainSpec, dir: string): Promise<void>;
   /** Grows the disk to a root disk of rootDiskGiB: never shrinks, existing bytes unchanged. */
   growDisk(op: string, uid: string, rootDiskGiB: number): Promise<void>;
   /**
@@ -85,13 +93,16 @@ export class MigrationSteps {
       await mkdir(h.dirs.root, { recursive: true });
       await h.dirs.removeStrayTempDirs(uid, received);
       if (received !== undefined && received !== dir && (await isDirectory(received))) {
-        await this.#moveReceivedIntoPlace(uid, received);
+        await this.#moveReceivedIntoPlace(spec, received);
       }
       if (!(await isFile(join(dir, h.disk))) || !(await isFile(join(dir, h.dirs.definition)))) {
         if (received === undefined) throw new DriverError(op, uid, 'no such domain');
         throw new DriverError(op, uid, `neither the received directory ${received} nor the domain exists`);
       }
       h.checkSpec?.(op, spec);
+      // A same-host resize, or a received directory moved in before a crash: the disk in place
+      // is inspected like a received one.
+      await h.inspect(op, spec, dir);
       // The disk first, the definition last: a crash in between leaves the old flavor with a
       // grown disk, which the retry completes.
       await h.growDisk(op, uid, spec.flavor.rootDiskGiB);
@@ -99,9 +110,10 @@ export class MigrationSteps {
     });
   }
 
-  async #moveReceivedIntoPlace(uid: string, received: string): Promise<void> {
+  async #moveReceivedIntoPlace(spec: DomainSpec, received: string): Promise<void> {
     const h = this.#h;
     const op = 'finishMigration';
+    const uid = spec.uid;
     const dir = h.dirs.dir(uid);
     // Checked before anything moves, so an incomplete or foreign transfer never replaces a domain.
     const receivedUid = await h.definitionUid(received, uid);
@@ -115,6 +127,8 @@ export class MigrationSteps {
     } else if (receivedUid === undefined || !(await isFile(join(received, h.disk)))) {
       throw new DriverError(op, uid, `received directory ${received} does not hold a complete domain`);
     } else {
+      // Refused as it was received, so a disk that may not be defined never replaces anything.
+      await h.inspect(op, spec, received);
       // What was received is the truth: a domain left from an earlier try is stopped and replaced.
       await h.stopBeforeReplace?.(op, uid);
       const aside = await h.dirs.moveAside(uid);
@@ -157,6 +171,7 @@ export class MigrationSteps {
         if ((await h.definitionUid(backup, uid)) !== uid || !(await isFile(join(backup, h.disk)))) {
           throw new DriverError(op, uid, `${backup} does not hold a domain definition and disk`);
         }
+        await h.inspect(op, spec, backup);
         // The running resized guest (same host) stops before its directory is replaced. The
         // backup is renamed, not copied, so the disk is the backup's bytes; the moved-aside
         // directory is removed last, and a crash before that leaves only a stray temp directory.
@@ -164,9 +179,11 @@ export class MigrationSteps {
         const aside = await h.dirs.moveAside(uid);
         await rename(backup, h.dirs.dir(uid));
         if (aside !== undefined) await rm(aside, { recursive: true, force: true });
-      }
-      if (!(await isFile(join(h.dirs.dir(uid), h.dirs.definition)))) {
-        throw new DriverError(op, uid, 'neither a resize backup nor the domain exists');
+      } else {
+        if (!(await isFile(join(h.dirs.dir(uid), h.dirs.definition)))) {
+          throw new DriverError(op, uid, 'neither a resize backup nor the domain exists');
+        }
+        await h.inspect(op, spec, h.dirs.dir(uid));
       }
       return h.settle(op, spec, opts.powerOn);
     });
