@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseFlags, parseLabels } from './config.js';
+import { ConfigError, HelpRequested, parseFlags, parseLabels } from './config.js';
 
 const specs = {
   port: { type: 'number', default: 8080, min: 1, description: 'port', env: 'PORT' },
@@ -21,6 +21,22 @@ describe('flags', () => {
     expect(() => parseFlags(specs, ['--port=0'], {})).toThrow('--port: must be >= 1, got 0');
     expect(() => parseFlags(specs, ['--mode=c'], {})).toThrow('--mode: must be one of a, b, got "c"');
     expect(() => parseFlags(specs, ['--nope'], {})).toThrow(ConfigError);
+  });
+
+  it('answers --help and -h with every flag, its env variable and its default', () => {
+    for (const flag of ['--help', '-h']) {
+      let caught: unknown;
+      try {
+        parseFlags(specs, [flag], {});
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(HelpRequested);
+      const text = (caught as Error).message;
+      expect(text).toContain('--port <number>  port [env PORT] (default 8080)');
+      expect(text).toContain('--mode <string>  mode');
+      expect(text).toContain('--verbose  verbose (default false)');
+    }
   });
 
   it('parses labels and refuses a label without a value', () => {

@@ -20,6 +20,25 @@ export type Parsed<T extends Record<string, FlagSpec>> = {
 
 export class ConfigError extends Error {}
 
+/** `--help` or `-h` was given: the usage is the message, and it is not an error. */
+export class HelpRequested extends ConfigError {}
+
+/**
+ * How a process ends when it cannot start: `--help` prints the usage and exits 0, a bad flag
+ * says what is wrong and exits 2, anything else prints its stack and exits 1.
+ */
+export function exitOnError(program: string): (err: unknown) => void {
+  return (err) => {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(`usage: ${program} [flags]\n${err.message}\n`);
+      process.exit(0);
+    }
+    const message = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
+    process.stderr.write(`${program}: ${message}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  };
+}
+
 /** Where every component serves /metrics, /healthz and /readyz. */
 export const METRICS_FLAGS = {
   'metrics-port': {
@@ -103,6 +122,8 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
       { type: s.type === 'boolean' ? ('boolean' as const) : ('string' as const) },
     ]),
   );
+  if (argv.includes('--help') || argv.includes('-h'))
+    throw new HelpRequested(`flags (each also read from its env):\n${usage(specs)}`);
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<

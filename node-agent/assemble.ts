@@ -109,6 +109,7 @@ export function hostAgentOptions(
     certDir: join(config['state-dir'], host, 'tls'),
     releaseNamespace: releaseNamespace(config['release-namespace']),
     transferHeadroomBytes: config['transfer-headroom-mib'] * 1024 * 1024,
+    transferCertificateWaitMs: config['transfer-certificate-wait'] * 1000,
     migrationAddress: config['migration-address'],
     migrationPort: config['migration-port'],
     advertiseAddress: config['advertise-address'],
@@ -231,10 +232,4 @@ export class AgentProcess {
  * The end of a main(): a ConfigError is a usage error (exit 2, message only), anything else a crash
  * (exit 1, stack).
  */
-export function exitOnError(program: string): (err: unknown) => void {
-  return (err) => {
-    const message = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
-    process.stderr.write(`${program}: ${message}\n`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
-  };
-}
+export { exitOnError } from '../common/config.js';

@@ -1,7 +1,7 @@
 // Operator entry point: the cluster-wide brain (scheduler, conductor, node monitor).
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ConfigError } from '../common/config.js';
+import { exitOnError } from '../common/config.js';
 import { LeaderElector } from '../common/runtime/leader-election.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
@@ -70,8 +70,4 @@ async function main(): Promise<void> {
   }, log);
 }
 
-main().catch((err: unknown) => {
-  const message = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
-  process.stderr.write(`operator: ${message}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
-});
+main().catch(exitOnError('operator'));

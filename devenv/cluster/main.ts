@@ -14,8 +14,18 @@ async function main(): Promise<void> {
       nodes: { type: 'string', default: String(DEFAULT_NODES) },
       'state-dir': { type: 'string', default: '.kubenova/cluster' },
       'keep-state': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run cluster -- [flags]   (as root, after devenv/cluster/setup.sh)\n' +
+        `  --nodes <n>         real nodes to run (default ${DEFAULT_NODES})\n` +
+        '  --state-dir <dir>   where the cluster keeps its state (default .kubenova/cluster)\n' +
+        '  --keep-state        leave the state directory when stopping\n',
+    );
+    return;
+  }
   const missing = missingPrerequisites();
   if (missing.length > 0) throw new Error(`this machine lacks:\n  ${missing.join('\n  ')}`);
   const nodes = Number(values.nodes);

@@ -38,9 +38,20 @@ async function main(): Promise<void> {
       'log-level': { type: 'string', default: 'info' },
       driver: { type: 'string', default: 'fake' },
       fresh: { type: 'boolean', default: true },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     allowNegative: true,
   });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm start -- [flags]\n' +
+        '  --state-dir <dir>   where the control plane, agents and kubeconfig live (default .kubenova)\n' +
+        '  --log-level <level> trace, debug, info, warn, error (default info)\n' +
+        '  --driver <driver>   fake, or libvirt for real guests (default fake)\n' +
+        '  --no-fresh          keep the cluster and instances of the last run\n',
+    );
+    return;
+  }
   if (values.driver !== 'fake' && values.driver !== 'libvirt')
     throw new Error(`--driver ${values.driver}: use fake or libvirt`);
   const libvirt = values.driver === 'libvirt';
