@@ -293,7 +293,7 @@ localOnly("the components' service accounts", () => {
     ['operator', OPERATOR],
     ['node agent', AGENT],
   ])(
-    "the %s's service account cannot get, list or watch Secrets cluster-wide or in a tenant's namespace, only get them in the release namespace",
+    "%s: its service account cannot get, list or watch Secrets cluster-wide or in a tenant's namespace, only get them in the release namespace",
     (_what, user) => {
       const canI = (verb: string, scope: string[]) => {
         const r = runTool(env.cp.binaries.kubectl, [
