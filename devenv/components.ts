@@ -35,7 +35,19 @@ export interface ComponentOutput {
   onOutput?: (chunk: Buffer) => void;
 }
 
+/** Where local components keep their Secrets (transfer credentials, the agents' CA): the release namespace. */
+export const RELEASE_NAMESPACE = 'kubenova-system';
+
+/**
+ * Local agents authenticate as `kubenova:agent:<host>` (a client certificate of the control
+ * plane's CA), and the operator approves transfer certificates for exactly that user and CN;
+ * in a cluster the rule is the agents' service account and the node its token is bound to.
+ */
+export const AGENT_USERNAME_PREFIX = 'kubenova:agent:';
+
+/** The CRDs, and the namespace the operator and agents keep their Secrets in. */
 export function installCrds(cp: ControlPlane): void {
+  cp.kubectl(['apply', '-f', '-'], `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"${RELEASE_NAMESPACE}"}}`);
   cp.kubectl(['apply', '--server-side', '--field-manager=kubenova-install', '-f', join(repoRoot, 'crds')]);
   cp.kubectl([
     'wait',
@@ -61,10 +73,14 @@ export function startAgent(
   const labels = Object.entries(spec.labels ?? {})
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
+  // Its own identity, so the operator can tell which host asks for a transfer certificate. It
+  // keeps full rights here (system:masters): the chart's RBAC is what confines a real agent.
+  const kubeconfig = cp.userKubeconfig(`${AGENT_USERNAME_PREFIX}${spec.name}`, ['system:masters']);
   const args = [
     join(distDir, 'node-agent', 'main.js'),
     `--node-name=${spec.name}`,
-    `--kubeconfig=${cp.kubeconfigPath}`,
+    `--kubeconfig=${kubeconfig}`,
+    `--release-namespace=${RELEASE_NAMESPACE}`,
     `--state-dir=${stateDir}`,
     `--capacity-vcpus=${spec.vcpus ?? 8}`,
     `--capacity-memory-mib=${spec.memoryMiB ?? 16384}`,
@@ -91,7 +107,13 @@ export function startOperator(
   return startProcess({
     name: 'operator',
     command: process.execPath,
-    args: [join(distDir, 'operator', 'main.js'), `--kubeconfig=${cp.kubeconfigPath}`, ...args],
+    args: [
+      join(distDir, 'operator', 'main.js'),
+      `--kubeconfig=${cp.kubeconfigPath}`,
+      `--release-namespace=${RELEASE_NAMESPACE}`,
+      `--agent-username-prefix=${AGENT_USERNAME_PREFIX}`,
+      ...args,
+    ],
     env: { ...process.env, ...extraEnv },
     ...out,
   });

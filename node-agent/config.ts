@@ -94,6 +94,15 @@ export const AGENT_FLAGS = {
     description:
       'MiB of free space the staging filesystem keeps: an incoming disk transfer that would leave less is refused',
   },
+  'transfer-certificate-wait': {
+    type: 'number',
+    env: 'KUBENOVA_TRANSFER_CERTIFICATE_WAIT',
+    default: 30,
+    min: 0,
+    description:
+      'Seconds a first start waits for its transfer certificate (issued by the operator) before it registers ' +
+      'the host without a transfer endpoint, to publish one once the certificate arrives',
+  },
   'transfer-retries': {
     type: 'number',
     env: 'KUBENOVA_TRANSFER_RETRIES',

@@ -49,6 +49,8 @@ export interface HostAgentOptions {
   certDir: string;
   /** Free bytes the staging filesystem keeps; a transfer that would leave less is refused. */
   transferHeadroomBytes: number;
+  /** How long a first start waits for its transfer certificate before it registers without one. */
+  transferCertificateWaitMs?: number;
 }
 
 export class HostAgent {
@@ -99,6 +101,7 @@ export class HostAgent {
         host: opts.host,
         driverKind: driver.kind,
         labels: opts.labels,
+        heartbeatIntervalMs: opts.heartbeatIntervalMs,
         onClaim: (kind, failure) =>
           failure ? domain.claimFailed(kind, shortResources(failure)) : domain.claimed(kind),
         onStatus: (status) => nodes.set(opts.host, status),
@@ -195,13 +198,26 @@ export class HostAgent {
   async start(): Promise<void> {
     // With a certificate kept from an earlier run the transfer server serves before the host
     // registers; a first start asks for one and publishes the endpoint once it is issued.
+    // A host is registered (and can be chosen as a destination) once it can receive disks,
+    // unless no certificate comes within transferCertificateWaitMs (no operator yet): then it
+    // registers without a transfer endpoint and publishes one when the certificate arrives.
     const kept = await this.identity.load();
-    if (kept) await this.serveTransfers(kept);
+    let issued: (identity: Identity) => void = () => {};
+    const first = new Promise<Identity>((resolve) => (issued = resolve));
     this.identity.start((identity) => {
+      issued(identity);
       this.serveTransfers(identity).catch((err: unknown) =>
         this.log.error({ err: (err as Error).message }, 'cannot start the transfer server'),
       );
     });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.opts.transferCertificateWaitMs ?? 0);
+    });
+    const identity = kept ?? (await Promise.race([first, waited]));
+    clearTimeout(timer);
+    if (identity) await this.serveTransfers(identity);
+    else this.log.warn('registering without a transfer endpoint: no transfer certificate yet');
     const node = await this.tracker.register(await this.driver.capacity());
     // Nova's init_host: what was deleted or evacuated while this host was down goes before any new work.
     await this.destroyStaleCopies();

@@ -374,6 +374,66 @@ export class ControlPlane {
     return httpGet(`${this.server}${path}`, { ca: readFileSync(this.caPath), token: this.adminToken });
   }
 
+  /**
+   * A kubeconfig authenticating as `user` (in `groups`) with a client certificate from the
+   * control plane's CA, made once per user under <dir>/users/. Local node agents use one each,
+   * so the API server (and so the operator's certificate signer) knows which host asks.
+   */
+  userKubeconfig(user: string, groups: string[] = []): string {
+    const dir = this.path('users');
+    const base = join(dir, user.replace(/[^A-Za-z0-9.-]/g, '_'));
+    const path = `${base}.kubeconfig`;
+    if (existsSync(path)) return path;
+    mkdirSync(dir, { recursive: true });
+    const pki = this.path('pki');
+    const subject = [...groups.map((g) => `/O=${g}`), `/CN=${user}`].join('');
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', subject, '-keyout', `${base}.key`, '-out', `${base}.csr`);
+    writeFileSync(`${base}.ext`, 'extendedKeyUsage=clientAuth\n');
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      join(pki, 'ca.crt'),
+      '-CAkey',
+      join(pki, 'ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '3650',
+      '-extfile',
+      `${base}.ext`,
+      '-out',
+      `${base}.crt`,
+    );
+    const b64 = (file: string) => readFileSync(file).toString('base64');
+    writeFileSync(
+      path,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: kubenova-local',
+        '  cluster:',
+        `    server: ${this.server}`,
+        `    certificate-authority-data: ${b64(this.caPath)}`,
+        'users:',
+        `- name: ${JSON.stringify(user)}`,
+        '  user:',
+        `    client-certificate-data: ${b64(`${base}.crt`)}`,
+        `    client-key-data: ${b64(`${base}.key`)}`,
+        'contexts:',
+        `- name: kubenova-local`,
+        `  context: {cluster: kubenova-local, user: ${JSON.stringify(user)}, namespace: default}`,
+        'current-context: kubenova-local',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    return path;
+  }
+
   kubectl(args: string[], input?: string): string {
     return execFileSync(this.binaries.kubectl, ['--kubeconfig', this.kubeconfigPath, ...args], {
       input,

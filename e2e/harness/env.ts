@@ -23,6 +23,8 @@ export interface EnvOptions {
   nodeHeartbeatTimeout?: number;
   flavors?: boolean;
   agentArgs?: string[];
+  /** Extra kube-apiserver flags (e.g. an audit log). */
+  apiserverFlags?: string[];
 }
 
 export const DEFAULT_AGENTS: AgentSpec[] = [{ name: 'node-a' }, { name: 'node-b' }, { name: 'node-c' }];
@@ -60,7 +62,7 @@ export class TestEnv {
   static async start(opts: EnvOptions = {}): Promise<TestEnv> {
     const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-e2e-'));
     if (externalKubeconfig) return TestEnv.startExternal(externalKubeconfig, dir, opts);
-    const cp = await ControlPlane.start({ dir: join(dir, 'controlplane') });
+    const cp = await ControlPlane.start({ dir: join(dir, 'controlplane'), apiserverFlags: opts.apiserverFlags });
     const env = new TestEnv(cp, dir, opts);
     try {
       installCrds(cp);
@@ -119,6 +121,8 @@ export class TestEnv {
           `--heartbeat-interval=${this.opts.heartbeatInterval ?? 1}`,
           '--audit-interval=2',
           '--audit-grace=5',
+          // Without an operator no transfer certificate comes: register at once.
+          ...(this.opts.operator === false ? ['--transfer-certificate-wait=0'] : []),
           ...(this.opts.agentArgs ?? []),
           ...(spec.extraArgs ?? []),
         ],

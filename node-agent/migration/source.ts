@@ -94,6 +94,11 @@ export class MigrationSource implements Reconciler {
     if (fresh?.status?.status !== 'migrating') return {};
     mig = fresh;
     const s = mig.status ?? {};
+    // Nothing is powered off before this host can send: its first certificate may still be on its way.
+    if (!sameHost(mig) && !this.side.identity.current()) {
+      log.info({ step: 'migrating' }, "waiting for this host's transfer certificate");
+      return { requeueAfterMs: 1_000 };
+    }
     inst = await instanceTask(this.side, inst, 'resize_migrating');
     const exported = await this.side.driver.migrateOut(uid);
     crashPoint('agent:migrating:after-backup');
@@ -137,9 +142,8 @@ export class MigrationSource implements Reconciler {
         `no transfer token for Migration ${ref.name} from ${this.side.host} to ${destination}`,
         0,
       );
-    // Not yet issued (a first start): a passing condition, retried within the step's budget.
     const tls = this.side.identity.current();
-    if (!tls) throw new Error(`${this.side.host} has no transfer certificate yet`);
+    if (!tls) throw new Error(`${this.side.host} has no transfer certificate`);
     const dest = await this.side.kube.computeNodes.get({ name: destination });
     const endpoint = dest?.status?.migrationEndpoint;
     if (!endpoint) throw new TransferFailed(`destination ${destination} publishes no migration endpoint`, 0);
