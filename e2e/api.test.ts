@@ -34,7 +34,7 @@ const migration = (name: string, spec: Record<string, unknown>) => ({
 });
 
 localOnly('the kubenova API', () => {
-  it('installs all four CRDs with short names, the kubenova category and printer columns', () => {
+  it('installs all four CRDs with short names, the kubenova category and printer columns', async () => {
     const all = env.kubectl(['get', 'inst,mig,cn,flv']);
     expect(all).toContain('flavor.compute.kubenova.io/m1.small');
     expect(all).toContain('computenode.compute.kubenova.io/node-a');
@@ -50,7 +50,22 @@ localOnly('the kubenova API', () => {
 
     env.apply(instance('columns', { flavor: 'm1.small', image: 'cirros' }));
     const header = env.kubectl(['get', 'inst']).split('\n')[0]?.split(/\s+/).filter(Boolean);
-    expect(header).toEqual(['NAME', 'STATUS', 'TASK', 'FLAVOR', 'HOST', 'POWER', 'AGE']);
+    expect(header).toEqual(['NAME', 'STATUS', 'TASK', 'FLAVOR', 'HOST', 'POWER', 'READY', 'AGE']);
+    // READY is the Ready condition's status; instances are in the `all` category, as pods are.
+    const inst = await env.instance('columns');
+    await env.kube.instances.patchStatus(inst!, {
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'Stopped',
+          message: '',
+          lastTransitionTime: new Date().toISOString(),
+        },
+      ],
+    });
+    expect(parseTable(env.kubectl(['get', 'inst', 'columns']))[0]).toMatchObject({ NAME: 'columns', READY: 'False' });
+    expect(env.kubectl(['get', 'all'])).toContain('instance.compute.kubenova.io/columns');
     env.apply(migration('columns-move', { instance: 'columns' }));
     expect(env.kubectl(['get', 'mig']).split('\n')[0]?.split(/\s+/).filter(Boolean)).toEqual([
       'NAME',
@@ -147,7 +162,7 @@ localOnly('the kubenova API', () => {
     {
       name: 'migration decision Maybe',
       manifest: migration('bad-15', { instance: 'web-1', decision: 'Maybe' }),
-      expect: /spec\.decision must be "", Confirm or Revert/,
+      expect: /spec\.decision: Unsupported value: "Maybe": supported values: "", "Confirm", "Revert"/,
     },
     {
       name: 'compute node with a negative reserve',
@@ -225,5 +240,11 @@ localOnly('the kubenova API', () => {
     const out = env.kubectl(['explain', 'instance.spec']);
     expect(out).toContain('Name of the Flavor wanted. Change it to request a resize.');
     expect(out).toMatch(/powerState\s+<string>/);
+    // Fields the API fixes to a set of values show them.
+    expect(env.kubectl(['explain', 'migration.spec.decision'])).toMatch(/ENUM:\s+""\s+Confirm\s+Revert/);
+    expect(env.kubectl(['explain', 'computequota.spec.hard.vcpus'])).toContain('Virtual CPUs.');
+    expect(env.kubectl(['explain', 'migration.status.conditions.observedGeneration'])).toContain(
+      'The .metadata.generation the condition was set from.',
+    );
   });
 });

@@ -217,7 +217,7 @@ const rows: Row[] = [
   {
     name: 'decision Maybe',
     run: rejected(['apply', '-f', '-'], migration('maybe', { instance: 'victim', decision: 'Maybe' })),
-    expect: /spec\.decision must be "", Confirm or Revert/,
+    expect: /spec\.decision: Unsupported value: "Maybe": supported values: "", "Confirm", "Revert"/,
   },
   {
     name: 'decision Confirm then Revert',

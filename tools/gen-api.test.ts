@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import type { JSONSchema } from '../common/api/schema.js';
 import { render, repoRoot } from './gen-api.js';
 
 describe('the API has one source of truth', () => {
@@ -11,4 +13,37 @@ describe('the API has one source of truth', () => {
       expect(committed).toBe(render().get(path));
     },
   );
+});
+
+/** Paths of the properties under `schema` that have no description, e.g. `spec.hard.vcpus`. */
+function undescribed(schema: JSONSchema, path: string): string[] {
+  const found: string[] = [];
+  for (const [key, prop] of Object.entries(schema.properties ?? {})) {
+    const at = path ? `${path}.${key}` : key;
+    if (!prop.description) found.push(at);
+    found.push(...undescribed(prop, at));
+  }
+  if (schema.items) found.push(...undescribed(schema.items, `${path}[]`));
+  if (schema.additionalProperties) found.push(...undescribed(schema.additionalProperties, `${path}{}`));
+  return found;
+}
+
+describe('kubectl explain has something to say about every field', () => {
+  const crds = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
+
+  it.each(crds)('every property in crds/%s has a description (apiVersion, kind and metadata aside)', (file) => {
+    const crd = yaml.load(readFileSync(join(repoRoot, 'crds', file), 'utf8')) as {
+      spec: { versions: { name: string; schema: { openAPIV3Schema: JSONSchema } }[] };
+    };
+    expect(crd.spec.versions.length).toBeGreaterThan(0);
+    for (const version of crd.spec.versions) {
+      const root = version.schema.openAPIV3Schema;
+      const { apiVersion: _a, kind: _k, metadata: _m, ...own } = root.properties ?? {};
+      expect(root.description, `${version.name}: the kind itself`).toBeTruthy();
+      expect(
+        undescribed({ ...root, properties: own }, ''),
+        `${version.name}: properties without a description`,
+      ).toEqual([]);
+    }
+  });
 });

@@ -35,7 +35,7 @@ export function crdManifest(def: KindDefinition): Record<string, unknown> {
         plural: def.plural,
         singular: def.singular,
         shortNames: def.shortNames,
-        categories: ['kubenova'],
+        categories: ['kubenova', ...(def.categories ?? [])],
       },
       versions: [
         {

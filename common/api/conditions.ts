@@ -9,7 +9,9 @@ export interface ConditionInput {
 
 /**
  * Returns the list with the condition set; lastTransitionTime changes only when the
- * status does, as the API conventions require.
+ * status does, as the API conventions require. `observedGeneration` is the
+ * .metadata.generation of the object the condition was judged from; without it the
+ * condition carries none (an older one is not kept, as it would no longer be true).
  */
 export function setCondition(
   list: Condition[] | undefined,
@@ -35,7 +37,8 @@ export function getCondition(list: Condition[] | undefined, type: string): Condi
 
 /**
  * The Instance's Ready condition (what `kubectl wait --for=condition=Ready` reads): True with
- * reason Running while the guest runs, False with `reason` (Stopped unless said) otherwise.
+ * reason Running while the guest runs, False with `reason` (Stopped unless said) otherwise;
+ * `observedGeneration` as for setCondition.
  */
 export function setReady(
   list: Condition[] | undefined,
@@ -43,6 +46,8 @@ export function setReady(
   message: string,
   now: Date,
   reason = running ? 'Running' : 'Stopped',
+  observedGeneration?: number,
 ): Condition[] {
-  return setCondition(list, { type: 'Ready', status: running ? 'True' : 'False', reason, message }, now);
+  const status = running ? 'True' : 'False';
+  return setCondition(list, { type: 'Ready', status, reason, message }, now, observedGeneration);
 }

@@ -61,6 +61,8 @@ export interface KindDefinition {
   status: JSONSchema;
   /** Rules on the whole object, for checks that need both spec and status. */
   rootValidations?: JSONSchema['x-kubernetes-validations'];
+  /** Categories besides `kubenova` (which every kind is in), e.g. `all` for `kubectl get all`. */
+  categories?: string[];
 }
 
 // Kubernetes object names in the API are DNS-1123 subdomains; checking the shape here
@@ -90,7 +92,11 @@ const conditions: JSONSchema = {
     required: ['type', 'status', 'reason', 'lastTransitionTime'],
     properties: {
       type: { type: 'string', maxLength: 64, description: 'Condition type, e.g. Ready or Scheduled.' },
-      status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+      status: {
+        type: 'string',
+        enum: ['True', 'False', 'Unknown'],
+        description: 'Whether the condition holds: True, False or Unknown.',
+      },
       reason: { type: 'string', maxLength: 128, description: 'CamelCase machine-readable reason.' },
       message: { type: 'string', maxLength: 4096, description: 'Human-readable details.' },
       lastTransitionTime: time('When status last changed.'),
@@ -121,12 +127,16 @@ const flavorSnapshot = (description: string): JSONSchema => ({
   description,
   required: ['name', 'vcpus', 'memoryMiB', 'rootDiskGiB', 'ephemeralDiskGiB'],
   properties: {
-    name: { type: 'string', maxLength: 253 },
+    name: { type: 'string', maxLength: 253, description: 'Name of the Flavor the sizes were taken from.' },
     vcpus: count('Virtual CPUs.', 1),
     memoryMiB: count('Memory in MiB.', 64),
     rootDiskGiB: count('Root disk in GiB.'),
     ephemeralDiskGiB: count('Ephemeral disk in GiB.'),
-    extraSpecs: { type: 'object', additionalProperties: { type: 'string' } },
+    extraSpecs: {
+      type: 'object',
+      description: "The Flavor's extra specs as they were when the sizes were taken.",
+      additionalProperties: { type: 'string' },
+    },
   },
 });
 
@@ -155,14 +165,14 @@ const scheduling = (description: string): JSONSchema => ({
         'Written by the agent of selectedHost when its claim, or the spawn after it, failed; the conductor then reschedules.',
       required: ['host', 'attempt', 'message'],
       properties: {
-        host: { type: 'string', maxLength: 253 },
+        host: { type: 'string', maxLength: 253, description: 'The host whose claim or spawn failed.' },
         attempt: count('The attempt whose claim failed.'),
         reason: {
           type: 'string',
           enum: ['ClaimFailed', 'SpawnFailed'],
           description: 'What failed: the claim (ClaimFailed, also when absent) or the spawn after it (SpawnFailed).',
         },
-        message: { type: 'string', maxLength: 4096 },
+        message: { type: 'string', maxLength: 4096, description: 'Why it failed, as the agent reported it.' },
       },
     },
     failures: {
@@ -176,10 +186,10 @@ const scheduling = (description: string): JSONSchema => ({
         title: 'PlacementFailure',
         required: ['host', 'attempt', 'message'],
         properties: {
-          host: { type: 'string', maxLength: 253 },
+          host: { type: 'string', maxLength: 253, description: 'The host tried in that attempt.' },
           attempt: count('The attempt that failed.'),
           reason: { type: 'string', enum: ['ClaimFailed', 'SpawnFailed'], description: 'As in claimFailure.' },
-          message: { type: 'string', maxLength: 4096 },
+          message: { type: 'string', maxLength: 4096, description: 'Why it failed there.' },
         },
       },
     },
@@ -191,16 +201,17 @@ const resources = (title: string, description: string): JSONSchema => ({
   title,
   description,
   properties: {
-    vcpus: { type: 'integer', minimum: 0 },
-    memoryMiB: { type: 'integer', minimum: 0 },
-    diskGiB: { type: 'integer', minimum: 0 },
+    vcpus: count('Virtual CPUs.'),
+    memoryMiB: count('Memory in MiB.'),
+    diskGiB: count('Disk in GiB.'),
   },
 });
 
 // The API server compares a whole-number value with a fractional minimum after
 // truncating the minimum, so `minimum: 0.01` alone would let 0 through; CEL says it.
-const ratio = (defaultValue: number): JSONSchema => ({
+const ratio = (defaultValue: number, description: string): JSONSchema => ({
   type: 'number',
+  description,
   minimum: 0,
   maximum: 1000,
   default: defaultValue,
@@ -227,6 +238,7 @@ export const flavor: KindDefinition = {
   spec: {
     type: 'object',
     title: 'FlavorSpec',
+    description: 'The virtual hardware: vCPUs, memory, disks, and extra specs that steer placement. Immutable.',
     required: ['vcpus', 'memoryMiB', 'rootDiskGiB'],
     'x-kubernetes-validations': [
       {
@@ -250,7 +262,12 @@ export const flavor: KindDefinition = {
       disabled: { type: 'boolean', default: false, description: 'A disabled flavor cannot be booted or resized to.' },
     },
   },
-  status: { type: 'object', title: 'FlavorStatus', properties: {} },
+  status: {
+    type: 'object',
+    title: 'FlavorStatus',
+    description: 'Unused: a Flavor is a template and has no observed state.',
+    properties: {},
+  },
 };
 
 const VM_STATES = ['building', 'active', 'stopped', 'resized', 'error', 'deleted'] as const;
@@ -284,8 +301,15 @@ export const instance: KindDefinition = {
     { name: 'FLAVOR', type: 'string', jsonPath: '.status.flavor.name' },
     { name: 'HOST', type: 'string', jsonPath: '.status.host' },
     { name: 'POWER', type: 'string', jsonPath: '.status.powerState' },
+    {
+      name: 'READY',
+      type: 'string',
+      jsonPath: ".status.conditions[?(@.type=='Ready')].status",
+      description: 'The Ready condition: True while the guest runs',
+    },
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
+  categories: ['all'],
   rootValidations: [
     {
       rule: "!has(oldSelf.status) || !has(oldSelf.status.taskState) || oldSelf.status.taskState == '' || self.spec.flavor == oldSelf.spec.flavor",
@@ -297,6 +321,7 @@ export const instance: KindDefinition = {
   spec: {
     type: 'object',
     title: 'InstanceSpec',
+    description: 'The virtual machine wanted: its flavor, image, power state and where it may run.',
     required: ['flavor', 'image'],
     properties: {
       flavor: name('Name of the Flavor wanted. Change it to request a resize.'),
@@ -343,6 +368,8 @@ export const instance: KindDefinition = {
   status: {
     type: 'object',
     title: 'InstanceStatus',
+    description:
+      "What the operator and the host's agent have done and observe (Nova vm_state, task_state, power_state).",
     properties: {
       vmState: { type: 'string', enum: [...VM_STATES], description: 'Stable state (Nova vm_state).' },
       taskState: {
@@ -375,10 +402,15 @@ export const instance: KindDefinition = {
         title: 'GuestReport',
         description: 'What the guest itself reports about its hardware.',
         properties: {
-          vcpus: { type: 'integer', minimum: 0 },
-          memoryKiB: { type: 'integer', minimum: 0 },
-          diskBytes: { type: 'integer', minimum: 0 },
-          marker: { type: 'string', maxLength: 256 },
+          vcpus: count('Virtual CPUs the guest sees.'),
+          memoryKiB: count('Memory the guest sees, in KiB.'),
+          diskBytes: count('Size of the root disk the guest sees, in bytes.'),
+          marker: {
+            type: 'string',
+            maxLength: 256,
+            description:
+              'Written by the guest at its first boot and kept since: a new marker means the guest was recreated, not restarted or moved.',
+          },
           reportedAt: time('When the guest reported.'),
         },
       },
@@ -419,6 +451,7 @@ export const migration: KindDefinition = {
   spec: {
     type: 'object',
     title: 'MigrationSpec',
+    description: "Which instance moves, to which flavor or host, and the user's decision once it has finished.",
     required: ['instance'],
     'x-kubernetes-validations': [
       {
@@ -461,22 +494,41 @@ export const migration: KindDefinition = {
       },
       decision: {
         type: 'string',
+        enum: ['', 'Confirm', 'Revert'],
         default: '',
-        description: 'Confirm or Revert a finished resize or migration; empty until decided.',
-        'x-kubernetes-validations': [
-          { rule: "self in ['', 'Confirm', 'Revert']", message: 'spec.decision must be "", Confirm or Revert' },
-        ],
+        description:
+          'Confirm or Revert a finished resize or migration; empty until decided. Final once set; a decision made earlier takes effect once the migration is finished.',
       },
     },
   },
   status: {
     type: 'object',
     title: 'MigrationStatus',
+    description:
+      'Progress of the migration, written by the operator and the agents of its two hosts. Conditions Complete and Failed say how it ended.',
     properties: {
-      type: { type: 'string', enum: ['resize', 'migration', 'evacuation'] },
-      status: { type: 'string', enum: [...MIGRATION_STATUSES] },
-      sourceHost: { type: 'string', maxLength: 253 },
-      destHost: { type: 'string', maxLength: 253 },
+      type: {
+        type: 'string',
+        enum: ['resize', 'migration', 'evacuation'],
+        description:
+          'resize: to another flavor; migration: a cold migration, flavor kept; evacuation: a rebuild off a forced-down host.',
+      },
+      status: {
+        type: 'string',
+        enum: [...MIGRATION_STATUSES],
+        description:
+          'The phase (Nova migration status). finished waits for spec.decision; confirmed, reverted and error are final.',
+      },
+      sourceHost: {
+        type: 'string',
+        maxLength: 253,
+        description: 'The host the instance ran on when the migration started.',
+      },
+      destHost: {
+        type: 'string',
+        maxLength: 253,
+        description: 'The destination, set once its agent holds the claim for the new flavor.',
+      },
       oldFlavor: flavorSnapshot('The flavor before the move.'),
       newFlavor: flavorSnapshot('The flavor after the move (same as oldFlavor for a cold migration).'),
       confirmDeadline: time('When the operator confirms automatically (resizeConfirmWindow).'),
@@ -490,10 +542,10 @@ export const migration: KindDefinition = {
         title: 'TransferStatus',
         description: 'The disk transfer from source to destination.',
         properties: {
-          bytes: { type: 'integer', minimum: 0 },
-          files: { type: 'integer', minimum: 0 },
-          attempts: { type: 'integer', minimum: 0 },
-          durationMs: { type: 'integer', minimum: 0 },
+          bytes: count('Bytes of the files sent, not counting retried partial uploads.'),
+          files: count('Files sent (disk and definition).'),
+          attempts: count('Attempts the transfer took, 1 when the first one succeeded.'),
+          durationMs: count('How long the transfer took, retries included, in milliseconds.'),
           sha256: { type: 'string', maxLength: 64, description: 'SHA-256 of the disk as sent and as received.' },
           completedAt: time('When the destination verified the last byte.'),
         },
@@ -512,8 +564,13 @@ export const migration: KindDefinition = {
         required: ['phase', 'reason', 'message'],
         properties: {
           phase: { type: 'string', enum: [...MIGRATION_STATUSES], description: 'The phase the request applies to.' },
-          reason: { type: 'string', enum: ['StepFailed', 'StepTimedOut', 'Cancelled', 'HostLost'] },
-          message: { type: 'string', maxLength: 4096 },
+          reason: {
+            type: 'string',
+            enum: ['StepFailed', 'StepTimedOut', 'Cancelled', 'HostLost'],
+            description:
+              'StepFailed: a step failed for good (its retries spent); StepTimedOut: the phase passed stepDeadline; Cancelled: the Migration was deleted; HostLost: a host taking part was forced down.',
+          },
+          message: { type: 'string', maxLength: 4096, description: 'What happened, for people.' },
           time: time('When it was requested.'),
         },
       },
@@ -560,10 +617,15 @@ export const computeNode: KindDefinition = {
   spec: {
     type: 'object',
     title: 'ComputeNodeSpec',
+    description: "The admin's settings for the host: disabled, forced down, overcommit ratios and the reserve.",
     default: {},
     properties: {
       disabled: { type: 'boolean', default: false, description: 'No new instances land here (nova service-disable).' },
-      disabledReason: { type: 'string', maxLength: 1024 },
+      disabledReason: {
+        type: 'string',
+        maxLength: 1024,
+        description: 'Why the host is disabled, for people (nova service-disable --reason).',
+      },
       forcedDown: {
         type: 'boolean',
         default: false,
@@ -576,9 +638,9 @@ export const computeNode: KindDefinition = {
         default: {},
         description: 'Overcommit ratios: allocatable = (capacity - reserved) * ratio.',
         properties: {
-          cpu: ratio(4.0),
-          memory: ratio(1.0),
-          disk: ratio(1.0),
+          cpu: ratio(4.0, 'vCPUs allocatable per physical CPU left after the reserve (default 4.0).'),
+          memory: ratio(1.0, 'Memory overcommit (default 1.0: none).'),
+          disk: ratio(1.0, 'Disk overcommit (default 1.0: none).'),
         },
       },
       reserved: {
@@ -587,9 +649,9 @@ export const computeNode: KindDefinition = {
         default: {},
         description: 'Kept back for the host itself.',
         properties: {
-          vcpus: { type: 'integer', minimum: 0, default: 0 },
-          memoryMiB: { type: 'integer', minimum: 0, default: 512 },
-          diskGiB: { type: 'integer', minimum: 0, default: 0 },
+          vcpus: { ...count('Physical CPUs kept for the host (default 0).'), default: 0 },
+          memoryMiB: { ...count('Memory in MiB kept for the host (default 512).'), default: 512 },
+          diskGiB: { ...count('Disk in GiB kept for the host (default 0).'), default: 0 },
         },
       },
     },
@@ -597,6 +659,7 @@ export const computeNode: KindDefinition = {
   status: {
     type: 'object',
     title: 'ComputeNodeStatus',
+    description: 'What the node agent reports: capacity, the claims it holds, and heartbeats.',
     properties: {
       capacity: resources('Resources', 'What the driver reports the host has.'),
       allocatable: resources('Resources', '(capacity - reserved) * allocationRatio.'),
@@ -616,11 +679,16 @@ export const computeNode: KindDefinition = {
               maxLength: 128,
               description: 'UID of the Instance (kind instance) or Migration (kind migration).',
             },
-            kind: { type: 'string', enum: ['instance', 'migration'] },
+            kind: {
+              type: 'string',
+              enum: ['instance', 'migration'],
+              description:
+                "instance: the instance's own claim where it runs; migration: a migration's claim for the new flavor on its destination, until confirm or revert.",
+            },
             instance: { type: 'string', maxLength: 512, description: 'namespace/name of the Instance, for people.' },
-            vcpus: { type: 'integer', minimum: 0 },
-            memoryMiB: { type: 'integer', minimum: 0 },
-            diskGiB: { type: 'integer', minimum: 0 },
+            vcpus: count('Virtual CPUs held.'),
+            memoryMiB: count('Memory in MiB held.'),
+            diskGiB: count('Disk in GiB held (root and ephemeral).'),
             createdAt: time('When the claim was made.'),
           },
         },
@@ -630,9 +698,9 @@ export const computeNode: KindDefinition = {
         title: 'UsageSummary',
         description: 'allocated/allocatable per resource, for kubectl get.',
         properties: {
-          vcpus: { type: 'string', maxLength: 64 },
-          memory: { type: 'string', maxLength: 64 },
-          disk: { type: 'string', maxLength: 64 },
+          vcpus: { type: 'string', maxLength: 64, description: 'allocated/allocatable virtual CPUs.' },
+          memory: { type: 'string', maxLength: 64, description: 'allocated/allocatable memory in MiB.' },
+          disk: { type: 'string', maxLength: 64, description: 'allocated/allocatable disk in GiB.' },
         },
       },
       heartbeatTime: time('Last heartbeat from the node agent.'),
@@ -652,10 +720,10 @@ const quotaAmounts = (title: string, description: string): JSONSchema => ({
   title,
   description,
   properties: {
-    instances: { type: 'integer', minimum: 0 },
-    vcpus: { type: 'integer', minimum: 0 },
-    memoryMiB: { type: 'integer', minimum: 0 },
-    diskGiB: { type: 'integer', minimum: 0 },
+    instances: count('Instances.'),
+    vcpus: count('Virtual CPUs.'),
+    memoryMiB: count('Memory in MiB.'),
+    diskGiB: count('Disk in GiB (root and ephemeral).'),
   },
 });
 
@@ -677,11 +745,13 @@ export const computeQuota: KindDefinition = {
   spec: {
     type: 'object',
     title: 'ComputeQuotaSpec',
+    description: 'The limits of the namespace.',
     properties: { hard: quotaAmounts('QuotaAmounts', 'Limits; an omitted key is unlimited.') },
   },
   status: {
     type: 'object',
     title: 'ComputeQuotaStatus',
+    description: 'Usage and reservations against the limits, kept by the operator.',
     properties: {
       used: quotaAmounts('QuotaAmounts', 'Committed usage: running instances and finished resizes.'),
       reserved: quotaAmounts('QuotaAmounts', 'Held for boots and resizes in progress.'),
@@ -700,23 +770,28 @@ export const computeQuota: KindDefinition = {
               maxLength: 128,
               description: 'Instance UID (its boot) or Migration UID (a resize increase).',
             },
-            instance: { type: 'string', maxLength: 253 },
-            state: { type: 'string', enum: ['reserved', 'used'] },
-            instances: { type: 'integer', minimum: 0 },
-            vcpus: { type: 'integer', minimum: 0 },
-            memoryMiB: { type: 'integer', minimum: 0 },
-            diskGiB: { type: 'integer', minimum: 0 },
+            instance: { type: 'string', maxLength: 253, description: 'Name of the Instance, for people.' },
+            state: {
+              type: 'string',
+              enum: ['reserved', 'used'],
+              description: 'reserved: held for a boot or resize in progress; used: committed.',
+            },
+            instances: count('Instances counted: 1 for a boot, 0 for a resize.'),
+            vcpus: count('Virtual CPUs counted.'),
+            memoryMiB: count('Memory in MiB counted.'),
+            diskGiB: count('Disk in GiB counted (root and ephemeral).'),
           },
         },
       },
       summary: {
         type: 'object',
         title: 'QuotaSummary',
+        description: 'used/hard per resource (∞ when unlimited), for kubectl get.',
         properties: {
-          instances: { type: 'string', maxLength: 64 },
-          vcpus: { type: 'string', maxLength: 64 },
-          memory: { type: 'string', maxLength: 64 },
-          disk: { type: 'string', maxLength: 64 },
+          instances: { type: 'string', maxLength: 64, description: 'used/hard instances.' },
+          vcpus: { type: 'string', maxLength: 64, description: 'used/hard virtual CPUs.' },
+          memory: { type: 'string', maxLength: 64, description: 'used/hard memory in MiB.' },
+          disk: { type: 'string', maxLength: 64, description: 'used/hard disk in GiB.' },
         },
       },
     },
@@ -740,6 +815,7 @@ export const serverGroup: KindDefinition = {
   spec: {
     type: 'object',
     title: 'ServerGroupSpec',
+    description: 'The placement policy of the group. Immutable.',
     required: ['policy'],
     'x-kubernetes-validations': [
       { rule: 'self.policy == oldSelf.policy', message: 'spec.policy is immutable: create a new ServerGroup' },
@@ -756,15 +832,18 @@ export const serverGroup: KindDefinition = {
   status: {
     type: 'object',
     title: 'ServerGroupStatus',
+    description: "The group's members and the hosts they run on, kept by the operator.",
     properties: {
       members: {
         type: 'array',
+        description: 'Names of the Instances in the group, sorted.',
         maxItems: 1000,
         'x-kubernetes-list-type': 'atomic',
         items: { type: 'string', maxLength: 253 },
       },
       hosts: {
         type: 'array',
+        description: 'Hosts the members run on, sorted.',
         maxItems: 1000,
         'x-kubernetes-list-type': 'atomic',
         items: { type: 'string', maxLength: 253 },

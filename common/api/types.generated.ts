@@ -38,6 +38,7 @@ export interface InstanceSpec {
 }
 
 export interface FlavorSnapshot {
+  /** Name of the Flavor the sizes were taken from. */
   name: string;
   /** Virtual CPUs. */
   vcpus: number;
@@ -47,6 +48,7 @@ export interface FlavorSnapshot {
   rootDiskGiB: number;
   /** Ephemeral disk in GiB. */
   ephemeralDiskGiB: number;
+  /** The Flavor's extra specs as they were when the sizes were taken. */
   extraSpecs?: Record<string, string>;
 }
 
@@ -60,20 +62,24 @@ export interface Fault {
 }
 
 export interface ClaimFailure {
+  /** The host whose claim or spawn failed. */
   host: string;
   /** The attempt whose claim failed. */
   attempt: number;
   /** What failed: the claim (ClaimFailed, also when absent) or the spawn after it (SpawnFailed). */
   reason?: "ClaimFailed" | "SpawnFailed";
+  /** Why it failed, as the agent reported it. */
   message: string;
 }
 
 export interface PlacementFailure {
+  /** The host tried in that attempt. */
   host: string;
   /** The attempt that failed. */
   attempt: number;
   /** As in claimFailure. */
   reason?: "ClaimFailed" | "SpawnFailed";
+  /** Why it failed there. */
   message: string;
 }
 
@@ -91,9 +97,13 @@ export interface SchedulingStatus {
 }
 
 export interface GuestReport {
+  /** Virtual CPUs the guest sees. */
   vcpus?: number;
+  /** Memory the guest sees, in KiB. */
   memoryKiB?: number;
+  /** Size of the root disk the guest sees, in bytes. */
   diskBytes?: number;
+  /** Written by the guest at its first boot and kept since: a new marker means the guest was recreated, not restarted or moved. */
   marker?: string;
   /** When the guest reported. */
   reportedAt?: string;
@@ -102,6 +112,7 @@ export interface GuestReport {
 export interface Condition {
   /** Condition type, e.g. Ready or Scheduled. */
   type: string;
+  /** Whether the condition holds: True, False or Unknown. */
   status: "True" | "False" | "Unknown";
   /** CamelCase machine-readable reason. */
   reason: string;
@@ -153,14 +164,18 @@ export interface MigrationSpec {
   targetHost?: string;
   /** Empty for a cold migration or resize. Evacuation rebuilds the instance from its image on another host once its host is forced down (the old disk is lost). Immutable. */
   type?: "" | "Evacuation";
-  /** Confirm or Revert a finished resize or migration; empty until decided. */
-  decision?: string;
+  /** Confirm or Revert a finished resize or migration; empty until decided. Final once set; a decision made earlier takes effect once the migration is finished. */
+  decision?: "" | "Confirm" | "Revert";
 }
 
 export interface TransferStatus {
+  /** Bytes of the files sent, not counting retried partial uploads. */
   bytes?: number;
+  /** Files sent (disk and definition). */
   files?: number;
+  /** Attempts the transfer took, 1 when the first one succeeded. */
   attempts?: number;
+  /** How long the transfer took, retries included, in milliseconds. */
   durationMs?: number;
   /** SHA-256 of the disk as sent and as received. */
   sha256?: string;
@@ -171,16 +186,22 @@ export interface TransferStatus {
 export interface RollbackRequest {
   /** The phase the request applies to. */
   phase: "pre-migrating" | "migrating" | "post-migrating" | "finished" | "confirming" | "confirmed" | "reverting" | "reverted" | "error";
+  /** StepFailed: a step failed for good (its retries spent); StepTimedOut: the phase passed stepDeadline; Cancelled: the Migration was deleted; HostLost: a host taking part was forced down. */
   reason: "StepFailed" | "StepTimedOut" | "Cancelled" | "HostLost";
+  /** What happened, for people. */
   message: string;
   /** When it was requested. */
   time?: string;
 }
 
 export interface MigrationStatus {
+  /** resize: to another flavor; migration: a cold migration, flavor kept; evacuation: a rebuild off a forced-down host. */
   type?: "resize" | "migration" | "evacuation";
+  /** The phase (Nova migration status). finished waits for spec.decision; confirmed, reverted and error are final. */
   status?: "pre-migrating" | "migrating" | "post-migrating" | "finished" | "confirming" | "confirmed" | "reverting" | "reverted" | "error";
+  /** The host the instance ran on when the migration started. */
   sourceHost?: string;
+  /** The destination, set once its agent holds the claim for the new flavor. */
   destHost?: string;
   /** The flavor before the move. */
   oldFlavor?: FlavorSnapshot;
@@ -209,20 +230,27 @@ export interface MigrationStatus {
 }
 
 export interface AllocationRatio {
+  /** vCPUs allocatable per physical CPU left after the reserve (default 4.0). */
   cpu?: number;
+  /** Memory overcommit (default 1.0: none). */
   memory?: number;
+  /** Disk overcommit (default 1.0: none). */
   disk?: number;
 }
 
 export interface ReservedResources {
+  /** Physical CPUs kept for the host (default 0). */
   vcpus?: number;
+  /** Memory in MiB kept for the host (default 512). */
   memoryMiB?: number;
+  /** Disk in GiB kept for the host (default 0). */
   diskGiB?: number;
 }
 
 export interface ComputeNodeSpec {
   /** No new instances land here (nova service-disable). */
   disabled?: boolean;
+  /** Why the host is disabled, for people (nova service-disable --reason). */
   disabledReason?: string;
   /** Admin: the host is dead and fenced (Nova forced_down). Its instances may be evacuated, deletes complete without its agent, and its agent cleans up what moved away when it returns. */
   forcedDown?: boolean;
@@ -233,27 +261,37 @@ export interface ComputeNodeSpec {
 }
 
 export interface Resources {
+  /** Virtual CPUs. */
   vcpus?: number;
+  /** Memory in MiB. */
   memoryMiB?: number;
+  /** Disk in GiB. */
   diskGiB?: number;
 }
 
 export interface Claim {
   /** UID of the Instance (kind instance) or Migration (kind migration). */
   consumer: string;
+  /** instance: the instance's own claim where it runs; migration: a migration's claim for the new flavor on its destination, until confirm or revert. */
   kind: "instance" | "migration";
   /** namespace/name of the Instance, for people. */
   instance?: string;
+  /** Virtual CPUs held. */
   vcpus: number;
+  /** Memory in MiB held. */
   memoryMiB: number;
+  /** Disk in GiB held (root and ephemeral). */
   diskGiB: number;
   /** When the claim was made. */
   createdAt?: string;
 }
 
 export interface UsageSummary {
+  /** allocated/allocatable virtual CPUs. */
   vcpus?: string;
+  /** allocated/allocatable memory in MiB. */
   memory?: string;
+  /** allocated/allocatable disk in GiB. */
   disk?: string;
 }
 
@@ -279,9 +317,13 @@ export interface ComputeNodeStatus {
 }
 
 export interface QuotaAmounts {
+  /** Instances. */
   instances?: number;
+  /** Virtual CPUs. */
   vcpus?: number;
+  /** Memory in MiB. */
   memoryMiB?: number;
+  /** Disk in GiB (root and ephemeral). */
   diskGiB?: number;
 }
 
@@ -293,18 +335,28 @@ export interface ComputeQuotaSpec {
 export interface QuotaAllocation {
   /** Instance UID (its boot) or Migration UID (a resize increase). */
   consumer: string;
+  /** Name of the Instance, for people. */
   instance: string;
+  /** reserved: held for a boot or resize in progress; used: committed. */
   state: "reserved" | "used";
+  /** Instances counted: 1 for a boot, 0 for a resize. */
   instances?: number;
+  /** Virtual CPUs counted. */
   vcpus?: number;
+  /** Memory in MiB counted. */
   memoryMiB?: number;
+  /** Disk in GiB counted (root and ephemeral). */
   diskGiB?: number;
 }
 
 export interface QuotaSummary {
+  /** used/hard instances. */
   instances?: string;
+  /** used/hard virtual CPUs. */
   vcpus?: string;
+  /** used/hard memory in MiB. */
   memory?: string;
+  /** used/hard disk in GiB. */
   disk?: string;
 }
 
@@ -315,6 +367,7 @@ export interface ComputeQuotaStatus {
   reserved?: QuotaAmounts;
   /** Per-consumer accounting that used and reserved are summed from (one writer: the operator). */
   allocations?: QuotaAllocation[];
+  /** used/hard per resource (∞ when unlimited), for kubectl get. */
   summary?: QuotaSummary;
 }
 
@@ -324,6 +377,8 @@ export interface ServerGroupSpec {
 }
 
 export interface ServerGroupStatus {
+  /** Names of the Instances in the group, sorted. */
   members?: string[];
+  /** Hosts the members run on, sorted. */
   hosts?: string[];
 }

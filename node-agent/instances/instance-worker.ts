@@ -177,7 +177,7 @@ export class InstanceWorker implements Reconciler {
       launchedAt: s.launchedAt ?? now.toISOString(),
       fault: null,
       guest: await this.guest(uid),
-      conditions: setReady(s.conditions, true, `running on ${this.host}`, now),
+      conditions: setReady(s.conditions, true, `running on ${this.host}`, now, undefined, inst.metadata.generation),
     });
     log.info({ step: 'spawning' }, 'spawned');
     this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}`);
@@ -210,7 +210,14 @@ export class InstanceWorker implements Reconciler {
             powerState: 'nostate',
             host: null,
             fault: status,
-            conditions: setReady(inst.status?.conditions, false, fault.message, this.now(), fault.reason),
+            conditions: setReady(
+              inst.status?.conditions,
+              false,
+              fault.message,
+              this.now(),
+              fault.reason,
+              inst.metadata.generation,
+            ),
           }),
         [{ target: inst }],
         log,
@@ -269,7 +276,7 @@ export class InstanceWorker implements Reconciler {
       taskState: '',
       powerState: domain.powerState,
       ...(on ? { guest: await this.guest(uid) } : {}),
-      conditions: setReady(inst.status?.conditions, on, message, this.now()),
+      conditions: setReady(inst.status?.conditions, on, message, this.now(), undefined, inst.metadata.generation),
     });
     const done = on ? 'started' : 'stopped';
     log.info({ step: on ? 'powering_on' : 'powering_off' }, done);

@@ -422,7 +422,9 @@ async function withTransferSecret(world: World, name: string) {
 const T_FAR = Date.parse('2100-01-01T00:00:00Z');
 
 /** A resize to m1.large that has finished on node-b and waits for the user's decision. */
-async function finished(setup: Setup & { decision?: string; phase?: MigrationStatus['status'] } = {}) {
+async function finished(
+  setup: Setup & { decision?: Migration['spec']['decision']; phase?: MigrationStatus['status'] } = {},
+) {
   const world = cluster({
     ...setup,
     instance: running('node-b', large, { vmState: 'resized', oldFlavor: small, migration: RESIZE }),

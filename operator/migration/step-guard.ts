@@ -167,7 +167,14 @@ export class StepGuard {
           taskHosts: null,
           ...(backOnSource ? { host: s.sourceHost, flavor: s.oldFlavor, oldFlavor: null } : {}),
           fault: status,
-          conditions: setReady(inst.status?.conditions, false, status.message, this.now(), fault.reason),
+          conditions: setReady(
+            inst.status?.conditions,
+            false,
+            status.message,
+            this.now(),
+            fault.reason,
+            inst.metadata.generation,
+          ),
         });
         await this.kube.migrations.patchStatus(mig, {
           ...enterPhase('error', this.now(), 0),
