@@ -18,7 +18,7 @@ const claim = (consumer: string, over: Partial<Claim> = {}): Claim => ({
   ...over,
 });
 
-function tracker(cluster: FakeCluster, clock = new Clock()) {
+function tracker(cluster: FakeCluster, clock = new Clock(), heartbeatIntervalMs = 0) {
   const told: { kind: ClaimKind; failed: boolean }[] = [];
   const t = new ResourceTracker(
     cluster.client(),
@@ -27,6 +27,7 @@ function tracker(cluster: FakeCluster, clock = new Clock()) {
       driverKind: 'fake',
       labels: { rack: 'r1' },
       now: clock.now,
+      heartbeatIntervalMs,
       onClaim: (kind, failure) => told.push({ kind, failed: failure !== undefined }),
     },
     silentLog,
@@ -241,6 +242,24 @@ describe('ResourceTracker against the in-memory API server', () => {
     await cluster.client().computeNodes.delete({ name: HOST });
     await t.claim(claim('b'));
     expect(node(cluster).status?.claims?.map((c) => c.consumer)).toEqual(['a', 'b']);
+  });
+
+  it('spends no heartbeat write while a claim has just written one, and writes it once that is old', async () => {
+    const cluster = new FakeCluster();
+    const clock = new Clock();
+    const { t } = tracker(cluster, clock, 10_000);
+    await t.register(CAPACITY);
+    await t.claim(claim('web-1'));
+    const writes = writesTo(cluster);
+
+    clock.advance(4_000);
+    await t.heartbeat();
+    expect(writesTo(cluster)).toBe(writes);
+
+    clock.advance(2_000);
+    await t.heartbeat();
+    expect(writesTo(cluster)).toBe(writes + 1);
+    expect(node(cluster).status?.heartbeatTime).toBe(clock.now().toISOString());
   });
 
   it('re-creates a deleted ComputeNode on the heartbeat', async () => {

@@ -23,6 +23,11 @@ export interface TrackerOptions {
   onClaim?: (kind: ClaimKind, failure?: ClaimFailed) => void;
   /** Told of every ComputeNode status written: allocated and allocatable as the API has them. */
   onStatus?: (status: ComputeNodeStatus) => void;
+  /**
+   * A heartbeat is skipped when a claim's write (which carries a heartbeat too) is younger than
+   * this: a busy host spends no extra write on being alive. 0 writes every heartbeat.
+   */
+  heartbeatIntervalMs?: number;
 }
 
 /** The resources a ClaimFailed names as short, by the names the claim-failure metric uses. */
@@ -36,6 +41,8 @@ export class ResourceTracker {
   readonly lock = new Mutex();
   private ledger = new ClaimLedger([]);
   private node?: ComputeNode;
+  /** When this tracker last wrote its ComputeNode's status (each write carries a heartbeat). */
+  private lastWriteAt?: number;
   private capacity: ResourceAmounts = { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
   private readonly now: () => Date;
 
@@ -93,9 +100,13 @@ export class ResourceTracker {
     return Object.entries(this.opts.labels).some(([k, v]) => have[k] !== v);
   }
 
-  /** Writes the heartbeat (and recomputes allocatable from the current spec). */
+  /** Writes the heartbeat (and recomputes allocatable from the current spec), unless one was just written. */
   heartbeat(): Promise<void> {
-    return this.lock.run(() => this.writeLocked());
+    return this.lock.run(async () => {
+      const interval = this.opts.heartbeatIntervalMs ?? 0;
+      if (this.lastWriteAt !== undefined && this.now().getTime() - this.lastWriteAt < interval / 2) return;
+      await this.writeLocked();
+    });
   }
 
   /**
@@ -275,6 +286,7 @@ export class ResourceTracker {
     };
     if (this.opts.migrationEndpoint) status.migrationEndpoint = this.opts.migrationEndpoint;
     this.node = await this.kube.computeNodes.patchStatus(this.node, status);
+    this.lastWriteAt = now.getTime();
     this.opts.onStatus?.(this.node.status ?? status);
   }
 }
