@@ -54,11 +54,6 @@ export class CredentialCache {
     return pending;
   }
 
-  /** Forgets what was read for `migrationUid` (a credential that did not fit may have been replaced). */
-  forget(migrationUid: string): void {
-    this.entries.delete(migrationUid);
-  }
-
   private async read(migrationUid: string): Promise<TransferCredential | undefined> {
     let secret;
     try {

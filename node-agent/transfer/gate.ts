@@ -56,11 +56,9 @@ export class TransferGate {
             : !tokensEqual(token, cred.token)
               ? 'wrong transfer token'
               : undefined;
-    if (problem || !cred) {
-      // It may have been replaced since it was read; the next request reads it again.
-      this.credentials.forget(ref.uid);
-      throw new Refusal(401, 'Unauthorized', problem ?? 'no transfer credential');
-    }
+    // Cached either way: a wrong token costs no further read. (A credential is replaced only
+    // while its migration is pre-migrating, before anything here reads it.)
+    if (problem || !cred) throw new Refusal(401, 'Unauthorized', problem ?? 'no transfer credential');
     const flavors = [s.oldFlavor, s.newFlavor].filter((f) => f !== undefined);
     const disk = Math.max(0, ...flavors.map((f) => this.driver.maxDiskBytes(f)));
     return {
