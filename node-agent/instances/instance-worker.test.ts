@@ -36,7 +36,7 @@ const ready = (i: Instance) => i.status?.conditions?.find((c) => c.type === 'Rea
 const writesSince = (n: number) => cluster.writes.slice(n);
 
 describe('InstanceWorker: boot on this host', () => {
-  it('claims a scheduled instance first, then host and spawning, then active with Ready True and Spawned', async () => {
+  it('claims a scheduled instance first, then makes it active with Ready True in one write, and one Spawned Event', async () => {
     const seeded = seedInstance(cluster, 'web-1', scheduledTo('host-a', SMALL));
     const seen: string[] = [];
     cluster
@@ -59,7 +59,12 @@ describe('InstanceWorker: boot on this host', () => {
         .map((w) => `${w.kind}.${w.verb}`)
         .slice(0, 2),
     ).toEqual(['ComputeNode.patchStatus', 'Instance.patchStatus']);
-    expect(seen).toEqual(['building/spawning/host-a', 'active//host-a']);
+    // A fast spawn is not announced first: one instance write, after the claim's.
+    expect(seen).toEqual(['active//host-a']);
+    expect(writesSince(from).map((w) => `${w.kind}.${w.verb}`)).toEqual([
+      'ComputeNode.patchStatus',
+      'Instance.patchStatus',
+    ]);
     const s = inst().status!;
     expect(s).toMatchObject({ vmState: 'active', taskState: '', powerState: 'running', host: 'host-a' });
     expect(s.launchedAt).toBeDefined();
@@ -67,6 +72,24 @@ describe('InstanceWorker: boot on this host', () => {
     expect(ready(inst())).toMatchObject({ status: 'True', reason: 'Running' });
     expect((await host.driver.get(seeded.metadata.uid!))?.powerState).toBe('running');
     expect(cluster.eventsFor('web-1')).toEqual(['Spawned']);
+  });
+
+  it('announces a slow spawn (host, taskState spawning) before it ends, then makes the instance active', async () => {
+    const slowHosts = new TestHosts(cluster);
+    const slow = await slowHosts.add('host-s', { driver: { spawnDelayMs: 1_500 } });
+    try {
+      seedInstance(cluster, 'slow-1', scheduledTo('host-s', SMALL));
+      const seen: string[] = [];
+      cluster
+        .cache('Instance')
+        .on('update', (i) => seen.push(`${i.status?.vmState}/${i.status?.taskState}/${i.status?.host ?? '-'}`));
+
+      await slow.worker.reconcile('default/slow-1');
+
+      expect(seen).toEqual(['building/spawning/host-s', 'active//host-s']);
+    } finally {
+      await slowHosts.cleanup();
+    }
   });
 
   it('spawns an instance left in spawning (a restart between claim and spawn) and makes it active', async () => {
@@ -224,8 +247,8 @@ describe('InstanceWorker: a failed spawn goes back to the scheduler (Rescheduled
         message: `spawn failed: spawn ${uid}: ${injectedFailureMessage('spawn')}`,
       },
     });
-    // Claimed and spawning, then straight back to scheduling: the hand-back is one status write.
-    expect(seen).toEqual(['building/spawning/host-b', 'building/scheduling/-']);
+    // Claimed, failed to spawn, straight back to scheduling in one write.
+    expect(seen).toEqual(['building/scheduling/-']);
     expect(claimsOn(cluster, 'host-b')).toEqual([]);
     expect(await b.driver.list()).toEqual([]);
   });

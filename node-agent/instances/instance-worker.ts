@@ -9,7 +9,8 @@ import { setReady } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
 import { checkInstanceState } from '../../common/api/instance-actions.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
-import type { Instance } from '../../common/api/types.js';
+import type { MergePatch } from '../../common/api/patch.js';
+import type { Instance, InstanceStatus } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
 import type { EventRecorder } from '../../common/kube/events.js';
@@ -21,6 +22,28 @@ import { StepBudget } from '../migration/step-budget.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 import { serverGroupGuard } from '../tracker/server-group-guard.js';
+
+/** A spawn that takes longer than this is announced (taskState spawning) before it ends. */
+export const SPAWNING_REPORT_AFTER_MS = 1_000;
+
+/** Whether `work` is still running after `ms` (it is not waited for beyond that). */
+async function slowerThan(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<true>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([
+      work.then(
+        () => false as const,
+        () => false as const,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class InstanceWorker implements Reconciler {
   constructor(
@@ -107,26 +130,96 @@ export class InstanceWorker implements Reconciler {
     );
     if (!claimed) return {};
     crashPoint('agent:boot:after-claim');
+    log.info({ step: 'claim', attempt }, 'claimed');
+    return this.spawnClaimed(inst, log);
+  }
+
+  /**
+   * The boot's last writes, as few as the driver allows: the claim is recorded, the domain is
+   * spawned, and one status write makes the instance active on this host. Only a spawn slower
+   * than SPAWNING_REPORT_AFTER_MS is announced first (host and taskState spawning), so a user
+   * sees what is taking the time. A crash anywhere repeats the claim (a no-op) and the spawn
+   * (idempotent) before the same write.
+   */
+  private async spawnClaimed(inst: Instance, log: Logger): Promise<ReconcileResult> {
+    const spawning = this.spawnDomain(inst);
+    let current = inst;
+    if (await slowerThan(spawning, SPAWNING_REPORT_AFTER_MS)) {
+      current = await this.writeAfterClaim(inst, { host: this.host, taskState: 'spawning' });
+    }
+    let domain: DomainInfo;
     try {
-      const updated = await this.kube.instances.patchStatus(inst, { host: this.host, taskState: 'spawning' });
-      log.info({ step: 'claim', attempt }, 'claimed');
-      return this.spawn(updated, log);
+      domain = await spawning;
     } catch (err) {
-      // Our view was stale: if the instance is gone or no longer sent here, give the claim back now.
-      if (isNotFound(err)) await this.tracker.release(uid);
-      else if (isConflict(err)) {
+      if (!(err instanceof DriverError)) throw err;
+      return this.spawnFailed(current, err, log);
+    }
+    crashPoint('agent:boot:after-spawn');
+    await this.writeAfterClaim(current, this.activeStatus(current, domain, await this.guest(inst.metadata.uid ?? '')));
+    this.spawned(inst, log);
+    return {};
+  }
+
+  /**
+   * A write made on the strength of this host's claim. If the instance is gone, or was sent
+   * elsewhere meanwhile (our view was stale), the domain and the claim are given back at once.
+   */
+  private async writeAfterClaim(inst: Instance, patch: MergePatch<InstanceStatus>): Promise<Instance> {
+    const uid = inst.metadata.uid ?? '';
+    try {
+      return await this.kube.instances.patchStatus(inst, patch);
+    } catch (err) {
+      let stillOurs = false;
+      if (isConflict(err)) {
         const fresh = await this.kube.instances.get({ namespace: inst.metadata.namespace, name: inst.metadata.name });
-        const stillOurs =
-          fresh &&
+        stillOurs =
+          fresh !== undefined &&
           !fresh.metadata.deletionTimestamp &&
           (fresh.status?.host === this.host ||
             (fresh.status?.taskState === 'scheduling' &&
               fresh.status.scheduling?.selectedHost === this.host &&
               fresh.status.scheduling.claimFailure?.attempt !== fresh.status.scheduling.attempts));
-        if (!stillOurs) await this.tracker.release(uid);
+      } else if (!isNotFound(err)) {
+        throw err;
+      }
+      if (!stillOurs) {
+        await this.driver.destroy(uid);
+        await this.tracker.release(uid);
       }
       throw err;
     }
+  }
+
+  private spawnDomain(inst: Instance): Promise<DomainInfo> {
+    return this.driver.spawn({
+      uid: inst.metadata.uid ?? '',
+      name: `${inst.metadata.namespace}/${inst.metadata.name}`,
+      flavor: inst.status!.flavor!,
+      image: inst.spec.image,
+    });
+  }
+
+  private activeStatus(inst: Instance, domain: DomainInfo, guest: InstanceStatus['guest'] | null) {
+    const s = inst.status ?? {};
+    const now = this.now();
+    return {
+      host: this.host,
+      vmState: 'active',
+      taskState: '',
+      powerState: domain.powerState,
+      launchedAt: s.launchedAt ?? now.toISOString(),
+      fault: null,
+      guest,
+      conditions: setReady(s.conditions, true, `running on ${this.host}`, now, undefined, inst.metadata.generation),
+    } satisfies MergePatch<InstanceStatus>;
+  }
+
+  /** The boot's one Event on the happy path: where it runs (and, when it was not the first try, after how many). */
+  private spawned(inst: Instance, log: Logger): void {
+    log.info({ step: 'spawning' }, 'spawned');
+    const attempts = inst.status?.scheduling?.attempts ?? 1;
+    const tries = attempts > 1 ? ` (placement attempt ${attempts})` : '';
+    this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}${tries}`);
   }
 
   private async manage(inst: Instance, log: Logger): Promise<ReconcileResult> {
@@ -152,35 +245,22 @@ export class InstanceWorker implements Reconciler {
     }
   }
 
+  /** An instance left in spawning (a slow spawn, then a restart): the spawn repeats, then the active write. */
   private async spawn(inst: Instance, log: Logger): Promise<ReconcileResult> {
-    const s = inst.status ?? {};
-    const uid = inst.metadata.uid ?? '';
-    if (!s.flavor) return {};
+    if (!inst.status?.flavor) return {};
     let domain: DomainInfo;
     try {
-      domain = await this.driver.spawn({
-        uid,
-        name: `${inst.metadata.namespace}/${inst.metadata.name}`,
-        flavor: s.flavor,
-        image: inst.spec.image,
-      });
+      domain = await this.spawnDomain(inst);
     } catch (err) {
       if (!(err instanceof DriverError)) throw err;
       return this.spawnFailed(inst, err, log);
     }
     crashPoint('agent:boot:after-spawn');
-    const now = this.now();
-    await this.kube.instances.patchStatus(inst, {
-      vmState: 'active',
-      taskState: '',
-      powerState: domain.powerState,
-      launchedAt: s.launchedAt ?? now.toISOString(),
-      fault: null,
-      guest: await this.guest(uid),
-      conditions: setReady(s.conditions, true, `running on ${this.host}`, now, undefined, inst.metadata.generation),
-    });
-    log.info({ step: 'spawning' }, 'spawned');
-    this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}`);
+    await this.kube.instances.patchStatus(
+      inst,
+      this.activeStatus(inst, domain, await this.guest(inst.metadata.uid ?? '')),
+    );
+    this.spawned(inst, log);
     return {};
   }
 
