@@ -3,25 +3,35 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TRANSFER_CREDENTIAL_LABEL, transferCredentialName } from '../common/api/transfer-credential.js';
 import type { Instance, Migration, MigrationPhase } from '../common/api/types.js';
 import { backupDir, diskBytes, instanceDir, sha256 } from './harness/disks.js';
 import { localOnly } from './harness/mode.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
+import { untilSchedulerAvoids } from './harness/scheduler-view.js';
 
 let env: TestEnv;
 let watcher: InvariantWatcher;
+// node-b alone has this label, from its first registration: a flavor asking for it fits only there.
+const NODE_B = { name: 'node-b', labels: { rack: 'r2' } };
 
 beforeAll(async () => {
   env = await TestEnv.start({
     agents: [
       { name: 'node-a' },
-      { name: 'node-b' },
+      NODE_B,
       // Every transfer this agent sends breaks once, then succeeds on retry.
       { name: 'node-c', extraArgs: ['--test-break-transfers=1'] },
       // Nothing this agent sends ever arrives: its migrations must roll back.
       { name: 'node-d', extraArgs: ['--test-break-transfers=1000', '--transfer-retries=2'] },
     ],
+  });
+  env.apply({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Flavor',
+    metadata: { name: 'r2.tiny' },
+    spec: { vcpus: 1, memoryMiB: 512, rootDiskGiB: 1, extraSpecs: { 'node:rack': 'r2' } },
   });
   watcher = new InvariantWatcher(env.kube, env.stateDir).start();
 });
@@ -70,6 +80,15 @@ function leftovers(uid: string, migUid?: string): string[] {
     if (migUid && existsSync(join(env.stateDir, host, 'incoming', migUid))) found.push(`${host}: staged transfer`);
   }
   return found;
+}
+
+/** The transfer credentials (in any namespace) still held for a migration. */
+async function transferSecrets(mig: Migration): Promise<string[]> {
+  const name = transferCredentialName(mig.metadata.uid ?? '');
+  const secrets = await env.kube.core.listSecretForAllNamespaces({ labelSelector: TRANSFER_CREDENTIAL_LABEL });
+  return secrets.items
+    .filter((s) => s.metadata?.name === name)
+    .map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`);
 }
 
 async function claimsAnywhere(consumers: (string | undefined)[]): Promise<string[]> {
@@ -144,6 +163,10 @@ localOnly('cold migration', () => {
       '{"spec":{"disabled":true,"disabledReason":"firmware upgrade"}}',
     ]);
     try {
+      // The operator checks a targetHost against its cache of ComputeNodes, which shows the patch
+      // a little after the API does; the scheduler reads the same cache. Once a probe that fits
+      // only node-b is refused there, the cache has node-b disabled (untilSchedulerAvoids).
+      await untilSchedulerAvoids(env, 'node-b', 'r2.tiny');
       migrate('picky-disabled', 'picky', 'node-b');
       expect((await phase('picky-disabled', 'error')).status?.fault?.message).toMatch(
         /targetHost node-b is disabled \(firmware upgrade\)/,
@@ -153,11 +176,13 @@ localOnly('cold migration', () => {
     }
     await env.killAgent('node-b');
     try {
+      // The operator writes Ready=Unknown itself, guarded by the resourceVersion of the node in its
+      // cache: that cache then holds the re-enable above and a heartbeat that stays stale.
       await env.waitFor('node-b not Ready', async () => env.nodeReady(await env.computeNode('node-b')) !== 'True');
       migrate('picky-down', 'picky', 'node-b');
       expect((await phase('picky-down', 'error')).status?.fault?.message).toMatch(/targetHost node-b is not Ready/);
     } finally {
-      env.startAgent({ name: 'node-b' });
+      env.startAgent(NODE_B);
       await env.waitForNodesReady(['node-b']);
     }
   });
@@ -246,8 +271,8 @@ localOnly('deleting an instance in each phase of a migration', () => {
       30_000,
     );
     await env.waitFor(
-      `${name}: its Migration and Secret garbage-collected`,
-      async () => (await env.migration(`${name}-mig`)) === undefined,
+      `${name}: its Migration and its transfer Secret gone`,
+      async () => (await env.migration(`${name}-mig`)) === undefined && (await transferSecrets(mig)).length === 0,
       60_000,
     );
   });
