@@ -41,7 +41,7 @@ afterAll(async () => {
 const kubectl = (args: string[], input?: string) => cp.kubectl(args, input);
 
 /** Subresources the checks name as kind/<subresource>; anything else after a slash is a name. */
-const SUBRESOURCES = new Set(['status', 'forcehost', 'evacuate']);
+const SUBRESOURCES = new Set(['status', 'forcehost', 'evacuate', 'approval']);
 
 /**
  * `kubectl auth can-i` as someone: "yes" or "no". `resource` is kind, kind/<subresource> or
@@ -268,9 +268,13 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'migrations/status'],
     ['create', 'migrations/evacuate'],
     ['get', 'secrets', NS],
+    ['list', 'secrets', NS],
     ['create', 'secrets', NS],
     ['delete', 'secrets', NS],
     ['create', 'events'],
+    ['list', 'certificatesigningrequests', ''],
+    ['update', 'certificatesigningrequests/approval', ''],
+    ['update', 'certificatesigningrequests/status', ''],
     ['get', 'leases/kubenova-operator', NS],
     ['update', 'leases/kubenova-operator', NS],
     ['create', 'leases', NS],
@@ -289,7 +293,6 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['get', 'secrets'],
     ['create', 'secrets'],
     ['delete', 'secrets'],
-    ['list', 'secrets', NS],
     ['update', 'secrets', NS],
     ['get', 'leases/kubenova-operator', 'default'],
     ['update', 'leases/someone-elses-lease', NS],
@@ -310,6 +313,8 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'migrations/status'],
     ['get', 'secrets', NS],
     ['create', 'events'],
+    ['create', 'certificatesigningrequests', ''],
+    ['get', 'certificatesigningrequests', ''],
   ];
   const agentMustNot: [string, string, string?][] = [
     ['delete', 'instances'],
@@ -329,6 +334,9 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'flavors'],
     ['patch', 'flavors/status'],
     ['get', 'leases/kubenova-operator', NS],
+    ['list', 'certificatesigningrequests', ''],
+    ['update', 'certificatesigningrequests/approval', ''],
+    ['update', 'certificatesigningrequests/status', ''],
     ['create', 'pods'],
     ['get', 'nodes'],
   ];
