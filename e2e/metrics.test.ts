@@ -22,6 +22,9 @@ const CONTROLLER_RUNTIME = [
   'workqueue_queue_duration_seconds',
   'workqueue_work_duration_seconds',
   'workqueue_retries_total',
+  'workqueue_unfinished_work_seconds',
+  'workqueue_longest_running_processor_seconds',
+  'rest_client_requests_total',
 ];
 const NODE_GAUGES = ['kubenova_node_allocated', 'kubenova_node_allocatable'];
 const OPERATOR_METRICS = [
@@ -30,6 +33,11 @@ const OPERATOR_METRICS = [
   'kubenova_reschedules_total',
   'kubenova_migrations_total',
   'kubenova_resize_duration_seconds',
+  'kubenova_instances',
+  'kubenova_migrations',
+  'kubenova_migrations_past_deadline',
+  'kubenova_node_ready',
+  'leader_election_master_status',
   ...NODE_GAUGES,
 ];
 const AGENT_METRICS = [
@@ -39,10 +47,11 @@ const AGENT_METRICS = [
   'kubenova_disk_transfer_duration_seconds',
   ...NODE_GAUGES,
 ];
+// The node gauges' resource and unit labels, and what turns the ComputeNode's amount into that unit.
 const RESOURCES = [
-  ['vcpus', 'vcpus'],
-  ['memory_mib', 'memoryMiB'],
-  ['disk_gib', 'diskGiB'],
+  { resource: 'cpu', unit: 'cores', key: 'vcpus', factor: 1 },
+  { resource: 'memory', unit: 'bytes', key: 'memoryMiB', factor: 1024 ** 2 },
+  { resource: 'disk', unit: 'bytes', key: 'diskGiB', factor: 1024 ** 3 },
 ] as const;
 
 interface Sample {
@@ -142,16 +151,19 @@ async function expectNodeGauges(logName: string, hosts: string[]): Promise<void>
       const s = await scrape(logName);
       for (const host of hosts) {
         const status = (await env.computeNode(host))?.status;
-        for (const [resource, key] of RESOURCES) {
-          const labels = { node: host, resource };
+        for (const { resource, unit, key, factor } of RESOURCES) {
+          const labels = { node: host, resource, unit };
+          const allocated = status?.allocated?.[key];
+          const allocatable = status?.allocatable?.[key];
+          if (allocated === undefined || allocatable === undefined) return false;
           if (
             !has(s, 'kubenova_node_allocated', labels) ||
-            sum(s, 'kubenova_node_allocated', labels) !== status?.allocated?.[key]
+            sum(s, 'kubenova_node_allocated', labels) !== allocated * factor
           )
             return false;
           if (
             !has(s, 'kubenova_node_allocatable', labels) ||
-            sum(s, 'kubenova_node_allocatable', labels) !== status?.allocatable?.[key]
+            sum(s, 'kubenova_node_allocatable', labels) !== allocatable * factor
           )
             return false;
         }
@@ -297,11 +309,11 @@ localOnly('metrics', () => {
     expect(resizeSeconds).toBeLessThanOrEqual(startToConfirmed);
   });
 
-  it("the operator's node gauges equal every ComputeNode's allocated and allocatable", async () => {
+  it("the operator's node gauges equal every ComputeNode's allocated and allocatable, in cores and bytes", async () => {
     await expectNodeGauges('operator', AGENTS);
   });
 
-  it("every agent exports every kubenova metric and its own host's allocated and allocatable, equal to its ComputeNode", async () => {
+  it("every agent exports every kubenova metric and its own host's allocated and allocatable, equal to its ComputeNode in cores and bytes", async () => {
     for (const host of AGENTS) {
       const s = await scrape(`agent-${host}`);
       for (const name of AGENT_METRICS) expect(s.types.has(name), `${host}: ${name}`).toBe(true);
@@ -339,5 +351,65 @@ localOnly('metrics', () => {
     expect(transfers).toBeGreaterThanOrEqual(1);
     expect(sum(source, 'kubenova_disk_transfer_bytes_total')).toBe(bytes * transfers);
     expect(sum(dest, 'kubenova_disk_transfer_bytes_total')).toBe(0);
+  });
+  it('the operator counts instances by namespace and vmState, migrations by phase with none past its deadline, and every node Ready', async () => {
+    await env.waitFor(
+      "the operator's instance, migration and node gauges to match the cluster",
+      async () => {
+        const s = await scrape('operator');
+        const instances = (state: string) => sum(s, 'kubenova_instances', { namespace: 'default', state });
+        // web runs; nowhere, too-big and lost-host failed to boot.
+        return (
+          instances('active') === 1 &&
+          instances('error') === 3 &&
+          instances('building') === 0 &&
+          sum(s, 'kubenova_migrations', { phase: 'confirmed' }) === 1 &&
+          sum(s, 'kubenova_migrations') === 1 &&
+          AGENTS.every((node) => sum(s, 'kubenova_node_ready', { node }) === 1)
+        );
+      },
+      15_000,
+      250,
+    );
+    const s = await scrape('operator');
+    // Every state of a namespace with instances is there, at zero when none is in it.
+    for (const state of ['building', 'active', 'stopped', 'resized', 'error', 'deleted'])
+      expect(has(s, 'kubenova_instances', { namespace: 'default', state }), state).toBe(true);
+    for (const phase of ['pre-migrating', 'migrating', 'post-migrating', 'finished', 'confirming', 'reverting'])
+      expect(has(s, 'kubenova_migrations_past_deadline', { phase }), phase).toBe(true);
+    expect(sum(s, 'kubenova_migrations_past_deadline')).toBe(0);
+  });
+
+  it('the operator reports itself as the leader, and both components their work in progress per queue', async () => {
+    const s = await scrape('operator');
+    const leader = s.samples.filter((x) => x.name === 'leader_election_master_status');
+    expect(leader.map((x) => [x.labels.name, x.value])).toEqual([['kubenova-operator', 1]]);
+    const scrapes = [s, ...(await agentScrapes())];
+    for (const [i, sc] of scrapes.entries()) {
+      for (const name of i === 0 ? ['instance', 'migration'] : AGENT_CONTROLLERS) {
+        for (const metric of ['workqueue_unfinished_work_seconds', 'workqueue_longest_running_processor_seconds']) {
+          expect(has(sc, metric, { name }), `${metric}{name=${name}}`).toBe(true);
+          const v = sum(sc, metric, { name });
+          expect(v >= 0 && Number.isFinite(v), `${metric}{name=${name}} = ${v}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('the operator and every agent count their API requests by code, method and the API server they went to', async () => {
+    const apiServer = new URL(env.kube.config.getCurrentCluster()!.server).host;
+    for (const logName of ['operator', ...AGENTS.map((a) => `agent-${a}`)]) {
+      const s = await scrape(logName);
+      const requests = s.samples.filter((x) => x.name === 'rest_client_requests_total');
+      expect(new Set(requests.map((x) => x.labels.host)), logName).toEqual(new Set([apiServer]));
+      // Lists and watches of the caches, and status written as merge patches.
+      expect(sum(s, 'rest_client_requests_total', { method: 'GET', code: '200' }), logName).toBeGreaterThan(0);
+      expect(sum(s, 'rest_client_requests_total', { method: 'PATCH', code: '200' }), logName).toBeGreaterThan(0);
+      for (const x of requests) expect(x.labels.code, logName).toMatch(/^([1-5]\d\d|<error>)$/);
+    }
+    // The operator records Events (POST, 201).
+    expect(
+      sum(await scrape('operator'), 'rest_client_requests_total', { method: 'POST', code: '201' }),
+    ).toBeGreaterThan(0);
   });
 });

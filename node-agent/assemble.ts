@@ -129,7 +129,6 @@ export function hostAgentOptions(
 export class AgentProcess {
   readonly instances: Informer<'Instance'>;
   readonly migrations: Informer<'Migration'>;
-  readonly metrics = new Metrics('node-agent');
   /** The Instances carrying fake.kubenova.io/fail, which every fake driver added here asks. */
   readonly injectedFailures: InjectedFailures;
   private readonly agents: HostAgent[] = [];
@@ -137,9 +136,14 @@ export class AgentProcess {
   private readonly started = new Set<HostAgent>();
   private stopping = false;
 
+  /**
+   * `metrics` is the process's registry; give the one whose apiRequest the kubeconfig reports
+   * to (loadKubeConfig), so the agent's API requests are counted where it serves them.
+   */
   constructor(
     kube: Kube,
     private readonly log: Logger,
+    readonly metrics: Metrics = new Metrics('node-agent'),
   ) {
     this.instances = new Informer(kube, 'Instance', log);
     this.migrations = new Informer(kube, 'Migration', log);

@@ -4,6 +4,7 @@
 // are put together in assemble.ts.
 import { ConfigError } from '../common/config.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
+import { Metrics } from '../common/runtime/metrics.js';
 import {
   AgentProcess,
   agentLogger,
@@ -21,12 +22,14 @@ async function main(): Promise<void> {
   if (!host) throw new ConfigError('--node-name (or NODE_NAME) is required: the host this agent serves');
   const log = agentLogger(config, host);
   const labels = nodeLabels(config);
-  const kube = new Kube(loadKubeConfig(config.kubeconfig, config['api-keepalive']), `kubenova-agent-${host}`);
+  const metrics = new Metrics('node-agent');
+  const kubeConfig = loadKubeConfig(config.kubeconfig, config['api-keepalive'], metrics.apiRequest);
+  const kube = new Kube(kubeConfig, `kubenova-agent-${host}`);
   const images = guestImages(config);
-  const agentProcess = new AgentProcess(kube, log);
+  const agentProcess = new AgentProcess(kube, log, metrics);
   agentProcess.addHost(kube, createDriver(config, host, images), hostAgentOptions(config, host, labels), log);
-  const metrics = await agentProcess.run(config);
-  log.info({ metrics, driver: config.driver }, 'node agent running');
+  const address = await agentProcess.run(config);
+  log.info({ metrics: address, driver: config.driver }, 'node agent running');
 }
 
 main().catch(exitOnError('node-agent'));

@@ -19,11 +19,13 @@ async function main(): Promise<void> {
     level: config['log-level'],
     pretty: config['log-format'] === 'pretty',
   });
-  const kube = new Kube(loadKubeConfig(config.kubeconfig), 'kubenova-operator');
   const metrics = new Metrics('operator');
+  const kube = new Kube(loadKubeConfig(config.kubeconfig, true, metrics.apiRequest), 'kubenova-operator');
   const events = new EventRecorder(kube.events, 'kubenova-operator', undefined, log);
   let elector: LeaderElector | undefined;
   const operator = new Operator(kube, config, metrics, events, log, () => elector?.isLeader() ?? true);
+  // 1 while this replica acts: the leader, or the only replica when it does not elect.
+  metrics.leaderElection(config['leader-election-id'], () => elector?.isLeader() ?? !config['leader-elect']);
   const server = await startHttpServer(config['metrics-port'], config['metrics-address'], metrics.registry, {
     healthy: () => true,
     // A follower is ready: it is healthy and waiting for the lease.

@@ -152,11 +152,12 @@ export class Operator {
     };
   }
 
-  /** Domain metrics from what the caches show: boot time, migration phases, host usage. */
+  /** Domain metrics from what the caches show: instances and migrations, boot time, host usage and readiness. */
   private watchMetrics(): void {
     const { instances, migrations, nodes } = this.caches;
     const domain = this.metrics.operator;
     const hosts = this.metrics.nodes;
+    domain.setStepTimeout(this.config['step-timeout'] * 1000);
     instances.on('add', (inst) => domain.observeInstance(inst));
     instances.on('update', (inst) => domain.observeInstance(inst));
     instances.on('delete', (inst) => domain.forgetInstance(inst));
@@ -164,8 +165,14 @@ export class Operator {
     migrations.on('update', (mig) => domain.observeMigration(mig));
     migrations.on('delete', (mig) => domain.forgetMigration(mig));
     for (const event of ['add', 'update'] as const)
-      nodes.on(event, (node) => hosts.set(node.metadata.name, node.status));
-    nodes.on('delete', (node) => hosts.delete(node.metadata.name));
+      nodes.on(event, (node) => {
+        hosts.set(node.metadata.name, node.status);
+        domain.observeNode(node);
+      });
+    nodes.on('delete', (node) => {
+      hosts.delete(node.metadata.name);
+      domain.forgetNode(node);
+    });
   }
 
   get ready(): boolean {

@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import type { MergePatch } from '../api/patch.js';
 import { KeepAliveKubeConfig } from './keepalive.js';
+import { countRequests, type RequestObserver } from './request-metrics.js';
 import { GROUP, KIND_INFO, VERSION } from '../api/types.js';
 import type {
   Csr,
@@ -30,12 +31,16 @@ import type {
 
 export type { KindMap, KindName, Ref } from './api.js';
 
-/** Loads a kubeconfig; requests reuse TLS connections unless keepAlive is false. */
-export function loadKubeConfig(kubeconfigPath?: string, keepAlive = true): KubeConfig {
+/**
+ * Loads a kubeconfig; requests reuse TLS connections unless keepAlive is false. With `observe`,
+ * every request made through it (API clients, watches, the Lease) is reported to it
+ * (rest_client_requests_total).
+ */
+export function loadKubeConfig(kubeconfigPath?: string, keepAlive = true, observe?: RequestObserver): KubeConfig {
   const kc = keepAlive ? new KeepAliveKubeConfig() : new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromDefault();
-  return kc;
+  return observe ? countRequests(kc, observe) : kc;
 }
 
 export function statusCode(err: unknown): number | undefined {

@@ -1,10 +1,11 @@
 // A watch-fed cache of one kind. client-node's ListWatch stops on any error other than
 // 410 Gone; this wrapper restarts it with capped exponential backoff, and a restart
 // re-lists, so objects changed while the watch was down are still delivered.
-import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KindMap, KindName, WatchedCache, WatchEvent } from './api.js';
 import type { Kube } from './client.js';
+import { watchFor } from './request-metrics.js';
 
 export type Handler<T> = (obj: T) => void;
 
@@ -30,7 +31,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
     };
     this.lw = new ListWatch(
       client.watchPath(),
-      new Watch(kube.config as KubeConfig),
+      watchFor(kube.config),
       listFn,
       false,
       options.labelSelector,

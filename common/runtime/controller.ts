@@ -58,6 +58,7 @@ export class Controller {
           log.warn({ controller: name, key, err: apiMessage(err) }, 'reconcile failed; retrying with backoff'),
       },
     );
+    metrics.trackQueue(name, this.queue);
   }
 
   enqueue(key: string): void {

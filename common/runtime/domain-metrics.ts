@@ -4,21 +4,27 @@
 // counts what it claims and transfers.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { MIGRATION_PHASES, MIGRATION_LIFECYCLE, isTerminal } from '../api/lifecycle.js';
+import { getCondition } from '../api/conditions.js';
 import type {
   ClaimKind,
+  ComputeNode,
   ComputeNodeStatus,
   Instance,
   Migration,
   MigrationPhase,
   ResourceAmounts,
+  VmState,
 } from '../api/types.js';
 
-/** The `resource` label of the node gauges, with the unit in the name as the API has it. */
+/**
+ * The `resource` and `unit` labels of the node gauges, in base units (Prometheus' convention):
+ * each ComputeNode amount times the factor that turns the API's unit into that base unit.
+ */
 export const NODE_RESOURCES = [
-  ['vcpus', 'vcpus'],
-  ['memory_mib', 'memoryMiB'],
-  ['disk_gib', 'diskGiB'],
-] as const satisfies ReadonlyArray<readonly [string, keyof ResourceAmounts]>;
+  { resource: 'cpu', unit: 'cores', key: 'vcpus', factor: 1 },
+  { resource: 'memory', unit: 'bytes', key: 'memoryMiB', factor: 1024 ** 2 },
+  { resource: 'disk', unit: 'bytes', key: 'diskGiB', factor: 1024 ** 3 },
+] as const satisfies ReadonlyArray<{ resource: string; unit: string; key: keyof ResourceAmounts; factor: number }>;
 
 /** The `resource` label of claim failures: the names a ClaimFailed reason uses. */
 export const CLAIM_RESOURCES = ['vcpus', 'memory', 'disk'] as const;
@@ -28,45 +34,57 @@ export type SchedulingResult = 'success' | 'no_valid_host';
 export type MigrationType = NonNullable<Migration['status']>['type'] & string;
 
 const MIGRATION_TYPES: readonly MigrationType[] = ['resize', 'migration'];
+// Every vmState, so that a namespace with instances shows each state, at zero when none is in it.
+const EVERY_VM_STATE: Record<VmState, true> = {
+  building: true,
+  active: true,
+  stopped: true,
+  resized: true,
+  error: true,
+  deleted: true,
+};
+const VM_STATES = Object.keys(EVERY_VM_STATE) as VmState[];
+/** The `phase` of a Migration the operator has not yet started or refused (no status yet). */
+export const PENDING_PHASE = 'pending';
 // Phases with the instance running on the destination: the first one seen times the migration.
 const arrived = (status: MigrationPhase) => ['open', 'acting'].includes(MIGRATION_LIFECYCLE[status].decision);
 
 /** Allocated and allocatable per host (ComputeNode status), on the operator and on the agent. */
 export class NodeResourceMetrics {
-  readonly allocated: Gauge<'node' | 'resource'>;
-  readonly allocatable: Gauge<'node' | 'resource'>;
+  readonly allocated: Gauge<'node' | 'resource' | 'unit'>;
+  readonly allocatable: Gauge<'node' | 'resource' | 'unit'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
-    const labelNames = ['node', 'resource'] as const;
+    const labelNames = ['node', 'resource', 'unit'] as const;
     this.allocated = new Gauge({
       name: 'kubenova_node_allocated',
-      help: 'Resources claimed on a host (ComputeNode status.allocated); resource=vcpus|memory_mib|disk_gib',
+      help: 'Resources claimed on a host (ComputeNode status.allocated), in base units; resource=cpu (unit=cores), memory or disk (unit=bytes)',
       labelNames,
       registers,
     });
     this.allocatable = new Gauge({
       name: 'kubenova_node_allocatable',
-      help: 'Resources a host can give after reserve and allocation ratio (ComputeNode status.allocatable); resource=vcpus|memory_mib|disk_gib',
+      help: 'Resources a host can give after reserve and allocation ratio (ComputeNode status.allocatable), in base units; resource=cpu (unit=cores), memory or disk (unit=bytes)',
       labelNames,
       registers,
     });
   }
 
   set(node: string, status: Pick<ComputeNodeStatus, 'allocated' | 'allocatable'> | undefined): void {
-    for (const [resource, key] of NODE_RESOURCES) {
+    for (const { resource, unit, key, factor } of NODE_RESOURCES) {
       const allocated = status?.allocated?.[key];
       const allocatable = status?.allocatable?.[key];
-      if (allocated !== undefined) this.allocated.set({ node, resource }, allocated);
-      if (allocatable !== undefined) this.allocatable.set({ node, resource }, allocatable);
+      if (allocated !== undefined) this.allocated.set({ node, resource, unit }, allocated * factor);
+      if (allocatable !== undefined) this.allocatable.set({ node, resource, unit }, allocatable * factor);
     }
   }
 
   /** A host that is gone leaves no series behind. */
   delete(node: string): void {
-    for (const [resource] of NODE_RESOURCES) {
-      this.allocated.remove({ node, resource });
-      this.allocatable.remove({ node, resource });
+    for (const { resource, unit } of NODE_RESOURCES) {
+      this.allocated.remove({ node, resource, unit });
+      this.allocatable.remove({ node, resource, unit });
     }
   }
 }
@@ -74,6 +92,27 @@ export class NodeResourceMetrics {
 interface MigrationSeen {
   statuses: Set<string>;
   timed: boolean;
+}
+
+/** What the gauges need of a Migration the cache holds now. */
+interface MigrationNow {
+  phase: MigrationPhase | typeof PENDING_PHASE;
+  /** When it is past its deadline (ms since the epoch), if it runs against one. */
+  overdueAt?: number;
+}
+
+/**
+ * When a live Migration is stuck: past its phase's `stepDeadline` (the step guard acts at that
+ * moment, so one still there is not being acted on), or, once a rollback was asked of the
+ * phase's owner (the guard clears the deadline then), one more step timeout after the request.
+ */
+export function overdueAt(mig: Migration, stepTimeoutMs: number): number | undefined {
+  const s = mig.status;
+  if (!s?.status || isTerminal(s.status)) return undefined;
+  const deadline = Date.parse(s.stepDeadline ?? '');
+  if (Number.isFinite(deadline)) return deadline;
+  const requested = s.rollback?.phase === s.status ? Date.parse(s.rollback.time ?? '') : NaN;
+  return Number.isFinite(requested) ? requested + stepTimeoutMs : undefined;
 }
 
 /**
@@ -87,11 +126,23 @@ export class OperatorMetrics {
   readonly reschedules: Counter<'kind'>;
   readonly migrations: Counter<'type' | 'status'>;
   readonly resizeDuration: Histogram<'type'>;
+  readonly instances: Gauge<'namespace' | 'state'>;
+  readonly migrationsNow: Gauge<'phase'>;
+  readonly migrationsPastDeadline: Gauge<'phase'>;
+  readonly nodeReady: Gauge<'node'>;
   /** Instances seen building: their first `active` is observed once, then forgotten. */
   private readonly building = new Set<string>();
   private readonly migrationsSeen = new Map<string, MigrationSeen>();
+  /** Every Instance in the cache now, by uid: the gauge counts them at scrape time. */
+  private readonly instanceStates = new Map<string, { namespace: string; state: VmState }>();
+  private readonly migrationStates = new Map<string, MigrationNow>();
+  /** How long the owner of a requested rollback has before the Migration counts as stuck. */
+  private stepTimeoutMs = 300_000;
 
-  constructor(registry: Registry) {
+  constructor(
+    registry: Registry,
+    private readonly now: () => number = Date.now,
+  ) {
     const registers = [registry];
     this.schedulingDuration = new Histogram({
       name: 'kubenova_scheduling_duration_seconds',
@@ -125,6 +176,33 @@ export class OperatorMetrics {
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     });
+    this.instances = new Gauge({
+      name: 'kubenova_instances',
+      help: "Instances in the operator's cache by namespace and state (status.vmState; building until it has one)",
+      labelNames: ['namespace', 'state'],
+      registers,
+      collect: () => this.countInstances(),
+    });
+    this.migrationsNow = new Gauge({
+      name: 'kubenova_migrations',
+      help: `Migrations in the operator's cache by phase (status.status; ${PENDING_PHASE} until the operator starts or refuses it)`,
+      labelNames: ['phase'],
+      registers,
+      collect: () => this.countMigrations(),
+    });
+    this.migrationsPastDeadline = new Gauge({
+      name: 'kubenova_migrations_past_deadline',
+      help: 'Live Migrations past their status.stepDeadline, or whose requested rollback has waited longer than the step timeout, by phase',
+      labelNames: ['phase'],
+      registers,
+      collect: () => this.countMigrations(),
+    });
+    this.nodeReady = new Gauge({
+      name: 'kubenova_node_ready',
+      help: 'Whether a ComputeNode is Ready (its Ready condition is True): 1, or 0 while False or Unknown',
+      labelNames: ['node'],
+      registers,
+    });
     for (const result of ['success', 'no_valid_host'] as const) this.schedulingDuration.zero({ result });
     for (const kind of ['instance', 'migration'] as const) this.reschedules.inc({ kind }, 0);
     for (const type of MIGRATION_TYPES) {
@@ -142,11 +220,17 @@ export class OperatorMetrics {
     this.reschedules.inc({ kind });
   }
 
+  /** The operator's --step-timeout: how long a requested rollback may take before it is stuck. */
+  setStepTimeout(ms: number): void {
+    this.stepTimeoutMs = ms;
+  }
+
   /** Every Instance the operator's cache delivers (add and update). */
   observeInstance(inst: Instance, now: Date = new Date()): void {
     const uid = inst.metadata.uid;
     if (!uid) return;
     const vmState = inst.status?.vmState;
+    this.instanceStates.set(uid, { namespace: inst.metadata.namespace ?? '', state: vmState ?? 'building' });
     if (!vmState || vmState === 'building') {
       this.building.add(uid);
       return;
@@ -157,7 +241,9 @@ export class OperatorMetrics {
   }
 
   forgetInstance(inst: Instance): void {
-    if (inst.metadata.uid) this.building.delete(inst.metadata.uid);
+    if (!inst.metadata.uid) return;
+    this.building.delete(inst.metadata.uid);
+    this.instanceStates.delete(inst.metadata.uid);
   }
 
   /** Every Migration the operator's cache delivers (add and update). */
@@ -165,6 +251,10 @@ export class OperatorMetrics {
     const uid = mig.metadata.uid;
     if (!uid) return;
     const status = mig.status?.status;
+    this.migrationStates.set(uid, {
+      phase: status ?? PENDING_PHASE,
+      overdueAt: overdueAt(mig, this.stepTimeoutMs),
+    });
     const seen = this.migrationsSeen.get(uid);
     if (!seen) {
       // First sight: a new Migration has no status yet; one with a status was there before
@@ -189,7 +279,45 @@ export class OperatorMetrics {
   }
 
   forgetMigration(mig: Migration): void {
-    if (mig.metadata.uid) this.migrationsSeen.delete(mig.metadata.uid);
+    if (!mig.metadata.uid) return;
+    this.migrationsSeen.delete(mig.metadata.uid);
+    this.migrationStates.delete(mig.metadata.uid);
+  }
+
+  /** Every ComputeNode the operator's cache delivers (add and update). */
+  observeNode(node: ComputeNode): void {
+    const ready = getCondition(node.status?.conditions, 'Ready')?.status === 'True';
+    this.nodeReady.set({ node: node.metadata.name }, ready ? 1 : 0);
+  }
+
+  forgetNode(node: ComputeNode): void {
+    this.nodeReady.remove({ node: node.metadata.name });
+  }
+
+  private countInstances(): void {
+    const counts = new Map<string, Map<VmState, number>>();
+    for (const { namespace, state } of this.instanceStates.values()) {
+      let byState = counts.get(namespace);
+      if (!byState) counts.set(namespace, (byState = new Map(VM_STATES.map((s) => [s, 0]))));
+      byState.set(state, (byState.get(state) ?? 0) + 1);
+    }
+    // A namespace whose last instance went leaves no series behind.
+    this.instances.reset();
+    for (const [namespace, byState] of counts)
+      for (const [state, n] of byState) this.instances.set({ namespace, state }, n);
+  }
+
+  private countMigrations(): void {
+    const now = this.now();
+    const phases = [PENDING_PHASE, ...MIGRATION_PHASES];
+    const all = new Map<string, number>(phases.map((p) => [p, 0]));
+    const overdue = new Map<string, number>(MIGRATION_PHASES.filter((p) => !isTerminal(p)).map((p) => [p, 0]));
+    for (const { phase, overdueAt } of this.migrationStates.values()) {
+      all.set(phase, (all.get(phase) ?? 0) + 1);
+      if (overdueAt !== undefined && now > overdueAt) overdue.set(phase, (overdue.get(phase) ?? 0) + 1);
+    }
+    for (const [phase, n] of all) this.migrationsNow.set({ phase }, n);
+    for (const [phase, n] of overdue) this.migrationsPastDeadline.set({ phase }, n);
   }
 }
 

@@ -63,3 +63,30 @@ describe('work queue', () => {
     await q.shutdown();
   });
 });
+
+describe('work queue in-flight work', () => {
+  it('reports the keys being processed, their seconds together and the longest, and nothing once they end', async () => {
+    let now = 1_000_000;
+    const release = new Map<string, () => void>();
+    const q = new WorkQueue(
+      (key) =>
+        new Promise((resolve) => {
+          release.set(key, () => resolve({}));
+        }),
+      { workers: 2, now: () => now },
+    );
+    expect(q.inFlight()).toEqual({ count: 0, unfinishedSeconds: 0, longestSeconds: 0 });
+    q.add('a');
+    now += 3_000;
+    q.add('b');
+    now += 2_000;
+    // a has run 5 s, b 2 s.
+    expect(q.inFlight()).toEqual({ count: 2, unfinishedSeconds: 7, longestSeconds: 5 });
+    release.get('a')!();
+    await sleep(0);
+    expect(q.inFlight()).toEqual({ count: 1, unfinishedSeconds: 2, longestSeconds: 2 });
+    release.get('b')!();
+    await q.idle();
+    expect(q.inFlight()).toEqual({ count: 0, unfinishedSeconds: 0, longestSeconds: 0 });
+  });
+});

@@ -20,12 +20,25 @@ export interface WorkQueueOptions {
   maxBackoffMs?: number;
   hooks?: WorkQueueHooks;
   onError?(key: string, err: unknown): void;
+  /** The clock that times work in progress (tests give a fake one). */
+  now?: () => number;
+}
+
+/** The work being processed at one moment, as client-go's unfinished-work metrics see it. */
+export interface InFlight {
+  /** Keys being processed now. */
+  count: number;
+  /** Seconds spent so far on all of them together (workqueue_unfinished_work_seconds). */
+  unfinishedSeconds: number;
+  /** Seconds the longest-running of them has taken so far (workqueue_longest_running_processor_seconds). */
+  longestSeconds: number;
 }
 
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly queued = new Map<string, number>();
-  private readonly processing = new Set<string>();
+  /** Keys being processed, with when their run started (on `now`). */
+  private readonly processing = new Map<string, number>();
   /** Keys added while being processed: run again once the current run ends. */
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
@@ -34,10 +47,14 @@ export class WorkQueue {
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
+  private readonly now: () => number;
+
   constructor(
     private readonly reconcile: Reconcile,
     private readonly opts: WorkQueueOptions,
-  ) {}
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
 
   add(key: string): void {
     if (this.stopped) return;
@@ -71,6 +88,19 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  /** What is being processed now and for how long: computed when asked (at scrape time). */
+  inFlight(): InFlight {
+    const now = this.now();
+    let unfinished = 0;
+    let longest = 0;
+    for (const started of this.processing.values()) {
+      const seconds = Math.max(0, (now - started) / 1000);
+      unfinished += seconds;
+      longest = Math.max(longest, seconds);
+    }
+    return { count: this.processing.size, unfinishedSeconds: unfinished, longestSeconds: longest };
+  }
+
   private pump(): void {
     while (!this.stopped && this.active < this.opts.workers && this.queue.length > 0) {
       const key = this.queue.shift()!;
@@ -78,7 +108,7 @@ export class WorkQueue {
       this.queued.delete(key);
       this.opts.hooks?.onDepth?.(this.queue.length);
       this.opts.hooks?.onQueueLatency?.((Date.now() - enqueuedAt) / 1000);
-      this.processing.add(key);
+      this.processing.set(key, this.now());
       this.active++;
       void this.run(key);
     }

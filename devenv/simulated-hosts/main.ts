@@ -11,6 +11,7 @@
 //     --kubeconfig=... --state-dir=... [node-agent flags]
 import { ConfigError, parseFlags, usage } from '../../common/config.js';
 import { Kube, loadKubeConfig } from '../../common/kube/client.js';
+import { Metrics } from '../../common/runtime/metrics.js';
 import {
   AgentProcess,
   agentLogger,
@@ -47,8 +48,9 @@ async function main(): Promise<void> {
   }
   const log = agentLogger(config);
   const labels = nodeLabels(config);
-  const kubeConfig = loadKubeConfig(config.kubeconfig, config['api-keepalive']);
-  const agentProcess = new AgentProcess(new Kube(kubeConfig, `kubenova-agent-${sim['host-prefix']}`), log);
+  const metrics = new Metrics('node-agent');
+  const kubeConfig = loadKubeConfig(config.kubeconfig, config['api-keepalive'], metrics.apiRequest);
+  const agentProcess = new AgentProcess(new Kube(kubeConfig, `kubenova-agent-${sim['host-prefix']}`), log, metrics);
   plan.forEach(({ host }, i) => {
     agentProcess.addHost(
       // Each host writes under its own field manager, as its own agent would.
@@ -61,9 +63,9 @@ async function main(): Promise<void> {
       log.child({ node: host }),
     );
   });
-  const metrics = await agentProcess.run(config, (i) => plan[i]?.startDelayMs ?? 0);
+  const address = await agentProcess.run(config, (i) => plan[i]?.startDelayMs ?? 0);
   log.info(
-    { metrics, driver: config.driver, hosts: plan.length, first: plan[0]?.host, last: plan.at(-1)?.host },
+    { metrics: address, driver: config.driver, hosts: plan.length, first: plan[0]?.host, last: plan.at(-1)?.host },
     'simulated hosts running',
   );
 }

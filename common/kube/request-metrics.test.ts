@@ -1,0 +1,107 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CountingWatch, countRequests, watchFor, type ApiRequest } from './request-metrics.js';
+
+let server: Server;
+let host: string;
+
+/** A kubeconfig for `server` (plain HTTP: the counting does not depend on TLS). */
+function kubeConfig(address: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: `http://${address}`, skipTLSVerify: true }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
+    currentContext: 'ctx',
+  });
+  return kc;
+}
+
+beforeAll(async () => {
+  // Namespaces "ok" exist, others do not; a watch of namespaces streams, a watch of secrets is forbidden.
+  server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const json = (code: number, body: object) => {
+      res.writeHead(code, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (url.searchParams.get('watch') === 'true') {
+      if (url.pathname.endsWith('/secrets')) return json(403, { kind: 'Status', code: 403, message: 'forbidden' });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'ok' } } })}\n`);
+      return; // left open, as a watch is
+    }
+    if (url.pathname === '/api/v1/namespaces/ok')
+      return json(200, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ok' } });
+    json(404, { kind: 'Status', code: 404, message: 'not found' });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+describe('API request counting', () => {
+  it("counts every API client request by its answer's status code, method and the server's host:port", async () => {
+    const seen: ApiRequest[] = [];
+    const core = countRequests(kubeConfig(host), (r) => seen.push(r)).makeApiClient(CoreV1Api);
+    await core.readNamespace({ name: 'ok' });
+    await expect(core.readNamespace({ name: 'missing' })).rejects.toMatchObject({ code: 404 });
+    await expect(core.deleteNamespace({ name: 'missing' })).rejects.toMatchObject({ code: 404 });
+    expect(seen).toEqual([
+      { code: '200', method: 'GET', host },
+      { code: '404', method: 'GET', host },
+      { code: '404', method: 'DELETE', host },
+    ]);
+  });
+
+  it('counts a request that got no answer as <error>', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const seen: ApiRequest[] = [];
+    const core = countRequests(kubeConfig(address), (r) => seen.push(r)).makeApiClient(CoreV1Api);
+    await expect(core.readNamespace({ name: 'ok' })).rejects.toThrow();
+    expect(seen).toEqual([{ code: '<error>', method: 'GET', host: address }]);
+  });
+
+  it('counts a watch once, as 200 when its stream opens or with the code it was refused with', async () => {
+    const seen: ApiRequest[] = [];
+    const kc = countRequests(kubeConfig(host), (r) => seen.push(r));
+    const watch = watchFor(kc);
+    expect(watch).toBeInstanceOf(CountingWatch);
+    const events: string[] = [];
+    let ended: unknown = 'not yet';
+    const opened = await watch.watch(
+      '/api/v1/namespaces',
+      {},
+      (type) => events.push(type),
+      (err) => (ended = err),
+    );
+    await expect.poll(() => events).toEqual(['ADDED']);
+    opened.abort();
+    let refusal: unknown;
+    await watch.watch(
+      '/api/v1/secrets',
+      {},
+      () => {},
+      (err) => (refusal = err),
+    );
+    expect(refusal).toMatchObject({ statusCode: 403 });
+    expect(ended).not.toBe('not yet');
+    expect(seen).toEqual([
+      { code: '200', method: 'GET', host },
+      { code: '403', method: 'GET', host },
+    ]);
+  });
+
+  it('leaves a kubeconfig it was not given alone: plain API clients and watches', () => {
+    expect(watchFor(kubeConfig(host))).not.toBeInstanceOf(CountingWatch);
+  });
+});
