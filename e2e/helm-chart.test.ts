@@ -8,6 +8,7 @@ import * as yaml from 'js-yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGENT_FLAGS } from '../node-agent/config.js';
 import { OPERATOR_FLAGS } from '../operator/config.js';
+import { Metrics } from '../common/runtime/metrics.js';
 import {
   Helm,
   chartDir,
@@ -652,6 +653,230 @@ describe('the Helm chart with the libvirt driver', () => {
 
   it('lints clean with the libvirt driver', () => {
     const r = helm.run(['lint', '--strict', chartDir, '--set', 'nodeAgent.driver=libvirt']);
+    expect(r.stderr + r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+/** Every metric name a kubenova process can export (both components' sets registered on one registry). */
+function exportedMetricNames(): Set<string> {
+  const metrics = new Metrics('test');
+  void [metrics.operator, metrics.agent, metrics.nodes];
+  const names = new Set<string>();
+  for (const m of metrics.registry.getMetricsAsArray()) {
+    const { name, type } = m as unknown as { name: string; type: string };
+    names.add(name);
+    if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(name + suffix);
+  }
+  return names;
+}
+
+/** The kubenova and controller-runtime metric names a PromQL expression reads. */
+const metricNamesIn = (expr: string): string[] => [
+  ...new Set(
+    [
+      ...expr.matchAll(/\b(kubenova_\w+|controller_runtime_\w+|workqueue_\w+|leader_election_\w+|rest_client_\w+)/g),
+    ].map((m) => m[1]!),
+  ),
+];
+
+/** GitHub's anchor of a Markdown heading (lower case, spaces to dashes, punctuation dropped). */
+const anchorOf = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, '')
+    .replace(/ /g, '-');
+
+interface AlertRule {
+  alert: string;
+  expr: string;
+  for: string;
+  labels: { severity: string };
+  annotations: { summary: string; description: string; runbook_url: string };
+}
+interface DashboardPanel {
+  type: string;
+  title: string;
+  targets?: { expr: string }[];
+  panels?: DashboardPanel[];
+}
+
+const ALL_MONITORING = [
+  'monitoring.serviceMonitor.enabled=true',
+  'monitoring.podMonitor.enabled=true',
+  'monitoring.prometheusRule.enabled=true',
+  'monitoring.grafanaDashboard.enabled=true',
+];
+const isDashboard = (m: Manifest) => m.kind === 'ConfigMap' && m.metadata.labels?.grafana_dashboard !== undefined;
+const monitoringKinds = (manifests: Manifest[]) =>
+  manifests
+    .filter((m) => ['ServiceMonitor', 'PodMonitor', 'PrometheusRule'].includes(m.kind) || isDashboard(m))
+    .map((m) => `${m.kind}/${m.metadata.name}`)
+    .sort();
+const alertsOf = (manifests: Manifest[]) =>
+  (
+    findManifest(manifests, 'PrometheusRule') as unknown as { spec: { groups: { rules: AlertRule[] }[] } }
+  ).spec.groups.flatMap((g) => g.rules);
+
+describe("the Helm chart's monitoring", () => {
+  it('renders no ServiceMonitor, PodMonitor, PrometheusRule or dashboard by default, and each one only with its value', () => {
+    expect(monitoringKinds(render())).toEqual([]);
+    expect(monitoringKinds(render({}, 'monitoring.serviceMonitor.enabled=true'))).toEqual([
+      'ServiceMonitor/kubenova-operator',
+    ]);
+    expect(monitoringKinds(render({}, 'monitoring.podMonitor.enabled=true'))).toEqual([
+      'PodMonitor/kubenova-node-agent',
+    ]);
+    expect(monitoringKinds(render({}, 'monitoring.prometheusRule.enabled=true'))).toEqual(['PrometheusRule/kubenova']);
+    expect(monitoringKinds(render({}, 'monitoring.grafanaDashboard.enabled=true'))).toEqual([
+      'ConfigMap/kubenova-dashboard',
+    ]);
+    expect(monitoringKinds(render({}, ...ALL_MONITORING))).toHaveLength(4);
+  });
+
+  it("scrapes the operator through its metrics Service and every agent pod's metrics port, under the job names the alerts select", () => {
+    const manifests = render(
+      { monitoring: { serviceMonitor: { labels: { release: 'prom' } }, podMonitor: { labels: { release: 'prom' } } } },
+      ...ALL_MONITORING,
+    );
+    type Endpoint = {
+      port: string;
+      path: string;
+      honorLabels?: boolean;
+      relabelings: { targetLabel: string; replacement: string }[];
+    };
+    type Monitor = Manifest & {
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        namespaceSelector: { matchNames: string[] };
+        endpoints?: Endpoint[];
+        podMetricsEndpoints?: Endpoint[];
+      };
+    };
+    const sm = findManifest(manifests, 'ServiceMonitor') as Monitor;
+    const pm = findManifest(manifests, 'PodMonitor') as Monitor;
+    const service = findManifest(manifests, 'Service', '-operator-metrics') as Manifest & {
+      spec: { ports: { name: string }[] };
+    };
+    expect(sm.metadata.labels?.release).toBe('prom');
+    expect(pm.metadata.labels?.release).toBe('prom');
+    expect(sm.spec.namespaceSelector.matchNames).toEqual(['kubenova-system']);
+    expect(service.metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
+    const smEndpoint = sm.spec.endpoints![0]!;
+    expect(service.spec.ports.map((p) => p.name)).toContain(smEndpoint.port);
+    expect(smEndpoint).toMatchObject({ path: '/metrics', honorLabels: true, interval: '30s' });
+    const agents = findManifest(manifests, 'DaemonSet', '-node-agent');
+    const podLabels = (agents as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } })
+      .spec.template.metadata.labels;
+    expect(podLabels).toMatchObject(pm.spec.selector.matchLabels);
+    const pmEndpoint = pm.spec.podMetricsEndpoints![0]!;
+    expect((containerOf(agents, 'node-agent').ports ?? []).map((p) => p.name)).toContain(pmEndpoint.port);
+    const jobOf = (e: Endpoint) => e.relabelings.find((r) => r.targetLabel === 'job')?.replacement;
+    expect([jobOf(smEndpoint), jobOf(pmEndpoint)]).toEqual(['kubenova-operator', 'kubenova-node-agent']);
+    // Every alert reads only these two jobs.
+    const jobs = alertsOf(manifests).flatMap((r) =>
+      [...r.expr.matchAll(/job=~?"([^"]+)"/g)].flatMap((m) => m[1]!.split('|')),
+    );
+    expect(new Set(jobs)).toEqual(new Set(['kubenova-operator', 'kubenova-node-agent']));
+  });
+
+  it('refuses a ServiceMonitor without the Service it scrapes, and a scrape interval that is not a duration', () => {
+    const noService = helm.run([
+      'template',
+      'kubenova',
+      chartDir,
+      '--set',
+      'monitoring.serviceMonitor.enabled=true',
+      '--set',
+      'operator.metrics.service.enabled=false',
+    ]);
+    expect(noService.status).not.toBe(0);
+    expect(noService.stderr).toMatch(/monitoring.serviceMonitor.enabled needs operator.metrics.service.enabled/);
+    const badInterval = helm.run(['template', 'kubenova', chartDir, '--set', 'monitoring.podMonitor.interval=often']);
+    expect(badInterval.status).not.toBe(0);
+    expect(badInterval.stderr).toMatch(/monitoring\/podMonitor\/interval/);
+  });
+
+  it('alerts on instances in error, stuck migrations, nodes not Ready, no leader and reconcile errors, each linking its runbook section', () => {
+    const runbooks = readFileSync(join(repoRoot, 'docs', 'runbooks.md'), 'utf8');
+    const sections = new Set([...runbooks.matchAll(/^## (.+)$/gm)].map((m) => anchorOf(m[1]!)));
+    const alerts = alertsOf(render({}, 'monitoring.prometheusRule.enabled=true'));
+    expect(alerts.map((a) => a.alert)).toEqual([
+      'KubenovaInstancesInError',
+      'KubenovaMigrationStuck',
+      'KubenovaNodeNotReady',
+      'KubenovaNoLeader',
+      'KubenovaReconcileErrors',
+    ]);
+    for (const a of alerts) {
+      expect(a.labels.severity, a.alert).toMatch(/^(warning|critical)$/);
+      expect(a.for, a.alert).toMatch(/^\d+m$/);
+      expect(a.annotations.summary && a.annotations.description, a.alert).toBeTruthy();
+      expect(a.annotations.runbook_url, a.alert).toBe(`docs/runbooks.md#${a.alert.toLowerCase()}`);
+      expect(sections.has(a.alert.toLowerCase()), `docs/runbooks.md has a section "## ${a.alert}"`).toBe(true);
+    }
+    // Each section says what the alert means, how to look and what to do.
+    for (const part of runbooks.split(/^## /m).slice(1)) {
+      for (const heading of ['**What it means.**', '**How to look.**', '**What to do.**'])
+        expect(part, `${part.split('\n')[0]}: ${heading}`).toContain(heading);
+    }
+    const elsewhere = alertsOf(
+      render(
+        {},
+        'monitoring.prometheusRule.enabled=true',
+        'monitoring.prometheusRule.runbookUrl=https://docs.example.com/runbooks',
+      ),
+    );
+    expect(elsewhere[0]!.annotations.runbook_url).toBe('https://docs.example.com/runbooks#kubenovainstancesinerror');
+  });
+
+  it('alerts and the dashboard read only metrics kubenova exports, node gauges by resource and unit', () => {
+    const exported = exportedMetricNames();
+    const manifests = render({}, ...ALL_MONITORING);
+    const exprs = alertsOf(manifests).map((a) => a.expr);
+    const dashboard = findManifest(manifests, 'ConfigMap', '-dashboard') as Manifest & { data: Record<string, string> };
+    const json = JSON.parse(dashboard.data['kubenova.json']!) as { uid: string; panels: DashboardPanel[] };
+    expect(json.uid).toBe('kubenova');
+    const panels = json.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+    const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(queries.length).toBeGreaterThan(20);
+    const read = [...exprs, ...queries].flatMap(metricNamesIn);
+    expect(read.filter((n) => !exported.has(n))).toEqual([]);
+    for (const name of [
+      'kubenova_instances',
+      'kubenova_migrations_past_deadline',
+      'kubenova_node_ready',
+      'leader_election_master_status',
+      'controller_runtime_reconcile_errors_total',
+      'workqueue_unfinished_work_seconds',
+      'workqueue_longest_running_processor_seconds',
+      'rest_client_requests_total',
+    ])
+      expect(read, name).toContain(name);
+    // Node gauges by resource (cpu, memory, disk), never the units inside label values they once had.
+    const nodeQueries = queries.filter((q) => /kubenova_node_alloca/.test(q));
+    expect(nodeQueries.length).toBeGreaterThan(0);
+    for (const q of nodeQueries) expect(q).toMatch(/resource="(cpu|memory|disk)"/);
+    expect(queries.join('\n')).not.toMatch(/memory_mib|disk_gib|resource="vcpus"/);
+  });
+
+  it('puts the dashboard where the Grafana sidecar looks, with its labels, annotations and namespace', () => {
+    const dashboard = findManifest(
+      render(
+        { monitoring: { grafanaDashboard: { annotations: { grafana_folder: 'kubenova' }, namespace: 'monitoring' } } },
+        'monitoring.grafanaDashboard.enabled=true',
+      ),
+      'ConfigMap',
+      '-dashboard',
+    ) as Manifest & { metadata: { annotations?: Record<string, string> } };
+    expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1');
+    expect(dashboard.metadata.annotations).toEqual({ grafana_folder: 'kubenova' });
+    expect(dashboard.metadata.namespace).toBe('monitoring');
+  });
+
+  it('lints clean with every monitoring object enabled', () => {
+    const r = helm.run(['lint', '--strict', chartDir, ...ALL_MONITORING.flatMap((s) => ['--set', s])]);
     expect(r.stderr + r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
     expect(r.status, r.stdout + r.stderr).toBe(0);
   });
