@@ -205,8 +205,14 @@ localOnly('resize', () => {
     ]);
     const reasons = (await env.eventsWith('web-2', ['ResizeReverted', 'FlavorReset'])).map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['ResizeReverted', 'FlavorReset']));
-    // spec and status agree: no second resize starts.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // spec and status agree: no second resize starts. The operator acts on each generation of the
+    // spec once and records it in status.observedGeneration after creating any Migration it asks
+    // for: once the generation that set spec.flavor back is recorded, such a Migration would exist.
+    await env.waitForInstance(
+      'web-2',
+      (i) => i.spec.flavor === 'm1.small' && i.status?.observedGeneration === i.metadata.generation,
+      'the spec with flavor set back acted on',
+    );
     expect((await env.kube.migrations.list('default')).items.filter((m) => m.spec.instance === 'web-2')).toHaveLength(
       1,
     );
