@@ -75,6 +75,10 @@ localOnly('resize', () => {
     const uid = before.metadata.uid ?? '';
     const source = before.status?.host ?? '';
     const diskBefore = diskBytes(env.stateDir, source, uid)!;
+    expect(before.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      observedGeneration: before.metadata.generation,
+    });
     resize('web-1', 'm1.large');
     const migName = `web-1-resize-${before.metadata.generation! + 1}`;
     const finished = await migrationPhase(migName, 'finished');
@@ -112,7 +116,16 @@ localOnly('resize', () => {
     expect(existsSync(backupDir(env.stateDir, source, uid))).toBe(true);
 
     decide(migName, 'Confirm');
-    await migrationPhase(migName, 'confirmed');
+    // kubectl wait returns once the confirmed migration has been settled.
+    expect(env.kubectl(['wait', '--for=condition=Complete', `migration/${migName}`, '--timeout=60s'])).toContain(
+      'condition met',
+    );
+    const complete = (await env.migration(migName))?.status;
+    expect(complete?.status).toBe('confirmed');
+    expect(complete?.conditions?.find((c) => c.type === 'Complete')).toMatchObject({
+      status: 'True',
+      reason: 'Confirmed',
+    });
     const after = await env.waitForInstance('web-1', active, 'active after confirm');
     expect(after.status).toMatchObject({
       host: dest,
@@ -158,7 +171,7 @@ localOnly('resize', () => {
     const described = env.kubectl(['describe', 'migration', migName]);
     for (const reason of ['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed'])
       expect(described).toContain(reason);
-    expect(env.kubectl(['describe', 'instance', 'web-1'])).toMatch(/Scheduled[\s\S]*Spawned[\s\S]*ResizeFinished/);
+    expect(env.kubectl(['describe', 'instance', 'web-1'])).toMatch(/ResizeStarted[\s\S]*ResizeFinished/);
     // Every log line about this move carries the migration, node and step; the steps' lines name the instance too.
     const agentLog = readFileSync(join(env.dir, `agent-${dest}.log`), 'utf8')
       .split('\n')
@@ -281,6 +294,12 @@ localOnly('resize', () => {
     });
     const same = await migrationPhase('same-flavor', 'error');
     expect(same.status?.fault?.message).toMatch(/already has flavor m1\.small/);
+    // A refused Migration is Failed, with the fault's reason and message, for kubectl wait.
+    expect(env.kubectl(['wait', '--for=condition=Failed', 'migration/same-flavor', '--timeout=60s'])).toContain(
+      'condition met',
+    );
+    const failed = (await env.migration('same-flavor'))?.status?.conditions?.find((c) => c.type === 'Failed');
+    expect(failed).toMatchObject({ status: 'True', reason: 'MigrationRefused', message: same.status?.fault?.message });
 
     env.apply({
       apiVersion: 'compute.kubenova.io/v1alpha1',
