@@ -16,13 +16,12 @@ const MERGE = 'application/merge-patch+json';
 export const BOOT_WRITES = [
   { write: 'POST instances', by: 'the user (kubectl apply)' },
   { write: 'PATCH instances (finalizer)', by: 'operator: DeletionConductor.ensureFinalizer' },
-  { write: 'PATCH instances/status (building/scheduling)', by: 'operator: BootConductor.reconcile' },
-  { write: 'PATCH instances/status (selectedHost)', by: 'operator: BootConductor.schedule' },
-  { write: 'POST events (Scheduled)', by: 'operator: BootConductor.schedule' },
+  {
+    write: 'PATCH instances/status (building/scheduling, selectedHost)',
+    by: 'operator: BootConductor (recordAttempt)',
+  },
   { write: 'PATCH computenodes/status (claim)', by: 'agent: ResourceTracker.claim' },
-  { write: 'PATCH instances/status (host, spawning)', by: 'agent: InstanceWorker.claim' },
-  { write: 'PATCH instances/status (active)', by: 'agent: InstanceWorker.spawn' },
-  { write: 'POST events (Spawned)', by: 'agent: InstanceWorker.spawn' },
+  { write: 'PATCH instances/status (host, active)', by: 'agent: InstanceWorker.spawnClaimed' },
 ] as const;
 export const WRITES_PER_BOOT = BOOT_WRITES.length;
 
@@ -168,7 +167,7 @@ export class LimitProbe {
       },
       MERGE,
     );
-    const scheduledPending = condition('Scheduled', 'False', 'Pending', 'waiting for the scheduler', t());
+    const scheduled = condition('Scheduled', 'True', 'Scheduled', `placed on ${host} (attempt 1)`, t());
     inst = await this.client.json<Obj>(
       'PATCH',
       `${base}/${name}/status${this.q('kubenova-operator')}`,
@@ -179,18 +178,6 @@ export class LimitProbe {
           taskState: 'scheduling',
           powerState: 'nostate',
           observedGeneration: 1,
-          conditions: [scheduledPending],
-        },
-      },
-      MERGE,
-    );
-    const scheduled = condition('Scheduled', 'True', 'Scheduled', `placed on ${host} (attempt 1)`, t());
-    inst = await this.client.json<Obj>(
-      'PATCH',
-      `${base}/${name}/status${this.q('kubenova-operator')}`,
-      {
-        metadata: { resourceVersion: inst.metadata.resourceVersion },
-        status: {
           flavor: FLAVOR,
           scheduling: { attempts: 1, triedHosts: [host], selectedHost: host, claimFailure: null },
           conditions: [scheduled],
@@ -198,7 +185,6 @@ export class LimitProbe {
       },
       MERGE,
     );
-    await this.event(inst, name, 'Scheduled', `scheduled to ${host} (attempt 1 of 3)`, 'kubenova-operator');
     await node.lock.run(async () => {
       node.claims.push({
         consumer: inst.metadata.uid ?? name,
@@ -217,12 +203,6 @@ export class LimitProbe {
       );
       node.resourceVersion = patched.metadata.resourceVersion ?? '';
     });
-    inst = await this.client.json<Obj>(
-      'PATCH',
-      `${base}/${name}/status${this.q(`kubenova-agent-${host}`)}`,
-      { metadata: { resourceVersion: inst.metadata.resourceVersion }, status: { host, taskState: 'spawning' } },
-      MERGE,
-    );
     const now = t();
     await this.client.json<Obj>(
       'PATCH',
@@ -230,6 +210,7 @@ export class LimitProbe {
       {
         metadata: { resourceVersion: inst.metadata.resourceVersion },
         status: {
+          host,
           vmState: 'active',
           taskState: '',
           powerState: 'running',
@@ -247,34 +228,6 @@ export class LimitProbe {
       },
       MERGE,
     );
-    await this.event(inst, name, 'Spawned', `instance is running on ${host}`, `kubenova-agent-${host}`);
-  }
-
-  private async event(inst: Obj, name: string, reason: string, message: string, component: string): Promise<void> {
-    const now = new Date();
-    await this.client.json('POST', `/api/v1/namespaces/${this.namespace}/events`, {
-      metadata: {
-        name: `${name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
-        namespace: this.namespace,
-      },
-      involvedObject: {
-        apiVersion: 'compute.kubenova.io/v1alpha1',
-        kind: 'Instance',
-        name,
-        namespace: this.namespace,
-        uid: inst.metadata.uid,
-        resourceVersion: inst.metadata.resourceVersion,
-      },
-      reason,
-      message,
-      type: 'Normal',
-      source: { component },
-      reportingComponent: `kubenova.io/${component}`,
-      reportingInstance: component,
-      firstTimestamp: now.toISOString(),
-      lastTimestamp: now.toISOString(),
-      count: 1,
-    });
   }
 
   /** `boots` throwaway boots by `concurrency` loops; writes per second over the whole run. */

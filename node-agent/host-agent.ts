@@ -13,6 +13,7 @@ import type { Metrics } from '../common/runtime/metrics.js';
 import { Auditor } from './audit/audit.js';
 import type { VirtDriver } from './driver/driver.js';
 import { InstanceWorker } from './instances/instance-worker.js';
+import { SpawnDigest } from './instances/spawn-digest.js';
 import { MigrationDestination } from './migration/destination.js';
 import type { MigrationSide } from './migration/shared.js';
 import { MigrationSource } from './migration/source.js';
@@ -59,6 +60,7 @@ export class HostAgent {
   readonly source: MigrationSource;
   readonly destination: MigrationDestination;
   readonly auditor: Auditor;
+  private readonly digest: SpawnDigest;
   readonly staleCopies: StaleCopies;
   readonly transfers: TransferServer;
   readonly identity: AgentIdentity;
@@ -109,6 +111,7 @@ export class HostAgent {
       log,
     );
     const claims = new PlacementClaims(this.tracker, faults);
+    this.digest = new SpawnDigest(events, opts.host, opts.heartbeatIntervalMs);
     const discard = (uid: string) => this.transfers.discard(uid);
     this.worker = new InstanceWorker(
       opts.host,
@@ -123,6 +126,7 @@ export class HostAgent {
       undefined,
       discard,
       opts.stepRetries,
+      this.digest,
     );
     const side: MigrationSide = {
       host: opts.host,
@@ -271,6 +275,7 @@ export class HostAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.digest.flush();
     this.identity.stop();
     clearTimeout(this.heartbeatTimer);
     clearTimeout(this.auditTimer);

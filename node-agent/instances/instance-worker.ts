@@ -22,6 +22,7 @@ import { StepBudget } from '../migration/step-budget.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 import { serverGroupGuard } from '../tracker/server-group-guard.js';
+import type { SpawnDigest } from './spawn-digest.js';
 
 /** A spawn that takes longer than this is announced (taskState spawning) before it ends. */
 export const SPAWNING_REPORT_AFTER_MS = 1_000;
@@ -61,6 +62,8 @@ export class InstanceWorker implements Reconciler {
     private readonly onMigrationFreed?: (migrationUid: string) => Promise<void>,
     /** Failures of a power action before it gives up with a fault. */
     stepRetries = 5,
+    /** Where boots that went as planned are reported together; without it each gets its own Event. */
+    private readonly digest?: SpawnDigest,
   ) {
     this.budget = new StepBudget(stepRetries);
   }
@@ -214,10 +217,17 @@ export class InstanceWorker implements Reconciler {
     } satisfies MergePatch<InstanceStatus>;
   }
 
-  /** The boot's one Event on the happy path: where it runs (and, when it was not the first try, after how many). */
+  /**
+   * A boot placed at the first try goes into the host's digest (no write of its own); one that
+   * needed another host gets its own Spawned Event, saying after how many attempts.
+   */
   private spawned(inst: Instance, log: Logger): void {
     log.info({ step: 'spawning' }, 'spawned');
     const attempts = inst.status?.scheduling?.attempts ?? 1;
+    if (attempts <= 1 && this.digest) {
+      this.digest.add(`${inst.metadata.namespace}/${inst.metadata.name}`);
+      return;
+    }
     const tries = attempts > 1 ? ` (placement attempt ${attempts})` : '';
     this.events.record(inst, 'Normal', EventReason.Spawned, `instance is running on ${this.host}${tries}`);
   }

@@ -32,24 +32,14 @@ export class BootConductor {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Handles an Instance in building/scheduling (or not yet started). */
+  /**
+   * Handles an Instance not yet started or in building/scheduling. A new one is placed at once:
+   * building/scheduling and the chosen host go out in one status write.
+   */
   async reconcile(inst: Instance): Promise<ReconcileResult> {
     const status = inst.status ?? {};
-    if (!status.vmState) {
-      await this.kube.instances.patchStatus(inst, {
-        vmState: 'building',
-        taskState: 'scheduling',
-        powerState: 'nostate',
-        observedGeneration: inst.metadata.generation,
-        conditions: setCondition(
-          status.conditions,
-          { type: 'Scheduled', status: 'False', reason: 'Pending', message: 'waiting for the scheduler' },
-          this.now(),
-        ),
-      });
-      return {};
-    }
-    if (status.vmState !== 'building' || status.taskState !== 'scheduling' || status.host) return {};
+    const started = status.vmState !== undefined;
+    if (started && (status.vmState !== 'building' || status.taskState !== 'scheduling' || status.host)) return {};
     return this.attempts.step(this.target(inst));
   }
 
@@ -89,7 +79,17 @@ export class BootConductor {
       },
       recordAttempt: async (scheduling, failures) => {
         const message = `placed on ${scheduling.selectedHost} (attempt ${scheduling.attempts})`;
+        // A new instance's first write says what it is as well as where it goes.
+        const start = inst.status?.vmState
+          ? {}
+          : {
+              vmState: 'building' as const,
+              taskState: 'scheduling' as const,
+              powerState: 'nostate' as const,
+              observedGeneration: inst.metadata.generation,
+            };
         await this.kube.instances.patchStatus(inst, {
+          ...start,
           flavor,
           scheduling: { ...scheduling, claimFailure: null, ...(failures.length > 0 ? { failures } : {}) },
           conditions: setCondition(
@@ -100,7 +100,11 @@ export class BootConductor {
         });
       },
       announce: (kind, message, host, attempt) => {
-        if (kind === 'scheduled') this.log.info({ instance: key, host, attempt, step: 'scheduling' }, 'scheduled');
+        if (kind === 'scheduled') {
+          this.log.info({ instance: key, host, attempt, step: 'scheduling' }, 'scheduled');
+          // The happy path's one Event is the agent's Spawned; a first placement is in the Scheduled condition.
+          if (attempt === 1) return;
+        }
         this.events.record(
           inst,
           'Normal',

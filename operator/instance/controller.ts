@@ -38,10 +38,11 @@ export class InstanceController implements Reconciler {
     const inst = this.instances.get(name, namespace);
     if (!inst) return {};
     if (inst.metadata.deletionTimestamp) return this.deletion.reconcile(inst, this.consumersOf(inst));
-    if (await this.deletion.ensureFinalizer(inst)) return {};
-    if (!inst.status?.vmState || inst.status.vmState === 'building') return this.boot.reconcile(inst);
-    await this.settleBootQuota(inst);
-    return this.resize.reconcile(inst);
+    // The finalizer and then the boot's first status write in the same pass: no round trip between.
+    const held = await this.deletion.ensureFinalizer(inst);
+    if (!held.status?.vmState || held.status.vmState === 'building') return this.boot.reconcile(held);
+    await this.settleBootQuota(held);
+    return this.resize.reconcile(held);
   }
 
   /** A boot's reservation becomes usage once the instance runs, and is given back if it failed. */

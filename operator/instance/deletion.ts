@@ -21,14 +21,14 @@ export class DeletionConductor {
     private readonly log: Logger,
   ) {}
 
-  async ensureFinalizer(inst: Instance): Promise<boolean> {
+  /** The instance held by the clean-up finalizer, as written (the next write starts from its version). */
+  async ensureFinalizer(inst: Instance): Promise<Instance> {
     const finalizers = inst.metadata.finalizers ?? [];
-    if (finalizers.includes(FINALIZER)) return false;
-    await this.kube.instances.patch(
+    if (finalizers.includes(FINALIZER)) return inst;
+    return this.kube.instances.patch(
       { namespace: inst.metadata.namespace, name: inst.metadata.name },
       { metadata: { resourceVersion: inst.metadata.resourceVersion, finalizers: [...finalizers, FINALIZER] } },
     );
-    return true;
   }
 
   async reconcile(inst: Instance, consumers: string[]): Promise<ReconcileResult> {
