@@ -80,7 +80,7 @@ const CA_VALID_DAYS = 3650;
 const MIN_VALIDITY_MS = 600_000;
 
 export class AgentSigner {
-  private ca?: CertificateAuthority;
+  private ca?: Promise<CertificateAuthority>;
 
   constructor(
     private readonly csrs: CsrClient,
@@ -91,8 +91,16 @@ export class AgentSigner {
   ) {}
 
   /** The CA: read from its Secret, or made and stored there on first start (one replica wins a race). */
-  async authority(): Promise<CertificateAuthority> {
-    if (this.ca) return this.ca;
+  authority(): Promise<CertificateAuthority> {
+    // One load at a time; a failed one is tried again by the next caller.
+    this.ca ??= this.loadAuthority().catch((err: unknown) => {
+      this.ca = undefined;
+      throw err;
+    });
+    return this.ca;
+  }
+
+  private async loadAuthority(): Promise<CertificateAuthority> {
     const { namespace } = this.config;
     const read = async () => {
       const secret = await this.secrets.get(namespace, AGENT_CA_SECRET);
@@ -123,7 +131,7 @@ export class AgentSigner {
       }
     }
     if (!ca) throw new Error(`Secret ${namespace}/${AGENT_CA_SECRET} vanished while it was being created`);
-    return (this.ca = ca);
+    return ca;
   }
 
   /** One pass over our signer's requests: decide the undecided, sign the approved. Safe to repeat. */
