@@ -557,8 +557,14 @@ localOnly("the node agents' own-host admission policy", () => {
       event({ apiVersion: 'v1', kind: 'Pod', name: 'web', namespace: 'default' }, 'node-a'),
     );
     expect(pod.message).toMatch(
-      /node node-a may record Events only about Instances and Migrations \(compute.kubenova.io\), in their own namespace; not about Pod default\/web \(v1\) in namespace default/,
+      /node node-a may record Events only about Instances and Migrations \(compute.kubenova.io\), in their own namespace, and about its own ComputeNode; not about Pod default\/web \(v1\) in namespace default/,
     );
+    // Its own ComputeNode, yes (the digest of boots that went as planned); another's, no.
+    const own = await post(
+      'node-a',
+      event({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', name: 'node-a' }, 'node-a'),
+    );
+    expect(own).toMatchObject({ status: 201 });
     const node = await post(
       'node-a',
       event({ apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'ComputeNode', name: 'node-b' }, 'node-a'),

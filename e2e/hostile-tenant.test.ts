@@ -372,7 +372,7 @@ localOnly("a node agent's own credentials", () => {
       args: ['create', '-f', '-'],
       input: event({ apiVersion: 'v1', kind: 'Pod', name: 'web', namespace: TENANT_NS }, 'node-a'),
       expect:
-        /may record Events only about Instances and Migrations \(compute.kubenova.io\), in their own namespace; not about Pod tenant-a\/web/,
+        /may record Events only about Instances and Migrations \(compute.kubenova.io\), in their own namespace, and about its own ComputeNode; not about Pod tenant-a\/web/,
     },
     {
       name: 'recording an Event in the name of another host',
