@@ -3,8 +3,9 @@
 // is started again, and the task reaches the one end promised for that point
 // (docs/architecture.md, "After a crash"): a boot becomes active on its host; a migration
 // finishes and is confirmed or reverted as decided, or, for the destination dying while it
-// receives the disk, rolls back onto the source. No claim, directory or disk byte is lost or left.
-import { existsSync } from 'node:fs';
+// receives the disk, rolls back onto the source; an evacuation off a forced-down host is
+// confirmed on its destination. No claim, directory or disk byte is lost or left.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance, Migration, MigrationPhase } from '../common/api/types.js';
@@ -277,4 +278,105 @@ localOnly('crash during a migration', () => {
       }
     },
   );
+});
+
+localOnly('crash during an evacuation', () => {
+  const forcedDown = (host: string, on: boolean) =>
+    env.kubectl(['patch', 'cn', host, '--type', 'merge', '-p', JSON.stringify({ spec: { forcedDown: on } })]);
+
+  /**
+   * An Evacuation of `instance` to `target`, as the operator accepts it; returns its name. The
+   * operator checks the source's spec.forcedDown (and the target's Ready) in its ComputeNode
+   * cache, which shows a change a little after the API does. A refused Evacuation changes
+   * nothing, so one refused for what the cache has not caught up with is made again, new name.
+   */
+  async function evacuate(instance: string, target: string): Promise<string> {
+    for (let n = 1; ; n++) {
+      const name = `${instance}-evac-${n}`;
+      env.apply({
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'Migration',
+        metadata: { name },
+        spec: { instance, type: 'Evacuation', targetHost: target },
+      });
+      const mig = await env.waitFor(`evacuation ${name} accepted or refused`, async () => {
+        const m = await env.migration(name);
+        return m?.status?.status ? m : undefined;
+      });
+      if (mig.status?.status !== 'error') return name;
+      const message = mig.status?.fault?.message ?? '';
+      if (n >= 20 || !/is not forced down|is not Ready/.test(message)) {
+        throw new Error(`evacuation ${name} refused: ${message}`);
+      }
+      env.kubectl(['delete', 'migration', name, '--wait=false']);
+    }
+  }
+
+  // The instance's host node-a is lost (its agent killed for good) and forced down; the
+  // Evacuation rebuilds it from its image on node-b, which dies after the rebuild and before it
+  // writes anything. Restarted, node-b repeats the rebuild: spawn finds the guest it made, the
+  // migration claim becomes the instance's, and the evacuation is confirmed. The copy on node-a
+  // and its claim wait for node-a's agent, which drops them when it returns (stale copies).
+  it('dest killed at agent:post-migrating:after-rebuild: the evacuation ends confirmed on the destination, the guest rebuilt once', async () => {
+    const point = 'agent:post-migrating:after-rebuild';
+    const name = 'evac-after-rebuild';
+    const inst = await bootOn(name, 'node-a');
+    const uid = inst.metadata.uid ?? '';
+    let nodeALost = false;
+    try {
+      const proc = await arm('dest', point);
+      // The guest as the crash leaves it: its first-boot marker, read the moment node-b dies.
+      const definition = join(env.stateDir, 'node-b', 'instances', uid, 'domain.json');
+      const markerAtCrash = proc.exited.then(() =>
+        existsSync(definition)
+          ? (JSON.parse(readFileSync(definition, 'utf8')) as { marker?: string }).marker
+          : undefined,
+      );
+      await env.killAgent('node-a');
+      nodeALost = true;
+      forcedDown('node-a', true);
+      const migName = await evacuate(name, 'node-b');
+      const confirmed = phaseReached(migName, 'confirmed');
+      confirmed.catch(() => undefined); // its failure is reported by survive()
+      await survive('dest', proc, confirmed, async () => {
+        const m = await env.migration(migName);
+        const i = await env.instance(name);
+        return `migration ${m?.status?.status ?? 'not started'}, instance ${i?.status?.vmState}/${i?.status?.taskState ?? ''}`;
+      });
+      const mig = await confirmed;
+      const migUid = mig.metadata.uid ?? '';
+      tally.completed++;
+      expect(mig.status).toMatchObject({ type: 'evacuation', sourceHost: 'node-a', destHost: 'node-b' });
+
+      // The instance is written before the Migration's end phase, so it is idle by now.
+      const after = await env.instance(name);
+      expect(after?.status).toMatchObject({ vmState: 'active', taskState: '', powerState: 'running', host: 'node-b' });
+      expect(after?.status?.flavor?.name).toBe('m1.small');
+      // The guest rebuilt before the crash is the one running: not made a second time.
+      const marker = await markerAtCrash;
+      expect(marker, 'a guest rebuilt on node-b when it died').toBeTruthy();
+      expect(after?.status?.guest?.marker).toBe(marker);
+
+      // node-b holds the instance's claim, and no migration claim; node-a's agent is still down,
+      // so its copy and claim are still there.
+      expect(await claimsFor(uid, migUid)).toEqual(['node-a:instance', 'node-b:instance']);
+      env.startAgent({ name: 'node-a' });
+      nodeALost = false;
+      const expected = { claims: ['node-b:instance'], dirs: [`node-b:instances/${uid}`] };
+      const left = async () => ({ claims: await claimsFor(uid, migUid), dirs: dirsFor(uid, migUid) });
+      await env
+        .waitFor(
+          'only the instance left, on node-b',
+          async () => JSON.stringify(await left()) === JSON.stringify(expected),
+          30_000,
+        )
+        .catch(() => undefined);
+      expect(await left()).toEqual(expected);
+    } finally {
+      forcedDown('node-a', false);
+      if (nodeALost) env.startAgent({ name: 'node-a' });
+      await env.waitForNodesReady(['node-a']);
+      await cleanUp(name, uid);
+    }
+  });
 });
