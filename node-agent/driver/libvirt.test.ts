@@ -119,7 +119,8 @@ cmd=$1; shift
 case $cmd in
   define) cp "$1" "$here/defined.xml"; [ -f "$here/state" ] || echo "shut off" > "$here/state" ;;
   undefine) rm -f "$here/defined.xml" "$here/state" ;;
-  start) echo running > "$here/state" ;;
+  start) if [ -f "$here/deny" ]; then echo "error: Failed to start domain '$1'" >&2; echo "error: internal error: Could not open 'disk.qcow2': Permission denied" >&2; exit 1; fi
+    echo running > "$here/state" ;;
   destroy) if [ -f "$here/state" ]; then echo "shut off" > "$here/state"; else echo "error: failed to get domain '$1'" >&2; exit 1; fi ;;
   domstate) if [ -f "$here/state" ]; then cat "$here/state"; else echo "error: failed to get domain '$1'" >&2; exit 1; fi ;;
   dumpxml) [ "$1" = --inactive ] && shift
@@ -278,6 +279,21 @@ describe.skipIf(qemuImgMissing !== undefined)('LibvirtDriver disk inspection', (
     expect(readFileSync(bootKernel, 'utf8')).toBe('a kernel');
     expect(defined).toContain('<backingStore/>');
     expect(defined).not.toContain('<seclabel');
+  });
+
+  it('lets QEMU pass through a state directory made private before it (search only), and names the directory that blocks a start', async () => {
+    mkdirSync(join(dir, 'state'), { mode: 0o700 });
+    const driver = driverFor();
+    const d = received((p) => qemuImg('create', '-q', '-f', 'qcow2', p, '1G'));
+    await driver.finishMigration(spec(), { receivedDir: d, powerOn: true });
+    expect(statSync(join(dir, 'state')).mode & 0o777).toBe(0o701);
+
+    await driver.powerOff(uid);
+    writeFileSync(join(virshDir, 'deny'), '');
+    const blocked = (statSync(dir).mode & 0o777).toString(8).padStart(4, '0');
+    expect(await refusal(driver.powerOn(uid))).toBe(
+      `powerOn ${uid}: virsh start kn-node-a-${uid} failed on host node-a: Failed to start domain 'kn-node-a-${uid}'; internal error: Could not open 'disk.qcow2': Permission denied (QEMU runs as an unprivileged user, which must pass through every directory above its disk; ${dir} (mode ${blocked}) lets others no search)`,
+    );
   });
 
   it('refuses a backup with a backing file on revert, keeping the domain in place and the backup', async () => {

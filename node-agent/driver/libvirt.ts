@@ -17,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   domainDirProblems,
   InstanceDirs,
@@ -110,6 +110,27 @@ interface CommandResult {
 /** virsh's words for "there is no such domain". */
 function noSuchDomain(stderr: string): boolean {
   return /failed to get domain|Domain not found|no domain with matching/i.test(stderr);
+}
+
+/**
+ * The first directory on the way to `path` that gives others no search permission (QEMU's user
+ * is neither its owner nor, as a rule, in its group), as `dir (mode 0700)`; for messages only.
+ */
+async function blockedOnWayTo(path: string): Promise<string | undefined> {
+  const dirs: string[] = [];
+  for (let d = dirname(path); ; d = dirname(d)) {
+    dirs.unshift(d);
+    if (d === dirname(d)) break;
+  }
+  for (const d of dirs) {
+    const mode = await stat(d).then(
+      (st) => st.mode & 0o777,
+      () => undefined,
+    );
+    if (mode === undefined) return undefined;
+    if ((mode & 0o001) === 0) return `${d} (mode ${mode.toString(8).padStart(4, '0')})`;
+  }
+  return undefined;
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
@@ -490,7 +511,13 @@ export class LibvirtDriver implements VirtDriver {
     if (res.code !== 0) {
       // Started by someone else meanwhile (or paused): not a boot of ours to wait for.
       if (/already active/i.test(res.stderr)) return;
-      throw this.#error(op, uid, ['start', this.domainName(uid)], res);
+      const blocked = /permission denied/i.test(res.stderr)
+        ? await blockedOnWayTo(join(this.instanceDir(uid), DISK))
+        : undefined;
+      const hint = blocked
+        ? ` (QEMU runs as an unprivileged user, which must pass through every directory above its disk; ${blocked} lets others no search)`
+        : '';
+      throw this.#error(op, uid, ['start', this.domainName(uid)], res, hint);
     }
     if (image?.guestReport && this.#bootTimeoutMs > 0) await this.#waitForGuest(op, uid);
   }
@@ -527,6 +554,10 @@ export class LibvirtDriver implements VirtDriver {
   async #restrictInstanceDir(uid: string): Promise<void> {
     const dir = this.instanceDir(uid);
     await mkdir(this.#dirs.root, { recursive: true, mode: 0o711 });
+    // The state directory may have been made private (0700) by whatever created it first; QEMU
+    // needs to pass through it (search, not read) to reach the disk.
+    const state = await stat(this.#stateDir);
+    if ((state.mode & 0o001) === 0) await chmod(this.#stateDir, (state.mode & 0o7777) | 0o001);
     await chmod(this.#dirs.root, 0o711);
     // A missing directory or file is for `virsh start` to report.
     for (const [path, mode] of [
@@ -860,11 +891,11 @@ export class LibvirtDriver implements VirtDriver {
     return res.stdout;
   }
 
-  #error(op: string, uid: string, args: string[], res: CommandResult): DriverError {
+  #error(op: string, uid: string, args: string[], res: CommandResult, hint = ''): DriverError {
     return new DriverError(
       op,
       uid,
-      `virsh ${args.join(' ')} failed on host ${this.host}: ${virshMessage(res.stderr) || `exit ${res.code}`}`,
+      `virsh ${args.join(' ')} failed on host ${this.host}: ${virshMessage(res.stderr) || `exit ${res.code}`}${hint}`,
     );
   }
 
