@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TRANSFER_CREDENTIAL_LABEL, transferCredentialName } from '../common/api/transfer-credential.js';
 import type { ComputeNode, Instance, Migration } from '../common/api/types.js';
 import { fakeDiskContent, fakeDiskSize } from '../node-agent/driver/fake.js';
 import { backupDir, diskBytes, instanceDir, sha256 } from './harness/disks.js';
@@ -181,13 +182,11 @@ localOnly('resize', () => {
     for (const line of agentLog)
       expect(line).toMatchObject({ migration: `default/${migName}`, node: dest, step: expect.any(String) });
     expect(agentLog.filter((l) => l.instance === 'default/web-1').length).toBeGreaterThan(0);
-    await env.waitFor('transfer secret deleted', async () => {
-      try {
-        await env.kube.core.readNamespacedSecret({ namespace: 'default', name: `${migName}-transfer` });
-        return false;
-      } catch {
-        return true;
-      }
+    // The transfer credential lives in the release namespace, named by the migration's uid.
+    const credential = transferCredentialName(finished.metadata.uid ?? '');
+    await env.waitFor('transfer credential deleted', async () => {
+      const secrets = await env.kube.core.listSecretForAllNamespaces({ labelSelector: TRANSFER_CREDENTIAL_LABEL });
+      return secrets.items.every((s) => s.metadata?.name !== credential);
     });
   });
 
