@@ -1,7 +1,7 @@
 // The Helm chart as files: it lints, ships the generated CRDs unchanged, documents every
 // value, and renders pods that pass each setting as the environment variable the component
 // reads. No cluster is needed here (helm-install.test.ts installs it).
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
@@ -63,18 +63,20 @@ describe('the Helm chart', () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
   });
 
-  it('ships the CRDs of crds/ byte for byte (npm run chart:crds copies them)', () => {
+  it('ships the CRDs of crds/ byte for byte in files/crds/, and nothing in crds/ that Helm would never upgrade', () => {
     const generated = readdirSync(join(repoRoot, 'crds'))
       .filter((f) => f.endsWith('.yaml'))
       .sort();
-    const shipped = readdirSync(join(chartDir, 'crds')).sort();
+    const shipped = readdirSync(join(chartDir, 'files', 'crds')).sort();
     expect(shipped).toEqual(generated);
     for (const f of generated) {
       expect(
-        readFileSync(join(chartDir, 'crds', f), 'utf8'),
-        `charts/kubenova/crds/${f} differs from crds/${f}; run npm run chart:crds`,
+        readFileSync(join(chartDir, 'files', 'crds', f), 'utf8'),
+        `charts/kubenova/files/crds/${f} differs from crds/${f}; run npm run chart:crds`,
       ).toBe(readFileSync(join(repoRoot, 'crds', f), 'utf8'));
     }
+    // Helm installs a chart's crds/ once and never upgrades or deletes what is there.
+    expect(existsSync(join(chartDir, 'crds'))).toBe(false);
   });
 
   it('documents every value in values.yaml with a comment', () => {
@@ -877,6 +879,159 @@ describe("the Helm chart's monitoring", () => {
 
   it('lints clean with every monitoring object enabled', () => {
     const r = helm.run(['lint', '--strict', chartDir, ...ALL_MONITORING.flatMap((s) => ['--set', s])]);
+    expect(r.stderr + r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+interface Crd extends Manifest {
+  metadata: Manifest['metadata'] & { annotations?: Record<string, string> };
+  spec: object;
+}
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+const crdsOf = (manifests: Manifest[]) => manifests.filter((m): m is Crd => m.kind === 'CustomResourceDefinition');
+const operatorPodLabels = (manifests: Manifest[]) =>
+  (
+    findManifest(manifests, 'Deployment', '-operator') as unknown as {
+      spec: { template: { metadata: { labels: Record<string, string> } } };
+    }
+  ).spec.template.metadata.labels;
+
+describe('the Helm chart as a finished add-on', () => {
+  it('renders every generated CRD as a template, unchanged but for the chart labels and the keep policy', () => {
+    const rendered = crdsOf(render({}, 'commonLabels.team=compute'));
+    const generated = readdirSync(join(repoRoot, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => yaml.load(readFileSync(join(repoRoot, 'crds', f), 'utf8')) as Crd);
+    expect(rendered.map((c) => c.metadata.name).sort()).toEqual(generated.map((c) => c.metadata.name).sort());
+    for (const crd of generated) {
+      const r = rendered.find((c) => c.metadata.name === crd.metadata.name)!;
+      expect(r.spec, crd.metadata.name).toEqual(crd.spec);
+      expect(r.apiVersion).toBe(crd.apiVersion);
+      // helm uninstall leaves it, and so every object of its kind.
+      expect(r.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+      expect(r.metadata.labels).toMatchObject({
+        ...crd.metadata.labels,
+        'app.kubernetes.io/managed-by': 'Helm',
+        'app.kubernetes.io/instance': 'kubenova',
+        team: 'compute',
+      });
+    }
+  });
+
+  it('renders no CRD with crds.enabled=false, for clusters where they are applied another way', () => {
+    expect(crdsOf(render({}, 'crds.enabled=false'))).toEqual([]);
+    const r = helm.run(['template', 'kubenova', chartDir, '--set', 'crds.enabled=maybe']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/at '\/crds\/enabled': got string, want boolean/);
+  });
+
+  it('budgets operator disruptions to one replica at a time, selecting exactly the operator pods, only when there are several', () => {
+    const manifests = render();
+    const pdb = findManifest(manifests, 'PodDisruptionBudget', '-operator') as Manifest & {
+      spec: { maxUnavailable?: number; minAvailable?: number; selector: { matchLabels: Record<string, string> } };
+    };
+    expect(pdb.metadata.namespace).toBe('kubenova-system');
+    expect(pdb.spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(pdb.spec.minAvailable).toBeUndefined();
+    expect(operatorPodLabels(manifests)).toMatchObject(pdb.spec.selector.matchLabels);
+    const agentLabels = (
+      findManifest(manifests, 'DaemonSet', '-node-agent') as unknown as {
+        spec: { template: { metadata: { labels: Record<string, string> } } };
+      }
+    ).spec.template.metadata.labels;
+    expect(agentLabels).not.toMatchObject(pdb.spec.selector.matchLabels);
+    const budgets = (...sets: string[]) => render({}, ...sets).filter((m) => m.kind === 'PodDisruptionBudget');
+    expect(budgets('operator.replicas=3')).toHaveLength(1);
+    // One replica: a budget could only block every drain or allow everything.
+    expect(budgets('operator.replicas=1', 'operator.leaderElection.enabled=false')).toEqual([]);
+    expect(budgets('operator.podDisruptionBudget.enabled=false')).toEqual([]);
+  });
+
+  it('gives a stopping operator replica a grace period to finish its reconciles and release the Lease', () => {
+    const grace = (...sets: string[]) =>
+      podSpecOf(findManifest(render({}, ...sets), 'Deployment', '-operator')).terminationGracePeriodSeconds;
+    expect(grace()).toBe(30);
+    expect(grace('operator.terminationGracePeriodSeconds=90')).toBe(90);
+  });
+
+  it('runs every kubenova container from <repository>@<digest> when image.digest is set, whatever the tag says', () => {
+    const images = (...sets: string[]) =>
+      Object.fromEntries(
+        allContainers(render({}, 'image.repository=registry.example/kubenova', 'nodeAgent.driver=libvirt', ...sets))
+          .filter(([, c]) => c.image !== undefined)
+          .map(([name, c]) => [name, c.image]),
+      );
+    const pinned = images('image.tag=1.2.3', `image.digest=${DIGEST}`);
+    expect(Object.keys(pinned).sort()).toEqual([
+      'kubenova-libvirt/libvirtd',
+      'kubenova-libvirt/virtlogd',
+      'kubenova-node-agent/node-agent',
+      'kubenova-node-agent/state-dir-owner',
+      'kubenova-operator/operator',
+    ]);
+    expect(new Set(Object.values(pinned))).toEqual(new Set([`registry.example/kubenova@${DIGEST}`]));
+    expect(new Set(Object.values(images('image.tag=1.2.3')))).toEqual(new Set(['registry.example/kubenova:1.2.3']));
+    expect(new Set(Object.values(images()))).toEqual(new Set(['registry.example/kubenova:0.1.0']));
+    const bad = helm.run(['template', 'kubenova', chartDir, '--set', 'image.digest=latest']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/at '\/image\/digest': 'latest' does not match pattern/);
+  });
+
+  it('notes show the image, the CRD policy and a first Flavor and Instance inline, pointing at no file of this repository', () => {
+    const notes = (...sets: string[]) => {
+      const out = helm.ok([
+        'install',
+        'kubenova',
+        chartDir,
+        '--dry-run=client',
+        '--namespace',
+        'kubenova-system',
+        ...sets.flatMap((s) => ['--set', s]),
+      ]);
+      return out.slice(out.indexOf('NOTES:'));
+    };
+    const text = notes(`image.digest=${DIGEST}`);
+    expect(text).toContain(`image:      kubenova@${DIGEST}`);
+    expect(text).toMatch(/helm uninstall keeps them and your Instances/);
+    const block = /<<'YAML'\n([\s\S]*?)\nYAML\n/.exec(text)?.[1];
+    expect(yaml.loadAll(block!)).toMatchObject([
+      { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Flavor', metadata: { name: 'm1.nano' } },
+      { apiVersion: 'compute.kubenova.io/v1alpha1', kind: 'Instance', spec: { flavor: 'm1.nano', image: 'tiny' } },
+    ]);
+    for (const t of [text, notes('nodeAgent.driver=libvirt'), notes('crds.enabled=false')]) {
+      expect(t).not.toMatch(/\b(examples|docs|crds|charts|devenv|e2e)\/|\.md\b|-f (?!-)/);
+    }
+    expect(notes('crds.enabled=false')).toMatch(/CRDs: +not managed by this release \(crds.enabled=false\)/);
+  });
+
+  it('keeps the CRDs, the budget and the grace period for the values of a release that predates them (helm upgrade --reuse-values)', () => {
+    // --reuse-values reuses the old chart's defaults: the values this chart added are missing.
+    const manifests = render(
+      {},
+      'crds=null',
+      'image.digest=null',
+      'operator.podDisruptionBudget=null',
+      'operator.terminationGracePeriodSeconds=null',
+    );
+    expect(crdsOf(manifests)).toHaveLength(
+      readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')).length,
+    );
+    expect(findManifest(manifests, 'PodDisruptionBudget', '-operator')).toBeDefined();
+    expect(podSpecOf(findManifest(manifests, 'Deployment', '-operator')).terminationGracePeriodSeconds).toBe(30);
+    expect(containerOf(findManifest(manifests, 'Deployment', '-operator'), 'operator').image).toBe('kubenova:0.1.0');
+  });
+
+  it('lints clean with the CRDs left out and the image pinned by digest', () => {
+    const r = helm.run([
+      'lint',
+      '--strict',
+      chartDir,
+      '--set',
+      'crds.enabled=false',
+      '--set',
+      `image.digest=${DIGEST}`,
+    ]);
     expect(r.stderr + r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
     expect(r.status, r.stdout + r.stderr).toBe(0);
   });

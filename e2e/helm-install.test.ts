@@ -1,8 +1,9 @@
 // `helm install` of charts/kubenova into a real control plane (RBAC on): every object
 // exists, bad values are refused before anything is installed, each service account can do
 // exactly what its component's code needs, and the admission policy keeps a node agent to
-// its own host. Pods never start here (no kubelet); that is expected.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// its own host; the CRDs follow helm upgrade and outlive helm uninstall with the objects they
+// hold. Pods never start here (no kubelet); that is expected.
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,9 @@ const NS = 'kubenova-system';
 const OPERATOR = `system:serviceaccount:${NS}:kubenova-operator`;
 const AGENT = `system:serviceaccount:${NS}:kubenova-node-agent`;
 const GROUP = '/apis/compute.kubenova.io/v1alpha1';
+const CRDS = ['computenodes', 'computequotas', 'flavors', 'instances', 'migrations', 'servergroups'].map(
+  (plural) => `${plural}.compute.kubenova.io`,
+);
 
 let dir: string;
 let cp: ControlPlane;
@@ -169,8 +173,10 @@ localOnly('helm install of charts/kubenova', () => {
       'ClusterRole/kubenova-view',
       'ClusterRoleBinding/kubenova-node-agent',
       'ClusterRoleBinding/kubenova-operator',
+      ...CRDS.map((c) => `CustomResourceDefinition/${c}`),
       'DaemonSet/kubenova-node-agent',
       'Deployment/kubenova-operator',
+      'PodDisruptionBudget/kubenova-operator',
       'Role/kubenova-node-agent-secrets',
       'Role/kubenova-operator-leader-election',
       'Role/kubenova-operator-secrets',
@@ -198,14 +204,7 @@ localOnly('helm install of charts/kubenova', () => {
       '-o',
       'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status} {end}',
     ]);
-    expect(crds.trim().split(' ').sort()).toEqual([
-      'computenodes.compute.kubenova.io=True',
-      'computequotas.compute.kubenova.io=True',
-      'flavors.compute.kubenova.io=True',
-      'instances.compute.kubenova.io=True',
-      'migrations.compute.kubenova.io=True',
-      'servergroups.compute.kubenova.io=True',
-    ]);
+    expect(crds.trim().split(' ').sort()).toEqual(CRDS.map((c) => `${c}=True`));
     expect(helm.ok(['status', 'kubenova', '--namespace', NS])).toMatch(/STATUS: deployed/);
   });
 
@@ -858,7 +857,7 @@ localOnly("the release namespace's Pod Security level", () => {
   });
 
   it('refuses to install into a namespace that enforces a stricter level, saying which label to set, and installs nothing', () => {
-    const r = helm.run(['install', 'strict', chartDir, '--namespace', 'pss-baseline', '--skip-crds']);
+    const r = helm.run(['install', 'strict', chartDir, '--namespace', 'pss-baseline', '--set', 'crds.enabled=false']);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(
       'namespace pss-baseline enforces the Pod Security level "baseline", which refuses the pods kubenova runs on every node (host network, host ports and a host directory); they need "privileged": kubectl label namespace pss-baseline pod-security.kubernetes.io/enforce=privileged --overwrite',
@@ -885,7 +884,7 @@ localOnly('helm install with the libvirt driver', () => {
   let output = '';
 
   beforeAll(() => {
-    // Beside the fake-driver release: its own namespace and object names, the CRDs already there.
+    // Beside the fake-driver release: its own namespace and object names; the CRDs are the other release's.
     output = helm.ok([
       'install',
       RELEASE,
@@ -893,7 +892,8 @@ localOnly('helm install with the libvirt driver', () => {
       '--namespace',
       LV_NS,
       '--create-namespace',
-      '--skip-crds',
+      '--set',
+      'crds.enabled=false',
       '--set',
       'nodeAgent.driver=libvirt',
     ]);
@@ -950,5 +950,106 @@ localOnly('helm install with the libvirt driver', () => {
       'name',
     ]);
     expect(left.trim()).toBe('');
+  });
+});
+
+localOnly('the CRDs across helm upgrade and uninstall', () => {
+  const FLAVORS = 'flavors.compute.kubenova.io';
+  let copies = 0;
+
+  /** A copy of the chart, changed by `edit` as a later (or earlier) chart version would be. */
+  function chartCopy(edit: (chart: string) => void): string {
+    const chart = join(dir, `chart-${++copies}`);
+    cpSync(chartDir, chart, { recursive: true });
+    edit(chart);
+    return chart;
+  }
+
+  type Schema = { type?: string; description?: string; properties?: Record<string, Schema> };
+  type CrdDoc = { spec: { versions: { schema: { openAPIV3Schema: Schema } }[] } };
+  const flavorWithZone = yaml.dump({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Flavor',
+    metadata: { name: 'zoned' },
+    spec: { vcpus: 1, memoryMiB: 128, rootDiskGiB: 1, zone: 'az1' },
+  });
+  /** A server-side dry run of a Flavor with spec.zone, a field only the changed CRD has. */
+  const createFlavorWithZone = () =>
+    runTool(
+      cp.binaries.kubectl,
+      ['--kubeconfig', cp.kubeconfigPath, 'create', '--dry-run=server', '-o', 'jsonpath={.spec.zone}', '-f', '-'],
+      flavorWithZone,
+    );
+  const crdOwners = () =>
+    kubectl([
+      'get',
+      'crd',
+      ...CRDS,
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.annotations.meta\\.helm\\.sh/release-name}/{.metadata.annotations.helm\\.sh/resource-policy} {end}',
+    ])
+      .trim()
+      .split(' ');
+
+  it('helm upgrade applies a changed CRD, and the next upgrade takes it back', () => {
+    expect(createFlavorWithZone().stderr).toMatch(/unknown field "spec.zone"/);
+    const changed = chartCopy((chart) => {
+      const file = join(chart, 'files', 'crds', `${FLAVORS}.yaml`);
+      const crd = yaml.load(readFileSync(file, 'utf8')) as CrdDoc;
+      const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!;
+      spec.properties = { ...spec.properties, zone: { type: 'string', description: 'A field a later version adds.' } };
+      writeFileSync(file, yaml.dump(crd));
+    });
+    helm.ok(['upgrade', 'kubenova', changed, '--namespace', NS]);
+    expect(createFlavorWithZone()).toMatchObject({ status: 0, stdout: 'az1' });
+    helm.ok(['upgrade', 'kubenova', chartDir, '--namespace', NS]);
+    expect(createFlavorWithZone().stderr).toMatch(/unknown field "spec.zone"/);
+  });
+
+  it('helm uninstall deletes the release but keeps the CRDs and every Instance and Flavor; installing it again adopts them', () => {
+    apply(instance('outlives-the-release'));
+    const objects = () => kubectl(['get', 'instances,flavors', '-A', '-o', 'name']).trim().split('\n').sort();
+    const before = objects();
+    expect(before).toContain('instance.compute.kubenova.io/outlives-the-release');
+    const out = helm.ok(['uninstall', 'kubenova', '--namespace', NS, '--wait']);
+    for (const crd of CRDS) expect(out).toContain(`[CustomResourceDefinition] ${crd}`);
+    expect(helm.ok(['list', '--namespace', NS, '-q']).trim()).toBe('');
+    expect(
+      kubectl([
+        'get',
+        'deployment,daemonset,serviceaccount,role,rolebinding,clusterrole,clusterrolebinding,poddisruptionbudget',
+        '-A',
+        '-l',
+        'app.kubernetes.io/instance=kubenova',
+        '-o',
+        'name',
+      ]).trim(),
+    ).toBe('');
+    expect(crdOwners()).toEqual(CRDS.map(() => 'kubenova/keep'));
+    expect(objects()).toEqual(before);
+    // The kept CRDs still name this release and namespace, so installing it again takes them back.
+    helm.ok(['install', 'kubenova', chartDir, '--namespace', NS]);
+    expect(helm.ok(['status', 'kubenova', '--namespace', NS])).toMatch(/STATUS: deployed/);
+    expect(objects()).toEqual(before);
+  });
+
+  it('a release of the earlier chart (CRDs in crds/, not owned by it) takes them over with helm upgrade --take-ownership, once', () => {
+    // The chart as it was: the CRDs in crds/, which helm installs once and never upgrades.
+    const earlier = chartCopy((chart) => {
+      renameSync(join(chart, 'files', 'crds'), join(chart, 'crds'));
+      rmSync(join(chart, 'templates', 'crds.yaml'));
+    });
+    helm.ok(['uninstall', 'kubenova', '--namespace', NS, '--wait']);
+    kubectl(['label', 'crd', ...CRDS, 'app.kubernetes.io/managed-by-']);
+    kubectl(['annotate', 'crd', ...CRDS, 'meta.helm.sh/release-name-', 'meta.helm.sh/release-namespace-']);
+    kubectl(['annotate', 'crd', ...CRDS, 'helm.sh/resource-policy-']);
+    helm.ok(['install', 'kubenova', earlier, '--namespace', NS]);
+    const refused = helm.run(['upgrade', 'kubenova', chartDir, '--namespace', NS]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/CustomResourceDefinition ".*" in namespace "" exists and cannot be imported/);
+    helm.ok(['upgrade', 'kubenova', chartDir, '--namespace', NS, '--take-ownership']);
+    expect(crdOwners()).toEqual(CRDS.map(() => 'kubenova/keep'));
+    // From then on a plain upgrade applies them.
+    helm.ok(['upgrade', 'kubenova', chartDir, '--namespace', NS]);
   });
 });

@@ -59,7 +59,16 @@ afterAll(async () => {
 async function runTheChartLocally(): Promise<void> {
   const helm = new Helm(join(env.dir, 'helm'), env.cp.kubeconfigPath);
   // TestEnv installed the CRDs already (the same files: helm-chart.test.ts checks that).
-  helm.ok(['install', 'kubenova', chartDir, '--namespace', RELEASE_NS, '--create-namespace', '--skip-crds']);
+  helm.ok([
+    'install',
+    'kubenova',
+    chartDir,
+    '--namespace',
+    RELEASE_NS,
+    '--create-namespace',
+    '--set',
+    'crds.enabled=false',
+  ]);
   const manifests = parseManifests(helm.ok(['get', 'manifest', 'kubenova', '--namespace', RELEASE_NS]));
   const daemonSet = findManifest(manifests, 'DaemonSet', '-node-agent');
   const deployment = findManifest(manifests, 'Deployment', '-operator');

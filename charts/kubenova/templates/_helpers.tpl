@@ -61,9 +61,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* The one image both components run. */}}
+{{/*
+The one image every kubenova container runs: <repository>@<digest> when image.digest is set
+(the tag is then ignored), else <repository>:<tag or appVersion>.
+*/}}
 {{- define "kubenova.image" -}}
+{{- with .Values.image.digest -}}
+{{- printf "%s@%s" $.Values.image.repository . -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Env var values are strings; numbers print without exponent or trailing zeros. */}}
@@ -97,7 +104,7 @@ not enforce a Pod Security level that refuses the pods on every node.
 {{- end -}}
 {{- $level := include "kubenova.podSecurity.enforced" . -}}
 {{- if and $level (ne $level "privileged") -}}
-{{- fail (printf "namespace %s enforces the Pod Security level %q, which refuses the pods kubenova runs on every node (%s); they need \"privileged\": kubectl label namespace %s pod-security.kubernetes.io/enforce=privileged --overwrite (docs/security.md lists what each pod needs)" .Release.Namespace $level (include "kubenova.podSecurity.needs" .) .Release.Namespace) -}}
+{{- fail (printf "namespace %s enforces the Pod Security level %q, which refuses the pods kubenova runs on every node (%s); they need \"privileged\": kubectl label namespace %s pod-security.kubernetes.io/enforce=privileged --overwrite (see \"Install\" in the chart README)" .Release.Namespace $level (include "kubenova.podSecurity.needs" .) .Release.Namespace) -}}
 {{- end -}}
 {{- end -}}
 
