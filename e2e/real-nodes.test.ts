@@ -184,6 +184,14 @@ spec: {flavor: rn.small, image: tiny}
     const home = booted.status!.host!;
     const marker = booted.status!.guest!.marker;
     expect(booted.status?.guest).toMatchObject({ vcpus: 1, diskBytes: 1 * GiB });
+    // Its QEMU runs in the node's libvirt pod as the unprivileged libvirt-qemu user (64055).
+    const libvirtPod = pods('app.kubernetes.io/component=libvirt').find((p) => p.node === home)!.name;
+    const pidFile = `/run/libvirt/qemu/kn-${home}-${booted.metadata.uid}.pid`;
+    const ids = kubectl(
+      ...['-n', RELEASE_NAMESPACE, 'exec', libvirtPod, '-c', 'libvirtd', '--', 'sh', '-c'],
+      `grep -E '^(Uid|Gid):' /proc/$(cat ${pidFile})/status`,
+    );
+    expect(ids).toMatch(/^Uid:\s+64055\s+64055\s+64055\s+64055\nGid:\s+64055\s+64055\s+64055\s+64055\n?$/);
 
     resize('vm-1', 'rn.large');
     const first = await waitForMigration('vm-1-resize-2', ['finished']);
