@@ -29,10 +29,18 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Instance, Migration } from '../common/api/types.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
-import { applySampleFlavors, distDir, installCrds, repoRoot } from '../devenv/components.js';
+import {
+  AGENT_USERNAME_PREFIX,
+  RELEASE_NAMESPACE,
+  applySampleFlavors,
+  distDir,
+  installCrds,
+  repoRoot,
+} from '../devenv/components.js';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
 import { InvariantWatcher } from '../devenv/invariants.js';
+import { simulatedHostNames } from '../devenv/simulated-hosts/hosts.js';
 import { HttpClient } from './http.js';
 import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
 import {
@@ -276,12 +284,22 @@ async function main(): Promise<void> {
     const operator = startNode(
       'operator',
       join(distDir, 'operator', 'main.js'),
-      [`--kubeconfig=${cp.kubeconfigPath}`],
+      [
+        `--kubeconfig=${cp.kubeconfigPath}`,
+        `--release-namespace=${RELEASE_NAMESPACE}`,
+        `--agent-username-prefix=${AGENT_USERNAME_PREFIX}`,
+      ],
       join(dir, 'operator.log'),
       nodeFlags,
     );
     processes.push(operator);
     const agents: ManagedProcess[] = [];
+    // Every simulated host gets its own identity, as local agents do (devenv/components.ts), so
+    // the operator issues it a transfer certificate.
+    const hostKubeconfigs = simulatedHostNames('sim', opts.hosts).map((host) =>
+      cp.userKubeconfig(`${AGENT_USERNAME_PREFIX}${host}`, ['system:masters']),
+    );
+    const hostKubeconfig = (hostKubeconfigs[0] ?? '').replace(/sim-\d+/, '{host}');
     const perProcess = Math.ceil(opts.hosts / opts.agentProcesses);
     for (let p = 0, offset = 0; offset < opts.hosts; p++, offset += perProcess) {
       const count = Math.min(perProcess, opts.hosts - offset);
@@ -295,6 +313,8 @@ async function main(): Promise<void> {
           `--hosts=${count}`,
           `--host-offset=${offset}`,
           `--kubeconfig=${cp.kubeconfigPath}`,
+          `--host-kubeconfig=${hostKubeconfig}`,
+          `--release-namespace=${RELEASE_NAMESPACE}`,
           `--state-dir=${stateDir}`,
           '--capacity-vcpus=8',
           '--capacity-memory-mib=16384',

@@ -23,6 +23,13 @@ export const SIMULATION_FLAGS = {
     default: 'sim',
     description: 'Host names are <prefix>-<index>',
   },
+  'host-kubeconfig': {
+    type: 'string',
+    env: 'KUBENOVA_SIMULATE_HOST_KUBECONFIG',
+    description:
+      "Each host's own kubeconfig, {host} standing for its name (so the operator can tell which host asks for a " +
+      'transfer certificate); default: --kubeconfig for every host',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Splits argv into this launcher's flags (all of which take a value) and the node agent's. */

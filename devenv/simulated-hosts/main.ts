@@ -51,10 +51,16 @@ async function main(): Promise<void> {
   const metrics = new Metrics('node-agent');
   const kubeConfig = loadKubeConfig(config.kubeconfig, config['api-keepalive'], metrics.apiRequest);
   const agentProcess = new AgentProcess(new Kube(kubeConfig, `kubenova-agent-${sim['host-prefix']}`), log, metrics);
+  // Each host as its own agent would be (a transfer certificate is issued only for the host that asks).
+  const template = sim['host-kubeconfig'];
+  const hostKubeConfig = (host: string) =>
+    template
+      ? loadKubeConfig(template.replaceAll('{host}', host), config['api-keepalive'], metrics.apiRequest)
+      : kubeConfig;
   plan.forEach(({ host }, i) => {
     agentProcess.addHost(
       // Each host writes under its own field manager, as its own agent would.
-      new Kube(kubeConfig, `kubenova-agent-${host}`),
+      new Kube(hostKubeConfig(host), `kubenova-agent-${host}`),
       createDriver(config, host, {}),
       // A fixed port is the first host's; the others take the ports after it.
       hostAgentOptions(config, host, labels, {

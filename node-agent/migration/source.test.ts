@@ -190,15 +190,26 @@ describe('MigrationSource: across hosts', () => {
     expect(claimsOn(cluster, 'host-b')).toEqual([]);
   });
 
-  it('migrating: a migration without its transfer token rolls back the same way', async () => {
+  it('migrating: without a transfer credential naming it and its destination, waits and powers nothing off', async () => {
     const b = await hosts.add('host-b', { migrationEndpoint: '127.0.0.1:1' });
     const r = await resizeStarted(cluster, a, b);
+    // The operator's credential names another destination (a stale pass of its own, a moment before it replaces it).
+    await seedCredential(
+      cluster,
+      { namespace: 'default', name: MIG, uid: r.migUid },
+      'host-a',
+      'host-c',
+      'secret-token',
+    );
     await b.destination.reconcile(MIG_KEY);
-    await a.source.reconcile(MIG_KEY);
-    expect(mig().status?.status).toBe('error');
-    expect(mig().status?.fault?.message).toContain(`no transfer token for Migration ${MIG}`);
-    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', host: 'host-a', powerState: 'running' });
+
+    const result = await a.source.reconcile(MIG_KEY);
+
+    expect(result).toEqual({ requeueAfterMs: 500 });
+    expect(mig().status?.status).toBe('migrating');
+    expect(mig().status?.fault).toBeUndefined();
     expect((await a.driver.get(r.uid))?.powerState).toBe('running');
+    expect(await a.driver.hasBackup(r.uid)).toBe(false);
   });
 
   it('migrating: the rollback of a stopped instance leaves it stopped', async () => {
@@ -286,6 +297,7 @@ describe("MigrationSource: giving up in migrating (the way back is the source's)
   async function migratingAfterBackup(): Promise<{ b: TestHost; r: Resize }> {
     const b = await hosts.add('host-b');
     const r = await resizeStarted(cluster, a, b);
+    await seedToken(r);
     await b.destination.reconcile(MIG_KEY);
     await a.driver.migrateOut(r.uid);
     await a.kube.instances.patchStatus(inst(), { taskState: 'resize_migrating', taskHosts: ['host-a', 'host-b'] });

@@ -20,6 +20,7 @@ import type { Instance, Migration, MigrationStatus } from '../../common/api/type
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
 import type { Logger } from '../../common/log.js';
 import { sendDirectory } from '../transfer/client.js';
+import type { TransferCredential } from '../../common/api/transfer-credential.js';
 import { TransferFailed, type TransferRef } from '../transfer/protocol.js';
 import { domainSpec, enter, instanceTask, readyOn, reconcileSide, rollbackFault, sameHost } from './shared.js';
 import type { MigrationSide, SideSteps } from './shared.js';
@@ -94,18 +95,30 @@ export class MigrationSource implements Reconciler {
     if (fresh?.status?.status !== 'migrating') return {};
     mig = fresh;
     const s = mig.status ?? {};
-    // Nothing is powered off before this host can send: its first certificate may still be on its way.
-    if (!sameHost(mig) && !this.side.identity.current()) {
-      log.info({ step: 'migrating' }, "waiting for this host's transfer certificate");
-      return { requeueAfterMs: 1_000 };
+    // Nothing is powered off before this host can send: its first certificate may still be on
+    // its way, and the credential must name this migration's source and destination (the
+    // operator makes it before it asks a destination, and replaces it when it asks another; a
+    // pass of the operator's on a stale view may name the wrong one for a moment).
+    let credential: TransferCredential | undefined;
+    if (!sameHost(mig)) {
+      if (!this.side.identity.current()) {
+        log.info({ step: 'migrating' }, "waiting for this host's transfer certificate");
+        return { requeueAfterMs: 1_000 };
+      }
+      credential = await this.side.credentials.get(mig.metadata.uid ?? '', 0);
+      if (!credential || credential.source !== this.side.host || credential.destination !== s.destHost) {
+        const found = credential ? `one from ${credential.source} to ${credential.destination}` : 'none';
+        log.info({ step: 'migrating', found }, `waiting for the transfer credential to ${s.destHost}`);
+        return { requeueAfterMs: 500 };
+      }
     }
     inst = await instanceTask(this.side, inst, 'resize_migrating');
     const exported = await this.side.driver.migrateOut(uid);
     crashPoint('agent:migrating:after-backup');
     let transfer: MigrationStatus['transfer'] | undefined;
-    if (!sameHost(mig)) {
+    if (credential) {
       try {
-        transfer = await this.send(mig, exported.dir, exported.files, log);
+        transfer = await this.send(mig, credential, exported.dir, exported.files, log);
       } catch (err) {
         if (!(err instanceof TransferFailed)) throw err;
         const message = `disk transfer to ${s.destHost} failed after ${err.attempts} attempts: ${err.message}`;
@@ -126,7 +139,13 @@ export class MigrationSource implements Reconciler {
     return {};
   }
 
-  private async send(mig: Migration, dir: string, files: string[], log: Logger): Promise<MigrationStatus['transfer']> {
+  private async send(
+    mig: Migration,
+    credential: TransferCredential,
+    dir: string,
+    files: string[],
+    log: Logger,
+  ): Promise<MigrationStatus['transfer']> {
     const s = mig.status ?? {};
     const ref: TransferRef = {
       namespace: mig.metadata.namespace ?? 'default',
@@ -134,14 +153,6 @@ export class MigrationSource implements Reconciler {
       uid: mig.metadata.uid ?? '',
     };
     const destination = s.destHost ?? '';
-    // The operator made it before the destination was chosen; without one (or one for other
-    // hosts) nothing can be sent.
-    const credential = await this.side.credentials.get(ref.uid);
-    if (!credential || credential.source !== this.side.host || credential.destination !== destination)
-      throw new TransferFailed(
-        `no transfer token for Migration ${ref.name} from ${this.side.host} to ${destination}`,
-        0,
-      );
     const tls = this.side.identity.current();
     if (!tls) throw new Error(`${this.side.host} has no transfer certificate`);
     const dest = await this.side.kube.computeNodes.get({ name: destination });

@@ -13,6 +13,7 @@ import { apiMessage } from '../../common/kube/client.js';
 interface Entry {
   cred: TransferCredential | undefined;
   until: number;
+  readAt: number;
 }
 
 export interface CredentialCacheOptions {
@@ -42,10 +43,14 @@ export class CredentialCache {
     this.maxEntries = opts.maxEntries ?? 256;
   }
 
-  /** The credential of the Migration with uid `migrationUid`, or undefined when there is none. */
-  async get(migrationUid: string): Promise<TransferCredential | undefined> {
+  /**
+   * The credential of the Migration with uid `migrationUid`, or undefined when there is none;
+   * with `maxAgeMs`, read again when what is cached was read longer ago than that.
+   */
+  async get(migrationUid: string, maxAgeMs?: number): Promise<TransferCredential | undefined> {
     const hit = this.entries.get(migrationUid);
-    if (hit && hit.until > this.now()) return hit.cred;
+    const now = this.now();
+    if (hit && hit.until > now && (maxAgeMs === undefined || now - hit.readAt <= maxAgeMs)) return hit.cred;
     let pending = this.reading.get(migrationUid);
     if (!pending) {
       pending = this.read(migrationUid).finally(() => this.reading.delete(migrationUid));
@@ -65,7 +70,7 @@ export class CredentialCache {
     const now = this.now();
     const until = cred ? Math.min(now + this.keepMs, cred.expiresAt.getTime()) : now + this.missingMs;
     this.entries.delete(migrationUid);
-    this.entries.set(migrationUid, { cred, until });
+    this.entries.set(migrationUid, { cred, until, readAt: now });
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
     return cred;
   }

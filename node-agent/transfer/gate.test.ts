@@ -124,6 +124,19 @@ describe('TransferGate', () => {
     expect(none.cluster.secretReads).toHaveLength(1);
   });
 
+  it('reads again, at most once a second, a credential that named other hosts: the operator may have replaced it', async () => {
+    const w = world();
+    await w.credential({ destination: 'node-c' });
+    expect((await refusal(w.gate.admit({ ref: w.ref, peer: 'node-a', token: 'secret' }))).status).toBe(401);
+    await w.cluster.client().secrets.delete(NS, `kubenova-transfer-${w.uid}`);
+    await w.credential();
+
+    expect((await refusal(w.gate.admit({ ref: w.ref, peer: 'node-a', token: 'secret' }))).status).toBe(401);
+    w.advance(1_001);
+    await w.gate.admit({ ref: w.ref, peer: 'node-a', token: 'secret' });
+    expect(w.cluster.secretReads).toHaveLength(2);
+  });
+
   it('refuses a request without a token before reading anything', async () => {
     const w = world();
     expect((await refusal(w.gate.admit({ ref: w.ref, peer: 'node-a', token: undefined }))).status).toBe(401);

@@ -17,6 +17,7 @@ import { Refusal, type Admission, type AdmissionRequest } from './server.js';
 /** Room for everything beside the disk: definition, markers. */
 export const DEFINITION_BYTES = 4 * 1024 * 1024;
 export const MAX_FILES = 16;
+const REREAD_MS = 1_000;
 
 export class TransferGate {
   constructor(
@@ -44,7 +45,12 @@ export class TransferGate {
       );
     }
     if (!token) throw new Refusal(401, 'Unauthorized', 'no transfer token presented');
-    const cred = await this.credentials.get(ref.uid);
+    let cred = await this.credentials.get(ref.uid);
+    // One naming other hosts may have been replaced since it was read (the operator replaces it
+    // when it chooses another destination): read it again, at most once a second. A wrong
+    // token costs no further read.
+    if (!cred || cred.source !== peer || cred.destination !== this.host)
+      cred = await this.credentials.get(ref.uid, REREAD_MS);
     const problem = !cred
       ? 'no transfer credential exists for this migration'
       : cred.migration.uid !== ref.uid || cred.migration.namespace !== ref.namespace || cred.migration.name !== ref.name
@@ -56,8 +62,6 @@ export class TransferGate {
             : !tokensEqual(token, cred.token)
               ? 'wrong transfer token'
               : undefined;
-    // Cached either way: a wrong token costs no further read. (A credential is replaced only
-    // while its migration is pre-migrating, before anything here reads it.)
     if (problem || !cred) throw new Refusal(401, 'Unauthorized', problem ?? 'no transfer credential');
     const flavors = [s.oldFlavor, s.newFlavor].filter((f) => f !== undefined);
     const disk = Math.max(0, ...flavors.map((f) => this.driver.maxDiskBytes(f)));
