@@ -32,9 +32,10 @@ export class DestinationPlacement {
     const s = mig.status ?? {};
     const evacuation = s.type === 'evacuation';
     // An evacuation rebuilds from the image: there is no disk to send, so no credential. A
-    // resize's names the host that holds (or is asked for) the destination claim.
+    // resize's names the host that holds (or is asked for) the destination claim; only the
+    // destination's own destHost may replace one here (selectedHost may be a stale view).
     const chosen = s.destHost ?? s.scheduling?.selectedHost;
-    if (!evacuation && chosen) await this.tokens.ensure(mig, chosen);
+    if (!evacuation && chosen) await this.tokens.ensure(mig, chosen, s.destHost !== undefined);
     if (!inst || inst.metadata.deletionTimestamp) return {};
     if (s.destHost) return evacuation ? this.handToDestination(mig, inst) : {};
     const flavor = s.newFlavor!;
@@ -58,9 +59,11 @@ export class DestinationPlacement {
         };
       },
       recordAttempt: async (scheduling) => {
-        // Before the host is asked: its credential exists by the time the source can start sending.
-        if (!evacuation) await this.tokens.ensure(mig, scheduling.selectedHost);
+        // Before the host is asked, a credential exists; once the request went through (this
+        // view was current), it names that host.
+        if (!evacuation) await this.tokens.ensure(mig, scheduling.selectedHost, false);
         await this.kube.migrations.patchStatus(mig, { scheduling: { ...scheduling, claimFailure: null } });
+        if (!evacuation) await this.tokens.ensure(mig, scheduling.selectedHost);
       },
       announce: (kind, message) => {
         this.events.record(

@@ -47,7 +47,11 @@ describe('TransferTokens', () => {
     expect(w.credential(uid)?.token).toBe(first?.token);
     expect(w.cluster.secret('tenant', transferCredentialName(uid))).toBeUndefined();
 
-    // Another destination chosen after a failed claim: a new credential, naming it.
+    // Seen through a view that may be stale, another destination replaces nothing.
+    await w.tokens.ensure(mig, 'node-c', false);
+    expect(w.credential(uid)?.token).toBe(first?.token);
+
+    // Another destination chosen after a failed claim (its request went through): a new credential, naming it.
     await w.tokens.ensure(mig, 'node-c');
     expect(w.credential(uid)).toMatchObject({ destination: 'node-c' });
     expect(w.credential(uid)?.token).not.toBe(first?.token);

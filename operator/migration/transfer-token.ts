@@ -34,16 +34,21 @@ export class TransferTokens {
 
   /**
    * A credential for sending `mig`'s disk from its source to `destination`, created unless one
-   * naming that destination exists. It expires when the migrating phase that uses it must have
-   * ended: the pre-migrating deadline plus one step timeout (or after the configured ttl).
+   * naming that destination exists; one naming another destination is replaced only when
+   * `replace` (the caller knows `destination` from a write of its own that went through, or from
+   * the destination's, never from a view that may be stale). It expires when the migrating phase
+   * that uses it must have ended: the pre-migrating deadline plus one step timeout (or after
+   * the configured ttl).
    */
-  async ensure(mig: Migration, destination: string): Promise<void> {
+  async ensure(mig: Migration, destination: string, replace = true): Promise<void> {
     const { namespace } = this.config;
     const uid = mig.metadata.uid ?? '';
     const name = transferCredentialName(uid);
-    const existing = parseCredential(await this.secrets.get(namespace, name));
+    const secret = await this.secrets.get(namespace, name);
+    const existing = parseCredential(secret);
     if (existing?.destination === destination && existing.migration.uid === uid) return;
-    if (existing || (await this.secrets.get(namespace, name))) await this.secrets.delete(namespace, name);
+    if (secret && !replace) return;
+    if (secret) await this.secrets.delete(namespace, name);
     const now = this.now().getTime();
     const deadline = Date.parse(mig.status?.stepDeadline ?? '');
     const phaseEnd = Number.isFinite(deadline) && deadline > now ? deadline : now + this.config.stepTimeoutMs;
