@@ -196,12 +196,15 @@ describe('MigrationDestination: a same-host resize', () => {
     expect(await a.driver.hasBackup(r.uid)).toBe(false);
     const resized = await diskOf(a, r.uid);
 
-    // A second resize, to m1.small, reverted: m1.medium comes back with its exact disk.
+    // A second resize, down to fewer vCPUs and less memory on the same root disk (root disks never
+    // shrink: the driver refuses a disk bigger than the flavor's), reverted: m1.medium comes back
+    // with its exact disk.
+    const down = { ...SMALL, name: 'm1.small-2g', rootDiskGiB: MEDIUM.rootDiskGiB };
     const second = 'web-1-resize-3';
-    const r2 = await resizeStarted(cluster, a, a, SMALL, second);
+    const r2 = await resizeStarted(cluster, a, a, down, second);
     const key = `default/${second}`;
     await sameHostToFinished(a, key);
-    expect(inst().status).toMatchObject({ vmState: 'resized', flavor: SMALL, oldFlavor: MEDIUM });
+    expect(inst().status).toMatchObject({ vmState: 'resized', flavor: down, oldFlavor: MEDIUM });
     await decide(cluster, second, 'Revert');
     await a.destination.reconcile(key);
     expect(stepDone(mig(second), StepDone.DestinationCleaned)).toBe(true);
