@@ -27,7 +27,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['common/**', 'operator/**', 'node-agent/**'],
+    files: ['common/**', 'operator/**', 'node-agent/**', 'plugin/**'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -35,7 +35,7 @@ export default tseslint.config(
           patterns: [
             importsFrom(
               ['devenv', 'e2e', 'bench'],
-              'product code (common/, operator/, node-agent/) must not import from devenv/, e2e/ or bench/',
+              'product code (common/, operator/, node-agent/, plugin/) must not import from devenv/, e2e/ or bench/',
             ),
           ],
         },

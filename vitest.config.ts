@@ -15,6 +15,7 @@ export default defineConfig({
             'common/**/*.test.ts',
             'operator/**/*.test.ts',
             'node-agent/**/*.test.ts',
+            'plugin/**/*.test.ts',
             'devenv/**/*.test.ts',
             'tools/**/*.test.ts',
           ],

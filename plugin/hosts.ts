@@ -1,0 +1,198 @@
+// host-list, host-show, host-disable and host-enable: ComputeNodes as Nova's `compute service`
+// and `hypervisor` commands show them.
+import { ZONE_LABEL, type ComputeNode, type Instance, type Migration } from '../common/api/types.js';
+import { UserError } from './errors.js';
+import type { IO } from './io.js';
+import { age, cell, fields, formatObjects, table, type OutputFormat } from './output.js';
+import type { Session } from './session.js';
+
+/** up: its agent posts heartbeats (Ready True); down otherwise; forced-down when an admin said it is dead. */
+export function hostState(node: ComputeNode): 'up' | 'down' | 'forced-down' {
+  if (node.spec?.forcedDown) return 'forced-down';
+  return node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? 'up' : 'down';
+}
+
+export const hostStatus = (node: ComputeNode): string => (node.spec?.disabled ? 'disabled' : 'enabled');
+
+export function hostRows(nodes: readonly ComputeNode[], now: Date): string {
+  const rows = [...nodes]
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))
+    .map((n) => {
+      const u = n.status?.usage ?? {};
+      return [
+        n.metadata.name,
+        cell(n.metadata.labels?.[ZONE_LABEL]),
+        hostStatus(n),
+        hostState(n),
+        cell(u.vcpus),
+        cell(u.memory),
+        cell(u.disk),
+        String(n.status?.claims?.length ?? 0),
+        cell(n.status?.driver),
+        age(n.metadata.creationTimestamp, now),
+      ];
+    });
+  return table(
+    ['NAME', 'ZONE', 'STATUS', 'STATE', 'VCPUS', 'MEMORY (MiB)', 'DISK (GiB)', 'CLAIMS', 'DRIVER', 'AGE'],
+    rows,
+  );
+}
+
+export async function getHost(session: Session, name: string): Promise<ComputeNode> {
+  const node = await session.kube.computeNodes.get({ name });
+  if (!node) throw new UserError(`host ${name} not found (see: kubectl nova host-list)`);
+  return node;
+}
+
+export async function hostList(session: Session, io: IO, opts: { output?: OutputFormat }): Promise<void> {
+  const nodes = (await session.kube.computeNodes.list()).items;
+  if (opts.output) return io.out(formatObjects(nodes, opts.output));
+  if (nodes.length === 0) return io.err('No hosts found: no node agent has registered.\n');
+  io.out(hostRows(nodes, io.now()));
+}
+
+export interface HostShowInput {
+  node: ComputeNode;
+  instances: readonly Instance[];
+  migrations: readonly Migration[];
+  now: Date;
+}
+
+const RESOURCES = [
+  ['vcpus', 'vcpus', 'cpu', ''],
+  ['memoryMiB', 'memoryMiB', 'memory', ' MiB'],
+  ['diskGiB', 'diskGiB', 'disk', ' GiB'],
+] as const;
+
+export function renderHost({ node, instances, migrations, now }: HostShowInput): string {
+  const spec = node.spec ?? {};
+  const s = node.status ?? {};
+  const ready = s.conditions?.find((c) => c.type === 'Ready');
+  const out: string[] = [];
+  const labels = Object.entries(node.metadata.labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  out.push(
+    fields([
+      ['Name', node.metadata.name],
+      ['Zone', node.metadata.labels?.[ZONE_LABEL] ?? '-'],
+      ['Status', spec.disabled ? `disabled${spec.disabledReason ? ` (${spec.disabledReason})` : ''}` : 'enabled'],
+      [
+        'State',
+        `${hostState(node)}${ready ? ` (Ready ${ready.status} since ${age(ready.lastTransitionTime, now)} ago: ${ready.reason})` : ''}`,
+      ],
+      ['Heartbeat', s.heartbeatTime ? `${age(s.heartbeatTime, now)} ago` : '-'],
+      ['Driver', s.driver ?? '-'],
+      ['Labels', labels || '-'],
+    ]).trimEnd(),
+  );
+  out.push('Resources:');
+  const rows = RESOURCES.map(([key, reservedKey, ratioKey, unit]) => {
+    const cap = s.capacity?.[key];
+    const alloc = s.allocatable?.[key];
+    const used = s.allocated?.[key] ?? 0;
+    return [
+      key,
+      cap === undefined ? '-' : `${cap}${unit}`,
+      `${spec.reserved?.[reservedKey] ?? (key === 'memoryMiB' ? 512 : 0)}${unit}`,
+      String(spec.allocationRatio?.[ratioKey] ?? (key === 'vcpus' ? 4 : 1)),
+      alloc === undefined ? '-' : `${alloc}${unit}`,
+      `${used}${unit}`,
+      alloc === undefined ? '-' : `${alloc - used}${unit}`,
+    ];
+  });
+  out.push(indent(table(['RESOURCE', 'CAPACITY', 'RESERVED', 'RATIO', 'ALLOCATABLE', 'ALLOCATED', 'FREE'], rows)));
+  out.push('Claims:');
+  const claims = s.claims ?? [];
+  out.push(
+    claims.length
+      ? indent(
+          table(
+            ['INSTANCE', 'KIND', 'VCPUS', 'MEMORY (MiB)', 'DISK (GiB)', 'AGE'],
+            claims.map((c) => [
+              c.instance ?? c.consumer,
+              c.kind,
+              String(c.vcpus),
+              String(c.memoryMiB),
+              String(c.diskGiB),
+              c.createdAt ? age(c.createdAt, now) : '-',
+            ]),
+          ),
+        )
+      : '  <none>',
+  );
+  out.push(`Instances (${instances.length}):`);
+  out.push(
+    instances.length
+      ? indent(
+          table(
+            ['NAMESPACE', 'NAME', 'STATUS', 'TASK', 'FLAVOR'],
+            instances.map((i) => [
+              i.metadata.namespace ?? '',
+              i.metadata.name,
+              i.status?.vmState ?? '-',
+              cell(i.status?.taskState),
+              i.status?.flavor?.name ?? i.spec.flavor,
+            ]),
+          ),
+        )
+      : '  <none>',
+  );
+  const moving = migrations.filter(
+    (m) =>
+      (m.status?.sourceHost === node.metadata.name || m.status?.destHost === node.metadata.name) &&
+      !['confirmed', 'reverted', 'error'].includes(m.status?.status ?? ''),
+  );
+  if (moving.length) {
+    out.push('Migrations in progress:');
+    out.push(
+      indent(
+        table(
+          ['NAMESPACE', 'NAME', 'INSTANCE', 'STATUS', 'SOURCE', 'DEST'],
+          moving.map((m) => [
+            m.metadata.namespace ?? '',
+            m.metadata.name,
+            m.spec.instance,
+            m.status?.status ?? '-',
+            cell(m.status?.sourceHost),
+            cell(m.status?.destHost),
+          ]),
+        ),
+      ),
+    );
+  }
+  return out.join('\n').trimEnd() + '\n';
+}
+
+const indent = (text: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+
+export async function hostShow(session: Session, io: IO, name: string, opts: { output?: OutputFormat }): Promise<void> {
+  const node = await getHost(session, name);
+  if (opts.output) return io.out(formatObjects(node, opts.output));
+  const [instances, migrations] = await Promise.all([
+    session.kube.instances.list().then((l) => l.items.filter((i) => i.status?.host === name)),
+    session.kube.migrations.list().then((l) => l.items),
+  ]);
+  io.out(renderHost({ node, instances, migrations, now: io.now() }));
+}
+
+export async function hostDisable(session: Session, io: IO, name: string, reason: string): Promise<void> {
+  if (!reason.trim()) throw new UserError('--reason must say why the host is disabled');
+  await getHost(session, name);
+  await session.kube.computeNodes.patch({ name }, { spec: { disabled: true, disabledReason: reason } });
+  io.out(
+    `host/${name} disabled (${reason}): no new instance lands there; the ones running stay ` +
+      `(move them with: kubectl nova drain ${name})\n`,
+  );
+}
+
+export async function hostEnable(session: Session, io: IO, name: string): Promise<void> {
+  await getHost(session, name);
+  await session.kube.computeNodes.patch({ name }, { spec: { disabled: false, disabledReason: null } });
+  io.out(`host/${name} enabled\n`);
+}
