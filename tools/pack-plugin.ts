@@ -129,6 +129,12 @@ function main(): void {
     },
   );
   rmSync(join(stage, 'node_modules', '.package-lock.json'), { force: true });
+  // krew unpacks regular files and directories only: no symlinks (npm's .bin links are for scripts).
+  execFileSync('find', ['node_modules', '-type', 'd', '-name', '.bin', '-prune', '-exec', 'rm', '-rf', '{}', '+'], {
+    cwd: stage,
+  });
+  const links = execFileSync('find', ['.', '-type', 'l'], { cwd: stage, encoding: 'utf8' }).trim();
+  if (links) throw new Error(`the archive would hold symlinks, which krew cannot unpack:\n${links}`);
   const archive = join(root, 'dist', `kubectl-nova-${pkg.version}.tar.gz`);
   const tar = execFileSync(
     'tar',
