@@ -16,7 +16,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Exec, type V1Pod, type V1Status } from '@kubernetes/client-node';
-import { UserError, httpStatus } from './errors.js';
+import { UserError, describeError, httpStatus } from './errors.js';
 import type { IO } from './io.js';
 import { getInstance } from './migrations.js';
 import type { Session } from './session.js';
@@ -178,15 +178,21 @@ async function findAgentPod(
         ).items
       : (await session.core.listPodForAllNamespaces({ labelSelector: AGENT_POD_SELECTOR, fieldSelector })).items;
   } catch (err) {
-    if (httpStatus(err) !== 403 || agentNamespace) throw err;
+    if (httpStatus(err) !== 403) throw err;
+    if (agentNamespace) throw forbidden(agentNamespace, err);
     // Not allowed to list pods cluster-wide: try the chart's usual release namespace.
-    pods = (
-      await session.core.listNamespacedPod({
-        namespace: DEFAULT_AGENT_NAMESPACE,
-        labelSelector: AGENT_POD_SELECTOR,
-        fieldSelector,
-      })
-    ).items;
+    try {
+      pods = (
+        await session.core.listNamespacedPod({
+          namespace: DEFAULT_AGENT_NAMESPACE,
+          labelSelector: AGENT_POD_SELECTOR,
+          fieldSelector,
+        })
+      ).items;
+    } catch (err2) {
+      if (httpStatus(err2) === 403) throw forbidden(DEFAULT_AGENT_NAMESPACE, err2);
+      throw err2;
+    }
   }
   const pod = pickAgentPod(pods, host);
   if (!pod?.metadata?.name || !pod.metadata.namespace)
@@ -196,6 +202,14 @@ async function findAgentPod(
         'processes (npm start), pass --state-dir with their state directory.',
     );
   return { namespace: pod.metadata.namespace, name: pod.metadata.name };
+}
+
+function forbidden(namespace: string, err: unknown): UserError {
+  return new UserError(
+    `reading a console execs into the node agent's pod, which needs permission to list pods and create ` +
+      `pods/exec in its namespace (${namespace}; --agent-namespace names another); cluster admins have it. ` +
+      `The API server said: ${describeError(err)}`,
+  );
 }
 
 /** Prints a console log file; with follow, keeps printing what is appended (and starts over when it is recreated). */

@@ -14,6 +14,7 @@ export function hostState(node: ComputeNode): 'up' | 'down' | 'forced-down' {
 
 export const hostStatus = (node: ComputeNode): string => (node.spec?.disabled ? 'disabled' : 'enabled');
 
+/** One row per host; VCPUS, MEMORY and DISK are allocated/allocatable as the agent summarises them. */
 export function hostRows(nodes: readonly ComputeNode[], now: Date): string {
   const rows = [...nodes]
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))
@@ -32,10 +33,7 @@ export function hostRows(nodes: readonly ComputeNode[], now: Date): string {
         age(n.metadata.creationTimestamp, now),
       ];
     });
-  return table(
-    ['NAME', 'ZONE', 'STATUS', 'STATE', 'VCPUS', 'MEMORY (MiB)', 'DISK (GiB)', 'CLAIMS', 'DRIVER', 'AGE'],
-    rows,
-  );
+  return table(['NAME', 'ZONE', 'STATUS', 'STATE', 'VCPUS', 'MEMORY', 'DISK', 'CLAIMS', 'DRIVER', 'AGE'], rows);
 }
 
 export async function getHost(session: Session, name: string): Promise<ComputeNode> {
