@@ -45,6 +45,23 @@ describe('work queue', () => {
     expect(runs).toBe(2);
   });
 
+  it('a key waiting a long while is run at the earlier time when asked again sooner (a conflict retry is not lost)', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(
+      async (k) => {
+        seen.push(k);
+        return {};
+      },
+      { workers: 1 },
+    );
+    q.addAfter('k', 60_000);
+    q.addAfter('k', 10);
+    await sleep(50);
+    await q.idle();
+    expect(seen).toEqual(['k']);
+    await q.shutdown();
+  });
+
   it('retries a failing key with growing backoff', async () => {
     const times: number[] = [];
     const q = new WorkQueue(

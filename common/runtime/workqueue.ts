@@ -42,7 +42,7 @@ export class WorkQueue {
   /** Keys added while being processed: run again once the current run ends. */
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private active = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -71,17 +71,22 @@ export class WorkQueue {
   }
 
   /** Adds the key after a delay; an earlier pending delay for the key wins. */
+  /** Adds the key after a delay; a key already waiting keeps the earlier of the two times (client-go's rule). */
   addAfter(key: string, delayMs: number): void {
     if (this.stopped) return;
     if (delayMs <= 0) return this.add(key);
+    const due = Date.now() + delayMs;
     const existing = this.timers.get(key);
-    if (existing) return;
+    if (existing) {
+      if (existing.due <= due) return;
+      clearTimeout(existing.timer);
+    }
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref?.();
-    this.timers.set(key, timer);
+    this.timers.set(key, { timer, due });
   }
 
   get depth(): number {
@@ -145,7 +150,7 @@ export class WorkQueue {
 
   async shutdown(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();

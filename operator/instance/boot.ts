@@ -145,6 +145,8 @@ export class BootConductor {
         this.kube.instances.patchStatus(inst, {
           vmState: 'error',
           taskState: '',
+          // A boot refused before its first write has still judged this generation of the spec.
+          observedGeneration: inst.status?.observedGeneration ?? inst.metadata.generation,
           fault: status,
           scheduling: { selectedHost: null },
           conditions: setCondition(
