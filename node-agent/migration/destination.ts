@@ -152,7 +152,7 @@ export class MigrationDestination implements Reconciler {
       oldFlavor: s.oldFlavor,
       powerState: domain.powerState,
       guest: report ? { ...report, reportedAt: now.toISOString() } : null,
-      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, true),
+      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, true, inst.metadata.generation),
     });
     await kube.migrations.patchStatus(mig, { ...enter(this.side, 'finished'), finishedAt: now.toISOString() });
     log.info({ step: 'post-migrating' }, 'finished; awaiting confirm or revert');
@@ -261,7 +261,7 @@ export class MigrationDestination implements Reconciler {
       powerState: domain.powerState,
       launchedAt: now.toISOString(),
       guest: report ? { ...report, reportedAt: now.toISOString() } : null,
-      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false),
+      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false, inst.metadata.generation),
     });
     await kube.migrations.patchStatus(mig, { ...enter(this.side, 'confirmed'), finishedAt: now.toISOString() });
     log.info({ step: 'post-migrating' }, 'evacuated: rebuilt from the image');

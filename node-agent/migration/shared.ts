@@ -77,10 +77,15 @@ export function readyOn(
   host: string,
   now: Date,
   awaitingDecision: boolean,
+  /** The instance's metadata.generation the condition is set from. */
+  generation?: number,
 ): Condition[] {
   const pending = awaitingDecision ? ', resize awaiting confirm or revert' : '';
-  if (powerState === 'running') return setReady(conditions, true, `running on ${host}${pending}`, now);
-  return setReady(conditions, false, awaitingDecision ? `stopped on ${host}${pending}` : 'stopped', now);
+  if (powerState === 'running') {
+    return setReady(conditions, true, `running on ${host}${pending}`, now, undefined, generation);
+  }
+  const message = awaitingDecision ? `stopped on ${host}${pending}` : 'stopped';
+  return setReady(conditions, false, message, now, undefined, generation);
 }
 
 export type LiveStep = (mig: Migration, inst: Instance, log: Logger) => Promise<ReconcileResult>;
@@ -205,7 +210,14 @@ export async function strand(
         migration: null,
         taskHosts: null,
         fault: status,
-        conditions: setReady(inst.status?.conditions, false, status.message, side.now(), fault.reason),
+        conditions: setReady(
+          inst.status?.conditions,
+          false,
+          status.message,
+          side.now(),
+          fault.reason,
+          inst.metadata.generation,
+        ),
       });
       await side.kube.migrations.patchStatus(mig, { ...enter(side, 'error'), fault: status, finishedAt: status.time });
     },

@@ -268,7 +268,7 @@ export class MigrationSource implements Reconciler {
       taskHosts: null,
       powerState: domain.powerState,
       guest: report ? { ...report, reportedAt: now.toISOString() } : null,
-      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false),
+      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, false, inst.metadata.generation),
     });
     const message = `the instance runs on ${host} with ${s.oldFlavor?.name} again`;
     // A rollback carried out by the revert steps, not a revert the user asked for (a deadline
