@@ -3,7 +3,7 @@
 import { setReady } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
 import { enterPhase, isTerminal, type LivePhase, type PhaseDispatch } from '../../common/api/lifecycle.js';
-import { EventReason, FaultReason } from '../../common/api/reasons.js';
+import { EventReason } from '../../common/api/reasons.js';
 import type { MergePatch } from '../../common/api/patch.js';
 import type {
   Condition,
@@ -101,26 +101,9 @@ export interface SideSteps {
   budget: StepBudget;
 }
 
-type RollbackRequest = NonNullable<MigrationStatus['rollback']>;
+import { rollbackFault } from '../../common/api/rollback.js';
 
-const FAULT_FOR_ROLLBACK = {
-  StepFailed: FaultReason.StepFailed,
-  StepTimedOut: FaultReason.StepFailed,
-  Cancelled: FaultReason.Cancelled,
-  HostLost: FaultReason.HostLost,
-} as const satisfies Record<RollbackRequest['reason'], FaultReason>;
-
-/** The fault a requested rollback ends with. */
-export function rollbackFault(request: RollbackRequest): Fault {
-  return new Fault(FAULT_FOR_ROLLBACK[request.reason], request.message);
-}
-
-/** The request a side writes when it gives up by itself (its retry budget is spent). */
-export function rollbackRequest(phase: MigrationPhase, fault: Fault, now: Date): RollbackRequest {
-  const reason =
-    fault.reason === FaultReason.Cancelled || fault.reason === FaultReason.HostLost ? fault.reason : 'StepFailed';
-  return { phase, reason, message: fault.message, time: now.toISOString() };
-}
+export { rollbackFault, rollbackRequest } from '../../common/api/rollback.js';
 
 /** The patch that moves a Migration on, with the deadline of the phase it enters. */
 export const enter = (side: MigrationSide, phase: MigrationPhase): MergePatch<MigrationStatus> =>

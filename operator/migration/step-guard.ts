@@ -14,24 +14,16 @@ import {
   type LivePhase,
 } from '../../common/api/lifecycle.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
-import type { Instance, Migration, MigrationStatus } from '../../common/api/types.js';
+import type { Instance, Migration } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
+import { rollbackFault, type RollbackRequest } from '../../common/api/rollback.js';
 import type { Placement } from '../scheduler/placement.js';
 import type { Decisions } from './decision.js';
 import type { MigrationEnding } from './ending.js';
-
-type RollbackRequest = NonNullable<MigrationStatus['rollback']>;
-
-const FAULT_FOR_REQUEST = {
-  StepFailed: FaultReason.StepFailed,
-  StepTimedOut: FaultReason.StepFailed,
-  Cancelled: FaultReason.Cancelled,
-  HostLost: FaultReason.HostLost,
-} as const satisfies Record<RollbackRequest['reason'], FaultReason>;
 
 export class StepGuard {
   constructor(
@@ -60,7 +52,7 @@ export class StepGuard {
     const request = s.rollback?.phase === phase ? s.rollback : undefined;
     if (request && 'rollback' in rule && rule.rollback.owner === 'operator') {
       if (phase === 'finished') return this.decisions.carryOut(mig, inst, 'Revert');
-      return this.ending.fail(mig, inst, new Fault(FAULT_FOR_REQUEST[request.reason], request.message), phase);
+      return this.ending.fail(mig, inst, rollbackFault(request), phase);
     }
     const deadline = s.stepDeadline ? Date.parse(s.stepDeadline) : NaN;
     if (!request && Number.isFinite(deadline) && this.now().getTime() >= deadline) return this.timedOut(mig, phase);
