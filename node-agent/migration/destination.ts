@@ -28,7 +28,7 @@ import {
   reconcileSide,
   rollbackRequest,
 } from './shared.js';
-import { sameHost, type MigrationSide, type SideSteps } from './shared.js';
+import { endInError, sameHost, type MigrationSide, type SideSteps } from './shared.js';
 import { StepBudget } from './step-budget.js';
 
 export class MigrationDestination implements Reconciler {
@@ -274,7 +274,6 @@ export class MigrationDestination implements Reconciler {
   /** The rebuild cannot be done here: this host gives everything back; the instance stays on its dead host. */
   private async abandonEvacuation(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
     if (mig.status?.destHost !== this.side.host) return {};
-    const { kube } = this.side;
     const uid = inst.metadata.uid ?? '';
     await this.side.driver.destroy(uid);
     // The rebuild may have turned the migration claim into the instance's before it failed.
@@ -283,24 +282,7 @@ export class MigrationDestination implements Reconciler {
       (c) => (c.consumer === migUid && c.kind === 'migration') || (c.consumer === uid && c.kind === 'instance'),
     );
     const told = `${fault.message}; the instance stays on ${mig.status.sourceHost}: create another Evacuation`;
-    await this.side.faults.record(
-      fault,
-      async (status) => {
-        await kube.instances.patchStatus(inst, { taskState: '', migration: null, taskHosts: null, fault: status });
-        await kube.migrations.patchStatus(mig, {
-          ...enter(this.side, 'error'),
-          fault: status,
-          finishedAt: status.time,
-        });
-      },
-      [
-        { target: mig, message: told },
-        { target: inst, message: told },
-      ],
-      log,
-      'post-migrating',
-    );
-    return {};
+    return endInError(this.side, mig, inst, fault, {}, 'post-migrating', log, told);
   }
 
   /** A failed migration: the destination gives back what it held for it. */

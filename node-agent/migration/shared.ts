@@ -167,11 +167,48 @@ async function giveUpSafely(
 }
 
 /**
+ * Ends the migration in error from this side: the instance leaves the task (`instance` says
+ * what else it now is) and both objects carry the fault, in the step's own writes, with one
+ * Warning Event each (`told`, or the fault's message).
+ */
+export async function endInError(
+  side: MigrationSide,
+  mig: Migration,
+  inst: Instance,
+  fault: Fault,
+  instance: MergePatch<InstanceStatus>,
+  step: string,
+  log: Logger,
+  told?: string,
+): Promise<ReconcileResult> {
+  await side.faults.record(
+    fault,
+    async (status) => {
+      await side.kube.instances.patchStatus(inst, {
+        taskState: '',
+        migration: null,
+        taskHosts: null,
+        ...instance,
+        fault: status,
+      });
+      await side.kube.migrations.patchStatus(mig, { ...enter(side, 'error'), fault: status, finishedAt: status.time });
+    },
+    [
+      { target: mig, message: told },
+      { target: inst, message: told },
+    ],
+    log,
+    step,
+  );
+  return {};
+}
+
+/**
  * The last resort when no copy can be brought back: the Migration ends in error and the
  * instance goes to error, with what an admin can do. Nothing is deleted: the disk and its
  * `<uid>_resize` backup stay where they are.
  */
-export async function strand(
+export function strand(
   side: MigrationSide,
   mig: Migration,
   inst: Instance,
@@ -184,31 +221,9 @@ export async function strand(
     `the instance is left in error with its files kept on ${where}; fix the host, then delete the ` +
     'instance, or recreate it from its image';
   const stranded = new Fault(fault.reason, `${fault.message}; ${advice}`, { cause: fault });
-  await side.faults.record(
-    stranded,
-    async (status) => {
-      await side.kube.instances.patchStatus(inst, {
-        vmState: 'error',
-        taskState: '',
-        migration: null,
-        taskHosts: null,
-        fault: status,
-        conditions: setReady(
-          inst.status?.conditions,
-          false,
-          status.message,
-          side.now(),
-          fault.reason,
-          inst.metadata.generation,
-        ),
-      });
-      await side.kube.migrations.patchStatus(mig, { ...enter(side, 'error'), fault: status, finishedAt: status.time });
-    },
-    [{ target: mig }, { target: inst }],
-    log,
-    s.status ?? 'migration',
-  );
-  return {};
+  const generation = inst.metadata.generation;
+  const ready = setReady(inst.status?.conditions, false, stranded.message, side.now(), fault.reason, generation);
+  return endInError(side, mig, inst, stranded, { vmState: 'error', conditions: ready }, s.status ?? 'migration', log);
 }
 
 /** Tells both objects that the migration is rolling back, and why. */

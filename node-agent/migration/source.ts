@@ -22,7 +22,16 @@ import type { Logger } from '../../common/log.js';
 import { sendDirectory } from '../transfer/client.js';
 import type { TransferCredential } from '../../common/api/transfer-credential.js';
 import { TransferFailed, type TransferRef } from '../transfer/protocol.js';
-import { domainSpec, enter, instanceTask, readyOn, reconcileSide, rollbackFault, sameHost } from './shared.js';
+import {
+  domainSpec,
+  endInError,
+  enter,
+  instanceTask,
+  readyOn,
+  reconcileSide,
+  rollbackFault,
+  sameHost,
+} from './shared.js';
 import type { MigrationSide, SideSteps } from './shared.js';
 import { StepBudget } from './step-budget.js';
 
@@ -199,35 +208,12 @@ export class MigrationSource implements Reconciler {
   private async rollBack(mig: Migration, inst: Instance, fault: Fault, log: Logger): Promise<ReconcileResult> {
     const s = mig.status ?? {};
     const uid = inst.metadata.uid ?? '';
-    const { driver, host, kube } = this.side;
+    const { driver, host } = this.side;
     await driver.confirmMigration(uid, true); // drops only the backup; the original stays
     const domain = s.oldVmState === 'stopped' ? await driver.powerOff(uid) : await driver.powerOn(uid);
     const told = `${fault.message}; the instance keeps running on ${host}`;
-    await this.side.faults.record(
-      fault,
-      async (status) => {
-        await kube.instances.patchStatus(inst, {
-          taskState: '',
-          vmState: s.oldVmState ?? 'active',
-          powerState: domain.powerState,
-          migration: null,
-          taskHosts: null,
-          fault: status,
-        });
-        await kube.migrations.patchStatus(mig, {
-          ...enter(this.side, 'error'),
-          fault: status,
-          finishedAt: status.time,
-        });
-      },
-      [
-        { target: mig, message: told },
-        { target: inst, message: told },
-      ],
-      log,
-      'migrating',
-    );
-    return {};
+    const instance = { vmState: s.oldVmState ?? 'active', powerState: domain.powerState } as const;
+    return endInError(this.side, mig, inst, fault, instance, 'migrating', log, told);
   }
 
   // confirm_resize on the source: the old copy and claim go.
