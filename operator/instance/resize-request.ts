@@ -4,7 +4,7 @@
 import { Fault } from '../../common/api/faults.js';
 import { checkInstanceState } from '../../common/api/instance-actions.js';
 import { FaultReason } from '../../common/api/reasons.js';
-import { API_VERSION, MIGRATION_FINALIZER, type Instance } from '../../common/api/types.js';
+import type { Instance } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import { isConflict } from '../../common/kube/client.js';
 import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
@@ -13,6 +13,7 @@ import type { ReconcileResult } from '../../common/runtime/controller.js';
 import { snapshotOf } from '../../common/api/flavor.js';
 import type { QuotaService } from '../quota/quota-service.js';
 import { resizeIncrease } from '../quota/quota-service.js';
+import { ownedMigration } from '../migration/owned-migration.js';
 import { checkResizeFlavor } from '../migration/resize-checks.js';
 
 export const resizeMigrationName = (inst: Instance) => `${inst.metadata.name}-resize-${inst.metadata.generation ?? 1}`;
@@ -48,28 +49,7 @@ export class ResizeRequests {
     if (overs.length) return this.refuse(inst, `quota exceeded: ${overs.join('; ')}`, FaultReason.QuotaExceeded);
     const name = resizeMigrationName(inst);
     try {
-      await this.kube.migrations.create({
-        apiVersion: API_VERSION,
-        kind: 'Migration',
-        metadata: {
-          name,
-          namespace: inst.metadata.namespace,
-          labels: { 'compute.kubenova.io/instance': inst.metadata.name },
-          // Held from birth, so a delete at any moment is a cancel the operator carries out.
-          finalizers: [MIGRATION_FINALIZER],
-          ownerReferences: [
-            {
-              apiVersion: API_VERSION,
-              kind: 'Instance',
-              name: inst.metadata.name,
-              uid: inst.metadata.uid ?? '',
-              controller: true,
-              blockOwnerDeletion: true,
-            },
-          ],
-        },
-        spec: { instance: inst.metadata.name, flavor: inst.spec.flavor },
-      });
+      await this.kube.migrations.create(ownedMigration(inst, name, { flavor: inst.spec.flavor }));
     } catch (err) {
       if (!isConflict(err)) throw err;
     }

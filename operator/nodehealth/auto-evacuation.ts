@@ -7,11 +7,12 @@
 // evacuation is tried again after a pause, a few times at most; then an admin takes over.
 import { isTerminal } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
-import { API_VERSION, type Instance, type Migration } from '../../common/api/types.js';
+import type { Instance, Migration } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import { isConflict } from '../../common/kube/client.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { Logger } from '../../common/log.js';
+import { ownedMigration } from '../migration/owned-migration.js';
 import type { HealthPass } from './node-monitor.js';
 
 export const evacuationName = (instance: string, n: number) => `${instance}-evacuate-${n}`;
@@ -87,7 +88,7 @@ export class AutoEvacuation implements HealthPass {
 
     const migration = evacuationName(name, highestNumber(name, inNamespace) + 1);
     try {
-      await this.kube.migrations.create(evacuationOf(inst, migration));
+      await this.kube.migrations.create(ownedMigration(inst, migration, { type: 'Evacuation' }));
     } catch (err) {
       // Created by an earlier pass whose result the cache has not shown yet.
       if (isConflict(err)) return;
@@ -109,27 +110,4 @@ function highestNumber(instance: string, migrations: readonly Migration[]): numb
       .filter((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)))
       .map((n) => Number(n.slice(prefix.length))),
   );
-}
-
-function evacuationOf(inst: Instance, name: string): Migration {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'Migration',
-    metadata: {
-      name,
-      namespace: inst.metadata.namespace,
-      labels: { 'compute.kubenova.io/instance': inst.metadata.name },
-      ownerReferences: [
-        {
-          apiVersion: API_VERSION,
-          kind: 'Instance',
-          name: inst.metadata.name,
-          uid: inst.metadata.uid ?? '',
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
-    },
-    spec: { instance: inst.metadata.name, type: 'Evacuation' },
-  };
 }
