@@ -13,6 +13,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as yaml from 'js-yaml';
+import { NPM_CI_ARGS, PRUNE_FIND_ARGS } from '../devenv/images/app-bundle.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -102,32 +103,9 @@ function main(): void {
   cpSync(join(root, 'dist', 'plugin'), join(stage, 'dist', 'plugin'), { recursive: true, filter: js });
   cpSync(join(root, 'dist', 'common'), join(stage, 'dist', 'common'), { recursive: true, filter: js });
   for (const f of ['package.json', 'package-lock.json']) cpSync(join(root, f), join(stage, f));
-  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], {
-    cwd: stage,
-    stdio: 'inherit',
-  });
-  execFileSync(
-    'find',
-    [
-      'node_modules',
-      '-type',
-      'f',
-      '(',
-      '-name',
-      '*.d.ts',
-      '-o',
-      '-name',
-      '*.d.?ts',
-      '-o',
-      '-name',
-      '*.map',
-      ')',
-      '-delete',
-    ],
-    {
-      cwd: stage,
-    },
-  );
+  // The same production install and pruning as the image's app bundle.
+  execFileSync('npm', NPM_CI_ARGS, { cwd: stage, stdio: 'inherit' });
+  execFileSync('find', ['node_modules', ...PRUNE_FIND_ARGS], { cwd: stage });
   rmSync(join(stage, 'node_modules', '.package-lock.json'), { force: true });
   // krew unpacks regular files and directories only: no symlinks (npm's .bin links are for scripts).
   execFileSync('find', ['node_modules', '-type', 'd', '-name', '.bin', '-prune', '-exec', 'rm', '-rf', '{}', '+'], {
