@@ -393,6 +393,21 @@ describe('MigrationDestination: across hosts', () => {
     expect(claimsOn(cluster, 'host-b')).toEqual([`migration/${r.migUid}`]);
   });
 
+  it("a finish seen again through a Migration view that lags behind its instance only writes the Migration's move", async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await crossHostToFinished(cluster, a, b, r);
+    // The instance's write has arrived, the Migration's not yet: it still looks post-migrating.
+    await b.kube.migrations.patchStatus(mig(), { status: 'post-migrating' });
+    const from = cluster.writes.length;
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(cluster.writes.slice(from).map((w) => `${w.kind}.${w.verb}`)).toEqual(['Migration.patchStatus']);
+    expect(mig().status?.status).toBe('finished');
+    expect(inst().status).toMatchObject({ vmState: 'resized', taskState: '', host: 'host-b' });
+  });
+
   it('reverting: destroys its copy, frees the migration claim and marks DestinationCleaned', async () => {
     const b = await hosts.add('host-b');
     const r = await resizeStarted(cluster, a, b);
@@ -617,6 +632,21 @@ describe('MigrationDestination: an evacuation rebuilds from the image', () => {
     expect(mig().status?.status).toBe('confirmed');
     expect(inst().status).toMatchObject({ vmState: 'stopped', host: 'host-b', powerState: 'shutdown' });
     expect((await b.driver.get(r.uid))?.powerState).toBe('shutdown');
+  });
+
+  it("a rebuild seen again through a Migration view that lags behind its instance only writes the Migration's end", async () => {
+    const b = await hosts.add('host-b');
+    await evacuationHandedTo(b);
+    await b.destination.reconcile(MIG_KEY);
+    // The instance's write has arrived, the Migration's not yet: it still looks post-migrating.
+    await b.kube.migrations.patchStatus(mig(), { status: 'post-migrating' });
+    const from = cluster.writes.length;
+
+    await b.destination.reconcile(MIG_KEY);
+
+    expect(cluster.writes.slice(from).map((w) => `${w.kind}.${w.verb}`)).toEqual(['Migration.patchStatus']);
+    expect(mig().status?.status).toBe('confirmed');
+    expect(inst().status).toMatchObject({ vmState: 'active', taskState: '', host: 'host-b' });
   });
 
   it('a rebuild repeated after a crash finds the guest it spawned and finishes with one claim', async () => {

@@ -131,6 +131,10 @@ export class MigrationDestination implements Reconciler {
     if (s.destHost !== this.side.host || !s.newFlavor || !s.oldFlavor) return {};
     if (s.type === 'evacuation') return this.rebuild(mig, inst, log);
     const { driver, host, kube, transfers } = this.side;
+    const i = inst.status ?? {};
+    if (i.host === host && i.vmState === 'resized' && !i.taskState && i.migration === mig.metadata.name) {
+      return this.landed(mig, 'finished');
+    }
     const uid = inst.metadata.uid ?? '';
     const migUid = mig.metadata.uid ?? '';
     inst = await instanceTask(this.side, inst, 'resize_finish');
@@ -236,6 +240,7 @@ export class MigrationDestination implements Reconciler {
   private async rebuild(mig: Migration, inst: Instance, log: Logger): Promise<ReconcileResult> {
     const s = mig.status ?? {};
     const { driver, host, kube } = this.side;
+    if (inst.status?.host === host && !inst.status.migration) return this.landed(mig, 'confirmed');
     const uid = inst.metadata.uid ?? '';
     const flavor = s.newFlavor!;
     inst = await instanceTask(this.side, inst, 'resize_finish');
@@ -283,6 +288,17 @@ export class MigrationDestination implements Reconciler {
     );
     const told = `${fault.message}; the instance stays on ${mig.status.sourceHost}: create another Evacuation`;
     return endInError(this.side, mig, inst, fault, {}, 'post-migrating', log, told);
+  }
+
+  /**
+   * The instance already shows this step's write (it is written before the Migration, and its
+   * event may arrive first): only the Migration's move is left. Starting the step again would put
+   * the instance back into its task.
+   */
+  private async landed(mig: Migration, phase: 'finished' | 'confirmed'): Promise<ReconcileResult> {
+    const now = this.side.now().toISOString();
+    await this.side.kube.migrations.patchStatus(mig, { ...enter(this.side, phase), finishedAt: now });
+    return {};
   }
 
   /** A failed migration: the destination gives back what it held for it. */
