@@ -44,6 +44,7 @@ export function crdManifest(def: KindDefinition): Record<string, unknown> {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: def.printerColumns,
+          ...(def.selectableFields ? { selectableFields: def.selectableFields.map((jsonPath) => ({ jsonPath })) } : {}),
           schema: { openAPIV3Schema: stripTitles(root) },
         },
       ],

@@ -63,6 +63,11 @@ export interface KindDefinition {
   rootValidations?: JSONSchema['x-kubernetes-validations'];
   /** Categories besides `kubenova` (which every kind is in), e.g. `all` for `kubectl get all`. */
   categories?: string[];
+  /**
+   * Scalar fields a list or watch may filter on with a field selector (CRD selectableFields):
+   * each node agent watches only the objects that name its host in one of them.
+   */
+  selectableFields?: string[];
 }
 
 // Kubernetes object names in the API are DNS-1123 subdomains; checking the shape here
@@ -310,6 +315,8 @@ export const instance: KindDefinition = {
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
   categories: ['all'],
+  // The host an instance runs on, and the host asked to claim it: a node agent's two Instance watches.
+  selectableFields: ['.status.host', '.status.scheduling.selectedHost'],
   rootValidations: [
     {
       rule: "!has(oldSelf.status) || !has(oldSelf.status.taskState) || oldSelf.status.taskState == '' || self.spec.flavor == oldSelf.spec.flavor",
@@ -448,6 +455,8 @@ export const migration: KindDefinition = {
     { name: 'DEST', type: 'string', jsonPath: '.status.destHost' },
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
+  // Source, destination, and the host asked to be the destination: a node agent's Migration watches.
+  selectableFields: ['.status.sourceHost', '.status.destHost', '.status.scheduling.selectedHost'],
   spec: {
     type: 'object',
     title: 'MigrationSpec',
