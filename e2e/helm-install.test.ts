@@ -17,9 +17,17 @@ const NS = 'kubenova-system';
 const OPERATOR = `system:serviceaccount:${NS}:kubenova-operator`;
 const AGENT = `system:serviceaccount:${NS}:kubenova-node-agent`;
 const GROUP = '/apis/compute.kubenova.io/v1alpha1';
-const CRDS = ['computenodes', 'computequotas', 'flavors', 'instances', 'migrations', 'servergroups'].map(
-  (plural) => `${plural}.compute.kubenova.io`,
-);
+const CRDS = [
+  'computenodes',
+  'computequotas',
+  'flavors',
+  'instances',
+  'ipallocations',
+  'migrations',
+  'networks',
+  'ports',
+  'servergroups',
+].map((plural) => `${plural}.compute.kubenova.io`);
 
 let dir: string;
 let cp: ControlPlane;

@@ -357,6 +357,20 @@ export const instance: KindDefinition = {
       serverGroup: {
         ...name('ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable.'),
       },
+      networks: {
+        type: 'array',
+        description:
+          'Networks to attach, one Port each (Nova --nic net-id). Omitted: the Network marked spec.default, if an admin marked one; an empty list: no network. Immutable: interfaces are attached when the instance is created.',
+        maxItems: 8,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['network'],
+        items: {
+          type: 'object',
+          title: 'NetworkRequest',
+          required: ['network'],
+          properties: { network: name('Name of the Network (cluster-scoped) to attach.') },
+        },
+      },
       evacuationPolicy: {
         type: 'string',
         enum: ['Manual', 'Automatic'],
@@ -369,6 +383,11 @@ export const instance: KindDefinition = {
       {
         rule: "(has(self.serverGroup) ? self.serverGroup : '') == (has(oldSelf.serverGroup) ? oldSelf.serverGroup : '')",
         message: 'spec.serverGroup is immutable: an instance joins its server group when it is created',
+      },
+      {
+        rule: '(has(self.networks) ? self.networks : []) == (has(oldSelf.networks) ? oldSelf.networks : []) && has(self.networks) == has(oldSelf.networks)',
+        message:
+          'spec.networks is immutable: an instance gets its ports when it is created; create a new instance with the networks you want',
       },
     ],
   },
@@ -418,7 +437,36 @@ export const instance: KindDefinition = {
             description:
               'Written by the guest at its first boot and kept since: a new marker means the guest was recreated, not restarted or moved.',
           },
+          ips: {
+            type: 'array',
+            description: 'IP addresses the guest sees on its interfaces, from inside (loopback left out).',
+            maxItems: 32,
+            'x-kubernetes-list-type': 'atomic',
+            items: { type: 'string', maxLength: 64 },
+          },
           reportedAt: time('When the guest reported.'),
+        },
+      },
+      networks: {
+        type: 'array',
+        description:
+          "The instance's ports, one per attached network, written by the operator once each Port exists (before the host is chosen).",
+        maxItems: 8,
+        'x-kubernetes-list-type': 'atomic',
+        items: {
+          type: 'object',
+          title: 'AttachedNetwork',
+          required: ['network', 'port', 'ip', 'mac'],
+          properties: {
+            network: { type: 'string', maxLength: 253, description: 'Name of the Network.' },
+            port: {
+              type: 'string',
+              maxLength: 253,
+              description: 'Name of the Port (in the namespace of the instance).',
+            },
+            ip: { type: 'string', maxLength: 64, description: "The port's fixed IP address on the network." },
+            mac: { type: 'string', maxLength: 17, description: "The port's MAC address." },
+          },
         },
       },
       conditions,
@@ -733,6 +781,7 @@ const quotaAmounts = (title: string, description: string): JSONSchema => ({
     vcpus: count('Virtual CPUs.'),
     memoryMiB: count('Memory in MiB.'),
     diskGiB: count('Disk in GiB (root and ephemeral).'),
+    ports: count('Ports, one per network interface (each holds one fixed IP).'),
   },
 });
 
@@ -749,6 +798,7 @@ export const computeQuota: KindDefinition = {
     { name: 'VCPUS', type: 'string', jsonPath: '.status.summary.vcpus', description: 'used/hard' },
     { name: 'MEMORY', type: 'string', jsonPath: '.status.summary.memory', description: 'used/hard MiB' },
     { name: 'DISK', type: 'string', jsonPath: '.status.summary.disk', description: 'used/hard GiB' },
+    { name: 'PORTS', type: 'string', jsonPath: '.status.summary.ports', description: 'used/hard', priority: 1 },
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
   spec: {
@@ -789,6 +839,7 @@ export const computeQuota: KindDefinition = {
             vcpus: count('Virtual CPUs counted.'),
             memoryMiB: count('Memory in MiB counted.'),
             diskGiB: count('Disk in GiB counted (root and ephemeral).'),
+            ports: count('Ports counted: one per network the instance attaches, 0 for a resize.'),
           },
         },
       },
@@ -801,6 +852,7 @@ export const computeQuota: KindDefinition = {
           vcpus: { type: 'string', maxLength: 64, description: 'used/hard virtual CPUs.' },
           memory: { type: 'string', maxLength: 64, description: 'used/hard memory in MiB.' },
           disk: { type: 'string', maxLength: 64, description: 'used/hard disk in GiB.' },
+          ports: { type: 'string', maxLength: 64, description: 'used/hard ports.' },
         },
       },
     },
@@ -861,4 +913,272 @@ export const serverGroup: KindDefinition = {
   },
 };
 
-export const KINDS = [flavor, instance, migration, computeNode, computeQuota, serverGroup] as const;
+const ipv4 = (description: string): JSONSchema => ({
+  type: 'string',
+  description,
+  maxLength: 15,
+  'x-kubernetes-validations': [
+    { rule: 'isIP(self) && ip(self).family() == 4', message: 'must be an IPv4 address such as 10.251.0.1' },
+  ],
+});
+
+// The API server checks what it can: an IPv4 network address with a prefix, a gateway and a
+// range inside it. What needs other objects (overlap with another Network) or IP ordering
+// (range start after end) the network controller judges, marking the Network Invalid.
+const CIDR_RULES = [
+  {
+    rule: 'isCIDR(self) && cidr(self).ip().family() == 4',
+    message: 'must be an IPv4 CIDR such as 10.251.0.0/24',
+  },
+  {
+    rule: '!isCIDR(self) || string(cidr(self).masked()) == self',
+    message: 'must be the network address with its prefix (10.251.0.0/24, not 10.251.0.5/24)',
+  },
+  {
+    rule: '!isCIDR(self) || (cidr(self).prefixLength() >= 8 && cidr(self).prefixLength() <= 29)',
+    message: 'the prefix length must be between /8 and /29 (a /29 leaves 5 addresses for ports)',
+  },
+];
+
+export const network: KindDefinition = {
+  kind: 'Network',
+  plural: 'networks',
+  singular: 'network',
+  shortNames: ['net'],
+  scope: 'Cluster',
+  description:
+    'A Network is an IPv4 subnet instances attach to (Neutron network and subnet): the operator gives each attached instance a Port with a fixed IP from it. Admins create Networks; spec.default marks the one instances without spec.networks get.',
+  printerColumns: [
+    { name: 'CIDR', type: 'string', jsonPath: '.spec.cidr' },
+    { name: 'GATEWAY', type: 'string', jsonPath: '.spec.gateway' },
+    { name: 'DEFAULT', type: 'boolean', jsonPath: '.spec.default' },
+    { name: 'PORTS', type: 'integer', jsonPath: '.status.allocated', description: 'Addresses held by ports' },
+    { name: 'FREE', type: 'integer', jsonPath: '.status.free', description: 'Addresses left in the range' },
+    {
+      name: 'READY',
+      type: 'string',
+      jsonPath: ".status.conditions[?(@.type=='Ready')].status",
+      description: 'False while the Network is invalid (see the Ready condition)',
+    },
+    { name: 'MTU', type: 'integer', jsonPath: '.spec.mtu', priority: 1 },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  rootValidations: [
+    {
+      // Addresses are locked by IPAllocation objects named <network>.<ip>, which must stay a valid name.
+      rule: 'size(self.metadata.name) <= 63',
+      message: 'a Network name is at most 63 characters',
+    },
+  ],
+  spec: {
+    type: 'object',
+    title: 'NetworkSpec',
+    description: 'The subnet, its gateway and the part of it the operator hands out.',
+    required: ['cidr', 'gateway'],
+    'x-kubernetes-validations': [
+      {
+        rule: 'self.cidr == oldSelf.cidr && self.gateway == oldSelf.gateway',
+        message:
+          'spec.cidr and spec.gateway are immutable: ports hold addresses in them; create a new Network and move instances to it',
+      },
+      {
+        rule: '!isCIDR(self.cidr) || !isIP(self.gateway) || cidr(self.cidr).containsIP(self.gateway)',
+        messageExpression: "'spec.gateway ' + self.gateway + ' is outside spec.cidr ' + self.cidr",
+      },
+      {
+        rule: '!has(self.allocationRange) || !isCIDR(self.cidr) || !isIP(self.allocationRange.start) || !isIP(self.allocationRange.end) || (cidr(self.cidr).containsIP(self.allocationRange.start) && cidr(self.cidr).containsIP(self.allocationRange.end))',
+        messageExpression:
+          "'spec.allocationRange ' + self.allocationRange.start + '-' + self.allocationRange.end + ' must lie inside spec.cidr ' + self.cidr",
+      },
+    ],
+    properties: {
+      cidr: {
+        type: 'string',
+        maxLength: 18,
+        description: 'The IPv4 subnet, e.g. 10.251.0.0/24 (network address, prefix /8 to /29). Immutable.',
+        'x-kubernetes-validations': CIDR_RULES,
+      },
+      gateway: ipv4('The gateway address inside cidr; never given to a port. Immutable.'),
+      allocationRange: {
+        type: 'object',
+        title: 'AllocationRange',
+        description:
+          'The addresses ports get (Neutron allocation pool), both ends included; default: the whole cidr but its network, broadcast and gateway addresses.',
+        required: ['start', 'end'],
+        properties: {
+          start: ipv4('First address handed out.'),
+          end: ipv4('Last address handed out, not before start.'),
+        },
+      },
+      mtu: {
+        type: 'integer',
+        minimum: 576,
+        maximum: 9000,
+        default: 1500,
+        description: 'MTU of the interfaces on this network (default 1500).',
+      },
+      default: {
+        type: 'boolean',
+        default: false,
+        description:
+          'The default network: instances created without spec.networks attach to it. At most one Network should be default; if several are, the oldest wins.',
+      },
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'NetworkStatus',
+    description: 'Whether the Network can hand out addresses, and how many it has, kept by the operator.',
+    properties: {
+      conditions: {
+        ...conditions,
+        description:
+          'Ready: True when ports may be made on the Network; False with reason OverlappingCIDR (naming the other Network) or InvalidAllocationRange.',
+      },
+      size: count('Addresses the range holds for ports.'),
+      allocated: count('Addresses held by ports.'),
+      free: count('Addresses left for new ports.'),
+      lastAllocated: {
+        type: 'string',
+        maxLength: 15,
+        description:
+          'The address handed out last: the next one is searched for after it, so a released address is not reused at once, across operator restarts too.',
+      },
+      observedGeneration: count('The .metadata.generation the status was computed from.'),
+    },
+  },
+};
+
+export const PORT_BINDING_STATES = ['unbound', 'bound', 'migrating'] as const;
+
+export const port: KindDefinition = {
+  kind: 'Port',
+  plural: 'ports',
+  singular: 'port',
+  shortNames: ['pt'],
+  scope: 'Namespaced',
+  description:
+    'A Port is one network interface of an Instance (Neutron port): a MAC and a fixed IP on a Network, and the host it is bound to. The operator makes one per attached network at boot, moves the binding with the instance and deletes it with the instance; the MAC and IP never change.',
+  printerColumns: [
+    { name: 'NETWORK', type: 'string', jsonPath: '.spec.network' },
+    { name: 'INSTANCE', type: 'string', jsonPath: '.spec.instance' },
+    { name: 'IP', type: 'string', jsonPath: '.spec.fixedIP' },
+    { name: 'MAC', type: 'string', jsonPath: '.spec.macAddress' },
+    { name: 'HOST', type: 'string', jsonPath: '.status.bindingHost' },
+    { name: 'BINDING', type: 'string', jsonPath: '.status.bindingState' },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  spec: {
+    type: 'object',
+    title: 'PortSpec',
+    description: 'The interface: which network and instance, its MAC and its fixed IP. Immutable.',
+    required: ['network', 'instance', 'macAddress', 'fixedIP'],
+    'x-kubernetes-validations': [
+      { rule: 'self == oldSelf', message: 'Port spec is immutable: the MAC and IP stay with the port for its life' },
+    ],
+    properties: {
+      network: name('Name of the Network the port is on.'),
+      instance: name('Name of the Instance (in this namespace) the port belongs to.'),
+      macAddress: {
+        type: 'string',
+        pattern: '^([0-9a-f]{2}:){5}[0-9a-f]{2}$',
+        maxLength: 17,
+        description: 'MAC address, lower case, in the locally administered fa:16:3e prefix Neutron uses.',
+      },
+      fixedIP: ipv4('The IPv4 address on the network, held by an IPAllocation of the same network and address.'),
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'PortStatus',
+    description:
+      'Where the port is bound (Neutron binding:host_id), kept by the operator as the instance moves; the node agent of bindingHost plugs it.',
+    properties: {
+      bindingHost: {
+        type: 'string',
+        maxLength: 253,
+        description: 'The host whose data plane carries the port: the host the guest runs on. Empty while unbound.',
+      },
+      bindingState: {
+        type: 'string',
+        enum: [...PORT_BINDING_STATES],
+        description:
+          'unbound: no host yet; bound: plugged on bindingHost; migrating: still bound to bindingHost while migratingTo prepares to take it over (resize or migration before finished).',
+      },
+      migratingTo: {
+        type: 'string',
+        maxLength: 253,
+        description:
+          "The destination of a move in progress (Neutron's binding profile migrating_to): its agent plugs the port before the guest starts there. Empty when no move is in progress.",
+      },
+    },
+  },
+};
+
+export const ipAllocation: KindDefinition = {
+  kind: 'IPAllocation',
+  plural: 'ipallocations',
+  singular: 'ipallocation',
+  shortNames: ['ipa'],
+  scope: 'Cluster',
+  description:
+    "An IPAllocation holds one address of a Network for one Port (Neutron's ipallocations row). It is named <network>.<ip>, so the API server itself refuses a second holder of an address. Made and deleted by the operator.",
+  printerColumns: [
+    { name: 'NETWORK', type: 'string', jsonPath: '.spec.network' },
+    { name: 'IP', type: 'string', jsonPath: '.spec.ip' },
+    { name: 'NAMESPACE', type: 'string', jsonPath: '.spec.port.namespace' },
+    { name: 'PORT', type: 'string', jsonPath: '.spec.port.name' },
+    { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  rootValidations: [
+    {
+      rule: "self.metadata.name == self.spec.network + '.' + self.spec.ip",
+      message: 'an IPAllocation is named <network>.<ip>: the name is what makes an address held once',
+    },
+  ],
+  spec: {
+    type: 'object',
+    title: 'IPAllocationSpec',
+    description: 'The address and the port that holds it. Immutable.',
+    required: ['network', 'ip', 'port'],
+    'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'IPAllocation spec is immutable' }],
+    properties: {
+      network: name('Name of the Network.'),
+      ip: ipv4('The address held.'),
+      port: {
+        type: 'object',
+        title: 'PortRef',
+        description: 'The Port that holds the address (it may not exist yet: the address is held first).',
+        required: ['namespace', 'name'],
+        properties: {
+          namespace: { type: 'string', maxLength: 63, description: 'Namespace of the Port.' },
+          name: { type: 'string', maxLength: 253, description: 'Name of the Port.' },
+          instanceUID: {
+            type: 'string',
+            maxLength: 128,
+            description:
+              'UID of the Instance the Port is made for: once that instance is gone, the address is released.',
+          },
+        },
+      },
+    },
+  },
+  status: {
+    type: 'object',
+    title: 'IPAllocationStatus',
+    description: 'Unused: an IPAllocation is a lock and has no observed state.',
+    properties: {},
+  },
+};
+
+export const KINDS = [
+  flavor,
+  instance,
+  migration,
+  computeNode,
+  computeQuota,
+  serverGroup,
+  network,
+  port,
+  ipAllocation,
+] as const;

@@ -20,6 +20,11 @@ export interface FlavorStatus {
 
 }
 
+export interface NetworkRequest {
+  /** Name of the Network (cluster-scoped) to attach. */
+  network: string;
+}
+
 export interface InstanceSpec {
   /** Name of the Flavor wanted. Change it to request a resize. */
   flavor: string;
@@ -33,6 +38,8 @@ export interface InstanceSpec {
   host?: string;
   /** ServerGroup (in this namespace) the instance joins; its policy steers placement. Immutable. */
   serverGroup?: string;
+  /** Networks to attach, one Port each (Nova --nic net-id). Omitted: the Network marked spec.default, if an admin marked one; an empty list: no network. Immutable: interfaces are attached when the instance is created. */
+  networks?: NetworkRequest[];
   /** Automatic: once its host is forced down (ComputeNode spec.forcedDown), the operator rebuilds the instance on another host from its image by itself. Manual: an admin creates an Evacuation Migration. */
   evacuationPolicy?: "Manual" | "Automatic";
 }
@@ -105,8 +112,21 @@ export interface GuestReport {
   diskBytes?: number;
   /** Written by the guest at its first boot and kept since: a new marker means the guest was recreated, not restarted or moved. */
   marker?: string;
+  /** IP addresses the guest sees on its interfaces, from inside (loopback left out). */
+  ips?: string[];
   /** When the guest reported. */
   reportedAt?: string;
+}
+
+export interface AttachedNetwork {
+  /** Name of the Network. */
+  network: string;
+  /** Name of the Port (in the namespace of the instance). */
+  port: string;
+  /** The port's fixed IP address on the network. */
+  ip: string;
+  /** The port's MAC address. */
+  mac: string;
 }
 
 export interface Condition {
@@ -149,6 +169,8 @@ export interface InstanceStatus {
   scheduling?: SchedulingStatus;
   /** What the guest itself reports about its hardware. */
   guest?: GuestReport;
+  /** The instance's ports, one per attached network, written by the operator once each Port exists (before the host is chosen). */
+  networks?: AttachedNetwork[];
   /** Observations of the object's state, in the Kubernetes API-conventions form. */
   conditions?: Condition[];
   /** The .metadata.generation last acted on. */
@@ -325,6 +347,8 @@ export interface QuotaAmounts {
   memoryMiB?: number;
   /** Disk in GiB (root and ephemeral). */
   diskGiB?: number;
+  /** Ports, one per network interface (each holds one fixed IP). */
+  ports?: number;
 }
 
 export interface ComputeQuotaSpec {
@@ -347,6 +371,8 @@ export interface QuotaAllocation {
   memoryMiB?: number;
   /** Disk in GiB counted (root and ephemeral). */
   diskGiB?: number;
+  /** Ports counted: one per network the instance attaches, 0 for a resize. */
+  ports?: number;
 }
 
 export interface QuotaSummary {
@@ -358,6 +384,8 @@ export interface QuotaSummary {
   memory?: string;
   /** used/hard disk in GiB. */
   disk?: string;
+  /** used/hard ports. */
+  ports?: string;
 }
 
 export interface ComputeQuotaStatus {
@@ -381,4 +409,81 @@ export interface ServerGroupStatus {
   members?: string[];
   /** Hosts the members run on, sorted. */
   hosts?: string[];
+}
+
+export interface AllocationRange {
+  /** First address handed out. */
+  start: string;
+  /** Last address handed out, not before start. */
+  end: string;
+}
+
+export interface NetworkSpec {
+  /** The IPv4 subnet, e.g. 10.251.0.0/24 (network address, prefix /8 to /29). Immutable. */
+  cidr: string;
+  /** The gateway address inside cidr; never given to a port. Immutable. */
+  gateway: string;
+  /** The addresses ports get (Neutron allocation pool), both ends included; default: the whole cidr but its network, broadcast and gateway addresses. */
+  allocationRange?: AllocationRange;
+  /** MTU of the interfaces on this network (default 1500). */
+  mtu?: number;
+  /** The default network: instances created without spec.networks attach to it. At most one Network should be default; if several are, the oldest wins. */
+  default?: boolean;
+}
+
+export interface NetworkStatus {
+  /** Ready: True when ports may be made on the Network; False with reason OverlappingCIDR (naming the other Network) or InvalidAllocationRange. */
+  conditions?: Condition[];
+  /** Addresses the range holds for ports. */
+  size?: number;
+  /** Addresses held by ports. */
+  allocated?: number;
+  /** Addresses left for new ports. */
+  free?: number;
+  /** The address handed out last: the next one is searched for after it, so a released address is not reused at once, across operator restarts too. */
+  lastAllocated?: string;
+  /** The .metadata.generation the status was computed from. */
+  observedGeneration?: number;
+}
+
+export interface PortSpec {
+  /** Name of the Network the port is on. */
+  network: string;
+  /** Name of the Instance (in this namespace) the port belongs to. */
+  instance: string;
+  /** MAC address, lower case, in the locally administered fa:16:3e prefix Neutron uses. */
+  macAddress: string;
+  /** The IPv4 address on the network, held by an IPAllocation of the same network and address. */
+  fixedIP: string;
+}
+
+export interface PortStatus {
+  /** The host whose data plane carries the port: the host the guest runs on. Empty while unbound. */
+  bindingHost?: string;
+  /** unbound: no host yet; bound: plugged on bindingHost; migrating: still bound to bindingHost while migratingTo prepares to take it over (resize or migration before finished). */
+  bindingState?: "unbound" | "bound" | "migrating";
+  /** The destination of a move in progress (Neutron's binding profile migrating_to): its agent plugs the port before the guest starts there. Empty when no move is in progress. */
+  migratingTo?: string;
+}
+
+export interface PortRef {
+  /** Namespace of the Port. */
+  namespace: string;
+  /** Name of the Port. */
+  name: string;
+  /** UID of the Instance the Port is made for: once that instance is gone, the address is released. */
+  instanceUID?: string;
+}
+
+export interface IPAllocationSpec {
+  /** Name of the Network. */
+  network: string;
+  /** The address held. */
+  ip: string;
+  /** The Port that holds the address (it may not exist yet: the address is held first). */
+  port: PortRef;
+}
+
+export interface IPAllocationStatus {
+
 }

@@ -13,8 +13,14 @@ import type {
   FlavorStatus,
   InstanceSpec,
   InstanceStatus,
+  IPAllocationSpec,
+  IPAllocationStatus,
   MigrationSpec,
   MigrationStatus,
+  NetworkSpec,
+  NetworkStatus,
+  PortSpec,
+  PortStatus,
 } from './types.generated.js';
 import { API_VERSION } from './schema.js';
 
@@ -35,11 +41,15 @@ export type Migration = KubeObject<'Migration', MigrationSpec, MigrationStatus>;
 export type ComputeNode = KubeObject<'ComputeNode', ComputeNodeSpec, ComputeNodeStatus>;
 export type ComputeQuota = KubeObject<'ComputeQuota', ComputeQuotaSpec, ComputeQuotaStatus>;
 export type ServerGroup = KubeObject<'ServerGroup', ServerGroupSpec, ServerGroupStatus>;
+export type Network = KubeObject<'Network', NetworkSpec, NetworkStatus>;
+export type Port = KubeObject<'Port', PortSpec, PortStatus>;
+export type IPAllocation = KubeObject<'IPAllocation', IPAllocationSpec, IPAllocationStatus>;
 
 export type VmState = NonNullable<InstanceStatus['vmState']>;
 export type TaskState = NonNullable<InstanceStatus['taskState']>;
 export type PowerState = NonNullable<InstanceStatus['powerState']>;
 export type MigrationPhase = NonNullable<MigrationStatus['status']>;
+export type PortBindingState = NonNullable<PortStatus['bindingState']>;
 export type ClaimKind = 'instance' | 'migration';
 
 /** The three resources a claim holds, in the units the API uses. */
@@ -69,4 +79,7 @@ export const KIND_INFO = {
   ComputeNode: { plural: 'computenodes', namespaced: false },
   ComputeQuota: { plural: 'computequotas', namespaced: true },
   ServerGroup: { plural: 'servergroups', namespaced: true },
+  Network: { plural: 'networks', namespaced: false },
+  Port: { plural: 'ports', namespaced: true },
+  IPAllocation: { plural: 'ipallocations', namespaced: false },
 } as const satisfies Record<string, KindInfo>;

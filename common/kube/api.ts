@@ -3,7 +3,17 @@
 // state machine step by step, as controller-runtime's fake client does.
 import type { CoreV1Event, V1CertificateSigningRequest, V1Secret } from '@kubernetes/client-node';
 import type { MergePatch } from '../api/patch.js';
-import type { ComputeNode, ComputeQuota, Flavor, Instance, Migration, ServerGroup } from '../api/types.js';
+import type {
+  ComputeNode,
+  ComputeQuota,
+  Flavor,
+  Instance,
+  IPAllocation,
+  Migration,
+  Network,
+  Port,
+  ServerGroup,
+} from '../api/types.js';
 
 export interface KindMap {
   Flavor: Flavor;
@@ -12,6 +22,9 @@ export interface KindMap {
   ComputeNode: ComputeNode;
   ComputeQuota: ComputeQuota;
   ServerGroup: ServerGroup;
+  Network: Network;
+  Port: Port;
+  IPAllocation: IPAllocation;
 }
 export type KindName = keyof KindMap;
 
@@ -71,6 +84,9 @@ export interface KubeClient {
   readonly computeNodes: ObjectClient<'ComputeNode'>;
   readonly quotas: ObjectClient<'ComputeQuota'>;
   readonly serverGroups: ObjectClient<'ServerGroup'>;
+  readonly networks: ObjectClient<'Network'>;
+  readonly ports: ObjectClient<'Port'>;
+  readonly ipAllocations: ObjectClient<'IPAllocation'>;
   readonly secrets: SecretClient;
   readonly events: EventSink;
   readonly csrs: CsrClient;

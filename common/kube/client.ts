@@ -280,4 +280,13 @@ export class Kube implements KubeClient {
   get serverGroups() {
     return this.resource('ServerGroup');
   }
+  get networks() {
+    return this.resource('Network');
+  }
+  get ports() {
+    return this.resource('Port');
+  }
+  get ipAllocations() {
+    return this.resource('IPAllocation');
+  }
 }

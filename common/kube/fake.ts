@@ -178,6 +178,9 @@ export class FakeCluster {
       computeNodes: objects('ComputeNode'),
       quotas: objects('ComputeQuota'),
       serverGroups: objects('ServerGroup'),
+      networks: objects('Network'),
+      ports: objects('Port'),
+      ipAllocations: objects('IPAllocation'),
       secrets,
       events,
     };
