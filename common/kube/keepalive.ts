@@ -1,42 +1,69 @@
 // A KubeConfig whose requests share keep-alive TLS connections.
-import { Agent } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { AgentOptions } from 'node:https';
+import { KubeConfig, type Cluster, type DispatcherOptions } from '@kubernetes/client-node';
+import { Agent, type Dispatcher } from 'undici';
 
 type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
+type ConnectOptions = Extract<DispatcherOptions, { type: 'agent' }>['connect'];
 
 /**
- * @kubernetes/client-node 1.x gives every request a new https.Agent, so every API call opens a
- * new TLS connection: a CA parse, a handshake and a certificate check on the agent's side, a
- * handshake on the API server's. Under load that was most of the agent's CPU (see
- * docs/performance.md). This KubeConfig hands every request, watches included, one keep-alive
- * agent per set of TLS options instead.
+ * How long an idle connection stays open: client-go's IdleConnTimeout. undici's own default
+ * (4 s) is shorter than the agents' heartbeat, so every beat would open a connection again.
+ */
+export const IDLE_CONNECTION_MS = 90_000;
+
+/** The TLS options that decide whether an open connection may carry a request. */
+const TLS_KEYS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
+
+function sameTls(a: ConnectOptions, b: ConnectOptions): boolean {
+  const same = (x: unknown, y: unknown) => (Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y);
+  const options = (o: ConnectOptions) => o as Partial<Record<(typeof TLS_KEYS)[number], unknown>>;
+  return TLS_KEYS.every((k) => same(options(a)[k], options(b)[k]));
+}
+
+/**
+ * @kubernetes/client-node 2.x, like 1.x before it, gives every API request and every watch a
+ * dispatcher of its own (a new undici Agent; 1.x made a new https.Agent), so every call opens a
+ * new TLS connection: a CA parse and a handshake on both sides. Under load that was most of the
+ * agents' CPU (docs/performance.md). This KubeConfig hands every request one keep-alive undici
+ * Agent per set of TLS options instead. WebSockets (exec, attach) keep client-node's
+ * per-cluster https.Agent.
  */
 export class KeepAliveKubeConfig extends KubeConfig {
-  #shared?: Agent;
+  #shared?: { connect: ConnectOptions; agent: Agent };
+  /** What client-node computed for the request it is authenticating (set and read in one synchronous step). */
+  #computed?: DispatcherOptions;
 
-  #reuse(fresh: unknown): Agent | undefined {
-    // Proxy agents and plain-HTTP clusters keep client-node's own behaviour.
-    if (!(fresh instanceof Agent) || fresh.constructor !== Agent) return undefined;
-    const o = fresh.options;
-    const same = (a: unknown, b: unknown) => (Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : a === b);
-    const prev = this.#shared?.options;
-    const keys = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
-    if (!this.#shared || !prev || keys.some((k) => !same(prev[k], o[k]))) {
-      // Credentials changed (a rotated client certificate): new connections from now on.
-      this.#shared = new Agent({ ...o, keepAlive: true });
+  override createDispatcherOptions(cluster: Cluster | null, agentOptions: AgentOptions): DispatcherOptions {
+    this.#computed = super.createDispatcherOptions(cluster, agentOptions);
+    return this.#computed;
+  }
+
+  /** The shared Agent for `opts`; undefined for proxies, which keep client-node's own dispatcher. */
+  #reuse(opts: DispatcherOptions | undefined): Agent | undefined {
+    if (opts?.type !== 'agent') return undefined;
+    if (!this.#shared || !sameTls(this.#shared.connect, opts.connect)) {
+      // Credentials changed (a rotated client certificate): new connections from now on. The old
+      // Agent is not closed, so requests already holding it finish; its idle connections close
+      // after IDLE_CONNECTION_MS.
+      this.#shared = {
+        connect: opts.connect,
+        agent: new Agent({ connect: opts.connect, keepAliveTimeout: IDLE_CONNECTION_MS }),
+      };
     }
-    return this.#shared;
+    return this.#shared.agent;
   }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    const agent = this.#reuse(context.getAgent());
-    if (agent) context.setAgent(agent);
-  }
-
-  override async applyToHTTPSOptions(opts: Parameters<KubeConfig['applyToHTTPSOptions']>[0]): Promise<void> {
-    await super.applyToHTTPSOptions(opts);
-    const agent = this.#reuse((opts as { agent?: unknown }).agent);
-    if (agent) (opts as { agent?: unknown }).agent = agent;
+    // client-node computes the options (createDispatcherOptions) and hands the context a new
+    // Agent in one synchronous step at the end; the shared one goes in at that moment, so it is
+    // chosen with this request's options even when other requests are being authenticated too.
+    const setDispatcher = context.setDispatcher;
+    context.setDispatcher = (fresh: Dispatcher) => setDispatcher.call(context, this.#reuse(this.#computed) ?? fresh);
+    try {
+      await super.applySecurityAuthentication(context);
+    } finally {
+      context.setDispatcher = setDispatcher;
+    }
   }
 }
