@@ -10,6 +10,36 @@ export interface DomainSpec {
   name: string;
   flavor: FlavorSnapshot;
   image: string;
+  /**
+   * The guest's network interfaces, one per Port, in the order the guest numbers them. Absent
+   * means "keep what the domain has" (none for a new domain), so a step that does not know the
+   * ports (a power-on) never takes a NIC away; [] removes them all.
+   */
+  nics?: NicSpec[];
+}
+
+/**
+ * One virtual NIC: a Port plugged into its network's bridge on this host (Nova's VIF). The MAC
+ * and address are the Port's and never change while it moves between hosts; the bridge is this
+ * host's for the network (node-agent/network).
+ */
+export interface NicSpec {
+  /** The Port's name, for people (the domain XML and logs). */
+  port: string;
+  /** The Network's name. */
+  network: string;
+  /** Lower-case, colon-separated, unicast: 52:54:00:12:34:56. */
+  mac: string;
+  /** The Port's fixed IPv4 address. */
+  ip: string;
+  /** The network's prefix length (its CIDR's /N). */
+  prefixLength: number;
+  /** The network's gateway; absent when it has none. */
+  gateway?: string;
+  /** The network's MTU: the bridge's and the guest interface's. */
+  mtu: number;
+  /** The Linux bridge on this host the NIC is attached to. */
+  bridge: string;
 }
 
 export interface DomainInfo {
@@ -20,6 +50,8 @@ export interface DomainInfo {
   powerState: PowerState;
   /** Size of the disk file as it is on this host (for the fake driver, the scaled-down model). */
   diskBytes: number;
+  /** The NICs in the domain's definition: which bridges on this host it needs. */
+  nics: NicSpec[];
 }
 
 export interface GuestInfo {
@@ -27,6 +59,8 @@ export interface GuestInfo {
   memoryKiB: number;
   diskBytes: number;
   marker: string;
+  /** The IPv4 addresses the guest sees on its interfaces (the tiny guest's ips=); absent when it does not say. */
+  ips?: string[];
 }
 
 export interface MigrationExport {

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
-import type { DomainSpec, MigrationExport } from './driver.js';
+import type { DomainSpec, MigrationExport, NicSpec } from './driver.js';
 import type { FailStep } from '../../common/api/fault-injection.js';
 import { FAKE_DISK_BYTES_PER_GIB, FakeDriver, fakeDiskContent, fakeDiskSize } from './fake.js';
 
@@ -90,6 +90,7 @@ describe('FakeDriver', () => {
       image: 'cirros',
       powerState: 'running',
       diskBytes: 2 * FAKE_DISK_BYTES_PER_GIB,
+      nics: [],
     });
     const dir = driver.instanceDir('u1');
     expect(dir).toBe(join(stateDir, 'instances', 'u1'));
@@ -408,6 +409,7 @@ describe('FakeDriver migration', () => {
       image: 'cirros',
       powerState: 'running',
       diskBytes: 5 * UNIT,
+      nics: [],
     });
     const disk = await readFile(join(dest.instanceDir('u1'), 'disk.img'));
     expect(sha256(disk.subarray(0, diskBefore.length))).toBe(sha256(diskBefore));
@@ -617,6 +619,7 @@ describe('FakeDriver migration', () => {
       image: 'cirros',
       powerState: 'running',
       diskBytes: 2 * UNIT,
+      nics: [],
     });
     expect(sha256(await readFile(join(driver.instanceDir('u1'), 'disk.img')))).toBe(backupDisk);
     expect((await driver.guestReport('u1'))?.marker).toBe(marker);
@@ -744,5 +747,75 @@ describe('FakeDriver fault injection (fake.kubenova.io/fail)', () => {
   it('a lookup set after construction replaces the one given as an option', async () => {
     injected.setInjectedFailures(() => new Set<FailStep>(['spawn']));
     await injectedError(injected.spawn(spec('u1')), 'spawn', 'spawn');
+  });
+});
+
+describe('FakeDriver NICs', () => {
+  const NIC: NicSpec = {
+    port: 'u1-net-a',
+    network: 'net-a',
+    mac: '52:54:00:12:34:56',
+    ip: '10.20.0.5',
+    prefixLength: 24,
+    gateway: '10.20.0.1',
+    mtu: 1450,
+    bridge: 'kn-0123456789ab',
+  };
+  let destDir: string;
+  let dest: FakeDriver;
+
+  beforeEach(async () => {
+    destDir = await mkdtemp(join(tmpdir(), 'kubenova-fake-driver-dest-'));
+    dest = new FakeDriver(destDir, CAPACITY);
+  });
+
+  afterEach(async () => {
+    await rm(destDir, { recursive: true, force: true });
+  });
+
+  it("records the ports bound to a domain in its definition, and the guest reports the ports' addresses", async () => {
+    const info = await driver.spawn(spec('u1', { nics: [NIC] }));
+    expect(info.nics).toEqual([NIC]);
+    const def: unknown = JSON.parse(await readFile(join(driver.instanceDir('u1'), 'domain.json'), 'utf8'));
+    expect(def).toMatchObject({ nics: [NIC] });
+    expect((await driver.guestReport('u1'))?.ips).toEqual(['10.20.0.5']);
+    expect((await driver.list()).map((d) => d.nics)).toEqual([[NIC]]);
+  });
+
+  it('keeps the NICs through a move to another host when the finish names none, and a revert restores them', async () => {
+    await driver.spawn(spec('u1', { nics: [NIC] }));
+    const received = await transfer(await driver.migrateOut('u1'), join(destDir, 'incoming', 'u1'));
+    const landed = await dest.finishMigration(spec('u1'), { receivedDir: received, powerOn: true });
+    expect(landed.nics).toEqual([NIC]);
+    expect((await dest.guestReport('u1'))?.ips).toEqual(['10.20.0.5']);
+    const back = await driver.revertMigration(spec('u1'), { powerOn: true });
+    expect(back.nics).toEqual([NIC]);
+  });
+
+  it('replaces the NICs when a step names them, [] taking them all away', async () => {
+    await driver.spawn(spec('u1', { nics: [NIC] }));
+    await driver.migrateOut('u1');
+    const moved = { ...NIC, bridge: 'kn-other' };
+    expect((await driver.finishMigration(spec('u1', { nics: [moved] }), { powerOn: true })).nics).toEqual([moved]);
+    expect((await driver.revertMigration(spec('u1', { nics: [] }), { powerOn: true })).nics).toEqual([]);
+    expect(await driver.guestReport('u1')).not.toHaveProperty('ips');
+  });
+
+  it('refuses a bad NIC with a DriverError naming it, and defines nothing', async () => {
+    const err = await driver.spawn(spec('u1', { nics: [{ ...NIC, mac: 'nope' }] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriverError);
+    expect((err as Error).message).toBe(
+      'spawn u1: refusing the NICs: port "u1-net-a": MAC "nope" is not lower-case aa:bb:cc:dd:ee:ff',
+    );
+    expect(await driver.get('u1')).toBeUndefined();
+  });
+
+  it('reads a definition written before NICs existed as a domain without any', async () => {
+    await driver.spawn(spec('u1'));
+    const file = join(driver.instanceDir('u1'), 'domain.json');
+    const def = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    delete def.nics;
+    await writeFile(file, JSON.stringify(def));
+    expect((await driver.get('u1'))?.nics).toEqual([]);
   });
 });

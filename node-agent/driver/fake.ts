@@ -18,8 +18,9 @@ import {
   tempPathFor,
   writeFileAtomic,
 } from './instance-dirs.js';
-import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
+import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, NicSpec, VirtDriver } from './driver.js';
 import { MigrationSteps } from './migration-steps.js';
+import { checkNics, normalizeNic } from './nics.js';
 import { UidQueue } from './uid-queue.js';
 
 /**
@@ -74,6 +75,11 @@ interface DomainDefinition {
   /** Written once at first boot; a new marker means the guest was recreated, not restarted or moved. */
   marker: string;
   createdAt: string;
+  /**
+   * The ports bound to the domain, as libvirt's definition would hold them: what the host's
+   * data plane must offer it. A definition written before NICs existed reads as none.
+   */
+  nics: NicSpec[];
 }
 
 export interface FakeDriverOptions {
@@ -104,6 +110,20 @@ function isFlavorSnapshot(v: unknown): v is FlavorSnapshot {
   );
 }
 
+function isNicSpec(v: unknown): v is NicSpec {
+  return (
+    isRecord(v) &&
+    typeof v.port === 'string' &&
+    typeof v.network === 'string' &&
+    typeof v.mac === 'string' &&
+    typeof v.ip === 'string' &&
+    typeof v.prefixLength === 'number' &&
+    (v.gateway === undefined || typeof v.gateway === 'string') &&
+    typeof v.mtu === 'number' &&
+    typeof v.bridge === 'string'
+  );
+}
+
 function parseDefinition(text: string, uid: string): DomainDefinition {
   let v: unknown;
   try {
@@ -119,7 +139,8 @@ function parseDefinition(text: string, uid: string): DomainDefinition {
     typeof v.image !== 'string' ||
     (v.powerState !== 'running' && v.powerState !== 'shutdown') ||
     typeof v.marker !== 'string' ||
-    typeof v.createdAt !== 'string'
+    typeof v.createdAt !== 'string' ||
+    (v.nics !== undefined && !(Array.isArray(v.nics) && v.nics.every(isNicSpec)))
   ) {
     throw new DriverError('read', uid, `${DEFINITION} is not a valid domain definition`);
   }
@@ -131,6 +152,7 @@ function parseDefinition(text: string, uid: string): DomainDefinition {
     powerState: v.powerState,
     marker: v.marker,
     createdAt: v.createdAt,
+    nics: Array.isArray(v.nics) ? v.nics.filter(isNicSpec).map(normalizeNic) : [],
   };
 }
 
@@ -173,6 +195,9 @@ export class FakeDriver implements VirtDriver {
       disk: DISK,
       checkUid: (op, uid) => this.#checkUid(op, uid),
       serial: (uid, fn) => this.#queue.run(uid, fn),
+      checkSpec: (op, spec) => {
+        if (spec.nics) checkNics(op, spec.uid, spec.nics);
+      },
       definitionUid: async (dir, uid) => (await readDefinitionIn(dir, uid))?.uid,
       powerOff: async (_op, uid) => {
         const def = await this.#read(uid);
@@ -193,7 +218,7 @@ export class FakeDriver implements VirtDriver {
       settle: async (op, spec, powerOn) => {
         const def = await this.#read(spec.uid);
         if (!def) throw new DriverError(op, spec.uid, 'no such domain');
-        return this.#info(await this.#settle(def, spec.flavor, powerOn));
+        return this.#info(await this.#settle(def, spec.flavor, spec.nics, powerOn));
       },
       names: () => ({ domain: 'the domain', host: 'this host' }),
     });
@@ -222,6 +247,7 @@ export class FakeDriver implements VirtDriver {
 
   async spawn(spec: DomainSpec): Promise<DomainInfo> {
     this.#checkUid('spawn', spec.uid);
+    if (spec.nics) checkNics('spawn', spec.uid, spec.nics);
     this.#failIfInjected('spawn', spec.uid, 'spawn');
     return this.#queue.run(spec.uid, async () => {
       if (this.#options.failSpawnForImage !== undefined && spec.image === this.#options.failSpawnForImage) {
@@ -253,6 +279,7 @@ export class FakeDriver implements VirtDriver {
         powerState: 'running',
         marker: randomBytes(16).toString('hex'),
         createdAt: new Date().toISOString(),
+        nics: (spec.nics ?? []).map(normalizeNic),
       };
       await this.#write(def);
       return this.#info(def);
@@ -304,13 +331,16 @@ export class FakeDriver implements VirtDriver {
     this.#checkUid('guestReport', uid);
     const def = await this.#read(uid);
     if (def?.powerState !== 'running') return undefined;
-    return {
+    const report: GuestInfo = {
       vcpus: def.flavor.vcpus,
       memoryKiB: def.flavor.memoryMiB * 1024,
       // The guest sees the flavor's full-size disk, not the scaled-down file.
       diskBytes: def.flavor.rootDiskGiB * GIB,
       marker: def.marker,
     };
+    // What the tiny guest would see on its interfaces: its ports' addresses.
+    if (def.nics.length > 0) report.ips = def.nics.map((n) => n.ip);
+    return report;
   }
 
   /**
@@ -387,12 +417,21 @@ export class FakeDriver implements VirtDriver {
     await rename(tmp, disk);
   }
 
-  /** Puts `flavor` into the definition and the guest into the asked power state, writing only on change. */
-  async #settle(def: DomainDefinition, flavor: FlavorSnapshot, powerOn: boolean): Promise<DomainDefinition> {
+  /**
+   * Puts `flavor` (and `nics`, when given; else the domain keeps its own) into the definition
+   * and the guest into the asked power state, writing only on change.
+   */
+  async #settle(
+    def: DomainDefinition,
+    flavor: FlavorSnapshot,
+    nics: NicSpec[] | undefined,
+    powerOn: boolean,
+  ): Promise<DomainDefinition> {
     const next: DomainDefinition = {
       ...def,
       flavor: structuredClone(flavor),
       powerState: powerOn ? 'running' : 'shutdown',
+      nics: nics ? nics.map(normalizeNic) : def.nics,
     };
     if (isDeepStrictEqual(next, def)) return def;
     if (powerOn && def.powerState !== 'running') await this.#bootDelay();
@@ -444,6 +483,7 @@ export class FakeDriver implements VirtDriver {
       image: def.image,
       powerState: def.powerState,
       diskBytes,
+      nics: structuredClone(def.nics),
     };
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FlavorSnapshot } from '../../common/api/types.js';
+import type { NicSpec } from './driver.js';
 import {
   buildDomainXml,
   domainName,
@@ -21,6 +22,16 @@ import {
 } from './libvirt-xml.js';
 
 const TINY: FlavorSnapshot = { name: 'kn.tiny', vcpus: 1, memoryMiB: 128, rootDiskGiB: 1, ephemeralDiskGiB: 0 };
+const NIC: NicSpec = {
+  port: 'web-1-net-a',
+  network: 'net-a',
+  mac: '52:54:00:12:34:56',
+  ip: '10.20.0.5',
+  prefixLength: 24,
+  gateway: '10.20.0.1',
+  mtu: 1450,
+  bridge: 'kn-0123456789ab',
+};
 const input = (over: Partial<DomainXmlInput> = {}): DomainXmlInput => ({
   host: 'node-a',
   uid: '0b7c6f1e-5d7a-4c1e-9a51-7d0f2b1c3e4f',
@@ -165,6 +176,57 @@ describe('flavor to domain', () => {
   });
 });
 
+describe('NICs in the domain', () => {
+  const second: NicSpec = {
+    ...NIC,
+    port: 'web-1-net-b',
+    network: 'net-b',
+    mac: '52:54:00:00:00:02',
+    ip: '10.30.0.9',
+    prefixLength: 16,
+    gateway: undefined,
+    mtu: 1500,
+    bridge: 'kn-fedcba987654',
+  };
+
+  it("plugs each port into its network's bridge as a virtio NIC with the port's MAC and the network's MTU", () => {
+    const xml = buildDomainXml(input({ nics: [NIC, second] }));
+    expect(xml).toContain(
+      [
+        `    <interface type='bridge'>`,
+        `      <mac address='52:54:00:12:34:56'/>`,
+        `      <source bridge='kn-0123456789ab'/>`,
+        `      <model type='virtio'/>`,
+        `      <mtu size='1450'/>`,
+        `      <rom enabled='no'/>`,
+        `    </interface>`,
+        `    <interface type='bridge'>`,
+        `      <mac address='52:54:00:00:00:02'/>`,
+        `      <source bridge='kn-fedcba987654'/>`,
+      ].join('\n'),
+    );
+  });
+
+  it("tells the guest its addresses on the kernel command line, after the image's own arguments", () => {
+    const xml = buildDomainXml(input({ nics: [NIC, second] }));
+    expect(element(xml, 'cmdline')).toBe(
+      'console=ttyS0 quiet panic=-1 kubenova.nic=52:54:00:12:34:56,10.20.0.5/24,10.20.0.1,1450 kubenova.nic=52:54:00:00:00:02,10.30.0.9/16,,1500',
+    );
+  });
+
+  it('keeps the NICs in the metadata, so a start or a move rebuilds the same definition', () => {
+    const xml = buildDomainXml(input({ nics: [NIC, second] }));
+    expect(parseDomainMetadata(xml)?.nics).toEqual([NIC, second]);
+    const meta = parseDomainMetadata(xml)!;
+    expect(buildDomainXml(input({ nics: meta.nics }))).toBe(xml);
+  });
+
+  it('takes a NIC it cannot read back as metadata that is not ours', () => {
+    const xml = buildDomainXml(input({ nics: [NIC] })).replace('mtu="1450"', 'mtu="big"');
+    expect(parseDomainMetadata(xml)).toBeUndefined();
+  });
+});
+
 describe('domain metadata', () => {
   it('round-trips host, uid, name, image and flavor', () => {
     expect(parseDomainMetadata(buildDomainXml(input()))).toEqual({
@@ -173,6 +235,7 @@ describe('domain metadata', () => {
       name: 'default/web-1',
       image: 'tiny',
       flavor: TINY,
+      nics: [],
     });
   });
 
@@ -202,6 +265,7 @@ describe('domain metadata', () => {
       name: 'default/web-1',
       image: 'tiny',
       flavor: { name: 'm1', vcpus: 2, memoryMiB: 256, rootDiskGiB: 3, ephemeralDiskGiB: 0 },
+      nics: [],
     });
   });
 
@@ -245,6 +309,12 @@ describe('guest report', () => {
     expect(parseGuestReport('')).toBeUndefined();
     expect(parseGuestReport('KUBENOVA-GUEST vcpus=x memkib=1 diskbytes=1 marker=ab\n')).toBeUndefined();
     expect(parseGuestReport('KUBENOVA-GUEST vcpus=1 memkib=1 diskbytes=1 marker=XYZ\n')).toBeUndefined();
+  });
+
+  it('reads the addresses the guest sees on its interfaces, and none from an image that does not say', () => {
+    expect(parseGuestReport(`${line(' ips=10.20.0.5,10.30.0.9')}\n`)?.ips).toEqual(['10.20.0.5', '10.30.0.9']);
+    expect(parseGuestReport(`${line(' ips=')}\n`)?.ips).toEqual([]);
+    expect(parseGuestReport(`${line()}\n`)).not.toHaveProperty('ips');
   });
 
   it('accepts an empty marker (a guest without a disk)', () => {

@@ -3,7 +3,8 @@
 // `tiny` guest prints on its serial console. No libvirt needed, so it is unit-tested directly.
 import { createHash } from 'node:crypto';
 import type { FlavorSnapshot, PowerState } from '../../common/api/types.js';
-import type { GuestInfo } from './driver.js';
+import type { GuestInfo, NicSpec } from './driver.js';
+import { guestCommandLine, normalizeNic } from './nics.js';
 
 /** XML namespace of kubenova's element in a domain's <metadata>. */
 export const METADATA_NAMESPACE = 'urn:kubenova:libvirt:domain:1';
@@ -101,13 +102,17 @@ export interface DomainXmlInput {
   minMemoryMiB?: number;
   /** 'kvm' with a usable /dev/kvm, 'qemu' (software emulation, TCG) otherwise; default 'qemu'. */
   virtType?: 'kvm' | 'qemu';
+  /** The guest's NICs (checked by the caller, nics.ts); none when absent. */
+  nics?: readonly NicSpec[];
 }
 
 /**
  * The domain for a flavor: KVM-accelerated or software-emulated (type 'qemu', no /dev/kvm), direct kernel
  * boot of the image's kernel and initramfs, one qcow2 virtio disk, the serial console written
- * to a file that QEMU truncates at every start (so it holds only the latest boot), no network
- * and no balloon. Deterministic: the same input gives the same bytes.
+ * to a file that QEMU truncates at every start (so it holds only the latest boot), a virtio NIC
+ * per port on its network's bridge (the guest told its address on the kernel command line,
+ * nics.ts), and no balloon. Deterministic: the same input gives the same bytes. The NICs are in
+ * kubenova's metadata too, so a start or a move rebuilds the same definition.
  *
  * No security label: QEMU runs as the user libvirtd's qemu.conf names, unprivileged, and libvirt
  * chowns the disk, kernel and initramfs to it for as long as the guest runs (dynamic
@@ -119,6 +124,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
   const e = escapeXml;
   const f = d.flavor;
   const memKiB = guestMemoryMiB(f, d.minMemoryMiB) * 1024;
+  const nics = (d.nics ?? []).map(normalizeNic);
   const lines = [
     `<domain type='${d.virtType ?? 'qemu'}'>`,
     `  <name>${e(domainName(d.host, d.uid))}</name>`,
@@ -132,6 +138,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
     `      <${PREFIX}:name>${e(d.name)}</${PREFIX}:name>`,
     `      <${PREFIX}:image>${e(d.image)}</${PREFIX}:image>`,
     ...flavorElement(f),
+    ...nics.map(nicElement),
     `    </${PREFIX}:instance>`,
     `  </metadata>`,
     `  <memory unit='KiB'>${memKiB}</memory>`,
@@ -141,7 +148,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
     `    <type arch='x86_64' machine='pc'>hvm</type>`,
     `    <kernel>${e(d.kernel)}</kernel>`,
     ...(d.initrd ? [`    <initrd>${e(d.initrd)}</initrd>`] : []),
-    `    <cmdline>${e(d.cmdline)}</cmdline>`,
+    `    <cmdline>${e(guestCommandLine(d.cmdline, nics))}</cmdline>`,
     `  </os>`,
     `  <features>`,
     `    <acpi/>`,
@@ -160,6 +167,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
     `      <backingStore/>`,
     `      <target dev='vda' bus='virtio'/>`,
     `    </disk>`,
+    ...nics.flatMap(interfaceElement),
     `    <serial type='file'>`,
     `      <source path='${e(d.consoleLog)}' append='off'/>`,
     `      <target port='0'/>`,
@@ -183,12 +191,39 @@ function flavorElement(f: FlavorSnapshot): string[] {
   ];
 }
 
+/** kubenova's record of one NIC in the domain's metadata: the NicSpec, every field an attribute. */
+function nicElement(n: NicSpec): string {
+  const e = escapeXml;
+  const gateway = n.gateway === undefined ? '' : ` gateway="${e(n.gateway)}"`;
+  return `      <${PREFIX}:nic port="${e(n.port)}" network="${e(n.network)}" mac="${e(n.mac)}" ip="${e(n.ip)}" prefixLength="${n.prefixLength}"${gateway} mtu="${n.mtu}" bridge="${e(n.bridge)}"/>`;
+}
+
+/**
+ * A virtio NIC on the network's bridge with the port's MAC and the network's MTU. No option
+ * ROM: the guest boots its kernel directly and never from the network, and QEMU would
+ * otherwise need the iPXE ROM files installed beside it.
+ */
+function interfaceElement(n: NicSpec): string[] {
+  const e = escapeXml;
+  return [
+    `    <interface type='bridge'>`,
+    `      <mac address='${e(n.mac)}'/>`,
+    `      <source bridge='${e(n.bridge)}'/>`,
+    `      <model type='virtio'/>`,
+    `      <mtu size='${n.mtu}'/>`,
+    `      <rom enabled='no'/>`,
+    `    </interface>`,
+  ];
+}
+
 export interface DomainMetadata {
   host: string;
   uid: string;
   name: string;
   image: string;
   flavor: FlavorSnapshot;
+  /** In the order of the domain's interfaces; [] for a domain without (or defined before) NICs. */
+  nics: NicSpec[];
 }
 
 function attributes(tag: string): Record<string, string> {
@@ -240,11 +275,31 @@ export function parseDomainMetadata(xml: string): DomainMetadata | undefined {
   }
   // As snapshotOf keeps them: only when there are some.
   if (Object.keys(extraSpecs).length > 0) flavor.extraSpecs = extraSpecs;
-  return { host, uid, name, image, flavor };
+  const nics: NicSpec[] = [];
+  for (const m of body.matchAll(new RegExp(`<${p}:nic\\b[^>]*>`, 'g'))) {
+    const nic = nicOf(attributes(m[0]));
+    // A NIC the agent cannot read back is not one it wrote: the whole metadata is not ours.
+    if (!nic) return undefined;
+    nics.push(nic);
+  }
+  return { host, uid, name, image, flavor, nics };
 }
 
-/** The line the `tiny` guest's init prints on every boot; the driver reads the last one. */
-export const GUEST_LINE = /KUBENOVA-GUEST vcpus=(\d+) memkib=(\d+) diskbytes=(\d+) marker=([0-9a-f]*)(?=[\r\n]|$)/g;
+function nicOf(a: Record<string, string>): NicSpec | undefined {
+  const { port, network, mac, ip, gateway, bridge } = a;
+  const prefixLength = /^\d+$/.test(a.prefixLength ?? '') ? Number(a.prefixLength) : undefined;
+  const mtu = /^\d+$/.test(a.mtu ?? '') ? Number(a.mtu) : undefined;
+  if (!port || !network || !mac || !ip || !bridge || prefixLength === undefined || mtu === undefined) return undefined;
+  return normalizeNic({ port, network, mac, ip, prefixLength, gateway, mtu, bridge });
+}
+
+/**
+ * The line the `tiny` guest's init prints on every boot; the driver reads the last one. `ips=`
+ * (the IPv4 addresses on its interfaces, comma-separated) is there only from an image that
+ * configures networking; an older image's line still reads, without addresses.
+ */
+export const GUEST_LINE =
+  /KUBENOVA-GUEST vcpus=(\d+) memkib=(\d+) diskbytes=(\d+) marker=([0-9a-f]*)(?: ips=([0-9.,]*))?(?=[\r\n]|$)/g;
 
 /** The guest's own report: the last complete KUBENOVA-GUEST line of a serial console log. */
 export function parseGuestReport(consoleText: string): GuestInfo | undefined {
@@ -254,7 +309,14 @@ export function parseGuestReport(consoleText: string): GuestInfo | undefined {
   // Only a line that ended: a line still being written could be cut inside a number.
   const after = consoleText.slice((last.index ?? 0) + last[0].length);
   if (!/^\r?\n/.test(after)) return undefined;
-  return { vcpus: Number(last[1]), memoryKiB: Number(last[2]), diskBytes: Number(last[3]), marker: last[4]! };
+  const info: GuestInfo = {
+    vcpus: Number(last[1]),
+    memoryKiB: Number(last[2]),
+    diskBytes: Number(last[3]),
+    marker: last[4]!,
+  };
+  if (last[5] !== undefined) info.ips = last[5].split(',').filter((ip) => ip.length > 0);
+  return info;
 }
 
 /**

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FlavorSnapshot } from '../../common/api/types.js';
-import { DriverError, type DomainSpec } from './driver.js';
+import { DriverError, type DomainSpec, type NicSpec } from './driver.js';
 import { LibvirtDriver } from './libvirt.js';
 import { loadGuestImage, type GuestImage } from './libvirt-image.js';
 import { buildDomainXml } from './libvirt-xml.js';
@@ -175,7 +175,7 @@ describe.skipIf(qemuImgMissing !== undefined)('LibvirtDriver disk inspection', (
     ...over,
   });
   /** A directory as the transfer leaves it: this instance's definition and the given disk. */
-  const received = (makeDisk: (path: string) => void): string => {
+  const received = (makeDisk: (path: string) => void, nics: NicSpec[] = []): string => {
     const d = join(dir, 'incoming', uid);
     mkdirSync(d, { recursive: true });
     const xml = buildDomainXml({
@@ -188,6 +188,7 @@ describe.skipIf(qemuImgMissing !== undefined)('LibvirtDriver disk inspection', (
       cmdline: 'console=ttyS0',
       disk: '/elsewhere/disk.qcow2',
       consoleLog: '/elsewhere/console.log',
+      nics,
     });
     writeFileSync(join(d, 'domain.xml'), xml);
     makeDisk(join(d, 'disk.qcow2'));
@@ -279,6 +280,48 @@ describe.skipIf(qemuImgMissing !== undefined)('LibvirtDriver disk inspection', (
     expect(readFileSync(bootKernel, 'utf8')).toBe('a kernel');
     expect(defined).toContain('<backingStore/>');
     expect(defined).not.toContain('<seclabel');
+  });
+
+  it("keeps a received domain's NICs when the finish names none: the same MAC on this host's bridge, the same address for the guest", async () => {
+    const nic: NicSpec = {
+      port: 'vm-1-net-a',
+      network: 'net-a',
+      mac: '52:54:00:12:34:56',
+      ip: '10.20.0.5',
+      prefixLength: 24,
+      gateway: '10.20.0.1',
+      mtu: 1450,
+      bridge: 'kn-0123456789ab',
+    };
+    const d = received((p) => qemuImg('create', '-q', '-f', 'qcow2', p, '1G'), [nic]);
+    const driver = driverFor();
+    const info = await driver.finishMigration(spec(), { receivedDir: d, powerOn: true });
+    expect(info.nics).toEqual([nic]);
+    const defined = readFileSync(join(virshDir, 'defined.xml'), 'utf8');
+    expect(defined).toContain(`<mac address='52:54:00:12:34:56'/>\n      <source bridge='kn-0123456789ab'/>`);
+    expect(defined).toContain('kubenova.nic=52:54:00:12:34:56,10.20.0.5/24,10.20.0.1,1450</cmdline>');
+    // Named by the step, they replace what came with the directory.
+    const moved = await driver.finishMigration(spec({ nics: [{ ...nic, bridge: 'kn-other' }] }), { powerOn: true });
+    expect(moved.nics.map((n) => n.bridge)).toEqual(['kn-other']);
+  });
+
+  it('refuses a bad NIC before anything moves', async () => {
+    const d = received((p) => qemuImg('create', '-q', '-f', 'qcow2', p, '1G'));
+    const driver = driverFor();
+    const bad = {
+      port: 'p',
+      network: 'n',
+      mac: '52:54:00:12:34:56',
+      ip: '10.0.0.300',
+      prefixLength: 24,
+      mtu: 1500,
+      bridge: 'kn-x',
+    };
+    expect(await refusal(driver.finishMigration(spec({ nics: [bad] }), { receivedDir: d, powerOn: true }))).toBe(
+      `finishMigration ${uid}: refusing the NICs: port "p": address "10.0.0.300" is not an IPv4 address`,
+    );
+    expect(existsSync(d)).toBe(true);
+    expect(calls().filter((c) => c.startsWith('define'))).toEqual([]);
   });
 
   it('lets QEMU pass through a state directory made private before it (search only), and names the directory that blocks a start', async () => {

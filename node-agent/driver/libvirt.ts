@@ -32,7 +32,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
 import { detectHostCapacity } from './host-capacity.js';
-import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, VirtDriver } from './driver.js';
+import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, NicSpec, VirtDriver } from './driver.js';
 import { diskProblems, parseQemuImgInfo, type DiskFormat, type DiskInfo } from './libvirt-disk.js';
 import type { GuestImage } from './libvirt-image.js';
 import {
@@ -51,6 +51,7 @@ import {
   type DomainMetadata,
 } from './libvirt-xml.js';
 import { MigrationSteps } from './migration-steps.js';
+import { checkNics } from './nics.js';
 import { UidQueue } from './uid-queue.js';
 
 export type LibvirtAccel = 'auto' | 'kvm' | 'tcg';
@@ -222,6 +223,7 @@ export class LibvirtDriver implements VirtDriver {
       stopBeforeReplace: (op, uid) => this.#stop(op, uid),
       checkSpec: (op, spec) => {
         this.#image(op, spec.uid, spec.image);
+        if (spec.nics) checkNics(op, spec.uid, spec.nics);
       },
       inspect: (op, spec, dir) => this.#inspect(op, spec, dir),
       growDisk: (op, uid, rootDiskGiB) => this.#growDisk(op, uid, rootDiskGiB),
@@ -301,6 +303,7 @@ export class LibvirtDriver implements VirtDriver {
     this.#checkUid('spawn', uid);
     return this.#queue.run(uid, async () => {
       const image = this.#image('spawn', uid, spec.image);
+      if (spec.nics) checkNics('spawn', uid, spec.nics);
       const state = await this.#state('spawn', uid);
       if (state !== undefined) {
         if (powerStateOf(state) !== 'running') await this.#start('spawn', uid);
@@ -417,11 +420,15 @@ export class LibvirtDriver implements VirtDriver {
    */
   async #settle(op: string, spec: DomainSpec, image: GuestImage, powerOn: boolean): Promise<DomainInfo> {
     const uid = spec.uid;
-    const xml = await this.#xml(op, spec, image);
     const file = join(this.instanceDir(uid), DEFINITION);
     let state = await this.#state(op, uid);
     const defined = state === undefined ? undefined : await this.#metadata(op, uid, { lenient: true });
     const current = await readIfExists(file);
+    // A spec without NICs keeps the domain's: libvirt's definition here, else the one that
+    // came with the directory (a received or restored domain carries its NICs with it).
+    const nics: NicSpec[] =
+      spec.nics ?? defined?.nics ?? (current === undefined ? undefined : parseDomainMetadata(current)?.nics) ?? [];
+    const xml = await this.#xml(op, { ...spec, nics }, image);
     // Compared as libvirt will hold it (an empty extraSpecs is not written, for one).
     const sameMeta = defined !== undefined && isDeepStrictEqual(defined, parseDomainMetadata(xml));
     if (!sameMeta || current !== xml) {
@@ -475,6 +482,7 @@ export class LibvirtDriver implements VirtDriver {
       consoleLog: this.consoleLog(spec.uid),
       minMemoryMiB: this.#minMemoryMiB,
       virtType,
+      nics: spec.nics ?? [],
     });
   }
 
@@ -494,7 +502,7 @@ export class LibvirtDriver implements VirtDriver {
     const meta = await this.#metadata(op, uid, { lenient: true });
     const image = meta && this.#images[meta.image];
     if (meta && image) {
-      const spec: DomainSpec = { uid, name: meta.name, flavor: meta.flavor, image: meta.image };
+      const spec: DomainSpec = { uid, name: meta.name, flavor: meta.flavor, image: meta.image, nics: meta.nics };
       const file = join(this.instanceDir(uid), DEFINITION);
       const xml = await this.#xml(op, spec, image);
       if ((await readIfExists(file)) !== xml) {
@@ -713,6 +721,7 @@ export class LibvirtDriver implements VirtDriver {
       image: meta.image,
       powerState: powerStateOf(state),
       diskBytes,
+      nics: structuredClone(meta.nics),
     };
   }
 

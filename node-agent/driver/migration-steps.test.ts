@@ -110,7 +110,7 @@ class StandIn {
     const flavor = [SMALL, LARGE].find((f) => f.name === def.flavor) ?? SMALL;
     const diskBytes = (await stat(join(this.dirs.dir(uid), DISK))).size;
     const powerState = this.running.has(uid) ? 'running' : 'shutdown';
-    return { uid, name: `default/${uid}`, flavor, image: 'img', powerState, diskBytes };
+    return { uid, name: `default/${uid}`, flavor, image: 'img', powerState, diskBytes, nics: [] };
   }
 }
 
@@ -278,15 +278,16 @@ describe('MigrationSteps', () => {
     );
   });
 
-  it('finishMigration checks the spec before it grows the disk', async () => {
+  it('finishMigration checks the spec before anything moves: the received files stay, nothing is stopped or grown', async () => {
     await src.create('u1');
     const received = await sendToDst('u1');
     dst.badImage = 'img';
     expect(await failure(dst.steps.finishMigration(spec('u1'), { receivedDir: received, powerOn: true }))).toMatch(
       /not registered/,
     );
-    expect(dst.calls).toEqual(['stop u1']);
-    expect((await dst.info('u1')).diskBytes).toBe(SMALL.rootDiskGiB * BYTES_PER_GIB);
+    expect(dst.calls).toEqual([]);
+    expect(await exists(join(received, DISK))).toBe(true);
+    expect(await exists(dst.dirs.dir('u1'))).toBe(false);
   });
 
   it('finishMigration has the driver inspect the received directory before it replaces anything, and the disk in place before it grows it', async () => {

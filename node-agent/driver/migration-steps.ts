@@ -90,6 +90,8 @@ export class MigrationSteps {
     return h.serial(uid, async () => {
       const dir = h.dirs.dir(uid);
       const received = opts.receivedDir === undefined ? undefined : resolve(opts.receivedDir);
+      // Before anything moves, so a spec this host cannot apply leaves the received files as they are.
+      h.checkSpec?.(op, spec);
       await mkdir(h.dirs.root, { recursive: true });
       await h.dirs.removeStrayTempDirs(uid, received);
       if (received !== undefined && received !== dir && (await isDirectory(received))) {
@@ -99,7 +101,6 @@ export class MigrationSteps {
         if (received === undefined) throw new DriverError(op, uid, 'no such domain');
         throw new DriverError(op, uid, `neither the received directory ${received} nor the domain exists`);
       }
-      h.checkSpec?.(op, spec);
       // A same-host resize, or a received directory moved in before a crash: the disk in place
       // is inspected like a received one.
       await h.inspect(op, spec, dir);
