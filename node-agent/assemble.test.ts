@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FAIL_ANNOTATION } from '../common/api/fault-injection.js';
 import { API_VERSION } from '../common/api/types.js';
 import { Kube } from '../common/kube/client.js';
+import { ListedSource } from '../common/kube/merged-cache.js';
 import { AgentProcess, agentLogger, createDriver, FAKE_CAPACITY, hostAgentOptions } from './assemble.js';
 import { parseAgentConfig } from './config.js';
 import { DriverError } from './driver/driver.js';
@@ -50,7 +51,7 @@ describe('AgentProcess fault injection', () => {
     try {
       const config = parseAgentConfig([`--state-dir=${stateDir}`, '--log-level=silent'], {});
       const kc = new KubeConfig();
-      // Never contacted: the informers are not started, the index is fed by hand.
+      // Never contacted: the watches are not started, the views are fed by hand.
       kc.loadFromOptions({
         clusters: [{ name: 'none', server: 'https://127.0.0.1:1' }],
         users: [{ name: 'none' }],
@@ -59,12 +60,16 @@ describe('AgentProcess fault injection', () => {
       });
       const kube = new Kube(kc, 'test');
       const log = agentLogger(config);
-      const agents = new AgentProcess(kube, log);
+      const agents = new AgentProcess(log);
       const a = createDriver(config, 'node-a', {});
       const b = createDriver(config, 'node-b', {});
-      agents.addHost(kube, a, hostAgentOptions(config, 'node-a', {}), log);
-      agents.addHost(kube, b, hostAgentOptions(config, 'node-b', {}), log);
-      agents.injectedFailures.observe({
+      const hostA = agents.addHost(kube, a, hostAgentOptions(config, 'node-a', {}), log);
+      const hostB = agents.addHost(kube, b, hostAgentOptions(config, 'node-b', {}), log);
+      // Both hosts' views hold the instance (as if it were migrating between them).
+      const seen = new ListedSource<'Instance'>();
+      agents.watchesOf(hostA)?.instances.add(seen);
+      agents.watchesOf(hostB)?.instances.add(seen);
+      seen.put({
         apiVersion: API_VERSION,
         kind: 'Instance',
         metadata: {

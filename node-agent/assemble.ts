@@ -1,16 +1,16 @@
 // How an agent process is put together from its parsed flags (config.ts): the driver and the
-// HostAgent options of a host, and the process-wide parts every HostAgent is fed by — one
-// Instance informer, one Migration informer, one metrics registry and its /metrics, /healthz,
-// /readyz server — with their start and shutdown. main.ts assembles one host from these
+// HostAgent options of a host, each HostAgent's own watches (host-watches.ts: the Instances
+// and Migrations that involve its host), and the process-wide parts — one metrics registry and
+// its /metrics, /healthz, /readyz server — with their start and shutdown. main.ts assembles one host from these
 // pieces; they are exported so that any other process that runs HostAgents builds them the
 // same way instead of copying this code.
 import type { Server } from 'node:http';
+import { Counter } from 'prom-client';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ZONE_LABEL, type ResourceAmounts } from '../common/api/types.js';
 import { ConfigError, parseLabels, releaseNamespace } from '../common/config.js';
 import type { Kube } from '../common/kube/client.js';
-import { Informer } from '../common/kube/informer.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { startHttpServer } from '../common/runtime/http.js';
 import { Metrics } from '../common/runtime/metrics.js';
@@ -22,6 +22,7 @@ import { InjectedFailures } from './driver/injected-failures.js';
 import { LibvirtDriver, type LibvirtAccel } from './driver/libvirt.js';
 import { ensureTinyImage, parseImageList, type GuestImage } from './driver/libvirt-image.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
+import { HostWatches, WATCH_EVENTS_METRIC } from './host-watches.js';
 
 /** The process logger, as --log-level and --log-format ask; `node` is set on every line when given. */
 export function agentLogger(config: AgentConfig, node?: string): Logger {
@@ -122,18 +123,16 @@ export function hostAgentOptions(
 }
 
 /**
- * The process-wide parts: the shared informers (every change is offered to every HostAgent
- * added), the metrics registry and, once run, the metrics server. Ready when every HostAgent
- * has started (registered its ComputeNode).
+ * The process-wide parts: the metrics registry and, once run, the metrics server. Each
+ * HostAgent added gets its own watches (host-watches.ts), made with its own client, as a node
+ * agent of that one host would have: the Instances and Migrations that involve its host, not
+ * the cluster's. Ready when every HostAgent has started (registered its ComputeNode).
  */
 export class AgentProcess {
-  readonly instances: Informer<'Instance'>;
-  readonly migrations: Informer<'Migration'>;
-  /** The Instances carrying fake.kubenova.io/fail, which every fake driver added here asks. */
-  readonly injectedFailures: InjectedFailures;
   private readonly agents: HostAgent[] = [];
-  private readonly hosts = new Map<HostAgent, { driver: VirtDriver; log: Logger }>();
+  private readonly hosts = new Map<HostAgent, { driver: VirtDriver; log: Logger; watches: HostWatches }>();
   private readonly started = new Set<HostAgent>();
+  private readonly watchEvents: Counter<'kind' | 'event'>;
   private stopping = false;
 
   /**
@@ -141,37 +140,47 @@ export class AgentProcess {
    * to (loadKubeConfig), so the agent's API requests are counted where it serves them.
    */
   constructor(
-    kube: Kube,
     private readonly log: Logger,
     readonly metrics: Metrics = new Metrics('node-agent'),
   ) {
-    this.instances = new Informer(kube, 'Instance', log);
-    this.migrations = new Informer(kube, 'Migration', log);
-    this.injectedFailures = new InjectedFailures(log);
-    this.injectedFailures.watch(this.instances);
-    this.instances.on('add', (i) => this.agents.forEach((a) => a.onInstance(i)));
-    this.instances.on('update', (i) => this.agents.forEach((a) => a.onInstance(i)));
-    this.migrations.on('add', (m) => this.agents.forEach((a) => a.onMigration(m)));
-    this.migrations.on('update', (m) => this.agents.forEach((a) => a.onMigration(m)));
+    this.watchEvents = new Counter({
+      name: WATCH_EVENTS_METRIC,
+      help: "Watch events delivered to this process's host agents (every host's watches), by kind and event.",
+      labelNames: ['kind', 'event'],
+      registers: [metrics.registry],
+    });
   }
 
   /**
-   * A HostAgent on this process's informers and metrics. A fake driver fails the steps an
-   * Instance's fake.kubenova.io/fail annotation names for this host; other drivers ignore it.
+   * A HostAgent on its own watches, made with `kube` (the host's identity), and this process's
+   * metrics. A fake driver fails the steps an Instance's fake.kubenova.io/fail annotation names
+   * for this host; other drivers ignore it.
    */
   addHost(kube: Kube, driver: VirtDriver, opts: HostAgentOptions, log: Logger): HostAgent {
+    const watches = new HostWatches(kube, opts.host, log, (kind, event) => this.watchEvents.inc({ kind, event }));
     if (driver instanceof FakeDriver) {
-      driver.setInjectedFailures((uid) => this.injectedFailures.stepsFor(uid, opts.host));
+      const injected = new InjectedFailures(log);
+      injected.watch(watches.instances);
+      driver.setInjectedFailures((uid) => injected.stepsFor(uid, opts.host));
     }
-    const agent = new HostAgent(kube, driver, this.instances, this.migrations, opts, this.metrics, log);
+    const agent = new HostAgent(kube, driver, watches.instances, watches.migrations, opts, this.metrics, log);
+    watches.instances.on('add', (i) => agent.onInstance(i));
+    watches.instances.on('update', (i) => agent.onInstance(i));
+    watches.migrations.on('add', (m) => agent.onMigration(m));
+    watches.migrations.on('update', (m) => agent.onMigration(m));
     this.agents.push(agent);
-    this.hosts.set(agent, { driver, log });
+    this.hosts.set(agent, { driver, log, watches });
     return agent;
   }
 
+  /** The watches of the host `agent` serves. */
+  watchesOf(agent: HostAgent): HostWatches | undefined {
+    return this.hosts.get(agent)?.watches;
+  }
+
   /**
-   * Serves /metrics, /healthz and /readyz, stops everything on SIGINT/SIGTERM, syncs the
-   * informers and starts each HostAgent (after `startDelayMs(index)`, 0 by default).
+   * Serves /metrics, /healthz and /readyz, stops everything on SIGINT/SIGTERM, and for each
+   * HostAgent syncs its watches and starts it (after `startDelayMs(index)`, 0 by default).
    * Returns the metrics server's address.
    */
   async run(config: AgentConfig, startDelayMs: (index: number) => number = () => 0): Promise<string> {
@@ -187,17 +196,20 @@ export class AgentProcess {
     onShutdown(async () => {
       this.stopping = true;
       await Promise.all(this.agents.map((a) => a.stop()));
-      await Promise.all([this.instances.stop(), this.migrations.stop()]);
+      await Promise.all([...this.hosts.values()].map((h) => h.watches.stop()));
       server.close();
     }, this.log);
-    await Promise.all([this.instances.start(), this.migrations.start()]);
     await Promise.all(
       this.agents.map(async (agent, i) => {
         const delay = startDelayMs(i);
         if (delay > 0) await sleep(delay);
         if (this.stopping) return;
         const host = this.hosts.get(agent);
-        if (host) await this.untilHypervisorAnswers(host.driver, host.log);
+        if (!host) return;
+        await this.untilHypervisorAnswers(host.driver, host.log);
+        if (this.stopping) return;
+        // Listed before the host starts: its first pass sees everything already sent to it.
+        await host.watches.start();
         if (this.stopping) return;
         await agent.start();
         this.started.add(agent);

@@ -1,12 +1,12 @@
 // Everything one host needs: its ComputeNode (tracker), its driver, its instance and
 // migration work, its disk-transfer endpoint and its audit. A process runs one of these
-// (node-agent/main.ts), fed by its process's shared informers (assemble.ts).
+// (node-agent/main.ts), fed by the watches of its own host (host-watches.ts, assemble.ts).
 import { readdir } from 'node:fs/promises';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
 import { FaultRecorder } from '../common/kube/fault-recorder.js';
-import type { Informer } from '../common/kube/informer.js';
+import type { ObjectCache } from '../common/kube/api.js';
 import type { Logger } from '../common/log.js';
 import { Controller, objectKey, type Reconciler } from '../common/runtime/controller.js';
 import type { Metrics } from '../common/runtime/metrics.js';
@@ -76,8 +76,10 @@ export class HostAgent {
   constructor(
     readonly kube: Kube,
     readonly driver: VirtDriver,
-    readonly instances: Informer<'Instance'>,
-    readonly migrations: Informer<'Migration'>,
+    /** The Instances that involve this host (its own watches, host-watches.ts), not the cluster's. */
+    readonly instances: ObjectCache<'Instance'>,
+    /** The Migrations that involve this host. */
+    readonly migrations: ObjectCache<'Migration'>,
     readonly opts: HostAgentOptions,
     metrics: Metrics,
     readonly log: Logger,
@@ -181,18 +183,22 @@ export class HostAgent {
     return this.registered;
   }
 
-  /** Called by the process's shared Instance informer for every change. */
+  /** Called by this host's Instance watches for every change. */
   onInstance(inst: Instance): void {
     if (!this.registered) return;
     if (this.worker.concerns(inst)) this.instanceController.enqueue(objectKey(inst));
-    // A migration step may be waiting for its instance to show the task it set.
-    const mig = inst.status?.migration
-      ? this.migrations.get(inst.status.migration, inst.metadata.namespace)
-      : undefined;
+    // A migration step may be waiting for its instance to show the task it set, or (on a
+    // destination) for the instance to come into this host's view at all.
+    const namespace = inst.metadata.namespace;
+    const name = inst.status?.migration;
+    const mig = name ? this.migrations.get(name, namespace) : undefined;
     if (mig) this.onMigration(mig);
+    for (const m of this.migrations.list(namespace)) {
+      if (m !== mig && m.spec.instance === inst.metadata.name) this.onMigration(m);
+    }
   }
 
-  /** Called by the process's shared Migration informer for every change. */
+  /** Called by this host's Migration watches for every change. */
   onMigration(mig: Migration): void {
     if (!this.registered) return;
     if (this.source.concerns(mig)) this.sourceController.enqueue(objectKey(mig));

@@ -1,13 +1,24 @@
 // A watch-fed cache of one kind. client-node's ListWatch stops on any error other than
 // 410 Gone; this wrapper restarts it with capped exponential backoff, and a restart
 // re-lists, so objects changed while the watch was down are still delivered.
-import { ListWatch, type KubernetesObject } from '@kubernetes/client-node';
+//
+// A label or field selector narrows the list as well as the watch: ListWatch passes the
+// selectors to its watch only, so the list is made here with them. (Listing everything and
+// watching a part would fill the cache with objects no watch event ever updates.)
+import { CustomObjectsApi, ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { GROUP, VERSION } from '../api/schema.js';
 import type { KindMap, KindName, WatchedCache, WatchEvent } from './api.js';
 import type { Kube } from './client.js';
 import { watchFor } from './request-metrics.js';
 
 export type Handler<T> = (obj: T) => void;
+
+export interface InformerOptions {
+  labelSelector?: string;
+  /** e.g. `status.host=node-a`: the field must be one of the CRD's selectableFields. */
+  fieldSelector?: string;
+}
 
 export class Informer<K extends KindName> implements WatchedCache<K> {
   private readonly lw: ListWatch<KindMap[K] & KubernetesObject>;
@@ -21,13 +32,26 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
     kube: Kube,
     readonly kind: K,
     private readonly log: Logger,
-    options: { labelSelector?: string; fieldSelector?: string } = {},
+    readonly options: InformerOptions = {},
   ) {
     const client = kube.resource(kind);
+    const api = kube.config.makeApiClient(CustomObjectsApi);
     const listFn = async () => {
-      const list = await client.list();
+      const { labelSelector, fieldSelector } = options;
+      const list: unknown =
+        labelSelector === undefined && fieldSelector === undefined
+          ? await client.list()
+          : await api.listClusterCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: client.plural,
+              labelSelector,
+              fieldSelector,
+            });
       this.markSynced();
-      return list as Awaited<ReturnType<typeof client.list>> & { items: (KindMap[K] & KubernetesObject)[] };
+      return list as KubernetesListObject<KindMap[K] & KubernetesObject> & {
+        items: (KindMap[K] & KubernetesObject)[];
+      };
     };
     this.lw = new ListWatch(
       client.watchPath(),

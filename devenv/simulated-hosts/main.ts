@@ -1,8 +1,9 @@
 // Simulated hosts, for benchmarks: one process posing as --hosts hosts <prefix>-000,
 // <prefix>-001, ... (see hosts.ts), each a full HostAgent with the fake driver — its own
 // ComputeNode, lock, tracker, instance directories under <state-dir>/<host>, transfer server,
-// audit and field manager — all fed by one shared Instance informer and one shared Migration
-// informer, with one metrics server for the process. It is assembled from the same pieces as
+// audit, field manager and watches: each host lists and watches only the Instances and
+// Migrations that involve it (node-agent/host-watches.ts), with its own client, as its own
+// agent would — one metrics server for the process. It is assembled from the same pieces as
 // the node agent (node-agent/assemble.ts) and takes the node agent's flags for everything
 // else (capacity, heartbeat, audit, state dir, ...), so each host behaves as a real agent
 // would; a real agent (node-agent/main.ts) serves exactly one host.
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   const labels = nodeLabels(config);
   const metrics = new Metrics('node-agent');
   const kubeConfig = loadKubeConfig(config.kubeconfig, config['api-keepalive'], metrics.apiRequest);
-  const agentProcess = new AgentProcess(new Kube(kubeConfig, `kubenova-agent-${sim['host-prefix']}`), log, metrics);
+  const agentProcess = new AgentProcess(log, metrics);
   // Each host as its own agent would be (a transfer certificate is issued only for the host that asks).
   const template = sim['host-kubeconfig'];
   const hostKubeConfig = (host: string) =>
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
       : kubeConfig;
   plan.forEach(({ host }, i) => {
     agentProcess.addHost(
-      // Each host writes under its own field manager, as its own agent would.
+      // Each host writes under its own field manager and watches with its own client, as its own agent would.
       new Kube(hostKubeConfig(host), `kubenova-agent-${host}`),
       createDriver(config, host, {}),
       // A fixed port is the first host's; the others take the ports after it.

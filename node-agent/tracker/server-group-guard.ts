@@ -26,10 +26,13 @@ export async function serverGroupGuard(ctx: GuardContext, inst: Instance): Promi
   const group = await ctx.kube.serverGroups.get({ namespace, name });
   const policy = group?.spec.policy;
   const self = `${namespace}/${inst.metadata.name}`;
+  const members = new Set(group?.status?.members ?? []);
+  // A claim here is an instance this host's view holds; the group's member list covers one it
+  // does not (yet) show.
   const memberOf = (key: string | undefined) => {
     if (!key || key === self) return false;
     const [ns, n] = key.split('/');
-    return ns === namespace && ctx.instances.get(n ?? '', ns)?.spec.serverGroup === name;
+    return ns === namespace && (ctx.instances.get(n ?? '', ns)?.spec.serverGroup === name || members.has(n ?? ''));
   };
   if (policy === 'anti-affinity') {
     return (claims) => {
@@ -40,16 +43,24 @@ export async function serverGroupGuard(ctx: GuardContext, inst: Instance): Promi
     };
   }
   if (policy === 'affinity') {
-    const elsewhere = ctx.instances
-      .list(namespace)
-      .find(
-        (m) =>
-          m.metadata.name !== inst.metadata.name &&
-          m.spec.serverGroup === name &&
-          m.status?.host &&
-          m.status.host !== ctx.host &&
-          m.status.vmState !== 'error',
-      );
+    // This host's view holds only the instances that involve it: members elsewhere are found by
+    // the group's member list too, read when the view does not show them.
+    const inView = ctx.instances.list(namespace).filter((m) => m.spec.serverGroup === name);
+    const others = [...new Set([...inView.map((m) => m.metadata.name), ...(group?.status?.members ?? [])])];
+    let elsewhere: Instance | undefined;
+    for (const member of others) {
+      if (member === inst.metadata.name) continue;
+      const m = ctx.instances.get(member, namespace) ?? (await ctx.kube.instances.get({ namespace, name: member }));
+      if (
+        m?.spec.serverGroup === name &&
+        m.status?.host &&
+        m.status.host !== ctx.host &&
+        m.status.vmState !== 'error'
+      ) {
+        elsewhere = m;
+        break;
+      }
+    }
     return () =>
       elsewhere
         ? `server group ${name} (affinity): member ${elsewhere.metadata.name} runs on ${elsewhere.status?.host}`
