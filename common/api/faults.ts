@@ -33,4 +33,7 @@ export const EVENT_FOR_FAULT = {
   [FaultReason.StepFailed]: EventReason.StepFailed,
   [FaultReason.Cancelled]: EventReason.MigrationCancelled,
   [FaultReason.HostLost]: EventReason.HostLost,
+  [FaultReason.NetworkNotFound]: EventReason.NetworkNotFound,
+  [FaultReason.NetworkInvalid]: EventReason.NetworkInvalid,
+  [FaultReason.NetworkExhausted]: EventReason.NetworkExhausted,
 } as const satisfies Record<FaultReason, EventReason>;

@@ -40,6 +40,17 @@ export const EventReason = {
   Evacuated: 'Evacuated',
   LocalDelete: 'LocalDelete',
   StaleCopyDestroyed: 'StaleCopyDestroyed',
+  NetworkNotFound: 'NetworkNotFound',
+  NetworkInvalid: 'NetworkInvalid',
+  NetworkExhausted: 'NetworkExhausted',
+  /** A Port was made for the instance, with its MAC and fixed IP. */
+  PortCreated: 'PortCreated',
+  /** The ports of an instance were deleted and their addresses released. */
+  PortsReleased: 'PortsReleased',
+  /** A Port's binding changed host or state (bound, migrating, unbound). */
+  PortBound: 'PortBound',
+  PortBindingMigrating: 'PortBindingMigrating',
+  PortUnbound: 'PortUnbound',
 } as const;
 export type EventReason = (typeof EventReason)[keyof typeof EventReason];
 
@@ -60,6 +71,12 @@ export const FaultReason = {
   Cancelled: 'Cancelled',
   /** The host is gone (forced down) and took the step with it. */
   HostLost: 'HostLost',
+  /** The instance asks for a Network that does not exist. */
+  NetworkNotFound: 'NetworkNotFound',
+  /** The instance asks for a Network that cannot hand out addresses (overlapping CIDR, bad range). */
+  NetworkInvalid: 'NetworkInvalid',
+  /** Every address of the Network is held. */
+  NetworkExhausted: 'NetworkExhausted',
 } as const;
 export type FaultReason = (typeof FaultReason)[keyof typeof FaultReason];
 
