@@ -137,7 +137,7 @@ export const AGENT_FLAGS = {
     env: 'KUBENOVA_API_KEEPALIVE',
     default: true,
     description:
-      'Reuse TLS connections to the API server (client-node 1.x otherwise opens one per request); false for the old behaviour',
+      'Reuse TLS connections to the API server (client-node otherwise opens one per request); false for its own behaviour',
   },
   'libvirt-uri': {
     type: 'string',
