@@ -45,11 +45,14 @@ import { HttpClient } from './http.js';
 import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
 import {
   MUTATING,
+  addCounts,
   cpuSeconds,
   diffCounts,
   findPids,
   loadAverage,
   machineBusySeconds,
+  parseConflicts,
+  parseCounterBy,
   parseRequestTotals,
   parseWatchEvents,
   peakRssMiB,
@@ -58,6 +61,7 @@ import {
   type Summary,
 } from './measure.js';
 import { formatTable } from './report.js';
+import { WATCH_EVENTS_METRIC } from '../node-agent/host-watches.js';
 import { TimeoutError, CollectionWatch } from './watch.js';
 
 const GROUP_PATH = '/apis/compute.kubenova.io/v1alpha1';
@@ -71,7 +75,7 @@ const { values: args } = parseArgs({
     instances: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '50' },
     sample: { type: 'string', default: '0.05' },
-    'agent-processes': { type: 'string', default: '1' },
+    'agent-processes': { type: 'string', default: '10' },
     'heartbeat-interval': { type: 'string', default: '10' },
     'limit-boots': { type: 'string' },
     'boot-flavor': { type: 'string', default: 'm1.tiny' },
@@ -92,7 +96,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
-  [--agent-processes 1] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
+  [--agent-processes 10] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
   [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]\n`);
   process.exit(0);
 }
@@ -140,7 +144,11 @@ interface Snapshot {
   machineBusy: number;
   load: number;
   requests: Map<string, number>;
+  /** Requests the API server answered 409 Conflict. */
+  conflicts: Map<string, number>;
   watchEvents: Map<string, number>;
+  /** Watch events the agent processes counted as delivered to their hosts, by kind. */
+  agentWatchEvents: Map<string, number>;
   cpu: Record<string, number>;
   invariantSamples: number;
 }
@@ -380,6 +388,7 @@ async function main(): Promise<void> {
     await Promise.all([instances.start(), migrations.start()]);
 
     const all = [...servers, ...kubenova, { name: 'bench', pid: process.pid }];
+    const agentLogs = agents.map((_, i) => join(dir, `agent-${i}.log`));
     const snapshot = async (): Promise<Snapshot> => {
       const metrics = await cp.get('/metrics');
       return {
@@ -387,7 +396,9 @@ async function main(): Promise<void> {
         machineBusy: machineBusySeconds(),
         load: loadAverage()[0] ?? NaN,
         requests: parseRequestTotals(metrics),
+        conflicts: parseConflicts(metrics),
         watchEvents: parseWatchEvents(metrics),
+        agentWatchEvents: await scrapeAgentWatchEvents(agentLogs),
         cpu: Object.fromEntries(all.map((p) => [p.name, cpuSeconds(p.pid) ?? NaN])),
         invariantSamples: invariants.report.samples,
       };
@@ -626,8 +637,35 @@ async function main(): Promise<void> {
       (crashed.length ? opts.instances - deleteTimes.length : 0);
     const requestsPerBoot = sumCounts(kubenovaRequests) / Math.max(1, booted);
     const mutatingPerBoot = sumCounts(kubenovaRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
+    // Every write the API server counted while booting, the users' creates included (as
+    // BOOT_WRITES counts them), and heartbeats, leases and Events: the figure the limit is set by.
+    const writesPerBoot = sumCounts(bootRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
+    const bootConflicts = diffCounts(bootAfter.conflicts, bootBefore.conflicts);
+    const conflictsPerBoot = sumCounts(bootConflicts) / Math.max(1, booted);
+    const bootAgentWatchEvents = diffCounts(bootAfter.agentWatchEvents, bootBefore.agentWatchEvents);
+    const agentWatchEventsPerBoot = sumCounts(bootAgentWatchEvents) / Math.max(1, booted);
+    // CPU per boot by component: the agent processes together, then each server.
+    const perBoot = (seconds: number) => round((1000 * seconds) / Math.max(1, booted), 2);
+    const cpuMsPerBootByComponent: Record<string, number> = {};
+    for (const [name, seconds] of Object.entries(bootCpu)) {
+      const component = name.startsWith('agent') ? 'agents' : name;
+      cpuMsPerBootByComponent[component] = (cpuMsPerBootByComponent[component] ?? 0) + seconds;
+    }
+    for (const k of Object.keys(cpuMsPerBootByComponent))
+      cpuMsPerBootByComponent[k] = perBoot(cpuMsPerBootByComponent[k] ?? NaN);
+    const p99TimeToActive = summarize(timeToActive).p99;
     const result = {
       kind: 'kubenova-bench/v1',
+      // The headline figures, each counted during the boot phase (see docs/performance.md).
+      writesPerBoot: round(writesPerBoot, 2),
+      conflictsPerBoot: round(conflictsPerBoot, 3),
+      agentWatchEventsPerBoot: round(agentWatchEventsPerBoot, 2),
+      bootsPerSecond: round(bootsPerSecond, 2),
+      p99TimeToActiveSeconds: round(p99TimeToActive, 3),
+      invariantViolations: report.violations.length,
+      stuck,
+      operatorPeakRssMiB: round(peak.operator ?? NaN, 1),
+      cpuMsPerBootByComponent,
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
       machine: {
@@ -660,6 +698,8 @@ async function main(): Promise<void> {
           2,
         ),
         watchEvents: sortedObject(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)),
+        conflicts: sortedObject(bootConflicts),
+        agentWatchEvents: sortedObject(bootAgentWatchEvents),
         benchRequests: sortedObject(own),
         cpuSeconds: bootCpu,
         otherCpuSeconds: otherCpu(bootBefore, bootAfter),
@@ -842,6 +882,25 @@ async function scrapeComponentMetrics(logFile: string): Promise<Record<string, n
   } catch {
     return {};
   }
+}
+
+/**
+ * The watch events every agent process counted as delivered to its hosts (WATCH_EVENTS_METRIC),
+ * summed by kind, from the metrics address each logged. A process not yet answering counts 0.
+ */
+async function scrapeAgentWatchEvents(logFiles: readonly string[]): Promise<Map<string, number>> {
+  let total = new Map<string, number>();
+  for (const file of logFiles) {
+    try {
+      const m = /"metrics":"([^"]+)"/.exec(readFileSync(file, 'utf8'));
+      if (!m) continue;
+      const text = await (await fetch(`http://${m[1]}/metrics`)).text();
+      total = addCounts(total, parseCounterBy(text, WATCH_EVENTS_METRIC, 'kind'));
+    } catch {
+      // not answering (yet): nothing counted from it
+    }
+  }
+  return total;
 }
 
 /** Warnings and errors a component logged, by message. */

@@ -147,3 +147,38 @@ export function sumCounts(counts: Map<string, number>, filter: (key: string) => 
 }
 
 export const MUTATING = /^(POST|PUT|PATCH|DELETE|DELETECOLLECTION|APPLY|CREATE|UPDATE) /;
+
+/** apiserver_request_total answered 409 Conflict, summed by "VERB resource[/subresource]". */
+export function parseConflicts(metrics: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{') || !line.includes('code="409"')) continue;
+    const close = line.lastIndexOf('}');
+    const head = line.slice(0, close);
+    const verb = /verb="([^"]*)"/.exec(head)?.[1] ?? '?';
+    const resource = /[{,]resource="([^"]*)"/.exec(head)?.[1] ?? '';
+    const sub = /subresource="([^"]*)"/.exec(head)?.[1];
+    const key = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(close + 1).trim()));
+  }
+  return out;
+}
+
+/** A counter of a component's /metrics summed over its label sets, by one label's value. */
+export function parseCounterBy(metrics: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const close = line.lastIndexOf('}');
+    const value = new RegExp(`[{,]${label}="([^"]*)"`).exec(line.slice(0, close))?.[1] ?? '?';
+    out.set(value, (out.get(value) ?? 0) + Number(line.slice(close + 1).trim()));
+  }
+  return out;
+}
+
+/** Adds `b` into a copy of `a`. */
+export function addCounts(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
+  const out = new Map(a);
+  for (const [k, v] of b) out.set(k, (out.get(k) ?? 0) + v);
+  return out;
+}

@@ -5,6 +5,11 @@ import { fileURLToPath } from 'node:url';
 import type { Summary } from './measure.js';
 
 export interface ReportInput {
+  /** The headline figures (absent from results written before they were counted). */
+  writesPerBoot?: number;
+  conflictsPerBoot?: number;
+  agentWatchEventsPerBoot?: number;
+  cpuMsPerBootByComponent?: Record<string, number>;
   startedAt: string;
   commit?: string;
   machine: { cpus: number; loadAverageBefore: number[] };
@@ -146,7 +151,27 @@ export function formatTable(r: ReportInput): string {
       'API requests per boot (all / writes)',
       `${s2(r.boot.apiRequestsPerBoot)} / ${s2(r.boot.apiWritesPerBoot)}  (kube-apiserver apiserver_request_total, bench's own excluded)`,
     ],
+    ...(r.conflictsPerBoot !== undefined
+      ? [
+          [
+            '409 conflicts per boot',
+            `${s2(r.conflictsPerBoot)}  (kube-apiserver apiserver_request_total code 409)`,
+          ] as [string, string],
+        ]
+      : []),
     ['watch events sent per boot', s2(r.boot.watchEventsPerBoot)],
+    ...(r.agentWatchEventsPerBoot !== undefined
+      ? [
+          ['watch events delivered to agents per boot', `${s2(r.agentWatchEventsPerBoot)}  (all agent processes)`] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
+    ...Object.entries(r.cpuMsPerBootByComponent ?? {}).map(([component, ms]): [string, string] => [
+      `  CPU ms per boot: ${component}`,
+      s2(ms),
+    ]),
     ['kube-apiserver CPU ms per boot', s2((1000 * (r.boot.cpuSeconds['kube-apiserver'] ?? NaN)) / r.boot.active)],
     ['CPU ms per boot, all processes', `${s2(r.boot.cpuMsPerBoot ?? NaN)} (servers, operator, agents, bench)`],
     ...r.limit.runs
