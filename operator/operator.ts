@@ -19,6 +19,11 @@ import { ResizeRequests } from './instance/resize-request.js';
 import { AutoEvacuation } from './nodehealth/auto-evacuation.js';
 import { HostLostReporter } from './nodehealth/host-lost.js';
 import { NodeMonitor } from './nodehealth/node-monitor.js';
+import { IPAllocator } from './network/allocator.js';
+import { PortBindingController } from './network/binding-controller.js';
+import { InstanceNetworks } from './network/instance-networks.js';
+import { NetworkStatusController } from './network/network-status.js';
+import { Ports } from './network/ports.js';
 import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
 import { Placement } from './scheduler/placement.js';
@@ -35,6 +40,9 @@ function caches(kube: Kube, log: Logger, instanceSelector: string | undefined) {
     migrations: new Informer(kube, 'Migration', log),
     quotas: new Informer(kube, 'ComputeQuota', log),
     serverGroups: new Informer(kube, 'ServerGroup', log),
+    networks: new Informer(kube, 'Network', log),
+    ports: new Informer(kube, 'Port', log),
+    ipAllocations: new Informer(kube, 'IPAllocation', log),
   };
 }
 
@@ -59,7 +67,7 @@ export class Operator {
   ) {
     const heartbeatTimeoutMs = config['node-heartbeat-timeout'] * 1000;
     this.caches = caches(kube, log, config['instance-selector']);
-    const { nodes, flavors, instances, migrations, quotas, serverGroups } = this.caches;
+    const { nodes, flavors, instances, migrations, quotas, serverGroups, networks, ports, ipAllocations } = this.caches;
     const faults = new FaultRecorder(events);
     const quota = new QuotaService(kube, quotas, log.child({ controller: 'quota' }));
     const monitorConfig = { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 };
@@ -86,14 +94,23 @@ export class Operator {
       onReschedule: (what) => domain.rescheduled(what),
     });
 
+    const networkLog = log.child({ controller: 'network' });
+    const allocator = new IPAllocator(kube, ipAllocations, networkLog);
+    const instanceNetworks = new InstanceNetworks(
+      kube,
+      networks,
+      new Ports(kube, ports, allocator, events, networkLog),
+    );
+
     const instanceLog = log.child({ controller: 'instance' });
     const instanceController = new InstanceController(
       instances,
       migrations,
-      new BootConductor(kube, flavors, attempts, quota, groups, events, faults, instanceLog),
+      new BootConductor(kube, flavors, attempts, quota, groups, instanceNetworks, events, faults, instanceLog),
       new ResizeRequests(kube, flavors, quota, faults, instanceLog),
-      new DeletionConductor(kube, this.placement, quota, events, instanceLog),
+      new DeletionConductor(kube, this.placement, quota, instanceNetworks, events, instanceLog),
       quota,
+      instanceNetworks,
     );
     this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);
 
@@ -129,6 +146,11 @@ export class Operator {
 
     const groupStatus = new ServerGroupStatus(kube, serverGroups, instances);
     this.run('servergroup', groupStatus, log, 2).watchWith(groupStatus);
+
+    const networkStatus = new NetworkStatusController(kube, networks, ipAllocations, events);
+    this.run('network', networkStatus, networkLog, 2).watchWith(networkStatus);
+    const binding = new PortBindingController(kube, ports, instances, migrations, events, networkLog);
+    this.run('port-binding', binding, networkLog, 2).watchWith(binding);
     this.watchMetrics();
   }
 

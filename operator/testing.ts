@@ -40,6 +40,11 @@ import { PlacementAttempts } from './scheduler/attempts.js';
 import { Placement } from './scheduler/placement.js';
 import { DEFAULT_SCHEDULER_CONFIG, Scheduler } from './scheduler/scheduler.js';
 import { ServerGroups } from './servergroups/membership.js';
+import { IPAllocator } from './network/allocator.js';
+import { PortBindingController } from './network/binding-controller.js';
+import { InstanceNetworks } from './network/instance-networks.js';
+import { NetworkStatusController } from './network/network-status.js';
+import { Ports } from './network/ports.js';
 
 export const T0 = new Date('2025-01-01T12:00:00Z');
 export const HEARTBEAT_TIMEOUT_MS = 40_000;
@@ -173,6 +178,10 @@ export class World {
   readonly instances: InstanceController;
   readonly decisions: Decisions;
   readonly migrations: MigrationController;
+  readonly allocator: IPAllocator;
+  readonly networks: InstanceNetworks;
+  readonly networkStatus: NetworkStatusController;
+  readonly binding: PortBindingController;
 
   constructor(opts: WorldOptions = {}) {
     const clock = () => this.now;
@@ -191,9 +200,39 @@ export class World {
       onReschedule: (what) => this.reschedules.push(what),
     });
     const flavors = cluster.cache('Flavor');
-    this.boot = new BootConductor(kube, flavors, this.attempts, this.quota, this.groups, events, faults, log, clock);
+    this.allocator = new IPAllocator(kube, cluster.cache('IPAllocation'), log);
+    const ports = new Ports(kube, cluster.cache('Port'), this.allocator, events, log);
+    this.networks = new InstanceNetworks(kube, cluster.cache('Network'), ports);
+    this.networkStatus = new NetworkStatusController(
+      kube,
+      cluster.cache('Network'),
+      cluster.cache('IPAllocation'),
+      events,
+      clock,
+    );
+    this.binding = new PortBindingController(
+      kube,
+      cluster.cache('Port'),
+      cluster.cache('Instance'),
+      cluster.cache('Migration'),
+      events,
+      log,
+    );
+    const { networks } = this;
+    this.boot = new BootConductor(
+      kube,
+      flavors,
+      this.attempts,
+      this.quota,
+      this.groups,
+      networks,
+      events,
+      faults,
+      log,
+      clock,
+    );
     this.resize = new ResizeRequests(kube, flavors, this.quota, faults, log);
-    this.deletion = new DeletionConductor(kube, this.placement, this.quota, events, log);
+    this.deletion = new DeletionConductor(kube, this.placement, this.quota, networks, events, log);
     this.instances = new InstanceController(
       cluster.cache('Instance'),
       cluster.cache('Migration'),
@@ -201,6 +240,7 @@ export class World {
       this.resize,
       this.deletion,
       this.quota,
+      networks,
     );
     const wired = migrationController({
       kube,

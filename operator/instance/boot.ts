@@ -5,15 +5,21 @@
 // (scheduling.claimFailure with reason SpawnFailed, in the agent's one status patch) and it is
 // retried elsewhere the same way; every failed attempt is kept in scheduling.failures so the
 // final fault can name each host and why.
+// Networks: the requested networks are checked with the flavor (an unknown or invalid one
+// refuses the boot before anything is held); the quota reservation counts one port per
+// network; the ports are made (addresses held) before the first host is chosen and recorded
+// in status.networks with it, so the chosen host's agent plugs them before it spawns. A boot
+// ending in error deletes its ports and releases their addresses.
 import { resourcesOf, snapshotOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
 import { EventReason, FaultReason } from '../../common/api/reasons.js';
-import type { FlavorSnapshot, Instance } from '../../common/api/types.js';
+import type { AttachedNetwork, FlavorSnapshot, Instance, Network } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
+import type { InstanceNetworks } from '../network/instance-networks.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import { bootAmounts, type QuotaService } from '../quota/quota-service.js';
 import type { PlacementAttempts, PlacementTarget } from '../scheduler/attempts.js';
@@ -26,6 +32,7 @@ export class BootConductor {
     private readonly attempts: PlacementAttempts,
     private readonly quota: QuotaService,
     private readonly groups: ServerGroups,
+    private readonly networks: InstanceNetworks,
     private readonly events: EventRecorder,
     private readonly faults: FaultRecorder,
     private readonly log: Logger,
@@ -48,6 +55,8 @@ export class BootConductor {
     const namespace = inst.metadata.namespace ?? 'default';
     const key = `${namespace}/${inst.metadata.name}`;
     let flavor: FlavorSnapshot | undefined;
+    let networks: Network[] = [];
+    let attached: AttachedNetwork[] = [];
     return {
       what: 'instance',
       consumer: uid,
@@ -61,6 +70,9 @@ export class BootConductor {
         flavor = chosen;
         const { group, missing } = this.groups.requestFor(inst);
         if (missing) return new Fault(FaultReason.ServerGroupNotFound, missing);
+        const requested = this.networks.requested(inst);
+        if (requested instanceof Fault) return requested;
+        networks = requested;
         return {
           instance: key,
           flavor,
@@ -71,11 +83,14 @@ export class BootConductor {
           group,
         };
       },
-      // Nova reserves quota before it schedules: a boot over quota never reaches a host.
+      // Nova reserves quota before it schedules: a boot over quota never reaches a host, and
+      // holds no address either: the ports come after the reservation.
       beforeSelect: async () => {
         if (flavor && this.quota.governs(namespace)) {
-          await this.quota.reserve(namespace, uid, inst.metadata.name, bootAmounts(resourcesOf(flavor)));
+          const amounts = bootAmounts(resourcesOf(flavor), networks.length);
+          await this.quota.reserve(namespace, uid, inst.metadata.name, amounts);
         }
+        if (networks.length > 0) attached = await this.networks.attach(inst, networks);
       },
       recordAttempt: async (scheduling, failures) => {
         const message = `placed on ${scheduling.selectedHost} (attempt ${scheduling.attempts})`;
@@ -91,6 +106,7 @@ export class BootConductor {
         await this.kube.instances.patchStatus(inst, {
           ...start,
           flavor,
+          ...(attached.length > 0 ? { networks: attached } : {}),
           scheduling: { ...scheduling, claimFailure: null, ...(failures.length > 0 ? { failures } : {}) },
           conditions: setCondition(
             inst.status?.conditions,
@@ -112,7 +128,7 @@ export class BootConductor {
           message,
         );
       },
-      fail: (fault) => this.fail(inst, fault),
+      fail: (fault) => this.fail(inst, fault, attached),
     };
   }
 
@@ -135,9 +151,12 @@ export class BootConductor {
     return snapshotOf(flavor);
   }
 
-  private async fail(inst: Instance, fault: Fault): Promise<ReconcileResult> {
+  private async fail(inst: Instance, fault: Fault, attached: AttachedNetwork[]): Promise<ReconcileResult> {
     const namespace = inst.metadata.namespace ?? 'default';
     if (this.quota.governs(namespace)) await this.quota.release(namespace, (a) => a.consumer === inst.metadata.uid);
+    // Before the error is written: an instance in error holds no address (a crash in between
+    // is finished by the instance controller, which releases the ports of a boot in error).
+    await this.networks.release(inst, attached);
     const log = this.log.child({ instance: `${namespace}/${inst.metadata.name}` });
     await this.faults.record(
       fault,
@@ -148,6 +167,7 @@ export class BootConductor {
           // A boot refused before its first write has still judged this generation of the spec.
           observedGeneration: inst.status?.observedGeneration ?? inst.metadata.generation,
           fault: status,
+          networks: null,
           scheduling: { selectedHost: null },
           conditions: setCondition(
             inst.status?.conditions,

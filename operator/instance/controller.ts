@@ -4,6 +4,7 @@
 import type { Instance } from '../../common/api/types.js';
 import type { WatchedCache } from '../../common/kube/api.js';
 import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
+import type { InstanceNetworks } from '../network/instance-networks.js';
 import type { QuotaService } from '../quota/quota-service.js';
 import type { BootConductor } from './boot.js';
 import type { DeletionConductor } from './deletion.js';
@@ -17,6 +18,7 @@ export class InstanceController implements Reconciler {
     private readonly resize: ResizeRequests,
     private readonly deletion: DeletionConductor,
     private readonly quota: QuotaService,
+    private readonly networks: InstanceNetworks,
   ) {}
 
   /** Every change of an Instance, and of a Migration its deletion waits for, enqueues the Instance. */
@@ -42,6 +44,7 @@ export class InstanceController implements Reconciler {
     const held = await this.deletion.ensureFinalizer(inst);
     if (!held.status?.vmState || held.status.vmState === 'building') return this.boot.reconcile(held);
     await this.settleBootQuota(held);
+    await this.networks.settleFailedBoot(held);
     return this.resize.reconcile(held);
   }
 

@@ -3,11 +3,14 @@
 // does the operator let the API server forget the Instance. A host declared dead
 // (ComputeNode spec.forcedDown) cannot clean up now, so its claims do not hold the delete:
 // Nova's local delete. Its agent destroys the copy and drops the claims when it comes back.
+// The instance's ports go before the finalizer does: every address it held is released once
+// the guest is gone (its ports are owned by the Instance too, should anything remain).
 import { EventReason } from '../../common/api/reasons.js';
 import { FINALIZER, type Instance } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { Logger } from '../../common/log.js';
+import type { InstanceNetworks } from '../network/instance-networks.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { QuotaService } from '../quota/quota-service.js';
 import type { Placement } from '../scheduler/placement.js';
@@ -17,6 +20,7 @@ export class DeletionConductor {
     private readonly kube: KubeClient,
     private readonly placement: Placement,
     private readonly quota: QuotaService,
+    private readonly networks: InstanceNetworks,
     private readonly events: EventRecorder,
     private readonly log: Logger,
   ) {}
@@ -48,6 +52,7 @@ export class DeletionConductor {
     // Delete gives everything back: the boot's allocation and any resize's increase.
     const namespace = inst.metadata.namespace ?? 'default';
     if (this.quota.governs(namespace)) await this.quota.release(namespace, (a) => a.instance === inst.metadata.name);
+    await this.networks.release(inst);
     await this.kube.instances.patch(
       { namespace: inst.metadata.namespace, name: inst.metadata.name },
       {

@@ -130,6 +130,7 @@ describe('MigrationCancel: a Migration deleted before it started', () => {
       vcpus: 1,
       memoryMiB: 2048,
       diskGiB: 20,
+      ports: 0,
     });
     await deleteMigration(world);
 

@@ -54,17 +54,17 @@ const used = (world: World) => world.cluster.get('ComputeQuota', 'compute', 'def
 describe('MigrationQuota: a downsize', () => {
   it('reserves nothing at start and keeps used as it is until the decision', async () => {
     const world = await downsizeStarted();
-    expect(used(world)).toEqual({ instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 40 });
+    expect(used(world)).toEqual({ instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 40, ports: 0 });
     await world.kube.migrations.patchStatus(world.migration(RESIZE), { status: 'finished', destHost: 'node-b' });
     await world.reconcileMigration(RESIZE);
-    expect(used(world)).toEqual({ instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 40 });
+    expect(used(world)).toEqual({ instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 40, ports: 0 });
   });
 
   it('a downsize confirmed lowers quota used to the new flavor, in the instance allocation alone', async () => {
     const world = await downsizeStarted();
     await endAs(world, 'confirmed');
     expect(world.allocations()).toEqual([holding(LEAN)]);
-    expect(used(world)).toEqual({ instances: 1, vcpus: 1, memoryMiB: 2048, diskGiB: 40 });
+    expect(used(world)).toEqual({ instances: 1, vcpus: 1, memoryMiB: 2048, diskGiB: 40, ports: 0 });
     // Settling again changes nothing.
     const writes = world.cluster.writes.length;
     await world.reconcileMigration(RESIZE);
@@ -75,7 +75,7 @@ describe('MigrationQuota: a downsize', () => {
     const world = await downsizeStarted();
     await endAs(world, 'reverted');
     expect(world.allocations()).toEqual([holding(LARGE)]);
-    expect(used(world)).toEqual({ instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 40 });
+    expect(used(world)).toEqual({ instances: 1, vcpus: 2, memoryMiB: 4096, diskGiB: 40, ports: 0 });
   });
 
   it('a downsize that failed leaves quota used as it was', async () => {

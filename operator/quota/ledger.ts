@@ -2,19 +2,33 @@
 // reserves one instance and its flavor before scheduling; a resize reserves only the
 // increase; a reservation is committed (used) when the task succeeds and dropped when it
 // fails, is reverted or its instance is deleted. A confirmed resize leaves the instance
-// holding exactly its new flavor, so a downsize lowers what is used.
+// holding exactly its new flavor, so a downsize lowers what is used. Ports (one per network
+// an instance attaches, Nova's port quota checked at boot) are reserved with the boot and do
+// not change with a resize.
 import { Fault } from '../../common/api/faults.js';
 import { FaultReason } from '../../common/api/reasons.js';
 import type { ComputeQuotaStatus, QuotaAllocation, QuotaAmounts } from '../../common/api/types.js';
 
-export const QUOTA_KEYS = ['instances', 'vcpus', 'memoryMiB', 'diskGiB'] as const;
+export const QUOTA_KEYS = ['instances', 'vcpus', 'memoryMiB', 'diskGiB', 'ports'] as const;
 export type QuotaKey = (typeof QUOTA_KEYS)[number];
 export type Amounts = Record<QuotaKey, number>;
 
-export const NONE: Amounts = { instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 };
+export const NONE: Amounts = { instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0, ports: 0 };
 
 export function amountsOf(a: Partial<Record<QuotaKey, number>> | undefined): Amounts {
-  return { instances: a?.instances ?? 0, vcpus: a?.vcpus ?? 0, memoryMiB: a?.memoryMiB ?? 0, diskGiB: a?.diskGiB ?? 0 };
+  return {
+    instances: a?.instances ?? 0,
+    vcpus: a?.vcpus ?? 0,
+    memoryMiB: a?.memoryMiB ?? 0,
+    diskGiB: a?.diskGiB ?? 0,
+    ports: a?.ports ?? 0,
+  };
+}
+
+/** What an allocation records: ports only when it holds some, so instances without networks read as before. */
+function recorded(amounts: Amounts): Partial<Amounts> {
+  const { ports, ...rest } = amounts;
+  return ports ? amounts : rest;
 }
 
 export function sum(allocations: QuotaAllocation[], state: QuotaAllocation['state']): Amounts {
@@ -36,7 +50,7 @@ export class QuotaExceeded extends Fault {
   }
 }
 
-const UNIT: Record<QuotaKey, string> = { instances: '', vcpus: '', memoryMiB: ' MiB', diskGiB: ' GiB' };
+const UNIT: Record<QuotaKey, string> = { instances: '', vcpus: '', memoryMiB: ' MiB', diskGiB: ' GiB', ports: '' };
 
 /** Every resource over its limit, in Nova's words: used + reserved, requested, limit. */
 export function overLimits(hard: QuotaAmounts | undefined, allocations: QuotaAllocation[], request: Amounts): string[] {
@@ -66,7 +80,7 @@ export function reserve(
   if (allocations.some((a) => a.consumer === consumer)) return allocations;
   const overs = overLimits(hard, allocations, request);
   if (overs.length) throw new QuotaExceeded(overs);
-  return [...allocations, { consumer, instance, state: 'reserved', ...request }];
+  return [...allocations, { consumer, instance, state: 'reserved', ...recorded(request) }];
 }
 
 export function commit(allocations: QuotaAllocation[], consumer: string): QuotaAllocation[] {
@@ -89,9 +103,11 @@ export function fold(
   holds: Amounts,
 ): QuotaAllocation[] {
   if (!allocations.some((a) => a.consumer === resizeConsumer)) return allocations;
+  // A resize keeps the instance's ports: they stay as the boot reserved them.
+  const { ports: _kept, ...flavorHolds } = holds;
   return allocations
     .filter((a) => a.consumer !== resizeConsumer)
-    .map((a) => (a.consumer === instanceConsumer ? { ...a, ...holds } : a));
+    .map((a) => (a.consumer === instanceConsumer ? { ...a, ...flavorHolds } : a));
 }
 
 export function statusOf(hard: QuotaAmounts | undefined, allocations: QuotaAllocation[]): ComputeQuotaStatus {
@@ -102,6 +118,12 @@ export function statusOf(hard: QuotaAmounts | undefined, allocations: QuotaAlloc
     used,
     reserved,
     allocations,
-    summary: { instances: show('instances'), vcpus: show('vcpus'), memory: show('memoryMiB'), disk: show('diskGiB') },
+    summary: {
+      instances: show('instances'),
+      vcpus: show('vcpus'),
+      memory: show('memoryMiB'),
+      disk: show('diskGiB'),
+      ports: show('ports'),
+    },
   };
 }

@@ -80,8 +80,9 @@ export class QuotaService {
   }
 }
 
-export const bootAmounts = (r: { vcpus: number; memoryMiB: number; diskGiB: number }): Amounts =>
-  amountsOf({ instances: 1, ...r });
+/** What a boot reserves: one instance, its flavor, and one port per network it attaches. */
+export const bootAmounts = (r: { vcpus: number; memoryMiB: number; diskGiB: number }, ports = 0): Amounts =>
+  amountsOf({ instances: 1, ...r, ports });
 
 /** What a resize reserves: only the increase from the old flavor to the new (no instance). */
 export const resizeIncrease = (from: FlavorSnapshot, to: FlavorSnapshot): Amounts =>
