@@ -41,6 +41,8 @@ import {
 import { CredentialCache } from './transfer/credentials.js';
 import { TransferGate } from './transfer/gate.js';
 import { TransferServer, type TlsMaterial } from './transfer/server.js';
+import { AgentNetworking } from './network/agent-networking.js';
+import { SimulatedNetwork } from './network/host-network.js';
 
 export const silentLog: Logger = createLogger({ component: 'test', level: 'silent' });
 
@@ -138,11 +140,16 @@ export interface HostOptions {
   instanceCache?: ObjectCache<'Instance'>;
 }
 
+/** The host's data plane as the fake driver's agents have it: plugs recorded, nothing touched. */
+export type TestNetwork = SimulatedNetwork;
+
 /** One host's node agent pieces, built the way host-agent.ts builds them. */
 export interface TestHost {
   name: string;
   kube: KubeClient;
   driver: FakeDriver;
+  /** The plugs the worker and migration sides made before starting guests here. */
+  network: TestNetwork;
   tracker: ResourceTracker;
   claims: PlacementClaims;
   events: EventRecorder;
@@ -193,19 +200,24 @@ export class TestHosts {
     const discard = (uid: string) => transfers.discard(uid);
     const instances = opts.instanceCache ?? cluster.cache('Instance');
     const migrations = cluster.cache('Migration');
+    const network = new SimulatedNetwork();
+    // As host-agent.ts: the reconcilers drive the plugging driver, with the instance's NICs.
+    const networking = new AgentNetworking({ driver, log, network, networks: cluster.cache('Network') });
     const worker = new InstanceWorker(
       name,
       kube,
       instances,
       tracker,
       claims,
-      driver,
+      networking.driver,
       events,
       faults,
       log,
       clock.now,
       discard,
       opts.stepRetries ?? 3,
+      undefined,
+      networking.nicsOf,
     );
     const side: MigrationSide = {
       host: name,
@@ -213,7 +225,7 @@ export class TestHosts {
       migrations,
       instances: cluster.cache('Instance'),
       tracker,
-      driver,
+      driver: networking.driver,
       transfers,
       credentials,
       identity: { current: () => tls },
@@ -222,6 +234,7 @@ export class TestHosts {
       log,
       now: clock.now,
       stepTimeoutMs: STEP_TIMEOUT_MS,
+      nics: networking.nicsOf,
     };
     const source = new MigrationSource(side, { transferRetries: 1, stepRetries: opts.stepRetries ?? 3 });
     const destination = new MigrationDestination(side, claims, opts.stepRetries ?? 3);
@@ -245,6 +258,7 @@ export class TestHosts {
       name,
       kube,
       driver,
+      network,
       tracker,
       claims,
       events,

@@ -17,7 +17,8 @@ import type { EventRecorder } from '../../common/kube/events.js';
 import type { FaultRecorder } from '../../common/kube/fault-recorder.js';
 import type { Logger } from '../../common/log.js';
 import { splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
-import { DriverError, type DomainInfo, type VirtDriver } from '../driver/driver.js';
+import { DriverError, type DomainInfo, type DomainSpec, type VirtDriver } from '../driver/driver.js';
+import type { InstanceNicsOf } from '../network/agent-networking.js';
 import { StepBudget } from '../migration/step-budget.js';
 import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
@@ -64,6 +65,8 @@ export class InstanceWorker implements Reconciler {
     stepRetries = 5,
     /** Where boots that went as planned are reported together; without it each gets its own Event. */
     private readonly digest?: SpawnDigest,
+    /** The instance's NICs on this host (its ports on this host's bridges); none without networking. */
+    private readonly nicsOf?: InstanceNicsOf,
   ) {
     this.budget = new StepBudget(stepRetries);
   }
@@ -193,13 +196,21 @@ export class InstanceWorker implements Reconciler {
     }
   }
 
-  private spawnDomain(inst: Instance): Promise<DomainInfo> {
-    return this.driver.spawn({
+  /**
+   * Spawns with the instance's ports as NICs: the driver plugs them into this host's bridges
+   * before the guest starts. A port whose Network this host cannot read yet fails the spawn
+   * with a plain error, so the boot is retried rather than handed back as a failed spawn.
+   */
+  private async spawnDomain(inst: Instance): Promise<DomainInfo> {
+    const spec: DomainSpec = {
       uid: inst.metadata.uid ?? '',
       name: `${inst.metadata.namespace}/${inst.metadata.name}`,
       flavor: inst.status!.flavor!,
       image: inst.spec.image,
-    });
+    };
+    const nics = this.nicsOf?.(inst);
+    if (nics) spec.nics = nics;
+    return this.driver.spawn(spec);
   }
 
   private activeStatus(inst: Instance, domain: DomainInfo, guest: InstanceStatus['guest'] | null) {

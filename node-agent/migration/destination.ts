@@ -143,7 +143,10 @@ export class MigrationDestination implements Reconciler {
       throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${host}`);
     }
     const powerOn = s.oldVmState !== 'stopped';
-    const domain = await driver.finishMigration(domainSpec(inst, s.newFlavor), { receivedDir, powerOn });
+    const domain = await driver.finishMigration(domainSpec(inst, s.newFlavor, this.side.nics), {
+      receivedDir,
+      powerOn,
+    });
     crashPoint('agent:post-migrating:after-finish');
     await transfers.discard(migUid);
     const report = await driver.guestReport(uid);
@@ -244,7 +247,7 @@ export class MigrationDestination implements Reconciler {
     const uid = inst.metadata.uid ?? '';
     const flavor = s.newFlavor!;
     inst = await instanceTask(this.side, inst, 'resize_finish');
-    let domain = await driver.spawn(domainSpec(inst, flavor));
+    let domain = await driver.spawn(domainSpec(inst, flavor, this.side.nics));
     if (s.oldVmState === 'stopped') domain = await driver.powerOff(uid);
     crashPoint('agent:post-migrating:after-rebuild');
     const key = `${inst.metadata.namespace}/${inst.metadata.name}`;

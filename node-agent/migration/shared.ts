@@ -23,6 +23,7 @@ import type { Logger } from '../../common/log.js';
 import { splitKey, type ReconcileResult } from '../../common/runtime/controller.js';
 import { statusCode } from '../../common/kube/client.js';
 import type { DomainSpec, VirtDriver } from '../driver/driver.js';
+import type { InstanceNicsOf } from '../network/agent-networking.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 import type { CredentialCache } from '../transfer/credentials.js';
 import type { TlsMaterial, TransferServer } from '../transfer/server.js';
@@ -46,17 +47,27 @@ export interface MigrationSide {
   now: () => Date;
   /** How long a phase this side starts may take before it is rolled back. */
   stepTimeoutMs: number;
+  /**
+   * The instance's NICs on this host (its ports on this host's bridges), named in every spec a
+   * guest starts from here, so the driver plugs them first (setup_networks_on_host and
+   * plug_vifs on the destination, again on the source for a revert); none without networking.
+   */
+  nics?: InstanceNicsOf;
 }
 
 export const sameHost = (mig: Migration): boolean => mig.status?.sourceHost === mig.status?.destHost;
 
-export function domainSpec(inst: Instance, flavor: FlavorSnapshot): DomainSpec {
-  return {
+/** The domain of `inst` with `flavor`, and its NICs when `nics` knows them (a Port's MAC and address go everywhere). */
+export function domainSpec(inst: Instance, flavor: FlavorSnapshot, nics?: InstanceNicsOf): DomainSpec {
+  const spec: DomainSpec = {
     uid: inst.metadata.uid ?? '',
     name: `${inst.metadata.namespace}/${inst.metadata.name}`,
     flavor,
     image: inst.spec.image,
   };
+  const attached = nics?.(inst);
+  if (attached) spec.nics = attached;
+  return spec;
 }
 
 /** Makes the Instance show the task this Migration step belongs to (idempotent). */

@@ -239,7 +239,7 @@ export class MigrationSource implements Reconciler {
     const uid = inst.metadata.uid ?? '';
     const { driver, host, kube } = this.side;
     crashPoint('agent:reverting:before-restore');
-    const domain = await driver.revertMigration(domainSpec(inst, s.oldFlavor!), {
+    const domain = await driver.revertMigration(domainSpec(inst, s.oldFlavor!, this.side.nics), {
       powerOn: s.oldVmState !== 'stopped',
     });
     const report = await driver.guestReport(uid);
