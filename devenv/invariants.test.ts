@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ComputeNode } from '../common/api/types.js';
+import type { ComputeNode, Port } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
-import { InvariantWatcher, checkNode } from './invariants.js';
+import { InvariantWatcher, checkNode, checkPorts } from './invariants.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -32,7 +32,38 @@ const node = (name: string, claims: { consumer: string; instance?: string; memor
 
 /** A Kube whose ComputeNode list answers with `list` (or throws what it throws). */
 const kubeListing = (list: () => ComputeNode[]): Kube =>
-  ({ computeNodes: { list: () => Promise.resolve().then(() => ({ items: list() })) } }) as unknown as Kube;
+  ({
+    computeNodes: { list: () => Promise.resolve().then(() => ({ items: list() })) },
+    ports: { list: () => Promise.resolve({ items: [] }) },
+  }) as unknown as Kube;
+
+const port = (name: string, fixedIP: string, macAddress: string, network = 'net1'): Port => ({
+  apiVersion: 'compute.kubenova.io/v1alpha1',
+  kind: 'Port',
+  metadata: { name, namespace: 'default' },
+  spec: { network, instance: name, fixedIP, macAddress },
+});
+
+describe('the port invariant', () => {
+  it('holds when every port has its own address and MAC; the same address on two networks is no conflict', () => {
+    expect(
+      checkPorts([
+        port('a', '10.0.0.2', 'fa:16:3e:00:00:01'),
+        port('b', '10.0.0.3', 'fa:16:3e:00:00:02'),
+        port('c', '10.0.0.2', 'fa:16:3e:00:00:03', 'net2'),
+      ]),
+    ).toEqual([]);
+  });
+
+  it('names two ports holding one address, and two with one MAC', () => {
+    expect(
+      checkPorts([port('a', '10.0.0.2', 'fa:16:3e:00:00:01'), port('b', '10.0.0.2', 'fa:16:3e:00:00:01')]),
+    ).toEqual([
+      'ports default/a and default/b both hold 10.0.0.2 on network net1',
+      'ports default/a and default/b both have MAC fa:16:3e:00:00:01',
+    ]);
+  });
+});
 
 describe('invariant watcher', () => {
   it('passes a run that sampled a consistent cluster', async () => {

@@ -1,6 +1,7 @@
 // The invariant from DESIGN.md, checked continuously while a scenario or the benchmark runs,
 // not just at the end: on every node, allocated <= allocatable for each resource, allocated
-// is the sum of the claims, and every domain on disk is covered by a claim on its host.
+// is the sum of the claims, and every domain on disk is covered by a claim on its host. And
+// for networking: no address of a network and no MAC is held by two Ports at once.
 //
 // A watcher that could not look proves nothing: stop() reports a run that took no sample, or
 // whose samples failed, as a broken promise beside the invariant's own violations, so a test
@@ -8,7 +9,7 @@
 // on purpose says so with pause() and resume(): nothing is sampled in between.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ComputeNode } from '../common/api/types.js';
+import type { ComputeNode, Port } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 
 export interface InvariantReport {
@@ -37,6 +38,24 @@ export function checkNode(node: ComputeNode): string[] {
       out.push(`${node.metadata.name}: allocated ${r} ${allocated} > allocatable ${allocatable}`);
     const sum = (s.claims ?? []).reduce((acc, c) => acc + c[r], 0);
     if (sum !== allocated) out.push(`${node.metadata.name}: allocated ${r} ${allocated} != sum of claims ${sum}`);
+  }
+  return out;
+}
+
+/** Two Ports sharing an address of one network, or a MAC: what IPAM must never allow. */
+export function checkPorts(ports: readonly Port[]): string[] {
+  const out: string[] = [];
+  const byIp = new Map<string, string>();
+  const byMac = new Map<string, string>();
+  for (const p of ports) {
+    const who = `${p.metadata.namespace}/${p.metadata.name}`;
+    const ip = `${p.spec.network}/${p.spec.fixedIP}`;
+    const other = byIp.get(ip);
+    if (other) out.push(`ports ${other} and ${who} both hold ${p.spec.fixedIP} on network ${p.spec.network}`);
+    else byIp.set(ip, who);
+    const sameMac = byMac.get(p.spec.macAddress);
+    if (sameMac) out.push(`ports ${sameMac} and ${who} both have MAC ${p.spec.macAddress}`);
+    else byMac.set(p.spec.macAddress, who);
   }
   return out;
 }
@@ -119,7 +138,11 @@ export class InvariantWatcher {
   async sample(): Promise<void> {
     const hosts = existsSync(this.stateDir) ? readdirSync(this.stateDir) : [];
     const before = new Map(hosts.map((h) => [h, domainsOnDisk(this.stateDir, h)]));
-    const nodes = (await this.kube.computeNodes.list()).items;
+    const [nodes, ports] = await Promise.all([
+      this.kube.computeNodes.list().then((l) => l.items),
+      this.kube.ports.list().then((l) => l.items),
+    ]);
+    this.report.violations.push(...checkPorts(ports));
     for (const node of nodes) {
       this.report.violations.push(...checkNode(node));
       const host = node.metadata.name;
