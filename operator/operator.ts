@@ -24,6 +24,7 @@ import { PortBindingController } from './network/binding-controller.js';
 import { InstanceNetworks } from './network/instance-networks.js';
 import { NetworkStatusController } from './network/network-status.js';
 import { Ports } from './network/ports.js';
+import { AllocationSweeper } from './network/sweeper.js';
 import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
 import { Placement } from './scheduler/placement.js';
@@ -53,6 +54,7 @@ export class Operator {
   private readonly controllers: Controller[] = [];
   private readonly signer: AgentSigner;
   private readonly tokens: TransferTokens;
+  private readonly sweeper: AllocationSweeper;
   private readonly timers: NodeJS.Timeout[] = [];
   private started = false;
 
@@ -96,6 +98,7 @@ export class Operator {
 
     const networkLog = log.child({ controller: 'network' });
     const allocator = new IPAllocator(kube, ipAllocations, networkLog);
+    this.sweeper = new AllocationSweeper(kube, ipAllocations, ports, instances, networkLog);
     const instanceNetworks = new InstanceNetworks(
       kube,
       networks,
@@ -211,6 +214,7 @@ export class Operator {
     this.started = true;
     this.every(1_000, () => this.signer.pass(), 'agent certificate pass');
     this.every(60_000, () => this.tokens.sweep(this.caches.migrations), 'transfer credential sweep');
+    this.every(30_000, () => this.sweeper.pass(), 'address sweep');
   }
 
   /** A periodic pass that only the acting replica runs; a failure waits for the next one. */

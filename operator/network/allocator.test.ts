@@ -41,6 +41,18 @@ describe('the IP allocator', () => {
     expect(cluster.list('IPAllocation')).toHaveLength(1);
   });
 
+  it('resuming a boot whose held address was released meanwhile (a stale cache still shows it) holds a new one', async () => {
+    const cluster = new FakeCluster();
+    const net = aNetwork('net1');
+    const first = await new IPAllocator(cluster.client(), cluster.cache('IPAllocation'), log).allocate(net, port('a'));
+    const stale = cluster.list('IPAllocation');
+    await cluster.client().ipAllocations.delete({ name: `net1.${first}` });
+    const lagging: ObjectCache<'IPAllocation'> = { get: () => undefined, list: () => stale };
+    const again = await new IPAllocator(cluster.client(), lagging, log).allocate(net, port('a'));
+    expect(again).not.toBe(first);
+    expect(heldIps(cluster)).toEqual([again]);
+  });
+
   it('does not reuse a released address at once: the next ones come first, round robin', async () => {
     const { allocator } = world();
     const net = aNetwork('net1', { cidr: '10.0.0.0/29', gateway: '10.0.0.1' });

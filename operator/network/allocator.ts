@@ -77,7 +77,9 @@ export class IPAllocator {
   async allocate(net: Network, port: PortRef): Promise<string> {
     const network = net.metadata.name;
     const already = this.heldFor(network, port);
-    if (already) return already.spec.ip;
+    // Resuming a boot: the cache says the address is held for this port; the API server must
+    // agree (the sweeper may have released it meanwhile), or a new one is held.
+    if (already && (await this.kube.ipAllocations.get({ name: already.metadata.name }))) return already.spec.ip;
     const pool = poolOf(net.spec);
     const held = this.heldIps(network);
     const after =
