@@ -9,8 +9,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${KUBENOVA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubenova}
-# Loaded in this order by init: each needs the ones before it.
-modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk)
+# Loaded in this order by init: each needs the ones before it (virtio_net needs net_failover,
+# which needs failover). init reads the same list from /lib/modules/order.
+modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk failover net_failover virtio_net)
 
 # One apt-cache call (about half a second) names both versions; the kernel package behind
 # the metapackage is looked up only when building.
@@ -69,6 +70,7 @@ for m in "${modules[@]}"; do
     *) cp "$ko" "$root/lib/modules/$m.ko" ;;
   esac
 done
+printf '%s\n' "${modules[@]}" >"$root/lib/modules/order"
 # The console node lets the kernel hand init a console before devtmpfs is mounted; init
 # reopens it from devtmpfs anyway, so a build without mknod rights still boots.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
