@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kind e2e: kubenova installed as a real Kubernetes add-on, tested end to end.
 #
-# On a machine with Docker, kind, kubectl, helm (v3 or v4) and Node.js 20.19+, this
+# On a machine with Docker, kind, kubectl, helm (v3 or v4) and Node.js 24+, this
 #   1. creates a kind cluster (one control-plane node, two workers: two hosts to migrate between),
 #   2. builds the image from the Dockerfile and loads it into the cluster's nodes,
 #   3. `helm install`s charts/kubenova (CRDs, operator Deployment, node-agent DaemonSet,
