@@ -316,7 +316,9 @@ describe("the Helm chart's roles and policies", () => {
       render({}, ...sets)
         .filter((m) => m.kind.includes('Role'))
         .map((m) => `${m.kind}/${m.metadata.name}`);
-    const people = ['view', 'edit', 'flavor-reader', 'forced-placement'].map((r) => `ClusterRole/kubenova-${r}`);
+    const people = ['view', 'edit', 'flavor-reader', 'network-reader', 'network-admin', 'forced-placement'].map(
+      (r) => `ClusterRole/kubenova-${r}`,
+    );
     expect(names()).toEqual(expect.arrayContaining(people));
     expect(names('rbac.userRoles=false').filter((n) => people.includes(n))).toEqual([]);
     expect(names('rbac.create=false')).toEqual([]);

@@ -176,6 +176,8 @@ localOnly('helm install of charts/kubenova', () => {
       'ClusterRole/kubenova-edit',
       'ClusterRole/kubenova-flavor-reader',
       'ClusterRole/kubenova-forced-placement',
+      'ClusterRole/kubenova-network-admin',
+      'ClusterRole/kubenova-network-reader',
       'ClusterRole/kubenova-node-agent',
       'ClusterRole/kubenova-operator',
       'ClusterRole/kubenova-view',
@@ -274,6 +276,19 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'migrations'],
     ['patch', 'migrations/status'],
     ['create', 'migrations/evacuate'],
+    ['list', 'networks'],
+    ['watch', 'networks'],
+    ['patch', 'networks/status'],
+    ['patch', 'networks'],
+    ['list', 'ports'],
+    ['watch', 'ports'],
+    ['create', 'ports'],
+    ['delete', 'ports'],
+    ['patch', 'ports/status'],
+    ['list', 'ipallocations'],
+    ['watch', 'ipallocations'],
+    ['create', 'ipallocations'],
+    ['delete', 'ipallocations'],
     ['get', 'secrets', NS],
     ['list', 'secrets', NS],
     ['create', 'secrets', NS],
@@ -295,6 +310,9 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'flavors'],
     ['delete', 'flavors'],
     ['delete', 'migrations'],
+    // Networks are the admins': the operator reads them and keeps their status.
+    ['create', 'networks'],
+    ['delete', 'networks'],
     ['create', 'instances/forcehost'],
     ['create', 'migrations/forcehost'],
     ['get', 'secrets'],
@@ -318,6 +336,10 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['list', 'migrations'],
     ['watch', 'migrations'],
     ['patch', 'migrations/status'],
+    ['list', 'networks'],
+    ['watch', 'networks'],
+    ['list', 'ports'],
+    ['watch', 'ports'],
     ['get', 'secrets', NS],
     ['create', 'events'],
     ['create', 'certificatesigningrequests', ''],
@@ -340,6 +362,11 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['list', 'computenodes'],
     ['patch', 'flavors'],
     ['patch', 'flavors/status'],
+    // The operator alone writes networking objects; the agent only reads them.
+    ['patch', 'ports/status'],
+    ['create', 'ports'],
+    ['patch', 'networks/status'],
+    ['create', 'ipallocations'],
     ['get', 'leases/kubenova-operator', NS],
     ['list', 'certificatesigningrequests', ''],
     ['update', 'certificatesigningrequests/approval', ''],
@@ -629,9 +656,13 @@ localOnly("people's roles from the chart: view, edit and admin aggregate kubenov
     }
   });
 
-  const read: [string, string, string?][] = ['instances', 'migrations', 'servergroups', 'computequotas'].flatMap((r) =>
-    ['get', 'list', 'watch'].map((v): [string, string, string] => [v, r, TEAM]),
-  );
+  const read: [string, string, string?][] = [
+    'instances',
+    'migrations',
+    'servergroups',
+    'computequotas',
+    'ports',
+  ].flatMap((r) => ['get', 'list', 'watch'].map((v): [string, string, string] => [v, r, TEAM]));
   const write: [string, string, string?][] = ['instances', 'migrations', 'servergroups'].flatMap((r) =>
     ['create', 'update', 'patch', 'delete', 'deletecollection'].map((v): [string, string, string] => [v, r, TEAM]),
   );
@@ -650,6 +681,13 @@ localOnly("people's roles from the chart: view, edit and admin aggregate kubenov
     ['create', 'migrations/forcehost', TEAM],
     ['create', 'migrations/evacuate', TEAM],
     ['get', 'instances', 'default'],
+    // Ports are the operator's, Networks and IPAllocations the cluster admin's.
+    ['create', 'ports', TEAM],
+    ['delete', 'ports', TEAM],
+    ['patch', 'ports/status', TEAM],
+    ['create', 'networks', ''],
+    ['delete', 'networks', ''],
+    ['create', 'ipallocations', ''],
   ];
 
   it('gives view read access to Instances, Migrations, ServerGroups and the ComputeQuota in its namespace, and no write', () => {

@@ -173,6 +173,20 @@ localOnly('networks', () => {
     expect((await allocations('tiny')).map((a) => a.spec.ip).sort()).toEqual(['10.253.0.10', '10.253.0.11']);
   });
 
+  it('a Network in use is not deleted until the instances holding its addresses are', async () => {
+    env.kubectl(['delete', 'network', 'tiny', '--wait=false']);
+    const waiting = await env.waitFor('tiny InUse', async () => {
+      const n = await net('tiny');
+      return n?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'InUse') ? n : undefined;
+    });
+    expect(waiting.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(
+      /2 addresses are still held by ports/,
+    );
+    env.kubectl(['delete', 'instance', 'tiny-1', 'tiny-2', 'tiny-3', '--wait=true', '--timeout=60s']);
+    await env.waitFor('tiny gone', async () => (await net('tiny')) === undefined);
+    expect(await allocations('tiny')).toEqual([]);
+  });
+
   it('a Network overlapping an older one is marked Invalid naming the other, and an instance on it is refused', async () => {
     network('overlap', { cidr: '10.251.0.128/25', gateway: '10.251.0.129' });
     const n = await env.waitFor('overlap judged', async () => {

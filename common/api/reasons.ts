@@ -43,6 +43,8 @@ export const EventReason = {
   NetworkNotFound: 'NetworkNotFound',
   NetworkInvalid: 'NetworkInvalid',
   NetworkExhausted: 'NetworkExhausted',
+  /** A deleted Network waits for the ports still holding its addresses. */
+  NetworkInUse: 'NetworkInUse',
   /** A Port was made for the instance, with its MAC and fixed IP. */
   PortCreated: 'PortCreated',
   /** The ports of an instance were deleted and their addresses released. */

@@ -43,4 +43,31 @@ describe('Network status', () => {
     await w.networkStatus.reconcile('net1');
     expect(w.cluster.writes.length).toBe(writes);
   });
+
+  it('a Network in use is held by a finalizer when deleted, says how many addresses wait, and goes once its ports are gone', async () => {
+    const w = new World();
+    w.seedFlavor('m1.small');
+    w.seedNode('node-a');
+    w.cluster.seed(aNetwork('net1'));
+    await w.networkStatus.reconcile('net1');
+    expect(w.cluster.get('Network', 'net1')?.metadata.finalizers).toEqual(['compute.kubenova.io/network-in-use']);
+    w.seedInstance(anInstance('web-1', { networks: [{ network: 'net1' }] }));
+    await w.boot.reconcile(w.instance('web-1'));
+
+    await w.kube.networks.delete({ name: 'net1' });
+    await w.networkStatus.reconcile('net1');
+    expect(ready(w, 'net1')).toMatchObject({ status: 'False', reason: 'InUse' });
+    expect(ready(w, 'net1')?.message).toMatch(/1 address is still held by ports/);
+    expect(w.messages('net1', 'NetworkInUse')).toHaveLength(1);
+    // No new instance attaches to it meanwhile.
+    w.seedInstance(anInstance('web-2', { networks: [{ network: 'net1' }] }));
+    await w.boot.reconcile(w.instance('web-2'));
+    expect(w.instance('web-2').status?.fault?.reason).toBe('NetworkNotFound');
+
+    await w.kube.instances.delete({ namespace: 'default', name: 'web-1' });
+    await w.reconcileInstance('web-1');
+    await w.reconcileInstance('web-1');
+    await w.networkStatus.reconcile('net1');
+    expect(w.cluster.get('Network', 'net1')).toBeUndefined();
+  });
 });

@@ -2,7 +2,8 @@
 // False with OverlappingCIDR naming the other Network, or InvalidAllocationRange), how many
 // it has and holds, and the address handed out last (where the allocator of a restarted
 // operator resumes its round robin). Every Network is looked at again when any changes, since
-// a new or deleted Network changes who overlaps whom.
+// a new or deleted Network changes who overlaps whom. It also holds each Network with the
+// in-use finalizer until no address of it is held (in-use.ts).
 import { setCondition } from '../../common/api/conditions.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { IPAllocation, Network, NetworkStatus } from '../../common/api/types.js';
@@ -10,10 +11,12 @@ import type { KubeClient, WatchedCache } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { ReconcileResult, Reconciler } from '../../common/runtime/controller.js';
 import { parseIp, poolOf, poolSize, type Ipv4 } from './ipv4.js';
+import { NetworkInUse } from './in-use.js';
 import { judge, NetworkReason } from './validity.js';
 
 export class NetworkStatusController implements Reconciler {
   private readonly startedAt: number;
+  private readonly inUse: NetworkInUse;
 
   constructor(
     private readonly kube: Pick<KubeClient, 'networks'>,
@@ -23,6 +26,7 @@ export class NetworkStatusController implements Reconciler {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.startedAt = this.now().getTime();
+    this.inUse = new NetworkInUse(kube, events, now);
   }
 
   watch(enqueue: (key: string) => void): void {
@@ -37,10 +41,15 @@ export class NetworkStatusController implements Reconciler {
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
-    const net = this.networks.get(name);
-    if (!net || net.metadata.deletionTimestamp) return {};
-    const verdict = judge(net, this.networks.list());
+    const found = this.networks.get(name);
+    if (!found) return {};
     const held = this.allocations.list().filter((a) => a.spec.network === name);
+    if (found.metadata.deletionTimestamp) {
+      await this.inUse.deleting(found, held.length);
+      return {};
+    }
+    const net = await this.inUse.hold(found);
+    const verdict = judge(net, this.networks.list());
     const pool = poolOf(net.spec);
     const size = poolSize(pool);
     const inPool = held.filter((a) => {

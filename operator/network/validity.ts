@@ -25,7 +25,8 @@ export function judge(net: Network, all: readonly Network[]): Validity {
   const cidr = parseCidr(net.spec.cidr);
   // Two networks sharing addresses would let one IP be handed out twice; the later one yields.
   const older = all
-    .filter((o) => o.metadata.name !== net.metadata.name && !o.metadata.deletionTimestamp && isOlder(o, net))
+    // A Network being deleted still counts: its ports hold addresses until they are gone.
+    .filter((o) => o.metadata.name !== net.metadata.name && isOlder(o, net))
     .find((o) => overlaps(parseCidr(o.spec.cidr), cidr));
   if (older) {
     return {
