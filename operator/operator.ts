@@ -28,6 +28,7 @@ import { AllocationSweeper } from './network/sweeper.js';
 import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
 import { Placement } from './scheduler/placement.js';
+import { HeartbeatClock } from './nodehealth/heartbeat-clock.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { ServerGroups } from './servergroups/membership.js';
 import { ServerGroupStatus } from './servergroups/status-controller.js';
@@ -72,9 +73,13 @@ export class Operator {
     const { nodes, flavors, instances, migrations, quotas, serverGroups, networks, ports, ipAllocations } = this.caches;
     const faults = new FaultRecorder(events);
     const quota = new QuotaService(kube, quotas, log.child({ controller: 'quota' }));
-    const monitorConfig = { timeoutMs: heartbeatTimeoutMs, periodMs: config['node-monitor-period'] * 1000 };
+    const heartbeats = new HeartbeatClock(heartbeatTimeoutMs);
+    nodes.onViewChange((view) => (view === 'lost' ? heartbeats.viewLost() : heartbeats.viewRestored()));
+    const monitorConfig = { periodMs: config['node-monitor-period'] * 1000 };
     const monitorLog = log.child({ controller: 'node-monitor' });
-    this.nodeMonitor = new NodeMonitor(kube, nodes, events, monitorConfig, monitorLog, undefined, () => this.canAct());
+    this.nodeMonitor = new NodeMonitor(kube, nodes, events, heartbeats, monitorConfig, monitorLog, undefined, () =>
+      this.canAct(),
+    );
     const hostLostGrace = { graceMs: config['host-lost-grace'] * 1000 };
     this.nodeMonitor.addPass(new HostLostReporter(kube, nodes, instances, events, hostLostGrace, monitorLog));
     this.nodeMonitor.addPass(new AutoEvacuation(kube, nodes, instances, migrations, events, monitorLog));
@@ -88,7 +93,7 @@ export class Operator {
     const domain = metrics.operator;
     const onDecision = (result: Parameters<typeof domain.scheduled>[0], seconds: number) =>
       domain.scheduled(result, seconds);
-    this.placement = new Placement(scheduler, nodes, heartbeatTimeoutMs, undefined, onDecision);
+    this.placement = new Placement(scheduler, nodes, heartbeats, onDecision);
     const groups = new ServerGroups(serverGroups, instances, (uid) => this.placement.inFlight.hostOf(uid));
     const attempts = new PlacementAttempts(this.placement, groups, {
       maxAttempts: config['max-attempts'],

@@ -37,6 +37,7 @@ import { migrationController } from './migration/wiring.js';
 import { statusOf } from './quota/ledger.js';
 import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
+import { HeartbeatClock } from './nodehealth/heartbeat-clock.js';
 import { Placement } from './scheduler/placement.js';
 import { DEFAULT_SCHEDULER_CONFIG, Scheduler } from './scheduler/scheduler.js';
 import { ServerGroups } from './servergroups/membership.js';
@@ -190,7 +191,11 @@ export class World {
     const faults = new FaultRecorder(events, clock);
     this.quota = new QuotaService(kube, cluster.cache('ComputeQuota'), log);
     const scheduler = new Scheduler(DEFAULT_SCHEDULER_CONFIG);
-    this.placement = new Placement(scheduler, cluster.cache('ComputeNode'), HEARTBEAT_TIMEOUT_MS, clock);
+    this.placement = new Placement(
+      scheduler,
+      cluster.cache('ComputeNode'),
+      new HeartbeatClock(HEARTBEAT_TIMEOUT_MS, () => clock().getTime()),
+    );
     const inFlight = this.placement.inFlight;
     const pendingHostOf = (uid: string) => inFlight.hostOf(uid);
     this.groups = new ServerGroups(cluster.cache('ServerGroup'), cluster.cache('Instance'), pendingHostOf);

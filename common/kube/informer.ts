@@ -27,6 +27,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   private synced = false;
   private readonly syncWaiters: (() => void)[] = [];
   private restartTimer?: NodeJS.Timeout;
+  private readonly viewHandlers: ((view: 'lost' | 'restored') => void)[] = [];
 
   constructor(
     kube: Kube,
@@ -63,6 +64,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
     );
     this.lw.on('connect', () => {
       this.backoffMs = 0;
+      for (const h of this.viewHandlers) h('restored');
     });
     this.lw.on('error', (err: unknown) => this.restart(err));
   }
@@ -75,6 +77,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
 
   private restart(err: unknown): void {
     if (this.stopped) return;
+    for (const h of this.viewHandlers) h('lost');
     this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : 200, 10_000);
     this.log.warn(
       { kind: this.kind, err: (err as Error)?.message ?? String(err), retryInMs: this.backoffMs },
@@ -88,6 +91,14 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
 
   on(event: WatchEvent, handler: Handler<KindMap[K]>): void {
     this.lw.on(event, handler as Handler<KindMap[K] & KubernetesObject>);
+  }
+
+  /**
+   * Told when the watch fails ('lost': the cache stops following the API server) and when it
+   * connects again ('restored': what was missed is replayed or re-listed next).
+   */
+  onViewChange(handler: (view: 'lost' | 'restored') => void): void {
+    this.viewHandlers.push(handler);
   }
 
   async start(): Promise<void> {

@@ -78,6 +78,19 @@ describe('Auditor: claims', () => {
     expect(cluster.eventsFor('web-1')).toEqual(['AuditHealed']);
   });
 
+  it('keeps an old claim while its domain is still here: the stale-copy pass destroys the copy first, then drops it', async () => {
+    const inst = runningElsewhere();
+    const uid = inst.metadata.uid!;
+    await a.tracker.claim(claimFor(uid));
+    await a.driver.spawn({ uid, name: 'default/web-1', flavor: SMALL, image: 'cirros' });
+    clock.advance(GRACE_MS + 1);
+
+    const result = await a.auditor.run();
+
+    expect(result.freedClaims).toEqual([]);
+    expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${uid}`]);
+  });
+
   it('keeps a leaked claim younger than the grace period (its status write may still be on the way)', async () => {
     const inst = runningElsewhere();
     await a.tracker.claim(claimFor(inst.metadata.uid!));

@@ -92,11 +92,16 @@ export class Auditor {
       const migrations = new Map(this.migrationsInformer.list().map((m) => [m.metadata.uid ?? '', m]));
       const young = (createdAt: string | undefined) =>
         createdAt !== undefined && now - Date.parse(createdAt) < this.graceMs;
+      const domains = await this.driver.list();
+      // An instance claim whose domain is still here stays until the domain goes (stale-copies.ts
+      // destroys a copy first, then drops its claim): no moment may show a domain without a claim.
+      const onDisk = new Set(domains.map((d) => d.uid));
       const keep: Claim[] = [];
       for (const claim of this.tracker.claims()) {
         const inst = byUid.get(claim.consumer);
         if (
           this.needs(claim, byUid, migrations) ||
+          (claim.kind === 'instance' && onDisk.has(claim.consumer)) ||
           young(claim.createdAt) ||
           (inst?.metadata.deletionTimestamp && inst.status?.host === this.host)
         ) {
@@ -107,7 +112,7 @@ export class Auditor {
       }
       // A domain is covered by its instance's claim or, on a destination, by its migration's.
       const claimed = new Set(keep.flatMap((c) => [c.consumer, ...(c.instance ? [c.instance] : [])]));
-      for (const domain of await this.driver.list()) {
+      for (const domain of domains) {
         if (claimed.has(domain.uid) || claimed.has(domain.name)) continue;
         let inst = byUid.get(domain.uid);
         if (!inst) {

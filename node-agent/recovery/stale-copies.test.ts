@@ -106,6 +106,38 @@ describe('StaleCopies', () => {
     expect(cluster.events.find((e) => e.reason === 'StaleCopyDestroyed')?.message).toContain('now runs on host-b');
   });
 
+  it('destroys the copy of a boot the conductor gave up on while this host could not report it', async () => {
+    // host-a claimed and spawned web-1, then lost the API server before its active write; the
+    // conductor meanwhile found no host and ended the boot in error.
+    const inst = await bootOn(a, cluster, 'web-1');
+    const uid = inst.metadata.uid!;
+    await a.kube.instances.patchStatus(inst, { host: null, vmState: 'error', taskState: '' });
+
+    const result = await staleCopies().run();
+
+    expect(result).toEqual({ destroyed: [uid], droppedClaims: [uid] });
+    expect(await a.driver.get(uid)).toBeUndefined();
+    expect(claimsOn(cluster, 'host-a')).toEqual([]);
+    expect(cluster.events.find((e) => e.reason === 'StaleCopyDestroyed')?.message).toContain(
+      'its boot here was given up',
+    );
+  });
+
+  it('keeps the copy of a boot still placed on this host (claimed and spawned, its active write not made yet)', async () => {
+    const inst = await bootOn(a, cluster, 'web-1');
+    await a.kube.instances.patchStatus(inst, {
+      host: null,
+      vmState: 'building',
+      taskState: 'scheduling',
+      scheduling: { attempts: 1, selectedHost: 'host-a' },
+    });
+
+    const result = await staleCopies().run();
+
+    expect(result).toEqual({ destroyed: [], droppedClaims: [] });
+    expect(await a.driver.get(inst.metadata.uid!)).toBeDefined();
+  });
+
   it('destroys a <uid>_resize backup along with the domain', async () => {
     const inst = await bootOn(a, cluster, 'web-1');
     const uid = inst.metadata.uid!;

@@ -5,6 +5,8 @@
 // domain (with its `<uid>_resize` backup) and every instance claim on this host whose
 // Instance is gone, or now lives on another host with no live Migration naming this one as
 // source or destination, is destroyed and its claim dropped, with a StaleCopyDestroyed Event.
+// So is the copy of a boot this host claimed (and perhaps spawned) that the conductor has given
+// up on meanwhile (placed elsewhere, or failed, while this host could not report it).
 //
 // The caches only pick candidates, so a host with nothing stale makes no API call; each
 // candidate is confirmed with a live read before anything is destroyed. Claims of kind
@@ -100,10 +102,17 @@ export class StaleCopies {
   private looksStale(inst: Instance | undefined): boolean {
     if (!inst) return true;
     const host = inst.status?.host;
-    if (!host || host === this.host) return false;
+    if (host === this.host || (!host && this.placedHere(inst))) return false;
     return !this.migrations
       .list(inst.metadata.namespace)
       .some((m) => m.spec.instance === inst.metadata.name && this.needsThisHost(m));
+  }
+
+  /** A boot the conductor still expects this host to claim and run (the current placement attempt is here). */
+  private placedHere(inst: Instance): boolean {
+    const s = inst.status ?? {};
+    if (s.taskState !== 'scheduling' || s.scheduling?.selectedHost !== this.host) return false;
+    return s.scheduling.claimFailure?.attempt !== s.scheduling.attempts;
   }
 
   /** Whether a Migration that has not ended involves this host (its copy or claim may be in use). */
@@ -127,8 +136,12 @@ export class StaleCopies {
       };
     }
     const host = live.status?.host;
-    if (!host || host === this.host || (await this.liveMigrationNeedsThisHost(live))) return undefined;
-    return { ...candidate, why: `the instance now runs on ${host}`, target: live };
+    if (host === this.host || (!host && this.placedHere(live)) || (await this.liveMigrationNeedsThisHost(live)))
+      return undefined;
+    const why = host
+      ? `the instance now runs on ${host}`
+      : `its boot here was given up while this host could not report it (the instance is ${live.status?.vmState ?? 'not yet placed'})`;
+    return { ...candidate, why, target: live };
   }
 
   private async liveMigrationNeedsThisHost(inst: Instance): Promise<boolean> {

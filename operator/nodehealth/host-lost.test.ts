@@ -6,6 +6,7 @@ import { FakeCluster } from '../../common/kube/fake.js';
 import { aNode, anInstance, running, SMALL, snapshot, T0 } from '../testing.js';
 import { HostLostReporter, lostSince } from './host-lost.js';
 import { NodeMonitor } from './node-monitor.js';
+import { HeartbeatClock } from './heartbeat-clock.js';
 
 const GRACE_MS = 60_000;
 const HEARTBEAT_TIMEOUT_MS = 40_000;
@@ -35,7 +36,15 @@ function world() {
     log,
     now,
   );
-  const monitor = new NodeMonitor(kube, nodes, events, { timeoutMs: HEARTBEAT_TIMEOUT_MS, periodMs: 1_000 }, log, now);
+  const monitor = new NodeMonitor(
+    kube,
+    nodes,
+    events,
+    new HeartbeatClock(HEARTBEAT_TIMEOUT_MS, () => clock.now.getTime()),
+    { periodMs: 1_000 },
+    log,
+    now,
+  );
   monitor.addPass(reporter);
   const at = (ms: number) => (clock.now = new Date(T0.getTime() + ms));
   const instance = (name: string) => cluster.get('Instance', name, 'default') as Instance;
@@ -239,7 +248,8 @@ describe('NodeMonitor passes', () => {
       kube,
       cluster.cache('ComputeNode'),
       cluster.recorder(log),
-      { timeoutMs: 1, periodMs: 1 },
+      new HeartbeatClock(1),
+      { periodMs: 1 },
       log,
       undefined,
       () => false,

@@ -3,7 +3,6 @@
 // scheduler stops placing work there. The agent's next heartbeat sets it True again.
 // What follows from a host's health (instances told their host is lost, automatic
 // evacuations) runs as passes after each check, on the same period and leader gate.
-import type { ComputeNode } from '../../common/api/types.js';
 import { getCondition, setCondition } from '../../common/api/conditions.js';
 import { ConditionReason, EventReason } from '../../common/api/reasons.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
@@ -11,11 +10,7 @@ import type { KubeClient } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
-
-export function heartbeatStale(node: ComputeNode, now: Date, timeoutMs: number): boolean {
-  const t = node.status?.heartbeatTime ? Date.parse(node.status.heartbeatTime) : NaN;
-  return !Number.isFinite(t) || now.getTime() - t > timeoutMs;
-}
+import type { HeartbeatClock } from './heartbeat-clock.js';
 
 /** Work that follows each heartbeat check (host-lost.ts, auto-evacuation.ts). */
 export interface HealthPass {
@@ -31,7 +26,8 @@ export class NodeMonitor {
     private readonly kube: KubeClient,
     private readonly nodes: ObjectCache<'ComputeNode'>,
     private readonly events: EventRecorder,
-    private readonly opts: { timeoutMs: number; periodMs: number },
+    private readonly heartbeats: HeartbeatClock,
+    private readonly opts: { periodMs: number },
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
     private readonly canAct: () => boolean = () => true,
@@ -75,8 +71,8 @@ export class NodeMonitor {
     const now = this.now();
     for (const node of this.nodes.list()) {
       const ready = getCondition(node.status?.conditions, 'Ready');
-      if (ready?.status !== 'True' || !heartbeatStale(node, now, this.opts.timeoutMs)) continue;
-      const message = `node agent stopped posting heartbeats (last ${node.status?.heartbeatTime ?? 'never'}, timeout ${this.opts.timeoutMs / 1000}s)`;
+      if (ready?.status !== 'True' || !this.heartbeats.isSilent(node)) continue;
+      const message = `node agent stopped posting heartbeats (last ${node.status?.heartbeatTime ?? 'never'}, timeout ${this.heartbeats.timeoutMs / 1000}s)`;
       try {
         await this.kube.computeNodes.patchStatus(node, {
           conditions: setCondition(

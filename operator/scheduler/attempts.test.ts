@@ -15,6 +15,7 @@ import {
 import { Placement } from './placement.js';
 import { DEFAULT_SCHEDULER_CONFIG, Scheduler } from './scheduler.js';
 import { aRequest } from './testing.js';
+import { HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
 
 const up = () => true;
 const down = () => false;
@@ -107,7 +108,11 @@ describe('PlacementAttempts', () => {
     cluster.seed(aNode('node-a', now));
     cluster.seed(aNode('node-b', now));
     const scheduler = new Scheduler(DEFAULT_SCHEDULER_CONFIG);
-    const placement = new Placement(scheduler, cluster.cache('ComputeNode'), 40_000, () => now);
+    const placement = new Placement(
+      scheduler,
+      cluster.cache('ComputeNode'),
+      new HeartbeatClock(40_000, () => now.getTime()),
+    );
     const groups = new ServerGroups(cluster.cache('ServerGroup'), cluster.cache('Instance'));
     const attempts = new PlacementAttempts(placement, groups, { maxAttempts: 3, claimTimeoutMs: 20_000 });
     const order: string[] = [];

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { API_VERSION, ZONE_LABEL } from '../../common/api/types.js';
 import type { ComputeNode, ComputeNodeStatus } from '../../common/api/types.js';
+import { HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
 import { free, hostStateFrom } from './host-state.js';
 
 const now = new Date('2025-01-01T12:00:00Z');
 const TIMEOUT = 60_000;
+const heartbeats = new HeartbeatClock(TIMEOUT, () => now.getTime());
 
 function node(status: ComputeNodeStatus | undefined, disabled = false): ComputeNode {
   return {
@@ -30,26 +32,26 @@ function readyStatus(
 
 describe('hostStateFrom', () => {
   it('is ready when the Ready condition is True and the heartbeat is within the timeout', () => {
-    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:30Z')), now, TIMEOUT).ready).toBe(true);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:30Z')), heartbeats).ready).toBe(true);
   });
 
   it('is not ready when the heartbeat is stale, even though the Ready condition still says True', () => {
-    expect(hostStateFrom(node(readyStatus('2025-01-01T11:58:59Z')), now, TIMEOUT).ready).toBe(false);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:58:59Z')), heartbeats).ready).toBe(false);
   });
 
   it('is not ready when the Ready condition is not True', () => {
-    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'False')), now, TIMEOUT).ready).toBe(false);
-    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'Unknown')), now, TIMEOUT).ready).toBe(false);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'False')), heartbeats).ready).toBe(false);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'Unknown')), heartbeats).ready).toBe(false);
   });
 
   it('is not ready with no heartbeat, no Ready condition, or no status at all', () => {
-    expect(hostStateFrom(node(readyStatus(undefined)), now, TIMEOUT).ready).toBe(false);
-    expect(hostStateFrom(node({ heartbeatTime: '2025-01-01T11:59:59Z' }), now, TIMEOUT).ready).toBe(false);
-    expect(hostStateFrom(node(undefined), now, TIMEOUT).ready).toBe(false);
+    expect(hostStateFrom(node(readyStatus(undefined)), heartbeats).ready).toBe(false);
+    expect(hostStateFrom(node({ heartbeatTime: '2025-01-01T11:59:59Z' }), heartbeats).ready).toBe(false);
+    expect(hostStateFrom(node(undefined), heartbeats).ready).toBe(false);
   });
 
   it('copies name, labels, disabled and allocatable from the node', () => {
-    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z'), true), now, TIMEOUT);
+    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z'), true), heartbeats);
     expect(host).toMatchObject({
       name: 'cn-1',
       labels: { [ZONE_LABEL]: 'zone-a' },
@@ -61,12 +63,12 @@ describe('hostStateFrom', () => {
   it('copies spec.forcedDown from the node, false when unset', () => {
     const down = node(readyStatus('2025-01-01T11:59:59Z'));
     down.spec.forcedDown = true;
-    expect(hostStateFrom(down, now, TIMEOUT).forcedDown).toBe(true);
-    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT).forcedDown).toBe(false);
+    expect(hostStateFrom(down, heartbeats).forcedDown).toBe(true);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), heartbeats).forcedDown).toBe(false);
   });
 
   it("adds the scheduler's in-flight placements to status.allocated", () => {
-    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), now, TIMEOUT, {
+    const host = hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z')), heartbeats, {
       vcpus: 2,
       memoryMiB: 4096,
       diskGiB: 40,
@@ -76,7 +78,7 @@ describe('hostStateFrom', () => {
   });
 
   it('offers nothing for resources a node has not reported yet', () => {
-    const host = hostStateFrom(node(undefined), now, TIMEOUT);
+    const host = hostStateFrom(node(undefined), heartbeats);
     expect(host.allocatable).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
     expect(free(host)).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
   });

@@ -2,6 +2,7 @@
 // placements this scheduler has made there that the node has not yet reported (see in-flight.ts).
 import type { ComputeNode, ResourceAmounts, Resources } from '../../common/api/types.js';
 import { add, subtract } from '../../common/api/flavor.js';
+import type { HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
 
 export interface HostState {
   name: string;
@@ -22,31 +23,22 @@ function amounts(r: Resources | undefined): ResourceAmounts {
   return { vcpus: r?.vcpus ?? 0, memoryMiB: r?.memoryMiB ?? 0, diskGiB: r?.diskGiB ?? 0 };
 }
 
-// The Ready condition alone can lie: an agent that died cannot set it to False, so a stale
-// heartbeat counts as not ready (Nova's servicegroup "is_up" check on the service report time).
-function isReady(node: ComputeNode, now: Date, heartbeatTimeoutMs: number): boolean {
+// The Ready condition alone can lie: an agent that died cannot set it to False, so a silent
+// agent counts as not ready (Nova's servicegroup "is_up" check on the service report time).
+function isReady(node: ComputeNode, heartbeats: HeartbeatClock): boolean {
   const readyCondition = node.status?.conditions?.find((c) => c.type === 'Ready');
-  if (readyCondition?.status !== 'True') return false;
-  const heartbeat = node.status?.heartbeatTime;
-  if (heartbeat === undefined) return false;
-  const beatMs = Date.parse(heartbeat);
-  if (Number.isNaN(beatMs)) return false;
-  return now.getTime() - beatMs <= heartbeatTimeoutMs;
+  if (readyCondition?.status !== 'True' || node.status?.heartbeatTime === undefined) return false;
+  return !heartbeats.isSilent(node);
 }
 
-export function hostStateFrom(
-  node: ComputeNode,
-  now: Date,
-  heartbeatTimeoutMs: number,
-  inFlight?: ResourceAmounts,
-): HostState {
+export function hostStateFrom(node: ComputeNode, heartbeats: HeartbeatClock, inFlight?: ResourceAmounts): HostState {
   const reported = amounts(node.status?.allocated);
   return {
     name: node.metadata.name,
     labels: { ...(node.metadata.labels ?? {}) },
     disabled: node.spec.disabled === true,
     forcedDown: node.spec.forcedDown === true,
-    ready: isReady(node, now, heartbeatTimeoutMs),
+    ready: isReady(node, heartbeats),
     allocatable: amounts(node.status?.allocatable),
     allocated: inFlight ? add(reported, inFlight) : reported,
   };

@@ -5,6 +5,7 @@ import type { SchedulingResult } from '../../common/runtime/domain-metrics.js';
 import { Placement } from './placement.js';
 import { Scheduler, DEFAULT_SCHEDULER_CONFIG, NoValidHost } from './scheduler.js';
 import { aRequest } from './testing.js';
+import { HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
 
 const now = new Date('2025-01-01T12:00:00Z');
 
@@ -37,8 +38,7 @@ describe('placement', () => {
     const placement = new Placement(
       new Scheduler(DEFAULT_SCHEDULER_CONFIG),
       cache([readyNode('node-a')]),
-      60_000,
-      () => now,
+      new HeartbeatClock(60_000, () => now.getTime()),
       (result, seconds) => decisions.push([result, seconds]),
     );
     expect(placement.select(aRequest(), 'uid-1').host).toBe('node-a');
@@ -50,7 +50,11 @@ describe('placement', () => {
   it('a forced-down host is neither usable nor accepted as a named host, and says why', () => {
     const down = readyNode('node-a');
     down.spec.forcedDown = true;
-    const placement = new Placement(new Scheduler(DEFAULT_SCHEDULER_CONFIG), cache([down]), 60_000, () => now);
+    const placement = new Placement(
+      new Scheduler(DEFAULT_SCHEDULER_CONFIG),
+      cache([down]),
+      new HeartbeatClock(60_000, () => now.getTime()),
+    );
     expect(placement.hostIsUsable('node-a')).toBe(false);
     expect(placement.hostProblem('node-a')).toBe('is forced down (ComputeNode spec.forcedDown): it takes no work');
     expect(() => placement.select(aRequest(), 'uid-1')).toThrow(NoValidHost);

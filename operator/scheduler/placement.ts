@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { ComputeNode } from '../../common/api/types.js';
 import type { WatchedCache } from '../../common/kube/api.js';
 import type { SchedulingResult } from '../../common/runtime/domain-metrics.js';
+import type { HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
 import { hostStateFrom } from './host-state.js';
 import { InFlightPlacements } from './in-flight.js';
 import type { RequestSpec } from './request.js';
@@ -16,8 +17,7 @@ export class Placement {
   constructor(
     private readonly scheduler: Scheduler,
     private readonly nodes: WatchedCache<'ComputeNode'>,
-    private readonly heartbeatTimeoutMs: number,
-    private readonly now: () => Date = () => new Date(),
+    private readonly heartbeats: HeartbeatClock,
     /** Told how each decision went and how long it took (kubenova_scheduling_duration_seconds). */
     private readonly onDecision?: (result: SchedulingResult, seconds: number) => void,
   ) {
@@ -29,12 +29,11 @@ export class Placement {
   /** Chooses a host and counts the request against it until its claim shows up. */
   select(request: RequestSpec, consumer: string): Selection {
     const started = performance.now();
-    const now = this.now();
     let selection: Selection;
     try {
       const hosts = this.nodes
         .list()
-        .map((n) => hostStateFrom(n, now, this.heartbeatTimeoutMs, this.inFlight.forHost(n.metadata.name)));
+        .map((n) => hostStateFrom(n, this.heartbeats, this.inFlight.forHost(n.metadata.name)));
       selection = this.scheduler.selectDestination(hosts, request);
     } catch (err) {
       if (err instanceof NoValidHost) this.onDecision?.('no_valid_host', (performance.now() - started) / 1000);
@@ -53,7 +52,7 @@ export class Placement {
   hostIsUsable(host: string): boolean {
     const node = this.nodes.get(host);
     if (!node) return false;
-    const state = hostStateFrom(node, this.now(), this.heartbeatTimeoutMs);
+    const state = hostStateFrom(node, this.heartbeats);
     return state.ready && !state.forcedDown;
   }
 
@@ -63,8 +62,7 @@ export class Placement {
     if (!node) return 'does not exist (kubectl get cn lists hosts)';
     if (node.spec.forcedDown) return 'is forced down (ComputeNode spec.forcedDown): it takes no work';
     if (node.spec.disabled) return `is disabled${node.spec.disabledReason ? ` (${node.spec.disabledReason})` : ''}`;
-    if (!hostStateFrom(node, this.now(), this.heartbeatTimeoutMs).ready)
-      return 'is not Ready: its node agent is not responding';
+    if (!hostStateFrom(node, this.heartbeats).ready) return 'is not Ready: its node agent is not responding';
     return undefined;
   }
 
