@@ -118,7 +118,6 @@ export function hostAgentOptions(
     stepRetries: config['step-retries'],
     stepTimeoutMs: config['step-timeout'] * 1000,
     breakTransfers: config['test-break-transfers'],
-    networkUplinks: config['network-uplinks'],
     ...overrides,
   };
 }

@@ -17,7 +17,6 @@ import { SpawnDigest } from './instances/spawn-digest.js';
 import { MigrationDestination } from './migration/destination.js';
 import type { MigrationSide } from './migration/shared.js';
 import { MigrationSource } from './migration/source.js';
-import { AgentNetworking } from './network/agent-networking.js';
 import { DepartedInstances } from './recovery/departed.js';
 import { StaleCopies } from './recovery/stale-copies.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
@@ -54,8 +53,6 @@ export interface HostAgentOptions {
   transferHeadroomBytes: number;
   /** How long a first start waits for its transfer certificate before it registers without one. */
   transferCertificateWaitMs?: number;
-  /** Each network's uplink on this host, NETWORK=INTERFACE,... (node-agent/network/uplinks.ts). */
-  networkUplinks?: string;
 }
 
 export class HostAgent {
@@ -68,8 +65,6 @@ export class HostAgent {
   readonly staleCopies: StaleCopies;
   readonly transfers: TransferServer;
   readonly identity: AgentIdentity;
-  /** The Networks read, this host's bridges, and the driver that plugs before every start. */
-  readonly networking: AgentNetworking;
   private transfersStarted?: Promise<void>;
   private readonly instanceController: Controller;
   private readonly sourceController: Controller;
@@ -123,14 +118,13 @@ export class HostAgent {
     const claims = new PlacementClaims(this.tracker, faults);
     this.digest = new SpawnDigest(events, opts.host, opts.heartbeatIntervalMs);
     const discard = (uid: string) => this.transfers.discard(uid);
-    this.networking = new AgentNetworking({ kube, driver, log, uplinks: opts.networkUplinks });
     this.worker = new InstanceWorker(
       opts.host,
       kube,
       instances,
       this.tracker,
       claims,
-      this.networking.driver,
+      driver,
       events,
       faults,
       log,
@@ -138,7 +132,6 @@ export class HostAgent {
       discard,
       opts.stepRetries,
       this.digest,
-      this.networking.nicsOf,
     );
     const side: MigrationSide = {
       host: opts.host,
@@ -146,7 +139,7 @@ export class HostAgent {
       migrations,
       instances,
       tracker: this.tracker,
-      driver: this.networking.driver,
+      driver,
       transfers: this.transfers,
       credentials,
       identity: this.identity,
@@ -155,7 +148,6 @@ export class HostAgent {
       log,
       now: () => new Date(),
       stepTimeoutMs: opts.stepTimeoutMs,
-      nics: this.networking.nicsOf,
     };
     this.source = new MigrationSource(side, {
       transferRetries: opts.transferRetries,
@@ -251,8 +243,6 @@ export class HostAgent {
     clearTimeout(timer);
     if (identity) await this.serveTransfers(identity);
     else this.log.warn('registering without a transfer endpoint: no transfer certificate yet');
-    // The Networks are listed before any instance is looked at, so a first boot finds its own.
-    await this.networking.start();
     const node = await this.tracker.register(await this.driver.capacity());
     // Nova's init_host: what was deleted or evacuated while this host was down goes before any new work.
     await this.destroyStaleCopies();
@@ -264,10 +254,7 @@ export class HostAgent {
     this.heartbeatTimer = this.every(this.opts.heartbeatIntervalMs, () => this.tracker.heartbeat(), 'heartbeat');
     this.auditTimer = this.every(
       this.opts.auditIntervalMs,
-      () =>
-        this.destroyStaleCopies()
-          .then(() => this.auditor.run())
-          .then(() => this.pruneBridges()),
+      () => this.destroyStaleCopies().then(() => this.auditor.run()),
       'audit',
     );
   }
@@ -295,16 +282,6 @@ export class HostAgent {
     });
   }
 
-  /** The data plane's audit: bridges no domain here uses go; a failure waits for the next pass. */
-  private async pruneBridges(): Promise<void> {
-    try {
-      const removed = await this.networking.prune();
-      if (removed.length > 0) this.log.info({ bridges: removed, step: 'audit' }, 'removed unused network bridges');
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, step: 'audit' }, 'bridge clean-up failed');
-    }
-  }
-
   private every(ms: number, fn: () => Promise<unknown>, what: string): NodeJS.Timeout {
     const tick = () => {
       fn()
@@ -330,6 +307,5 @@ export class HostAgent {
       this.departedController.stop(),
     ]);
     await this.transfers.stop();
-    await this.networking.stop();
   }
 }
