@@ -259,4 +259,33 @@ localOnly('networks', () => {
     expect(freed.status?.size).toBe(253);
     process.stdout.write(`networks: 200 boots on one network in ${bootSeconds} s, deleted in ${deleteSeconds} s\n`);
   }, 1_300_000);
+
+  it('evacuated off a host forced down, an instance keeps its IP and MAC and its port is bound on the new host', async () => {
+    const inst = (await env.instance('web-1'))!;
+    const lost = inst.status?.host ?? '';
+    const [was] = inst.status?.networks ?? [];
+    await bindingIs('web-1-net1', lost);
+    await env.killAgent(lost);
+    env.kubectl(['patch', 'computenode', lost, '--type', 'merge', '-p', '{"spec":{"forcedDown":true}}']);
+    // The operator may not have seen forcedDown yet: a refusal changes nothing, so ask again.
+    let ended: Awaited<ReturnType<typeof migrationPhase>> | undefined;
+    for (let attempt = 1; !ended || ended.status?.status !== 'confirmed'; attempt++) {
+      expect(attempt, `evacuation not done: ${ended?.status?.fault?.message}`).toBeLessThanOrEqual(20);
+      const name = `web-1-evacuate-${attempt}`;
+      env.apply({
+        apiVersion: 'compute.kubenova.io/v1alpha1',
+        kind: 'Migration',
+        metadata: { name },
+        spec: { instance: 'web-1', type: 'Evacuation' },
+      });
+      ended = await env.waitFor(`${name} ended`, async () => {
+        const m = await env.migration(name);
+        return m?.status?.status === 'confirmed' || m?.status?.status === 'error' ? m : undefined;
+      });
+    }
+    const moved = await env.waitForInstance('web-1', (i) => active(i) && i.status?.host !== lost, 'active elsewhere');
+    const p = await bindingIs('web-1-net1', moved.status?.host ?? '');
+    expect(p.spec).toMatchObject({ fixedIP: was?.ip, macAddress: was?.mac });
+    expect(moved.status?.networks).toEqual([was]);
+  });
 });
