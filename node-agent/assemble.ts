@@ -118,6 +118,7 @@ export function hostAgentOptions(
     stepRetries: config['step-retries'],
     stepTimeoutMs: config['step-timeout'] * 1000,
     breakTransfers: config['test-break-transfers'],
+    networkUplinks: config['network-uplinks'],
     ...overrides,
   };
 }
@@ -166,7 +167,6 @@ export class AgentProcess {
     const agent = new HostAgent(kube, driver, watches.instances, watches.migrations, opts, this.metrics, log);
     watches.instances.on('add', (i) => agent.onInstance(i));
     watches.instances.on('update', (i) => agent.onInstance(i));
-    watches.instances.on('delete', (i) => agent.onInstanceLeft(i));
     watches.migrations.on('add', (m) => agent.onMigration(m));
     watches.migrations.on('update', (m) => agent.onMigration(m));
     this.agents.push(agent);

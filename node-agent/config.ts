@@ -66,6 +66,13 @@ export const AGENT_FLAGS = {
     min: 0,
     description: 'Seconds a claim without a live consumer is kept before the audit frees it',
   },
+  'network-uplinks': {
+    type: 'string',
+    env: 'KUBENOVA_NETWORK_UPLINKS',
+    description:
+      "Each network's uplink on this host, NETWORK=INTERFACE,... (libvirt driver); a network without one uses the " +
+      'interface named ku-<its hash> when the host has it, else its bridge stays local to the host',
+  },
   ...METRICS_FLAGS,
   'migration-address': {
     type: 'string',

@@ -17,7 +17,7 @@ import { SpawnDigest } from './instances/spawn-digest.js';
 import { MigrationDestination } from './migration/destination.js';
 import type { MigrationSide } from './migration/shared.js';
 import { MigrationSource } from './migration/source.js';
-import { DepartedInstances } from './recovery/departed.js';
+import { AgentNetworking } from './network/agent-networking.js';
 import { StaleCopies } from './recovery/stale-copies.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
 import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
@@ -53,6 +53,8 @@ export interface HostAgentOptions {
   transferHeadroomBytes: number;
   /** How long a first start waits for its transfer certificate before it registers without one. */
   transferCertificateWaitMs?: number;
+  /** Each network's uplink on this host, NETWORK=INTERFACE,... (node-agent/network/uplinks.ts). */
+  networkUplinks?: string;
 }
 
 export class HostAgent {
@@ -65,12 +67,12 @@ export class HostAgent {
   readonly staleCopies: StaleCopies;
   readonly transfers: TransferServer;
   readonly identity: AgentIdentity;
+  /** The Networks read, this host's bridges, and the driver that plugs before every start. */
+  readonly networking: AgentNetworking;
   private transfersStarted?: Promise<void>;
   private readonly instanceController: Controller;
   private readonly sourceController: Controller;
   private readonly destinationController: Controller;
-  private readonly departed: DepartedInstances;
-  private readonly departedController: Controller;
   private heartbeatTimer?: NodeJS.Timeout;
   private auditTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -99,7 +101,12 @@ export class HostAgent {
       headroomBytes: opts.transferHeadroomBytes,
       log,
     });
-    this.identity = new AgentIdentity({ host: opts.host, dir: opts.certDir, csrs: kube.csrs, log });
+    this.identity = new AgentIdentity({
+      host: opts.host,
+      dir: opts.certDir,
+      csrs: kube.csrs,
+      log,
+    });
     const domain = metrics.agent;
     const nodes = metrics.nodes;
     this.tracker = new ResourceTracker(
@@ -118,13 +125,19 @@ export class HostAgent {
     const claims = new PlacementClaims(this.tracker, faults);
     this.digest = new SpawnDigest(events, opts.host, opts.heartbeatIntervalMs);
     const discard = (uid: string) => this.transfers.discard(uid);
+    this.networking = new AgentNetworking({
+      kube,
+      driver,
+      log,
+      uplinks: opts.networkUplinks,
+    });
     this.worker = new InstanceWorker(
       opts.host,
       kube,
       instances,
       this.tracker,
       claims,
-      driver,
+      this.networking.driver,
       events,
       faults,
       log,
@@ -132,6 +145,7 @@ export class HostAgent {
       discard,
       opts.stepRetries,
       this.digest,
+      this.networking.nicsOf,
     );
     const side: MigrationSide = {
       host: opts.host,
@@ -139,7 +153,7 @@ export class HostAgent {
       migrations,
       instances,
       tracker: this.tracker,
-      driver,
+      driver: this.networking.driver,
       transfers: this.transfers,
       credentials,
       identity: this.identity,
@@ -148,6 +162,7 @@ export class HostAgent {
       log,
       now: () => new Date(),
       stepTimeoutMs: opts.stepTimeoutMs,
+      nics: this.networking.nicsOf,
     };
     this.source = new MigrationSource(side, {
       transferRetries: opts.transferRetries,
@@ -172,12 +187,16 @@ export class HostAgent {
     );
     this.staleCopies = new StaleCopies(opts.host, kube, this.tracker, driver, instances, migrations, events, log);
     const controller = (name: string, reconciler: Reconciler) =>
-      new Controller({ name, workers: opts.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log });
+      new Controller({
+        name,
+        workers: opts.workers,
+        reconcile: (key) => reconciler.reconcile(key),
+        metrics,
+        log,
+      });
     this.instanceController = controller('agent-instance', this.worker);
     this.sourceController = controller('agent-migration-source', this.source);
     this.destinationController = controller('agent-migration-destination', this.destination);
-    this.departed = new DepartedInstances(opts.host, kube, instances, this.tracker, driver, log);
-    this.departedController = controller('agent-departed', this.departed);
   }
 
   get host(): string {
@@ -201,16 +220,6 @@ export class HostAgent {
     for (const m of this.migrations.list(namespace)) {
       if (m !== mig && m.spec.instance === inst.metadata.name) this.onMigration(m);
     }
-  }
-
-  /**
-   * Called when an instance left every one of this host's watches: not a delete, but if this
-   * host still holds its claim, whether it still counts on this host is read from the API server.
-   */
-  onInstanceLeft(inst: Instance): void {
-    if (!this.registered) return;
-    const key = this.departed.left(inst);
-    if (key) this.departedController.enqueue(key);
   }
 
   /** Called by this host's Migration watches for every change. */
@@ -243,6 +252,8 @@ export class HostAgent {
     clearTimeout(timer);
     if (identity) await this.serveTransfers(identity);
     else this.log.warn('registering without a transfer endpoint: no transfer certificate yet');
+    // The Networks are listed before any instance is looked at, so a first boot finds its own.
+    await this.networking.start();
     const node = await this.tracker.register(await this.driver.capacity());
     // Nova's init_host: what was deleted or evacuated while this host was down goes before any new work.
     await this.destroyStaleCopies();
@@ -254,7 +265,10 @@ export class HostAgent {
     this.heartbeatTimer = this.every(this.opts.heartbeatIntervalMs, () => this.tracker.heartbeat(), 'heartbeat');
     this.auditTimer = this.every(
       this.opts.auditIntervalMs,
-      () => this.destroyStaleCopies().then(() => this.auditor.run()),
+      () =>
+        this.destroyStaleCopies()
+          .then(() => this.auditor.run())
+          .then(() => this.pruneBridges()),
       'audit',
     );
   }
@@ -282,6 +296,16 @@ export class HostAgent {
     });
   }
 
+  /** The data plane's audit: bridges no domain here uses go; a failure waits for the next pass. */
+  private async pruneBridges(): Promise<void> {
+    try {
+      const removed = await this.networking.prune();
+      if (removed.length > 0) this.log.info({ bridges: removed, step: 'audit' }, 'removed unused network bridges');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, step: 'audit' }, 'bridge clean-up failed');
+    }
+  }
+
   private every(ms: number, fn: () => Promise<unknown>, what: string): NodeJS.Timeout {
     const tick = () => {
       fn()
@@ -304,8 +328,8 @@ export class HostAgent {
       this.instanceController.stop(),
       this.sourceController.stop(),
       this.destinationController.stop(),
-      this.departedController.stop(),
     ]);
     await this.transfers.stop();
+    await this.networking.stop();
   }
 }
