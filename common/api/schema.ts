@@ -312,6 +312,13 @@ export const instance: KindDefinition = {
       jsonPath: ".status.conditions[?(@.type=='Ready')].status",
       description: 'The Ready condition: True while the guest runs',
     },
+    {
+      name: 'IP',
+      type: 'string',
+      jsonPath: '.status.networks[0].ip',
+      description: 'The fixed IP of the first port',
+      priority: 1,
+    },
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
   categories: ['all'],
