@@ -185,6 +185,19 @@ describe('ports are given back', () => {
     expect(w.instance('web-1').status?.networks).toBeUndefined();
   });
 
+  it('an instance that ran and later ended in error keeps its ports', async () => {
+    const w = await world();
+    w.cluster.seed(aNetwork('net1'));
+    await boot(w, 'web-1', { networks: [{ network: 'net1' }] });
+    const launchedAt = new Date().toISOString();
+    await w.kube.instances.patchStatus(w.instance('web-1'), { vmState: 'error', taskState: '', launchedAt });
+
+    await w.reconcileInstance('web-1');
+
+    expect(ports(w)).toHaveLength(1);
+    expect(held(w)).toEqual(['net1.10.251.0.2']);
+  });
+
   it('on delete: the finalizer goes only after the ports are deleted and their addresses released', async () => {
     const w = await world();
     w.cluster.seed(aNetwork('net1'));

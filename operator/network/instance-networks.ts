@@ -36,10 +36,12 @@ export class InstanceNetworks {
   /**
    * A boot that ended in error before any host took the instance holds no port: the boot
    * conductor releases them as it writes the error; this finishes the job after a crash in between.
+   * An instance that ever ran keeps its ports in error, as Nova keeps a server's.
    */
   async settleFailedBoot(inst: Instance): Promise<void> {
-    if (inst.status?.vmState !== 'error' || inst.status.host || !this.holdsAny(inst)) return;
+    const s = inst.status;
+    if (s?.vmState !== 'error' || s.host || s.launchedAt || !this.holdsAny(inst)) return;
     await this.release(inst);
-    if (inst.status.networks) await this.kube.instances.patchStatus(inst, { networks: null });
+    if (s.networks) await this.kube.instances.patchStatus(inst, { networks: null });
   }
 }
