@@ -167,6 +167,7 @@ export class AgentProcess {
     const agent = new HostAgent(kube, driver, watches.instances, watches.migrations, opts, this.metrics, log);
     watches.instances.on('add', (i) => agent.onInstance(i));
     watches.instances.on('update', (i) => agent.onInstance(i));
+    watches.instances.on('delete', (i) => agent.onInstanceLeft(i));
     watches.migrations.on('add', (m) => agent.onMigration(m));
     watches.migrations.on('update', (m) => agent.onMigration(m));
     this.agents.push(agent);

@@ -18,6 +18,7 @@ import { MigrationDestination } from './migration/destination.js';
 import type { MigrationSide } from './migration/shared.js';
 import { MigrationSource } from './migration/source.js';
 import { AgentNetworking } from './network/agent-networking.js';
+import { DepartedInstances } from './recovery/departed.js';
 import { StaleCopies } from './recovery/stale-copies.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
 import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
@@ -73,6 +74,8 @@ export class HostAgent {
   private readonly instanceController: Controller;
   private readonly sourceController: Controller;
   private readonly destinationController: Controller;
+  private readonly departed: DepartedInstances;
+  private readonly departedController: Controller;
   private heartbeatTimer?: NodeJS.Timeout;
   private auditTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -101,12 +104,7 @@ export class HostAgent {
       headroomBytes: opts.transferHeadroomBytes,
       log,
     });
-    this.identity = new AgentIdentity({
-      host: opts.host,
-      dir: opts.certDir,
-      csrs: kube.csrs,
-      log,
-    });
+    this.identity = new AgentIdentity({ host: opts.host, dir: opts.certDir, csrs: kube.csrs, log });
     const domain = metrics.agent;
     const nodes = metrics.nodes;
     this.tracker = new ResourceTracker(
@@ -125,12 +123,7 @@ export class HostAgent {
     const claims = new PlacementClaims(this.tracker, faults);
     this.digest = new SpawnDigest(events, opts.host, opts.heartbeatIntervalMs);
     const discard = (uid: string) => this.transfers.discard(uid);
-    this.networking = new AgentNetworking({
-      kube,
-      driver,
-      log,
-      uplinks: opts.networkUplinks,
-    });
+    this.networking = new AgentNetworking({ kube, driver, log, uplinks: opts.networkUplinks });
     this.worker = new InstanceWorker(
       opts.host,
       kube,
@@ -187,16 +180,12 @@ export class HostAgent {
     );
     this.staleCopies = new StaleCopies(opts.host, kube, this.tracker, driver, instances, migrations, events, log);
     const controller = (name: string, reconciler: Reconciler) =>
-      new Controller({
-        name,
-        workers: opts.workers,
-        reconcile: (key) => reconciler.reconcile(key),
-        metrics,
-        log,
-      });
+      new Controller({ name, workers: opts.workers, reconcile: (key) => reconciler.reconcile(key), metrics, log });
     this.instanceController = controller('agent-instance', this.worker);
     this.sourceController = controller('agent-migration-source', this.source);
     this.destinationController = controller('agent-migration-destination', this.destination);
+    this.departed = new DepartedInstances(opts.host, kube, instances, this.tracker, driver, log);
+    this.departedController = controller('agent-departed', this.departed);
   }
 
   get host(): string {
@@ -220,6 +209,16 @@ export class HostAgent {
     for (const m of this.migrations.list(namespace)) {
       if (m !== mig && m.spec.instance === inst.metadata.name) this.onMigration(m);
     }
+  }
+
+  /**
+   * Called when an instance left every one of this host's watches: not a delete, but if this
+   * host still holds its claim, whether it still counts on this host is read from the API server.
+   */
+  onInstanceLeft(inst: Instance): void {
+    if (!this.registered) return;
+    const key = this.departed.left(inst);
+    if (key) this.departedController.enqueue(key);
   }
 
   /** Called by this host's Migration watches for every change. */
@@ -328,6 +327,7 @@ export class HostAgent {
       this.instanceController.stop(),
       this.sourceController.stop(),
       this.destinationController.stop(),
+      this.departedController.stop(),
     ]);
     await this.transfers.stop();
     await this.networking.stop();
