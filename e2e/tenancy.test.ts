@@ -209,7 +209,7 @@ localOnly('compute quota: downsizes', () => {
       const q = await quota(namespace);
       return q?.status?.used?.vcpus === 2 ? q : undefined;
     });
-    expect(booted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
+    expect(booted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1, ports: 0 });
   }
 
   /** Resizes `name` down to c1 and decides once it has finished. */
@@ -244,8 +244,8 @@ localOnly('compute quota: downsizes', () => {
       'team-c',
     );
     const confirmed = await settled('team-c', 'd-1');
-    expect(confirmed.status?.used).toEqual({ instances: 1, vcpus: 1, memoryMiB: 256, diskGiB: 1 });
-    expect(confirmed.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+    expect(confirmed.status?.used).toEqual({ instances: 1, vcpus: 1, memoryMiB: 256, diskGiB: 1, ports: 0 });
+    expect(confirmed.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0, ports: 0 });
     expect(confirmed.status?.allocations?.[0]).toMatchObject({ state: 'used', vcpus: 1 });
   });
 
@@ -254,8 +254,8 @@ localOnly('compute quota: downsizes', () => {
     await downsize('team-d', 'd-2', 'Revert');
     await env.waitForInstance('d-2', (i) => active(i) && i.spec.flavor === 'c2', 'reverted', 60_000, 'team-d');
     const reverted = await settled('team-d', 'd-2');
-    expect(reverted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1 });
-    expect(reverted.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+    expect(reverted.status?.used).toEqual({ instances: 1, vcpus: 2, memoryMiB: 256, diskGiB: 1, ports: 0 });
+    expect(reverted.status?.reserved).toEqual({ instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0, ports: 0 });
   });
 });
 
