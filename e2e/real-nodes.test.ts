@@ -2,6 +2,7 @@
 // Deployment, node-agent DaemonSet and libvirt DaemonSet from the image built here, and the
 // agents drive real QEMU guests through each node's libvirtd. Every check goes through kubectl,
 // helm and the API server, as a platform engineer would.
+import { execFileSync } from 'node:child_process';
 import { availableParallelism, totalmem } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,6 +100,33 @@ const decide = (mig: string, decision: 'Confirm' | 'Revert') =>
   kubectl('patch', 'migration', mig, '--type', 'merge', '-p', JSON.stringify({ spec: { decision } }));
 const resize = (name: string, flavor: string) =>
   kubectl('patch', 'instance', name, '--type', 'merge', '-p', JSON.stringify({ spec: { flavor } }));
+
+/**
+ * Whether this machine gets an answer from `ip` within `ms`, and from which MAC: the neighbour
+ * entry is flushed first, so the MAC is the one that answered this time.
+ */
+async function pingFromHere(ip: string, ms = 60_000): Promise<string> {
+  execFileSync('ip', ['neigh', 'flush', 'to', ip]);
+  await waitFor(
+    `${ip} to answer ping from this machine`,
+    async () => {
+      execFileSync('ping', ['-n', '-c', '1', '-W', '2', ip], { stdio: 'ignore' });
+      return true;
+    },
+    ms,
+    500,
+  );
+  const mac = /lladdr (\S+)/.exec(execFileSync('ip', ['neigh', 'show', 'to', ip], { encoding: 'utf8' }))?.[1];
+  if (!mac) throw new Error(`${ip} answered but this machine has no neighbour entry for it`);
+  return mac;
+}
+
+/** kubenova's network bridges (kn- and 12 hex digits) on a node, seen from its agent's pod (the node's network). */
+const bridgesOn = (node: string): string[] =>
+  inAgent(node, 'ip -o link show type bridge')
+    .split('\n')
+    .map((l) => /^\d+: (kn-[0-9a-f]{12})[:@]/.exec(l)?.[1])
+    .filter((b): b is string => b !== undefined);
 
 /** Domains libvirt knows and instance directories on disk, on every node. */
 function leftovers(): string[] {
@@ -239,6 +267,74 @@ spec: {instance: vm-1}
     kubectl('delete', 'instance', 'vm-1', '--wait=true', '--timeout=180s');
     expect(await claims()).toEqual([]);
     expect(leftovers()).toEqual([]);
+  });
+
+  it('boots a guest on a network that reports its address from inside and answers ping on it here; resized to the other node it answers on the same address and MAC, reverted it answers from its first node, and resized again and confirmed from the other; its bridges go with it', async (ctx) => {
+    const net = env.guestNetwork;
+    if (!net) return ctx.skip();
+    apply(`
+apiVersion: ${API}
+kind: Network
+metadata: {name: ${net.name}}
+spec: {cidr: ${net.cidr}, gateway: ${net.gateway}, mtu: 1400}
+---
+apiVersion: ${API}
+kind: Instance
+metadata: {name: vm-net, namespace: default}
+spec: {flavor: rn.small, image: tiny, networks: [{network: ${net.name}}]}
+`);
+    const booted = await waitForInstance(
+      'vm-net',
+      'running with its address reported from inside',
+      (i) => running(i) && (i.status?.guest?.ips?.length ?? 0) > 0,
+    );
+    const home = booted.status!.host!;
+    const port = booted.status!.networks![0]!;
+    expect(port.network).toBe(net.name);
+    expect(booted.status?.guest?.ips).toEqual([port.ip]);
+    expect(await pingFromHere(port.ip)).toBe(port.mac);
+    // The agent made the network's bridge on its node, with the network's MTU.
+    expect(inAgent(home, `ip -o link show type bridge`)).toMatch(/kn-[0-9a-f]{12}: .* mtu 1400 /);
+
+    resize('vm-net', 'rn.large');
+    await waitForMigration('vm-net-resize-2', ['finished']);
+    const moved = await instance('vm-net');
+    expect(moved.status?.host).toBe(otherNode(home));
+    expect(moved.status?.networks).toEqual([port]);
+    expect(moved.status?.guest?.ips).toEqual([port.ip]);
+    expect(await pingFromHere(port.ip)).toBe(port.mac);
+
+    decide('vm-net-resize-2', 'Revert');
+    await waitForMigration('vm-net-resize-2', ['reverted']);
+    const back = await waitForInstance(
+      'vm-net',
+      'back on its first node',
+      (i) => running(i) && i.status?.host === home,
+    );
+    expect(back.status?.guest?.ips).toEqual([port.ip]);
+    expect(await pingFromHere(port.ip)).toBe(port.mac);
+
+    resize('vm-net', 'rn.large');
+    await waitForMigration('vm-net-resize-3', ['finished']);
+    decide('vm-net-resize-3', 'Confirm');
+    await waitForMigration('vm-net-resize-3', ['confirmed']);
+    const confirmed = await waitForInstance(
+      'vm-net',
+      'confirmed on the other node',
+      (i) => running(i) && i.status?.host === otherNode(home) && !i.status.migration,
+    );
+    expect(confirmed.status?.networks).toEqual([port]);
+    expect(await pingFromHere(port.ip)).toBe(port.mac);
+
+    kubectl('delete', 'instance', 'vm-net', '--wait=true', '--timeout=180s');
+    expect(leftovers()).toEqual([]);
+    // The agents' audits (every 60 s) remove the bridges no guest of their node uses.
+    await waitFor(
+      'no network bridge left on any node',
+      async () => (env.nodes.every((n) => bridgesOn(n).length === 0) ? true : undefined),
+      180_000,
+      5_000,
+    );
   });
 
   it('finishes a resize when the leader pod is deleted in the middle of it', async () => {

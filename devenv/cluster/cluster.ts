@@ -17,7 +17,7 @@ import { containerdPaths } from './containerd.js';
 import { waitFor } from './exec.js';
 import { startGuardian } from './guardian.js';
 import { recordKernelTunables } from './machine-state.js';
-import { addPodRoutes, createBridge } from './network.js';
+import { addPodRoutes, createBridge, createGuestNetwork } from './network.js';
 import { ClusterNode, nodeCredentials } from './node.js';
 import { environmentNames, planEnvironment } from './plan.js';
 import { checkStateDirOwner, leftovers, teardownEnvironment, writeOwner } from './teardown.js';
@@ -33,6 +33,18 @@ export interface ClusterOptions {
   log?: (line: string) => void;
   /** stop() leaves the state directory's files (logs, data) for a post-mortem. */
   keepState?: boolean;
+  /**
+   * The name of a kubenova Network the environment carries between its nodes and this machine
+   * (network.ts, createGuestNetwork); none by default.
+   */
+  guestNetwork?: string;
+}
+
+/** The guest network as the environment carries it: create a Network of this name, CIDR and gateway. */
+export interface GuestNetworkInfo {
+  name: string;
+  cidr: string;
+  gateway: string;
 }
 
 export interface ClusterNodeInfo {
@@ -59,6 +71,8 @@ export interface Cluster {
   helmPath: string;
   /** The sandbox image every node uses. */
   pauseImage: ImageArchive;
+  /** The guest network, when one was asked for. */
+  guestNetwork?: GuestNetworkInfo;
   /** Runs kubectl as admin; resolves with stdout, rejects with its stderr. */
   kubectl(args: string[], input?: string): string;
   /** Resident memory of each node's kubelet, containerd and kube-proxy, in KiB. */
@@ -140,6 +154,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       }),
     );
     await addPodRoutes(env);
+    if (opts.guestNetwork) {
+      await createGuestNetwork(env, opts.guestNetwork);
+      log(`guest network ${opts.guestNetwork}: ${env.guestCidr}, gateway ${env.guestGateway} on ${env.guestBridge}`);
+    }
     phase('nodes');
     await waitUntilReady(controlPlane, nodes);
     phase('ready');
@@ -168,6 +186,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       kubectlPath: binaries.kubectl,
       helmPath: binaries.helm,
       pauseImage,
+      ...(opts.guestNetwork
+        ? { guestNetwork: { name: opts.guestNetwork, cidr: env.guestCidr, gateway: env.guestGateway } }
+        : {}),
       stateDir,
       kubectl: (args, input) => controlPlane.kubectl(args, input),
       memory: () => nodes.map((n) => ({ node: n.plan.name, ...n.memoryKiB() })),

@@ -13,6 +13,8 @@ import { waitFor } from './exec.js';
 export const RELEASE = 'kubenova';
 export const RELEASE_NAMESPACE = 'kubenova-system';
 export const CHART = join(repoRoot, 'charts', 'kubenova');
+/** The Network the environment carries between its nodes and this machine (docs/networking.md). */
+export const GUEST_NETWORK = 'guests';
 
 /** `localhost/kubenova:abc` -> the chart's image.repository and image.tag. */
 export function imageValues(ref: string): { repository: string; tag: string } {
@@ -115,10 +117,19 @@ export async function startKubenovaCluster(
   log('building the kubenova image (cached when nothing changed)…');
   const image = await buildKubenovaImage(defaultCacheDir(), repoRoot);
   timings.image = (Date.now() - t) / 1000;
-  const cluster = await startCluster({ ...opts, images: [...(opts.images ?? []), image] });
+  const cluster = await startCluster({
+    guestNetwork: GUEST_NETWORK,
+    ...opts,
+    images: [...(opts.images ?? []), image],
+  });
   // The nodes share this machine's filesystem: instance disks and libvirt's state go under this
   // environment's own directory, so two environments (or an earlier one) never see each other's.
-  const values = { 'nodeAgent.stateDir': join(cluster.stateDir, 'hostpath', 'kubenova'), ...opts.values };
+  // Guests' NICs join the agents' bridges in the nodes' namespaces (the guest network's uplinks).
+  const values = {
+    'nodeAgent.stateDir': join(cluster.stateDir, 'hostpath', 'kubenova'),
+    'nodeAgent.network.enabled': 'true',
+    ...opts.values,
+  };
   try {
     t = Date.now();
     log(`helm install ${RELEASE} (image ${image.ref}, libvirt driver)…`);

@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { processAlive } from './processes.js';
 import { inNetns, run, sleep, tryRun } from './exec.js';
+import { conventionalUplinkName } from '../../node-agent/network/names.js';
 import { chooseSlot, cidrsOverlap, type EnvironmentNames, type EnvironmentPlan, type NodePlan } from './plan.js';
 
 const IP_HINT = 'run devenv/cluster/setup.sh as root; creating namespaces and links needs root';
@@ -142,6 +143,31 @@ export async function addPodRoutes(env: EnvironmentPlan): Promise<void> {
     await run('ip', ['route', 'add', node.podCidr, 'via', node.ip, 'dev', env.bridge]);
     for (const other of env.nodes)
       if (other !== node) await run('ip', ['-n', node.netns, 'route', 'add', other.podCidr, 'via', other.ip]);
+  }
+}
+
+/**
+ * The guest network (a kubenova Network named `network`): a bridge here carrying its gateway
+ * address, and for every node a veth whose other end is in the node's namespace under the name
+ * the node agent takes as the network's uplink (conventionalUplinkName), which the agent
+ * enslaves into its own bridge for the network. A guest's address is then one bridge hop from
+ * this machine, whichever node runs it. Named with the environment's veth prefix, so the
+ * teardown and the leftover check find them like the node links.
+ */
+export async function createGuestNetwork(env: EnvironmentPlan, network: string): Promise<void> {
+  await run('ip', ['link', 'add', env.guestBridge, 'type', 'bridge'], { hint: IP_HINT });
+  await run('ip', ['addr', 'add', `${env.guestGateway}/24`, 'dev', env.guestBridge]);
+  await run('ip', ['link', 'set', env.guestBridge, 'up']);
+  // As for the environment bridge: bridged frames may pass this machine's FORWARD chain.
+  for (const dir of ['-i', '-o'])
+    await run('iptables', [
+      ...['-w', '-I', 'FORWARD', dir, env.guestBridge],
+      ...['-m', 'comment', '--comment', env.ruleComment, '-j', 'ACCEPT'],
+    ]);
+  const uplink = conventionalUplinkName(network);
+  for (const node of env.nodes) {
+    await run('ip', ['link', 'add', node.guestVeth, 'type', 'veth', 'peer', 'name', uplink, 'netns', node.netns]);
+    await run('ip', ['link', 'set', node.guestVeth, 'master', env.guestBridge, 'up']);
   }
 }
 

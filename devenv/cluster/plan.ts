@@ -6,6 +6,8 @@
 // slot its id points at, or the next one free on this machine. Inside slot S:
 //   10.S.0.0/24    the environment bridge: .1 this machine (kube-apiserver), .10+i node i
 //   10.S.1.0/24    Service ClusterIPs (10.S.1.1 is the `kubernetes` Service)
+//   10.S.64.0/24   the guest network (a kubenova Network): .1 this machine, its gateway, on a
+//                  bridge of its own that every node's uplink veth joins
 //   10.S.128.0/17  pods: node i gets 10.S.(128+i).0/24
 import { createHash } from 'node:crypto';
 
@@ -24,6 +26,8 @@ export interface NodePlan {
   netnsPath: string;
   /** This machine's end of the node's veth pair, on the bridge. */
   hostVeth: string;
+  /** This machine's end of the node's uplink into the guest network, on the guest bridge. */
+  guestVeth: string;
   /** The kubelet's cgroupRoot, and where the node's containerd shims are kept. */
   cgroupRoot: string;
   shimCgroup: string;
@@ -54,6 +58,10 @@ export interface EnvironmentPlan extends EnvironmentNames {
   serviceCidr: string;
   /** All pod addresses of the environment (kube-proxy's clusterCIDR). */
   clusterCidr: string;
+  /** The guest network's subnet, its gateway (this machine) and the bridge that carries it here. */
+  guestCidr: string;
+  guestGateway: string;
+  guestBridge: string;
   nodes: NodePlan[];
 }
 
@@ -110,8 +118,9 @@ export function planEnvironment(stateDir: string, nodeCount: number, slot: numbe
       podCidr: `${net}.${128 + index}.0/24`,
       netns: `${names.netnsPrefix}${name}`,
       netnsPath: `/run/netns/${names.netnsPrefix}${name}`,
-      // IFNAMSIZ: 15 characters at most (kn + 8 + - + up to 3 digits).
+      // IFNAMSIZ: 15 characters at most (kn + 8 + - + up to 3 digits, and g).
       hostVeth: `${names.vethPrefix}${index + 1}`,
+      guestVeth: `${names.vethPrefix}${index + 1}g`,
       cgroupRoot: `${names.cgroupParent}/${name}`,
       shimCgroup: `${names.cgroupParent}/${name}-shims`,
     };
@@ -123,6 +132,9 @@ export function planEnvironment(stateDir: string, nodeCount: number, slot: numbe
     hostIp: `${net}.0.1`,
     serviceCidr: `${net}.1.0/24`,
     clusterCidr: `${net}.128.0/17`,
+    guestCidr: `${net}.64.0/24`,
+    guestGateway: `${net}.64.1`,
+    guestBridge: `${names.vethPrefix}g`,
     nodes,
   };
 }

@@ -3,8 +3,8 @@
 # Debian: containerd and runc run the pods, the CNI plugins wire them, iptables and
 # conntrack serve kube-proxy, iproute2 makes the bridge, namespaces and veth pairs,
 # util-linux gives nsenter, setpriv and flock, openssl makes the certificates, ping checks
-# that guests answer on their networks. Safe to
-# run again: when everything is there it returns at once without touching apt.
+# that guests answer on their networks. Safe to run again: when everything is there it
+# returns at once without touching apt.
 # The system containerd service is not used (each node runs its own containerd).
 set -euo pipefail
 packages=(containerd runc containernetworking-plugins iptables conntrack iproute2 util-linux mount openssl iputils-ping)

@@ -1,6 +1,7 @@
 // Where e2e/real-nodes.test.ts runs: by default on `npm run cluster`'s real nodes, started and
 // removed by the suite; with KUBENOVA_E2E_KUBECONFIG (e2e/kind/run.sh) on that cluster, where
 // the chart was installed with the libvirt driver before the suite started.
+import type { GuestNetworkInfo } from '../../devenv/cluster/cluster.js';
 import { startKubenovaCluster, RELEASE, RELEASE_NAMESPACE, runTool } from '../../devenv/cluster/kubenova.js';
 import { externalKubeconfig } from './mode.js';
 
@@ -11,6 +12,8 @@ export interface RealNodes {
   /** The image the release runs and the --set values it was installed with. */
   image: { ref: string };
   values: Record<string, string>;
+  /** A network whose guests this machine reaches (the local environment's); none on an external cluster. */
+  guestNetwork?: GuestNetworkInfo;
   kubectl(args: string[], input?: string): string;
   helm(args: string[]): string;
   stop(): Promise<void>;
@@ -26,6 +29,7 @@ export async function localRealNodes(stateDir: string, log: (line: string) => vo
     nodes: env.cluster.nodes.map((n) => n.name),
     image: env.image,
     values: env.values,
+    ...(env.cluster.guestNetwork ? { guestNetwork: env.cluster.guestNetwork } : {}),
     kubectl: (args, input) => env.cluster.kubectl(args, input),
     helm: env.helm,
     stop: () => env.cluster.stop(),
