@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CountingWatch, countRequests, watchFor, type ApiRequest } from './request-metrics.js';
+import { CountingWatch, countRequests, watchFor, WATCH_IDLE_MS, type ApiRequest } from './request-metrics.js';
 
 let server: Server;
 let host: string;
@@ -99,6 +99,18 @@ describe('API request counting', () => {
       { code: '200', method: 'GET', host },
       { code: '403', method: 'GET', host },
     ]);
+  });
+
+  it('keeps quiet watches open far longer than the 30 s after which client-node 2.x ends them', async () => {
+    // The field watchFor sets is the one that decides: set short, a quiet watch ends.
+    const short = new Watch(kubeConfig(host));
+    Reflect.set(short, 'requestTimeoutMs', 100);
+    const ended = await new Promise<unknown>((resolve) => {
+      void short.watch('/api/v1/namespaces', {}, () => {}, resolve);
+    });
+    expect(ended).toMatchObject({ name: 'TimeoutError' });
+    for (const kc of [kubeConfig(host), countRequests(kubeConfig(host), () => {})])
+      expect(Reflect.get(watchFor(kc), 'requestTimeoutMs')).toBe(WATCH_IDLE_MS);
   });
 
   it('leaves a kubeconfig it was not given alone: plain API clients and watches', () => {
