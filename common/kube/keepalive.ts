@@ -7,10 +7,11 @@ type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
 type ConnectOptions = Extract<DispatcherOptions, { type: 'agent' }>['connect'];
 
 /**
- * How long an idle connection stays open: client-go's IdleConnTimeout. undici's own default
- * (4 s) is shorter than the agents' heartbeat, so every beat would open a connection again.
+ * How long an idle connection stays open. undici's own default (4 s) is shorter than the agents'
+ * heartbeat, so every beat would open a connection again; kube-apiserver closes a connection idle
+ * for 90 s, and closing first means no request goes out on a connection the server is closing.
  */
-export const IDLE_CONNECTION_MS = 90_000;
+export const IDLE_CONNECTION_MS = 60_000;
 
 /** The TLS options that decide whether an open connection may carry a request. */
 const TLS_KEYS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
