@@ -314,10 +314,18 @@ spec: {flavor: rn.small, image: tiny, networks: [{network: ${net.name}}]}
     expect(back.status?.guest?.ips).toEqual([port.ip]);
     expect(await pingFromHere(port.ip)).toBe(port.mac);
 
+    // The revert put spec.flavor back (a new generation), so this resize's Migration is named by
+    // the instance rather than guessed.
     resize('vm-net', 'rn.large');
-    await waitForMigration('vm-net-resize-3', ['finished']);
-    decide('vm-net-resize-3', 'Confirm');
-    await waitForMigration('vm-net-resize-3', ['confirmed']);
+    const again = await waitForInstance(
+      'vm-net',
+      'resizing again',
+      (i) => !!i.status?.migration && i.status.migration !== 'vm-net-resize-2',
+    );
+    const second = again.status!.migration!;
+    await waitForMigration(second, ['finished']);
+    decide(second, 'Confirm');
+    await waitForMigration(second, ['confirmed']);
     const confirmed = await waitForInstance(
       'vm-net',
       'confirmed on the other node',
