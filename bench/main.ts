@@ -89,6 +89,8 @@ const { values: args } = parseArgs({
     'quiet-load': { type: 'string' },
     'quiet-wait': { type: 'string', default: '300' },
     'results-dir': { type: 'string', default: join(repoRoot, 'bench', 'results') },
+    'open-loop-rates': { type: 'string', default: '10,20,40' },
+    'open-loop-seconds': { type: 'string', default: '10' },
     help: { type: 'boolean', default: false },
   },
   allowNegative: true,
@@ -97,7 +99,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
   [--agent-processes 10] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
-  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]\n`);
+  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]
+  [--open-loop-rates 10,20,40 (boots/s; '' for none)] [--open-loop-seconds 10]\n`);
   process.exit(0);
 }
 
@@ -130,6 +133,16 @@ const opts = {
    */
   quietLoad: args['quiet-load'] !== undefined ? num('quiet-load', 0) : cpus().length,
   quietWaitS: num('quiet-wait', 0),
+  /** Open-loop arrival rates (boots/s), each held for openLoopSeconds after the closed-loop boots. */
+  openLoopRates: (args['open-loop-rates'] ?? '')
+    .split(',')
+    .filter((r) => r.trim() !== '')
+    .map((r) => {
+      const v = Number(r);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`--open-loop-rates: ${r} is not a rate > 0`);
+      return v;
+    }),
+  openLoopSeconds: num('open-loop-seconds', 1),
 };
 
 const log = (msg: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -461,6 +474,55 @@ async function main(): Promise<void> {
       `boot: ${booted}/${opts.instances} active in ${bootSeconds.toFixed(1)} s (${(booted / bootSeconds).toFixed(1)}/s), ${bootFailures.length} failed or stuck`,
     );
 
+    // --- Open loop: creates at a fixed rate, whatever the answers ---------------------------
+    // A closed loop's latency is set by its concurrency (Little's law); arrivals at a fixed
+    // rate show what a boot takes at that load, and from which rate kubenova falls behind.
+    const openLoop: { rate: number; p50: number; p99: number; booted: number; failed: number; stuck: number }[] = [];
+    for (const [r, rate] of opts.openLoopRates.entries()) {
+      if (crashed.length > 0) break;
+      const count = Math.max(1, Math.round(rate * opts.openLoopSeconds));
+      const times: number[] = [];
+      let failedHere = 0;
+      let stuckHere = 0;
+      const t0 = performance.now();
+      const boots = Array.from({ length: count }, async (_, i) => {
+        const name = `o${r}-${String(i).padStart(5, '0')}`;
+        names.push(name);
+        const due = t0 + (i * 1000) / rate;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+        const done = instances.waitFor(name, (inst) => activeAndReady(inst) || failed(inst), opts.timeoutMs);
+        const start = performance.now();
+        try {
+          await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`, {
+            apiVersion: 'compute.kubenova.io/v1alpha1',
+            kind: 'Instance',
+            metadata: { name, namespace: NAMESPACE },
+            spec: { flavor: opts.bootFlavor, image: 'cirros', powerState: 'Running' },
+          });
+          const { obj, at } = await done;
+          // An error (NoValidHost when the hosts are full) is an answer, not a stuck task.
+          if (activeAndReady(obj)) times.push((at - start) / 1000);
+          else failedHere++;
+        } catch {
+          done.catch(() => undefined);
+          stuckHere++;
+        }
+      });
+      await Promise.all(boots);
+      const s = summarize(times);
+      openLoop.push({
+        rate,
+        p50: round(s.p50, 3),
+        p99: round(s.p99, 3),
+        booted: times.length,
+        failed: failedHere,
+        stuck: stuckHere,
+      });
+      log(
+        `open loop ${rate}/s: ${times.length}/${count} active, ${failedHere} in error, ${stuckHere} stuck; p50 ${s.p50.toFixed(2)} s, p99 ${s.p99.toFixed(2)} s`,
+      );
+    }
+
     // --- Resize and cold-migrate a sample, confirm each ------------------------------------
     const sampleSize = Math.min(Math.floor(booted / 2), Math.ceil(opts.instances * opts.sample));
     const activeNames = names.filter((n) => activeAndReady(instances.objects.get(n)));
@@ -630,6 +692,7 @@ async function main(): Promise<void> {
     const limitCpuMsPerBoot = (1000 * sumCpu(limit.cpuSeconds)) / Math.max(1, limit.boots - limit.errors);
     const otherCpu = (a: Snapshot, b: Snapshot) => round(b.machineBusy - a.machineBusy - sumCpu(cpuDelta(a, b)), 2);
     const stuck =
+      openLoop.reduce((n, o) => n + o.stuck, 0) +
       bootFailures.length +
       sampleFailures.length +
       deleteFailures.length +
@@ -666,6 +729,9 @@ async function main(): Promise<void> {
       stuck,
       operatorPeakRssMiB: round(peak.operator ?? NaN, 1),
       cpuMsPerBootByComponent,
+      openLoop,
+      /** The highest open-loop rate whose p99 time-to-active stayed at or under 5 s. */
+      openLoopMaxRateP99Under5s: Math.max(0, ...openLoop.filter((o) => o.p99 <= 5).map((o) => o.rate)),
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
       machine: {

@@ -10,6 +10,7 @@ export interface ReportInput {
   conflictsPerBoot?: number;
   agentWatchEventsPerBoot?: number;
   cpuMsPerBootByComponent?: Record<string, number>;
+  openLoop?: { rate: number; p50: number; p99: number; booted: number; failed: number; stuck?: number }[];
   startedAt: string;
   commit?: string;
   machine: { cpus: number; loadAverageBefore: number[] };
@@ -115,6 +116,10 @@ export function formatTable(r: ReportInput): string {
       '  server clocks p50 / p95 / p99 (s)',
       `${pct(r.boot.serverTimeToActive, ['p50', 'p95', 'p99'])}  (creationTimestamp, 1 s resolution -> Ready lastTransitionTime)`,
     ],
+    ...(r.openLoop ?? []).map((o): [string, string] => [
+      `open loop ${o.rate} boots/s: p50 / p99 (s)`,
+      `${s2(o.p50)} / ${s2(o.p99)}  (${o.booted} active, ${o.failed} in error, ${o.stuck ?? 0} stuck)`,
+    ]),
     ['reschedules', String(r.boot.reschedules)],
     [
       'resize p50 / p99 (s)',
