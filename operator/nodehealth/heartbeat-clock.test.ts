@@ -47,4 +47,10 @@ describe('HeartbeatClock', () => {
     expect(heartbeats.isSilent(lastBeat)).toBe(true);
     expect(heartbeats.isSilent(nodeBeatingAt(t.now - 1_000))).toBe(false);
   });
+
+  it('gives no grace when a watch reconnects without having failed (a routine watch timeout)', () => {
+    const { heartbeats } = clockAt(T0);
+    heartbeats.viewRestored();
+    expect(heartbeats.isSilent(nodeBeatingAt(T0 - TIMEOUT - 1))).toBe(true);
+  });
 });

@@ -23,8 +23,12 @@ export class HeartbeatClock {
     this.blind = true;
   }
 
-  /** The watch is back (it replays or re-lists what was missed): every host gets a full timeout from now. */
+  /**
+   * The watch is back (it replays or re-lists what was missed): every host gets a full timeout
+   * from now. A watch that reconnects without having failed (a routine timeout) changes nothing.
+   */
   viewRestored(): void {
+    if (!this.blind) return;
     this.blind = false;
     this.graceUntil = this.now() + this.timeoutMs;
   }
