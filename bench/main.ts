@@ -60,6 +60,7 @@ import {
   sumCounts,
   type Summary,
 } from './measure.js';
+import { runRepeated } from './repeat.js';
 import { formatTable } from './report.js';
 import { WATCH_EVENTS_METRIC } from '../node-agent/host-watches.js';
 import { TimeoutError, CollectionWatch } from './watch.js';
@@ -91,6 +92,7 @@ const { values: args } = parseArgs({
     'results-dir': { type: 'string', default: join(repoRoot, 'bench', 'results') },
     'open-loop-rates': { type: 'string', default: '10,20,40' },
     'open-loop-seconds': { type: 'string', default: '10' },
+    repeat: { type: 'string', default: '1' },
     help: { type: 'boolean', default: false },
   },
   allowNegative: true,
@@ -100,7 +102,7 @@ if (args.help) {
   process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
   [--agent-processes 10] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
   [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]
-  [--open-loop-rates 10,20,40 (boots/s; '' for none)] [--open-loop-seconds 10]\n`);
+  [--open-loop-rates 10,20,40 (boots/s; '' for none)] [--open-loop-seconds 10] [--repeat 1]\n`);
   process.exit(0);
 }
 
@@ -143,6 +145,8 @@ const opts = {
       return v;
     }),
   openLoopSeconds: num('open-loop-seconds', 1),
+  /** Whole runs, one after another, summarised by median and spread (repeat.ts). */
+  repeat: num('repeat', 1),
 };
 
 const log = (msg: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -1019,7 +1023,19 @@ function sortedObject(m: Map<string, number>): Record<string, number> {
   return Object.fromEntries([...m].sort((a, b) => b[1] - a[1]));
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+if (opts.repeat > 1) {
+  // Each run is this script once more, without --repeat; then the median and spread.
+  const rest = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--repeat') && all[i - 1] !== '--repeat');
+  try {
+    mkdirSync(args['results-dir']!, { recursive: true });
+    runRepeated(process.argv[1]!, rest, Math.round(opts.repeat), args['results-dir']!);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+} else {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
