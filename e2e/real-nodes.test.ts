@@ -121,6 +121,19 @@ async function pingFromHere(ip: string, ms = 60_000): Promise<string> {
   return mac;
 }
 
+/** Whether `ip` answers ping from inside a node's network namespace (the node itself, not this machine). */
+async function pingFromNode(netns: string, ip: string, ms = 30_000): Promise<void> {
+  await waitFor(
+    `${ip} to answer ping from the node of ${netns}`,
+    async () => {
+      execFileSync('nsenter', [`--net=${netns}`, '--', 'ping', '-n', '-c', '1', '-W', '2', ip], { stdio: 'ignore' });
+      return true;
+    },
+    ms,
+    500,
+  );
+}
+
 /** kubenova's network bridges (kn- and 12 hex digits) on a node, seen from its agent's pod (the node's network). */
 const bridgesOn = (node: string): string[] =>
   inAgent(node, 'ip -o link show type bridge')
@@ -293,6 +306,8 @@ spec: {flavor: rn.small, image: tiny, networks: [{network: ${net.name}}]}
     expect(port.network).toBe(net.name);
     expect(booted.status?.guest?.ips).toEqual([port.ip]);
     expect(await pingFromHere(port.ip)).toBe(port.mac);
+    // And from every node, whichever runs it.
+    for (const netns of Object.values(env.nodeNetns ?? {})) await pingFromNode(netns, port.ip);
     // The agent made the network's bridge on its node, with the network's MTU.
     expect(inAgent(home, `ip -o link show type bridge`)).toMatch(/kn-[0-9a-f]{12}: .* mtu 1400 /);
 

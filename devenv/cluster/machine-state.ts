@@ -1,9 +1,10 @@
 // What nodes change on the whole machine, outside any environment's own directories, and
 // that the last environment to go puts back:
 // - the kubelet sets a few kernel settings at start (vm.overcommit_memory=1, kernel.panic=10,
-//   kernel.panic_on_oops=1). The first environment records the machine's values; the record
-//   is shared by every environment, so a later one never takes the kubelet's values for
-//   the machine's.
+//   kernel.panic_on_oops=1), and an environment with a guest network turns on IPv4 forwarding
+//   here (net.ipv4.ip_forward=1), so that nodes reach guests through this machine. The first
+//   environment records the machine's values; the record is shared by every environment, so a
+//   later one never takes the kubelet's (or another environment's) values for the machine's.
 // - the kubelet, libcni, containerd's shims and `ip netns` create directories at fixed paths
 //   (/var/lib/kubelet for the device-plugin socket every kubelet opens, /var/log/containers,
 //   /var/lib/cni, /run/containerd/s, /run/netns with its bind mount). Each is removed only
@@ -12,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, wr
 import { tryRun } from './exec.js';
 import { listProcesses } from './processes.js';
 
-const KEYS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
+const KEYS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops', 'net/ipv4/ip_forward'];
 const RECORD_DIR = '/run/kubenova';
 const RECORD = `${RECORD_DIR}/kernel-tunables.json`;
 

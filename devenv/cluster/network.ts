@@ -168,7 +168,13 @@ export async function createGuestNetwork(env: EnvironmentPlan, network: string):
   for (const node of env.nodes) {
     await run('ip', ['link', 'add', node.guestVeth, 'type', 'veth', 'peer', 'name', uplink, 'netns', node.netns]);
     await run('ip', ['link', 'set', node.guestVeth, 'master', env.guestBridge, 'up']);
+    // The node itself (its kubelet, host-network pods) reaches guests through this machine,
+    // whose gateway address the guests route back through. The node's own bridge for the
+    // network carries no address: every address of the network is the Network's to hand out.
+    await run('ip', ['-n', node.netns, 'route', 'add', env.guestCidr, 'via', env.hostIp]);
   }
+  // Forwarding between the environment's two bridges (recorded and put back by machine-state.ts).
+  writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
 }
 
 /** Removes the environment's namespaces, links and iptables rules; finds them by name, so it needs no record. */

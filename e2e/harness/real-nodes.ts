@@ -14,6 +14,8 @@ export interface RealNodes {
   values: Record<string, string>;
   /** A network whose guests this machine reaches (the local environment's); none on an external cluster. */
   guestNetwork?: GuestNetworkInfo;
+  /** Each node's network namespace (for `nsenter --net=`), on the local environment only. */
+  nodeNetns?: Record<string, string>;
   kubectl(args: string[], input?: string): string;
   helm(args: string[]): string;
   stop(): Promise<void>;
@@ -30,6 +32,7 @@ export async function localRealNodes(stateDir: string, log: (line: string) => vo
     image: env.image,
     values: env.values,
     ...(env.cluster.guestNetwork ? { guestNetwork: env.cluster.guestNetwork } : {}),
+    nodeNetns: Object.fromEntries(env.cluster.nodes.map((n) => [n.name, n.netns])),
     kubectl: (args, input) => env.cluster.kubectl(args, input),
     helm: env.helm,
     stop: () => env.cluster.stop(),

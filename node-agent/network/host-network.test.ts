@@ -102,7 +102,9 @@ describe('removing bridges no guest here uses', () => {
       ],
       now: () => t,
     });
-    await net.plug([nic(), nic({ port: 'p2', network: 'net-b', mac: '52:54:00:00:00:02', bridge: brB })]);
+    const nics = [nic(), nic({ port: 'p2', network: 'net-b', mac: '52:54:00:00:00:02', bridge: brB })];
+    await net.plug(nics);
+    net.settled(nics);
     t = 5000;
     expect(await net.prune(new Set([brB]))).toEqual([BR]);
     expect([...ip.links.keys()].sort()).toEqual([brB, 'cni0', up].sort());
@@ -110,15 +112,26 @@ describe('removing bridges no guest here uses', () => {
     expect(await net.prune(new Set([brB]))).toEqual([]);
   });
 
-  it('keeps a bridge plugged moments ago, before its domain is defined', async () => {
+  it('keeps the bridge of a start in progress however long it takes, and for a moment after it settled', async () => {
     let t = 0;
     const { ip, net } = host({ now: () => t });
     await net.plug([nic()]);
-    t = 500;
+    t = 60_000;
     expect(await net.prune(new Set())).toEqual([]);
-    t = 1500;
+    net.settled([nic()]);
+    t = 60_500;
+    expect(await net.prune(new Set())).toEqual([]);
+    t = 61_500;
     expect(await net.prune(new Set())).toEqual([BR]);
     expect(ip.links.has(BR)).toBe(false);
+  });
+
+  it('counts a plug that failed as settled', async () => {
+    let t = 0;
+    const { net } = host({ links: [], uplinks: 'net-a=eth9', now: () => t });
+    await expect(net.plug([nic()])).rejects.toThrow(/eth9/);
+    t = 5000;
+    expect(await net.prune(new Set())).toEqual([BR]);
   });
 
   it("keeps a bridge a guest is attached to (libvirt's tap), whatever the domains say; a fresh agent removes leftovers of an earlier run", async () => {

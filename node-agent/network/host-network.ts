@@ -17,6 +17,11 @@ export interface HostNetwork {
    */
   plug(nics: readonly NicSpec[]): Promise<void>;
   /**
+   * Says that the start a plug was for has ended (its domain is defined, or it failed): from
+   * then on the domains say whether the bridges are used. Until then the audit keeps them.
+   */
+  settled(nics: readonly NicSpec[]): void;
+  /**
    * The audit's clean-up: removes kubenova's bridges on this host that no domain here uses
    * (`inUse` is every bridge the defined domains name), that no guest is attached to and that
    * were not plugged moments ago (a start in progress). Returns the names removed. Safe after a
@@ -67,9 +72,8 @@ export interface LinuxBridgesOptions {
   /** The uplink of a network on this host, if any (uplinks.ts). */
   uplinks: UplinkResolver;
   /**
-   * How long after a plug a bridge is kept even when no domain names it yet: between the plug
-   * and the domain's definition (a spawn creating its disk, a finish moving a directory in)
-   * the audit would otherwise see an unused bridge. Default 5 minutes.
+   * How long after a start settled its bridges are kept even when no domain names them: the
+   * audit's list of domains may have been read before the domain was defined. Default 30 s.
    */
   pluggedGraceMs?: number;
   now?: () => number;
@@ -82,18 +86,41 @@ export class LinuxBridges implements HostNetwork {
   readonly #graceMs: number;
   readonly #now: () => number;
   readonly #queue = new PerBridgeQueue();
-  /** When each bridge was last plugged by this process. */
+  /** When each bridge was last plugged or settled by this process. */
   readonly #plugged = new Map<string, number>();
+  /** Starts in progress per bridge (plugged, not settled): the audit never removes their bridges. */
+  readonly #starting = new Map<string, number>();
 
   constructor(opts: LinuxBridgesOptions) {
     this.#ip = opts.ip;
     this.#uplinks = opts.uplinks;
-    this.#graceMs = opts.pluggedGraceMs ?? 5 * 60_000;
+    this.#graceMs = opts.pluggedGraceMs ?? 30_000;
     this.#now = opts.now ?? (() => Date.now());
   }
 
   async plug(nics: readonly NicSpec[]): Promise<void> {
+    const needs = bridgesFor(nics);
+    // Counted before anything is made, so a prune running meanwhile leaves them all alone.
+    for (const need of needs) this.#starting.set(need.bridge, (this.#starting.get(need.bridge) ?? 0) + 1);
+    try {
+      await this.#plugAll(needs);
+    } catch (err) {
+      this.settled(nics);
+      throw err;
+    }
+  }
+
+  settled(nics: readonly NicSpec[]): void {
     for (const need of bridgesFor(nics)) {
+      const left = (this.#starting.get(need.bridge) ?? 1) - 1;
+      if (left > 0) this.#starting.set(need.bridge, left);
+      else this.#starting.delete(need.bridge);
+      this.#plugged.set(need.bridge, this.#now());
+    }
+  }
+
+  async #plugAll(needs: BridgeNeed[]): Promise<void> {
+    for (const need of needs) {
       await this.#queue.run(need.bridge, async () => {
         this.#plugged.set(need.bridge, this.#now());
         await this.#ensure(need);
@@ -142,6 +169,7 @@ export class LinuxBridges implements HostNetwork {
     for (const br of links) {
       if (br.kind !== 'bridge' || !isNetworkBridge(br.name) || inUse.has(br.name)) continue;
       const gone = await this.#queue.run(br.name, async () => {
+        if (this.#starting.has(br.name)) return false;
         const plugged = this.#plugged.get(br.name);
         if (plugged !== undefined && this.#now() - plugged < this.#graceMs) return false;
         // Read again inside the queue: a guest attached meanwhile (libvirt's tap) keeps the bridge.
@@ -177,6 +205,8 @@ export class SimulatedNetwork implements HostNetwork {
     for (const need of needs) this.bridges.set(need.bridge, need.mtu);
     return Promise.resolve();
   }
+
+  settled(): void {}
 
   prune(inUse: ReadonlySet<string>): Promise<string[]> {
     const removed = [...this.bridges.keys()].filter((b) => !inUse.has(b));

@@ -47,7 +47,9 @@ describe.skipIf(unavailable !== undefined)('Linux bridges in a network namespace
       bridge: bridgeName('net-a'),
     };
     await net.plug([nic]);
+    net.settled([nic]);
     await net.plug([nic]);
+    net.settled([nic]);
     const links = await ip.links();
     expect(links.find((l) => l.name === nic.bridge)).toMatchObject({ kind: 'bridge', mtu: 1400, up: true });
     expect(links.find((l) => l.name === up)).toMatchObject({ kind: 'veth', master: nic.bridge, mtu: 1400, up: true });

@@ -39,6 +39,7 @@ class Witness implements HostNetwork {
     const state = (await this.driver.get('u1'))?.powerState ?? 'none';
     this.seen.push(`plug ${nics.map((n) => n.bridge).join(',')} while ${state}`);
   }
+  settled(): void {}
   prune(): Promise<string[]> {
     return Promise.resolve([]);
   }
@@ -75,6 +76,7 @@ describe('the driver the agent drives', () => {
     const broken: HostNetwork = {
       kind: 'simulated',
       plug: () => Promise.reject(new Error('uplink eth9 of network net-a is not on this host')),
+      settled: () => undefined,
       prune: () => Promise.resolve([]),
     };
     await expect(new PluggingDriver(fake, broken).spawn(spec({ nics: [NIC] }))).rejects.toThrow(/eth9/);

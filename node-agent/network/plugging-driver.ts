@@ -22,26 +22,35 @@ export class PluggingDriver implements VirtDriver {
     return (await this.inner.get(spec.uid))?.nics ?? [];
   }
 
+  /**
+   * Plugs `nics`, then runs the start; the bridges count as in use until it has ended (its
+   * domain defined, or it failed), so the audit never removes one under a start in progress.
+   */
+  async #plugged<T>(nics: readonly NicSpec[], start: () => Promise<T>): Promise<T> {
+    await this.network.plug(nics);
+    try {
+      return await start();
+    } finally {
+      this.network.settled(nics);
+    }
+  }
+
   async spawn(spec: DomainSpec): Promise<DomainInfo> {
-    await this.network.plug(await this.#nicsOf(spec));
-    return this.inner.spawn(spec);
+    return this.#plugged(await this.#nicsOf(spec), () => this.inner.spawn(spec));
   }
 
   async powerOn(uid: string): Promise<DomainInfo> {
-    await this.network.plug((await this.inner.get(uid))?.nics ?? []);
-    return this.inner.powerOn(uid);
+    return this.#plugged((await this.inner.get(uid))?.nics ?? [], () => this.inner.powerOn(uid));
   }
 
   async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
     // A received directory carries its NICs in its definition, but the agent always names them
     // (from the Instance's ports); an unnamed set on a same-host resize is the domain's own.
-    await this.network.plug(await this.#nicsOf(spec));
-    return this.inner.finishMigration(spec, opts);
+    return this.#plugged(await this.#nicsOf(spec), () => this.inner.finishMigration(spec, opts));
   }
 
   async revertMigration(spec: DomainSpec, opts: { powerOn: boolean }): Promise<DomainInfo> {
-    await this.network.plug(await this.#nicsOf(spec));
-    return this.inner.revertMigration(spec, opts);
+    return this.#plugged(await this.#nicsOf(spec), () => this.inner.revertMigration(spec, opts));
   }
 
   capacity(): ReturnType<VirtDriver['capacity']> {
