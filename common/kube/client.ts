@@ -79,6 +79,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export class ResourceClient<K extends KindName> implements ObjectClient<K> {
   readonly plural: string;
   readonly namespaced: boolean;
+  private readonly writeListeners: ((obj: KindMap[K]) => void)[] = [];
 
   constructor(
     private readonly api: CustomObjectsApi,
@@ -87,6 +88,17 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
   ) {
     this.plural = KIND_INFO[kind].plural;
     this.namespaced = KIND_INFO[kind].namespaced;
+  }
+
+  /** Told of every object a write of this client returned (the caches read their own writes). */
+  onWritten(listener: (obj: KindMap[K]) => void): void {
+    this.writeListeners.push(listener);
+  }
+
+  private written(res: unknown): KindMap[K] {
+    const obj = res as KindMap[K];
+    for (const listener of this.writeListeners) listener(obj);
+    return obj;
   }
 
   /** The URL path the watch uses. */
@@ -127,7 +139,7 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
     const res: unknown = hasNamespace(b)
       ? await this.api.createNamespacedCustomObject({ ...b, body: obj, fieldManager: this.fieldManager })
       : await this.api.createClusterCustomObject({ ...b, body: obj, fieldManager: this.fieldManager });
-    return res as KindMap[K];
+    return this.written(res);
   }
 
   /** Merge-patches the main resource (spec, metadata). */
@@ -136,7 +148,7 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
     const res: unknown = hasNamespace(b)
       ? await this.api.patchNamespacedCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
       : await this.api.patchClusterCustomObject({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
-    return res as KindMap[K];
+    return this.written(res);
   }
 
   /**
@@ -152,7 +164,7 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
     const res: unknown = hasNamespace(b)
       ? await this.api.patchNamespacedCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch)
       : await this.api.patchClusterCustomObjectStatus({ ...b, body, fieldManager: this.fieldManager }, mergePatch);
-    return res as KindMap[K];
+    return this.written(res);
   }
 
   async delete(ref: Ref): Promise<void> {
@@ -257,9 +269,11 @@ export class Kube implements KubeClient {
 
   /** The client of one kind, made once. */
   resource<K extends KindName>(kind: K): ResourceClient<K> {
-    let client = this.clients.get(kind);
-    if (!client) this.clients.set(kind, (client = new ResourceClient(this.custom, kind, this.fieldManager)));
-    return client as ResourceClient<K>;
+    const made = this.clients.get(kind) as ResourceClient<K> | undefined;
+    if (made) return made;
+    const client = new ResourceClient(this.custom, kind, this.fieldManager);
+    this.clients.set(kind, client as unknown as ResourceClient<KindName>);
+    return client;
   }
 
   get flavors() {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/schema.js';
 import type { KindMap, KindName, WatchedCache, WatchEvent } from './api.js';
 import type { Kube } from './client.js';
+import { OwnWrites } from './own-writes.js';
 import { watchFor } from './request-metrics.js';
 
 export type Handler<T> = (obj: T) => void;
@@ -28,6 +29,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   private readonly syncWaiters: (() => void)[] = [];
   private restartTimer?: NodeJS.Timeout;
   private readonly viewHandlers: ((view: 'lost' | 'restored') => void)[] = [];
+  private readonly own = new OwnWrites<K>();
 
   constructor(
     kube: Kube,
@@ -62,6 +64,11 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
       options.labelSelector,
       options.fieldSelector,
     );
+    // Registered before any controller's handlers: they read what the event brought, not an older write.
+    client.onWritten((obj) => this.own.record(obj, this.lw.get(obj.metadata.name, obj.metadata.namespace)));
+    this.lw.on('add', (obj) => this.own.observed(obj));
+    this.lw.on('update', (obj) => this.own.observed(obj));
+    this.lw.on('delete', (obj) => this.own.observed(obj, true));
     this.lw.on('connect', () => {
       this.backoffMs = 0;
       for (const h of this.viewHandlers) h('restored');
@@ -119,10 +126,10 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   }
 
   get(name: string, namespace?: string): KindMap[K] | undefined {
-    return this.lw.get(name, namespace) as KindMap[K] | undefined;
+    return this.own.read(this.lw.get(name, namespace) as KindMap[K] | undefined);
   }
 
   list(namespace?: string): readonly KindMap[K][] {
-    return this.lw.list(namespace) as readonly KindMap[K][];
+    return this.own.readAll(this.lw.list(namespace) as readonly KindMap[K][]);
   }
 }
