@@ -1,15 +1,19 @@
-// `npm run bench`: kubenova at scale against this machine's own limit.
+// `npm run bench`: kubenova at scale against this machine's own limit and against Kubernetes'
+// own scheduler.
 //
 //   1. a real control plane (kube-apiserver with its in-flight limits raised), the CRDs and
 //      the sample flavors;
 //   2. the limit: a plain client loop replays the writes of one boot (limit.ts) on throwaway
 //      objects with the benchmark's concurrency, before anything else runs;
-//   3. the operator and one simulated-hosts process (devenv/simulated-hosts) posing as --hosts
+//   3. the operator and the simulated-hosts processes (devenv/simulated-hosts) posing as --hosts
 //      hosts, each a full node agent with the fake driver (--agent-processes splits them);
-//   4. --instances boots by --concurrency closed-loop clients (each creates an Instance and
-//      waits until a watch shows it active before creating the next), then a --sample of them
-//      resized and as many others cold-migrated, each confirmed, then every instance deleted;
-//   5. a table and bench/results/<timestamp>-<hosts>x<instances>.json.
+//   4. --repeat interleaved rounds (rounds.ts), each: --instances boots by --concurrency
+//      closed-loop clients (kubenova-phases.ts), every instance deleted until the hosts are
+//      empty, then as many pods on as many KWOK nodes placed by kube-scheduler (pods.ts);
+//      after the last round's boots, once: the open-loop rates and a --sample resized and
+//      cold-migrated, each confirmed;
+//   5. the limit again; a table and bench/results/<timestamp>-<hosts>x<instances>.json, whose
+//      top-level figures are the medians over the rounds.
 //
 // See docs/performance.md for what the numbers mean.
 import { execFileSync } from 'node:child_process';
@@ -26,8 +30,7 @@ import {
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import type { Instance, Migration } from '../common/api/types.js';
+import type { FlavorSpec, Instance, Migration } from '../common/api/types.js';
 import { Kube, loadKubeConfig } from '../common/kube/client.js';
 import {
   AGENT_USERNAME_PREFIX,
@@ -42,144 +45,34 @@ import { startProcess, type ManagedProcess } from '../devenv/controlplane/proces
 import { InvariantWatcher } from '../devenv/invariants.js';
 import { simulatedHostNames } from '../devenv/simulated-hosts/hosts.js';
 import { HttpClient } from './http.js';
-import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
 import {
-  MUTATING,
-  addCounts,
-  cpuSeconds,
-  diffCounts,
-  findPids,
-  loadAverage,
-  machineBusySeconds,
-  parseConflicts,
-  parseCounterBy,
-  parseRequestTotals,
-  parseWatchEvents,
-  peakRssMiB,
-  summarize,
-  sumCounts,
-  type Summary,
-} from './measure.js';
-import { runRepeated } from './repeat.js';
+  GROUP_PATH,
+  NAMESPACE,
+  bootRound,
+  deleteInstances,
+  openLoopRates,
+  resizeAndMigrate,
+  roundSummary,
+  type BootRound,
+  type OpenLoopRate,
+  type Phases,
+} from './kubenova-phases.js';
+import { BOOT_WRITES, LimitProbe, WRITES_PER_BOOT, type LimitResult } from './limit.js';
+import { cpuSeconds, findPids, loadAverage, machineBusySeconds, peakRssMiB, summarize } from './measure.js';
+import { help, parseOptions } from './options.js';
+import { PodsReferee, type PodRound } from './pods.js';
 import { formatTable } from './report.js';
-import { WATCH_EVENTS_METRIC } from '../node-agent/host-watches.js';
-import { TimeoutError, CollectionWatch } from './watch.js';
+import { medianRound, summarizeRounds, type RoundFigures } from './rounds.js';
+import { round, snapshotter, sumCpu, type Proc } from './snapshot.js';
+import { CollectionWatch } from './watch.js';
 
-const GROUP_PATH = '/apis/compute.kubenova.io/v1alpha1';
-const MERGE = 'application/merge-patch+json';
-const NAMESPACE = 'bench';
-
-const { values: args } = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    hosts: { type: 'string', default: '100' },
-    instances: { type: 'string', default: '1000' },
-    concurrency: { type: 'string', default: '50' },
-    sample: { type: 'string', default: '0.05' },
-    'agent-processes': { type: 'string', default: '10' },
-    'heartbeat-interval': { type: 'string', default: '10' },
-    'limit-boots': { type: 'string' },
-    'boot-flavor': { type: 'string', default: 'm1.tiny' },
-    'resize-flavor': { type: 'string', default: 'bench.resize' },
-    'invariant-interval': { type: 'string', default: '1000' },
-    timeout: { type: 'string', default: '180' },
-    'cpu-prof': { type: 'boolean', default: false },
-    'no-keepalive-limit': { type: 'boolean', default: true },
-    'agent-keepalive': { type: 'boolean', default: true },
-    keep: { type: 'boolean', default: false },
-    'quiet-load': { type: 'string' },
-    'quiet-wait': { type: 'string', default: '300' },
-    'results-dir': { type: 'string', default: join(repoRoot, 'bench', 'results') },
-    'open-loop-rates': { type: 'string', default: '10,20,40' },
-    'open-loop-seconds': { type: 'string', default: '10' },
-    repeat: { type: 'string', default: '1' },
-    help: { type: 'boolean', default: false },
-  },
-  allowNegative: true,
-});
-
-if (args.help) {
-  process.stdout.write(`npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
-  [--agent-processes 10] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
-  [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]
-  [--open-loop-rates 10,20,40 (boots/s; '' for none)] [--open-loop-seconds 10] [--repeat 1]\n`);
+const opts = parseOptions();
+if (opts.help) {
+  process.stdout.write(help);
   process.exit(0);
 }
 
-const num = (name: keyof typeof args, min: number): number => {
-  const v = Number(args[name]);
-  if (!Number.isFinite(v) || v < min)
-    throw new Error(`--${name} must be a number >= ${min}, got ${String(args[name])}`);
-  return v;
-};
-
-const opts = {
-  hosts: num('hosts', 1),
-  instances: num('instances', 1),
-  concurrency: num('concurrency', 1),
-  sample: num('sample', 0),
-  agentProcesses: num('agent-processes', 1),
-  heartbeatInterval: num('heartbeat-interval', 0.1),
-  limitBoots: args['limit-boots'] !== undefined ? num('limit-boots', 1) : Math.max(300, Number(args.instances)),
-  bootFlavor: args['boot-flavor'] ?? 'm1.tiny',
-  resizeFlavor: args['resize-flavor'] ?? 'bench.resize',
-  invariantIntervalMs: num('invariant-interval', 50),
-  timeoutMs: num('timeout', 1) * 1000,
-  cpuProf: args['cpu-prof'] ?? false,
-  noKeepaliveLimit: args['no-keepalive-limit'] ?? true,
-  agentKeepalive: args['agent-keepalive'] ?? true,
-  keep: args.keep ?? false,
-  /**
-   * Start only once the 1-minute load average is below this (default: the number of cores),
-   * waiting at most quietWaitS.
-   */
-  quietLoad: args['quiet-load'] !== undefined ? num('quiet-load', 0) : cpus().length,
-  quietWaitS: num('quiet-wait', 0),
-  /** Open-loop arrival rates (boots/s), each held for openLoopSeconds after the closed-loop boots. */
-  openLoopRates: (args['open-loop-rates'] ?? '')
-    .split(',')
-    .filter((r) => r.trim() !== '')
-    .map((r) => {
-      const v = Number(r);
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`--open-loop-rates: ${r} is not a rate > 0`);
-      return v;
-    }),
-  openLoopSeconds: num('open-loop-seconds', 1),
-  /** Whole runs, one after another, summarised by median and spread (repeat.ts). */
-  repeat: num('repeat', 1),
-};
-
 const log = (msg: string) => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-
-interface Proc {
-  name: string;
-  pid: number;
-}
-
-interface Snapshot {
-  at: number;
-  machineBusy: number;
-  load: number;
-  requests: Map<string, number>;
-  /** Requests the API server answered 409 Conflict. */
-  conflicts: Map<string, number>;
-  watchEvents: Map<string, number>;
-  /** Watch events the agent processes counted as delivered to their hosts, by kind. */
-  agentWatchEvents: Map<string, number>;
-  cpu: Record<string, number>;
-  invariantSamples: number;
-}
-
-const activeAndReady = (i: Instance | undefined) =>
-  i?.status?.vmState === 'active' &&
-  !i.status.taskState &&
-  i.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-const failed = (i: Instance | undefined) => i?.status?.vmState === 'error';
-const settled = (i: Instance | undefined) => activeAndReady(i) && !i?.status?.migration;
-const migrationFinished = (m: Migration | undefined) =>
-  m?.status?.status === 'finished' || m?.status?.status === 'error';
-const migrationConfirmed = (m: Migration | undefined) =>
-  m?.status?.status === 'confirmed' || m?.status?.status === 'error';
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-bench-'));
@@ -403,234 +296,81 @@ async function main(): Promise<void> {
     const kube = new Kube(loadKubeConfig(cp.kubeconfigPath), 'kubenova-bench');
     const invariants = new InvariantWatcher(kube, stateDir, opts.invariantIntervalMs).start();
     await Promise.all([instances.start(), migrations.start()]);
-
-    const all = [...servers, ...kubenova, { name: 'bench', pid: process.pid }];
     const agentLogs = agents.map((_, i) => join(dir, `agent-${i}.log`));
-    const snapshot = async (): Promise<Snapshot> => {
-      const metrics = await cp.get('/metrics');
-      return {
-        at: performance.now(),
-        machineBusy: machineBusySeconds(),
-        load: loadAverage()[0] ?? NaN,
-        requests: parseRequestTotals(metrics),
-        conflicts: parseConflicts(metrics),
-        watchEvents: parseWatchEvents(metrics),
-        agentWatchEvents: await scrapeAgentWatchEvents(agentLogs),
-        cpu: Object.fromEntries(all.map((p) => [p.name, cpuSeconds(p.pid) ?? NaN])),
-        invariantSamples: invariants.report.samples,
-      };
-    };
-    const clientCounts = () => new Map(client.counts);
-
-    // --- Boot ------------------------------------------------------------------------------
-    const names = Array.from({ length: opts.instances }, (_, i) => `b-${String(i).padStart(5, '0')}`);
-    const bootBefore = await snapshot();
-    const bootClientBefore = clientCounts();
-    const timeToActive: number[] = [];
-    /** [seconds since the boot phase began when the create was sent, time to active], per boot. */
-    const timeline: [number, number][] = [];
-    const bootT0 = performance.now();
-    const serverTimeToActive: number[] = [];
-    const bootFailures: string[] = [];
-    let reschedules = 0;
-    await forEachConcurrently(
-      names,
-      opts.concurrency,
-      async (name) => {
-        const done = instances.waitFor(name, (i) => activeAndReady(i) || failed(i), opts.timeoutMs);
-        const start = performance.now();
-        try {
-          await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`, {
-            apiVersion: 'compute.kubenova.io/v1alpha1',
-            kind: 'Instance',
-            metadata: { name, namespace: NAMESPACE },
-            spec: { flavor: opts.bootFlavor, image: 'cirros', powerState: 'Running' },
-          });
-          const { obj, at } = await done;
-          if (!activeAndReady(obj)) {
-            bootFailures.push(
-              `${name}: ${obj?.status?.vmState} ${obj?.status?.fault?.reason ?? ''} ${obj?.status?.fault?.message ?? ''}`,
-            );
-            return;
-          }
-          timeToActive.push((at - start) / 1000);
-          timeline.push([round((start - bootT0) / 1000, 2), round((at - start) / 1000, 3)]);
-          const ready = obj?.status?.conditions?.find((c) => c.type === 'Ready');
-          const created = Date.parse(obj?.metadata.creationTimestamp as unknown as string);
-          if (ready && Number.isFinite(created))
-            serverTimeToActive.push((Date.parse(ready.lastTransitionTime) - created) / 1000);
-          reschedules += Math.max(0, (obj?.status?.scheduling?.attempts ?? 1) - 1);
-        } catch (err) {
-          done.catch(() => undefined);
-          bootFailures.push(
-            `${name}: ${err instanceof TimeoutError ? 'stuck (not active in time)' : (err as Error).message}`,
-          );
-        }
-      },
-      () => crashed.length > 0,
+    const snapshot = snapshotter(
+      cp,
+      [...servers, ...kubenova, { name: 'bench', pid: process.pid }],
+      agentLogs,
+      invariants,
     );
-    const bootAfter = await snapshot();
-    timeline.sort((a, b) => a[0] - b[0]);
-    const bootClient = diffCounts(clientCounts(), bootClientBefore);
-    const bootSeconds = (bootAfter.at - bootBefore.at) / 1000;
-    const booted = timeToActive.length;
-    log(
-      `boot: ${booted}/${opts.instances} active in ${bootSeconds.toFixed(1)} s (${(booted / bootSeconds).toFixed(1)}/s), ${bootFailures.length} failed or stuck`,
-    );
+    const phases: Phases = { opts, client, instances, migrations, snapshot: () => snapshot(), crashed, log };
 
-    // --- Open loop: creates at a fixed rate, whatever the answers ---------------------------
-    // A closed loop's latency is set by its concurrency (Little's law); arrivals at a fixed
-    // rate show what a boot takes at that load, and from which rate kubenova falls behind.
-    const openLoop: { rate: number; p50: number; p99: number; booted: number; failed: number; stuck: number }[] = [];
-    for (const [r, rate] of opts.openLoopRates.entries()) {
-      if (crashed.length > 0) break;
-      const count = Math.max(1, Math.round(rate * opts.openLoopSeconds));
-      const times: number[] = [];
-      let failedHere = 0;
-      let stuckHere = 0;
-      const t0 = performance.now();
-      const boots = Array.from({ length: count }, async (_, i) => {
-        const name = `o${r}-${String(i).padStart(5, '0')}`;
-        names.push(name);
-        const due = t0 + (i * 1000) / rate;
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
-        const done = instances.waitFor(name, (inst) => activeAndReady(inst) || failed(inst), opts.timeoutMs);
-        const start = performance.now();
-        try {
-          await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances`, {
-            apiVersion: 'compute.kubenova.io/v1alpha1',
-            kind: 'Instance',
-            metadata: { name, namespace: NAMESPACE },
-            spec: { flavor: opts.bootFlavor, image: 'cirros', powerState: 'Running' },
-          });
-          const { obj, at } = await done;
-          // An error (NoValidHost when the hosts are full) is an answer, not a stuck task.
-          if (activeAndReady(obj)) times.push((at - start) / 1000);
-          else failedHere++;
-        } catch {
-          done.catch(() => undefined);
-          stuckHere++;
-        }
+    // --- The pods referee's Nodes, as many as hosts, each with a ComputeNode's allocatable ----
+    let referee: PodsReferee | undefined;
+    if (opts.pods) {
+      const node = (await kube.computeNodes.list()).items[0];
+      const flavor = await client.json<{ spec: FlavorSpec }>('GET', `${GROUP_PATH}/flavors/${opts.bootFlavor}`);
+      const a = node?.status?.allocatable;
+      if (!a) throw new Error('pods referee: no ComputeNode with status.allocatable to copy');
+      referee = new PodsReferee({
+        cp,
+        client,
+        dir,
+        nodes: opts.hosts,
+        allocatable: { cpu: String(a.vcpus), memory: `${a.memoryMiB}Mi`, 'ephemeral-storage': `${a.diskGiB}Gi` },
+        requests: {
+          cpu: String(flavor.spec.vcpus),
+          memory: `${flavor.spec.memoryMiB}Mi`,
+          'ephemeral-storage': `${flavor.spec.rootDiskGiB + (flavor.spec.ephemeralDiskGiB ?? 0)}Gi`,
+        },
+        concurrency: opts.concurrency,
+        timeoutMs: opts.timeoutMs,
+        log,
       });
-      await Promise.all(boots);
-      const s = summarize(times);
-      openLoop.push({
-        rate,
-        p50: round(s.p50, 3),
-        p99: round(s.p99, 3),
-        booted: times.length,
-        failed: failedHere,
-        stuck: stuckHere,
-      });
-      log(
-        `open loop ${rate}/s: ${times.length}/${count} active, ${failedHere} in error, ${stuckHere} stuck; p50 ${s.p50.toFixed(2)} s, p99 ${s.p99.toFixed(2)} s`,
-      );
+      await referee.prepare();
     }
 
-    // --- Resize and cold-migrate a sample, confirm each ------------------------------------
-    const sampleSize = Math.min(Math.floor(booted / 2), Math.ceil(opts.instances * opts.sample));
-    const activeNames = names.filter((n) => activeAndReady(instances.objects.get(n)));
-    const resizeNames = activeNames.filter((_, i) => i % 2 === 0).slice(0, sampleSize);
-    const migrateNames = activeNames.filter((_, i) => i % 2 === 1).slice(0, sampleSize);
-    const sampleBefore = await snapshot();
-    const resizeTimes: number[] = [];
-    const migrateTimes: number[] = [];
-    const confirmTimes: number[] = [];
-    const sampleFailures: string[] = [];
-    const jobs = [
-      ...resizeNames.map((n) => ({ name: n, kind: 'resize' as const })),
-      ...migrateNames.map((n) => ({ name: n, kind: 'migration' as const })),
-    ];
-    await forEachConcurrently(
-      jobs,
-      opts.concurrency,
-      async ({ name, kind }) => {
-        const inst = instances.objects.get(name);
-        const migName = kind === 'resize' ? `${name}-resize-${(inst?.metadata.generation ?? 1) + 1}` : `${name}-move`;
-        const finished = migrations.waitFor(migName, migrationFinished, opts.timeoutMs);
-        const start = performance.now();
-        try {
-          if (kind === 'resize') {
-            await client.json(
-              'PATCH',
-              `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`,
-              { spec: { flavor: opts.resizeFlavor } },
-              MERGE,
-            );
-          } else {
-            await client.json('POST', `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations`, {
-              apiVersion: 'compute.kubenova.io/v1alpha1',
-              kind: 'Migration',
-              metadata: { name: migName, namespace: NAMESPACE },
-              spec: { instance: name },
-            });
-          }
-          const f = await finished;
-          if (f.obj?.status?.status !== 'finished') {
-            sampleFailures.push(`${migName}: ${f.obj?.status?.status} ${f.obj?.status?.fault?.message ?? ''}`);
-            return;
-          }
-          (kind === 'resize' ? resizeTimes : migrateTimes).push((f.at - start) / 1000);
-          const confirmed = migrations.waitFor(migName, migrationConfirmed, opts.timeoutMs);
-          const back = instances.waitFor(
-            name,
-            (i) => settled(i) && i?.status?.flavor?.name === (kind === 'resize' ? opts.resizeFlavor : opts.bootFlavor),
-            opts.timeoutMs,
-          );
-          // Awaited below only when the confirm succeeds; never an unhandled rejection.
-          back.catch(() => undefined);
-          const decided = performance.now();
-          await client.json(
-            'PATCH',
-            `${GROUP_PATH}/namespaces/${NAMESPACE}/migrations/${migName}`,
-            { spec: { decision: 'Confirm' } },
-            MERGE,
-          );
-          const c = await confirmed;
-          if (c.obj?.status?.status !== 'confirmed') {
-            sampleFailures.push(`${migName}: confirm ended ${c.obj?.status?.status}`);
-            return;
-          }
-          const b = await back;
-          confirmTimes.push((Math.max(c.at, b.at) - decided) / 1000);
-        } catch (err) {
-          finished.catch(() => undefined);
-          sampleFailures.push(`${migName}: ${err instanceof TimeoutError ? 'stuck' : (err as Error).message}`);
-        }
-      },
-      () => crashed.length > 0,
-    );
-    const sampleAfter = await snapshot();
-    log(
-      `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${sampleFailures.length} failed or stuck`,
-    );
-
-    // --- Delete everything -------------------------------------------------------------------
-    const deleteBefore = await snapshot();
-    const deleteTimes: number[] = [];
-    const deleteFailures: string[] = [];
-    await forEachConcurrently(
-      names.filter((n) => instances.objects.has(n)),
-      opts.concurrency,
-      async (name) => {
-        const gone = instances.waitFor(name, (i) => i === undefined, opts.timeoutMs);
-        const start = performance.now();
-        try {
-          await client.raw('DELETE', `${GROUP_PATH}/namespaces/${NAMESPACE}/instances/${name}`);
-          deleteTimes.push(((await gone).at - start) / 1000);
-        } catch (err) {
-          gone.catch(() => undefined);
-          deleteFailures.push(
-            `${name}: ${err instanceof TimeoutError ? 'stuck (not gone in time)' : (err as Error).message}`,
-          );
-        }
-      },
-      () => crashed.length > 0,
-    );
-    const deleteAfter = await snapshot();
-    log(
-      `delete: ${deleteTimes.length} deleted in ${((deleteAfter.at - deleteBefore.at) / 1000).toFixed(1)} s, ${deleteFailures.length} failed or stuck`,
-    );
+    // --- Interleaved rounds: kubenova's boots, the hosts emptied, the referee's pods ---------
+    const rounds: {
+      figures: RoundFigures;
+      boot: BootRound['boot'];
+      cpuMsPerBootByComponent: Record<string, number>;
+      pods?: PodRound;
+    }[] = [];
+    const deletes: Awaited<ReturnType<typeof deleteInstances>>[] = [];
+    let sample: Awaited<ReturnType<typeof resizeAndMigrate>> | undefined;
+    let openLoop: OpenLoopRate[] = [];
+    let stuck = 0;
+    for (let r = 0; r < opts.repeat && crashed.length === 0; r++) {
+      const b = await bootRound(phases, r);
+      stuck += b.stuck;
+      const names = [...b.names];
+      if (r === opts.repeat - 1) {
+        // Once, after the last round's boots, while they are still there: the open-loop rates
+        // (on top of them) and the resize and migration sample.
+        const o = await openLoopRates(phases);
+        openLoop = o.openLoop;
+        names.push(...o.names);
+        stuck += openLoop.reduce((n, x) => n + x.stuck, 0);
+        sample = await resizeAndMigrate(phases, b.names);
+        stuck += sample.failed;
+      }
+      const d = await deleteInstances(phases, names);
+      deletes.push(d);
+      stuck += d.failures.length;
+      const figures: RoundFigures = { ...b.figures };
+      let pods: PodRound | undefined;
+      if (referee && crashed.length === 0) {
+        pods = await referee.round(r, opts.instances, snapshot, () => crashed.length > 0);
+        figures.podsPerSecond = pods.podsPerSecond;
+        figures.p99TimeToReadySeconds = pods.timeToReady.p99;
+        figures.writesPerPod = pods.writesPerPod;
+        figures.ratioToPods = round(b.figures.bootsPerSecond / pods.podsPerSecond, 3);
+        log(`round ${r + 1}: boots/s over pods/s = ${figures.ratioToPods}`);
+      }
+      rounds.push({ figures, boot: b.boot, cpuMsPerBootByComponent: b.cpuMsPerBootByComponent, pods });
+    }
+    await referee?.close();
 
     // One more invariant sample with everything gone, then what is left must be nothing.
     await invariants.sample();
@@ -654,6 +394,12 @@ async function main(): Promise<void> {
         countLogProblems(join(dir, f)),
       ]),
     );
+    const cpuSecondsTotal = Object.fromEntries(
+      [...servers, ...kubenova, { name: 'bench', pid: process.pid }].map((p) => [
+        p.name,
+        round(cpuSeconds(p.pid) ?? NaN, 2),
+      ]),
+    );
     finishing = true;
     await Promise.all(processes.map((p) => p.stop('SIGTERM', 20_000)));
     processes.length = 0;
@@ -668,74 +414,46 @@ async function main(): Promise<void> {
     const loadAfter = loadAverage();
 
     // --- Results -------------------------------------------------------------------------------
-    // What kubenova itself asked of the API server while booting: everything the server
-    // counted, less the bench's own requests (its creates, its watches' lists) and the
-    // invariant watcher's ComputeNode lists. Non-resource paths (/metrics) are left out.
-    const bootRequests = diffCounts(bootAfter.requests, bootBefore.requests);
-    const own = new Map(bootClient);
-    own.set(
-      'LIST computenodes',
-      (own.get('LIST computenodes') ?? 0) + (bootAfter.invariantSamples - bootBefore.invariantSamples),
-    );
-    const kubenovaRequests = new Map<string, number>();
-    for (const [k, v] of bootRequests) {
-      const n = v - (own.get(k) ?? 0);
-      if (n > 0 && !k.endsWith(' ')) kubenovaRequests.set(k, n);
-    }
-    const bootsPerSecond = booted / bootSeconds;
+    // The top-level figures are the medians over the rounds; `spread` has each one's min and max.
+    const spreads = summarizeRounds(rounds.map((r) => r.figures));
+    const median = (k: keyof RoundFigures) => spreads[k]?.median ?? NaN;
+    const mid =
+      rounds[
+        medianRound(
+          rounds.map((r) => r.figures),
+          'bootsPerSecond',
+        )
+      ];
+    const bootsPerSecond = median('bootsPerSecond');
     const limit = limits.filter((l) => l.keepAlive).reduce((a, b) => (b.writesPerSecond > a.writesPerSecond ? b : a));
     const ratio = bootsPerSecond / limit.bootsPerSecond;
-    const cpuDelta = (a: Snapshot, b: Snapshot) =>
-      Object.fromEntries(Object.keys(b.cpu).map((k) => [k, round((b.cpu[k] ?? NaN) - (a.cpu[k] ?? NaN), 2)]));
-    // CPU per boot: the machine-time cost, which neighbours' load barely changes. If this
-    // machine were ours alone and CPU-bound, achieved/limit would tend to the ratio of the two.
-    const sumCpu = (c: Record<string, number> | undefined) =>
-      Object.values(c ?? {}).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
-    const bootCpu = cpuDelta(bootBefore, bootAfter);
-    const kubenovaCpuMsPerBoot = (1000 * sumCpu(bootCpu)) / Math.max(1, booted);
     const limitCpuMsPerBoot = (1000 * sumCpu(limit.cpuSeconds)) / Math.max(1, limit.boots - limit.errors);
-    const otherCpu = (a: Snapshot, b: Snapshot) => round(b.machineBusy - a.machineBusy - sumCpu(cpuDelta(a, b)), 2);
-    const stuck =
-      openLoop.reduce((n, o) => n + o.stuck, 0) +
-      bootFailures.length +
-      sampleFailures.length +
-      deleteFailures.length +
-      leftoverClaims.length +
-      (crashed.length ? opts.instances - deleteTimes.length : 0);
-    const requestsPerBoot = sumCounts(kubenovaRequests) / Math.max(1, booted);
-    const mutatingPerBoot = sumCounts(kubenovaRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
-    // Every write the API server counted while booting, the users' creates included (as
-    // BOOT_WRITES counts them), and heartbeats, leases and Events: the figure the limit is set by.
-    const writesPerBoot = sumCounts(bootRequests, (k) => MUTATING.test(k)) / Math.max(1, booted);
-    const bootConflicts = diffCounts(bootAfter.conflicts, bootBefore.conflicts);
-    const conflictsPerBoot = sumCounts(bootConflicts) / Math.max(1, booted);
-    const bootAgentWatchEvents = diffCounts(bootAfter.agentWatchEvents, bootBefore.agentWatchEvents);
-    const agentWatchEventsPerBoot = sumCounts(bootAgentWatchEvents) / Math.max(1, booted);
-    // CPU per boot by component: the agent processes together, then each server.
-    const perBoot = (seconds: number) => round((1000 * seconds) / Math.max(1, booted), 2);
-    const cpuMsPerBootByComponent: Record<string, number> = {};
-    for (const [name, seconds] of Object.entries(bootCpu)) {
-      const component = name.startsWith('agent') ? 'agents' : name;
-      cpuMsPerBootByComponent[component] = (cpuMsPerBootByComponent[component] ?? 0) + seconds;
-    }
-    for (const k of Object.keys(cpuMsPerBootByComponent))
-      cpuMsPerBootByComponent[k] = perBoot(cpuMsPerBootByComponent[k] ?? NaN);
-    const p99TimeToActive = summarize(timeToActive).p99;
+    const deleteTimes = deletes.flatMap((d) => d.times);
+    const totalStuck =
+      stuck + leftoverClaims.length + (crashed.length ? opts.instances * opts.repeat - deleteTimes.length : 0);
+    const operatorPeak = peak.operator ?? NaN;
     const result = {
-      kind: 'kubenova-bench/v1',
-      // The headline figures, each counted during the boot phase (see docs/performance.md).
-      writesPerBoot: round(writesPerBoot, 2),
-      conflictsPerBoot: round(conflictsPerBoot, 3),
-      agentWatchEventsPerBoot: round(agentWatchEventsPerBoot, 2),
-      bootsPerSecond: round(bootsPerSecond, 2),
-      p99TimeToActiveSeconds: round(p99TimeToActive, 3),
+      kind: 'kubenova-bench/v2',
+      // The headline figures: medians over the rounds (see docs/performance.md).
+      writesPerBoot: median('writesPerBoot'),
+      conflictsPerBoot: median('conflictsPerBoot'),
+      agentWatchEventsPerBoot: median('agentWatchEventsPerBoot'),
+      bootsPerSecond,
+      podsPerSecond: median('podsPerSecond'),
+      ratioToPods: median('ratioToPods'),
+      p99TimeToActiveSeconds: median('p99TimeToActiveSeconds'),
+      p99TimeToReadySeconds: median('p99TimeToReadySeconds'),
+      writesPerPod: median('writesPerPod'),
       invariantViolations: report.violations.length,
-      stuck,
-      operatorPeakRssMiB: round(peak.operator ?? NaN, 1),
-      cpuMsPerBootByComponent,
+      stuck: totalStuck,
+      operatorPeakRssMiB: round(operatorPeak, 1),
+      cpuMsPerBootByComponent: mid?.cpuMsPerBootByComponent ?? {},
       openLoop,
       /** The highest open-loop rate whose p99 time-to-active stayed at or under 5 s. */
       openLoopMaxRateP99Under5s: Math.max(0, ...openLoop.filter((o) => o.p99 <= 5).map((o) => o.rate)),
+      /** Each figure's median, min and max over the rounds, and every round's value. */
+      spread: spreads,
+      rounds: rounds.map((r) => ({ figures: r.figures, boot: r.boot, pods: r.pods })),
       startedAt: startedAt.toISOString(),
       commit: gitCommit(),
       machine: {
@@ -748,51 +466,19 @@ async function main(): Promise<void> {
       },
       options: { ...opts },
       registerSeconds: round(registerSeconds, 2),
-      boot: {
-        instances: opts.instances,
-        active: booted,
-        seconds: round(bootSeconds, 2),
-        bootsPerSecond: round(bootsPerSecond, 2),
-        timeToActive: roundSummary(summarize(timeToActive)),
-        // The first `concurrency` creates go out at once into cold processes; the rest is steady state.
-        timeToActiveAfterFirstBurst: roundSummary(summarize(timeline.slice(opts.concurrency).map(([, v]) => v))),
-        serverTimeToActive: roundSummary(summarize(serverTimeToActive)),
-        reschedules,
-        failures: bootFailures.slice(0, 20),
-        timeline,
-        apiRequestsPerBoot: round(requestsPerBoot, 2),
-        apiWritesPerBoot: round(mutatingPerBoot, 2),
-        apiRequests: sortedObject(kubenovaRequests),
-        watchEventsPerBoot: round(
-          sumCounts(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)) / Math.max(1, booted),
-          2,
-        ),
-        watchEvents: sortedObject(diffCounts(bootAfter.watchEvents, bootBefore.watchEvents)),
-        conflicts: sortedObject(bootConflicts),
-        agentWatchEvents: sortedObject(bootAgentWatchEvents),
-        benchRequests: sortedObject(own),
-        cpuSeconds: bootCpu,
-        otherCpuSeconds: otherCpu(bootBefore, bootAfter),
-        loadAverage: [round(bootBefore.load, 2), round(bootAfter.load, 2)],
-        cpuMsPerBoot: round(kubenovaCpuMsPerBoot, 1),
-      },
-      sample: {
-        resized: resizeTimes.length,
-        migrated: migrateTimes.length,
-        confirmed: confirmTimes.length,
-        resize: roundSummary(summarize(resizeTimes)),
-        migration: roundSummary(summarize(migrateTimes)),
-        confirm: roundSummary(summarize(confirmTimes)),
-        failures: sampleFailures.slice(0, 20),
-        apiRequests: sortedObject(diffCounts(sampleAfter.requests, sampleBefore.requests)),
-        cpuSeconds: cpuDelta(sampleBefore, sampleAfter),
-      },
+      /** The round whose boots per second was the median, in full (every round's is in `rounds`). */
+      boot: mid?.boot ?? ({} as BootRound['boot']),
+      pods: mid?.pods,
+      sample,
       delete: {
         deleted: deleteTimes.length,
-        seconds: round((deleteAfter.at - deleteBefore.at) / 1000, 2),
+        seconds: round(
+          deletes.reduce((s, d) => s + d.seconds, 0),
+          2,
+        ),
         time: roundSummary(summarize(deleteTimes)),
-        failures: deleteFailures.slice(0, 20),
-        cpuSeconds: cpuDelta(deleteBefore, deleteAfter),
+        failures: deletes.flatMap((d) => d.failures).slice(0, 20),
+        claimsLeftAfter60s: deletes.map((d) => d.claimsLeftAfter60s),
       },
       limit: {
         writesPerBoot: WRITES_PER_BOOT,
@@ -806,9 +492,9 @@ async function main(): Promise<void> {
         used: limits.indexOf(limit),
         achievedRatio: round(ratio, 3),
         cpuMsPerBoot: round(limitCpuMsPerBoot, 1),
-        cpuNormalizedRatio: round(limitCpuMsPerBoot / kubenovaCpuMsPerBoot, 3),
+        cpuNormalizedRatio: round(limitCpuMsPerBoot / (mid?.boot.cpuMsPerBoot ?? NaN), 3),
       },
-      cpuSecondsTotal: Object.fromEntries(Object.entries(deleteAfter.cpu).map(([k, v]) => [k, round(v, 2)])),
+      cpuSecondsTotal,
       peakRssMiB: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, round(v, 1)])),
       operatorMetrics,
       agentMetrics,
@@ -825,23 +511,23 @@ async function main(): Promise<void> {
         notReadyNodes,
       },
       crashed,
-      stuckTasks: stuck,
+      stuckTasks: totalStuck,
       targets: {
-        allActive: booted === opts.instances,
+        allActive: rounds.every((r) => r.boot.active === opts.instances),
         zeroViolations: report.violations.length === 0,
-        zeroStuck: stuck === 0 && crashed.length === 0,
-        p99TimeToActiveAtMost5s: summarize(timeToActive).p99 <= 5,
-        atLeastHalfTheLimit: ratio >= 0.5,
-        operatorPeakRssAtMost256MiB: (peak.operator ?? Infinity) <= 256,
+        zeroStuck: totalStuck === 0 && crashed.length === 0,
+        writesPerBootAtMost5: median('writesPerBoot') <= 5,
+        conflictsPerBootAtMost005: median('conflictsPerBoot') <= 0.05,
+        ...(opts.pods ? { ratioToPodsAtLeast05: median('ratioToPods') >= 0.5 } : {}),
+        operatorPeakRssAtMost512MiB: operatorPeak <= 512,
       },
     };
-    const resultsDir = args['results-dir']!;
-    mkdirSync(resultsDir, { recursive: true });
+    mkdirSync(opts.resultsDir, { recursive: true });
     const stamp = startedAt
       .toISOString()
       .replace(/[:.]/g, '-')
       .replace(/-\d{3}Z$/, 'Z');
-    const file = join(resultsDir, `${stamp}-${opts.hosts}x${opts.instances}.json`);
+    const file = join(opts.resultsDir, `${stamp}-${opts.hosts}x${opts.instances}.json`);
     // Written under the ignored *.tmp.json name first, so a half-written result is never picked up.
     writeFileSync(`${file.slice(0, -5)}.tmp.json`, `${JSON.stringify(result, null, 2)}\n`);
     renameSync(`${file.slice(0, -5)}.tmp.json`, file);
@@ -850,7 +536,7 @@ async function main(): Promise<void> {
       keepDir = true;
       log(`CPU profiles in ${profDir}: node dist/bench/profile.js ${profDir}/<file>.cpuprofile`);
     }
-    if (stuck > 0 || report.violations.length > 0) keepDir = true;
+    if (totalStuck > 0 || report.violations.length > 0) keepDir = true;
   } catch (err) {
     keepDir = true;
     throw err;
@@ -876,19 +562,6 @@ function startNode(
     env: { ...process.env, ...env },
     logFile,
   });
-}
-
-async function forEachConcurrently<T>(
-  items: readonly T[],
-  concurrency: number,
-  fn: (item: T) => Promise<void>,
-  stop: () => boolean = () => false,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length && !stop()) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 class FatalError extends Error {}
@@ -954,25 +627,6 @@ async function scrapeComponentMetrics(logFile: string): Promise<Record<string, n
   }
 }
 
-/**
- * The watch events every agent process counted as delivered to its hosts (WATCH_EVENTS_METRIC),
- * summed by kind, from the metrics address each logged. A process not yet answering counts 0.
- */
-async function scrapeAgentWatchEvents(logFiles: readonly string[]): Promise<Map<string, number>> {
-  let total = new Map<string, number>();
-  for (const file of logFiles) {
-    try {
-      const m = /"metrics":"([^"]+)"/.exec(readFileSync(file, 'utf8'));
-      if (!m) continue;
-      const text = await (await fetch(`http://${m[1]}/metrics`)).text();
-      total = addCounts(total, parseCounterBy(text, WATCH_EVENTS_METRIC, 'kind'));
-    } catch {
-      // not answering (yet): nothing counted from it
-    }
-  }
-  return total;
-}
-
 /** Warnings and errors a component logged, by message. */
 function countLogProblems(file: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -1004,38 +658,7 @@ function gitCommit(): string | undefined {
   }
 }
 
-function round(v: number, digits: number): number {
-  return Number.isFinite(v) ? Number(v.toFixed(digits)) : v;
-}
-
-function roundSummary(s: Summary): Summary {
-  return {
-    n: s.n,
-    p50: round(s.p50, 3),
-    p95: round(s.p95, 3),
-    p99: round(s.p99, 3),
-    max: round(s.max, 3),
-    mean: round(s.mean, 3),
-  };
-}
-
-function sortedObject(m: Map<string, number>): Record<string, number> {
-  return Object.fromEntries([...m].sort((a, b) => b[1] - a[1]));
-}
-
-if (opts.repeat > 1) {
-  // Each run is this script once more, without --repeat; then the median and spread.
-  const rest = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--repeat') && all[i - 1] !== '--repeat');
-  try {
-    mkdirSync(args['results-dir']!, { recursive: true });
-    runRepeated(process.argv[1]!, rest, Math.round(opts.repeat), args['results-dir']!);
-  } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
-} else {
-  main().catch((err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  });
-}
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -10,6 +10,21 @@ export interface ReportInput {
   conflictsPerBoot?: number;
   agentWatchEventsPerBoot?: number;
   cpuMsPerBootByComponent?: Record<string, number>;
+  podsPerSecond?: number;
+  ratioToPods?: number;
+  /** Median, min and max over the interleaved rounds (results from before rounds have none). */
+  spread?: Record<string, { median: number; min: number; max: number; rounds: number[] }>;
+  pods?: {
+    pods: number;
+    ready: number;
+    seconds: number;
+    podsPerSecond: number;
+    timeToReady: Summary;
+    writesPerPod: number;
+    kubenovaWritesPerPod: number;
+    cpuMsPerPodByComponent: Record<string, number>;
+    cpuMsPerPod: number;
+  };
   openLoop?: { rate: number; p50: number; p99: number; booted: number; failed: number; stuck?: number }[];
   startedAt: string;
   commit?: string;
@@ -39,7 +54,7 @@ export interface ReportInput {
     otherCpuSeconds?: number;
     cpuMsPerBoot?: number;
   };
-  sample: {
+  sample?: {
     resized: number;
     migrated: number;
     confirmed: number;
@@ -121,18 +136,7 @@ export function formatTable(r: ReportInput): string {
       `${s2(o.p50)} / ${s2(o.p99)}  (${o.booted} active, ${o.failed} in error, ${o.stuck ?? 0} stuck)`,
     ]),
     ['reschedules', String(r.boot.reschedules)],
-    [
-      'resize p50 / p99 (s)',
-      `${pct(r.sample.resize, ['p50', 'p99'])}  (${r.sample.resized} resized: patch -> Migration finished)`,
-    ],
-    [
-      'migration p50 / p99 (s)',
-      `${pct(r.sample.migration, ['p50', 'p99'])}  (${r.sample.migrated} migrated: create -> Migration finished)`,
-    ],
-    [
-      'confirm p50 / p99 (s)',
-      `${pct(r.sample.confirm, ['p50', 'p99'])}  (${r.sample.confirmed} confirmed: decision -> confirmed, instance active)`,
-    ],
+    ...(r.sample ? sampleRows(r.sample) : []),
     [
       'delete p50 / p99 (s)',
       `${pct(r.delete.time, ['p50', 'p99'])}  (${r.delete.deleted} deleted in ${s2(r.delete.seconds)} s)`,
@@ -198,6 +202,11 @@ export function formatTable(r: ReportInput): string {
       '  CPU-normalized',
       `${s2(r.limit.cpuNormalizedRatio ?? NaN)}  (limit CPU ms per boot ${s2(r.limit.cpuMsPerBoot ?? NaN)} / kubenova CPU ms per boot)`,
     ],
+    ...(r.pods ? podRows(r.pods, r.ratioToPods) : []),
+    ...Object.entries(r.spread ?? {}).map(([k, v]): [string, string] => [
+      `  ${k} over rounds`,
+      `median ${s2(v.median)} (min ${s2(v.min)}, max ${s2(v.max)}; ${v.rounds.map(s2).join(', ')})`,
+    ]),
     [
       'invariant check',
       `${r.invariants.violations === 0 ? 'OK' : 'VIOLATED'}: ${r.invariants.violations} violations in ${r.invariants.samples} samples`,
@@ -213,6 +222,44 @@ export function formatTable(r: ReportInput): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
+
+function sampleRows(sample: NonNullable<ReportInput['sample']>): [string, string][] {
+  return [
+    [
+      'resize p50 / p99 (s)',
+      `${pct(sample.resize, ['p50', 'p99'])}  (${sample.resized} resized: patch -> Migration finished)`,
+    ],
+    [
+      'migration p50 / p99 (s)',
+      `${pct(sample.migration, ['p50', 'p99'])}  (${sample.migrated} migrated: create -> Migration finished)`,
+    ],
+    [
+      'confirm p50 / p99 (s)',
+      `${pct(sample.confirm, ['p50', 'p99'])}  (${sample.confirmed} confirmed: decision -> confirmed, instance active)`,
+    ],
+  ];
+}
+
+function podRows(p: NonNullable<ReportInput['pods']>, ratio: number | undefined): [string, string][] {
+  return [
+    [
+      'pods referee (median round)',
+      `${p.ready} / ${p.pods} Ready in ${s2(p.seconds)} s: ${s2(p.podsPerSecond)} pods/s`,
+    ],
+    [
+      '  time-to-ready p50 / p95 / p99 (s)',
+      `${pct(p.timeToReady, ['p50', 'p95', 'p99'])}  (create sent -> watch shows Running+Ready)`,
+    ],
+    ['  writes per pod', `${s2(p.writesPerPod)}  (of which kubenova's idle heartbeats ${s2(p.kubenovaWritesPerPod)})`],
+    [
+      '  CPU ms per pod, all processes',
+      `${s2(p.cpuMsPerPod)}  (${Object.entries(p.cpuMsPerPodByComponent)
+        .map(([k, v]) => `${k} ${s2(v)}`)
+        .join(', ')})`,
+    ],
+    ['boots/s over pods/s (ratioToPods, median of rounds)', s2(ratio ?? NaN)],
+  ];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
