@@ -244,7 +244,7 @@ function sampleRows(sample: NonNullable<ReportInput['sample']>): [string, string
 function podRows(p: NonNullable<ReportInput['pods']>, ratio: number | undefined): [string, string][] {
   return [
     [
-      'pods referee (median round)',
+      'pods referee (round of the median boots)',
       `${p.ready} / ${p.pods} Ready in ${s2(p.seconds)} s: ${s2(p.podsPerSecond)} pods/s`,
     ],
     [
