@@ -151,26 +151,14 @@ localOnly('resize', () => {
       sha256(fakeDiskContent(uid, diskBefore.length, diskAfter.length - diskBefore.length)),
     );
     const reasons = (
-      await env.eventsWith(migName, [
-        'ResizeStarted',
-        'MigrationClaimed',
-        'DiskTransferred',
-        'ResizeFinished',
-        'ResizeConfirmed',
-      ])
+      await env.eventsWith(migName, ['ResizeStarted', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed'])
     ).map((e) => e.reason);
     expect(reasons).toEqual(
-      expect.arrayContaining([
-        'ResizeStarted',
-        'MigrationClaimed',
-        'DiskTransferred',
-        'ResizeFinished',
-        'ResizeConfirmed',
-      ]),
+      expect.arrayContaining(['ResizeStarted', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed']),
     );
     // kubectl describe tells the story through Events.
     const described = env.kubectl(['describe', 'migration', migName]);
-    for (const reason of ['ResizeStarted', 'MigrationClaimed', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed'])
+    for (const reason of ['ResizeStarted', 'DiskTransferred', 'ResizeFinished', 'ResizeConfirmed'])
       expect(described).toContain(reason);
     expect(env.kubectl(['describe', 'instance', 'web-1'])).toMatch(/ResizeStarted[\s\S]*ResizeFinished/);
     // Every log line about this move carries the migration, node and step; the steps' lines name the instance too.

@@ -19,7 +19,6 @@ export const EventReason = {
   MigrationStarted: 'MigrationStarted',
   ResizeRefused: 'ResizeRefused',
   MigrationRefused: 'MigrationRefused',
-  MigrationClaimed: 'MigrationClaimed',
   DiskTransferred: 'DiskTransferred',
   DiskTransferRetried: 'DiskTransferRetried',
   ResizeFinished: 'ResizeFinished',

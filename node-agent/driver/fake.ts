@@ -85,6 +85,8 @@ interface DomainDefinition {
 export interface FakeDriverOptions {
   /** Time a boot takes, so tests can observe the spawning task state. */
   spawnDelayMs?: number;
+  /** Time finishing a migration takes, so tests can observe the resize_finish task state. */
+  finishDelayMs?: number;
   /** spawn of this image throws DriverError, so tests can exercise a failed spawn. */
   failSpawnForImage?: string;
   /**
@@ -365,6 +367,8 @@ export class FakeDriver implements VirtDriver {
 
   async finishMigration(spec: DomainSpec, opts: { receivedDir?: string; powerOn: boolean }): Promise<DomainInfo> {
     this.#failIfInjected('finishMigration', spec.uid, 'finish-migration');
+    const ms = this.#options.finishDelayMs ?? 0;
+    if (ms > 0) await sleep(ms);
     return this.#steps.finishMigration(spec, opts);
   }
 

@@ -24,28 +24,10 @@ import type { PlacementClaims } from '../tracker/claim-or-report.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
 import { serverGroupGuard } from '../tracker/server-group-guard.js';
 import type { SpawnDigest } from './spawn-digest.js';
+import { SLOW_STEP_REPORT_AFTER_MS, slowerThan } from '../driver/slow-steps.js';
 
 /** A spawn that takes longer than this is announced (taskState spawning) before it ends. */
-export const SPAWNING_REPORT_AFTER_MS = 1_000;
-
-/** Whether `work` is still running after `ms` (it is not waited for beyond that). */
-async function slowerThan(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<true>((resolve) => {
-    timer = setTimeout(() => resolve(true), ms);
-  });
-  try {
-    return await Promise.race([
-      work.then(
-        () => false as const,
-        () => false as const,
-      ),
-      late,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export const SPAWNING_REPORT_AFTER_MS = SLOW_STEP_REPORT_AFTER_MS;
 
 export class InstanceWorker implements Reconciler {
   constructor(
@@ -419,7 +401,9 @@ export class InstanceWorker implements Reconciler {
     const uid = inst.metadata.uid ?? '';
     const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
     const hadDomain = (await this.driver.get(uid)) !== undefined || (await this.driver.hasBackup(uid));
-    if (hadDomain) await this.driver.destroy(uid);
+    // Always: the driver runs it after any step still making this domain (a spawn or a migration's
+    // finish that began before the deletion), so nothing it makes outlives the claims freed next.
+    await this.driver.destroy(uid);
     // Its own claim and those of its migrations (a destination's kind-migration claim).
     const freed = await this.tracker.releaseWhere((c) => c.consumer === uid || c.instance === key);
     for (const c of freed) if (c.kind === 'migration') await this.onMigrationFreed?.(c.consumer);

@@ -12,6 +12,7 @@ import { resourcesOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { StepDone, stepDone } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
+import { SLOW_STEP_REPORT_AFTER_MS, slowerThan } from '../driver/slow-steps.js';
 import type { Fault } from '../../common/api/faults.js';
 import type { Instance, Migration } from '../../common/api/types.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
@@ -99,9 +100,8 @@ export class MigrationDestination implements Reconciler {
       if (isNotFound(err) || (isConflict(err) && !(await this.stillSentHere(mig)))) await this.release(mig);
       throw err;
     }
-    log.info({ step: 'pre-migrating' }, 'destination claimed');
-    const message = `${this.side.host} claimed ${s.newFlavor.name} for the instance`;
-    this.side.events.record(mig, 'Normal', EventReason.MigrationClaimed, message);
+    // No Event of its own: status.destHost and the ComputeNode's claims show it (one write fewer).
+    log.info({ step: 'pre-migrating', flavor: s.newFlavor.name }, 'destination claimed');
     return {};
   }
 
@@ -137,30 +137,38 @@ export class MigrationDestination implements Reconciler {
     }
     const uid = inst.metadata.uid ?? '';
     const migUid = mig.metadata.uid ?? '';
-    inst = await instanceTask(this.side, inst, 'resize_finish');
-    const receivedDir = sameHost(mig) ? undefined : await transfers.completedDir(migUid);
-    if (!sameHost(mig) && !receivedDir && !(await driver.get(uid))) {
-      throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${host}`);
-    }
-    const powerOn = s.oldVmState !== 'stopped';
-    const domain = await driver.finishMigration(domainSpec(inst, s.newFlavor, this.side.nics), {
-      receivedDir,
-      powerOn,
-    });
+    const newFlavor = s.newFlavor;
+    const finishing = (async () => {
+      const receivedDir = sameHost(mig) ? undefined : await transfers.completedDir(migUid);
+      if (!sameHost(mig) && !receivedDir && !(await driver.get(uid))) {
+        throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${host}`);
+      }
+      const powerOn = s.oldVmState !== 'stopped';
+      return driver.finishMigration(domainSpec(inst, newFlavor, this.side.nics), { receivedDir, powerOn });
+    })();
+    // Announced only when slow: a fast finish goes straight to the resized write.
+    if (await slowerThan(finishing, SLOW_STEP_REPORT_AFTER_MS))
+      inst = await instanceTask(this.side, inst, 'resize_finish');
+    const domain = await finishing;
     crashPoint('agent:post-migrating:after-finish');
     await transfers.discard(migUid);
     const report = await driver.guestReport(uid);
     const now = this.side.now();
-    await kube.instances.patchStatus(inst, {
-      vmState: 'resized',
-      taskState: '',
-      host,
-      flavor: s.newFlavor,
-      oldFlavor: s.oldFlavor,
-      powerState: domain.powerState,
-      guest: report ? { ...report, reportedAt: now.toISOString() } : null,
-      conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, true, inst.metadata.generation),
-    });
+    try {
+      await kube.instances.patchStatus(inst, {
+        vmState: 'resized',
+        taskState: '',
+        host,
+        flavor: s.newFlavor,
+        oldFlavor: s.oldFlavor,
+        powerState: domain.powerState,
+        guest: report ? { ...report, reportedAt: now.toISOString() } : null,
+        conditions: readyOn(inst.status?.conditions, domain.powerState, host, now, true, inst.metadata.generation),
+      });
+    } catch (err) {
+      await this.undoFinishIfDeleted(inst, mig, err);
+      throw err;
+    }
     await kube.migrations.patchStatus(mig, { ...enter(this.side, 'finished'), finishedAt: now.toISOString() });
     log.info({ step: 'post-migrating' }, 'finished; awaiting confirm or revert');
     const decide = `patch Migration ${mig.metadata.name} spec.decision to Confirm or Revert`;
@@ -173,6 +181,20 @@ export class MigrationDestination implements Reconciler {
       `now on ${host} with ${s.newFlavor.name}; ${decide}`,
     );
     return {};
+  }
+
+  /**
+   * The instance was deleted while its guest was being finished here: this host's deletion pass
+   * may have run before the guest existed, so what the finish made is given back now (no domain
+   * without a claim). Any other failed write leaves it for the retry, which finishes again.
+   */
+  private async undoFinishIfDeleted(inst: Instance, mig: Migration, err: unknown): Promise<void> {
+    if (!isNotFound(err) && !isConflict(err)) return;
+    const { namespace, name } = inst.metadata;
+    const fresh = isNotFound(err) ? undefined : await this.side.kube.instances.get({ namespace, name });
+    if (fresh && !fresh.metadata.deletionTimestamp) return;
+    await this.side.driver.destroy(inst.metadata.uid ?? '');
+    await this.release(mig);
   }
 
   // confirm_resize on the destination, once the source has let go: keep the new claim.

@@ -65,7 +65,9 @@ export class DestinationPlacement {
         await this.kube.migrations.patchStatus(mig, { scheduling: { ...scheduling, claimFailure: null } });
         if (!evacuation) await this.tokens.ensure(mig, scheduling.selectedHost);
       },
-      announce: (kind, message) => {
+      announce: (kind, message, _host, attempt) => {
+        // As for a boot: a first choice is in status.scheduling; Events tell of the retries.
+        if (kind === 'scheduled' && attempt === 1) return;
         this.events.record(
           mig,
           'Normal',
