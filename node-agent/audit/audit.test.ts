@@ -188,6 +188,33 @@ describe('Auditor: claims', () => {
     expect((await a.auditor.run()).freedClaims).toEqual([mig.metadata.uid]);
     expect(claimsOn(cluster, 'host-a')).toEqual([]);
   });
+  it("keeps a destination's migration claim while its copy is here, though the instance and its Migration are being deleted", async () => {
+    const inst = seedInstance(cluster, 'web-1', {
+      vmState: 'resized',
+      taskState: 'resize_confirming',
+      host: 'host-a',
+      flavor: MEDIUM,
+      migration: 'web-1-resize-2',
+    });
+    const uid = inst.metadata.uid!;
+    const mig = seedMigration('web-1-resize-2', 'web-1', {
+      status: 'confirming',
+      sourceHost: 'host-b',
+      destHost: 'host-a',
+    });
+    await a.tracker.claim(claimFor(mig.metadata.uid!, { kind: 'migration', ...resourcesOf(MEDIUM) }));
+    await a.driver.spawn({ uid, name: 'default/web-1', flavor: MEDIUM, image: 'cirros' });
+    for (const obj of [inst, mig]) {
+      obj.metadata.deletionTimestamp = clock.now();
+      obj.metadata.finalizers = ['kubenova.io/test'];
+      cluster.seed(obj);
+    }
+    clock.advance(GRACE_MS + 1);
+
+    // The deletion on this host destroys the copy and then frees the claims, in that order.
+    expect((await a.auditor.run()).freedClaims).toEqual([]);
+    expect(claimsOn(cluster, 'host-a')).toEqual([`migration/${mig.metadata.uid}`]);
+  });
 });
 
 describe('Auditor: domains', () => {

@@ -93,15 +93,18 @@ export class Auditor {
       const young = (createdAt: string | undefined) =>
         createdAt !== undefined && now - Date.parse(createdAt) < this.graceMs;
       const domains = await this.driver.list();
-      // An instance claim whose domain is still here stays until the domain goes (stale-copies.ts
-      // destroys a copy first, then drops its claim): no moment may show a domain without a claim.
-      const onDisk = new Set(domains.map((d) => d.uid));
+      // A claim whose domain is still here stays until the domain goes (stale-copies.ts and the
+      // deletion destroy a copy first, then drop its claims): no moment may show a domain without
+      // a claim. On a destination that is the migration's claim until the confirm converts it, also
+      // when the Migration is going away with its deleted instance.
+      const onDisk = new Set(domains.flatMap((d) => [d.uid, d.name]));
       const keep: Claim[] = [];
       for (const claim of this.tracker.claims()) {
         const inst = byUid.get(claim.consumer);
         if (
           this.needs(claim, byUid, migrations) ||
           (claim.kind === 'instance' && onDisk.has(claim.consumer)) ||
+          (claim.kind === 'migration' && claim.instance !== undefined && onDisk.has(claim.instance)) ||
           young(claim.createdAt) ||
           (inst?.metadata.deletionTimestamp && inst.status?.host === this.host)
         ) {
