@@ -90,6 +90,16 @@ describe('TransferGate', () => {
     expect(w.cluster.secretReads).toEqual([]);
   });
 
+  it('asks the source to retry (503) while this host still sees its migration pre-migrating: its view lags the move', async () => {
+    const w = world({ status: 'pre-migrating' });
+    await w.credential();
+
+    const r = await refusal(w.gate.admit({ ref: w.ref, peer: 'node-a', token: 'secret' }));
+
+    expect(r.status).toBe(503);
+    expect(w.cluster.secretReads).toEqual([]);
+  });
+
   it('never reads a credential outside the release namespace: one planted in the tenant namespace is not there', async () => {
     const w = world();
     await w.credential({ token: 'forged' }, 'tenant');

@@ -31,6 +31,20 @@ export class TransferGate {
   async admit({ ref, peer, token }: AdmissionRequest): Promise<Admission> {
     const mig = this.migrations.get(ref.name, ref.namespace);
     const s = mig?.status;
+    // This host's view may lag the source's move to migrating (the watch event is on its way):
+    // the same migration, still pre-migrating from that source to here, is asked to retry.
+    if (
+      mig?.metadata.uid === ref.uid &&
+      s?.status === 'pre-migrating' &&
+      s.destHost === this.host &&
+      s.sourceHost === peer
+    ) {
+      throw new Refusal(
+        503,
+        'Unavailable',
+        `migration ${ref.namespace}/${ref.name} is not yet migrating as ${this.host} sees it; retry`,
+      );
+    }
     if (
       !mig ||
       mig.metadata.uid !== ref.uid ||
