@@ -64,6 +64,22 @@ function seedMigration(name: string, instance: string, status: MigrationStatus):
   });
 }
 
+/** web-1 resized from host-b to host-a (this host), in `phase`: the copy here is covered by the migration claim. */
+async function destinationCopy(phase: 'post-migrating' | 'confirming') {
+  const inst = seedInstance(cluster, 'web-1', {
+    vmState: phase === 'confirming' ? 'resized' : 'active',
+    taskState: phase === 'confirming' ? 'resize_confirming' : 'resize_migrated',
+    host: phase === 'confirming' ? 'host-a' : 'host-b',
+    flavor: phase === 'confirming' ? MEDIUM : SMALL,
+    migration: 'web-1-resize-2',
+  });
+  const uid = inst.metadata.uid!;
+  const mig = seedMigration('web-1-resize-2', 'web-1', { status: phase, sourceHost: 'host-b', destHost: 'host-a' });
+  await a.tracker.claim(claimFor(mig.metadata.uid!, { kind: 'migration', ...resourcesOf(MEDIUM) }));
+  await a.driver.spawn({ uid, name: 'default/web-1', flavor: MEDIUM, image: 'cirros' });
+  return { inst, mig, uid };
+}
+
 describe('Auditor: claims', () => {
   it('frees a leaked claim older than the grace period, with an AuditHealed Event on its instance', async () => {
     const inst = runningElsewhere();
@@ -188,22 +204,9 @@ describe('Auditor: claims', () => {
     expect((await a.auditor.run()).freedClaims).toEqual([mig.metadata.uid]);
     expect(claimsOn(cluster, 'host-a')).toEqual([]);
   });
+
   it("keeps a destination's migration claim while its copy is here, though the instance and its Migration are being deleted", async () => {
-    const inst = seedInstance(cluster, 'web-1', {
-      vmState: 'resized',
-      taskState: 'resize_confirming',
-      host: 'host-a',
-      flavor: MEDIUM,
-      migration: 'web-1-resize-2',
-    });
-    const uid = inst.metadata.uid!;
-    const mig = seedMigration('web-1-resize-2', 'web-1', {
-      status: 'confirming',
-      sourceHost: 'host-b',
-      destHost: 'host-a',
-    });
-    await a.tracker.claim(claimFor(mig.metadata.uid!, { kind: 'migration', ...resourcesOf(MEDIUM) }));
-    await a.driver.spawn({ uid, name: 'default/web-1', flavor: MEDIUM, image: 'cirros' });
+    const { inst, mig } = await destinationCopy('confirming');
     for (const obj of [inst, mig]) {
       obj.metadata.deletionTimestamp = clock.now();
       obj.metadata.finalizers = ['kubenova.io/test'];
@@ -261,21 +264,7 @@ describe('Auditor: domains', () => {
   });
 
   it("counts a destination's domain as covered by its migration claim", async () => {
-    const inst = seedInstance(cluster, 'web-1', {
-      vmState: 'active',
-      taskState: 'resize_finish',
-      host: 'host-b',
-      flavor: SMALL,
-      migration: 'web-1-resize-2',
-    });
-    const uid = inst.metadata.uid!;
-    const mig = seedMigration('web-1-resize-2', 'web-1', {
-      status: 'post-migrating',
-      sourceHost: 'host-b',
-      destHost: 'host-a',
-    });
-    await a.tracker.claim(claimFor(mig.metadata.uid!, { kind: 'migration', ...resourcesOf(MEDIUM) }));
-    await a.driver.spawn({ uid, name: 'default/web-1', flavor: MEDIUM, image: 'cirros' });
+    const { uid } = await destinationCopy('post-migrating');
     const result = await a.auditor.run();
     expect(result).toEqual({
       freedClaims: [],
