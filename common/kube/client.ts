@@ -90,9 +90,16 @@ export class ResourceClient<K extends KindName> implements ObjectClient<K> {
     this.namespaced = KIND_INFO[kind].namespaced;
   }
 
-  /** Told of every object a write of this client returned (the caches read their own writes). */
-  onWritten(listener: (obj: KindMap[K]) => void): void {
+  /**
+   * Told of every object a write of this client returned (the caches read their own writes)
+   * until the returned function is called.
+   */
+  onWritten(listener: (obj: KindMap[K]) => void): () => void {
     this.writeListeners.push(listener);
+    return () => {
+      const at = this.writeListeners.indexOf(listener);
+      if (at >= 0) this.writeListeners.splice(at, 1);
+    };
   }
 
   private written(res: unknown): KindMap[K] {

@@ -9,7 +9,7 @@ import { CustomObjectsApi, ListWatch, type KubernetesListObject, type Kubernetes
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/schema.js';
 import type { KindMap, KindName, WatchedCache, WatchEvent } from './api.js';
-import type { Kube } from './client.js';
+import type { Kube, ResourceClient } from './client.js';
 import { OwnWrites } from './own-writes.js';
 import { watchFor } from './request-metrics.js';
 
@@ -30,6 +30,9 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   private restartTimer?: NodeJS.Timeout;
   private readonly viewHandlers: ((view: 'lost' | 'restored') => void)[] = [];
   private readonly own = new OwnWrites<K>();
+  private readonly client: ResourceClient<K>;
+  /** Stops hearing of this process's writes (an informer that stopped, e.g. an unfollowed instance's). */
+  private unsubscribe?: () => void;
 
   constructor(
     kube: Kube,
@@ -64,8 +67,8 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
       options.labelSelector,
       options.fieldSelector,
     );
+    this.client = client;
     // Registered before any controller's handlers: they read what the event brought, not an older write.
-    client.onWritten((obj) => this.own.record(obj, this.lw.get(obj.metadata.name, obj.metadata.namespace)));
     this.lw.on('add', (obj) => this.own.observed(obj));
     this.lw.on('update', (obj) => this.own.observed(obj));
     this.lw.on('delete', (obj) => this.own.observed(obj, true));
@@ -110,6 +113,9 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.unsubscribe ??= this.client.onWritten((obj) =>
+      this.own.record(obj, this.lw.get(obj.metadata.name, obj.metadata.namespace)),
+    );
     this.lw.start().catch((err: unknown) => this.restart(err));
     await this.waitForSync();
   }
@@ -121,6 +127,8 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     clearTimeout(this.restartTimer);
     await this.lw.stop();
   }
