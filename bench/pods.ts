@@ -13,7 +13,7 @@ import type { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
 import { ensureKwok } from '../devenv/kwok/kwok.js';
 import { ApiError, type HttpClient } from './http.js';
-import { closedLoop, createAndWait, type CreateAndWait, type Outcome } from './loops.js';
+import { closedLoop, createAndWait, forEachConcurrently, type CreateAndWait, type Outcome } from './loops.js';
 import { MUTATING, summarize, sumCounts } from './measure.js';
 import { perItem, round, sortedObject, type Proc, type Snapshot } from './snapshot.js';
 import { CollectionWatch } from './watch.js';
@@ -74,7 +74,7 @@ export class PodsReferee {
 
   /** Builds kube-scheduler and KWOK if they are not yet (minutes, once), makes the namespace and the Nodes. */
   async prepare(): Promise<void> {
-    this.o.log('pods referee: kube-scheduler and KWOK are built on first use (several minutes the first time)');
+    this.o.log('pods referee: finding kube-scheduler and KWOK (each built on first use: several minutes, once)');
     const nodeBinaries = ensureNodeBinaries();
     const kwok = ensureKwok();
     this.binaries = { kubeScheduler: nodeBinaries.kubeScheduler, ...kwok };
@@ -219,17 +219,23 @@ export class PodsReferee {
     }
   }
 
-  /** Every pod deleted at once (grace 0: nothing to stop on a fake node) and waited for until gone. */
+  /**
+   * Every pod deleted (grace 0: nothing to stop on a fake node), `concurrency` at a time, and
+   * waited for until gone. One DeleteCollection of 5,000 pods outlasts a request's timeout.
+   */
   private async deleteAll(): Promise<void> {
-    await this.o.client.raw(
-      'DELETE',
-      `/api/v1/namespaces/${POD_NAMESPACE}/pods?gracePeriodSeconds=0`,
-      JSON.stringify({ kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0 }),
-    );
-    const deadline = Date.now() + 120_000;
+    const names = [...this.pods.objects.keys()];
+    const body = JSON.stringify({ kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0 });
+    await forEachConcurrently(names, this.o.concurrency, async (name) => {
+      try {
+        await this.o.client.raw('DELETE', `/api/v1/namespaces/${POD_NAMESPACE}/pods/${name}`, body);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) throw err;
+      }
+    });
+    const deadline = Date.now() + Math.max(120_000, 100 * names.length);
     while (this.pods.objects.size > 0) {
-      if (Date.now() > deadline)
-        throw new Error(`pods referee: ${this.pods.objects.size} pods still there after 120 s`);
+      if (Date.now() > deadline) throw new Error(`pods referee: ${this.pods.objects.size} pods still there`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
