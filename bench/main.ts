@@ -465,7 +465,8 @@ async function main(): Promise<void> {
         loadAverageBefore: loadBefore,
         loadAverageAfter: loadAfter,
       },
-      options: { ...opts },
+      // Where results go is this machine's business, not the result's.
+      options: { ...opts, resultsDir: undefined, help: undefined },
       registerSeconds: round(registerSeconds, 2),
       /** The round whose boots per second was the median, in full (every round's is in `rounds`). */
       boot: mid?.boot ?? ({} as BootRound['boot']),
