@@ -66,6 +66,8 @@ localOnly('capacity', () => {
       120_000,
       500,
     );
+    // The invariant was checked while the burst was placing and claiming, not only after it.
+    const sampledDuringBurst = watcher.report.samples;
     const activeOnes = all.filter((i) => i.status?.vmState === 'active');
     const errored = all.filter((i) => i.status?.vmState === 'error');
     expect(activeOnes).toHaveLength(45);
@@ -79,7 +81,8 @@ localOnly('capacity', () => {
     await env.waitFor('every instance gone', async () => (await instances('burst-')).length === 0, 120_000, 500);
     const report = await watcher.stop();
     expect(report.violations).toEqual([]);
-    expect(report.samples).toBeGreaterThan(10);
+    expect(sampledDuringBurst).toBeGreaterThan(0);
+    expect(report.samples).toBeGreaterThan(sampledDuringBurst);
     for (const name of ['node-a', 'node-b', 'node-c']) {
       const node = await env.computeNode(name);
       expect(node?.status?.allocated).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
