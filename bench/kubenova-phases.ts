@@ -4,9 +4,9 @@ import { performance } from 'node:perf_hooks';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { HttpClient } from './http.js';
 import { closedLoop, forEachConcurrently, openLoop, type CreateAndWait, type Outcome } from './loops.js';
-import { MUTATING, diffCounts, summarize, sumCounts, type Summary } from './measure.js';
+import { MUTATING, diffCounts, summarize, sumCounts } from './measure.js';
 import type { Options } from './options.js';
-import { perItem, round, sortedObject, type Snapshot } from './snapshot.js';
+import { perItem, round, roundSummary, sortedObject, type Snapshot } from './snapshot.js';
 import { TimeoutError, type CollectionWatch } from './watch.js';
 
 export const GROUP_PATH = '/apis/compute.kubenova.io/v1alpha1';
@@ -33,17 +33,6 @@ export interface Phases {
   /** Components that died: a run with any ends every phase early. */
   crashed: string[];
   log: (msg: string) => void;
-}
-
-export function roundSummary(s: Summary): Summary {
-  return {
-    n: s.n,
-    p50: round(s.p50, 3),
-    p95: round(s.p95, 3),
-    p99: round(s.p99, 3),
-    max: round(s.max, 3),
-    mean: round(s.mean, 3),
-  };
 }
 
 function bootSpec(p: Phases): CreateAndWait<Instance> {

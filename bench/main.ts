@@ -52,7 +52,6 @@ import {
   deleteInstances,
   openLoopRates,
   resizeAndMigrate,
-  roundSummary,
   type BootRound,
   type OpenLoopRate,
   type Phases,
@@ -63,7 +62,7 @@ import { help, parseOptions } from './options.js';
 import { PodsReferee, type PodRound } from './pods.js';
 import { formatTable } from './report.js';
 import { medianRound, summarizeRounds, type RoundFigures } from './rounds.js';
-import { round, snapshotter, sumCpu, type Proc } from './snapshot.js';
+import { round, roundSummary, snapshotter, sumCpu, type Proc } from './snapshot.js';
 import { CollectionWatch } from './watch.js';
 
 const opts = parseOptions();

@@ -15,7 +15,7 @@ import { ensureKwok } from '../devenv/kwok/kwok.js';
 import { ApiError, type HttpClient } from './http.js';
 import { closedLoop, createAndWait, forEachConcurrently, type CreateAndWait, type Outcome } from './loops.js';
 import { MUTATING, summarize, sumCounts } from './measure.js';
-import { perItem, round, sortedObject, type Proc, type Snapshot } from './snapshot.js';
+import { perItem, round, roundSummary, sortedObject, type Proc, type Snapshot } from './snapshot.js';
 import { CollectionWatch } from './watch.js';
 
 export const POD_NAMESPACE = 'bench-pods';
@@ -266,14 +266,7 @@ function podFigures(outcomes: Outcome<Pod>[], count: number, before: Snapshot, a
     ready: times.length,
     seconds: round(per.seconds, 2),
     podsPerSecond: round(times.length / per.seconds, 2),
-    timeToReady: {
-      n: s.n,
-      p50: round(s.p50, 3),
-      p95: round(s.p95, 3),
-      p99: round(s.p99, 3),
-      max: round(s.max, 3),
-      mean: round(s.mean, 3),
-    },
+    timeToReady: roundSummary(s),
     failures: outcomes
       .filter((o) => o.kind !== 'ok')
       .slice(0, 20)

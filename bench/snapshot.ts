@@ -19,6 +19,7 @@ import {
   parseRequestTotals,
   parseWatchEvents,
   sumCounts,
+  type Summary,
 } from './measure.js';
 
 export interface Proc {
@@ -64,6 +65,18 @@ export function snapshotter(
 }
 
 export const round = (v: number, digits: number): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
+
+/** A latency summary to the millisecond, as the result shows it. */
+export function roundSummary(s: Summary): Summary {
+  return {
+    n: s.n,
+    p50: round(s.p50, 3),
+    p95: round(s.p95, 3),
+    p99: round(s.p99, 3),
+    max: round(s.max, 3),
+    mean: round(s.mean, 3),
+  };
+}
 
 export const cpuDelta = (a: Snapshot, b: Snapshot): Record<string, number> =>
   Object.fromEntries(Object.keys(b.cpu).map((k) => [k, round((b.cpu[k] ?? NaN) - (a.cpu[k] ?? NaN), 2)]));
