@@ -38,6 +38,7 @@ import {
   applySampleFlavors,
   distDir,
   installCrds,
+  installFinalizerPolicy,
   repoRoot,
 } from '../devenv/components.js';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
@@ -110,6 +111,8 @@ async function main(): Promise<void> {
   let keepDir = opts.keep;
   try {
     installCrds(cp);
+    // As helm install does on a cluster with MutatingAdmissionPolicy (see docs/performance.md).
+    installFinalizerPolicy(cp);
     applySampleFlavors(cp);
     // A resize target with a small root disk: the fake driver writes 64 KiB of SHA-256-derived
     // content per GiB when it grows a disk, on the agent's one thread; with m1.small that is

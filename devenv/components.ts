@@ -1,6 +1,7 @@
 // Starting kubenova's own components as processes against a control plane: shared by the
 // test harness (e2e/harness), `npm start` (localenv/) and the benchmark (bench/), so all of
 // them run the system the same way.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +45,30 @@ export const RELEASE_NAMESPACE = 'kubenova-system';
  * in a cluster the rule is the agents' service account and the node its token is bound to.
  */
 export const AGENT_USERNAME_PREFIX = 'kubenova:agent:';
+
+/**
+ * The chart's instance-finalizer policy, as `helm install` renders it where the API server
+ * offers MutatingAdmissionPolicy (the local control plane serves it as v1beta1): an Instance is
+ * created with its clean-up finalizer, and the operator need not patch it in.
+ */
+export function installFinalizerPolicy(cp: ControlPlane): void {
+  const rendered = execFileSync(
+    cp.binaries.helm,
+    [
+      'template',
+      'kubenova',
+      join(repoRoot, 'charts', 'kubenova'),
+      '--namespace',
+      RELEASE_NAMESPACE,
+      '--api-versions',
+      'admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy',
+      '--show-only',
+      'templates/instance-finalizer-policy.yaml',
+    ],
+    { encoding: 'utf8' },
+  );
+  cp.kubectl(['apply', '-f', '-'], rendered);
+}
 
 /** The CRDs, and the namespace the operator and agents keep their Secrets in. */
 export function installCrds(cp: ControlPlane): void {

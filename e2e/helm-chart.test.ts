@@ -340,6 +340,30 @@ describe("the Helm chart's roles and policies", () => {
     ]);
     expect(policies('admissionPolicy.enabled=false')).toEqual([]);
   });
+
+  it('renders the instance-finalizer MutatingAdmissionPolicy in the newest version the cluster offers, and nothing where it offers none', () => {
+    const MAP = 'admissionregistration.k8s.io/%s/MutatingAdmissionPolicy';
+    const finalizerPolicy = (offered: string[], ...sets: string[]) =>
+      parseManifests(
+        helm.ok([
+          'template',
+          'kubenova',
+          chartDir,
+          ...offered.flatMap((v) => ['--api-versions', MAP.replace('%s', v)]),
+          ...sets.flatMap((x) => ['--set', x]),
+        ]),
+      )
+        .filter((m) => m.kind.startsWith('MutatingAdmissionPolicy'))
+        .map((m) => `${m.apiVersion} ${m.kind}/${m.metadata.name}`);
+    const both = (version: string) => [
+      `admissionregistration.k8s.io/${version} MutatingAdmissionPolicy/kubenova-instance-finalizer`,
+      `admissionregistration.k8s.io/${version} MutatingAdmissionPolicyBinding/kubenova-instance-finalizer`,
+    ];
+    expect(finalizerPolicy(['v1', 'v1beta1'])).toEqual(both('v1'));
+    expect(finalizerPolicy(['v1beta1'])).toEqual(both('v1beta1'));
+    expect(finalizerPolicy([])).toEqual([]);
+    expect(finalizerPolicy(['v1'], 'admissionPolicy.enabled=false')).toEqual([]);
+  });
 });
 
 /** What the libvirt tests read beyond the harness's Container: exec probes, sidecars, mount options. */

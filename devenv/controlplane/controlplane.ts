@@ -291,6 +291,10 @@ export class ControlPlane {
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
         '--allow-privileged=true',
         '--enable-priority-and-fairness=false',
+        // The chart's instance-finalizer policy is a MutatingAdmissionPolicy: GA from 1.36, beta
+        // and off by default in the pinned release.
+        '--feature-gates=MutatingAdmissionPolicy=true',
+        '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
         ...nodeFlags,
         '--v=1',
         ...this.apiserverFlags,

@@ -5,7 +5,14 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControlPlane } from '../controlplane/controlplane.js';
 import type { ManagedProcess } from '../controlplane/processes.js';
-import { applySampleFlavors, installCrds, startAgent, startOperator, type AgentSpec } from '../components.js';
+import {
+  applySampleFlavors,
+  installCrds,
+  installFinalizerPolicy,
+  startAgent,
+  startOperator,
+  type AgentSpec,
+} from '../components.js';
 import { LibvirtDriver } from '../../node-agent/driver/libvirt.js';
 import { ensureTinyImage } from '../../node-agent/driver/libvirt-image.js';
 
@@ -91,6 +98,7 @@ async function main(): Promise<void> {
   }
   try {
     installCrds(cp);
+    installFinalizerPolicy(cp);
     applySampleFlavors(cp);
     const env = { LOG_FORMAT: 'pretty', LOG_LEVEL: values['log-level'] };
     processes.push(

@@ -4,6 +4,7 @@ export {
   applySampleFlavors,
   distDir,
   installCrds,
+  installFinalizerPolicy,
   repoRoot,
   startAgent,
   startOperator,

@@ -11,7 +11,15 @@ import type { ComputeNode, Instance, Migration } from '../../common/api/types.js
 import { Kube, loadKubeConfig } from '../../common/kube/client.js';
 import { ControlPlane } from '../../devenv/controlplane/controlplane.js';
 import type { ManagedProcess } from '../../devenv/controlplane/processes.js';
-import { applySampleFlavors, installCrds, repoRoot, startAgent, startOperator, type AgentSpec } from './components.js';
+import {
+  applySampleFlavors,
+  installCrds,
+  installFinalizerPolicy,
+  repoRoot,
+  startAgent,
+  startOperator,
+  type AgentSpec,
+} from './components.js';
 import { externalKubeconfig } from './mode.js';
 
 export interface EnvOptions {
@@ -23,6 +31,8 @@ export interface EnvOptions {
   nodeHeartbeatTimeout?: number;
   flavors?: boolean;
   agentArgs?: string[];
+  /** The chart's instance-finalizer policy, as helm installs it where the API server offers it. */
+  finalizerPolicy?: boolean;
   /** Extra kube-apiserver flags (e.g. an audit log). */
   apiserverFlags?: string[];
 }
@@ -66,6 +76,7 @@ export class TestEnv {
     const env = new TestEnv(cp, dir, opts);
     try {
       installCrds(cp);
+      if (opts.finalizerPolicy) installFinalizerPolicy(cp);
       if (opts.flavors ?? true) applySampleFlavors(cp);
       for (const spec of opts.agents ?? DEFAULT_AGENTS) env.startAgent(spec);
       if (opts.operator ?? true) env.startOperator();
