@@ -27,6 +27,12 @@ import { TransferGate } from './transfer/gate.js';
 import { AgentIdentity, type Identity } from './transfer/identity.js';
 import { TransferServer } from './transfer/server.js';
 
+/**
+ * The happy path's digest Event comes at most once per this many heartbeats (a minute at the
+ * default interval): one Event write per host and minute, however many boots it reports.
+ */
+const SPAWN_DIGEST_HEARTBEATS = 6;
+
 export interface HostAgentOptions {
   host: string;
   labels: Record<string, string>;
@@ -121,7 +127,7 @@ export class HostAgent {
       log,
     );
     const claims = new PlacementClaims(this.tracker, faults);
-    this.digest = new SpawnDigest(events, opts.host, opts.heartbeatIntervalMs);
+    this.digest = new SpawnDigest(events, opts.host, SPAWN_DIGEST_HEARTBEATS * opts.heartbeatIntervalMs);
     const discard = (uid: string) => this.transfers.discard(uid);
     this.networking = new AgentNetworking({ kube, driver, log, uplinks: opts.networkUplinks });
     this.worker = new InstanceWorker(

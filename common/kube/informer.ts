@@ -5,7 +5,16 @@
 // A label or field selector narrows the list as well as the watch: ListWatch passes the
 // selectors to its watch only, so the list is made here with them. (Listing everything and
 // watching a part would fill the cache with objects no watch event ever updates.)
-import { CustomObjectsApi, ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+//
+// Cached objects go without metadata.managedFields (client-go informers are commonly set to
+// drop them too): nothing here reads them, and they are a large share of every object kept.
+import {
+  CustomObjectsApi,
+  ListWatch,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type Watch,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/schema.js';
 import type { KindMap, KindName, WatchedCache, WatchEvent } from './api.js';
@@ -55,6 +64,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
         fieldSelector: options.fieldSelector,
         resourceVersion: '0',
       });
+      for (const item of (list as { items?: unknown[] }).items ?? []) dropManagedFields(item);
       this.markSynced();
       return list as KubernetesListObject<KindMap[K] & KubernetesObject> & {
         items: (KindMap[K] & KubernetesObject)[];
@@ -62,7 +72,7 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
     };
     this.lw = new ListWatch(
       client.watchPath(),
-      watchFor(kube.config),
+      withoutManagedFields(watchFor(kube.config)),
       listFn,
       false,
       options.labelSelector,
@@ -115,7 +125,10 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   async start(): Promise<void> {
     this.stopped = false;
     this.unsubscribe ??= this.client.onWritten((obj) =>
-      this.own.record(obj, this.lw.get(obj.metadata.name, obj.metadata.namespace)),
+      this.own.record(
+        { ...obj, metadata: { ...obj.metadata, managedFields: undefined } },
+        this.lw.get(obj.metadata.name, obj.metadata.namespace),
+      ),
     );
     this.lw.start().catch((err: unknown) => this.restart(err));
     await this.waitForSync();
@@ -141,4 +154,26 @@ export class Informer<K extends KindName> implements WatchedCache<K> {
   list(namespace?: string): readonly KindMap[K][] {
     return this.own.readAll(this.lw.list(namespace) as readonly KindMap[K][]);
   }
+}
+
+/** Deletes an object's metadata.managedFields in place (the object is fresh from the wire). */
+export function dropManagedFields(obj: unknown): void {
+  const metadata = (obj as { metadata?: { managedFields?: unknown } } | null)?.metadata;
+  if (metadata && typeof metadata === 'object') delete metadata.managedFields;
+}
+
+/** The watch, delivering every object without its managedFields. */
+export function withoutManagedFields(watch: Watch): Watch {
+  const open = watch.watch.bind(watch);
+  watch.watch = (path, queryParams, callback, done) =>
+    open(
+      path,
+      queryParams,
+      (phase, apiObj, watchObj) => {
+        dropManagedFields(apiObj);
+        callback(phase, apiObj, watchObj);
+      },
+      done,
+    );
+  return watch;
 }
