@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import type { PathLike } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -217,10 +217,13 @@ describe('FakeDriver', () => {
     }
   });
 
-  it('disk content is a counter-mode SHA-256 stream, so any slice matches the whole', () => {
+  it('disk content is the AES-256-CTR keystream under SHA-256(uid), so any slice matches the whole', () => {
     const whole = fakeDiskContent('u1', 0, 200);
-    expect(whole.subarray(0, 32).equals(createHash('sha256').update('u1:0').digest())).toBe(true);
+    const key = createHash('sha256').update('u1').digest();
+    const stream = createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(200));
+    expect(whole.equals(stream)).toBe(true);
     expect(fakeDiskContent('u1', 45, 100).equals(whole.subarray(45, 145))).toBe(true);
+    expect(fakeDiskContent('u1', 160, 40).equals(whole.subarray(160, 200))).toBe(true);
   });
 
   it('resizeDisk appends deterministic bytes without changing existing ones, as if spawned at the new size', async () => {

@@ -1,7 +1,7 @@
 // A hypervisor made of directories: every domain is a real instance directory with a
 // definition and a disk file, so migrations can copy and checksum real bytes and an agent
 // restart finds its domains again, without needing KVM on the test machine.
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -31,7 +31,7 @@ import { UidQueue } from './uid-queue.js';
 export const FAKE_DISK_BYTES_PER_GIB = 64 * 1024;
 
 const GIB = 1024 ** 3;
-const HASH_BLOCK = 32;
+const AES_BLOCK = 16;
 const WRITE_CHUNK = 1024 * 1024;
 const DEFINITION = 'domain.json';
 const DISK = 'disk.img';
@@ -45,23 +45,19 @@ export function fakeDiskSize(rootDiskGiB: number): number {
 }
 
 /**
- * The bytes of `uid`'s fake disk at [offset, offset + length): SHA-256 in counter mode
- * over `${uid}:${blockIndex}`. Depending only on uid and offset makes every spawn of a uid
- * identical and makes growth a pure append, so tests can tell a copied or reverted disk
- * from a freshly created one by content alone.
+ * The bytes of `uid`'s fake disk at [offset, offset + length): the AES-256-CTR keystream under
+ * the key SHA-256(uid), its counter starting at offset / 16. Depending only on uid and offset
+ * makes every spawn of a uid identical and makes growth a pure append, so tests can tell a
+ * copied or reverted disk from a freshly created one by content alone. (A SHA-256 per 32 bytes
+ * did the same at a hundredth of the speed, and was most of a simulated host's CPU per boot.)
  */
 export function fakeDiskContent(uid: string, offset: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let pos = 0;
-  let block = Math.floor(offset / HASH_BLOCK);
-  let skip = offset % HASH_BLOCK;
-  while (pos < length) {
-    const digest = createHash('sha256').update(`${uid}:${block}`).digest();
-    pos += digest.copy(out, pos, skip, Math.min(HASH_BLOCK, skip + (length - pos)));
-    skip = 0;
-    block++;
-  }
-  return out;
+  const skip = offset % AES_BLOCK;
+  const counter = Buffer.alloc(AES_BLOCK);
+  counter.writeBigUInt64BE(BigInt(Math.floor(offset / AES_BLOCK)), 8);
+  const key = createHash('sha256').update(uid).digest();
+  const stream = createCipheriv('aes-256-ctr', key, counter).update(Buffer.alloc(skip + length));
+  return stream.subarray(skip);
 }
 
 type FakePowerState = 'running' | 'shutdown';
