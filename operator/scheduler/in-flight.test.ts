@@ -31,6 +31,10 @@ describe('InFlightPlacements', () => {
     expect(inFlight.forHost('a')).toEqual({ vcpus: 5, memoryMiB: 10240, diskGiB: 100 });
     expect(inFlight.forHost('c')).toEqual({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
     expect(inFlight.size()).toBe(3);
+    expect(Object.fromEntries(inFlight.byHost())).toEqual({
+      a: { vcpus: 5, memoryMiB: 10240, diskGiB: 100 },
+      b: large,
+    });
   });
 
   it('moves a consumer rescheduled to another host instead of counting it twice', () => {

@@ -45,10 +45,15 @@ export class InFlightPlacements {
   }
 
   forHost(host: string): ResourceAmounts {
+    return this.byHost().get(host) ?? ZERO;
+  }
+
+  /** What is pending on every host, in one pass (a placement reads it for all hosts at once). */
+  byHost(): Map<string, ResourceAmounts> {
     this.expire();
-    let sum: ResourceAmounts = ZERO;
-    for (const p of this.pending.values()) if (p.host === host) sum = add(sum, p.resources);
-    return sum;
+    const sums = new Map<string, ResourceAmounts>();
+    for (const p of this.pending.values()) sums.set(p.host, add(sums.get(p.host) ?? ZERO, p.resources));
+    return sums;
   }
 
   /** Where a consumer was placed, while that placement is still pending. */

@@ -31,9 +31,8 @@ export class Placement {
     const started = performance.now();
     let selection: Selection;
     try {
-      const hosts = this.nodes
-        .list()
-        .map((n) => hostStateFrom(n, this.heartbeats, this.inFlight.forHost(n.metadata.name)));
+      const pending = this.inFlight.byHost();
+      const hosts = this.nodes.list().map((n) => hostStateFrom(n, this.heartbeats, pending.get(n.metadata.name)));
       selection = this.scheduler.selectDestination(hosts, request);
     } catch (err) {
       if (err instanceof NoValidHost) this.onDecision?.('no_valid_host', (performance.now() - started) / 1000);
