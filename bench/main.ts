@@ -112,7 +112,7 @@ async function main(): Promise<void> {
   try {
     installCrds(cp);
     // As helm install does on a cluster with MutatingAdmissionPolicy (see docs/performance.md).
-    installFinalizerPolicy(cp);
+    await installFinalizerPolicy(cp);
     applySampleFlavors(cp);
     // A resize target with a small root disk: the fake driver writes 64 KiB of SHA-256-derived
     // content per GiB when it grows a disk, on the agent's one thread; with m1.small that is

@@ -4,7 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { FINALIZER } from '../common/api/types.js';
 import type { ControlPlane } from './controlplane/controlplane.js';
 import { startProcess, type ManagedProcess } from './controlplane/processes.js';
 
@@ -49,9 +51,10 @@ export const AGENT_USERNAME_PREFIX = 'kubenova:agent:';
 /**
  * The chart's instance-finalizer policy, as `helm install` renders it where the API server
  * offers MutatingAdmissionPolicy (the local control plane serves it as v1beta1): an Instance is
- * created with its clean-up finalizer, and the operator need not patch it in.
+ * created with its clean-up finalizer, and the operator need not patch it in. Resolves once the
+ * API server applies it (it loads policies in the background).
  */
-export function installFinalizerPolicy(cp: ControlPlane): void {
+export async function installFinalizerPolicy(cp: ControlPlane): Promise<void> {
   const rendered = execFileSync(
     cp.binaries.helm,
     [
@@ -68,6 +71,33 @@ export function installFinalizerPolicy(cp: ControlPlane): void {
     { encoding: 'utf8' },
   );
   cp.kubectl(['apply', '-f', '-'], rendered);
+  await waitForFinalizerPolicy(cp);
+}
+
+/** Waits until a server-side dry-run create of an Instance comes back with the clean-up finalizer. */
+export async function waitForFinalizerPolicy(cp: ControlPlane, timeoutMs = 30_000): Promise<void> {
+  const probe = JSON.stringify({
+    apiVersion: 'compute.kubenova.io/v1alpha1',
+    kind: 'Instance',
+    metadata: { name: 'finalizer-policy-probe', namespace: 'default' },
+    spec: { flavor: 'm1.tiny', image: 'cirros' },
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let last: string;
+    try {
+      last = cp.kubectl(['create', '--dry-run=server', '-o', 'jsonpath={.metadata.finalizers}', '-f', '-'], probe);
+      if (last.includes(FINALIZER)) return;
+    } catch (err) {
+      // A CRD just Established may not be served yet (503): the same wait covers it.
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `the instance-finalizer MutatingAdmissionPolicy was applied but not in effect after ${timeoutMs / 1000} s (does kube-apiserver run with --feature-gates=MutatingAdmissionPolicy=true and --runtime-config=admissionregistration.k8s.io/v1beta1=true?); last answer: ${last}`,
+      );
+    await sleep(200);
+  }
 }
 
 /** The CRDs, and the namespace the operator and agents keep their Secrets in. */

@@ -11,6 +11,7 @@ import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import { Helm, chartDir, parseManifests, podSpecOf, runTool } from './harness/chart.js';
+import { waitForFinalizerPolicy } from './harness/components.js';
 import { localOnly } from './harness/mode.js';
 
 const NS = 'kubenova-system';
@@ -216,6 +217,18 @@ localOnly('helm install of charts/kubenova', () => {
     ]);
     expect(crds.trim().split(' ').sort()).toEqual(CRDS.map((c) => `${c}=True`));
     expect(helm.ok(['status', 'kubenova', '--namespace', NS])).toMatch(/STATUS: deployed/);
+  });
+
+  it('installs the instance-finalizer MutatingAdmissionPolicy where the cluster offers the API, so an Instance is created with its clean-up finalizer', async () => {
+    const installed = parseManifests(helm.ok(['get', 'manifest', 'kubenova', '--namespace', NS]))
+      .filter((m) => m.kind.startsWith('MutatingAdmissionPolicy'))
+      .map((m) => `${m.apiVersion} ${m.kind}/${m.metadata.name}`);
+    expect(installed).toEqual([
+      'admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy/kubenova-instance-finalizer',
+      'admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicyBinding/kubenova-instance-finalizer',
+    ]);
+    // kube-apiserver loads policies in the background: a create carries the finalizer within seconds.
+    await waitForFinalizerPolicy(cp);
   });
 
   it.each([

@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   }
   try {
     installCrds(cp);
-    installFinalizerPolicy(cp);
+    await installFinalizerPolicy(cp);
     applySampleFlavors(cp);
     const env = { LOG_FORMAT: 'pretty', LOG_LEVEL: values['log-level'] };
     processes.push(

@@ -5,6 +5,7 @@ export {
   distDir,
   installCrds,
   installFinalizerPolicy,
+  waitForFinalizerPolicy,
   repoRoot,
   startAgent,
   startOperator,

@@ -76,7 +76,7 @@ export class TestEnv {
     const env = new TestEnv(cp, dir, opts);
     try {
       installCrds(cp);
-      if (opts.finalizerPolicy) installFinalizerPolicy(cp);
+      if (opts.finalizerPolicy) await installFinalizerPolicy(cp);
       if (opts.flavors ?? true) applySampleFlavors(cp);
       for (const spec of opts.agents ?? DEFAULT_AGENTS) env.startAgent(spec);
       if (opts.operator ?? true) env.startOperator();
