@@ -266,8 +266,13 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
     () => p.crashed.length > 0,
   );
   const after = await p.snapshot();
+  const requests = diffCounts(after.requests, before.requests);
+  // Every write of the phase per completed move (resize or migration), counted as per boot: the
+  // user's request and confirm included, and whatever heartbeats fell into the phase.
+  const moves = Math.max(1, resizeTimes.length + migrateTimes.length);
+  const writesPerMove = round(sumCounts(requests, (k) => MUTATING.test(k)) / moves, 1);
   p.log(
-    `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck`,
+    `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck; ${writesPerMove} writes per move`,
   );
   return {
     resized: resizeTimes.length,
@@ -278,7 +283,8 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
     confirm: roundSummary(summarize(confirmTimes)),
     failures: failures.slice(0, 20),
     failed: failures.length,
-    apiRequests: sortedObject(diffCounts(after.requests, before.requests)),
+    writesPerMove,
+    apiRequests: sortedObject(requests),
     cpuSeconds: perItem(before, after, 1).cpu,
   };
 }

@@ -61,6 +61,8 @@ export interface ReportInput {
     resize: Summary;
     migration: Summary;
     confirm: Summary;
+    /** Absent in results from before it was counted. */
+    writesPerMove?: number;
   };
   delete: { deleted: number; seconds: number; time: Summary };
   limit: {
@@ -238,6 +240,14 @@ function sampleRows(sample: NonNullable<ReportInput['sample']>): [string, string
       'confirm p50 / p99 (s)',
       `${pct(sample.confirm, ['p50', 'p99'])}  (${sample.confirmed} confirmed: decision -> confirmed, instance active)`,
     ],
+    ...(sample.writesPerMove === undefined
+      ? []
+      : ([
+          [
+            'writes per resize or migration',
+            `${s2(sample.writesPerMove)}  (the request, each phase, claims, Events, the transfer credential, the confirm)`,
+          ],
+        ] as [string, string][])),
   ];
 }
 
