@@ -66,6 +66,28 @@ describe('MergedCache: one view through several field-selected watches', () => {
     expect(events).toEqual(['add 20', 'delete 20']);
   });
 
+  it("reads this process's own write through the source that holds the object, before its watch event arrives", () => {
+    // An informer's get() answers its own writes at once (own-writes.ts); its events come later.
+    const written = new Map<string, Instance>();
+    class Informer extends ListedSource<'Instance'> {
+      override get(name: string, namespace?: string) {
+        return written.get(name) ?? super.get(name, namespace);
+      }
+    }
+    const bySelection = new Informer();
+    const cache = new MergedCache<'Instance'>();
+    cache.add(bySelection);
+    bySelection.put(inst('10', ''));
+    written.set('web-1', inst('12', 'node-a'));
+    expect(cache.get('web-1', 'default')?.metadata.resourceVersion).toBe('12');
+    expect(cache.list().map((i) => i.metadata.resourceVersion)).toEqual(['12']);
+    // Never an older one, and never another object's under the same name.
+    written.set('web-1', inst('9', ''));
+    expect(cache.get('web-1', 'default')?.metadata.resourceVersion).toBe('10');
+    written.set('web-1', inst('13', 'node-a', 'u2'));
+    expect(cache.get('web-1', 'default')?.metadata.uid).toBe('u1');
+  });
+
   it('a recreated object (new uid) replaces the old one under its name', () => {
     const { byHost, cache } = merged();
     byHost.put(inst('5', 'node-a', 'old'));

@@ -115,12 +115,27 @@ export class MergedCache<K extends KindName> implements WatchedCache<K> {
     this.handlers[event].push(handler);
   }
 
+  /**
+   * The newest copy: the one shown, or a source's read when it is newer. An informer's read
+   * includes this process's own writes before their watch events arrive (own-writes.ts), which
+   * the copies delivered by events do not; without it a controller would write again from the
+   * older version (a 409) right after its own write.
+   */
   get(name: string, namespace?: string): KindMap[K] | undefined {
-    return this.shown.get(`${namespace ?? ''}/${name}`);
+    const key = `${namespace ?? ''}/${name}`;
+    const shown = this.shown.get(key);
+    if (!shown) return undefined;
+    let newest = shown;
+    for (const source of this.copies.get(key)?.keys() ?? []) {
+      const read = source.get(name, namespace);
+      if (!read || read.metadata.uid !== shown.metadata.uid) continue;
+      if (olderVersion(newest.metadata.resourceVersion, read.metadata.resourceVersion)) newest = read;
+    }
+    return newest;
   }
 
   list(namespace?: string): readonly KindMap[K][] {
-    const all = [...this.shown.values()];
+    const all = [...this.shown.values()].map((o) => this.get(o.metadata.name, o.metadata.namespace) ?? o);
     return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
   }
 }
