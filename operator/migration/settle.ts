@@ -86,7 +86,7 @@ export class MigrationSettlement {
   }
 
   private async settle(mig: Migration, inst: Instance | undefined): Promise<void> {
-    await this.tokens.drop(mig);
+    await this.tokens.drop(mig, true);
     this.placement.forget(mig.metadata.uid ?? '');
     await this.quota.settle(mig, inst);
     const s = mig.status ?? {};

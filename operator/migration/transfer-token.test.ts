@@ -57,6 +57,31 @@ describe('TransferTokens', () => {
     expect(w.credential(uid)?.token).not.toBe(first?.token);
   });
 
+  it('deletes a credential once however often a migration waiting for its decision is reconciled, and once more at most when it settles', async () => {
+    const w = world();
+    const mig = w.seed('m1', { status: 'pre-migrating' });
+    const uid = mig.metadata.uid!;
+    await w.tokens.ensure(mig, 'node-b');
+    const deletes = () => w.cluster.writes.filter((x) => x.kind === 'Secret' && x.verb === 'delete').length;
+
+    for (let pass = 0; pass < 5; pass++) await w.tokens.drop(mig);
+    expect(w.credential(uid)).toBeUndefined();
+    expect(deletes()).toBe(1);
+
+    await w.tokens.drop(mig, true);
+    expect(deletes()).toBe(1);
+    // Settled, the migration is forgotten: a drop after that (another process's view) deletes again.
+    await w.tokens.drop(mig, true);
+    expect(deletes()).toBe(2);
+
+    // A credential made again after a drop is dropped again.
+    const again = w.seed('m2', { status: 'pre-migrating' });
+    await w.tokens.drop(again);
+    await w.tokens.ensure(again, 'node-c');
+    await w.tokens.drop(again);
+    expect(w.credential(again.metadata.uid!)).toBeUndefined();
+  });
+
   it('sweeps credentials whose Migration is gone, replaced or ended, and expired ones; keeps the live one', async () => {
     const w = world();
     const live = w.seed('live', { status: 'migrating' });

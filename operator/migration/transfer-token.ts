@@ -26,6 +26,14 @@ export interface TransferTokenConfig {
 }
 
 export class TransferTokens {
+  /**
+   * Migrations whose credential this process deleted while they had not yet ended: a Migration
+   * waiting in `finished` for its decision passes decide() on every reconcile, and each pass
+   * would send another DELETE for a Secret long gone. Forgotten when the Migration settles, so
+   * it holds only migrations under way (after a restart, one DELETE more: a 404, harmless).
+   */
+  private readonly dropped = new Set<string>();
+
   constructor(
     private readonly secrets: SecretClient,
     private readonly config: TransferTokenConfig,
@@ -49,6 +57,7 @@ export class TransferTokens {
     if (existing?.destination === destination && existing.migration.uid === uid) return;
     if (secret && !replace) return;
     if (secret) await this.secrets.delete(namespace, name);
+    this.dropped.delete(uid);
     const now = this.now().getTime();
     const deadline = Date.parse(mig.status?.stepDeadline ?? '');
     const phaseEnd = Number.isFinite(deadline) && deadline > now ? deadline : now + this.config.stepTimeoutMs;
@@ -69,9 +78,18 @@ export class TransferTokens {
     }
   }
 
-  /** The disk has arrived (or never will): the credential has done its one job. */
-  async drop(mig: Migration): Promise<void> {
-    await this.secrets.delete(this.config.namespace, transferCredentialName(mig.metadata.uid ?? ''));
+  /**
+   * The disk has arrived (or never will): the credential has done its one job. `settled`: the
+   * Migration has ended, and this is the last drop it gets.
+   */
+  async drop(mig: Migration, settled = false): Promise<void> {
+    const uid = mig.metadata.uid ?? '';
+    if (this.dropped.has(uid)) {
+      if (settled) this.dropped.delete(uid);
+      return;
+    }
+    await this.secrets.delete(this.config.namespace, transferCredentialName(uid));
+    if (!settled) this.dropped.add(uid);
   }
 
   /**
