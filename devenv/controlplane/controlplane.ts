@@ -5,7 +5,7 @@
 // controllers nodes and pods need, and an API server bound where the nodes reach it.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { ensureBinaries, ensureNodeBinaries, type Binaries } from './binaries.js';
@@ -74,6 +74,19 @@ export class ControlPlane {
   }
 
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    // A free port is only free until someone binds it: a test running beside this one may take
+    // it before etcd or kube-apiserver does. Then it starts again, afresh, on other ports.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ControlPlane.startOnce(opts);
+      } catch (err) {
+        if (!(err instanceof PortTaken) || attempt >= PORT_ATTEMPTS) throw err;
+        rmSync(opts.dir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private static async startOnce(opts: ControlPlaneOptions): Promise<ControlPlane> {
     const binaries = ensureBinaries();
     mkdirSync(opts.dir, { recursive: true });
     const ports = { etcdClient: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
@@ -252,6 +265,7 @@ export class ControlPlane {
       this.etcd,
       async () => (await httpGet(`${client}/health`)).includes('"health":"true"'),
       30_000,
+      this.path('etcd.log'),
     );
   }
 
@@ -301,7 +315,13 @@ export class ControlPlane {
       ],
       logFile: this.path('kube-apiserver.log'),
     });
-    await waitUntil('kube-apiserver', this.apiserver, async () => (await this.get('/readyz')) === 'ok', 120_000);
+    await waitUntil(
+      'kube-apiserver',
+      this.apiserver,
+      async () => (await this.get('/readyz')) === 'ok',
+      120_000,
+      this.path('kube-apiserver.log'),
+    );
   }
 
   private async startControllerManager(): Promise<void> {
@@ -465,19 +485,26 @@ export function firstAddress(cidr: string): string {
   return [first >>> 24, (first >>> 16) & 255, (first >>> 8) & 255, first & 255].join('.');
 }
 
+/** How often a control plane is started afresh when one of its ports was taken meanwhile. */
+const PORT_ATTEMPTS = 3;
+
+/** A component could not bind the port chosen for it: another process took it first. */
+class PortTaken extends Error {}
+
 async function waitUntil(
   name: string,
   proc: ManagedProcess,
   probe: () => Promise<boolean>,
   timeoutMs: number,
+  logFile: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(
-        `${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); see its log`,
-      );
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n') : '';
+      const message = `${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); its log (${logFile}) ends:\n${tail}`;
+      throw /address already in use/.test(tail) ? new PortTaken(message) : new Error(message);
     }
     try {
       if (await probe()) return;
