@@ -392,11 +392,17 @@ localOnly('disk transfer security', () => {
     const asPeer = await certificate(await agentCa(), 'node-a');
     const ref = { namespace: TENANT, name: 'no-such-migration', uid: '11111111-1111-1111-1111-111111111111' };
     const outcomes: (number | string)[] = [];
+    const started = Date.now();
     for (let i = 0; i < 30; i++)
       outcomes.push(statusOf(await put('node-b', asPeer, ref, 'disk.img', 'guess', Buffer.from('x'))));
+    const seconds = (Date.now() - started) / 1000;
 
     expect(outcomes.slice(0, 10).every((s) => s === 403)).toBe(true);
-    expect(outcomes.at(-1)).toBe(429);
+    // A burst of 20 failures, then 2 a second (the server's defaults): every other request is
+    // refused with 429 before it is judged. Counted against the time the requests took, not
+    // their order, so a slow machine's refill is allowed for.
+    expect(outcomes).toContain(429);
+    expect(outcomes.filter((s) => s === 403).length).toBeLessThanOrEqual(20 + Math.ceil(2 * seconds));
     // Give the audit log a moment: nothing may have been read for any of these.
     await new Promise((r) => setTimeout(r, 1_000));
     expect(byAgents(secretRequests()).length).toBe(before);
