@@ -365,7 +365,7 @@ export class ControlPlane {
       // The controller manager has no port here; it is up when its process stays up.
       await new Promise((r) => setTimeout(r, 1_000));
       if (this.controllerManager.child.exitCode === null) return;
-      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+      const tail = logTail(logFile, 3);
       if (attempt >= 3)
         throw new Error(`kube-controller-manager exited at start (${attempt} tries); its log ends:\n${tail}`);
       await new Promise((r) => setTimeout(r, 1_000));
@@ -383,7 +383,7 @@ export class ControlPlane {
     });
     await new Promise((r) => setTimeout(r, 1_000));
     if (this.scheduler.child.exitCode !== null || this.scheduler.child.signalCode !== null) {
-      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+      const tail = logTail(logFile, 3);
       throw new Error(`kube-scheduler exited at start; its log (${logFile}) ends:\n${tail}`);
     }
   }
@@ -485,6 +485,11 @@ export function firstAddress(cidr: string): string {
   return [first >>> 24, (first >>> 16) & 255, (first >>> 8) & 255, first & 255].join('.');
 }
 
+/** The last `lines` lines of a component's log, for the error that says why it did not start. */
+function logTail(logFile: string, lines: number): string {
+  return existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') : '';
+}
+
 /** How often a control plane is started afresh when one of its ports was taken meanwhile. */
 const PORT_ATTEMPTS = 3;
 
@@ -502,7 +507,7 @@ async function waitUntil(
   let lastError = '';
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n') : '';
+      const tail = logTail(logFile, 5);
       const message = `${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); its log (${logFile}) ends:\n${tail}`;
       throw /address already in use/.test(tail) ? new PortTaken(message) : new Error(message);
     }
