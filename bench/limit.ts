@@ -5,6 +5,7 @@
 import { Mutex } from '../common/runtime/mutex.js';
 import { randomBytes } from 'node:crypto';
 import { HttpClient } from './http.js';
+import { forEachConcurrently } from './loops.js';
 
 const GROUP_PATH = '/apis/compute.kubenova.io/v1alpha1';
 const MERGE = 'application/merge-patch+json';
@@ -138,14 +139,11 @@ export class LimitProbe {
   async tearDown(): Promise<void> {
     const base = `${GROUP_PATH}/namespaces/${this.namespace}/instances`;
     const list = await this.client.json<{ items: Obj[] }>('GET', base).catch(() => ({ items: [] as Obj[] }));
-    const names = list.items.map((i) => i.metadata.name);
-    const lift = async () => {
-      for (let name = names.pop(); name !== undefined; name = names.pop())
-        await this.client
-          .json('PATCH', `${base}/${name}`, { metadata: { finalizers: null } }, MERGE)
-          .catch(() => undefined);
-    };
-    await Promise.all(Array.from({ length: 20 }, lift));
+    await forEachConcurrently(list.items, 20, async (i) => {
+      await this.client
+        .json('PATCH', `${base}/${i.metadata.name}`, { metadata: { finalizers: null } }, MERGE)
+        .catch(() => undefined);
+    });
     for (const n of this.nodes)
       await this.client.raw('DELETE', `${GROUP_PATH}/computenodes/${n.name}`).catch(() => undefined);
     await this.client.raw('DELETE', `/api/v1/namespaces/${this.namespace}`).catch(() => undefined);
