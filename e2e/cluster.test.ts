@@ -44,6 +44,8 @@ describe.skipIf(external || missing.length > 0)(title, () => {
   let before: Map<string, Set<string>>;
   let tunablesBefore: string[] = [];
   const podIps = new Map<string, string>();
+  /** Whether both environments started; a failed start's logs stay for a post-mortem. */
+  let bothStarted = false;
 
   const kubectl = (...args: string[]) => cluster.kubectl(['--request-timeout=30s', ...args]);
 
@@ -84,17 +86,22 @@ describe.skipIf(external || missing.length > 0)(title, () => {
     const keepState = process.env.KUBENOVA_KEEP_TEST_DIRS === '1';
     const started = Date.now();
     // A second, one-node environment starts at the same moment: they must not collide.
-    [cluster, beside] = await Promise.all([
+    // Both starts are awaited, so that one which failed leaves the other to afterAll to stop.
+    const [first, second] = await Promise.allSettled([
       startCluster({ nodes: 2, stateDir, keepState, log: (line) => process.stdout.write(`[cluster] ${line}\n`) }),
       startCluster({ nodes: 1, stateDir: besideDir, keepState, log: (l) => process.stdout.write(`[beside] ${l}\n`) }),
     ]);
+    if (first.status === 'fulfilled') cluster = first.value;
+    if (second.status === 'fulfilled') beside = second.value;
+    for (const start of [first, second]) if (start.status === 'rejected') throw start.reason;
     startSeconds = (Date.now() - started) / 1000;
+    bothStarted = true;
   }, 900_000);
 
   afterAll(async () => {
     // Normally the tests have stopped them already; stop() runs once.
     await Promise.all([cluster?.stop(), beside?.stop()]);
-    if (process.env.KUBENOVA_KEEP_TEST_DIRS !== '1')
+    if (bothStarted && process.env.KUBENOVA_KEEP_TEST_DIRS !== '1')
       for (const dir of [stateDir, besideDir]) rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 

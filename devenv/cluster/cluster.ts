@@ -9,12 +9,13 @@ import { copyFileSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ensureBinaries, ensureNodeBinaries } from '../controlplane/binaries.js';
 import { ControlPlane } from '../controlplane/controlplane.js';
+import { logTail } from '../controlplane/processes.js';
 import { repoRoot } from '../components.js';
 import type { ImageArchive } from '../images/oci.js';
 import { buildPauseImage } from '../images/pause.js';
 import { defaultCacheDir } from '../images/paths.js';
 import { containerdPaths } from './containerd.js';
-import { waitFor } from './exec.js';
+import { GiveUp, waitFor } from './exec.js';
 import { startGuardian } from './guardian.js';
 import { recordKernelTunables } from './machine-state.js';
 import { addPodRoutes, createBridge, createGuestNetwork } from './network.js';
@@ -159,7 +160,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       log(`guest network ${opts.guestNetwork}: ${env.guestCidr}, gateway ${env.guestGateway} on ${env.guestBridge}`);
     }
     phase('nodes');
-    await waitUntilReady(controlPlane, nodes);
+    await waitUntilReady(controlPlane, nodes, log);
     phase('ready');
 
     const kubeconfig = join(stateDir, 'kubeconfig');
@@ -206,17 +207,28 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 
 /**
  * Every node registered and Ready, with its pod CIDR recorded, and the default namespace
- * ready for pods (its service account and the cluster CA ConfigMap exist).
+ * ready for pods (its service account and the cluster CA ConfigMap exist). A kubelet that
+ * exits meanwhile is started again a few times; any other exit fails the start at once.
  */
-async function waitUntilReady(cp: ControlPlane, nodes: ClusterNode[]): Promise<void> {
+async function waitUntilReady(cp: ControlPlane, nodes: ClusterNode[], log: (line: string) => void): Promise<void> {
   await waitFor(
     `${nodes.length} node(s) to register and become Ready (logs: <state-dir>/nodes/<node>/logs/)`,
     async () => {
-      const dead = nodes.map((n) => [n, n.exited()] as const).find(([, p]) => p);
-      if (dead?.[1])
-        throw new Error(
-          `${dead[1].name} exited (${dead[1].child.exitCode ?? dead[1].child.signalCode}); see ${dead[0].dir}/logs/`,
+      for (const n of nodes) {
+        const revived = n.reviveKubelet();
+        if (revived)
+          log(
+            `${revived.name} exited (${revived.child.exitCode ?? revived.child.signalCode}); starting it again. Its log ends:\n${logTail(revived.logFile ?? '', 8)}`,
+          );
+      }
+      // Any other daemon that exited will not come back by itself: say why now, not after the deadline.
+      const dead = nodes.map((n) => n.exited()).find((p) => p);
+      if (dead) {
+        const log = dead.logFile ?? '';
+        throw new GiveUp(
+          `${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode}); its log (${log}) ends:\n${logTail(log, 8)}`,
         );
+      }
       const out = cp.kubectl([
         '--request-timeout=10s',
         'get',

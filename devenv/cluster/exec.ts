@@ -66,7 +66,13 @@ export function inNetns(netnsPath: string, command: string, args: string[]): { c
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until check() returns a value, or fails after timeoutMs naming what it waited for and the last error. */
+/** Thrown by a waitFor check when waiting longer cannot help (a daemon it waits for has exited). */
+export class GiveUp extends Error {}
+
+/**
+ * Polls until check() returns a value, or fails after timeoutMs naming what it waited for and
+ * the last error; a GiveUp from check() fails it at once.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined>,
@@ -80,6 +86,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined) return value;
     } catch (err) {
+      if (err instanceof GiveUp) throw new Error(`${what}: ${err.message}`, { cause: err });
       last = (err as Error).message;
     }
     await sleep(intervalMs);

@@ -41,13 +41,23 @@ export interface NodeContext {
   log: (line: string) => void;
 }
 
+/**
+ * How often a node's kubelet that exited is started again before the node counts as failed. A
+ * real node's kubelet runs under systemd with `Restart=always`; a kubelet can exit at start on
+ * a transient condition and come up on the next try.
+ */
+const KUBELET_RESTARTS = 2;
+
 export class ClusterNode {
+  private kubeletRestarts = 0;
+
   private constructor(
     readonly plan: NodePlan,
     readonly dir: string,
     private readonly containerd: ManagedProcess,
-    private readonly kubelet: ManagedProcess,
+    private kubelet: ManagedProcess,
     private readonly kubeProxy: ManagedProcess,
+    private readonly restartKubelet: () => ManagedProcess,
   ) {}
 
   static async start(ctx: NodeContext, plan: NodePlan): Promise<ClusterNode> {
@@ -70,11 +80,12 @@ export class ClusterNode {
       );
       const kl = kubeletPaths(dir);
       writeTokenKubeconfig(kl.kubeconfig, ctx.server, ctx.caPath, ctx.credentials.kubelet.token);
-      kubelet = startKubelet(ctx.binaries.kubelet, plan, kl, ctx.caPath, ctrd.socket);
+      const launchKubelet = () => startKubelet(ctx.binaries.kubelet, plan, kl, ctx.caPath, ctrd.socket);
+      kubelet = launchKubelet();
       const kp = kubeProxyPaths(dir);
       writeTokenKubeconfig(kp.kubeconfig, ctx.server, ctx.caPath, ctx.credentials.kubeProxy.token);
       const kubeProxy = startKubeProxy(ctx.binaries.kubeProxy, env, plan, kp);
-      return new ClusterNode(plan, dir, containerd, kubelet, kubeProxy);
+      return new ClusterNode(plan, dir, containerd, kubelet, kubeProxy, launchKubelet);
     } catch (err) {
       await kubelet?.stop('SIGTERM', 3_000);
       await containerd.stop('SIGTERM', 3_000);
@@ -102,6 +113,22 @@ export class ClusterNode {
 
   /** The first process of the node's daemons that has exited, if any. */
   exited(): ManagedProcess | undefined {
-    return this.processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+    return this.processes.find(hasExited);
   }
+
+  /**
+   * Starts the kubelet again when it has exited and restarts are left; returns the process
+   * that exited, so the caller can say why (its log has both runs).
+   */
+  reviveKubelet(): ManagedProcess | undefined {
+    if (!hasExited(this.kubelet) || this.kubeletRestarts >= KUBELET_RESTARTS) return undefined;
+    const dead = this.kubelet;
+    this.kubeletRestarts += 1;
+    this.kubelet = this.restartKubelet();
+    return dead;
+  }
+}
+
+function hasExited(p: ManagedProcess): boolean {
+  return p.child.exitCode !== null || p.child.signalCode !== null;
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { ensureBinaries, ensureNodeBinaries, type Binaries } from './binaries.js';
-import { freePort, startProcess, type ManagedProcess } from './processes.js';
+import { freePort, logTail, startProcess, type ManagedProcess } from './processes.js';
 
 /** An identity the API server accepts as a bearer token (its --token-auth-file). */
 export interface StaticToken {
@@ -483,11 +483,6 @@ export function firstAddress(cidr: string): string {
   const n = (((octets[0] ?? 0) << 24) | ((octets[1] ?? 0) << 16) | ((octets[2] ?? 0) << 8) | (octets[3] ?? 0)) >>> 0;
   const first = n + 1;
   return [first >>> 24, (first >>> 16) & 255, (first >>> 8) & 255, first & 255].join('.');
-}
-
-/** The last `lines` lines of a component's log, for the error that says why it did not start. */
-function logTail(logFile: string, lines: number): string {
-  return existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') : '';
 }
 
 /** How often a control plane is started afresh when one of its ports was taken meanwhile. */

@@ -2,13 +2,15 @@
 // launched through `setpriv --pdeathsig`, so the kernel signals it when its parent dies,
 // even when the parent is SIGKILLed and no exit handler runs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 
 export interface ManagedProcess {
   readonly name: string;
   readonly pid: number;
   readonly child: ChildProcess;
+  /** Where its output goes, when it goes to a file. */
+  readonly logFile?: string;
   /** Resolves with the exit code (or signal) when the process has ended. */
   readonly exited: Promise<number | NodeJS.Signals>;
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
@@ -75,6 +77,7 @@ export function startProcess(opts: StartOptions): ManagedProcess {
     name: opts.name,
     pid: child.pid,
     child,
+    ...(opts.logFile ? { logFile: opts.logFile } : {}),
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -91,6 +94,11 @@ export function startProcess(opts: StartOptions): ManagedProcess {
   };
   live.add(managed);
   return managed;
+}
+
+/** The last `lines` lines of a process's log, for the error that says why it did not start. */
+export function logTail(logFile: string, lines: number): string {
+  return existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') : '';
 }
 
 /** A loopback port nobody listens on right now. */
