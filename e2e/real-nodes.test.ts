@@ -180,7 +180,8 @@ spec: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 3}
 
   afterAll(async () => {
     await env?.stop();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    // A start that failed keeps its logs (its error says where) for a post-mortem.
+    if (stateDir && env) rmSync(stateDir, { recursive: true, force: true });
   }, 300_000);
 
   it('runs on Ready nodes: the operator with one leader, one agent per node, a ComputeNode per node with its real capacity', async () => {
