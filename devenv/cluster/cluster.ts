@@ -224,9 +224,9 @@ async function waitUntilReady(cp: ControlPlane, nodes: ClusterNode[], log: (line
       // Any other daemon that exited will not come back by itself: say why now, not after the deadline.
       const dead = nodes.map((n) => n.exited()).find((p) => p);
       if (dead) {
-        const log = dead.logFile ?? '';
+        const logFile = dead.logFile ?? '';
         throw new GiveUp(
-          `${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode}); its log (${log}) ends:\n${logTail(log, 8)}`,
+          `${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode}); its log (${logFile}) ends:\n${logTail(logFile, 8)}`,
         );
       }
       const out = cp.kubectl([
