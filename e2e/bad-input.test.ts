@@ -498,8 +498,12 @@ const rows: Row[] = [
   {
     name: 'compute node capacity lowered by hand below what is claimed',
     run: async () => {
-      const node = await env.computeNode('node-a');
-      await env.kube.computeNodes.patchStatus(node!, { capacity: { vcpus: 1, memoryMiB: 256, diskGiB: 1 } });
+      // As `kubectl patch --subresource=status` would: no resourceVersion, so the agent's
+      // heartbeats meanwhile cannot turn the admin's write into a 409.
+      await env.kube.computeNodes.patchStatus(
+        { metadata: { name: 'node-a' } },
+        { capacity: { vcpus: 1, memoryMiB: 256, diskGiB: 1 } },
+      );
       const healed = await env.waitFor(
         'agent restores the capacity its driver reports',
         async () => {
