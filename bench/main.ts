@@ -42,7 +42,7 @@ import {
   repoRoot,
 } from '../devenv/components.js';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
-import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
+import { hasExited, startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
 import { InvariantWatcher } from '../devenv/invariants.js';
 import { simulatedHostNames } from '../devenv/simulated-hosts/hosts.js';
 import { HttpClient } from './http.js';
@@ -249,7 +249,7 @@ async function main(): Promise<void> {
       processes.push(agent);
     }
     const exitedEarly = () => {
-      const dead = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+      const dead = processes.find(hasExited);
       if (dead) throw new FatalError(`${dead.name} exited at start; see ${join(dir, `${dead.name}.log`)}`);
     };
     const kubenova: Proc[] = [

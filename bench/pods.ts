@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureNodeBinaries } from '../devenv/controlplane/binaries.js';
 import type { ControlPlane } from '../devenv/controlplane/controlplane.js';
-import { startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
+import { hasExited, startProcess, type ManagedProcess } from '../devenv/controlplane/processes.js';
 import { ensureKwok } from '../devenv/kwok/kwok.js';
 import { ApiError, type HttpClient } from './http.js';
 import { closedLoop, createAndWait, forEachConcurrently, type CreateAndWait, type Outcome } from './loops.js';
@@ -204,7 +204,7 @@ export class PodsReferee {
   private async waitNodesReady(procs: ManagedProcess[]): Promise<void> {
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const dead = procs.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+      const dead = procs.find(hasExited);
       if (dead) throw new Error(`pods referee: ${dead.name} exited; see ${join(this.o.dir, `${dead.name}-*.log`)}`);
       const list = await this.o.client.json<{ items: Node[] }>(
         'GET',

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ensureBinaries, ensureNodeBinaries } from '../controlplane/binaries.js';
 import { ControlPlane } from '../controlplane/controlplane.js';
-import { logTail } from '../controlplane/processes.js';
+import { describeExit } from '../controlplane/processes.js';
 import { repoRoot } from '../components.js';
 import type { ImageArchive } from '../images/oci.js';
 import { buildPauseImage } from '../images/pause.js';
@@ -216,19 +216,11 @@ async function waitUntilReady(cp: ControlPlane, nodes: ClusterNode[], log: (line
     async () => {
       for (const n of nodes) {
         const revived = n.reviveKubelet();
-        if (revived)
-          log(
-            `${revived.name} exited (${revived.child.exitCode ?? revived.child.signalCode}); starting it again. Its log ends:\n${logTail(revived.logFile ?? '', 8)}`,
-          );
+        if (revived) log(`restarting ${revived.name}: ${describeExit(revived, 8)}`);
       }
       // Any other daemon that exited will not come back by itself: say why now, not after the deadline.
       const dead = nodes.map((n) => n.exited()).find((p) => p);
-      if (dead) {
-        const logFile = dead.logFile ?? '';
-        throw new GiveUp(
-          `${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode}); its log (${logFile}) ends:\n${logTail(logFile, 8)}`,
-        );
-      }
+      if (dead) throw new GiveUp(describeExit(dead, 8));
       const out = cp.kubectl([
         '--request-timeout=10s',
         'get',

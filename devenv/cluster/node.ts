@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { NodeBinaries } from '../controlplane/binaries.js';
 import type { StaticToken } from '../controlplane/controlplane.js';
-import type { ManagedProcess } from '../controlplane/processes.js';
+import { hasExited, type ManagedProcess } from '../controlplane/processes.js';
 import type { ImageArchive } from '../images/oci.js';
 import { createCgroup } from './cgroups.js';
 import { writeCniConfig } from './cni.js';
@@ -127,8 +127,4 @@ export class ClusterNode {
     this.kubelet = this.restartKubelet();
     return dead;
   }
-}
-
-function hasExited(p: ManagedProcess): boolean {
-  return p.child.exitCode !== null || p.child.signalCode !== null;
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { ensureBinaries, ensureNodeBinaries, type Binaries } from './binaries.js';
-import { freePort, logTail, startProcess, type ManagedProcess } from './processes.js';
+import { freePort, hasExited, logTail, startProcess, type ManagedProcess } from './processes.js';
 
 /** An identity the API server accepts as a bearer token (its --token-auth-file). */
 export interface StaticToken {
@@ -265,7 +265,6 @@ export class ControlPlane {
       this.etcd,
       async () => (await httpGet(`${client}/health`)).includes('"health":"true"'),
       30_000,
-      this.path('etcd.log'),
     );
   }
 
@@ -315,13 +314,7 @@ export class ControlPlane {
       ],
       logFile: this.path('kube-apiserver.log'),
     });
-    await waitUntil(
-      'kube-apiserver',
-      this.apiserver,
-      async () => (await this.get('/readyz')) === 'ok',
-      120_000,
-      this.path('kube-apiserver.log'),
-    );
+    await waitUntil('kube-apiserver', this.apiserver, async () => (await this.get('/readyz')) === 'ok', 120_000);
   }
 
   private async startControllerManager(): Promise<void> {
@@ -382,7 +375,7 @@ export class ControlPlane {
       logFile,
     });
     await new Promise((r) => setTimeout(r, 1_000));
-    if (this.scheduler.child.exitCode !== null || this.scheduler.child.signalCode !== null) {
+    if (hasExited(this.scheduler)) {
       const tail = logTail(logFile, 3);
       throw new Error(`kube-scheduler exited at start; its log (${logFile}) ends:\n${tail}`);
     }
@@ -496,12 +489,12 @@ async function waitUntil(
   proc: ManagedProcess,
   probe: () => Promise<boolean>,
   timeoutMs: number,
-  logFile: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+    if (hasExited(proc)) {
+      const logFile = proc.logFile ?? '';
       const tail = logTail(logFile, 5);
       const message = `${name} exited during start (code ${proc.child.exitCode ?? proc.child.signalCode}); its log (${logFile}) ends:\n${tail}`;
       throw /address already in use/.test(tail) ? new PortTaken(message) : new Error(message);

@@ -80,14 +80,14 @@ export function startProcess(opts: StartOptions): ManagedProcess {
     ...(opts.logFile ? { logFile: opts.logFile } : {}),
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (hasExited(managed)) return;
       child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
     },
     async kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (hasExited(managed)) return;
       child.kill('SIGKILL');
       await exited;
     },
@@ -96,9 +96,20 @@ export function startProcess(opts: StartOptions): ManagedProcess {
   return managed;
 }
 
+/** Whether the process has ended, by exiting or by a signal. */
+export function hasExited(p: ManagedProcess): boolean {
+  return p.child.exitCode !== null || p.child.signalCode !== null;
+}
+
 /** The last `lines` lines of a process's log, for the error that says why it did not start. */
 export function logTail(logFile: string, lines: number): string {
   return existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-lines).join('\n') : '';
+}
+
+/** How a process ended and the last `lines` of its log, for the error or warning that reports it. */
+export function describeExit(p: ManagedProcess, lines: number): string {
+  const code = p.child.exitCode ?? p.child.signalCode;
+  return `${p.name} exited (${code}); its log (${p.logFile ?? 'none'}) ends:\n${p.logFile ? logTail(p.logFile, lines) : ''}`;
 }
 
 /** A loopback port nobody listens on right now. */
