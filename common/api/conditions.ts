@@ -1,4 +1,5 @@
 import type { Condition } from './types.js';
+import { compareCodeUnits } from '../order.js';
 
 export interface ConditionInput {
   type: string;
@@ -28,7 +29,7 @@ export function setCondition(
     lastTransitionTime: existing && existing.status === input.status ? existing.lastTransitionTime : now.toISOString(),
   };
   if (observedGeneration !== undefined) next.observedGeneration = observedGeneration;
-  return [...(list ?? []).filter((c) => c.type !== input.type), next].sort((a, b) => a.type.localeCompare(b.type));
+  return [...(list ?? []).filter((c) => c.type !== input.type), next].sort((a, b) => compareCodeUnits(a.type, b.type));
 }
 
 export function getCondition(list: Condition[] | undefined, type: string): Condition | undefined {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { FlavorSnapshot, PowerState } from '../../common/api/types.js';
 import type { GuestInfo, NicSpec } from './driver.js';
 import { guestCommandLine, normalizeNic } from './nics.js';
+import { compareCodeUnits } from '../../common/order.js';
 
 /** XML namespace of kubenova's element in a domain's <metadata>. */
 export const METADATA_NAMESPACE = 'urn:kubenova:libvirt:domain:1';
@@ -182,7 +183,7 @@ export function buildDomainXml(d: DomainXmlInput): string {
 function flavorElement(f: FlavorSnapshot): string[] {
   const e = escapeXml;
   const open = `      <${PREFIX}:flavor name="${e(f.name)}" vcpus="${f.vcpus}" memoryMiB="${f.memoryMiB}" rootDiskGiB="${f.rootDiskGiB}" ephemeralDiskGiB="${f.ephemeralDiskGiB}"`;
-  const specs = Object.entries(f.extraSpecs ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const specs = Object.entries(f.extraSpecs ?? {}).sort(([a], [b]) => compareCodeUnits(a, b));
   if (specs.length === 0) return [`${open}/>`];
   return [
     `${open}>`,

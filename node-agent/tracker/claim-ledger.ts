@@ -4,11 +4,9 @@
 // a restart and replay any step without double counting.
 import type { Claim, ClaimKind, ResourceAmounts } from '../../common/api/types.js';
 import { ClaimFailed, allocatedOf, shortfalls } from './claims.js';
+import { compareCodeUnits as cmp } from '../../common/order.js';
 
 const keyOf = (consumer: string, kind: ClaimKind): string => `${kind}\u0000${consumer}`;
-
-// Code-unit order rather than localeCompare, so the order does not depend on the agent's locale.
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function sameAmounts(a: Claim, b: Claim): boolean {
   return a.vcpus === b.vcpus && a.memoryMiB === b.memoryMiB && a.diskGiB === b.diskGiB;

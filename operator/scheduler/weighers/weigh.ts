@@ -1,6 +1,7 @@
 import type { HostState } from '../host-state.js';
 import type { RequestSpec } from '../request.js';
 import type { HostWeigher, WeightMultiplierKey } from './weigher.js';
+import { compareCodeUnits } from '../../../common/order.js';
 
 export type WeightMultipliers = Record<WeightMultiplierKey, number>;
 
@@ -41,5 +42,5 @@ export function weighHosts(
   }
   const weighed = hosts.map((host, i) => ({ host, weight: totals[i] ?? 0 }));
   // Ties break by name so the same snapshot always ranks the same way (reproducible tests, logs).
-  return weighed.sort((a, b) => b.weight - a.weight || a.host.name.localeCompare(b.host.name));
+  return weighed.sort((a, b) => b.weight - a.weight || compareCodeUnits(a.host.name, b.host.name));
 }
