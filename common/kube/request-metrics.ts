@@ -3,7 +3,6 @@
 // countRequests makes API clients whose HTTP library reports each response, and watchFor gives
 // the informers a Watch that reports how each watch request was answered.
 import {
-  IsomorphicFetchHttpLibrary,
   Observable,
   ServerConfiguration,
   Watch,
@@ -15,6 +14,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import { undiciRequestLibrary } from './undici-request.js';
 
 export interface ApiRequest {
   /** The HTTP status code, or "<error>" when no response came (client-go's word for it). */
@@ -70,14 +70,15 @@ export class CountingHttpLibrary implements HttpLibrary {
  */
 export function countRequests<K extends KubeConfig>(kc: K, observe: RequestObserver): K {
   observers.set(kc, observe);
-  // client-node's own makeApiClient, with the counting library in place of the default one.
+  // client-node's own makeApiClient, with the counting library, sending through undici's request()
+  // (undici-request.ts), in place of the default one.
   kc.makeApiClient = <T extends ApiType>(apiClientType: ApiConstructor<T>): T => {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('No active cluster!');
     const config = createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: kc },
-      httpApi: new CountingHttpLibrary(new IsomorphicFetchHttpLibrary(), observe),
+      httpApi: new CountingHttpLibrary(undiciRequestLibrary, observe),
     });
     return new apiClientType(config);
   };
