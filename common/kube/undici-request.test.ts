@@ -35,7 +35,13 @@ function customObjects(): CustomObjectsApi {
   return countRequests(kc, () => {}).makeApiClient(CustomObjectsApi);
 }
 
-const target = { group: 'compute.kubenova.io', version: 'v1alpha1', plural: 'instances', namespace: 'ns', name: 'web-1' };
+const target = {
+  group: 'compute.kubenova.io',
+  version: 'v1alpha1',
+  plural: 'instances',
+  namespace: 'ns',
+  name: 'web-1',
+};
 
 beforeAll(async () => {
   // web-1 exists and answers status patches with the patched object; web-2 answers 409 as kube-apiserver does.
