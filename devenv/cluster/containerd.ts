@@ -3,7 +3,7 @@
 // machine needs and the images loaded from archives (there is no registry to pull from).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hasExited, startProcess, type ManagedProcess } from '../controlplane/processes.js';
+import { describeExit, hasExited, startProcess, type ManagedProcess } from '../controlplane/processes.js';
 import type { ImageArchive } from '../images/oci.js';
 import { CNI_BIN_DIR, type CniPaths } from './cni.js';
 import { inNetns, run, waitFor } from './exec.js';
@@ -101,8 +101,7 @@ export async function startContainerd(
   await waitFor(
     `${node.name}: containerd's CRI plugin to load (see ${paths.log})`,
     async () => {
-      if (hasExited(proc))
-        throw new Error(`containerd exited (${proc.child.exitCode ?? proc.child.signalCode}); see ${paths.log}`);
+      if (hasExited(proc)) throw new Error(describeExit(proc, 8));
       const plugins = await ctr(paths, ['plugins', 'ls'], 5_000);
       const cri = plugins.split('\n').find((l) => /\bio\.containerd\.grpc\.v1\s+cri\b/.test(l));
       if (cri && !/\bok\s*$/.test(cri)) throw new Error(`containerd's CRI plugin did not load: ${cri.trim()}`);

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { ensureBinaries, ensureNodeBinaries, type Binaries } from './binaries.js';
-import { freePort, hasExited, logTail, startProcess, type ManagedProcess } from './processes.js';
+import { describeExit, freePort, hasExited, logTail, startProcess, type ManagedProcess } from './processes.js';
 
 /** An identity the API server accepts as a bearer token (its --token-auth-file). */
 export interface StaticToken {
@@ -375,10 +375,7 @@ export class ControlPlane {
       logFile,
     });
     await new Promise((r) => setTimeout(r, 1_000));
-    if (hasExited(this.scheduler)) {
-      const tail = logTail(logFile, 3);
-      throw new Error(`kube-scheduler exited at start; its log (${logFile}) ends:\n${tail}`);
-    }
+    if (hasExited(this.scheduler)) throw new Error(describeExit(this.scheduler, 3));
   }
 
   /** Stops kube-apiserver only (etcd keeps the data), for restart tests. */
