@@ -115,7 +115,7 @@ export class Operator {
       instances,
       migrations,
       new BootConductor(kube, flavors, attempts, quota, groups, instanceNetworks, events, faults, instanceLog),
-      new ResizeRequests(kube, flavors, quota, faults, instanceLog),
+      new ResizeRequests(kube, flavors, migrations, quota, faults, instanceLog),
       new DeletionConductor(kube, this.placement, quota, instanceNetworks, events, instanceLog),
       quota,
       instanceNetworks,

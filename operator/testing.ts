@@ -236,7 +236,7 @@ export class World {
       log,
       clock,
     );
-    this.resize = new ResizeRequests(kube, flavors, this.quota, faults, log);
+    this.resize = new ResizeRequests(kube, flavors, cluster.cache('Migration'), this.quota, faults, log);
     this.deletion = new DeletionConductor(kube, this.placement, this.quota, networks, events, log);
     this.instances = new InstanceController(
       cluster.cache('Instance'),

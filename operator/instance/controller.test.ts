@@ -152,6 +152,7 @@ describe('InstanceController + ResizeRequests: spec.flavor changes', () => {
   it('a flavor change creates Migration <name>-resize-<generation>, owned by the instance, observed', async () => {
     const world = withRunningInstance();
     await world.kube.instances.patch(ref, { spec: { flavor: 'm1.large' } });
+    const writes = world.cluster.writes.length;
 
     expect(await world.reconcileInstance('web-1')).toEqual({});
 
@@ -161,11 +162,32 @@ describe('InstanceController + ResizeRequests: spec.flavor changes', () => {
     expect(mig.metadata.ownerReferences).toEqual([
       expect.objectContaining({ kind: 'Instance', name: 'web-1', uid: INSTANCE_UID, controller: true }),
     ]);
+    // The instance itself is left for the migration controller: no write here that could race its.
+    expect(world.writesSince(writes)).toEqual(['create Migration/web-1-resize-2']);
+
+    await world.reconcileMigration('web-1-resize-2');
+
+    // Its first write marks the instance resize_prep and records the generation as acted on.
     const s = world.instance('web-1').status;
+    expect(s?.taskState).toBe('resize_prep');
+    expect(s?.migration).toBe('web-1-resize-2');
     expect(s?.observedGeneration).toBe(2);
     expect(s?.fault).toBeUndefined();
-    // The instance itself is left for the migration controller to mark resize_prep.
-    expect(s?.taskState).toBe('');
+  });
+
+  it('a flavor change whose Migration was refused is recorded as acted on once the refusal is seen', async () => {
+    const world = withRunningInstance();
+    await world.kube.instances.patch(ref, { spec: { flavor: 'm1.large' } });
+    await world.reconcileInstance('web-1');
+    // Refused as the migration controller would (e.g. its quota reservation lost a race).
+    await world.kube.migrations.patchStatus(world.migration('web-1-resize-2'), { type: 'resize', status: 'error' });
+    const writes = world.cluster.writes.length;
+
+    await world.reconcileInstance('web-1');
+
+    expect(world.writesSince(writes)).toEqual(['patchStatus Instance/web-1']);
+    expect(world.instance('web-1').status?.observedGeneration).toBe(2);
+    expect(world.cluster.list('Migration')).toHaveLength(1);
   });
 
   it('a spec change that keeps the flavor only records observedGeneration', async () => {

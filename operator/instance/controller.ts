@@ -1,7 +1,8 @@
 // The instance controller: routes each Instance to the step that owns its current state —
 // deletion behind the finalizer, boot while building, then resize requests — and registers
 // the watches that bring an Instance back to it.
-import type { Instance } from '../../common/api/types.js';
+import { isTerminal } from '../../common/api/lifecycle.js';
+import type { Instance, Migration } from '../../common/api/types.js';
 import type { WatchedCache } from '../../common/kube/api.js';
 import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
 import type { InstanceNetworks } from '../network/instance-networks.js';
@@ -21,14 +22,20 @@ export class InstanceController implements Reconciler {
     private readonly networks: InstanceNetworks,
   ) {}
 
-  /** Every change of an Instance, and of a Migration its deletion waits for, enqueues the Instance. */
+  /**
+   * Every change of an Instance, and of a Migration its deletion or an unobserved flavor change
+   * waits for, enqueues the Instance.
+   */
   watch(enqueue: (key: string) => void): void {
     this.instances.on('add', (inst) => enqueue(objectKey(inst)));
     this.instances.on('update', (inst) => enqueue(objectKey(inst)));
-    const instanceOf = (mig: { spec: { instance: string }; metadata: { namespace?: string } }) => {
+    const instanceOf = (mig: Migration) => {
       const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace);
-      // An instance being deleted waits for its migrations' claims too.
-      if (inst?.metadata.deletionTimestamp) enqueue(objectKey(inst));
+      if (!inst) return;
+      // An instance being deleted waits for its migrations' claims too; a flavor change whose
+      // Migration ended without starting (refused) is recorded as acted on once it has ended.
+      const unobserved = inst.status?.observedGeneration !== inst.metadata.generation;
+      if (inst.metadata.deletionTimestamp || (unobserved && isTerminal(mig.status?.status))) enqueue(objectKey(inst));
     };
     this.migrations.on('add', instanceOf);
     this.migrations.on('update', instanceOf);

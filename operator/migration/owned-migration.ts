@@ -3,6 +3,10 @@
 // so a delete at any moment is a cancel the operator carries out.
 import { API_VERSION, MIGRATION_FINALIZER, type Instance, type Migration } from '../../common/api/types.js';
 
+/** The Migration a change of spec.flavor asks for: one per generation of the spec. */
+export const resizeMigrationName = (inst: Instance): string =>
+  `${inst.metadata.name}-resize-${inst.metadata.generation ?? 1}`;
+
 export function ownedMigration(inst: Instance, name: string, spec: Omit<Migration['spec'], 'instance'>): Migration {
   return {
     apiVersion: API_VERSION,
