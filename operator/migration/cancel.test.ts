@@ -161,6 +161,49 @@ describe('MigrationCancel: a Migration deleted before it started', () => {
   });
 });
 
+describe('MigrationCancel: the Migration a flavor change asked for, deleted before it started', () => {
+  /** web-1 on node-a, its spec.flavor changed to m1.large (generation 2): web-1-resize-2 made, not started. */
+  async function requested(): Promise<World> {
+    const world = new World();
+    world.seedFlavor('m1.small');
+    world.seedFlavor('m1.large', LARGE);
+    world.seedNode('node-a');
+    world.seedNode('node-b');
+    world.seedInstance(anInstance('web-1', {}, running('node-a', small, { observedGeneration: 1 })));
+    await world.kube.instances.patch({ namespace: 'default', name: 'web-1' }, { spec: { flavor: 'm1.large' } });
+    await world.reconcileInstance('web-1');
+    expect(world.migration(RESIZE).status).toBeUndefined();
+    return world;
+  }
+
+  it('is not asked for again: the cancel records the generation as acted on', async () => {
+    const world = await requested();
+    await deleteMigration(world);
+
+    await world.reconcileMigration(RESIZE);
+
+    expect(gone(world)).toBe(true);
+    const s = world.instance('web-1').status;
+    expect(s?.observedGeneration).toBe(2);
+    expect(s?.taskState).toBe('');
+    await world.reconcileInstance('web-1');
+    expect(world.cluster.list('Migration')).toEqual([]);
+  });
+
+  it('refused and then deleted, it is not asked for again either', async () => {
+    const world = await requested();
+    await world.kube.migrations.patchStatus(world.migration(RESIZE), { type: 'resize', status: 'error' });
+    await deleteMigration(world);
+
+    await world.reconcileMigration(RESIZE);
+
+    expect(gone(world)).toBe(true);
+    expect(world.instance('web-1').status?.observedGeneration).toBe(2);
+    await world.reconcileInstance('web-1');
+    expect(world.cluster.list('Migration')).toEqual([]);
+  });
+});
+
 describe('MigrationCancel: a live migration is rolled back by the owner of its way back', () => {
   it('pre-migrating: asks for the rollback once, the operator ends it (Cancelled), then lets it go once the claim is freed', async () => {
     const world = await resizeIn('pre-migrating');

@@ -11,8 +11,17 @@ import type { EventRecorder } from '../../common/kube/events.js';
 import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import type { Placement } from '../scheduler/placement.js';
+import { isRequestedResize } from './owned-migration.js';
 import type { MigrationQuota } from './quota.js';
 import type { MigrationSettlement } from './settle.js';
+
+/**
+ * A flavor change whose Migration goes without having started (cancelled, or refused): the
+ * generation is recorded as acted on before the Migration is gone, or the instance controller,
+ * no longer finding it, would ask for the resize again.
+ */
+const unansweredRequest = (mig: Migration, inst: Instance): boolean =>
+  isRequestedResize(mig, inst) && inst.status?.observedGeneration !== inst.metadata.generation;
 
 export class MigrationCancel {
   constructor(
@@ -51,8 +60,13 @@ export class MigrationCancel {
   /** Deleted before it started: only what the start may have done before a crash is undone. */
   private async neverStarted(mig: Migration, inst: Instance | undefined): Promise<ReconcileResult> {
     await this.quota.settle(mig, inst);
-    if (inst && inst.status?.migration === mig.metadata.name) {
-      await this.kube.instances.patchStatus(inst, { taskState: '', migration: null, taskHosts: null });
+    const held = inst?.status?.migration === mig.metadata.name;
+    const unanswered = inst !== undefined && unansweredRequest(mig, inst);
+    if (inst && (held || unanswered)) {
+      await this.kube.instances.patchStatus(inst, {
+        ...(held ? { taskState: '', migration: null, taskHosts: null } : {}),
+        ...(unanswered ? { observedGeneration: inst.metadata.generation ?? 1 } : {}),
+      });
     }
     return this.dropFinalizer(mig);
   }
@@ -63,6 +77,9 @@ export class MigrationCancel {
     const holders = this.placement.claimedAnywhere([mig.metadata.uid ?? '']).filter((node) => !node.spec.forcedDown);
     // The agent frees it on its own (its terminal step); we look again shortly and on every change.
     if (holders.length > 0) return { requeueAfterMs: 1_000 };
+    if (inst && unansweredRequest(mig, inst)) {
+      await this.kube.instances.patchStatus(inst, { observedGeneration: inst.metadata.generation ?? 1 });
+    }
     return this.dropFinalizer(mig);
   }
 

@@ -7,6 +7,13 @@ import { API_VERSION, MIGRATION_FINALIZER, type Instance, type Migration } from 
 export const resizeMigrationName = (inst: Instance): string =>
   `${inst.metadata.name}-resize-${inst.metadata.generation ?? 1}`;
 
+/**
+ * Whether `mig` is the Migration the instance's current spec.flavor asked for: its start, or its
+ * end without one, records that generation of the spec as acted on.
+ */
+export const isRequestedResize = (mig: Migration, inst: Instance): boolean =>
+  Boolean(mig.spec.flavor) && mig.metadata.name === resizeMigrationName(inst);
+
 export function ownedMigration(inst: Instance, name: string, spec: Omit<Migration['spec'], 'instance'>): Migration {
   return {
     apiVersion: API_VERSION,

@@ -16,7 +16,7 @@ import type { Logger } from '../../common/log.js';
 import type { ReconcileResult } from '../../common/runtime/controller.js';
 import { resizeIncrease, type QuotaService } from '../quota/quota-service.js';
 import type { Placement } from '../scheduler/placement.js';
-import { resizeMigrationName } from './owned-migration.js';
+import { isRequestedResize } from './owned-migration.js';
 import { checkInstanceMovable, checkResizeFlavor, type Check } from './resize-checks.js';
 
 export class MigrationStart {
@@ -94,7 +94,7 @@ export class MigrationStart {
     // The instance is claimed for this task first: its resourceVersion guard makes this
     // the one place where two concurrent requests for one instance are told apart.
     // The Migration a flavor change asked for records that generation as acted on, in this write.
-    const requested = isResize && mig.metadata.name === resizeMigrationName(inst);
+    const requested = isRequestedResize(mig, inst);
     if (inst.status?.migration !== mig.metadata.name) {
       await this.kube.instances.patchStatus(inst, {
         taskState: 'resize_prep',
