@@ -3,6 +3,7 @@
 // where the instance runs as before with its old flavor and its disk byte for byte; only when
 // no copy can be brought back does the instance go to error, with what an admin can do.
 import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FAIL_ANNOTATION } from '../common/api/fault-injection.js';
 import type { Instance, Migration } from '../common/api/types.js';
@@ -138,8 +139,11 @@ localOnly('failures that do not go away', () => {
     const inst = await env.waitForInstance('unrevertable', (i) => i.status?.vmState === 'error', 'error');
     expect(inst.status?.taskState).toBe('');
     expect(inst.status?.fault?.message).toMatch(/^reverting on .* failed 5 times: .*; .*fix the host/);
-    // Nothing is deleted: the revert point stays for an admin.
+    // Nothing is deleted: the revert point stays for an admin, also through the source's next
+    // audit passes (every 2 s here), whose stale-copy clean-up sees the instance elsewhere.
     expect(existsSync(backupDir(env.stateDir, source, uid))).toBe(true);
+    await sleep(5_000);
+    expect(existsSync(backupDir(env.stateDir, source, uid)), 'backup after two audit passes').toBe(true);
 
     // Deleting it still gives everything back.
     env.kubectl(['delete', 'instance', 'unrevertable', '--wait=true', '--timeout=60s']);

@@ -172,6 +172,18 @@ describe('StaleCopies', () => {
     expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${inst.metadata.uid}`]);
   });
 
+  it('keeps the files of an instance a failed revert left in error, as its fault promises, until it is deleted', async () => {
+    const inst = await bootOn(a, cluster, 'web-1');
+    seedMigration('web-1-resize-2', 'web-1', { status: 'error', sourceHost: 'host-a', destHost: 'host-b' });
+    const stranded = await a.kube.instances.patchStatus(inst, { host: 'host-b', vmState: 'error', migration: null });
+
+    expect((await staleCopies().run()).destroyed).toEqual([]);
+    expect(await a.driver.get(inst.metadata.uid!)).toBeDefined();
+
+    await a.kube.instances.patchStatus(stranded, { vmState: 'active' });
+    expect((await staleCopies().run()).destroyed).toEqual([inst.metadata.uid]);
+  });
+
   it('keeps the copy while an evacuation from this host is still running', async () => {
     const inst = await bootOn(a, cluster, 'web-1');
     seedMigration('web-1-evacuate-1', 'web-1', { status: 'post-migrating', sourceHost: 'host-a', destHost: 'host-b' });

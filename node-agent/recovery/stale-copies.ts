@@ -5,6 +5,8 @@
 // domain (with its `<uid>_resize` backup) and every instance claim on this host whose
 // Instance is gone, or now lives on another host with no live Migration naming this one as
 // source or destination, is destroyed and its claim dropped, with a StaleCopyDestroyed Event.
+// A migration that ended by stranding its instance in error keeps the files of both its hosts
+// for an admin until the instance is deleted.
 // So is the copy of a boot this host claimed (and perhaps spawned) that the conductor has given
 // up on meanwhile (placed elsewhere, or failed, while this host could not report it).
 //
@@ -105,7 +107,7 @@ export class StaleCopies {
     if (host === this.host || (!host && this.placedHere(inst))) return false;
     return !this.migrations
       .list(inst.metadata.namespace)
-      .some((m) => m.spec.instance === inst.metadata.name && this.needsThisHost(m));
+      .some((m) => m.spec.instance === inst.metadata.name && this.keepsCopyHere(m, inst));
   }
 
   /** A boot the conductor still expects this host to claim and run (the current placement attempt is here). */
@@ -115,11 +117,16 @@ export class StaleCopies {
     return s.scheduling.claimFailure?.attempt !== s.scheduling.attempts;
   }
 
-  /** Whether a Migration that has not ended involves this host (its copy or claim may be in use). */
-  private needsThisHost(m: Migration): boolean {
-    if (isTerminal(m.status?.status)) return false;
+  /**
+   * Whether `m` keeps this host's copy of `inst`: it has not ended and involves this host (the
+   * copy or claim may be in use), or it ended in error leaving the instance in error with its
+   * files kept on both its hosts for an admin (shared.ts `strand`), until the instance is deleted.
+   */
+  private keepsCopyHere(m: Migration, inst: Instance): boolean {
     const s = m.status ?? {};
-    return s.sourceHost === this.host || s.destHost === this.host || s.scheduling?.selectedHost === this.host;
+    const names = s.sourceHost === this.host || s.destHost === this.host;
+    if (isTerminal(s.status)) return s.status === 'error' && inst.status?.vmState === 'error' && names;
+    return names || s.scheduling?.selectedHost === this.host;
   }
 
   /** The live API's word on a candidate: why it is stale, or undefined when it is not. */
@@ -155,7 +162,7 @@ export class StaleCopies {
     if (inst.status?.migration) names.add(inst.status.migration);
     for (const name of names) {
       const m = await this.kube.migrations.get({ namespace, name });
-      if (m && m.spec.instance === inst.metadata.name && this.needsThisHost(m)) return true;
+      if (m && m.spec.instance === inst.metadata.name && this.keepsCopyHere(m, inst)) return true;
     }
     return false;
   }
