@@ -35,9 +35,18 @@ export class HeartbeatClock {
 
   /** No heartbeat, or none newer than the timeout although the operator could have seen one. */
   isSilent(node: ComputeNode): boolean {
+    return this.isSilentSince(heartbeatMs(node));
+  }
+
+  /** isSilent for a heartbeat already read (heartbeatMs): the scheduler reads each node's once. */
+  isSilentSince(beatMs: number): boolean {
     const now = this.now();
     if (this.blind || now < this.graceUntil) return false;
-    const beat = node.status?.heartbeatTime ? Date.parse(node.status.heartbeatTime) : NaN;
-    return !Number.isFinite(beat) || now - beat > this.timeoutMs;
+    return !Number.isFinite(beatMs) || now - beatMs > this.timeoutMs;
   }
+}
+
+/** The node's last heartbeat in epoch milliseconds; NaN when it has none. */
+export function heartbeatMs(node: ComputeNode): number {
+  return node.status?.heartbeatTime ? Date.parse(node.status.heartbeatTime) : NaN;
 }

@@ -31,6 +31,31 @@ function readyStatus(
 }
 
 describe('hostStateFrom', () => {
+  it('reads a node object once, and each new object of the node anew, the passing of time included', () => {
+    let clock = now.getTime();
+    const ticking = new HeartbeatClock(TIMEOUT, () => clock);
+    const first = node(readyStatus('2025-01-01T11:59:30Z'));
+    expect(hostStateFrom(first, ticking)).toMatchObject({ ready: true, allocated: { vcpus: 4 } });
+
+    // The same object later: its heartbeat has aged past the timeout.
+    clock += TIMEOUT;
+    expect(hostStateFrom(first, ticking).ready).toBe(false);
+
+    // The cache's next object for the node: a new heartbeat and a claim more.
+    const next = node({
+      ...readyStatus('2025-01-01T12:01:00Z'),
+      allocated: { vcpus: 5, memoryMiB: 9216, diskGiB: 110 },
+    });
+    expect(hostStateFrom(next, ticking)).toMatchObject({ ready: true, allocated: { vcpus: 5 } });
+  });
+
+  it('hands out what it read frozen, so no filter can change what the next decision sees', () => {
+    const state = hostStateFrom(node(readyStatus('2025-01-01T11:59:30Z')), heartbeats);
+    expect(Object.isFrozen(state.labels)).toBe(true);
+    expect(Object.isFrozen(state.allocatable)).toBe(true);
+    expect(Object.isFrozen(state.allocated)).toBe(true);
+  });
+
   it('is ready when the Ready condition is True and the heartbeat is within the timeout', () => {
     expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:30Z')), heartbeats).ready).toBe(true);
   });

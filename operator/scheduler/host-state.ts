@@ -2,7 +2,7 @@
 // placements this scheduler has made there that the node has not yet reported (see in-flight.ts).
 import type { ComputeNode, ResourceAmounts, Resources } from '../../common/api/types.js';
 import { add, subtract } from '../../common/api/flavor.js';
-import type { HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
+import { heartbeatMs, type HeartbeatClock } from '../nodehealth/heartbeat-clock.js';
 
 export interface HostState {
   name: string;
@@ -23,24 +23,51 @@ function amounts(r: Resources | undefined): ResourceAmounts {
   return { vcpus: r?.vcpus ?? 0, memoryMiB: r?.memoryMiB ?? 0, diskGiB: r?.diskGiB ?? 0 };
 }
 
+/** What a ComputeNode object says, read once: the scheduler looks at every node on each decision. */
+interface NodeReading {
+  labels: Record<string, string>;
+  readyCondition: boolean;
+  heartbeatMs: number;
+  allocatable: ResourceAmounts;
+  reported: ResourceAmounts;
+}
+
+// Keyed by the object: the caches replace a node's object on each change and never change one
+// in place, so a reading lives as long as the object it was read from.
+const readings = new WeakMap<ComputeNode, NodeReading>();
+
+function readingOf(node: ComputeNode): NodeReading {
+  let reading = readings.get(node);
+  if (!reading) {
+    reading = {
+      labels: Object.freeze({ ...(node.metadata.labels ?? {}) }),
+      readyCondition: node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+      heartbeatMs: heartbeatMs(node),
+      allocatable: Object.freeze(amounts(node.status?.allocatable)),
+      reported: Object.freeze(amounts(node.status?.allocated)),
+    };
+    readings.set(node, reading);
+  }
+  return reading;
+}
+
 // The Ready condition alone can lie: an agent that died cannot set it to False, so a silent
 // agent counts as not ready (Nova's servicegroup "is_up" check on the service report time).
-function isReady(node: ComputeNode, heartbeats: HeartbeatClock): boolean {
-  const readyCondition = node.status?.conditions?.find((c) => c.type === 'Ready');
-  if (readyCondition?.status !== 'True' || node.status?.heartbeatTime === undefined) return false;
-  return !heartbeats.isSilent(node);
+function isReady(reading: NodeReading, heartbeats: HeartbeatClock): boolean {
+  if (!reading.readyCondition || !Number.isFinite(reading.heartbeatMs)) return false;
+  return !heartbeats.isSilentSince(reading.heartbeatMs);
 }
 
 export function hostStateFrom(node: ComputeNode, heartbeats: HeartbeatClock, inFlight?: ResourceAmounts): HostState {
-  const reported = amounts(node.status?.allocated);
+  const reading = readingOf(node);
   return {
     name: node.metadata.name,
-    labels: { ...(node.metadata.labels ?? {}) },
+    labels: reading.labels,
     disabled: node.spec.disabled === true,
     forcedDown: node.spec.forcedDown === true,
-    ready: isReady(node, heartbeats),
-    allocatable: amounts(node.status?.allocatable),
-    allocated: inFlight ? add(reported, inFlight) : reported,
+    ready: isReady(reading, heartbeats),
+    allocatable: reading.allocatable,
+    allocated: inFlight ? add(reading.reported, inFlight) : reading.reported,
   };
 }
 
