@@ -1,32 +1,16 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CountingWatch, countRequests, watchFor, WATCH_IDLE_MS, type ApiRequest } from './request-metrics.js';
+import { kubeConfigFor as kubeConfig, listenLocally, sendJson, type LocalServer } from './testing.js';
 
-let server: Server;
+let server: LocalServer;
 let host: string;
-
-/** A kubeconfig for `server` (plain HTTP: the counting does not depend on TLS). */
-function kubeConfig(address: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://${address}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
-    currentContext: 'ctx',
-  });
-  return kc;
-}
 
 beforeAll(async () => {
   // Namespaces "ok" exist, others do not; a watch of namespaces streams, a watch of secrets is forbidden.
-  server = createServer((req, res) => {
+  server = await listenLocally((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const json = (code: number, body: object) => {
-      res.writeHead(code, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
+    const json = (code: number, body: object) => sendJson(res, code, body);
     if (url.searchParams.get('watch') === 'true') {
       if (url.pathname.endsWith('/secrets')) return json(403, { kind: 'Status', code: 403, message: 'forbidden' });
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -37,14 +21,10 @@ beforeAll(async () => {
       return json(200, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ok' } });
     json(404, { kind: 'Status', code: 404, message: 'not found' });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  host = server.address;
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => server.close());
 
 describe('API request counting', () => {
   it("counts every API client request by its answer's status code, method and the server's host:port", async () => {
@@ -61,10 +41,9 @@ describe('API request counting', () => {
   });
 
   it('counts a request that got no answer as <error>', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const address = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
-    await new Promise((resolve) => closed.close(resolve));
+    const closed = await listenLocally();
+    const address = closed.address;
+    await closed.close();
     const seen: ApiRequest[] = [];
     const core = countRequests(kubeConfig(address), (r) => seen.push(r)).makeApiClient(CoreV1Api);
     await expect(core.readNamespace({ name: 'ok' })).rejects.toThrow();

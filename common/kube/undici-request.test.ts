@@ -1,9 +1,9 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ApiException, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { IncomingMessage } from 'node:http';
+import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiMessage, isConflict } from './client.js';
 import { countRequests } from './request-metrics.js';
+import { kubeConfigFor, listenLocally, sendJson, type LocalServer } from './testing.js';
 
 interface Seen {
   method: string;
@@ -13,8 +13,7 @@ interface Seen {
   body: string;
 }
 
-let server: Server;
-let address: string;
+let server: LocalServer;
 const seen: Seen[] = [];
 
 const read = async (req: IncomingMessage): Promise<string> => {
@@ -25,14 +24,7 @@ const read = async (req: IncomingMessage): Promise<string> => {
 
 /** An API client as the components make them: counted, so it sends through undici's request(). */
 function customObjects(): CustomObjectsApi {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://${address}`, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'the-token' }],
-    contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
-    currentContext: 'ctx',
-  });
-  return countRequests(kc, () => {}).makeApiClient(CustomObjectsApi);
+  return countRequests(kubeConfigFor(server.address, 'the-token'), () => {}).makeApiClient(CustomObjectsApi);
 }
 
 const target = {
@@ -45,7 +37,7 @@ const target = {
 
 beforeAll(async () => {
   // web-1 exists and answers status patches with the patched object; web-2 answers 409 as kube-apiserver does.
-  server = createServer((req, res) => {
+  server = await listenLocally((req, res) => {
     void read(req).then((body) => {
       seen.push({
         method: req.method ?? '',
@@ -54,10 +46,7 @@ beforeAll(async () => {
         authorization: req.headers.authorization,
         body,
       });
-      const json = (code: number, obj: object) => {
-        res.writeHead(code, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify(obj));
-      };
+      const json = (code: number, obj: object) => sendJson(res, code, obj);
       if (req.url?.includes('/web-2/'))
         return json(409, {
           kind: 'Status',
@@ -68,14 +57,9 @@ beforeAll(async () => {
       json(200, { metadata: { name: 'web-1', resourceVersion: '8' }, status: JSON.parse(body || '{}').status });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => server.close());
 
 describe("API requests sent through undici's request()", () => {
   it('sends the method, path, query, credentials and body client-node built, and returns the parsed answer', async () => {
