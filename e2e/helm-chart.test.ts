@@ -286,7 +286,9 @@ describe('the Helm chart', () => {
     const manifests = render({}, 'operator.replicas=1', 'operator.leaderElection.enabled=false');
     expect(manifests.filter((m) => m.kind === 'Role').map((m) => m.metadata.name)).toEqual([
       'kubenova-node-agent-secrets',
+      'kubenova-node-agent-lease',
       'kubenova-operator-secrets',
+      'kubenova-operator-node-leases',
     ]);
     expect(
       resolveEnv(containerOf(findManifest(manifests, 'Deployment', '-operator'), 'operator'), FIELDS)
@@ -334,9 +336,11 @@ describe("the Helm chart's roles and policies", () => {
       'ValidatingAdmissionPolicy/kubenova-forced-placement',
       'ValidatingAdmissionPolicy/kubenova-node-agent-events',
       'ValidatingAdmissionPolicy/kubenova-node-agent-own-host',
+      'ValidatingAdmissionPolicy/kubenova-node-agent-own-lease',
       'ValidatingAdmissionPolicyBinding/kubenova-forced-placement',
       'ValidatingAdmissionPolicyBinding/kubenova-node-agent-events',
       'ValidatingAdmissionPolicyBinding/kubenova-node-agent-own-host',
+      'ValidatingAdmissionPolicyBinding/kubenova-node-agent-own-lease',
     ]);
     expect(policies('admissionPolicy.enabled=false')).toEqual([]);
   });

@@ -188,11 +188,15 @@ localOnly('helm install of charts/kubenova', () => {
       'DaemonSet/kubenova-node-agent',
       'Deployment/kubenova-operator',
       'PodDisruptionBudget/kubenova-operator',
+      'Role/kubenova-node-agent-lease',
       'Role/kubenova-node-agent-secrets',
       'Role/kubenova-operator-leader-election',
+      'Role/kubenova-operator-node-leases',
       'Role/kubenova-operator-secrets',
+      'RoleBinding/kubenova-node-agent-lease',
       'RoleBinding/kubenova-node-agent-secrets',
       'RoleBinding/kubenova-operator-leader-election',
+      'RoleBinding/kubenova-operator-node-leases',
       'RoleBinding/kubenova-operator-secrets',
       'Service/kubenova-operator-metrics',
       'ServiceAccount/kubenova-node-agent',
@@ -200,9 +204,11 @@ localOnly('helm install of charts/kubenova', () => {
       'ValidatingAdmissionPolicy/kubenova-forced-placement',
       'ValidatingAdmissionPolicy/kubenova-node-agent-events',
       'ValidatingAdmissionPolicy/kubenova-node-agent-own-host',
+      'ValidatingAdmissionPolicy/kubenova-node-agent-own-lease',
       'ValidatingAdmissionPolicyBinding/kubenova-forced-placement',
       'ValidatingAdmissionPolicyBinding/kubenova-node-agent-events',
       'ValidatingAdmissionPolicyBinding/kubenova-node-agent-own-host',
+      'ValidatingAdmissionPolicyBinding/kubenova-node-agent-own-lease',
     ]);
     const found = kubectl(['get', '-f', '-', '-o', 'name'], rendered).trim().split('\n');
     expect(found).toHaveLength(manifests.length);
@@ -313,6 +319,8 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['get', 'leases/kubenova-operator', NS],
     ['update', 'leases/kubenova-operator', NS],
     ['create', 'leases', NS],
+    // The agents' node Leases, read once per node-monitor check.
+    ['list', 'leases', NS],
   ];
   const operatorMustNot: [string, string, string?][] = [
     ['delete', 'computenodes'],
@@ -357,6 +365,9 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['create', 'events'],
     ['create', 'certificatesigningrequests', ''],
     ['get', 'certificatesigningrequests', ''],
+    // Its node Lease: created once, patched on every heartbeat.
+    ['create', 'leases', NS],
+    ['patch', 'leases/node-a', NS],
   ];
   const agentMustNot: [string, string, string?][] = [
     ['delete', 'instances'],
@@ -381,6 +392,9 @@ localOnly('least-privilege RBAC from the chart', () => {
     ['patch', 'networks/status'],
     ['create', 'ipallocations'],
     ['get', 'leases/kubenova-operator', NS],
+    ['list', 'leases', NS],
+    ['delete', 'leases/node-a', NS],
+    ['patch', 'leases/node-a', 'default'],
     ['list', 'certificatesigningrequests', ''],
     ['update', 'certificatesigningrequests/approval', ''],
     ['update', 'certificatesigningrequests/status', ''],
@@ -1110,5 +1124,42 @@ localOnly('the CRDs across helm upgrade and uninstall', () => {
     expect(crdOwners()).toEqual(CRDS.map(() => 'kubenova/keep'));
     // From then on a plain upgrade applies them.
     helm.ok(['upgrade', 'kubenova', chartDir, '--namespace', NS]);
+  });
+});
+
+localOnly("the node agents' own-lease admission policy", () => {
+  const LEASES = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`;
+  const nodeLease = (name: string, labelled = true) => ({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name, namespace: NS, ...(labelled ? { labels: { 'compute.kubenova.io/node-lease': 'true' } } : {}) },
+    spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: '2030-01-01T00:00:00.000000Z' },
+  });
+  const renewal = { spec: { renewTime: '2030-01-01T00:00:10.000000Z' } };
+
+  it('lets the agent of node-a create and renew its own node Lease, and refuses it the Lease of node-b', async () => {
+    expect(await asAgent('POST', 'node-a', LEASES, nodeLease('node-a'))).toMatchObject({ status: 201 });
+    expect(await patchAsAgent('node-a', `${LEASES}/node-a`, renewal)).toMatchObject({ status: 200 });
+    const created = await asAgent('POST', 'node-a', LEASES, nodeLease('node-b'));
+    expect(created.status).toBe(403);
+    expect(created.message).toMatch(
+      /ValidatingAdmissionPolicy 'kubenova-node-agent-own-lease'.*denied request: the kubenova node agent on node node-a may only renew its own node Lease node-a, not write Lease kubenova-system\/node-b/,
+    );
+    apply(nodeLease('node-b'));
+    expect((await patchAsAgent('node-a', `${LEASES}/node-b`, renewal)).status).toBe(403);
+  });
+
+  it("refuses an agent a Lease named after its node that is no node Lease, so a node named like the operator's Lease cannot take it", async () => {
+    apply(nodeLease('kubenova-operator', false));
+    const refused = await patchAsAgent('kubenova-operator', `${LEASES}/kubenova-operator`, {
+      ...renewal,
+      metadata: { labels: { 'compute.kubenova.io/node-lease': 'true' } },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.message).toMatch(
+      /may only write node Leases \(label compute.kubenova.io\/node-lease\), and Lease kubenova-system\/kubenova-operator is not one/,
+    );
+    const unlabelled = await asAgent('POST', 'node-c', LEASES, nodeLease('node-c', false));
+    expect(unlabelled.status).toBe(403);
   });
 });

@@ -2,6 +2,7 @@
 // (Nova's service-down), and when it comes back.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { localOnly } from './harness/mode.js';
+import { RELEASE_NAMESPACE } from '../devenv/components.js';
 import { TestEnv } from './harness/env.js';
 
 let env: TestEnv;
@@ -55,8 +56,22 @@ localOnly('node agent registration', () => {
     process.stdout.write(`node-b not Ready ${Date.now() - killedAt} ms after its agent was killed (timeout 3 s)\n`);
     const cond = notReady.status?.conditions?.find((c) => c.type === 'Ready');
     expect(cond).toMatchObject({ status: 'Unknown', reason: 'NodeAgentNotResponding' });
-    // Marked for the heartbeats that stopped: it names the last one, still the last the node shows.
-    expect(cond?.message).toContain(`(last ${notReady.status?.heartbeatTime}, timeout 3s)`);
+    // Marked for the heartbeats that stopped: it names the last one, the later of the node Lease's
+    // last renewal and the status heartbeat.
+    // (An agent killed before its first renewal has no Lease yet.)
+    const renewed = env.kubectl([
+      'get',
+      'lease',
+      'node-b',
+      '-n',
+      RELEASE_NAMESPACE,
+      '--ignore-not-found',
+      '-o',
+      'jsonpath={.spec.renewTime}',
+    ]);
+    const beats = [renewed, notReady.status?.heartbeatTime ?? ''].map(Date.parse).filter(Number.isFinite);
+    const last = Math.max(...beats);
+    expect(cond?.message).toContain(`(last ${new Date(last).toISOString()}, timeout 3s)`);
     expect(env.nodeReady(await env.computeNode('node-a'))).toBe('True');
 
     env.startAgent({ name: 'node-b', vcpus: 16, memoryMiB: 32768, diskGiB: 400, zone: 'az1' });

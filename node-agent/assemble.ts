@@ -103,6 +103,7 @@ export function hostAgentOptions(
     host,
     labels,
     heartbeatIntervalMs: config['heartbeat-interval'] * 1000,
+    statusReportIntervalMs: config['status-report-interval'] * 1000,
     auditIntervalMs: config['audit-interval'] * 1000,
     auditGraceMs: config['audit-grace'] * 1000,
     workers: 4,

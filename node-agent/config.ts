@@ -50,7 +50,17 @@ export const AGENT_FLAGS = {
     env: 'KUBENOVA_HEARTBEAT_INTERVAL',
     default: 10,
     min: 0.1,
-    description: 'Seconds between heartbeats',
+    description: 'Seconds between heartbeats (node Lease renewals)',
+  },
+  'status-report-interval': {
+    type: 'number',
+    env: 'KUBENOVA_STATUS_REPORT_INTERVAL',
+    default: 60,
+    min: 0,
+    description:
+      'Seconds the ComputeNode status may go unwritten while the node Lease carries the heartbeats; ' +
+      "0: no Lease, every heartbeat writes the status. Keep it below the operator's --node-heartbeat-timeout " +
+      'plus its host-lost grace, so that an operator that reads no Leases (an older one, mid-upgrade) never reports a host lost',
   },
   'audit-interval': {
     type: 'number',

@@ -2,6 +2,7 @@
 // migration work, its disk-transfer endpoint and its audit. A process runs one of these
 // (node-agent/main.ts), fed by the watches of its own host (host-watches.ts, assemble.ts).
 import { readdir } from 'node:fs/promises';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
@@ -21,6 +22,7 @@ import { AgentNetworking } from './network/agent-networking.js';
 import { DepartedInstances } from './recovery/departed.js';
 import { StaleCopies } from './recovery/stale-copies.js';
 import { PlacementClaims } from './tracker/claim-or-report.js';
+import { NodeLease } from './tracker/node-lease.js';
 import { ResourceTracker, shortResources } from './tracker/resource-tracker.js';
 import { CredentialCache } from './transfer/credentials.js';
 import { TransferGate } from './transfer/gate.js';
@@ -33,10 +35,15 @@ import { TransferServer } from './transfer/server.js';
  */
 const SPAWN_DIGEST_HEARTBEATS = 6;
 
+/** A node Lease's spec.leaseDurationSeconds, in heartbeats: the kubelet's 40 s over 10 s renewals. */
+const LEASE_DURATION_HEARTBEATS = 4;
+
 export interface HostAgentOptions {
   host: string;
   labels: Record<string, string>;
   heartbeatIntervalMs: number;
+  /** The longest the ComputeNode status goes unwritten while the node Lease carries the heartbeats; 0: no Lease. */
+  statusReportIntervalMs: number;
   auditIntervalMs: number;
   auditGraceMs: number;
   workers: number;
@@ -120,6 +127,15 @@ export class HostAgent {
         driverKind: driver.kind,
         labels: opts.labels,
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
+        statusReportIntervalMs: opts.statusReportIntervalMs,
+        lease:
+          opts.statusReportIntervalMs > 0
+            ? new NodeLease(kube.config.makeApiClient(CoordinationV1Api), {
+                namespace: opts.releaseNamespace,
+                host: opts.host,
+                durationSeconds: Math.ceil((LEASE_DURATION_HEARTBEATS * opts.heartbeatIntervalMs) / 1000),
+              })
+            : undefined,
         onClaim: (kind, failure) =>
           failure ? domain.claimFailed(kind, shortResources(failure)) : domain.claimed(kind),
         onStatus: (status) => nodes.set(opts.host, status),
@@ -289,7 +305,7 @@ export class HostAgent {
       const port = await this.transfers.start(identity);
       this.tracker.setMigrationEndpoint(`${this.opts.advertiseAddress ?? this.opts.migrationAddress}:${port}`);
       // Published at once when registered already (else registration does).
-      if (this.registered) await this.tracker.heartbeat();
+      if (this.registered) await this.tracker.publish();
     })();
     await this.transfersStarted;
   }

@@ -1,5 +1,6 @@
 // Wires the operator's controllers to shared watch-fed caches. Each controller registers its
 // own watches; this file only builds the caches, the shared services and the queues.
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { ConfigError, releaseNamespace } from '../common/config.js';
 import type { Kube } from '../common/kube/client.js';
 import type { EventRecorder } from '../common/kube/events.js';
@@ -29,6 +30,7 @@ import { QuotaService } from './quota/quota-service.js';
 import { PlacementAttempts } from './scheduler/attempts.js';
 import { Placement } from './scheduler/placement.js';
 import { HeartbeatClock } from './nodehealth/heartbeat-clock.js';
+import { NodeLeases } from './nodehealth/node-leases.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { ServerGroups } from './servergroups/membership.js';
 import { ServerGroupStatus } from './servergroups/status-controller.js';
@@ -73,10 +75,12 @@ export class Operator {
     const { nodes, flavors, instances, migrations, quotas, serverGroups, networks, ports, ipAllocations } = this.caches;
     const faults = new FaultRecorder(events);
     const quota = new QuotaService(kube, quotas, log.child({ controller: 'quota' }));
+    const namespace = releaseNamespace(config['release-namespace']);
     const heartbeats = new HeartbeatClock(heartbeatTimeoutMs);
     nodes.onViewChange((view) => (view === 'lost' ? heartbeats.viewLost() : heartbeats.viewRestored()));
-    const monitorConfig = { periodMs: config['node-monitor-period'] * 1000 };
     const monitorLog = log.child({ controller: 'node-monitor' });
+    const leases = new NodeLeases(kube.config.makeApiClient(CoordinationV1Api), namespace, heartbeats, monitorLog);
+    const monitorConfig = { periodMs: config['node-monitor-period'] * 1000, refresh: () => leases.refresh() };
     this.nodeMonitor = new NodeMonitor(kube, nodes, events, heartbeats, monitorConfig, monitorLog, undefined, () =>
       this.canAct(),
     );
@@ -123,7 +127,6 @@ export class Operator {
     this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);
 
     const migrationLog = log.child({ controller: 'migration' });
-    const namespace = releaseNamespace(config['release-namespace']);
     const { controller: migrationReconciler, tokens } = migrationController({
       kube,
       caches: { migrations, instances, nodes, flavors },

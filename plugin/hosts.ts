@@ -79,7 +79,8 @@ export function renderHost({ node, instances, migrations, now }: HostShowInput):
         'State',
         `${hostState(node)}${ready ? ` (Ready ${ready.status} since ${age(ready.lastTransitionTime, now)} ago: ${ready.reason})` : ''}`,
       ],
-      ['Heartbeat', s.heartbeatTime ? `${age(s.heartbeatTime, now)} ago` : '-'],
+      // The agent's heartbeats renew its node Lease; the status carries one at each report.
+      ['Reported', s.heartbeatTime ? `${age(s.heartbeatTime, now)} ago` : '-'],
       ['Driver', s.driver ?? '-'],
       ['Labels', labels || '-'],
     ]).trimEnd(),

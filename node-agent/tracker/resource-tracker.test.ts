@@ -18,7 +18,13 @@ const claim = (consumer: string, over: Partial<Claim> = {}): Claim => ({
   ...over,
 });
 
-function tracker(cluster: FakeCluster, clock = new Clock(), heartbeatIntervalMs = 0) {
+function tracker(
+  cluster: FakeCluster,
+  clock = new Clock(),
+  heartbeatIntervalMs = 0,
+  lease?: { renew(): Promise<void> },
+  statusReportIntervalMs?: number,
+) {
   const told: { kind: ClaimKind; failed: boolean }[] = [];
   const t = new ResourceTracker(
     cluster.client(),
@@ -28,6 +34,8 @@ function tracker(cluster: FakeCluster, clock = new Clock(), heartbeatIntervalMs 
       labels: { rack: 'r1' },
       now: clock.now,
       heartbeatIntervalMs,
+      lease,
+      statusReportIntervalMs,
       onClaim: (kind, failure) => told.push({ kind, failed: failure !== undefined }),
     },
     silentLog,
@@ -270,5 +278,108 @@ describe('ResourceTracker against the in-memory API server', () => {
     await cluster.client().computeNodes.delete({ name: HOST });
     await t.heartbeat();
     expect(node(cluster).status?.claims?.map((c) => c.consumer)).toEqual(['a']);
+  });
+
+  describe('with a node Lease', () => {
+    /** A Lease that counts its renewals and fails while `down` is set. */
+    const countingLease = () => {
+      const lease = {
+        renewals: 0,
+        down: false,
+        renew(): Promise<void> {
+          if (lease.down) return Promise.reject(new Error('leases "host-a" is forbidden'));
+          lease.renewals++;
+          return Promise.resolve();
+        },
+      };
+      return lease;
+    };
+    const setup = () => {
+      const cluster = new FakeCluster();
+      const clock = new Clock();
+      const lease = countingLease();
+      const { t } = tracker(cluster, clock, 10_000, lease, 60_000);
+      return { cluster, clock, lease, t };
+    };
+
+    it('renews the Lease on each heartbeat and writes the ComputeNode status only once its report is due', async () => {
+      const { cluster, clock, lease, t } = setup();
+      await t.register(CAPACITY);
+      const writes = writesTo(cluster);
+      for (let i = 0; i < 5; i++) {
+        clock.advance(10_000);
+        await t.heartbeat();
+      }
+      expect(lease.renewals).toBe(5);
+      expect(writesTo(cluster)).toBe(writes);
+
+      clock.advance(10_000);
+      await t.heartbeat();
+      expect(lease.renewals).toBe(6);
+      expect(writesTo(cluster)).toBe(writes + 1);
+      expect(node(cluster).status?.heartbeatTime).toBe(clock.now().toISOString());
+    });
+
+    it('spends neither a renewal nor a status write while a claim has just written the status', async () => {
+      const { cluster, clock, lease, t } = setup();
+      await t.register(CAPACITY);
+      clock.advance(10_000);
+      await t.claim(claim('web-1'));
+      const writes = writesTo(cluster);
+      clock.advance(4_000);
+      await t.heartbeat();
+      expect(lease.renewals).toBe(0);
+      expect(writesTo(cluster)).toBe(writes);
+    });
+
+    it('writes the status as the heartbeat while the Lease cannot be renewed, and leaves it to the Lease again once it can', async () => {
+      const { cluster, clock, lease, t } = setup();
+      await t.register(CAPACITY);
+      const writes = writesTo(cluster);
+      lease.down = true;
+      clock.advance(10_000);
+      await t.heartbeat();
+      expect(writesTo(cluster)).toBe(writes + 1);
+      expect(node(cluster).status?.heartbeatTime).toBe(clock.now().toISOString());
+
+      lease.down = false;
+      clock.advance(10_000);
+      await t.heartbeat();
+      expect(lease.renewals).toBe(1);
+      expect(writesTo(cluster)).toBe(writes + 1);
+    });
+
+    it("writes the status at once when the node shows what others changed: the operator's Ready=Unknown, an admin's spec", async () => {
+      const { cluster, clock, lease, t } = setup();
+      await t.register(CAPACITY);
+      clock.advance(10_000);
+      await t.heartbeat();
+      // The operator marks the node Unknown (it judged the agent silent).
+      await cluster.client().computeNodes.patchStatus(node(cluster), {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'Unknown',
+            reason: 'NodeAgentNotResponding',
+            lastTransitionTime: clock.now().toISOString(),
+          },
+        ],
+      });
+      clock.advance(10_000);
+      await t.heartbeat();
+      expect(lease.renewals).toBe(2);
+      expect(node(cluster).status?.heartbeatTime).toBe(clock.now().toISOString());
+      expect(node(cluster).status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+
+      // An admin halves the CPU allocation ratio: allocatable follows on the next heartbeat.
+      await cluster.client().computeNodes.patch({ name: HOST }, { spec: { allocationRatio: { cpu: 2 } } });
+      clock.advance(10_000);
+      await t.heartbeat();
+      expect(node(cluster).status?.allocatable?.vcpus).toBe(CAPACITY.vcpus * 2);
+      const writes = writesTo(cluster);
+      clock.advance(10_000);
+      await t.heartbeat();
+      expect(writesTo(cluster)).toBe(writes);
+    });
   });
 });

@@ -28,6 +28,13 @@ export interface TrackerOptions {
    * this: a busy host spends no extra write on being alive. 0 writes every heartbeat.
    */
   heartbeatIntervalMs?: number;
+  /**
+   * The host's node Lease (node-lease.ts). Renewing it is the heartbeat while it can be renewed;
+   * the ComputeNode status is then written on change and every statusReportIntervalMs.
+   */
+  lease?: { renew(): Promise<void> };
+  /** With a lease: the longest the ComputeNode status (capacity, claims, heartbeatTime) goes unwritten. */
+  statusReportIntervalMs?: number;
 }
 
 /** The resources a ClaimFailed names as short, by the names the claim-failure metric uses. */
@@ -43,6 +50,7 @@ export class ResourceTracker {
   private node?: ComputeNode;
   /** When this tracker last wrote its ComputeNode's status (each write carries a heartbeat). */
   private lastWriteAt?: number;
+  private leaseFailing = false;
   private capacity: ResourceAmounts = { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
   private readonly now: () => Date;
 
@@ -100,13 +108,66 @@ export class ResourceTracker {
     return Object.entries(this.opts.labels).some(([k, v]) => have[k] !== v);
   }
 
-  /** Writes the heartbeat (and recomputes allocatable from the current spec), unless one was just written. */
-  heartbeat(): Promise<void> {
-    return this.lock.run(async () => {
-      const interval = this.opts.heartbeatIntervalMs ?? 0;
-      if (this.lastWriteAt !== undefined && this.now().getTime() - this.lastWriteAt < interval / 2) return;
+  /**
+   * One heartbeat. A status write younger than half an interval (a claim's) was one already.
+   * Otherwise the node Lease is renewed, and the ComputeNode status (which recomputes
+   * allocatable from the current spec) is written when its report is due, or at once when the
+   * node shows what others changed: an admin's spec (a new generation), or a Ready condition the
+   * operator set to Unknown while this agent was silent. That read is what a kubelet does on each
+   * heartbeat too: a read costs the API server a fraction of a status write and wakes no watcher.
+   * Without a renewed Lease the status write is the heartbeat, as for an agent without a Lease.
+   */
+  async heartbeat(): Promise<void> {
+    const interval = this.opts.heartbeatIntervalMs ?? 0;
+    if (this.sinceLastWrite() < interval / 2) return;
+    // Outside the lock: a slow renewal holds up no claim.
+    const carried = await this.renewLease();
+    await this.lock.run(async () => {
+      if (!carried) {
+        if (this.sinceLastWrite() >= interval / 2) await this.writeLocked();
+        return;
+      }
+      if (this.sinceLastWrite() < (this.opts.statusReportIntervalMs ?? 0)) {
+        const seen = await this.kube.computeNodes.get({ name: this.host });
+        if (seen && !this.changedByOthers(seen)) return;
+        if (seen) this.node = seen;
+      }
       await this.writeLocked();
     });
+  }
+
+  /** Writes the status now (a new transfer endpoint to publish). */
+  publish(): Promise<void> {
+    return this.lock.run(() => this.writeLocked());
+  }
+
+  private sinceLastWrite(): number {
+    return this.lastWriteAt === undefined ? Infinity : this.now().getTime() - this.lastWriteAt;
+  }
+
+  private changedByOthers(seen: ComputeNode): boolean {
+    const ready = seen.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    return seen.metadata.generation !== this.node?.metadata.generation || ready !== 'True';
+  }
+
+  /** Whether the Lease took this heartbeat. */
+  private async renewLease(): Promise<boolean> {
+    const lease = this.opts.lease;
+    if (!lease) return false;
+    try {
+      await lease.renew();
+    } catch (err) {
+      if (!this.leaseFailing)
+        this.log.warn(
+          { err: (err as Error).message },
+          'cannot renew the node Lease; the ComputeNode status carries the heartbeat until it can',
+        );
+      this.leaseFailing = true;
+      return false;
+    }
+    if (this.leaseFailing) this.log.info('node Lease renewed again');
+    this.leaseFailing = false;
+    return true;
   }
 
   /**

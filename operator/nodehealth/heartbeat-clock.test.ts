@@ -53,4 +53,38 @@ describe('HeartbeatClock', () => {
     heartbeats.viewRestored();
     expect(heartbeats.isSilent(nodeBeatingAt(T0 - TIMEOUT - 1))).toBe(true);
   });
+
+  it("counts a node Lease's renewal as a heartbeat: a host whose status was written long ago but whose Lease is fresh is alive", () => {
+    const { t, heartbeats } = clockAt(T0);
+    const renewed = new Map([['node-a', T0 - 1_000]]);
+    heartbeats.useLeases({ renewMs: (host) => renewed.get(host) ?? NaN });
+    const reportedLongAgo = nodeBeatingAt(T0 - 10 * TIMEOUT);
+    expect(heartbeats.isSilent(reportedLongAgo)).toBe(false);
+    t.now = T0 + TIMEOUT;
+    expect(heartbeats.isSilent(reportedLongAgo)).toBe(true);
+    // An agent without a Lease (an older one) is judged by its status alone.
+    expect(heartbeats.isSilent({ ...nodeBeatingAt(t.now - 1_000), metadata: { name: 'node-b' } })).toBe(false);
+  });
+
+  it('judges no host while the Leases are unread or unreadable, and gives a full timeout only after losing sight of them', () => {
+    const { t, heartbeats } = clockAt(T0);
+    const old = nodeBeatingAt(T0 - 10 * TIMEOUT);
+    heartbeats.viewLost('leases');
+    expect(heartbeats.isSilent(old)).toBe(false);
+    // The first read ends a blindness of not having looked yet: no grace.
+    heartbeats.viewRestored('leases', false);
+    expect(heartbeats.isSilent(old)).toBe(true);
+    // A read that failed blinds the clock even while the ComputeNode watch is fine...
+    heartbeats.viewLost('leases');
+    expect(heartbeats.isSilent(old)).toBe(false);
+    // ...and the ComputeNode watch coming back does not end that blindness.
+    heartbeats.viewLost('nodes');
+    heartbeats.viewRestored('nodes');
+    t.now = T0 + 2 * TIMEOUT;
+    expect(heartbeats.isSilent(old)).toBe(false);
+    heartbeats.viewRestored('leases');
+    expect(heartbeats.isSilent(old)).toBe(false);
+    t.now = T0 + 3 * TIMEOUT + 1;
+    expect(heartbeats.isSilent(old)).toBe(true);
+  });
 });

@@ -1,6 +1,7 @@
 // Nova's service-down check, done the way Kubernetes' node lifecycle controller does it:
-// a ComputeNode whose agent stopped posting heartbeats is marked Ready=Unknown, so the
-// scheduler stops placing work there. The agent's next heartbeat sets it True again.
+// a ComputeNode whose agent stopped posting heartbeats (renewing its node Lease, or writing its
+// status) is marked Ready=Unknown, so the scheduler stops placing work there. The agent's next
+// status write sets it True again; an agent back after a silence writes one at once.
 // What follows from a host's health (instances told their host is lost, automatic
 // evacuations) runs as passes after each check, on the same period and leader gate.
 import { getCondition, setCondition } from '../../common/api/conditions.js';
@@ -10,7 +11,7 @@ import type { KubeClient } from '../../common/kube/api.js';
 import type { EventRecorder } from '../../common/kube/events.js';
 import type { ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
-import type { HeartbeatClock } from './heartbeat-clock.js';
+import { heartbeatMs, type HeartbeatClock } from './heartbeat-clock.js';
 
 /** Work that follows each heartbeat check (host-lost.ts, auto-evacuation.ts). */
 export interface HealthPass {
@@ -27,7 +28,8 @@ export class NodeMonitor {
     private readonly nodes: ObjectCache<'ComputeNode'>,
     private readonly events: EventRecorder,
     private readonly heartbeats: HeartbeatClock,
-    private readonly opts: { periodMs: number },
+    /** refresh: reads what the clock needs before each check (the node Leases). */
+    private readonly opts: { periodMs: number; refresh?: () => Promise<void> },
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
     private readonly canAct: () => boolean = () => true,
@@ -57,6 +59,7 @@ export class NodeMonitor {
   async check(): Promise<void> {
     if (!this.canAct()) return;
     try {
+      await this.opts.refresh?.();
       await this.markSilentNodes();
     } finally {
       for (const pass of this.passes) {
@@ -72,7 +75,8 @@ export class NodeMonitor {
     for (const node of this.nodes.list()) {
       const ready = getCondition(node.status?.conditions, 'Ready');
       if (ready?.status !== 'True' || !this.heartbeats.isSilent(node)) continue;
-      const message = `node agent stopped posting heartbeats (last ${node.status?.heartbeatTime ?? 'never'}, timeout ${this.heartbeats.timeoutMs / 1000}s)`;
+      const last = this.heartbeats.lastBeatMs(node.metadata.name, heartbeatMs(node));
+      const message = `node agent stopped posting heartbeats (last ${Number.isFinite(last) ? new Date(last).toISOString() : 'never'}, timeout ${this.heartbeats.timeoutMs / 1000}s)`;
       try {
         await this.kube.computeNodes.patchStatus(node, {
           conditions: setCondition(

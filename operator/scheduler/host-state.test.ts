@@ -64,6 +64,17 @@ describe('hostStateFrom', () => {
     expect(hostStateFrom(node(readyStatus('2025-01-01T11:58:59Z')), heartbeats).ready).toBe(false);
   });
 
+  it('is ready while its node Lease is renewed, however old its status report, and not once the Lease goes silent too', () => {
+    let renewed = now.getTime() - 5_000;
+    const withLeases = new HeartbeatClock(TIMEOUT, () => now.getTime());
+    withLeases.useLeases({ renewMs: (host) => (host === 'cn-1' ? renewed : NaN) });
+    const reportedLongAgo = readyStatus('2025-01-01T11:00:00Z');
+    expect(hostStateFrom(node(reportedLongAgo), withLeases).ready).toBe(true);
+    renewed = now.getTime() - TIMEOUT - 1;
+    expect(hostStateFrom(node(reportedLongAgo), withLeases).ready).toBe(false);
+    expect(hostStateFrom(node(readyStatus('2025-01-01T11:00:00Z', 'Unknown')), withLeases).ready).toBe(false);
+  });
+
   it('is not ready when the Ready condition is not True', () => {
     expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'False')), heartbeats).ready).toBe(false);
     expect(hostStateFrom(node(readyStatus('2025-01-01T11:59:59Z', 'Unknown')), heartbeats).ready).toBe(false);

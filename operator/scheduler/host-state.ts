@@ -53,9 +53,10 @@ function readingOf(node: ComputeNode): NodeReading {
 
 // The Ready condition alone can lie: an agent that died cannot set it to False, so a silent
 // agent counts as not ready (Nova's servicegroup "is_up" check on the service report time).
-function isReady(reading: NodeReading, heartbeats: HeartbeatClock): boolean {
-  if (!reading.readyCondition || !Number.isFinite(reading.heartbeatMs)) return false;
-  return !heartbeats.isSilentSince(reading.heartbeatMs);
+function isReady(host: string, reading: NodeReading, heartbeats: HeartbeatClock): boolean {
+  if (!reading.readyCondition) return false;
+  const beatMs = heartbeats.lastBeatMs(host, reading.heartbeatMs);
+  return Number.isFinite(beatMs) && !heartbeats.isSilentSince(beatMs);
 }
 
 export function hostStateFrom(node: ComputeNode, heartbeats: HeartbeatClock, inFlight?: ResourceAmounts): HostState {
@@ -65,7 +66,7 @@ export function hostStateFrom(node: ComputeNode, heartbeats: HeartbeatClock, inF
     labels: reading.labels,
     disabled: node.spec.disabled === true,
     forcedDown: node.spec.forcedDown === true,
-    ready: isReady(reading, heartbeats),
+    ready: isReady(node.metadata.name, reading, heartbeats),
     allocatable: reading.allocatable,
     allocated: inFlight ? add(reading.reported, inFlight) : reading.reported,
   };

@@ -1,0 +1,66 @@
+import type { V1Lease, V1LeaseList } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { NODE_LEASE_LABEL } from '../../common/api/node-lease.js';
+import { createLogger } from '../../common/log.js';
+import { HeartbeatClock } from './heartbeat-clock.js';
+import { NodeLeases, type LeaseListApi } from './node-leases.js';
+
+const T0 = Date.parse('2026-01-01T12:00:00Z');
+const TIMEOUT = 8_000;
+const log = createLogger({ component: 'test', level: 'silent' });
+
+const lease = (name: string, renewMs?: number): V1Lease => ({
+  metadata: { name, namespace: 'kubenova-system', labels: { [NODE_LEASE_LABEL]: 'true' } },
+  spec: renewMs === undefined ? {} : { holderIdentity: name, renewTime: new Date(renewMs) },
+});
+
+function leasesAnswering(answer: () => V1Lease[]) {
+  const asked: { namespace: string; labelSelector?: string; resourceVersion?: string }[] = [];
+  const api: LeaseListApi = {
+    listNamespacedLease: (req: { namespace: string; labelSelector?: string; resourceVersion?: string }) => {
+      asked.push(req);
+      return Promise.resolve({ items: answer() } as V1LeaseList);
+    },
+  } as LeaseListApi;
+  return { api, asked };
+}
+
+describe('NodeLeases', () => {
+  it("reads the release namespace's node Leases from the watch cache and hands their renewals to the clock", async () => {
+    const t = { now: T0 };
+    const clock = new HeartbeatClock(TIMEOUT, () => t.now);
+    const { api, asked } = leasesAnswering(() => [lease('node-a', T0 - 1_000), lease('node-b')]);
+    const leases = new NodeLeases(api, 'kubenova-system', clock, log);
+    expect(clock.lastBeatMs('node-a', NaN)).toBeNaN();
+
+    await leases.refresh();
+    expect(asked).toEqual([{ namespace: 'kubenova-system', labelSelector: NODE_LEASE_LABEL, resourceVersion: '0' }]);
+    expect(clock.lastBeatMs('node-a', T0 - 5_000)).toBe(T0 - 1_000);
+    // A Lease never renewed says nothing; the status heartbeat still counts.
+    expect(clock.lastBeatMs('node-b', T0 - 5_000)).toBe(T0 - 5_000);
+  });
+
+  it('keeps the clock from judging any host until the Leases have been read, and again while they cannot be', async () => {
+    const t = { now: T0 };
+    const clock = new HeartbeatClock(TIMEOUT, () => t.now);
+    let failing = true;
+    const { api } = leasesAnswering(() => {
+      if (failing) throw new Error('leases is forbidden');
+      return [];
+    });
+    const silentForLong = {
+      apiVersion: 'compute.kubenova.io/v1alpha1' as const,
+      kind: 'ComputeNode' as const,
+      metadata: { name: 'node-a' },
+      spec: {},
+      status: { heartbeatTime: new Date(T0 - 10 * TIMEOUT).toISOString() },
+    };
+    const leases = new NodeLeases(api, 'kubenova-system', clock, log);
+    expect(clock.isSilent(silentForLong)).toBe(false);
+    await leases.refresh();
+    expect(clock.isSilent(silentForLong)).toBe(false);
+    failing = false;
+    await leases.refresh();
+    expect(clock.isSilent(silentForLong)).toBe(true);
+  });
+});
