@@ -7,6 +7,7 @@ import { closedLoop, forEachConcurrently, openLoop, type CreateAndWait, type Out
 import { MUTATING, diffCounts, summarize, sumCounts } from './measure.js';
 import type { Options } from './options.js';
 import { perItem, round, roundSummary, sortedObject, type Snapshot } from './snapshot.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TimeoutError, type CollectionWatch } from './watch.js';
 
 export const GROUP_PATH = '/apis/compute.kubenova.io/v1alpha1';
@@ -33,6 +34,52 @@ export interface Phases {
   /** Components that died: a run with any ends every phase early. */
   crashed: string[];
   log: (msg: string) => void;
+}
+
+export interface IdleCost {
+  seconds: number;
+  /** Every write the API server counted, per second: heartbeats (Lease renewals, status reports), audits, checks. */
+  writesPerSecond: number;
+  writes: Record<string, number>;
+  /** CPU milliseconds each component spent per second (thousandths of a core), and per host and second. */
+  cpuMsPerSecond: Record<string, number>;
+  cpuMsPerHostSecond: number;
+}
+
+/**
+ * What the registered hosts cost while nothing happens, before the first boot: the part of the
+ * cost that grows with hosts, not with boots. One heartbeat interval is left to the registrations
+ * to settle first.
+ */
+export async function measureIdle(p: Phases): Promise<IdleCost | undefined> {
+  const { idleSeconds, hosts, heartbeatInterval } = p.opts;
+  if (idleSeconds <= 0) return undefined;
+  await sleep(heartbeatInterval * 1000);
+  const a = await p.snapshot();
+  await sleep(idleSeconds * 1000);
+  const b = await p.snapshot();
+  const seconds = (b.at - a.at) / 1000;
+  const per = perItem(a, b, 1);
+  const writes = new Map(
+    [...per.requests].filter(([k]) => MUTATING.test(k)).map(([k, v]) => [k, round(v / seconds, 2)]),
+  );
+  const cpuMsPerSecond = Object.fromEntries(
+    Object.entries(per.cpuMsByComponent).map(([k, v]) => [k, round(v / seconds, 1)]),
+  );
+  const idle: IdleCost = {
+    seconds: round(seconds, 1),
+    writesPerSecond: round(sumCounts(per.requests, (k) => MUTATING.test(k)) / seconds, 2),
+    writes: sortedObject(writes),
+    cpuMsPerSecond,
+    cpuMsPerHostSecond: round(per.cpuMsAll / seconds / hosts, 3),
+  };
+  p.log(
+    `idle: ${hosts} hosts, ${idle.writesPerSecond} writes/s; CPU ms per second: ` +
+      Object.entries(cpuMsPerSecond)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+  );
+  return idle;
 }
 
 function bootSpec(p: Phases): CreateAndWait<Instance> {

@@ -51,6 +51,7 @@ import {
   NAMESPACE,
   bootRound,
   deleteInstances,
+  measureIdle,
   openLoopRates,
   resizeAndMigrate,
   type BootRound,
@@ -240,6 +241,7 @@ async function main(): Promise<void> {
           '--capacity-memory-mib=16384',
           '--capacity-disk-gib=200',
           `--heartbeat-interval=${opts.heartbeatInterval}`,
+          `--status-report-interval=${opts.statusReportInterval}`,
         ],
         join(dir, `agent-${p}.log`),
         nodeFlags,
@@ -307,6 +309,7 @@ async function main(): Promise<void> {
       invariants,
     );
     const phases: Phases = { opts, client, instances, migrations, snapshot: () => snapshot(), crashed, log };
+    const idle = await measureIdle(phases);
 
     // --- The pods referee's Nodes, as many as hosts, each with a ComputeNode's allocatable ----
     let referee: PodsReferee | undefined;
@@ -470,6 +473,7 @@ async function main(): Promise<void> {
       // Where results go is this machine's business, not the result's.
       options: { ...opts, resultsDir: undefined, help: undefined },
       registerSeconds: round(registerSeconds, 2),
+      idle,
       /** The round whose boots per second was the median, in full (every round's is in `rounds`). */
       boot: mid?.boot ?? ({} as BootRound['boot']),
       pods: mid?.pods,

@@ -13,6 +13,8 @@ const { values: args } = parseArgs({
     sample: { type: 'string', default: '0.05' },
     'agent-processes': { type: 'string', default: '10' },
     'heartbeat-interval': { type: 'string', default: '10' },
+    'status-report-interval': { type: 'string', default: '60' },
+    'idle-seconds': { type: 'string', default: '30' },
     'limit-boots': { type: 'string' },
     'boot-flavor': { type: 'string', default: 'm1.tiny' },
     'resize-flavor': { type: 'string', default: 'bench.resize' },
@@ -35,7 +37,7 @@ const { values: args } = parseArgs({
 });
 
 export const help = `npm run bench -- [--hosts 100] [--instances 1000] [--concurrency 50] [--sample 0.05]
-  [--agent-processes 10] [--heartbeat-interval 10] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
+  [--agent-processes 10] [--heartbeat-interval 10] [--status-report-interval 60 (0: no node Lease)] [--idle-seconds 30] [--limit-boots N] [--boot-flavor m1.tiny] [--resize-flavor bench.resize]
   [--invariant-interval 1000] [--timeout 180] [--cpu-prof] [--no-no-keepalive-limit] [--no-agent-keepalive] [--quiet-load N] [--quiet-wait 300] [--keep] [--results-dir DIR]
   [--open-loop-rates 10,20,40 (boots/s; '' for none)] [--open-loop-seconds 10] [--repeat 3] [--no-pods]
 `;
@@ -57,6 +59,10 @@ export function parseOptions() {
     sample: num('sample', 0),
     agentProcesses: num('agent-processes', 1),
     heartbeatInterval: num('heartbeat-interval', 0.1),
+    /** The agents' --status-report-interval: 0 runs them without node Leases, every heartbeat a status write. */
+    statusReportInterval: num('status-report-interval', 0),
+    /** How long the idle hosts are measured before the first boot (0: not at all). */
+    idleSeconds: num('idle-seconds', 0),
     limitBoots: args['limit-boots'] !== undefined ? num('limit-boots', 1) : Math.max(300, Number(args.instances)),
     bootFlavor: args['boot-flavor'] ?? 'm1.tiny',
     resizeFlavor: args['resize-flavor'] ?? 'bench.resize',

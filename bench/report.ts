@@ -38,6 +38,12 @@ export interface ReportInput {
     agentKeepalive?: boolean;
   };
   registerSeconds: number;
+  idle?: {
+    seconds: number;
+    writesPerSecond: number;
+    cpuMsPerSecond: Record<string, number>;
+    cpuMsPerHostSecond: number;
+  };
   boot: {
     instances: number;
     active: number;
@@ -112,6 +118,20 @@ export function formatTable(r: ReportInput): string {
       `${r.machine.cpus} cores, load ${r.machine.loadAverageBefore.map((l) => l.toFixed(1)).join(' ')} before; commit ${r.commit ?? '?'}`,
     ],
     ['hosts registered in (s)', s2(r.registerSeconds)],
+    ...(r.idle
+      ? ([
+          [
+            `idle hosts, ${r.idle.seconds} s: writes/s`,
+            `${s2(r.idle.writesPerSecond)}  (heartbeats, status reports, audits, checks)`,
+          ],
+          [
+            '  CPU ms per second',
+            `${Object.entries(r.idle.cpuMsPerSecond)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}; all ${r.idle.cpuMsPerHostSecond} per host`,
+          ],
+        ] as [string, string][])
+      : []),
     [
       'active / requested',
       `${r.boot.active} / ${r.boot.instances} in ${s2(r.boot.seconds)} s${others(r.boot.otherCpuSeconds, r.boot.seconds)}`,
