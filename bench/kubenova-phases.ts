@@ -34,6 +34,8 @@ export interface Phases {
   /** Components that died: a run with any ends every phase early. */
   crashed: string[];
   log: (msg: string) => void;
+  /** The claim-invariant sampler: it lists every ComputeNode each interval, so the idle measurement pauses it. */
+  invariants?: { pause(): Promise<void>; resume(): Promise<void> };
 }
 
 export interface IdleCost {
@@ -48,16 +50,18 @@ export interface IdleCost {
 
 /**
  * What the registered hosts cost while nothing happens, before the first boot: the part of the
- * cost that grows with hosts, not with boots. One heartbeat interval is left to the registrations
- * to settle first.
+ * cost that grows with hosts, not with boots. One heartbeat interval (15 s at most) is left to the
+ * registrations to settle first; the invariant sampler, the bench's own reader of every ComputeNode, rests.
  */
 export async function measureIdle(p: Phases): Promise<IdleCost | undefined> {
   const { idleSeconds, hosts, heartbeatInterval } = p.opts;
   if (idleSeconds <= 0) return undefined;
-  await sleep(heartbeatInterval * 1000);
+  await sleep(Math.min(heartbeatInterval, 15) * 1000);
+  await p.invariants?.pause();
   const a = await p.snapshot();
   await sleep(idleSeconds * 1000);
   const b = await p.snapshot();
+  await p.invariants?.resume();
   const seconds = (b.at - a.at) / 1000;
   const per = perItem(a, b, 1);
   const writes = new Map(

@@ -308,7 +308,16 @@ async function main(): Promise<void> {
       agentLogs,
       invariants,
     );
-    const phases: Phases = { opts, client, instances, migrations, snapshot: () => snapshot(), crashed, log };
+    const phases: Phases = {
+      opts,
+      client,
+      instances,
+      migrations,
+      snapshot: () => snapshot(),
+      crashed,
+      log,
+      invariants,
+    };
     const idle = await measureIdle(phases);
 
     // --- The pods referee's Nodes, as many as hosts, each with a ComputeNode's allocatable ----

@@ -2,7 +2,7 @@
 // migration work, its disk-transfer endpoint and its audit. A process runs one of these
 // (node-agent/main.ts), fed by the watches of its own host (host-watches.ts, assemble.ts).
 import { readdir } from 'node:fs/promises';
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { Kube } from '../common/kube/client.js';
 import { EventRecorder } from '../common/kube/events.js';
@@ -130,7 +130,7 @@ export class HostAgent {
         statusReportIntervalMs: opts.statusReportIntervalMs,
         lease:
           opts.statusReportIntervalMs > 0
-            ? new NodeLease(kube.config.makeApiClient(CoordinationV1Api), {
+            ? new NodeLease(kube.config.makeApiClient(CustomObjectsApi), {
                 namespace: opts.releaseNamespace,
                 host: opts.host,
                 durationSeconds: Math.ceil((LEASE_DURATION_HEARTBEATS * opts.heartbeatIntervalMs) / 1000),

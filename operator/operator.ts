@@ -1,6 +1,6 @@
 // Wires the operator's controllers to shared watch-fed caches. Each controller registers its
 // own watches; this file only builds the caches, the shared services and the queues.
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { ConfigError, releaseNamespace } from '../common/config.js';
 import type { Kube } from '../common/kube/client.js';
 import type { EventRecorder } from '../common/kube/events.js';
@@ -79,7 +79,7 @@ export class Operator {
     const heartbeats = new HeartbeatClock(heartbeatTimeoutMs);
     nodes.onViewChange((view) => (view === 'lost' ? heartbeats.viewLost() : heartbeats.viewRestored()));
     const monitorLog = log.child({ controller: 'node-monitor' });
-    const leases = new NodeLeases(kube.config.makeApiClient(CoordinationV1Api), namespace, heartbeats, monitorLog);
+    const leases = new NodeLeases(kube.config.makeApiClient(CustomObjectsApi), namespace, heartbeats, monitorLog);
     const monitorConfig = { periodMs: config['node-monitor-period'] * 1000, refresh: () => leases.refresh() };
     this.nodeMonitor = new NodeMonitor(kube, nodes, events, heartbeats, monitorConfig, monitorLog, undefined, () =>
       this.canAct(),

@@ -130,6 +130,8 @@ export class TestEnv {
         ...spec,
         extraArgs: [
           `--heartbeat-interval=${this.opts.heartbeatInterval ?? 1}`,
+          // Six heartbeats, as in production (60 s over 10 s): a status report each 6 s.
+          `--status-report-interval=${6 * (this.opts.heartbeatInterval ?? 1)}`,
           '--audit-interval=2',
           '--audit-grace=5',
           // Without an operator no transfer certificate comes: register at once.

@@ -1,11 +1,13 @@
 // This host's node Lease (common/api/node-lease.ts), renewed on every heartbeat as a kubelet
 // renews its node's. A renewal is one merge patch, created the first time; the agent needs no
-// read of any Lease, so it is granted none.
-import { CoordinationV1Api, PatchStrategy, setHeaderOptions, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+// read of any Lease, so it is granted none. The requests go through the generic object API
+// (coordination.k8s.io is served under /apis like any group): the typed Lease API converts every
+// body and answer through its models, which cost the agent more than the rest of a heartbeat.
+import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
 import { NODE_LEASE_LABEL, nodeLeaseName } from '../../common/api/node-lease.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
 
-export type NodeLeaseApi = Pick<CoordinationV1Api, 'patchNamespacedLease' | 'createNamespacedLease'>;
+export type NodeLeaseApi = Pick<CustomObjectsApi, 'patchNamespacedCustomObject' | 'createNamespacedCustomObject'>;
 
 export interface NodeLeaseOptions {
   namespace: string;
@@ -14,7 +16,13 @@ export interface NodeLeaseOptions {
   durationSeconds: number;
 }
 
+const LEASES = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' } as const;
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** A MicroTime as the API server writes one: RFC 3339 with microseconds. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace('Z', '000Z');
+}
 
 export class NodeLease {
   constructor(
@@ -29,21 +37,21 @@ export class NodeLease {
     const name = nodeLeaseName(this.opts.host);
     const body = this.record(name);
     try {
-      await this.api.patchNamespacedLease({ namespace, name, body }, mergePatch);
+      await this.api.patchNamespacedCustomObject({ ...LEASES, namespace, name, body }, mergePatch);
       return;
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
     try {
-      await this.api.createNamespacedLease({ namespace, body });
+      await this.api.createNamespacedCustomObject({ ...LEASES, namespace, body });
     } catch (err) {
       // Created meanwhile (a second renewal in flight): renewed all the same.
       if (!isConflict(err)) throw err;
-      await this.api.patchNamespacedLease({ namespace, name, body }, mergePatch);
+      await this.api.patchNamespacedCustomObject({ ...LEASES, namespace, name, body }, mergePatch);
     }
   }
 
-  private record(name: string): V1Lease {
+  private record(name: string): object {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -51,7 +59,7 @@ export class NodeLease {
       spec: {
         holderIdentity: this.opts.host,
         leaseDurationSeconds: this.opts.durationSeconds,
-        renewTime: new V1MicroTime(this.now()),
+        renewTime: microTime(this.now()),
       },
     };
   }

@@ -50,6 +50,8 @@ export class ResourceTracker {
   private node?: ComputeNode;
   /** When this tracker last wrote its ComputeNode's status (each write carries a heartbeat). */
   private lastWriteAt?: number;
+  /** When the node Lease was last renewed. */
+  private lastRenewedAt?: number;
   private leaseFailing = false;
   private capacity: ResourceAmounts = { vcpus: 0, memoryMiB: 0, diskGiB: 0 };
   private readonly now: () => Date;
@@ -111,28 +113,20 @@ export class ResourceTracker {
   /**
    * One heartbeat. A status write younger than half an interval (a claim's) was one already.
    * Otherwise the node Lease is renewed, and the ComputeNode status (which recomputes
-   * allocatable from the current spec) is written when its report is due, or at once when the
-   * node shows what others changed: an admin's spec (a new generation), or a Ready condition the
-   * operator set to Unknown while this agent was silent. That read is what a kubelet does on each
-   * heartbeat too: a read costs the API server a fraction of a status write and wakes no watcher.
-   * Without a renewed Lease the status write is the heartbeat, as for an agent without a Lease.
+   * allocatable from the current spec, and puts back whatever someone else changed in it) is
+   * written only when its report is due: Nova's periodic report. Without a renewed Lease the
+   * status write is the heartbeat, as for an agent without a Lease; after two intervals without
+   * any heartbeat the status is written at once, since the operator may have marked the node
+   * Unknown meanwhile and a status write sets Ready again.
    */
   async heartbeat(): Promise<void> {
     const interval = this.opts.heartbeatIntervalMs ?? 0;
     if (this.sinceLastWrite() < interval / 2) return;
     // Outside the lock: a slow renewal holds up no claim.
-    const carried = await this.renewLease();
+    const carried = await this.renewLease(interval);
     await this.lock.run(async () => {
-      if (!carried) {
-        if (this.sinceLastWrite() >= interval / 2) await this.writeLocked();
-        return;
-      }
-      if (this.sinceLastWrite() < (this.opts.statusReportIntervalMs ?? 0)) {
-        const seen = await this.kube.computeNodes.get({ name: this.host });
-        if (seen && !this.changedByOthers(seen)) return;
-        if (seen) this.node = seen;
-      }
-      await this.writeLocked();
+      const due = carried ? (this.opts.statusReportIntervalMs ?? 0) : interval / 2;
+      if (this.sinceLastWrite() >= due) await this.writeLocked();
     });
   }
 
@@ -145,15 +139,11 @@ export class ResourceTracker {
     return this.lastWriteAt === undefined ? Infinity : this.now().getTime() - this.lastWriteAt;
   }
 
-  private changedByOthers(seen: ComputeNode): boolean {
-    const ready = seen.status?.conditions?.find((c) => c.type === 'Ready')?.status;
-    return seen.metadata.generation !== this.node?.metadata.generation || ready !== 'True';
-  }
-
-  /** Whether the Lease took this heartbeat. */
-  private async renewLease(): Promise<boolean> {
+  /** Whether the Lease took this heartbeat: renewed, and no gap since the last heartbeat of either kind. */
+  private async renewLease(interval: number): Promise<boolean> {
     const lease = this.opts.lease;
     if (!lease) return false;
+    const now = this.now().getTime();
     try {
       await lease.renew();
     } catch (err) {
@@ -167,7 +157,9 @@ export class ResourceTracker {
     }
     if (this.leaseFailing) this.log.info('node Lease renewed again');
     this.leaseFailing = false;
-    return true;
+    const previous = Math.max(this.lastRenewedAt ?? -Infinity, this.lastWriteAt ?? -Infinity);
+    this.lastRenewedAt = now;
+    return now - previous <= 2 * interval;
   }
 
   /**

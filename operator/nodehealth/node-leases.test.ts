@@ -1,4 +1,3 @@
-import type { V1Lease, V1LeaseList } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { NODE_LEASE_LABEL } from '../../common/api/node-lease.js';
 import { createLogger } from '../../common/log.js';
@@ -9,19 +8,19 @@ const T0 = Date.parse('2026-01-01T12:00:00Z');
 const TIMEOUT = 8_000;
 const log = createLogger({ component: 'test', level: 'silent' });
 
-const lease = (name: string, renewMs?: number): V1Lease => ({
+const lease = (name: string, renewMs?: number) => ({
   metadata: { name, namespace: 'kubenova-system', labels: { [NODE_LEASE_LABEL]: 'true' } },
-  spec: renewMs === undefined ? {} : { holderIdentity: name, renewTime: new Date(renewMs) },
+  spec: renewMs === undefined ? {} : { holderIdentity: name, renewTime: new Date(renewMs).toISOString() },
 });
 
-function leasesAnswering(answer: () => V1Lease[]) {
-  const asked: { namespace: string; labelSelector?: string; resourceVersion?: string }[] = [];
-  const api: LeaseListApi = {
-    listNamespacedLease: (req: { namespace: string; labelSelector?: string; resourceVersion?: string }) => {
+function leasesAnswering(answer: () => ReturnType<typeof lease>[]) {
+  const asked: object[] = [];
+  const api = {
+    listNamespacedCustomObject: (req: object) => {
       asked.push(req);
-      return Promise.resolve({ items: answer() } as V1LeaseList);
+      return Promise.resolve({ items: answer() });
     },
-  } as LeaseListApi;
+  } as unknown as LeaseListApi;
   return { api, asked };
 }
 
@@ -34,7 +33,16 @@ describe('NodeLeases', () => {
     expect(clock.lastBeatMs('node-a', NaN)).toBeNaN();
 
     await leases.refresh();
-    expect(asked).toEqual([{ namespace: 'kubenova-system', labelSelector: NODE_LEASE_LABEL, resourceVersion: '0' }]);
+    expect(asked).toEqual([
+      {
+        group: 'coordination.k8s.io',
+        version: 'v1',
+        plural: 'leases',
+        namespace: 'kubenova-system',
+        labelSelector: NODE_LEASE_LABEL,
+        resourceVersion: '0',
+      },
+    ]);
     expect(clock.lastBeatMs('node-a', T0 - 5_000)).toBe(T0 - 1_000);
     // A Lease never renewed says nothing; the status heartbeat still counts.
     expect(clock.lastBeatMs('node-b', T0 - 5_000)).toBe(T0 - 5_000);
