@@ -100,6 +100,9 @@ class AlreadyCommitted extends Error {
   }
 }
 
+/** How long a sender waits out a destination's "not yet" (503 Unavailable) in all, apart from its retries. */
+export const NOT_YET_WAIT_MS = 30_000;
+
 export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const retries = opts.retries ?? 3;
@@ -134,6 +137,7 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
   const target: Target = { host, port, agent, token: opts.token, signal: opts.signal };
 
   const withRetries = async (what: string, attempt: (n: number) => Promise<void>): Promise<number> => {
+    let waitedMs = 0;
     for (let n = 1; ; n++) {
       try {
         await attempt(n);
@@ -143,6 +147,21 @@ export async function sendDirectory(opts: SendOptions): Promise<SendResult> {
         const message = err instanceof Error ? err.message : String(err);
         if (err instanceof HttpFailure && err.status === 409 && err.reason === 'AlreadyCommitted')
           throw new AlreadyCommitted(n);
+        // "Not yet" from the destination (its watch has not shown the move to migrating, or it
+        // cannot check the credential right now) is no failed attempt: it is waited out, up to
+        // a bound, without spending the retries meant for broken transfers. On a loaded cluster
+        // that view can lag by more than the retries' backoff (seen at 500 hosts).
+        if (err instanceof HttpFailure && err.status === 503 && err.reason === 'Unavailable') {
+          const waitMs = Math.min(backoffMs * 2 ** Math.min(n - 1, 4), NOT_YET_WAIT_MS - waitedMs);
+          if (waitMs > 0) {
+            waitedMs += waitMs;
+            n--;
+            await sleep(waitMs, undefined, { signal: opts.signal }).catch(() => {
+              throw opts.signal?.reason;
+            });
+            continue;
+          }
+        }
         if (!isRetryable(err)) throw new TransferFailed(`${what}: ${message}`, n);
         if (n >= retries) throw new TransferFailed(`${what} failed after ${n} attempts: ${message}`, n);
         await sleep(backoffMs * 2 ** (n - 1), undefined, { signal: opts.signal }).catch(() => {

@@ -58,6 +58,8 @@ interface Fixture {
   tokens: Map<string, string>;
   admissions: number;
   failNextLookup: boolean;
+  /** How many more admissions answer "not yet migrating as this host sees it" (a lagging watch). */
+  lagAnswers: number;
   maxBytes: number;
   maxFiles: number;
   storedBytes: number[];
@@ -81,6 +83,10 @@ async function startServer(partial: Omit<Fixture, 'server' | 'port'>, headroomBy
       if (partial.failNextLookup) {
         partial.failNextLookup = false;
         throw new Error('secrets "kubenova-transfer-x" is forbidden');
+      }
+      if (partial.lagAnswers > 0) {
+        partial.lagAnswers--;
+        throw new Refusal(503, 'Unavailable', 'migration default/m is not yet migrating as node-b sees it; retry');
       }
       if (peer !== 'node-a') throw new Refusal(403, 'Forbidden', `nothing is migrating from ${peer}`);
       const expected = partial.tokens.get(ref.uid);
@@ -112,6 +118,7 @@ beforeEach(async () => {
     tokens: new Map([[REF.uid, TOKEN]]),
     admissions: 0,
     failNextLookup: false,
+    lagAnswers: 0,
     maxBytes: 4 * 1024 * 1024,
     maxFiles: 8,
     storedBytes: [],
@@ -309,12 +316,22 @@ describe('sendDirectory with TransferServer', () => {
     await expect.poll(() => listOrEmpty(stagedTmp())).toEqual([]);
   });
 
-  it('retries when the destination cannot look up the token for a moment (503)', async () => {
+  it('waits out a destination that cannot look up the token for a moment (503), spending no retry on it', async () => {
     fx.failNextLookup = true;
 
     const result = await sendDirectory(sendOpts());
 
-    expect(result.attempts).toBe(Object.keys(fx.files).length + 2);
+    expect(result.attempts).toBe(Object.keys(fx.files).length + 1);
+    expect(await fx.server.completedDir(REF.uid)).toBeDefined();
+  });
+
+  it('waits out a destination whose view lags the move to migrating for longer than its retries would last', async () => {
+    fx.lagAnswers = 6;
+
+    const result = await sendDirectory(sendOpts({ retries: 3 }));
+
+    expect(fx.lagAnswers).toBe(0);
+    expect(result.attempts).toBe(Object.keys(fx.files).length + 1);
     expect(await fx.server.completedDir(REF.uid)).toBeDefined();
   });
 
