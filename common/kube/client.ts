@@ -74,7 +74,8 @@ function hasNamespace<T extends { namespace?: string }>(b: T): b is T & { namesp
   return b.namespace !== undefined;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Request options that send a body as a JSON merge patch. */
+export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export class ResourceClient<K extends KindName> implements ObjectClient<K> {
   readonly plural: string;

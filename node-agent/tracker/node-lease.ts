@@ -3,9 +3,9 @@
 // read of any Lease, so it is granted none. The requests go through the generic object API
 // (coordination.k8s.io is served under /apis like any group): the typed Lease API converts every
 // body and answer through its models, which cost the agent more than the rest of a heartbeat.
-import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from '@kubernetes/client-node';
+import { V1MicroTime, type CustomObjectsApi } from '@kubernetes/client-node';
 import { NODE_LEASE_LABEL, nodeLeaseName } from '../../common/api/node-lease.js';
-import { isConflict, isNotFound } from '../../common/kube/client.js';
+import { isConflict, isNotFound, mergePatch } from '../../common/kube/client.js';
 
 export type NodeLeaseApi = Pick<CustomObjectsApi, 'patchNamespacedCustomObject' | 'createNamespacedCustomObject'>;
 
@@ -17,12 +17,6 @@ export interface NodeLeaseOptions {
 }
 
 const LEASES = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' } as const;
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
-/** A MicroTime as the API server writes one: RFC 3339 with microseconds. */
-export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace('Z', '000Z');
-}
 
 export class NodeLease {
   constructor(
@@ -59,7 +53,8 @@ export class NodeLease {
       spec: {
         holderIdentity: this.opts.host,
         leaseDurationSeconds: this.opts.durationSeconds,
-        renewTime: microTime(this.now()),
+        // client-node's MicroTime: RFC 3339 with microseconds, as the API server writes one.
+        renewTime: new V1MicroTime(this.now()).toISOString(),
       },
     };
   }
