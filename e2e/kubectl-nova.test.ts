@@ -6,7 +6,7 @@ import { copyFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
-import { repoRoot } from '../devenv/components.js';
+import { RELEASE_NAMESPACE, repoRoot } from '../devenv/components.js';
 import { TestEnv } from './harness/env.js';
 import { InvariantWatcher } from './harness/invariants.js';
 import { external, localOnly } from './harness/mode.js';
@@ -261,6 +261,19 @@ localOnly('kubectl nova: hosts', () => {
     expect(await ok(['host-enable', 'node-c'])).toContain('host/node-c enabled');
     expect((await env.computeNode('node-c'))?.spec?.disabled).toBe(false);
     expect(await fails(['host-disable', 'node-c'])).toContain("required option '--reason <reason>' not specified");
+  });
+
+  it("host-show names the agent's last heartbeat, its node Lease renewal, beside its last status report", async () => {
+    const lease = () =>
+      env.kubectl(['get', 'lease', 'node-a', '-n', RELEASE_NAMESPACE, '--ignore-not-found', '-o', 'name']);
+    await env.waitFor('node-a renews its node Lease', async () => (lease() ? true : undefined), 60_000);
+    const shown = await ok(['host-show', 'node-a']);
+    expect(shown).toMatch(new RegExp(`Heartbeat: +\\S+ ago \\(node Lease ${RELEASE_NAMESPACE}/node-a\\)`));
+    expect(shown).toMatch(/Reported: +\S+ ago/);
+    // Where no agent namespace has its Lease, the status report is all there is, and it says so.
+    expect(await ok(['host-show', 'node-a', '--agent-namespace', 'default'])).toMatch(
+      /Heartbeat: +- \(no node Lease default\/node-a: the agent heartbeats by status; see Reported\)/,
+    );
   });
 
   it('drain disables the host and cold-migrates every instance off it with progress; server groups are respected', async () => {

@@ -1,7 +1,9 @@
 // host-list, host-show, host-disable and host-enable: ComputeNodes as Nova's `compute service`
 // and `hypervisor` commands show them.
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { NODE_LEASE_LABEL, nodeLeaseName } from '../common/api/node-lease.js';
 import { ZONE_LABEL, type ComputeNode, type Instance, type Migration } from '../common/api/types.js';
-import { UserError } from './errors.js';
+import { UserError, describeError, httpStatus } from './errors.js';
 import type { IO } from './io.js';
 import { age, cell, fields, formatObjects, table, type OutputFormat } from './output.js';
 import type { Session } from './session.js';
@@ -49,11 +51,30 @@ export async function hostList(session: Session, io: IO, opts: { output?: Output
   io.out(hostRows(nodes, io.now()));
 }
 
+/**
+ * What the host's node Lease says about its agent's last heartbeat: the renewal, none (an agent
+ * that reports by status only), or why it could not be read.
+ */
+export type NodeLeaseView =
+  | { namespace: string; renewTime: string }
+  | { namespace: string; missing: true }
+  | { namespace: string; unreadable: string };
+
 export interface HostShowInput {
   node: ComputeNode;
   instances: readonly Instance[];
   migrations: readonly Migration[];
   now: Date;
+  lease?: NodeLeaseView;
+}
+
+/** The Heartbeat line: the Lease renewal when there is one, else why the status is all there is. */
+function heartbeatLine(node: ComputeNode, lease: NodeLeaseView | undefined, now: Date): string | undefined {
+  if (!lease) return undefined;
+  const where = `${lease.namespace}/${nodeLeaseName(node.metadata.name)}`;
+  if ('renewTime' in lease) return `${age(lease.renewTime, now)} ago (node Lease ${where})`;
+  if ('missing' in lease) return `- (no node Lease ${where}: the agent heartbeats by status; see Reported)`;
+  return `unknown (cannot read node Lease ${where}: ${lease.unreadable})`;
 }
 
 const RESOURCES = [
@@ -62,10 +83,11 @@ const RESOURCES = [
   ['diskGiB', 'diskGiB', 'disk', ' GiB'],
 ] as const;
 
-export function renderHost({ node, instances, migrations, now }: HostShowInput): string {
+export function renderHost({ node, instances, migrations, now, lease }: HostShowInput): string {
   const spec = node.spec ?? {};
   const s = node.status ?? {};
   const ready = s.conditions?.find((c) => c.type === 'Ready');
+  const heartbeat = heartbeatLine(node, lease, now);
   const out: string[] = [];
   const labels = Object.entries(node.metadata.labels ?? {})
     .map(([k, v]) => `${k}=${v}`)
@@ -80,6 +102,7 @@ export function renderHost({ node, instances, migrations, now }: HostShowInput):
         `${hostState(node)}${ready ? ` (Ready ${ready.status} since ${age(ready.lastTransitionTime, now)} ago: ${ready.reason})` : ''}`,
       ],
       // The agent's heartbeats renew its node Lease; the status carries one at each report.
+      ...(heartbeat === undefined ? [] : [['Heartbeat', heartbeat] as [string, string]]),
       ['Reported', s.heartbeatTime ? `${age(s.heartbeatTime, now)} ago` : '-'],
       ['Driver', s.driver ?? '-'],
       ['Labels', labels || '-'],
@@ -170,14 +193,38 @@ const indent = (text: string) =>
     .map((l) => `  ${l}`)
     .join('\n');
 
-export async function hostShow(session: Session, io: IO, name: string, opts: { output?: OutputFormat }): Promise<void> {
+/**
+ * The host's node Lease in the agents' namespace. Only a Lease carrying the node-Lease label
+ * counts, as for the operator; a user who may not read Leases there still gets the rest.
+ */
+export async function readNodeLease(session: Session, host: string, namespace: string): Promise<NodeLeaseView> {
+  try {
+    const lease = await session.kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: nodeLeaseName(host), namespace });
+    const renewed = lease.spec?.renewTime;
+    if (lease.metadata?.labels?.[NODE_LEASE_LABEL] === undefined || !renewed) return { namespace, missing: true };
+    return { namespace, renewTime: new Date(renewed).toISOString() };
+  } catch (err) {
+    if (httpStatus(err) === 404) return { namespace, missing: true };
+    return { namespace, unreadable: describeError(err) };
+  }
+}
+
+export async function hostShow(
+  session: Session,
+  io: IO,
+  name: string,
+  opts: { output?: OutputFormat; agentNamespace: string },
+): Promise<void> {
   const node = await getHost(session, name);
   if (opts.output) return io.out(formatObjects(node, opts.output));
-  const [instances, migrations] = await Promise.all([
+  const [instances, migrations, lease] = await Promise.all([
     session.kube.instances.list().then((l) => l.items.filter((i) => i.status?.host === name)),
     session.kube.migrations.list().then((l) => l.items),
+    readNodeLease(session, name, opts.agentNamespace),
   ]);
-  io.out(renderHost({ node, instances, migrations, now: io.now() }));
+  io.out(renderHost({ node, instances, migrations, now: io.now(), lease }));
 }
 
 export async function hostDisable(session: Session, io: IO, name: string, reason: string): Promise<void> {

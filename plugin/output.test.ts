@@ -120,4 +120,20 @@ describe('hosts', () => {
     expect(text).toMatch(/default\/web-1 +instance +1 +2048 +20/);
     expect(text).toMatch(/Instances \(1\):\n +NAMESPACE +NAME.*\n +default +web-1 +active/);
   });
+
+  it("shows the agent's last heartbeat from its node Lease beside the last status report", () => {
+    const node = aNode('node-a', {}, { ...ready, heartbeatTime: ago(45).toISOString() });
+    const show = (lease: Parameters<typeof renderHost>[0]['lease']) =>
+      renderHost({ node, instances: [], migrations: [], now, lease });
+    const renewed = show({ namespace: 'kubenova-system', renewTime: ago(3).toISOString() });
+    expect(renewed).toMatch(/Heartbeat: +3s ago \(node Lease kubenova-system\/node-a\)/);
+    expect(renewed).toMatch(/Reported: +45s ago/);
+    expect(show({ namespace: 'kubenova-system', missing: true })).toMatch(
+      /Heartbeat: +- \(no node Lease kubenova-system\/node-a: the agent heartbeats by status; see Reported\)/,
+    );
+    expect(show({ namespace: 'kubenova-system', unreadable: 'forbidden' })).toMatch(
+      /Heartbeat: +unknown \(cannot read node Lease kubenova-system\/node-a: forbidden\)/,
+    );
+    expect(show(undefined)).not.toContain('Heartbeat');
+  });
 });

@@ -2,7 +2,7 @@
 // its help. Each action connects as kubectl would (session.ts) and hands over to the module
 // that does the work.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { consoleLog } from './console.js';
+import { consoleLog, DEFAULT_AGENT_NAMESPACE } from './console.js';
 import { drain } from './drain.js';
 import { flavorCreate, flavorList, quotaShow } from './flavors.js';
 import { hostDisable, hostEnable, hostList, hostShow } from './hosts.js';
@@ -231,7 +231,14 @@ export function buildProgram(deps: ProgramDeps): Command {
     .description('show a host: state, resources, claims, instances and migrations in progress')
     .argument('<name>', 'host (ComputeNode) name')
     .addOption(outputOption())
-    .action(async (name: string, opts: { output?: OutputFormat }, cmd: Command) => hostShow(open(cmd), io, name, opts));
+    .option(
+      '--agent-namespace <namespace>',
+      'namespace of the node agents, where their node Leases (heartbeats) are',
+      DEFAULT_AGENT_NAMESPACE,
+    )
+    .action(async (name: string, opts: { output?: OutputFormat; agentNamespace: string }, cmd: Command) =>
+      hostShow(open(cmd), io, name, opts),
+    );
 
   program
     .command('host-disable')
