@@ -1,7 +1,7 @@
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { Agent } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { KeepAliveKubeConfig } from './keepalive.js';
+import { KeepAliveKubeConfig, sharedAgentOptions, WATCH_IDLE_MS } from './keepalive.js';
 
 const SERVER = 'https://127.0.0.1:6443';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -47,5 +47,12 @@ describe('KeepAliveKubeConfig', () => {
     expect(after).toBeInstanceOf(Agent);
     expect(after).not.toBe(before);
     expect(await dispatcherOf(kc)).toBe(after);
+  });
+
+  it('leaves a quiet watch to its own idle limit: the shared Agent does not cut a silent response sooner', () => {
+    // undici's default (5 minutes) ended every quiet watch as an error, a lost view and a re-list.
+    const { bodyTimeout, keepAliveTimeout } = sharedAgentOptions({});
+    expect(bodyTimeout).toBeGreaterThan(WATCH_IDLE_MS);
+    expect(keepAliveTimeout).toBeGreaterThan(4_000);
   });
 });

@@ -13,6 +13,30 @@ type ConnectOptions = Extract<DispatcherOptions, { type: 'agent' }>['connect'];
  */
 export const IDLE_CONNECTION_MS = 60_000;
 
+/**
+ * How long an open watch may go without a byte before client-node gives up on it. 2.x aborts a
+ * watch quiet for 30 s and its ListWatch opens it again, which the informers report as the view
+ * restored: a watch that is quiet on purpose (a host's Migrations, the ComputeNodes while every
+ * agent is down) would be reopened twice a minute, each time restarting the operator's grace
+ * for heartbeats. 1.x had no such limit; this one is long enough for quiet watches and still
+ * ends a connection that died without a word (TCP keep-alive finds those too).
+ */
+export const WATCH_IDLE_MS = 10 * 60_000;
+
+/**
+ * How long a response may go without a byte before the shared Agent ends it. undici's own limit
+ * (5 minutes) is shorter than WATCH_IDLE_MS, so it cut every quiet watch first, as an error: at
+ * 500 hosts each host's watch of Networks failed every 5 minutes, was reported as a lost view and
+ * listed again. Past WATCH_IDLE_MS, so the watch's own limit ends a quiet watch (and ListWatch
+ * resumes it from where it was, with no list); still a bound for a response that stalls.
+ */
+export const RESPONSE_IDLE_MS = WATCH_IDLE_MS + 60_000;
+
+/** How the shared Agent is built: keep-alive connections, and quiet watches left to their own limit. */
+export function sharedAgentOptions(connect: ConnectOptions): Agent.Options {
+  return { connect, keepAliveTimeout: IDLE_CONNECTION_MS, bodyTimeout: RESPONSE_IDLE_MS };
+}
+
 /** The TLS options that decide whether an open connection may carry a request. */
 const TLS_KEYS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
 
@@ -50,7 +74,7 @@ export class KeepAliveKubeConfig extends KubeConfig {
       // after IDLE_CONNECTION_MS.
       this.#shared = {
         connect: opts.connect,
-        agent: new Agent({ connect: opts.connect, keepAliveTimeout: IDLE_CONNECTION_MS }),
+        agent: new Agent(sharedAgentOptions(opts.connect)),
       };
     }
     return this.#shared.agent;

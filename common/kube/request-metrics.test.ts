@@ -1,6 +1,7 @@
 import { CoreV1Api, Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CountingWatch, countRequests, watchFor, WATCH_IDLE_MS, type ApiRequest } from './request-metrics.js';
+import { WATCH_IDLE_MS } from './keepalive.js';
+import { CountingWatch, countRequests, watchFor, type ApiRequest } from './request-metrics.js';
 import { kubeConfigFor as kubeConfig, listenLocally, sendJson, type LocalServer } from './testing.js';
 
 let server: LocalServer;

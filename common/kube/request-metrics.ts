@@ -14,6 +14,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
+import { WATCH_IDLE_MS } from './keepalive.js';
 import { undiciRequestLibrary } from './undici-request.js';
 
 export interface ApiRequest {
@@ -130,16 +131,6 @@ export class CountingWatch extends Watch {
     }
   }
 }
-
-/**
- * How long an open watch may go without a byte before client-node gives up on it. 2.x aborts a
- * watch quiet for 30 s and its ListWatch opens it again, which the informers report as the view
- * restored: a watch that is quiet on purpose (a host's Migrations, the ComputeNodes while every
- * agent is down) would be reopened twice a minute, each time restarting the operator's grace
- * for heartbeats. 1.x had no such limit; this one is long enough for quiet watches and still
- * ends a connection that died without a word (TCP keep-alive finds those too).
- */
-export const WATCH_IDLE_MS = 10 * 60_000;
 
 /** The Watch for informers on `kc`: counting when countRequests was given `kc`. */
 export function watchFor(kc: KubeConfig): Watch {
