@@ -6,6 +6,7 @@ import { kubeConfigFor as kubeConfig, listenLocally, sendJson, type LocalServer 
 
 let server: LocalServer;
 let host: string;
+const watchQueries: URLSearchParams[] = [];
 
 beforeAll(async () => {
   // Namespaces "ok" exist, others do not; a watch of namespaces streams, a watch of secrets is forbidden.
@@ -13,6 +14,7 @@ beforeAll(async () => {
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (code: number, body: object) => sendJson(res, code, body);
     if (url.searchParams.get('watch') === 'true') {
+      watchQueries.push(url.searchParams);
       if (url.pathname.endsWith('/secrets')) return json(403, { kind: 'Status', code: 403, message: 'forbidden' });
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'ok' } } })}\n`);
@@ -91,6 +93,18 @@ describe('API request counting', () => {
     expect(ended).toMatchObject({ name: 'TimeoutError' });
     for (const kc of [kubeConfig(host), countRequests(kubeConfig(host), () => {})])
       expect(Reflect.get(watchFor(kc), 'requestTimeoutMs')).toBe(WATCH_IDLE_MS);
+  });
+
+  it('asks for bookmarks, so that kube-apiserver keeps a quiet watch busy and its resourceVersion current', async () => {
+    watchQueries.length = 0;
+    const opened = await watchFor(kubeConfig(host)).watch(
+      '/api/v1/namespaces',
+      { labelSelector: 'a=b' },
+      () => {},
+      () => {},
+    );
+    opened.abort();
+    expect(watchQueries.map((q) => [q.get('allowWatchBookmarks'), q.get('labelSelector')])).toEqual([['true', 'a=b']]);
   });
 
   it('leaves a kubeconfig it was not given alone: plain API clients and watches', () => {

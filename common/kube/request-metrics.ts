@@ -132,11 +132,19 @@ export class CountingWatch extends Watch {
   }
 }
 
-/** The Watch for informers on `kc`: counting when countRequests was given `kc`. */
+/**
+ * The Watch for informers on `kc`: counting when countRequests was given `kc`, and asking for
+ * bookmarks as client-go's reflector does. kube-apiserver then sends a quiet watch a bookmark
+ * about once a minute: it is never idle long enough to be ended, and client-node's ListWatch
+ * keeps its resourceVersion current, so a watch that does end resumes without a re-list.
+ */
 export function watchFor(kc: KubeConfig): Watch {
   const observe = observers.get(kc);
   const watch = observe ? new CountingWatch(kc, observe) : new Watch(kc);
   // A private field of client-node's Watch (no option sets it); the unit test notices a rename.
   Reflect.set(watch, 'requestTimeoutMs', WATCH_IDLE_MS);
+  const open = watch.watch.bind(watch);
+  watch.watch = (path, queryParams, callback, done) =>
+    open(path, { ...queryParams, allowWatchBookmarks: true }, callback, done);
   return watch;
 }
