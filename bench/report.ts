@@ -69,6 +69,8 @@ export interface ReportInput {
     confirm: Summary;
     /** Absent in results from before it was counted. */
     writesPerMove?: number;
+    /** Of writesPerMove, the Lease writes (heartbeats, leader election); absent before it was counted. */
+    leaseWritesPerMove?: number;
   };
   delete: { deleted: number; seconds: number; time: Summary };
   limit: {
@@ -265,7 +267,10 @@ function sampleRows(sample: NonNullable<ReportInput['sample']>): [string, string
       : ([
           [
             'writes per resize or migration',
-            `${s2(sample.writesPerMove)}  (the request, each phase, claims, Events, the transfer credential, the confirm)`,
+            `${s2(sample.writesPerMove)}  (the request, each phase, claims, Events, the transfer credential, the confirm` +
+              (sample.leaseWritesPerMove === undefined
+                ? ')'
+                : `; of which ${s2(sample.leaseWritesPerMove)} Lease renewals, which come with the hosts, not the moves)`),
           ],
         ] as [string, string][])),
   ];
