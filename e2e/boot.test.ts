@@ -4,6 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Instance } from '../common/api/types.js';
+import { Informer } from '../common/kube/informer.js';
+import { createLogger } from '../common/log.js';
 import { localOnly } from './harness/mode.js';
 import { TestEnv, parseTable } from './harness/env.js';
 import { untilSchedulerAvoids } from './harness/scheduler-view.js';
@@ -53,18 +55,27 @@ function domainDir(host: string, uid: string): string {
 
 localOnly('boot', () => {
   it('boots an instance to active with host, flavor snapshot, launchedAt and Ready, through building/scheduling and building/spawning', async () => {
-    boot('web-1', { flavor: 'm1.small' });
+    // Every state it passes through, from a watch: a poll can miss one that lasts a few ms.
     const seen = new Set<string>();
+    const states = new Informer(env.kube, 'Instance', createLogger({ component: 'e2e', level: 'silent' }));
+    const record = (i: Instance) => {
+      if (i.metadata.name === 'web-1' && i.status?.vmState) seen.add(`${i.status.vmState}/${i.status.taskState ?? ''}`);
+    };
+    states.on('add', record);
+    states.on('update', record);
+    await states.start();
+    boot('web-1', { flavor: 'm1.small' });
     const inst = await env.waitFor(
       'web-1 active',
       async () => {
         const i = await env.instance('web-1');
-        if (i?.status?.vmState) seen.add(`${i.status.vmState}/${i.status.taskState ?? ''}`);
         return i && active(i) ? i : undefined;
       },
       60_000,
       20,
     );
+    await env.waitFor('the watch to show web-1 active', async () => (seen.has('active/') ? true : undefined));
+    await states.stop();
     expect(seen.has('building/scheduling') || seen.has('building/spawning')).toBe(true);
     expect(inst.status).toMatchObject({
       vmState: 'active',
