@@ -21,7 +21,7 @@ import {
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, NicSpec, VirtDriver } from './driver.js';
 import { MigrationSteps } from './migration-steps.js';
 import { checkNics, normalizeNic } from './nics.js';
-import { UidQueue } from './uid-queue.js';
+import { UidQueue } from '../../common/runtime/uid-queue.js';
 
 /**
  * The fake disk is a scaled-down model of the real one: 64 KiB on the host per GiB of

@@ -52,7 +52,7 @@ import {
 } from './libvirt-xml.js';
 import { MigrationSteps } from './migration-steps.js';
 import { checkNics } from './nics.js';
-import { UidQueue } from './uid-queue.js';
+import { UidQueue } from '../../common/runtime/uid-queue.js';
 
 export type LibvirtAccel = 'auto' | 'kvm' | 'tcg';
 

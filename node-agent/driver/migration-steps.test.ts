@@ -11,7 +11,7 @@ import { DriverError } from './driver.js';
 import type { DomainInfo, DomainSpec } from './driver.js';
 import { InstanceDirs } from './instance-dirs.js';
 import { MigrationSteps } from './migration-steps.js';
-import { UidQueue } from './uid-queue.js';
+import { UidQueue } from '../../common/runtime/uid-queue.js';
 
 const DEFINITION = 'def.json';
 const DISK = 'disk.bin';

@@ -400,12 +400,15 @@ export class InstanceWorker implements Reconciler {
   private async cleanUp(inst: Instance, log: Logger): Promise<ReconcileResult> {
     const uid = inst.metadata.uid ?? '';
     const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
-    const hadDomain = (await this.driver.get(uid)) !== undefined || (await this.driver.hasBackup(uid));
-    // Always: the driver runs it after any step still making this domain (a spawn or a migration's
-    // finish that began before the deletion), so nothing it makes outlives the claims freed next.
-    await this.driver.destroy(uid);
-    // Its own claim and those of its migrations (a destination's kind-migration claim).
-    const freed = await this.tracker.releaseWhere((c) => c.consumer === uid || c.instance === key);
+    const { hadDomain, freed } = await this.tracker.exclusively(uid, async () => {
+      const hadDomain = (await this.driver.get(uid)) !== undefined || (await this.driver.hasBackup(uid));
+      // Always: the driver runs it after any step still making this domain (a spawn or a migration's
+      // finish that began before the deletion), so nothing it makes outlives the claims freed next.
+      await this.driver.destroy(uid);
+      // Its own claim and those of its migrations (a destination's kind-migration claim).
+      const freed = await this.tracker.releaseWhere((c) => c.consumer === uid || c.instance === key);
+      return { hadDomain, freed };
+    });
     for (const c of freed) if (c.kind === 'migration') await this.onMigrationFreed?.(c.consumer);
     if (hadDomain || freed.length > 0) {
       log.info({ step: 'deleting', hadDomain, freed: freed.length }, 'destroyed and freed');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIGRATION_LIFECYCLE, MIGRATION_PHASES, StepDone, ownersOf, stepDone } from '../../common/api/lifecycle.js';
 import { FAIL_ANNOTATION, injectedFailureMessage } from '../../common/api/fault-injection.js';
-import { API_VERSION, type Instance, type Migration, type MigrationStatus } from '../../common/api/types.js';
+import { API_VERSION, FINALIZER, type Instance, type Migration, type MigrationStatus } from '../../common/api/types.js';
 import { FakeCluster } from '../../common/kube/fake.js';
 import { fakeDiskSize } from '../driver/fake.js';
 import { InjectedFailures } from '../driver/injected-failures.js';
@@ -40,6 +40,37 @@ afterEach(() => hosts.cleanup());
 const inst = (): Instance => cluster.get('Instance', 'web-1')!;
 const mig = (name = MIG): Migration => cluster.get('Migration', name)!;
 const diskOf = (host: TestHost, uid: string) => readFile(join(host.driver.instanceDir(uid), 'disk.img'));
+
+/** Deletes web-1 as the API server does with the operator's finalizer on it: deletionTimestamp set, object kept. */
+async function deleteKeptByFinalizer(host: TestHost): Promise<void> {
+  await host.kube.instances.patch({ namespace: 'default', name: 'web-1' }, { metadata: { finalizers: [FINALIZER] } });
+  await host.kube.instances.delete({ namespace: 'default', name: 'web-1' });
+  expect(inst().metadata.deletionTimestamp).toBeDefined();
+}
+
+/**
+ * Holds the next call of `obj[method]` until `release()`, before it runs or after it has run
+ * (its answer slow to come back); `reached` resolves once the call is held.
+ */
+function heldOnce<T extends object, M extends keyof T & string>(
+  obj: T,
+  method: M,
+  when: 'before' | 'after' = 'before',
+) {
+  let arrived!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const original = (obj[method] as (...args: unknown[]) => Promise<unknown>).bind(obj);
+  const spy = vi.spyOn(obj, method as never) as unknown as { mockImplementationOnce(f: unknown): void };
+  spy.mockImplementationOnce(async (...args: unknown[]) => {
+    const answer = when === 'after' ? await original(...args) : undefined;
+    arrived();
+    await held;
+    return when === 'after' ? answer : original(...args);
+  });
+  return { reached, release };
+}
 
 describe('MigrationDestination: its dispatch table', () => {
   it('has a step exactly for the phases whose steps in MIGRATION_LIFECYCLE name the destination as owner', () => {
@@ -421,6 +452,32 @@ describe('MigrationDestination: across hosts', () => {
     expect(inst().status).toMatchObject({ vmState: 'resized', taskState: '', host: 'host-b' });
   });
 
+  it('an instance deleted as its finish found the transfer: no guest is made once the deletion pass destroyed', async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await b.destination.reconcile(MIG_KEY);
+    await stageTransfer(cluster, a, b, r);
+    const found = heldOnce(b.transfers, 'completedDir', 'after');
+    const finish = vi.spyOn(b.driver, 'finishMigration');
+
+    const finishing = b.destination.reconcile(MIG_KEY).catch((err: unknown) => err);
+    await found.reached;
+    await deleteKeptByFinalizer(b);
+    const freeing = heldOnce(b.tracker, 'releaseWhere');
+    const cleaning = b.worker.reconcile(INST_KEY); // this host's deletion pass: destroy, then free
+    await freeing.reached;
+    found.release();
+    await new Promise(setImmediate); // a finish free to go on would reach the driver here
+    freeing.release();
+    await Promise.all([finishing, cleaning]);
+
+    // Not even for a moment: the undo after the failed status write would come too late.
+    expect(finish).not.toHaveBeenCalled();
+    expect(await b.driver.get(r.uid)).toBeUndefined();
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
+    expect(mig().status?.status).toBe('post-migrating');
+  });
+
   it('reverting: destroys its copy, frees the migration claim and marks DestinationCleaned', async () => {
     const b = await hosts.add('host-b');
     const r = await resizeStarted(cluster, a, b);
@@ -634,6 +691,25 @@ describe('MigrationDestination: an evacuation rebuilds from the image', () => {
     // Nothing was asked of the fenced host: its copy and claim wait for its agent to come back.
     expect(await a.driver.get(r.uid)).toBeDefined();
     expect(claimsOn(cluster, 'host-a')).toEqual([`instance/${r.uid}`]);
+  });
+
+  it('an instance deleted just before its rebuild spawns: no guest is made after the deletion freed the claim', async () => {
+    const b = await hosts.add('host-b');
+    const r = await evacuationHandedTo(b);
+    // The resize_finish announcement is written; its answer is slow to come back.
+    const announced = heldOnce(b.kube.instances, 'patchStatus', 'after');
+    const spawn = vi.spyOn(b.driver, 'spawn');
+
+    const rebuilding = b.destination.reconcile(MIG_KEY).catch((err: unknown) => err);
+    await announced.reached;
+    await deleteKeptByFinalizer(b);
+    await b.worker.reconcile(INST_KEY);
+    announced.release();
+    await rebuilding;
+
+    expect(spawn).not.toHaveBeenCalled();
+    expect(await b.driver.get(r.uid)).toBeUndefined();
+    expect(claimsOn(cluster, 'host-b')).toEqual([]);
   });
 
   it('post-migrating: a stopped instance is rebuilt and left stopped', async () => {

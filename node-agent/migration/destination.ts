@@ -140,11 +140,14 @@ export class MigrationDestination implements Reconciler {
     const newFlavor = s.newFlavor;
     const finishing = (async () => {
       const receivedDir = sameHost(mig) ? undefined : await transfers.completedDir(migUid);
-      if (!sameHost(mig) && !receivedDir && !(await driver.get(uid))) {
-        throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${host}`);
-      }
-      const powerOn = s.oldVmState !== 'stopped';
-      return driver.finishMigration(domainSpec(inst, newFlavor, this.side.nics), { receivedDir, powerOn });
+      return this.side.tracker.exclusively(uid, async () => {
+        this.mustStillHold(mig, inst);
+        if (!sameHost(mig) && !receivedDir && !(await driver.get(uid))) {
+          throw new Error(`no verified transfer for migration ${mig.metadata.name} on ${host}`);
+        }
+        const powerOn = s.oldVmState !== 'stopped';
+        return driver.finishMigration(domainSpec(inst, newFlavor, this.side.nics), { receivedDir, powerOn });
+      });
     })();
     // Announced only when slow: a fast finish goes straight to the resized write.
     if (await slowerThan(finishing, SLOW_STEP_REPORT_AFTER_MS))
@@ -181,6 +184,25 @@ export class MigrationDestination implements Reconciler {
       `now on ${host} with ${s.newFlavor.name}; ${decide}`,
     );
     return {};
+  }
+
+  /**
+   * Before a guest is made here for a migration: this host still holds a claim for it (the
+   * migration's, or the instance's once a rebuild converted it). A deletion frees them; a guest
+   * made after that would be held by nothing. Called under `tracker.exclusively`.
+   */
+  private mustStillHold(mig: Migration, inst: Instance): void {
+    const migUid = mig.metadata.uid ?? '';
+    const uid = inst.metadata.uid ?? '';
+    const held = this.side.tracker.holds(
+      (c) => (c.kind === 'migration' && c.consumer === migUid) || (c.kind === 'instance' && c.consumer === uid),
+    );
+    if (!held) {
+      throw new Error(
+        `${this.side.host} holds no claim for migration ${mig.metadata.name} any more (freed when instance ` +
+          `${inst.metadata.namespace}/${inst.metadata.name} was deleted or the migration ended): no guest is made here`,
+      );
+    }
   }
 
   /**
@@ -269,8 +291,12 @@ export class MigrationDestination implements Reconciler {
     const uid = inst.metadata.uid ?? '';
     const flavor = s.newFlavor!;
     inst = await instanceTask(this.side, inst, 'resize_finish');
-    let domain = await driver.spawn(domainSpec(inst, flavor, this.side.nics));
-    if (s.oldVmState === 'stopped') domain = await driver.powerOff(uid);
+    const spawned = inst;
+    const domain = await this.side.tracker.exclusively(uid, async () => {
+      this.mustStillHold(mig, spawned);
+      const started = await driver.spawn(domainSpec(spawned, flavor, this.side.nics));
+      return s.oldVmState === 'stopped' ? driver.powerOff(uid) : started;
+    });
     crashPoint('agent:post-migrating:after-rebuild');
     const key = `${inst.metadata.namespace}/${inst.metadata.name}`;
     await this.side.tracker.convertClaim(

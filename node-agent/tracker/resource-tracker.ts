@@ -9,6 +9,7 @@ import { ConditionReason } from '../../common/api/reasons.js';
 import type { KubeClient } from '../../common/kube/api.js';
 import { isConflict, isNotFound } from '../../common/kube/client.js';
 import { Mutex } from '../../common/runtime/mutex.js';
+import { UidQueue } from '../../common/runtime/uid-queue.js';
 import type { Logger } from '../../common/log.js';
 import { ClaimLedger } from './claim-ledger.js';
 import { ClaimFailed, allocatableOf, shortResource, type ShortResource } from './claims.js';
@@ -46,6 +47,7 @@ const MAX_WRITE_ATTEMPTS = 8;
 
 export class ResourceTracker {
   readonly lock = new Mutex();
+  readonly #instanceWork = new UidQueue();
   private ledger = new ClaimLedger([]);
   private node?: ComputeNode;
   /** When this tracker last wrote its ComputeNode's status (each write carries a heartbeat). */
@@ -252,6 +254,16 @@ export class ResourceTracker {
 
   claims(): Claim[] {
     return this.ledger.claims;
+  }
+
+  /**
+   * Runs `fn` alone among the changes to one instance's guest and claims on this host (keyed by
+   * the instance's uid). A deletion's destroy-and-free and a migration's finish are two workers'
+   * steps: without this, a finish that began before the deletion could make its guest after the
+   * deletion freed the claims, leaving a guest on disk that nothing holds.
+   */
+  exclusively<T>(instanceUid: string, fn: () => Promise<T>): Promise<T> {
+    return this.#instanceWork.run(instanceUid, fn);
   }
 
   /** Whether this host holds any matching claim (cheap: no copy). */
