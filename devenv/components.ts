@@ -49,27 +49,26 @@ export const RELEASE_NAMESPACE = 'kubenova-system';
 export const AGENT_USERNAME_PREFIX = 'kubenova:agent:';
 
 /**
+ * One template of the chart as `helm template` renders it for a release named kubenova in
+ * RELEASE_NAMESPACE, with the chart's default values.
+ */
+export function renderChartTemplate(helm: string, template: string, extraArgs: string[] = []): string {
+  const chart = join(repoRoot, 'charts', 'kubenova');
+  const args = ['template', 'kubenova', chart, '--namespace', RELEASE_NAMESPACE, ...extraArgs];
+  return execFileSync(helm, [...args, '--show-only', template], { encoding: 'utf8' });
+}
+
+/**
  * The chart's instance-finalizer policy, as `helm install` renders it where the API server
  * offers MutatingAdmissionPolicy (the local control plane serves it as v1beta1): an Instance is
  * created with its clean-up finalizer, and the operator need not patch it in. Resolves once the
  * API server applies it (it loads policies in the background).
  */
 export async function installFinalizerPolicy(cp: ControlPlane): Promise<void> {
-  const rendered = execFileSync(
-    cp.binaries.helm,
-    [
-      'template',
-      'kubenova',
-      join(repoRoot, 'charts', 'kubenova'),
-      '--namespace',
-      RELEASE_NAMESPACE,
-      '--api-versions',
-      'admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy',
-      '--show-only',
-      'templates/instance-finalizer-policy.yaml',
-    ],
-    { encoding: 'utf8' },
-  );
+  const rendered = renderChartTemplate(cp.binaries.helm, 'templates/instance-finalizer-policy.yaml', [
+    '--api-versions',
+    'admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy',
+  ]);
   cp.kubectl(['apply', '-f', '-'], rendered);
   await waitForFinalizerPolicy(cp);
 }

@@ -291,10 +291,9 @@ export class MigrationDestination implements Reconciler {
     const uid = inst.metadata.uid ?? '';
     const flavor = s.newFlavor!;
     inst = await instanceTask(this.side, inst, 'resize_finish');
-    const spawned = inst;
     const domain = await this.side.tracker.exclusively(uid, async () => {
-      this.mustStillHold(mig, spawned);
-      const started = await driver.spawn(domainSpec(spawned, flavor, this.side.nics));
+      this.mustStillHold(mig, inst);
+      const started = await driver.spawn(domainSpec(inst, flavor, this.side.nics));
       return s.oldVmState === 'stopped' ? driver.powerOff(uid) : started;
     });
     crashPoint('agent:post-migrating:after-rebuild');
