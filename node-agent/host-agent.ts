@@ -206,7 +206,7 @@ export class HostAgent {
     this.instanceController = controller('agent-instance', this.worker);
     this.sourceController = controller('agent-migration-source', this.source);
     this.destinationController = controller('agent-migration-destination', this.destination);
-    this.departed = new DepartedInstances(opts.host, kube, instances, this.tracker, driver, log);
+    this.departed = new DepartedInstances(opts.host, kube, instances, migrations, this.tracker, driver, log);
     this.departedController = controller('agent-departed', this.departed);
   }
 

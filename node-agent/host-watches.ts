@@ -3,9 +3,10 @@
 // object can involve the host is one watch with a field selector on a CRD selectable field
 // (common/api/schema.ts), and the HostAgent reads the union (MergedCache):
 //
-//   Instance   status.host=<host>                     runs here (the source of a migration
-//                                                      until the destination finishes it)
-//              status.scheduling.selectedHost=<host>  sent here to be claimed
+//   Instance   status.scheduling.selectedHost=<host>  sent here to be claimed, or runs here:
+//                                                      every write of status.host names the
+//                                                      same host here (common/api/placement.ts),
+//                                                      so one watch covers both
 //              metadata.name=<name> (per namespace)    named by a Migration of this host's that
 //                                                      has not ended: the destination sees the
 //                                                      instance from pre-migrating on, the
@@ -38,7 +39,7 @@ export type WatchEventCounter = (kind: KindName, event: WatchEvent) => void;
 /** The field selectors of one host's standing watches. */
 export function hostSelectors(host: string): { instances: string[]; migrations: string[] } {
   return {
-    instances: [`status.host=${host}`, `status.scheduling.selectedHost=${host}`],
+    instances: [`status.scheduling.selectedHost=${host}`],
     migrations: [`status.sourceHost=${host}`, `status.destHost=${host}`, `status.scheduling.selectedHost=${host}`],
   };
 }

@@ -161,7 +161,8 @@ const scheduling = (description: string): JSONSchema => ({
     selectedHost: {
       type: 'string',
       maxLength: 253,
-      description: "The host the scheduler chose for the current attempt; that host's agent claims it.",
+      description:
+        "The host the scheduler chose for the current attempt; that host's agent claims it. On an Instance, every write that places it on a host (status.host) names that host here too, so its host's agent finds it with one field selector.",
     },
     claimFailure: {
       type: 'object',
@@ -322,7 +323,8 @@ export const instance: KindDefinition = {
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
   categories: ['all'],
-  // The host an instance runs on, and the host asked to claim it: a node agent's two Instance watches.
+  // selectedHost: a node agent's one Instance watch (the host asked to claim it, or running it);
+  // status.host: for people and tools asking what runs on a host.
   selectableFields: ['.status.host', '.status.scheduling.selectedHost'],
   rootValidations: [
     {

@@ -437,6 +437,22 @@ describe('MigrationDestination: across hosts', () => {
     expect(claimsOn(cluster, 'host-b')).toEqual([`migration/${r.migUid}`]);
   });
 
+  it("the instance's host and the field its host's agent watches move together: to the destination, back on a revert", async () => {
+    const b = await hosts.add('host-b');
+    const r = await resizeStarted(cluster, a, b);
+    await b.destination.reconcile(MIG_KEY);
+    await stageTransfer(cluster, a, b, r);
+    await b.destination.reconcile(MIG_KEY);
+    expect(inst().status).toMatchObject({ host: 'host-b', scheduling: { selectedHost: 'host-b' } });
+
+    await decide(cluster, MIG, 'Revert');
+    await b.destination.reconcile(MIG_KEY);
+    await a.source.reconcile(MIG_KEY);
+
+    expect(mig().status?.status).toBe('reverted');
+    expect(inst().status).toMatchObject({ host: 'host-a', scheduling: { selectedHost: 'host-a' } });
+  });
+
   it("a finish seen again through a Migration view that lags behind its instance only writes the Migration's move", async () => {
     const b = await hosts.add('host-b');
     const r = await resizeStarted(cluster, a, b);
@@ -676,6 +692,7 @@ describe('MigrationDestination: an evacuation rebuilds from the image', () => {
     expect(m.stepDeadline).toBeUndefined();
     const s = inst().status!;
     expect(s).toMatchObject({ vmState: 'active', taskState: '', host: 'host-b', flavor: SMALL, powerState: 'running' });
+    expect(s.scheduling?.selectedHost).toBe('host-b');
     expect(s.migration).toBeUndefined();
     expect(s.taskHosts).toBeUndefined();
     expect(s.oldFlavor).toBeUndefined();

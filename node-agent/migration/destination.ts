@@ -11,6 +11,7 @@ import { crashPoint } from '../../common/runtime/crash-point.js';
 import { resourcesOf } from '../../common/api/flavor.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { StepDone, stepDone } from '../../common/api/lifecycle.js';
+import { placedOn } from '../../common/api/placement.js';
 import { EventReason } from '../../common/api/reasons.js';
 import { SLOW_STEP_REPORT_AFTER_MS, slowerThan } from '../driver/slow-steps.js';
 import type { Fault } from '../../common/api/faults.js';
@@ -161,7 +162,7 @@ export class MigrationDestination implements Reconciler {
       await kube.instances.patchStatus(inst, {
         vmState: 'resized',
         taskState: '',
-        host,
+        ...placedOn(host),
         flavor: s.newFlavor,
         oldFlavor: s.oldFlavor,
         powerState: domain.powerState,
@@ -307,7 +308,7 @@ export class MigrationDestination implements Reconciler {
     await kube.instances.patchStatus(inst, {
       vmState: s.oldVmState ?? 'active',
       taskState: '',
-      host,
+      ...placedOn(host),
       flavor,
       oldFlavor: null,
       migration: null,

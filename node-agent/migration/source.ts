@@ -14,6 +14,7 @@
 import { crashPoint } from '../../common/runtime/crash-point.js';
 import { setCondition } from '../../common/api/conditions.js';
 import { StepDone, stepDone } from '../../common/api/lifecycle.js';
+import { placedOn } from '../../common/api/placement.js';
 import type { Fault } from '../../common/api/faults.js';
 import { EventReason } from '../../common/api/reasons.js';
 import type { Instance, Migration, MigrationStatus } from '../../common/api/types.js';
@@ -247,7 +248,7 @@ export class MigrationSource implements Reconciler {
     await kube.instances.patchStatus(inst, {
       vmState: s.oldVmState ?? 'active',
       taskState: '',
-      host,
+      ...placedOn(host),
       flavor: s.oldFlavor,
       oldFlavor: null,
       migration: null,

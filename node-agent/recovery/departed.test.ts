@@ -25,7 +25,15 @@ let departed: DepartedInstances;
 
 beforeEach(async () => {
   ({ cluster, hosts, host } = await oneHost());
-  departed = new DepartedInstances(host.name, host.kube, emptyView, host.tracker, host.driver, silentLog);
+  departed = new DepartedInstances(
+    host.name,
+    host.kube,
+    emptyView,
+    cluster.cache('Migration'),
+    host.tracker,
+    host.driver,
+    silentLog,
+  );
 });
 afterEach(() => hosts.cleanup());
 
@@ -79,6 +87,29 @@ describe('DepartedInstances: an instance that left the view is judged by a live 
 
     const other = seedInstance(cluster, 'web-2', scheduledTo('host-b'));
     expect(departed.left(other)).toBeUndefined();
+  });
+
+  it('keeps the copy of an instance a migration from here stranded in error, for an admin, until it is deleted', async () => {
+    const inst = await spawnedWithoutActiveWrite('web-1');
+    // The revert failed for good: in error on the destination, its old copy kept here.
+    await host.kube.instances.patchStatus(cluster.get('Instance', 'web-1')!, {
+      vmState: 'error',
+      taskState: '',
+      host: 'host-b',
+      scheduling: { selectedHost: 'host-b' },
+    });
+    cluster.seed<'Migration'>({
+      apiVersion: 'compute.kubenova.io/v1alpha1',
+      kind: 'Migration',
+      metadata: { name: 'web-1-resize-2', namespace: 'default' },
+      spec: { instance: 'web-1', flavor: 'm1.medium' },
+      status: { status: 'error', sourceHost: host.name, destHost: 'host-b' },
+    });
+
+    await departed.reconcile(departed.left(inst)!);
+
+    expect(await host.driver.get(inst.metadata.uid!)).toBeDefined();
+    expect(claimsOn(cluster, host.name)).toEqual([`instance/${inst.metadata.uid}`]);
   });
 
   it('destroys the copy of an instance deleted from the API server altogether', async () => {

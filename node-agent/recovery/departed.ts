@@ -2,20 +2,23 @@
 // still holds something for it: a claim, a domain. Leaving a watch is not being deleted — the
 // instance may only lag in the view, or be back with the scheduler — so nothing is given back
 // on the view's word: the API server is read, and only when the live instance no longer counts
-// on this host (gone, or neither running here, nor sent here to be claimed, nor in a migration
-// that names this host) is the domain destroyed and the instance's claim freed, as a boot
-// whose status write found the instance sent elsewhere gives them back.
+// on this host (gone, or neither running here, nor sent here to be claimed, nor kept here by a
+// migration: one in progress that names this host, or one that ended in error stranding the
+// instance with its files on both hosts for an admin) is the domain destroyed and the
+// instance's claim freed, as a boot whose status write found the instance sent elsewhere gives
+// them back.
 //
 // The case it exists for: a boot claimed and spawned here, but its active write failed (the API
 // server was down) and meanwhile the conductor gave up on this host; the instance leaves the
-// selectedHost watch and the boot's retry finds nothing in the view to write to.
-import { isTerminal } from '../../common/api/lifecycle.js';
+// selectedHost watch and the boot's retry finds nothing in the view to write to. The source of
+// a migration that moved the instance away sees it leave too, once the migration has ended.
 import type { Instance } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
 import { splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
 import type { VirtDriver } from '../driver/driver.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
+import { liveMigrationKeepsCopy } from './copy-keepers.js';
 
 export class DepartedInstances implements Reconciler {
   /** namespace/name -> uid of an instance that left the view, until it is judged. */
@@ -25,6 +28,7 @@ export class DepartedInstances implements Reconciler {
     private readonly host: string,
     private readonly kube: KubeClient,
     private readonly instances: ObjectCache<'Instance'>,
+    private readonly migrations: ObjectCache<'Migration'>,
     private readonly tracker: ResourceTracker,
     private readonly driver: VirtDriver,
     private readonly log: Logger,
@@ -76,12 +80,6 @@ export class DepartedInstances implements Reconciler {
       s.scheduling.claimFailure?.attempt !== attempt
     )
       return true;
-    if (!s.migration) return false;
-    const mig = await this.kube.migrations.get({ namespace: inst.metadata.namespace, name: s.migration });
-    const m = mig?.status;
-    return (
-      !isTerminal(m?.status) &&
-      (m?.sourceHost === this.host || m?.destHost === this.host || m?.scheduling?.selectedHost === this.host)
-    );
+    return liveMigrationKeepsCopy(this.host, this.kube, this.migrations, inst);
   }
 }

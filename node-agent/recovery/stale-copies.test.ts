@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resourcesOf } from '../../common/api/flavor.js';
-import { API_VERSION, type Instance, type MigrationStatus } from '../../common/api/types.js';
+import { API_VERSION, FINALIZER, type Instance, type MigrationStatus } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import type { FakeCluster } from '../../common/kube/fake.js';
 import { SMALL, bootOn, claimsOn, oneHost, silentLog, type TestHost, type TestHosts } from '../testing.js';
@@ -182,6 +182,18 @@ describe('StaleCopies', () => {
 
     await a.kube.instances.patchStatus(stranded, { vmState: 'active' });
     expect((await staleCopies().run()).destroyed).toEqual([inst.metadata.uid]);
+  });
+
+  it('gives the kept files of a stranded instance back once it is being deleted: its finalizer waits for this claim', async () => {
+    const inst = await bootOn(a, cluster, 'web-1');
+    seedMigration('web-1-resize-2', 'web-1', { status: 'error', sourceHost: 'host-a', destHost: 'host-b' });
+    await a.kube.instances.patchStatus(inst, { host: 'host-b', vmState: 'error', migration: null });
+    await a.kube.instances.patch({ namespace: 'default', name: 'web-1' }, { metadata: { finalizers: [FINALIZER] } });
+    await a.kube.instances.delete({ namespace: 'default', name: 'web-1' });
+
+    expect(await staleCopies().run()).toEqual({ destroyed: [inst.metadata.uid], droppedClaims: [inst.metadata.uid] });
+    expect(await a.driver.get(inst.metadata.uid!)).toBeUndefined();
+    expect(claimsOn(cluster, 'host-a')).toEqual([]);
   });
 
   it('keeps the copy while an evacuation from this host is still running', async () => {

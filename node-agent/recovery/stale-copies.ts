@@ -13,14 +13,14 @@
 // The caches only pick candidates, so a host with nothing stale makes no API call; each
 // candidate is confirmed with a live read before anything is destroyed. Claims of kind
 // migration whose Migration is gone or has ended are the audit's (audit/audit.ts).
-import { isTerminal } from '../../common/api/lifecycle.js';
 import { EventReason } from '../../common/api/reasons.js';
-import type { Instance, Migration } from '../../common/api/types.js';
+import type { Instance } from '../../common/api/types.js';
 import type { KubeClient, ObjectCache } from '../../common/kube/api.js';
 import type { EventRecorder, EventTarget } from '../../common/kube/events.js';
 import type { Logger } from '../../common/log.js';
 import type { VirtDriver } from '../driver/driver.js';
 import type { ResourceTracker } from '../tracker/resource-tracker.js';
+import { keepsCopyOn, liveMigrationKeepsCopy } from './copy-keepers.js';
 
 export interface StaleCopiesResult {
   /** Instance UIDs whose copy (domain, disk, backup) was destroyed here. */
@@ -107,7 +107,7 @@ export class StaleCopies {
     if (host === this.host || (!host && this.placedHere(inst))) return false;
     return !this.migrations
       .list(inst.metadata.namespace)
-      .some((m) => m.spec.instance === inst.metadata.name && this.keepsCopyHere(m, inst));
+      .some((m) => m.spec.instance === inst.metadata.name && keepsCopyOn(this.host, m, inst));
   }
 
   /** A boot the conductor still expects this host to claim and run (the current placement attempt is here). */
@@ -115,18 +115,6 @@ export class StaleCopies {
     const s = inst.status ?? {};
     if (s.taskState !== 'scheduling' || s.scheduling?.selectedHost !== this.host) return false;
     return s.scheduling.claimFailure?.attempt !== s.scheduling.attempts;
-  }
-
-  /**
-   * Whether `m` keeps this host's copy of `inst`: it has not ended and involves this host (the
-   * copy or claim may be in use), or it ended in error leaving the instance in error with its
-   * files kept on both its hosts for an admin (shared.ts `strand`), until the instance is deleted.
-   */
-  private keepsCopyHere(m: Migration, inst: Instance): boolean {
-    const s = m.status ?? {};
-    const names = s.sourceHost === this.host || s.destHost === this.host;
-    if (isTerminal(s.status)) return s.status === 'error' && inst.status?.vmState === 'error' && names;
-    return names || s.scheduling?.selectedHost === this.host;
   }
 
   /** The live API's word on a candidate: why it is stale, or undefined when it is not. */
@@ -143,27 +131,15 @@ export class StaleCopies {
       };
     }
     const host = live.status?.host;
-    if (host === this.host || (!host && this.placedHere(live)) || (await this.liveMigrationNeedsThisHost(live)))
+    if (
+      host === this.host ||
+      (!host && this.placedHere(live)) ||
+      (await liveMigrationKeepsCopy(this.host, this.kube, this.migrations, live))
+    )
       return undefined;
     const why = host
       ? `the instance now runs on ${host}`
       : `its boot here was given up while this host could not report it (the instance is ${live.status?.vmState ?? 'not yet placed'})`;
     return { ...candidate, why, target: live };
-  }
-
-  private async liveMigrationNeedsThisHost(inst: Instance): Promise<boolean> {
-    const namespace = inst.metadata.namespace;
-    const names = new Set(
-      this.migrations
-        .list(namespace)
-        .filter((m) => m.spec.instance === inst.metadata.name)
-        .map((m) => m.metadata.name),
-    );
-    if (inst.status?.migration) names.add(inst.status.migration);
-    for (const name of names) {
-      const m = await this.kube.migrations.get({ namespace, name });
-      if (m && m.spec.instance === inst.metadata.name && this.keepsCopyHere(m, inst)) return true;
-    }
-    return false;
   }
 }

@@ -70,6 +70,46 @@ describe('InstanceController: a new instance', () => {
   });
 });
 
+describe("InstanceController: an instance its host's agent cannot see", () => {
+  // Placed by a version that wrote status.host alone: moved to node-b, it still names node-a,
+  // where it booted, in the one field the agents watch.
+  const movedBefore = () => running('node-b', small, { scheduling: { attempts: 1, selectedHost: 'node-a' } });
+
+  it('is routed to the host it runs on with one write, before anything else', async () => {
+    const world = withRunningInstance(movedBefore());
+    const writes = world.cluster.writes.length;
+
+    await world.reconcileInstance('web-1');
+
+    expect(world.writesSince(writes)).toEqual(['patchStatus Instance/web-1']);
+    expect(world.instance('web-1').status).toMatchObject({
+      host: 'node-b',
+      scheduling: { attempts: 1, selectedHost: 'node-b' },
+    });
+  });
+
+  it('is routed even while being deleted: its deletion needs the agent of the host it runs on', async () => {
+    const world = withRunningInstance(movedBefore());
+    await world.kube.instances.delete(ref);
+
+    await world.reconcileInstance('web-1');
+
+    expect(world.instance('web-1').status).toMatchObject({
+      taskState: 'deleting',
+      scheduling: { selectedHost: 'node-b' },
+    });
+  });
+
+  it('an instance its host already watches, or that runs nowhere yet, is not written', async () => {
+    const world = withRunningInstance();
+    const writes = world.cluster.writes.length;
+
+    await world.reconcileInstance('web-1');
+
+    expect(world.writesSince(writes)).toEqual([]);
+  });
+});
+
 describe('InstanceController + DeletionConductor: delete', () => {
   /** web-1 with a finished resize Migration whose destination claim is on node-b; both in quota. */
   async function deleting() {

@@ -10,6 +10,7 @@ import type { QuotaService } from '../quota/quota-service.js';
 import type { BootConductor } from './boot.js';
 import type { DeletionConductor } from './deletion.js';
 import type { ResizeRequests } from './resize-request.js';
+import type { InstanceRouting } from './routing.js';
 
 export class InstanceController implements Reconciler {
   constructor(
@@ -20,6 +21,7 @@ export class InstanceController implements Reconciler {
     private readonly deletion: DeletionConductor,
     private readonly quota: QuotaService,
     private readonly networks: InstanceNetworks,
+    private readonly routing: InstanceRouting,
   ) {}
 
   /**
@@ -44,8 +46,9 @@ export class InstanceController implements Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const inst = this.instances.get(name, namespace);
-    if (!inst) return {};
+    const cached = this.instances.get(name, namespace);
+    if (!cached) return {};
+    const inst = await this.routing.settle(cached);
     if (inst.metadata.deletionTimestamp) return this.deletion.reconcile(inst, this.consumersOf(inst));
     // The finalizer and then the boot's first status write in the same pass: no round trip between.
     const held = await this.deletion.ensureFinalizer(inst);

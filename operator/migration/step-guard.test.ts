@@ -346,6 +346,8 @@ describe('StepGuard: the operator stands in for a forced-down host (the table\u2
 
     const inst = world.instance('web-1').status!;
     expect(inst).toMatchObject({ vmState: 'error', taskState: '', host: 'node-a', flavor: small });
+    // Under node-a's watch again, for its agent to see once it is back.
+    expect(inst.scheduling?.selectedHost).toBe('node-a');
     expect(inst.oldFlavor).toBeUndefined();
     world.seedMigration(aMigration('web-1-evacuate-1', { instance: 'web-1', type: 'Evacuation' }));
     await world.reconcileMigrationRetryingConflicts('web-1-evacuate-1');

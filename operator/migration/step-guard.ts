@@ -5,6 +5,7 @@
 // rollbacks they own (node-agent/migration/shared.ts reconcileSide).
 import { setCondition, setReady } from '../../common/api/conditions.js';
 import { Fault } from '../../common/api/faults.js';
+import { placedOn } from '../../common/api/placement.js';
 import {
   MIGRATION_LIFECYCLE,
   StepDone,
@@ -157,7 +158,7 @@ export class StepGuard {
           taskState: '',
           migration: null,
           taskHosts: null,
-          ...(backOnSource ? { host: s.sourceHost, flavor: s.oldFlavor, oldFlavor: null } : {}),
+          ...(backOnSource && s.sourceHost ? { ...placedOn(s.sourceHost), flavor: s.oldFlavor, oldFlavor: null } : {}),
           fault: status,
           conditions: setReady(
             inst.status?.conditions,

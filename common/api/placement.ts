@@ -1,0 +1,24 @@
+// Where an Instance runs and which host's agent has it are one routing field for the agents:
+// each host watches the Instances whose status.scheduling.selectedHost names it
+// (node-agent/host-watches.ts), one watch rather than one on status.host as well, because
+// kube-apiserver hands every Instance event to every open Instance watch (custom resources
+// have no watch index) and a boot makes three. selectedHost is the scheduler's choice while
+// an instance is placed; a write that places it on a host (a boot's claim, a migration's
+// finish or rebuild, a revert back to the source) names that host in both fields at once, so
+// an instance is never, even for one write, under neither watch of the host it runs on.
+import type { MergePatch } from './patch.js';
+import type { Instance, InstanceStatus } from './types.js';
+
+/** The part of an Instance status write that places the instance on `host`. */
+export function placedOn(host: string): Pick<MergePatch<InstanceStatus>, 'host' | 'scheduling'> {
+  return { host, scheduling: { selectedHost: host } };
+}
+
+/**
+ * Whether `inst` runs on a host its agent does not watch it on: placed by a version that wrote
+ * status.host alone (an instance moved by a migration still names the host it booted on).
+ */
+export function misrouted(inst: Instance): boolean {
+  const s = inst.status;
+  return !!s?.host && s.scheduling?.selectedHost !== s.host;
+}
