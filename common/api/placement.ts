@@ -15,10 +15,10 @@ export function placedOn(host: string): Pick<MergePatch<InstanceStatus>, 'host' 
 }
 
 /**
- * Whether `inst` runs on a host its agent does not watch it on: placed by a version that wrote
- * status.host alone (an instance moved by a migration still names the host it booted on).
+ * The host `inst` runs on, when that host's agent does not watch it there: it was placed by a
+ * version that wrote status.host alone (one moved by a migration still names its boot host).
  */
-export function misrouted(inst: Instance): boolean {
+export function unwatchedHost(inst: Instance): string | undefined {
   const s = inst.status;
-  return !!s?.host && s.scheduling?.selectedHost !== s.host;
+  return s?.host && s.scheduling?.selectedHost !== s.host ? s.host : undefined;
 }

@@ -3,7 +3,7 @@
 // version that did not may run on a host that cannot see it: one moved by a migration still
 // names the host it booted on. One write brings it back under its host's watch, before anything
 // else is done for it, since its deletion, too, needs the agent of the host it runs on.
-import { misrouted } from '../../common/api/placement.js';
+import { unwatchedHost } from '../../common/api/placement.js';
 import type { Instance } from '../../common/api/types.js';
 import type { KubeClient } from '../../common/kube/api.js';
 import type { Logger } from '../../common/log.js';
@@ -16,8 +16,8 @@ export class InstanceRouting {
 
   /** `inst`, written first if its host's agent could not see it. */
   async settle(inst: Instance): Promise<Instance> {
-    const host = inst.status?.host;
-    if (!host || !misrouted(inst)) return inst;
+    const host = unwatchedHost(inst);
+    if (!host) return inst;
     const routed = await this.kube.instances.patchStatus(inst, { scheduling: { selectedHost: host } });
     this.log.info(
       {
