@@ -12,6 +12,11 @@ export interface Summary {
   mean: number;
 }
 
+/** The middle value (of an even count, the upper of the two middle ones): a median of repeated runs. */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}
+
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;

@@ -13,7 +13,8 @@ import { Agent, request } from 'undici';
 import { GROUP, VERSION } from '../common/api/types.js';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import { repoRoot } from '../devenv/components.js';
-import { cpuSeconds, findPids } from './measure.js';
+import { HttpClient } from './http.js';
+import { cpuSeconds, findPids, median } from './measure.js';
 
 const HOSTS = Number(process.env.HOSTS ?? 100);
 const WRITES = Number(process.env.WRITES ?? 1500);
@@ -29,13 +30,11 @@ const SELECTORS = {
 } as const satisfies Record<string, readonly string[]>;
 type Setup = keyof typeof SELECTORS;
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(process.env.KUBENOVA_TEST_TMP ?? tmpdir(), 'kubenova-watch-cost-'));
   const cp = await ControlPlane.start({ dir });
   const ca = readFileSync(cp.caPath);
-  const writer = new Agent({ connect: { ca } });
+  const writer = new HttpClient({ server: cp.server, ca, token: cp.adminToken, keepAlive: true });
   const headers = { authorization: `Bearer ${cp.adminToken}` };
   const instances = `/apis/${GROUP}/${VERSION}/namespaces/default/instances`;
   const open: { agent: Agent; abort: AbortController }[] = [];
@@ -44,30 +43,22 @@ async function main(): Promise<void> {
     if (apiserver === undefined) throw new Error(`no kube-apiserver process found for ${dir}`);
     cp.kubectl(['apply', '-f', join(repoRoot, 'crds', `instances.${GROUP}.yaml`)]);
     cp.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', `instances.${GROUP}`]);
-    const send = async (method: 'POST' | 'PATCH', path: string, body: unknown) => {
-      const res = await request(cp.server + path, {
-        method,
-        dispatcher: writer,
-        headers: {
-          ...headers,
-          'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json',
-        },
-        body: JSON.stringify(body),
-      });
-      const text = await res.body.text();
-      if (res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`);
-    };
+    const patchStatus = (name: string, status: object) =>
+      writer.json('PATCH', `${instances}/${name}/status`, { status }, 'application/merge-patch+json');
     // Booted instances on hosts no watch names: every event is filtered out by every watch.
     const names = Array.from({ length: CLIENTS }, (_, k) => `web-${k}`);
     for (const name of names) {
-      await send('POST', instances, {
+      await writer.json('POST', instances, {
         apiVersion: `${GROUP}/${VERSION}`,
         kind: 'Instance',
         metadata: { name },
         spec: { flavor: 'm1.small', image: 'cirros' },
       });
-      await send('PATCH', `${instances}/${name}/status`, {
-        status: { vmState: 'active', taskState: '', host: 'elsewhere', scheduling: { selectedHost: 'elsewhere' } },
+      await patchStatus(name, {
+        vmState: 'active',
+        taskState: '',
+        host: 'elsewhere',
+        scheduling: { selectedHost: 'elsewhere' },
       });
     }
 
@@ -98,7 +89,7 @@ async function main(): Promise<void> {
             while (sent < WRITES) {
               sent++;
               const at = new Date(Date.UTC(2026, 0, 1) + ++tick * 1000).toISOString();
-              await send('PATCH', `${instances}/${name}/status`, { status: { guest: { reportedAt: at } } });
+              await patchStatus(name, { guest: { reportedAt: at } });
             }
           }),
         );
@@ -119,7 +110,6 @@ async function main(): Promise<void> {
     }
   } finally {
     await closeAll(open);
-    await writer.close();
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });
   }

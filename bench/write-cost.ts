@@ -17,7 +17,7 @@ import { sleep } from '../common/runtime/sleep.js';
 import { ensureBinaries } from '../devenv/controlplane/binaries.js';
 import { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import { renderChartTemplate, repoRoot } from '../devenv/components.js';
-import { cpuSeconds, findPids } from './measure.js';
+import { cpuSeconds, findPids, median } from './measure.js';
 
 const WRITES = Number(process.env.WRITES ?? 2000);
 const CLIENTS = 8;
@@ -171,11 +171,6 @@ function nodeAgentPolicy(groups: string[]): { manifests: PolicyDoc[]; agentUser:
   const agentUser = /request\.userInfo\.username == "([^"]+)"/.exec(condition)?.[1];
   if (!agentUser) throw new Error('the rendered node-agent policy names no agent user in its matchConditions');
   return { manifests, agentUser };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 const hostName = (k: number) => `host-${String(k).padStart(4, '0')}`;
