@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Instance, Migration } from '../common/api/types.js';
 import type { HttpClient } from './http.js';
 import { closedLoop, forEachConcurrently, openLoop, type CreateAndWait, type Outcome } from './loops.js';
-import { MUTATING, diffCounts, summarize, sumCounts } from './measure.js';
+import { MUTATING, diffCounts, isLeaseWrite, summarize, sumCounts } from './measure.js';
 import type { Options } from './options.js';
 import { perItem, round, roundSummary, sortedObject, type Snapshot } from './snapshot.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -153,7 +153,7 @@ export async function bootRound(p: Phases, r: number) {
   const bootsPerSecond = booted / per.seconds;
   const failures = outcomes.filter((o) => o.kind !== 'ok').map(describeFailure);
   p.log(
-    `boot round ${r + 1}: ${booted}/${p.opts.instances} active in ${per.seconds.toFixed(1)} s (${bootsPerSecond.toFixed(1)}/s), p99 ${summarize(timeToActive).p99.toFixed(2)} s, ${per.writes.toFixed(2)} writes per boot, ${failures.length} failed or stuck`,
+    `boot round ${r + 1}: ${booted}/${p.opts.instances} active in ${per.seconds.toFixed(1)} s (${bootsPerSecond.toFixed(1)}/s), p99 ${summarize(timeToActive).p99.toFixed(2)} s, ${per.writes.toFixed(2)} writes per boot (${per.leaseWrites.toFixed(2)} of them Lease renewals), ${failures.length} failed or stuck`,
   );
   return {
     names,
@@ -182,6 +182,7 @@ export async function bootRound(p: Phases, r: number) {
       timeline,
       apiRequestsPerBoot: round(sumCounts(kubenovaRequests) / n, 2),
       apiWritesPerBoot: round(sumCounts(kubenovaRequests, (k) => MUTATING.test(k)) / n, 2),
+      leaseWritesPerBoot: round(per.leaseWrites, 2),
       apiRequests: sortedObject(kubenovaRequests),
       watchEventsPerBoot: round(per.watchEventsPer, 2),
       watchEvents: sortedObject(diffCounts(after.watchEvents, before.watchEvents)),
@@ -322,9 +323,7 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
   // user's request and confirm included, and whatever heartbeats fell into the phase.
   const moves = Math.max(1, resizeTimes.length + migrateTimes.length);
   const writesPerMove = round(sumCounts(requests, (k) => MUTATING.test(k)) / moves, 1);
-  // Lease writes come at a rate set by the number of hosts, not by the moves (heartbeats of
-  // idle hosts, the operator's leader election): shown apart, so that sizes compare.
-  const leaseWritesPerMove = round(sumCounts(requests, (k) => MUTATING.test(k) && k.endsWith(' leases')) / moves, 1);
+  const leaseWritesPerMove = round(sumCounts(requests, isLeaseWrite) / moves, 1);
   p.log(
     `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck; ${writesPerMove} writes per move (${leaseWritesPerMove} of them Lease renewals)`,
   );

@@ -153,6 +153,12 @@ export function sumCounts(counts: Map<string, number>, filter: (key: string) => 
 
 export const MUTATING = /^(POST|PUT|PATCH|DELETE|DELETECOLLECTION|APPLY|CREATE|UPDATE) /;
 
+/**
+ * Lease writes: heartbeats of every host and the operator's leader election. They come at a rate
+ * set by the number of hosts, not by the boots or moves in the window, so figures show them apart.
+ */
+export const isLeaseWrite = (k: string): boolean => MUTATING.test(k) && k.endsWith(' leases');
+
 /** apiserver_request_total answered 409 Conflict, summed by "VERB resource[/subresource]". */
 export function parseConflicts(metrics: string): Map<string, number> {
   const out = new Map<string, number>();

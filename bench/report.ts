@@ -55,6 +55,8 @@ export interface ReportInput {
     reschedules: number;
     apiRequestsPerBoot: number;
     apiWritesPerBoot: number;
+    /** Every Lease write in the boot window per boot (heartbeats, leader election); absent before it was counted. */
+    leaseWritesPerBoot?: number;
     watchEventsPerBoot: number;
     cpuSeconds: Record<string, number>;
     otherCpuSeconds?: number;
@@ -184,6 +186,14 @@ export function formatTable(r: ReportInput): string {
       'API requests per boot (all / writes)',
       `${s2(r.boot.apiRequestsPerBoot)} / ${s2(r.boot.apiWritesPerBoot)}  (kube-apiserver apiserver_request_total, bench's own excluded)`,
     ],
+    ...(r.boot.leaseWritesPerBoot === undefined
+      ? []
+      : [
+          [
+            '  of the writes, Lease renewals',
+            `${s2(r.boot.leaseWritesPerBoot)}  (per boot; they come with the hosts and the boot rate, not the boots)`,
+          ] as [string, string],
+        ]),
     ...(r.conflictsPerBoot !== undefined
       ? [
           [

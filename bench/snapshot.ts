@@ -8,6 +8,7 @@ import type { ControlPlane } from '../devenv/controlplane/controlplane.js';
 import type { InvariantWatcher } from '../devenv/invariants.js';
 import { WATCH_EVENTS_METRIC } from '../node-agent/host-watches.js';
 import {
+  isLeaseWrite,
   MUTATING,
   addCounts,
   cpuSeconds,
@@ -111,6 +112,8 @@ export function perItem(a: Snapshot, b: Snapshot, done: number) {
     conflicts,
     /** Every write the API server counted, the bench's creates included. */
     writes: sumCounts(requests, (k) => MUTATING.test(k)) / n,
+    /** Of `writes`, the Lease writes (isLeaseWrite). */
+    leaseWrites: sumCounts(requests, isLeaseWrite) / n,
     conflictsPer: sumCounts(conflicts) / n,
     watchEventsPer: sumCounts(diffCounts(b.watchEvents, a.watchEvents)) / n,
     agentWatchEvents: diffCounts(b.agentWatchEvents, a.agentWatchEvents),
