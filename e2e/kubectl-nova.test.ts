@@ -263,13 +263,16 @@ localOnly('kubectl nova: hosts', () => {
     expect(await fails(['host-disable', 'node-c'])).toContain("required option '--reason <reason>' not specified");
   });
 
-  it("host-show names the agent's last heartbeat, its node Lease renewal, beside its last status report", async () => {
+  it("host-list and host-show name the agent's last heartbeat, its node Lease renewal, beside its last status report", async () => {
     const lease = () =>
       env.kubectl(['get', 'lease', 'node-a', '-n', RELEASE_NAMESPACE, '--ignore-not-found', '-o', 'name']);
     await env.waitFor('node-a renews its node Lease', async () => (lease() ? true : undefined), 60_000);
     const shown = await ok(['host-show', 'node-a']);
     expect(shown).toMatch(new RegExp(`Heartbeat: +\\S+ ago \\(node Lease ${RELEASE_NAMESPACE}/node-a\\)`));
     expect(shown).toMatch(/Reported: +\S+ ago/);
+    const listed = await ok(['host-list']);
+    expect(listed).toMatch(/^NAME +ZONE +STATUS +STATE +HEARTBEAT /);
+    expect(listed).toMatch(/^node-a +az\d +\S+ +up +\d+(s|m\d*s?) /m);
     // Where no agent namespace has its Lease, the status report is all there is, and it says so.
     expect(await ok(['host-show', 'node-a', '--agent-namespace', 'default'])).toMatch(
       /Heartbeat: +- \(no node Lease default\/node-a: the agent heartbeats by status; see Reported\)/,

@@ -16,8 +16,26 @@ export function hostState(node: ComputeNode): 'up' | 'down' | 'forced-down' {
 
 export const hostStatus = (node: ComputeNode): string => (node.spec?.disabled ? 'disabled' : 'enabled');
 
+/**
+ * The node Leases of the agents' namespace, by host: their last renewal is each agent's last
+ * heartbeat. A user who may not list Leases there still gets the rest of the listing.
+ */
+export type NodeLeasesView =
+  { namespace: string; renewals: ReadonlyMap<string, string> } | { namespace: string; unreadable: string };
+
+/**
+ * The HEARTBEAT cell: the age of the host's node Lease renewal; with no Lease (an agent that
+ * heartbeats by status) the age of its last status report; `?` when the Leases cannot be read.
+ */
+function heartbeatCell(node: ComputeNode, leases: NodeLeasesView | undefined, now: Date): string {
+  if (leases && 'unreadable' in leases) return '?';
+  const renewed = leases?.renewals.get(nodeLeaseName(node.metadata.name));
+  if (renewed) return age(renewed, now);
+  return node.status?.heartbeatTime ? age(node.status.heartbeatTime, now) : '-';
+}
+
 /** One row per host; VCPUS, MEMORY and DISK are allocated/allocatable as the agent summarises them. */
-export function hostRows(nodes: readonly ComputeNode[], now: Date): string {
+export function hostRows(nodes: readonly ComputeNode[], now: Date, leases?: NodeLeasesView): string {
   const rows = [...nodes]
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))
     .map((n) => {
@@ -27,6 +45,7 @@ export function hostRows(nodes: readonly ComputeNode[], now: Date): string {
         cell(n.metadata.labels?.[ZONE_LABEL]),
         hostStatus(n),
         hostState(n),
+        heartbeatCell(n, leases, now),
         cell(u.vcpus),
         cell(u.memory),
         cell(u.disk),
@@ -35,7 +54,10 @@ export function hostRows(nodes: readonly ComputeNode[], now: Date): string {
         age(n.metadata.creationTimestamp, now),
       ];
     });
-  return table(['NAME', 'ZONE', 'STATUS', 'STATE', 'VCPUS', 'MEMORY', 'DISK', 'CLAIMS', 'DRIVER', 'AGE'], rows);
+  return table(
+    ['NAME', 'ZONE', 'STATUS', 'STATE', 'HEARTBEAT', 'VCPUS', 'MEMORY', 'DISK', 'CLAIMS', 'DRIVER', 'AGE'],
+    rows,
+  );
 }
 
 export async function getHost(session: Session, name: string): Promise<ComputeNode> {
@@ -44,11 +66,39 @@ export async function getHost(session: Session, name: string): Promise<ComputeNo
   return node;
 }
 
-export async function hostList(session: Session, io: IO, opts: { output?: OutputFormat }): Promise<void> {
+export async function hostList(
+  session: Session,
+  io: IO,
+  opts: { output?: OutputFormat; agentNamespace: string },
+): Promise<void> {
   const nodes = (await session.kube.computeNodes.list()).items;
   if (opts.output) return io.out(formatObjects(nodes, opts.output));
   if (nodes.length === 0) return io.err('No hosts found: no node agent has registered.\n');
-  io.out(hostRows(nodes, io.now()));
+  const leases = await listNodeLeases(session, opts.agentNamespace);
+  io.out(hostRows(nodes, io.now(), leases));
+  if ('unreadable' in leases) {
+    io.err(
+      `HEARTBEAT unknown (?): cannot list the node Leases in namespace ${leases.namespace}: ${leases.unreadable} ` +
+        '(--agent-namespace names where the node agents run)\n',
+    );
+  }
+}
+
+/** The node Leases (carrying the node-Lease label, as for the operator) of the agents' namespace. */
+export async function listNodeLeases(session: Session, namespace: string): Promise<NodeLeasesView> {
+  try {
+    const list = await session.kc
+      .makeApiClient(CoordinationV1Api)
+      .listNamespacedLease({ namespace, labelSelector: NODE_LEASE_LABEL });
+    const renewals = new Map<string, string>();
+    for (const lease of list.items) {
+      const renewed = lease.spec?.renewTime;
+      if (lease.metadata?.name && renewed) renewals.set(lease.metadata.name, new Date(renewed).toISOString());
+    }
+    return { namespace, renewals };
+  } catch (err) {
+    return { namespace, unreadable: describeError(err) };
+  }
 }
 
 /**

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDuration } from './io.js';
 import { age, formatObjects, table } from './output.js';
 import { flavorObject, parseProperties, renderQuota } from './flavors.js';
-import { hostState, renderHost } from './hosts.js';
+import { hostRows, hostState, renderHost } from './hosts.js';
 import { aNode, anInstance } from './testing.js';
 
 const now = new Date('2026-01-01T12:00:00Z');
@@ -135,5 +135,21 @@ describe('hosts', () => {
       /Heartbeat: +unknown \(cannot read node Lease kubenova-system\/node-a: forbidden\)/,
     );
     expect(show(undefined)).not.toContain('Heartbeat');
+  });
+
+  it("lists each host's last heartbeat: its node Lease renewal, else its last status report, '?' when Leases cannot be read", () => {
+    const leased = aNode('node-a', {}, { ...ready, heartbeatTime: ago(45).toISOString() });
+    const byStatus = aNode('node-b', {}, { ...ready, heartbeatTime: ago(7).toISOString() });
+    const column = (text: string, host: string) =>
+      new RegExp(`^${host} +\\S+ +\\S+ +\\S+ +(\\S+) `, 'm').exec(text)?.[1];
+    const listed = hostRows([byStatus, leased], now, {
+      namespace: 'kubenova-system',
+      renewals: new Map([['node-a', ago(3).toISOString()]]),
+    });
+    expect(listed.split('\n')[0]).toMatch(/^NAME +ZONE +STATUS +STATE +HEARTBEAT +VCPUS/);
+    expect(column(listed, 'node-a')).toBe('3s');
+    expect(column(listed, 'node-b')).toBe('7s');
+    const unreadable = hostRows([leased], now, { namespace: 'kubenova-system', unreadable: 'forbidden' });
+    expect(column(unreadable, 'node-a')).toBe('?');
   });
 });

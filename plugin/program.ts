@@ -221,9 +221,18 @@ export function buildProgram(deps: ProgramDeps): Command {
   program
     .command('host-list')
     .summary('list hosts')
-    .description('list hosts (ComputeNodes): enabled or disabled, up or down, allocated/allocatable')
+    .description(
+      "list hosts (ComputeNodes): enabled or disabled, up or down, the age of the agent's last heartbeat, allocated/allocatable",
+    )
     .addOption(outputOption())
-    .action(async (opts: { output?: OutputFormat }, cmd: Command) => hostList(open(cmd), io, opts));
+    .option(
+      '--agent-namespace <namespace>',
+      'namespace of the node agents, where their node Leases (heartbeats) are',
+      DEFAULT_AGENT_NAMESPACE,
+    )
+    .action(async (opts: { output?: OutputFormat; agentNamespace: string }, cmd: Command) =>
+      hostList(open(cmd), io, opts),
+    );
 
   program
     .command('host-show')
