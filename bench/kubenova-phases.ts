@@ -324,8 +324,11 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
   const moves = Math.max(1, resizeTimes.length + migrateTimes.length);
   const writesPerMove = round(sumCounts(requests, (k) => MUTATING.test(k)) / moves, 1);
   const leaseWritesPerMove = round(sumCounts(requests, isLeaseWrite) / moves, 1);
+  // What the moves' writes woke in the agents: the source and the destination each hear of
+  // every Migration and Instance write of the move, once per watch of theirs that matches.
+  const agentWatchEvents = diffCounts(after.agentWatchEvents, before.agentWatchEvents);
   p.log(
-    `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck; ${writesPerMove} writes per move (${leaseWritesPerMove} of them Lease renewals)`,
+    `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck; ${writesPerMove} writes per move (${leaseWritesPerMove} of them Lease renewals), ${round(sumCounts(agentWatchEvents) / moves, 1)} agent watch events per move`,
   );
   return {
     resized: resizeTimes.length,
@@ -338,6 +341,8 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
     failed: failures.length,
     writesPerMove,
     leaseWritesPerMove,
+    agentWatchEventsPerMove: round(sumCounts(agentWatchEvents) / moves, 1),
+    agentWatchEvents: sortedObject(agentWatchEvents),
     apiRequests: sortedObject(requests),
     cpuSeconds: perItem(before, after, 1).cpu,
   };

@@ -73,6 +73,9 @@ export interface ReportInput {
     writesPerMove?: number;
     /** Of writesPerMove, the Lease writes (heartbeats, leader election); absent before it was counted. */
     leaseWritesPerMove?: number;
+    /** Watch events delivered to the agents per move (source and destination); absent before it was counted. */
+    agentWatchEventsPerMove?: number;
+    agentWatchEvents?: Record<string, number>;
   };
   delete: { deleted: number; seconds: number; time: Summary };
   limit: {
@@ -281,6 +284,16 @@ function sampleRows(sample: NonNullable<ReportInput['sample']>): [string, string
               (sample.leaseWritesPerMove === undefined
                 ? ')'
                 : `; of which ${s2(sample.leaseWritesPerMove)} Lease renewals, which come with the hosts, not the moves)`),
+          ],
+        ] as [string, string][])),
+    ...(sample.agentWatchEventsPerMove === undefined
+      ? []
+      : ([
+          [
+            'agent watch events per move',
+            `${s2(sample.agentWatchEventsPerMove)}  (${Object.entries(sample.agentWatchEvents ?? {})
+              .map(([kind, n]) => `${kind} ${n}`)
+              .join(', ')}; delivered to the source and destination agents)`,
           ],
         ] as [string, string][])),
   ];
