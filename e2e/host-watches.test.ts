@@ -1,5 +1,6 @@
 // Per-host watches: each node agent lists and watches only the Instances and Migrations that
-// involve its host (field selectors on the CRDs' selectable fields), so a host that takes no
+// involve its host (field selectors on the CRDs' selectable fields: one on Instances, two on
+// Migrations, node-agent/host-watches.ts), so a host that takes no
 // part in an instance's life hears nothing of it, and an instance that leaves a host's watch
 // (it moved away) is not mistaken there for a deleted one.
 import { readFileSync } from 'node:fs';
@@ -93,6 +94,11 @@ localOnly('per-host watches', () => {
     await phase('web-2', 'confirmed');
     await env.waitForInstance('web', (i) => active(i) && i.status?.host === 'node-b', 'active on node-b');
     expect(sha256(diskBytes(env.stateDir, 'node-b', uid)!)).toBe(disk);
+    // The destination found the Migration, and keeps it, through the one field it watches.
+    expect((await env.migration('web-2'))?.status).toMatchObject({
+      destHost: 'node-b',
+      scheduling: { selectedHost: 'node-b' },
+    });
     const claims = (await env.kube.computeNodes.list()).items.flatMap((n) =>
       (n.status?.claims ?? []).map((c) => `${n.metadata.name}:${c.kind}:${c.consumer === uid ? 'web' : c.consumer}`),
     );

@@ -12,8 +12,11 @@
 //                                                      instance from pre-migrating on, the
 //                                                      source keeps it after it has moved, for
 //                                                      confirm and revert
-//   Migration  status.sourceHost=<host>, status.destHost=<host>,
-//              status.scheduling.selectedHost=<host>
+//   Migration  status.sourceHost=<host>                the source, from the start to the end
+//              status.scheduling.selectedHost=<host>   asked to be the destination, then the
+//                                                      destination: selectedHost stays equal to
+//                                                      destHost to the end (the operator's
+//                                                      routing mends Migrations that predate it)
 //
 // The instance of a migration is followed by name rather than by a field of its own: the
 // Migration already names both hosts, and a field on the Instance would cost a write on each
@@ -40,7 +43,7 @@ export type WatchEventCounter = (kind: KindName, event: WatchEvent) => void;
 export function hostSelectors(host: string): { instances: string[]; migrations: string[] } {
   return {
     instances: [`status.scheduling.selectedHost=${host}`],
-    migrations: [`status.sourceHost=${host}`, `status.destHost=${host}`, `status.scheduling.selectedHost=${host}`],
+    migrations: [`status.sourceHost=${host}`, `status.scheduling.selectedHost=${host}`],
   };
 }
 

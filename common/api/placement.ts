@@ -6,8 +6,9 @@
 // an instance is placed; a write that places it on a host (a boot's claim, a migration's
 // finish or rebuild, a revert back to the source) names that host in both fields at once, so
 // an instance is never, even for one write, under neither watch of the host it runs on.
+// A Migration's destination is found the same way: its selectedHost stays equal to destHost.
 import type { MergePatch } from './patch.js';
-import type { Instance, InstanceStatus } from './types.js';
+import type { Instance, InstanceStatus, Migration } from './types.js';
 
 /** The part of an Instance status write that places the instance on `host`. */
 export function placedOn(host: string): Pick<MergePatch<InstanceStatus>, 'host' | 'scheduling'> {
@@ -21,4 +22,17 @@ export function placedOn(host: string): Pick<MergePatch<InstanceStatus>, 'host' 
 export function unwatchedHost(inst: Instance): string | undefined {
   const s = inst.status;
   return s?.host && s.scheduling?.selectedHost !== s.host ? s.host : undefined;
+}
+
+/**
+ * A Migration's destination, when that host's agent does not watch it: each host watches the
+ * Migrations whose status.sourceHost or status.scheduling.selectedHost names it, and selectedHost
+ * stays equal to destHost from the destination's claim to the end. A version that cleared
+ * selectedHost when a migration failed left a destination without its view of it.
+ */
+export function unwatchedDestination(mig: Migration): string | undefined {
+  const s = mig.status;
+  return s?.destHost && s.destHost !== s.sourceHost && s.scheduling?.selectedHost !== s.destHost
+    ? s.destHost
+    : undefined;
 }

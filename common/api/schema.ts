@@ -162,7 +162,7 @@ const scheduling = (description: string): JSONSchema => ({
       type: 'string',
       maxLength: 253,
       description:
-        "The host the scheduler chose for the current attempt; that host's agent claims it. On an Instance, every write that places it on a host (status.host) names that host here too, so its host's agent finds it with one field selector.",
+        "The host the scheduler chose for the current attempt; that host's agent claims it. On an Instance, every write that places it on a host (status.host) names that host here too, so its host's agent finds it with one field selector. On a Migration it stays equal to destHost once that is set, to the end, so a destination's agent finds it with the same one.",
     },
     claimFailure: {
       type: 'object',
@@ -512,7 +512,8 @@ export const migration: KindDefinition = {
     { name: 'DEST', type: 'string', jsonPath: '.status.destHost' },
     { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
-  // Source, destination, and the host asked to be the destination: a node agent's Migration watches.
+  // sourceHost and selectedHost (the host asked to be the destination, then the destination: it
+  // stays equal to destHost) are a node agent's two Migration watches; destHost is for people and tools.
   selectableFields: ['.status.sourceHost', '.status.destHost', '.status.scheduling.selectedHost'],
   spec: {
     type: 'object',

@@ -95,7 +95,7 @@ export interface SchedulingStatus {
   attempts?: number;
   /** Hosts already tried; the scheduler does not pick them again. */
   triedHosts?: string[];
-  /** The host the scheduler chose for the current attempt; that host's agent claims it. On an Instance, every write that places it on a host (status.host) names that host here too, so its host's agent finds it with one field selector. */
+  /** The host the scheduler chose for the current attempt; that host's agent claims it. On an Instance, every write that places it on a host (status.host) names that host here too, so its host's agent finds it with one field selector. On a Migration it stays equal to destHost once that is set, to the end, so a destination's agent finds it with the same one. */
   selectedHost?: string;
   /** Written by the agent of selectedHost when its claim, or the spawn after it, failed; the conductor then reschedules. */
   claimFailure?: ClaimFailure;

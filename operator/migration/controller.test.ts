@@ -431,6 +431,7 @@ async function finished(
     status: setup.phase ?? 'finished',
     sourceHost: 'node-a',
     destHost: 'node-b',
+    scheduling: { selectedHost: 'node-b' },
     oldFlavor: small,
     newFlavor: large,
     oldVmState: 'active',
@@ -574,6 +575,7 @@ describe('MigrationSettlement: after the end', () => {
         status: phase,
         sourceHost: 'node-a',
         destHost: 'node-b',
+        scheduling: { selectedHost: 'node-b' },
         oldFlavor: small,
         newFlavor: large,
       },
@@ -882,12 +884,58 @@ describe('MigrationSettlement: a failed resize that left the instance on its new
       world,
       RESIZE,
       { instance: 'web-1', flavor: 'm1.large' },
-      { type: 'resize', status: 'error', sourceHost: 'node-a', destHost: 'node-b', oldFlavor: small, newFlavor: large },
+      {
+        type: 'resize',
+        status: 'error',
+        sourceHost: 'node-a',
+        destHost: 'node-b',
+        scheduling: { selectedHost: 'node-b' },
+        oldFlavor: small,
+        newFlavor: large,
+      },
     );
 
     await world.reconcileMigration(RESIZE);
 
     expect(world.instance('web-1').spec.flavor).toBe('m1.large');
     expect(world.messages('web-1', 'FlavorReset')).toEqual([]);
+  });
+});
+
+describe("MigrationController: a Migration its destination's agent cannot see", () => {
+  // Ended in error by a version that cleared selectedHost: node-b holds the destination's
+  // files and claim, but watches the Migrations whose sourceHost or selectedHost names it.
+  const failedAfterTheClaim = (scheduling: MigrationStatus['scheduling']): MigrationStatus => ({
+    type: 'resize',
+    status: 'error',
+    sourceHost: 'node-a',
+    destHost: 'node-b',
+    scheduling,
+    oldFlavor: small,
+    newFlavor: large,
+  });
+
+  it('is routed to its destination with one write, before anything else', async () => {
+    const world = cluster({ instance: running('node-a', small, { vmState: 'error' }) });
+    seedMigration(world, RESIZE, { instance: 'web-1', flavor: 'm1.large' }, failedAfterTheClaim({ attempts: 1 }));
+    const writes = world.cluster.writes.length;
+
+    await world.reconcileMigration(RESIZE);
+
+    expect(world.writesSince(writes)[0]).toBe(`patchStatus Migration/${RESIZE}`);
+    expect(world.migration(RESIZE).status?.scheduling).toEqual({ attempts: 1, selectedHost: 'node-b' });
+  });
+
+  it('one its destination watches, or with no destination yet, or on its own source, is not routed', async () => {
+    for (const status of [
+      failedAfterTheClaim({ attempts: 1, selectedHost: 'node-b' }),
+      { ...failedAfterTheClaim({ attempts: 1 }), destHost: undefined },
+      { ...failedAfterTheClaim({ attempts: 1 }), destHost: 'node-a' },
+    ]) {
+      const world = cluster({ instance: running('node-a', small, { vmState: 'error' }) });
+      seedMigration(world, RESIZE, { instance: 'web-1', flavor: 'm1.large' }, status);
+      await world.reconcileMigration(RESIZE);
+      expect(world.migration(RESIZE).status?.scheduling?.selectedHost).toBe(status.scheduling?.selectedHost);
+    }
   });
 });

@@ -11,6 +11,7 @@ import type { MigrationCancel } from './cancel.js';
 import type { Decisions } from './decision.js';
 import type { DestinationPlacement } from './destination.js';
 import type { MigrationSettlement } from './settle.js';
+import type { MigrationRouting } from './routing.js';
 import type { MigrationStart } from './start.js';
 import type { StepGuard } from './step-guard.js';
 
@@ -30,6 +31,7 @@ export class MigrationController implements Reconciler {
     settlement: MigrationSettlement,
     private readonly guard: StepGuard,
     private readonly cancel: MigrationCancel,
+    private readonly routing: MigrationRouting,
   ) {
     const settle: Step = (m, i) => settlement.reconcile(m, i);
     this.steps = {
@@ -73,8 +75,9 @@ export class MigrationController implements Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const mig = this.migrations.get(name, namespace);
-    if (!mig) return {};
+    const cached = this.migrations.get(name, namespace);
+    if (!cached) return {};
+    const mig = await this.routing.settle(cached);
     const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace ?? 'default');
     if (mig.metadata.deletionTimestamp) {
       const cancelled = await this.cancel.reconcile(mig, inst);

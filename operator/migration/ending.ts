@@ -42,7 +42,9 @@ export class MigrationEnding {
           ...enterPhase('error', new Date(), 0),
           fault: status,
           finishedAt: status.time,
-          scheduling: { selectedHost: null },
+          // A host only asked to be the destination lets the migration go; the destination
+          // (destHost) keeps it in its view (common/api/placement.ts) for what it still holds.
+          scheduling: { selectedHost: mig.status?.destHost ?? null },
         });
       },
       notify,

@@ -27,6 +27,7 @@ const resize = (extra: MigrationStatus): MigrationStatus => ({
   type: 'resize',
   sourceHost: 'node-a',
   destHost: 'node-b',
+  scheduling: { selectedHost: 'node-b' },
   oldFlavor: small,
   newFlavor: large,
   ...extra,

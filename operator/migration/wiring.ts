@@ -13,6 +13,7 @@ import { Decisions } from './decision.js';
 import { DestinationPlacement } from './destination.js';
 import { MigrationEnding } from './ending.js';
 import { MigrationQuota } from './quota.js';
+import { MigrationRouting } from './routing.js';
 import { MigrationSettlement } from './settle.js';
 import { MigrationStart } from './start.js';
 import { StepGuard } from './step-guard.js';
@@ -87,6 +88,7 @@ export function migrationController(w: MigrationWiring): {
     settlement,
     new StepGuard(kube, placement, ending, decisions, events, faults, config.stepTimeoutMs, log, now),
     new MigrationCancel(kube, placement, quota, settlement, events, log, now),
+    new MigrationRouting(kube, log),
   );
   return { controller, decisions, tokens };
 }
