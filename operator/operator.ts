@@ -14,7 +14,7 @@ import { AgentSigner, type AgentIdentityRule } from './certificates/agent-signer
 import { BootConductor } from './instance/boot.js';
 import { InstanceController } from './instance/controller.js';
 import { DeletionConductor } from './instance/deletion.js';
-import { InstanceRouting } from './instance/routing.js';
+import { HostRouting } from './host-routing.js';
 import type { TransferTokens } from './migration/transfer-token.js';
 import { migrationController } from './migration/wiring.js';
 import { ResizeRequests } from './instance/resize-request.js';
@@ -124,7 +124,7 @@ export class Operator {
       new DeletionConductor(kube, this.placement, quota, instanceNetworks, events, instanceLog),
       quota,
       instanceNetworks,
-      new InstanceRouting(kube, instanceLog),
+      new HostRouting(kube, instanceLog),
     );
     this.run('instance', instanceController, instanceLog, config.workers).watchWith(instanceController);
 

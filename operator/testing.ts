@@ -30,7 +30,7 @@ import type { ReconcileResult } from '../common/runtime/controller.js';
 import { BootConductor } from './instance/boot.js';
 import { InstanceController } from './instance/controller.js';
 import { DeletionConductor } from './instance/deletion.js';
-import { InstanceRouting } from './instance/routing.js';
+import { HostRouting } from './host-routing.js';
 import { ResizeRequests } from './instance/resize-request.js';
 import type { MigrationController } from './migration/controller.js';
 import type { Decisions } from './migration/decision.js';
@@ -248,7 +248,7 @@ export class World {
       this.deletion,
       this.quota,
       networks,
-      new InstanceRouting(kube, log),
+      new HostRouting(kube, log),
     );
     const wired = migrationController({
       kube,

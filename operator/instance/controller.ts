@@ -7,10 +7,10 @@ import type { WatchedCache } from '../../common/kube/api.js';
 import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
 import type { InstanceNetworks } from '../network/instance-networks.js';
 import type { QuotaService } from '../quota/quota-service.js';
+import type { HostRouting } from '../host-routing.js';
 import type { BootConductor } from './boot.js';
 import type { DeletionConductor } from './deletion.js';
 import type { ResizeRequests } from './resize-request.js';
-import type { InstanceRouting } from './routing.js';
 
 export class InstanceController implements Reconciler {
   constructor(
@@ -21,7 +21,7 @@ export class InstanceController implements Reconciler {
     private readonly deletion: DeletionConductor,
     private readonly quota: QuotaService,
     private readonly networks: InstanceNetworks,
-    private readonly routing: InstanceRouting,
+    private readonly routing: HostRouting,
   ) {}
 
   /**
@@ -48,7 +48,7 @@ export class InstanceController implements Reconciler {
     const { namespace, name } = splitKey(key);
     const cached = this.instances.get(name, namespace);
     if (!cached) return {};
-    const inst = await this.routing.settle(cached);
+    const inst = await this.routing.instance(cached);
     if (inst.metadata.deletionTimestamp) return this.deletion.reconcile(inst, this.consumersOf(inst));
     // The finalizer and then the boot's first status write in the same pass: no round trip between.
     const held = await this.deletion.ensureFinalizer(inst);

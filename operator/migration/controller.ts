@@ -7,11 +7,11 @@ import { MIGRATION_LIFECYCLE, isTerminal, type PhaseDispatch } from '../../commo
 import type { Instance, Migration } from '../../common/api/types.js';
 import type { WatchedCache } from '../../common/kube/api.js';
 import { objectKey, splitKey, type ReconcileResult, type Reconciler } from '../../common/runtime/controller.js';
+import type { HostRouting } from '../host-routing.js';
 import type { MigrationCancel } from './cancel.js';
 import type { Decisions } from './decision.js';
 import type { DestinationPlacement } from './destination.js';
 import type { MigrationSettlement } from './settle.js';
-import type { MigrationRouting } from './routing.js';
 import type { MigrationStart } from './start.js';
 import type { StepGuard } from './step-guard.js';
 
@@ -31,7 +31,7 @@ export class MigrationController implements Reconciler {
     settlement: MigrationSettlement,
     private readonly guard: StepGuard,
     private readonly cancel: MigrationCancel,
-    private readonly routing: MigrationRouting,
+    private readonly routing: HostRouting,
   ) {
     const settle: Step = (m, i) => settlement.reconcile(m, i);
     this.steps = {
@@ -77,7 +77,7 @@ export class MigrationController implements Reconciler {
     const { namespace, name } = splitKey(key);
     const cached = this.migrations.get(name, namespace);
     if (!cached) return {};
-    const mig = await this.routing.settle(cached);
+    const mig = await this.routing.migration(cached);
     const inst = this.instances.get(mig.spec.instance, mig.metadata.namespace ?? 'default');
     if (mig.metadata.deletionTimestamp) {
       const cancelled = await this.cancel.reconcile(mig, inst);

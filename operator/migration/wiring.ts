@@ -7,13 +7,13 @@ import type { QuotaService } from '../quota/quota-service.js';
 import type { PlacementAttempts } from '../scheduler/attempts.js';
 import type { Placement } from '../scheduler/placement.js';
 import type { ServerGroups } from '../servergroups/membership.js';
+import { HostRouting } from '../host-routing.js';
 import { MigrationCancel } from './cancel.js';
 import { MigrationController } from './controller.js';
 import { Decisions } from './decision.js';
 import { DestinationPlacement } from './destination.js';
 import { MigrationEnding } from './ending.js';
 import { MigrationQuota } from './quota.js';
-import { MigrationRouting } from './routing.js';
 import { MigrationSettlement } from './settle.js';
 import { MigrationStart } from './start.js';
 import { StepGuard } from './step-guard.js';
@@ -88,7 +88,7 @@ export function migrationController(w: MigrationWiring): {
     settlement,
     new StepGuard(kube, placement, ending, decisions, events, faults, config.stepTimeoutMs, log, now),
     new MigrationCancel(kube, placement, quota, settlement, events, log, now),
-    new MigrationRouting(kube, log),
+    new HostRouting(kube, log),
   );
   return { controller, decisions, tokens };
 }
