@@ -327,8 +327,9 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
   // What the moves' writes woke in the agents: the source and the destination each hear of
   // every Migration and Instance write of the move, once per watch of theirs that matches.
   const agentWatchEvents = diffCounts(after.agentWatchEvents, before.agentWatchEvents);
+  const agentWatchEventsPerMove = round(sumCounts(agentWatchEvents) / moves, 1);
   p.log(
-    `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck; ${writesPerMove} writes per move (${leaseWritesPerMove} of them Lease renewals), ${round(sumCounts(agentWatchEvents) / moves, 1)} agent watch events per move`,
+    `sample: ${resizeTimes.length} resized, ${migrateTimes.length} migrated, ${confirmTimes.length} confirmed, ${failures.length} failed or stuck; ${writesPerMove} writes per move (${leaseWritesPerMove} of them Lease renewals), ${agentWatchEventsPerMove} agent watch events per move`,
   );
   return {
     resized: resizeTimes.length,
@@ -341,7 +342,7 @@ export async function resizeAndMigrate(p: Phases, names: readonly string[]) {
     failed: failures.length,
     writesPerMove,
     leaseWritesPerMove,
-    agentWatchEventsPerMove: round(sumCounts(agentWatchEvents) / moves, 1),
+    agentWatchEventsPerMove,
     agentWatchEvents: sortedObject(agentWatchEvents),
     apiRequests: sortedObject(requests),
     cpuSeconds: perItem(before, after, 1).cpu,

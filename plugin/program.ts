@@ -21,6 +21,13 @@ export interface ProgramDeps {
 const outputOption = () =>
   new Option('-o, --output <format>', 'print the objects instead of a table').choices(OUTPUT_FORMATS);
 
+/** Where host-list and host-show read the agents' node Leases (their heartbeats). */
+const leaseNamespaceOption = () =>
+  new Option(
+    '--agent-namespace <namespace>',
+    'namespace of the node agents, where their node Leases (heartbeats) are',
+  ).default(DEFAULT_AGENT_NAMESPACE);
+
 const timeoutOption = (def: string) =>
   new Option('--timeout <duration>', 'how long --wait waits (e.g. 90s, 5m, 1h)').default(def).argParser((v) => {
     try {
@@ -225,11 +232,7 @@ export function buildProgram(deps: ProgramDeps): Command {
       "list hosts (ComputeNodes): enabled or disabled, up or down, the age of the agent's last heartbeat, allocated/allocatable",
     )
     .addOption(outputOption())
-    .option(
-      '--agent-namespace <namespace>',
-      'namespace of the node agents, where their node Leases (heartbeats) are',
-      DEFAULT_AGENT_NAMESPACE,
-    )
+    .addOption(leaseNamespaceOption())
     .action(async (opts: { output?: OutputFormat; agentNamespace: string }, cmd: Command) =>
       hostList(open(cmd), io, opts),
     );
@@ -240,11 +243,7 @@ export function buildProgram(deps: ProgramDeps): Command {
     .description('show a host: state, resources, claims, instances and migrations in progress')
     .argument('<name>', 'host (ComputeNode) name')
     .addOption(outputOption())
-    .option(
-      '--agent-namespace <namespace>',
-      'namespace of the node agents, where their node Leases (heartbeats) are',
-      DEFAULT_AGENT_NAMESPACE,
-    )
+    .addOption(leaseNamespaceOption())
     .action(async (name: string, opts: { output?: OutputFormat; agentNamespace: string }, cmd: Command) =>
       hostShow(open(cmd), io, name, opts),
     );
