@@ -33,9 +33,11 @@ localOnly('the instance-finalizer admission policy', () => {
   it('creates an Instance with the clean-up finalizer, and the operator boots it without writing its metadata', async () => {
     expect(create(manifest('web-1')).metadata.finalizers).toEqual([FINALIZER]);
     const inst = await env.waitForInstance('web-1', active, 'active');
-    const operatorWrites = (inst.metadata.managedFields ?? []).filter((f) => f.manager === 'kubenova-operator');
-    // The operator's status write is there; a write of the object itself (the finalizer) is not.
-    expect(operatorWrites.map((f) => f.subresource ?? '(object)')).toEqual(['status']);
+    // Only the create wrote the object itself (its finalizer included); the components wrote
+    // status alone (one atomic unit, owned by whoever wrote it last).
+    const entries = inst.metadata.managedFields ?? [];
+    expect(entries.filter((f) => !f.subresource).map((f) => f.manager)).toEqual(['kubectl-create']);
+    expect(entries.filter((f) => f.subresource === 'status').map((f) => f.manager)).toEqual(['kubenova-agent-node-a']);
   });
 
   it("adds nothing to a create that already carries it, and keeps the user's own finalizers", () => {

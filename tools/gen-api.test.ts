@@ -28,6 +28,19 @@ function undescribed(schema: JSONSchema, path: string): string[] {
   return found;
 }
 
+describe('status is one unit for managed fields', () => {
+  const crds = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
+
+  it.each(crds)('crds/%s declares its status atomic, so a status write does not track every field', (file) => {
+    const crd = yaml.load(readFileSync(join(repoRoot, 'crds', file), 'utf8')) as {
+      spec: { versions: { schema: { openAPIV3Schema: JSONSchema } }[] };
+    };
+    for (const version of crd.spec.versions) {
+      expect(version.schema.openAPIV3Schema.properties?.status?.['x-kubernetes-map-type']).toBe('atomic');
+    }
+  });
+});
+
 describe('kubectl explain has something to say about every field', () => {
   const crds = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
 

@@ -18,7 +18,11 @@ export function crdManifest(def: KindDefinition): Record<string, unknown> {
       kind: { type: 'string' },
       metadata: { type: 'object' },
       spec: def.spec,
-      status: def.status,
+      // Only kubenova's components write status, always as merge patches, so field-by-field
+      // ownership buys nothing there; tracked field by field, managedFields doubled the fields
+      // kube-apiserver decodes, patches and encodes on every status write (docs/performance.md).
+      // The schema still validates and documents every field.
+      status: { ...def.status, 'x-kubernetes-map-type': 'atomic' },
     },
   };
   if (def.rootValidations) root['x-kubernetes-validations'] = def.rootValidations;
