@@ -16,13 +16,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { injectedFailureMessage, type FailStep } from '../../common/api/fault-injection.js';
 import type { FlavorSnapshot, ResourceAmounts } from '../../common/api/types.js';
 import { DriverError } from './driver.js';
-import {
-  domainDirProblems,
-  InstanceDirs,
-  isNotFound,
-  syncAndClose,
-  tempPathFor,
-} from './instance-dirs.js';
+import { domainDirProblems, InstanceDirs, isNotFound, syncAndClose, tempPathFor } from './instance-dirs.js';
 import type { DomainInfo, DomainSpec, GuestInfo, MigrationExport, NicSpec, VirtDriver } from './driver.js';
 import { MigrationSteps } from './migration-steps.js';
 import { checkNics, normalizeNic } from './nics.js';
