@@ -28,28 +28,28 @@ function undescribed(schema: JSONSchema, path: string): string[] {
   return found;
 }
 
-describe('status is one unit for managed fields', () => {
-  const crds = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
+/** The committed CRD files, and one of them as parsed. */
+const crdFiles = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
+const versionsIn = (file: string) =>
+  (
+    yaml.load(readFileSync(join(repoRoot, 'crds', file), 'utf8')) as {
+      spec: { versions: { name: string; schema: { openAPIV3Schema: JSONSchema } }[] };
+    }
+  ).spec.versions;
 
-  it.each(crds)('crds/%s declares its status atomic, so a status write does not track every field', (file) => {
-    const crd = yaml.load(readFileSync(join(repoRoot, 'crds', file), 'utf8')) as {
-      spec: { versions: { schema: { openAPIV3Schema: JSONSchema } }[] };
-    };
-    for (const version of crd.spec.versions) {
+describe('status is one unit for managed fields', () => {
+  it.each(crdFiles)('crds/%s declares its status atomic, so a status write does not track every field', (file) => {
+    for (const version of versionsIn(file)) {
       expect(version.schema.openAPIV3Schema.properties?.status?.['x-kubernetes-map-type']).toBe('atomic');
     }
   });
 });
 
 describe('kubectl explain has something to say about every field', () => {
-  const crds = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
-
-  it.each(crds)('every property in crds/%s has a description (apiVersion, kind and metadata aside)', (file) => {
-    const crd = yaml.load(readFileSync(join(repoRoot, 'crds', file), 'utf8')) as {
-      spec: { versions: { name: string; schema: { openAPIV3Schema: JSONSchema } }[] };
-    };
-    expect(crd.spec.versions.length).toBeGreaterThan(0);
-    for (const version of crd.spec.versions) {
+  it.each(crdFiles)('every property in crds/%s has a description (apiVersion, kind and metadata aside)', (file) => {
+    const versions = versionsIn(file);
+    expect(versions.length).toBeGreaterThan(0);
+    for (const version of versions) {
       const root = version.schema.openAPIV3Schema;
       const { apiVersion: _a, kind: _k, metadata: _m, ...own } = root.properties ?? {};
       expect(root.description, `${version.name}: the kind itself`).toBeTruthy();
